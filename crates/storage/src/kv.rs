@@ -1,0 +1,182 @@
+//! The key-value seam under transactions.
+//!
+//! Everything above this module sees storage as one ordered map from byte
+//! keys to byte values with just two operations:
+//!
+//! - [`Kv::snapshot`] freezes a consistent point-in-time view. Reads inside a
+//!   transaction all go through one snapshot, which is what makes them
+//!   repeatable.
+//! - [`Kv::write`] applies a batch of puts (`Some(value)`) and deletes
+//!   (`None`) atomically and durably. A transaction commit is exactly one
+//!   such batch.
+//!
+//! Conflict detection and write buffering live in [`crate::txn`], not here,
+//! so the contract stays small enough that a distributed KV such as TiKV
+//! could implement it later. [`MemKv`] is the in-memory implementation used
+//! by tests and `Store::in_memory`; [`crate::RedbKv`] is the on-disk one.
+//!
+//! Range convention used by every `scan` in this crate: the range is
+//! `[start, end)` in byte order, and an **empty `end` means "no upper
+//! bound"** (so `codec::prefix_end` can return an empty key for a prefix of
+//! all `0xff` bytes).
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::Result;
+
+/// An ordered, atomically-writable key-value store.
+pub trait Kv: Send + Sync + 'static {
+    /// A consistent point-in-time read view.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
+    /// Atomically and durably apply a batch (all or nothing; fsync'd before returning Ok).
+    fn write(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()>;
+}
+
+/// A frozen view of a [`Kv`]; later writes are never visible through it.
+pub trait Snapshot: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Ordered scan of [start, end), at most `limit` pairs; `reverse` scans from the end.
+    /// An empty `end` means the range is unbounded above.
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// Bounds of a key range, as taken by `BTreeMap::range` and redb.
+pub(crate) type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// Turns `[start, end)` (empty `end` = unbounded) into range bounds, or `None`
+/// when the range is empty. Callers must check for `None`: `BTreeMap::range`
+/// panics on inverted bounds.
+pub(crate) fn scan_bounds<'a>(start: &'a [u8], end: &'a [u8]) -> Option<KeyBounds<'a>> {
+    if end.is_empty() {
+        Some((Bound::Included(start), Bound::Unbounded))
+    } else if start < end {
+        Some((Bound::Included(start), Bound::Excluded(end)))
+    } else {
+        None
+    }
+}
+
+type Map = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// An in-memory [`Kv`]: a `BTreeMap` behind a lock.
+///
+/// Snapshots share the current map through an `Arc`; a write copies the map
+/// only if a snapshot still holds the old version (`Arc::make_mut`), so
+/// snapshots are O(1) and stay immutable. Good enough for tests and small
+/// ephemeral databases; nothing is durable.
+#[derive(Default)]
+pub struct MemKv {
+    map: RwLock<Arc<Map>>,
+}
+
+impl MemKv {
+    pub fn new() -> MemKv {
+        MemKv::default()
+    }
+}
+
+impl Kv for MemKv {
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        Ok(Box::new(MemSnapshot(self.map.read().clone())))
+    }
+
+    fn write(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        // Holding the write lock for the whole batch makes it atomic for readers.
+        let mut guard = self.map.write();
+        let map = Arc::make_mut(&mut guard);
+        for (key, value) in batch {
+            match value {
+                Some(value) => map.insert(key, value),
+                None => map.remove(&key),
+            };
+        }
+        Ok(())
+    }
+}
+
+struct MemSnapshot(Arc<Map>);
+
+impl Snapshot for MemSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(bounds) = scan_bounds(start, end) else {
+            return Ok(Vec::new());
+        };
+        let range = self.0.range::<[u8], _>(bounds);
+        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+        Ok(if reverse {
+            range.rev().take(limit).map(clone).collect()
+        } else {
+            range.take(limit).map(clone).collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv_with(keys: &[&str]) -> MemKv {
+        let kv = MemKv::new();
+        let batch = keys
+            .iter()
+            .map(|k| (k.as_bytes().to_vec(), Some(k.as_bytes().to_vec())))
+            .collect();
+        kv.write(batch).unwrap();
+        kv
+    }
+
+    fn keys(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<String> {
+        pairs
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn snapshot_is_frozen() {
+        let kv = kv_with(&["a"]);
+        let snap = kv.snapshot().unwrap();
+        kv.write(vec![
+            (b"a".to_vec(), None),
+            (b"b".to_vec(), Some(b"x".to_vec())),
+        ])
+        .unwrap();
+        assert_eq!(snap.get(b"a").unwrap(), Some(b"a".to_vec()));
+        assert_eq!(snap.get(b"b").unwrap(), None);
+        let now = kv.snapshot().unwrap();
+        assert_eq!(now.get(b"a").unwrap(), None);
+        assert_eq!(now.get(b"b").unwrap(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn scan_ranges_limits_and_reverse() {
+        let kv = kv_with(&["a", "b", "c", "d"]);
+        let s = kv.snapshot().unwrap();
+        assert_eq!(keys(s.scan(b"b", b"d", 10, false).unwrap()), ["b", "c"]);
+        assert_eq!(keys(s.scan(b"b", b"", 10, false).unwrap()), ["b", "c", "d"]);
+        assert_eq!(keys(s.scan(b"", b"", 2, true).unwrap()), ["d", "c"]);
+        assert_eq!(keys(s.scan(b"a", b"d", 1, true).unwrap()), ["c"]);
+        assert!(s.scan(b"d", b"b", 10, false).unwrap().is_empty());
+        assert!(s.scan(b"b", b"b", 10, false).unwrap().is_empty());
+    }
+}

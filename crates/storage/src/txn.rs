@@ -1,0 +1,892 @@
+//! Transactions: optimistic snapshot isolation over a [`Kv`].
+//!
+//! The life of a transaction, like TiDB's optimistic transactions:
+//!
+//! 1. [`Store::begin`] takes a [`Snapshot`] of the KV and notes the current
+//!    *commit version* (an in-memory counter bumped by every commit). Both
+//!    happen under the commit lock, so the snapshot contains exactly the
+//!    commits with version <= the start version.
+//! 2. Reads ([`Txn::get`], [`Txn::scan`]) consult the transaction's own write
+//!    buffer first and fall back to the snapshot, so a transaction sees its own
+//!    writes and nobody else's later commits.
+//! 3. Writes ([`Txn::put`], [`Txn::delete`]) only touch the in-memory buffer;
+//!    nothing is visible to others until commit. [`Txn::savepoint`] and
+//!    [`Txn::rollback_to`] use a small undo log over the buffer so a failed
+//!    statement can be undone without aborting the whole transaction.
+//! 4. [`Txn::commit`] takes the commit lock, checks whether any key it wrote
+//!    was written by a commit newer than its start version (a write-write
+//!    conflict → [`Error::WriteConflict`], and nothing is applied), and
+//!    otherwise applies the whole buffer as one atomic [`Kv::write`] batch and
+//!    bumps the commit version. Commits are serialized by that lock, so commit
+//!    order == version order == the order in which snapshots see them.
+//!
+//! To detect conflicts the store remembers, for recently written keys, the
+//! version of the last commit that wrote them. An entry can be forgotten once
+//! every live transaction started at or after that version: no one can
+//! conflict with it any more. Live transactions are tracked by start version
+//! and unregistered on commit, rollback or drop.
+//!
+//! Named id counters ([`Store::alloc_ids`]) live beside the data under
+//! [`COUNTER_PREFIX`]; they are written outside transactions and never rolled
+//! back, like TiDB's auto-id allocator.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::kv::{scan_bounds, Kv, MemKv, Snapshot};
+use crate::redb_kv::RedbKv;
+use crate::{Error, Result};
+
+/// Key prefix reserved for [`Store::alloc_ids`] counters. Keys of SQL data
+/// (`t...`) never start with it.
+pub const COUNTER_PREFIX: &[u8] = b"x_counter/";
+
+/// File name of the database inside the directory given to [`Store::open`].
+pub const DB_FILE_NAME: &str = "embedb.redb";
+
+/// Handle to a transactional store; cheap to clone and share between threads.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    kv: Arc<dyn Kv>,
+    /// The commit lock and everything conflict detection needs.
+    commits: Mutex<CommitState>,
+    /// Serializes read-modify-write of id counters.
+    counters: Mutex<()>,
+}
+
+/// Bookkeeping for conflict detection, guarded by the commit lock.
+#[derive(Default)]
+struct CommitState {
+    /// Version of the latest commit (0 = none since the store was opened).
+    version: u64,
+    /// Start versions of live transactions, with multiplicity.
+    live: BTreeMap<u64, usize>,
+    /// Recent commits in version order, with the keys each wrote; used to
+    /// prune `last_write` in order.
+    recent: VecDeque<(u64, Vec<Vec<u8>>)>,
+    /// For each recently written key, the version of its latest commit.
+    last_write: HashMap<Vec<u8>, u64>,
+}
+
+impl CommitState {
+    fn register(&mut self) -> u64 {
+        *self.live.entry(self.version).or_default() += 1;
+        self.version
+    }
+
+    fn unregister(&mut self, start: u64) {
+        if let Some(count) = self.live.get_mut(&start) {
+            *count -= 1;
+            if *count == 0 {
+                self.live.remove(&start);
+            }
+        }
+        self.prune();
+    }
+
+    /// Did a commit newer than `start` write any of `keys`?
+    fn conflicts<'a>(&self, start: u64, mut keys: impl Iterator<Item = &'a Vec<u8>>) -> bool {
+        keys.any(|k| self.last_write.get(k).is_some_and(|&v| v > start))
+    }
+
+    fn record(&mut self, keys: Vec<Vec<u8>>) {
+        self.version += 1;
+        for key in &keys {
+            self.last_write.insert(key.clone(), self.version);
+        }
+        self.recent.push_back((self.version, keys));
+    }
+
+    /// Forgets commits no live transaction can conflict with: those at or
+    /// below the oldest live start version (or all of them if none is live).
+    fn prune(&mut self) {
+        let horizon = self.live.keys().next().copied().unwrap_or(self.version);
+        while self.recent.front().is_some_and(|(v, _)| *v <= horizon) {
+            let (version, keys) = self.recent.pop_front().expect("checked non-empty");
+            for key in keys {
+                // A later commit may own the entry now; leave that one alone.
+                if self.last_write.get(&key) == Some(&version) {
+                    self.last_write.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+impl Store {
+    /// A store over any [`Kv`].
+    pub fn new(kv: Arc<dyn Kv>) -> Store {
+        Store {
+            shared: Arc::new(Shared {
+                kv,
+                commits: Mutex::new(CommitState::default()),
+                counters: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Opens (creating if needed) the durable store in `dir`, i.e. the redb
+    /// file `dir/embedb.redb`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Storage(format!("creating {}: {e}", dir.display())))?;
+        let kv = RedbKv::open(&dir.join(DB_FILE_NAME))?;
+        Ok(Store::new(Arc::new(kv)))
+    }
+
+    /// A non-durable store backed by [`MemKv`].
+    pub fn in_memory() -> Store {
+        Store::new(Arc::new(MemKv::new()))
+    }
+
+    /// Starts a transaction: a snapshot plus an empty write buffer.
+    pub fn begin(&self) -> Result<Txn> {
+        // Snapshot and start version are taken under the commit lock so that
+        // the snapshot holds exactly the commits up to `start`.
+        let mut commits = self.shared.commits.lock();
+        let snapshot = self.shared.kv.snapshot()?;
+        let start = commits.register();
+        drop(commits);
+        Ok(Txn {
+            shared: self.shared.clone(),
+            snapshot,
+            start,
+            state: Mutex::new(TxnState::default()),
+        })
+    }
+
+    /// Allocate `n` consecutive ids from a named persistent counter outside any transaction
+    /// (committed immediately, never rolled back — like TiDB's auto-id allocator). Returns the first id.
+    /// Counters start at 1.
+    pub fn alloc_ids(&self, name: &[u8], n: u64) -> Result<u64> {
+        let _guard = self.shared.counters.lock();
+        let key = counter_key(name);
+        let first = self.read_counter(&key)?;
+        let next = first
+            .checked_add(n)
+            .ok_or_else(|| Error::Storage("id counter overflow".into()))?;
+        if n > 0 {
+            self.shared
+                .kv
+                .write(vec![(key, Some(next.to_be_bytes().to_vec()))])?;
+        }
+        Ok(first)
+    }
+
+    /// Makes the next id allocated from counter `name` greater than
+    /// `at_least` (e.g. after an explicit insert of id `at_least`). Never
+    /// moves a counter backwards.
+    pub fn counter_rebase(&self, name: &[u8], at_least: u64) -> Result<()> {
+        let _guard = self.shared.counters.lock();
+        let key = counter_key(name);
+        let target = at_least.saturating_add(1);
+        if self.read_counter(&key)? < target {
+            self.shared
+                .kv
+                .write(vec![(key, Some(target.to_be_bytes().to_vec()))])?;
+        }
+        Ok(())
+    }
+
+    /// The next id counter `key` would hand out (1 if never used).
+    fn read_counter(&self, key: &[u8]) -> Result<u64> {
+        match self.shared.kv.snapshot()?.get(key)? {
+            None => Ok(1),
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("id counter is not 8 bytes".into()))?;
+                Ok(u64::from_be_bytes(bytes))
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn tracked_commits(&self) -> (usize, usize) {
+        let c = self.shared.commits.lock();
+        (c.live.values().sum(), c.recent.len())
+    }
+}
+
+fn counter_key(name: &[u8]) -> Vec<u8> {
+    [COUNTER_PREFIX, name].concat()
+}
+
+/// A position in a transaction's write history, for [`Txn::rollback_to`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Savepoint(usize);
+
+/// A transaction. `Send + Sync` (state behind a mutex), so the SQL layer can
+/// share an `Arc<Txn>` between a statement and the scans it runs.
+///
+/// Dropping an unfinished transaction rolls it back.
+pub struct Txn {
+    shared: Arc<Shared>,
+    snapshot: Box<dyn Snapshot>,
+    start: u64,
+    state: Mutex<TxnState>,
+}
+
+/// Previous buffer entry of a key: `None` if the key was not buffered.
+type UndoEntry = (Vec<u8>, Option<Option<Vec<u8>>>);
+
+#[derive(Default)]
+struct TxnState {
+    /// Buffered writes: `Some` = put, `None` = delete.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Undo log, kept only once a savepoint exists (autocommit statements
+    /// never pay for it).
+    undo: Vec<UndoEntry>,
+    savepoints: bool,
+    finished: bool,
+}
+
+impl TxnState {
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if self.savepoints {
+            let prev = self.writes.insert(key.clone(), value);
+            self.undo.push((key, prev));
+        } else {
+            self.writes.insert(key, value);
+        }
+    }
+}
+
+impl Txn {
+    /// Reads `key`, seeing this transaction's own uncommitted writes first.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(buffered) = self.state.lock().writes.get(key) {
+            return Ok(buffered.clone());
+        }
+        self.snapshot.get(key)
+    }
+
+    /// Ordered scan of `[start, end)` (empty `end` = unbounded) returning at
+    /// most `limit` pairs, with buffered puts overlaid on the snapshot and
+    /// buffered deletes hidden. `reverse` scans from the end.
+    pub fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let Some(bounds) = scan_bounds(start, end) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut buffered: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
+            let state = self.state.lock();
+            let range = state.writes.range::<[u8], _>(bounds);
+            range.map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        if reverse {
+            buffered.reverse();
+        }
+        // Each buffered key can shadow at most one snapshot entry, so fetching
+        // `limit + buffered` snapshot entries is enough to fill `limit`.
+        let fetch = limit.saturating_add(buffered.len());
+        let snap = self.snapshot.scan(start, end, fetch, reverse)?;
+
+        let mut out = Vec::with_capacity(limit.min(snap.len() + buffered.len()));
+        let mut snap = snap.into_iter().peekable();
+        let mut buffered = buffered.into_iter().peekable();
+        while out.len() < limit {
+            let from_buffer = match (snap.peek(), buffered.peek()) {
+                (None, None) => break,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((sk, _)), Some((bk, _))) => {
+                    let order = if reverse { bk.cmp(sk) } else { sk.cmp(bk) };
+                    match order {
+                        std::cmp::Ordering::Less => false,
+                        std::cmp::Ordering::Greater => true,
+                        std::cmp::Ordering::Equal => {
+                            snap.next(); // shadowed by the buffer
+                            true
+                        }
+                    }
+                }
+            };
+            if from_buffer {
+                let (key, value) = buffered.next().expect("peeked");
+                if let Some(value) = value {
+                    out.push((key, value));
+                }
+            } else {
+                out.push(snap.next().expect("peeked"));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Buffers a write of `value` to `key`.
+    pub fn put(&self, key: Vec<u8>, value: Vec<u8>) {
+        self.state.lock().write(key, Some(value));
+    }
+
+    /// Buffers a deletion of `key`.
+    pub fn delete(&self, key: Vec<u8>) {
+        self.state.lock().write(key, None);
+    }
+
+    /// Statement atomicity inside a multi-statement transaction: a failed statement rolls back to here.
+    pub fn savepoint(&self) -> Savepoint {
+        let mut state = self.state.lock();
+        state.savepoints = true;
+        Savepoint(state.undo.len())
+    }
+
+    /// Undoes every write made after `sp` was taken; earlier writes stay.
+    pub fn rollback_to(&self, sp: Savepoint) {
+        let mut state = self.state.lock();
+        while state.undo.len() > sp.0 {
+            let (key, prev) = state.undo.pop().expect("non-empty");
+            match prev {
+                Some(prev) => state.writes.insert(key, prev),
+                None => state.writes.remove(&key),
+            };
+        }
+    }
+
+    /// True if no writes are buffered.
+    pub fn is_empty(&self) -> bool {
+        self.state.lock().writes.is_empty()
+    }
+
+    /// Write-write conflict check against commits made after this txn's snapshot → Err(Error::WriteConflict)
+    /// (the SQL layer reports TiDB's error 9007); otherwise apply the buffer with Kv::write.
+    ///
+    /// The transaction is finished afterwards whatever the outcome; on error
+    /// none of its writes are applied.
+    pub fn commit(&self) -> Result<()> {
+        let writes = {
+            let mut state = self.state.lock();
+            if state.finished {
+                return Err(Error::Storage("transaction already finished".into()));
+            }
+            state.finished = true;
+            state.undo = Vec::new();
+            std::mem::take(&mut state.writes)
+        };
+        let mut commits = self.shared.commits.lock();
+        let result = if writes.is_empty() {
+            Ok(())
+        } else if commits.conflicts(self.start, writes.keys()) {
+            Err(Error::WriteConflict)
+        } else {
+            let keys: Vec<Vec<u8>> = writes.keys().cloned().collect();
+            let result = self.shared.kv.write(writes.into_iter().collect());
+            // Even a failed write may have reached the disk; recording it
+            // keeps conflict detection conservative.
+            commits.record(keys);
+            result
+        };
+        commits.unregister(self.start);
+        result
+    }
+
+    /// Discards all buffered writes and finishes the transaction. Idempotent.
+    pub fn rollback(&self) {
+        let mut state = self.state.lock();
+        if state.finished {
+            return;
+        }
+        state.finished = true;
+        state.writes = BTreeMap::new();
+        state.undo = Vec::new();
+        drop(state);
+        self.shared.commits.lock().unregister(self.start);
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestRng;
+
+    /// Runs `f` against an in-memory store and a redb-backed one.
+    fn each_store(f: impl Fn(&Store)) {
+        f(&Store::in_memory());
+        let dir = tempfile::tempdir().unwrap();
+        f(&Store::open(dir.path()).unwrap());
+    }
+
+    fn b(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    fn commit_puts(store: &Store, pairs: &[(&str, &str)]) {
+        let txn = store.begin().unwrap();
+        for (k, v) in pairs {
+            txn.put(b(k), b(v));
+        }
+        txn.commit().unwrap();
+    }
+
+    fn scan_str(
+        txn: &Txn,
+        start: &str,
+        end: &str,
+        limit: usize,
+        reverse: bool,
+    ) -> Vec<(String, String)> {
+        txn.scan(start.as_bytes(), end.as_bytes(), limit, reverse)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn own_writes_are_visible() {
+        each_store(|store| {
+            commit_puts(store, &[("a", "old"), ("b", "old")]);
+            let txn = store.begin().unwrap();
+            assert!(txn.is_empty());
+            txn.put(b("a"), b("new"));
+            txn.delete(b("b"));
+            txn.put(b("c"), b("new"));
+            assert!(!txn.is_empty());
+            assert_eq!(txn.get(b"a").unwrap(), Some(b("new")));
+            assert_eq!(txn.get(b"b").unwrap(), None);
+            assert_eq!(txn.get(b"c").unwrap(), Some(b("new")));
+            txn.commit().unwrap();
+            let after = store.begin().unwrap();
+            assert_eq!(after.get(b"a").unwrap(), Some(b("new")));
+            assert_eq!(after.get(b"b").unwrap(), None);
+            assert_eq!(after.get(b"c").unwrap(), Some(b("new")));
+        });
+    }
+
+    #[test]
+    fn uncommitted_writes_are_invisible_to_others() {
+        each_store(|store| {
+            let writer = store.begin().unwrap();
+            writer.put(b("k"), b("v"));
+            let reader = store.begin().unwrap();
+            assert_eq!(reader.get(b"k").unwrap(), None);
+            assert!(reader.scan(b"", b"", 10, false).unwrap().is_empty());
+            writer.rollback();
+            assert_eq!(store.begin().unwrap().get(b"k").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn snapshot_isolation_keeps_old_values() {
+        each_store(|store| {
+            commit_puts(store, &[("k", "v1")]);
+            let old = store.begin().unwrap();
+            commit_puts(store, &[("k", "v2"), ("k2", "x")]);
+            assert_eq!(old.get(b"k").unwrap(), Some(b("v1")));
+            assert_eq!(old.get(b"k2").unwrap(), None);
+            assert_eq!(
+                scan_str(&old, "", "", 10, false),
+                [("k".into(), "v1".into())]
+            );
+            assert_eq!(store.begin().unwrap().get(b"k").unwrap(), Some(b("v2")));
+        });
+    }
+
+    #[test]
+    fn write_write_conflict_aborts_the_later_committer() {
+        each_store(|store| {
+            commit_puts(store, &[("k", "0")]);
+            let t1 = store.begin().unwrap();
+            let t2 = store.begin().unwrap();
+            t1.put(b("k"), b("t1"));
+            t2.put(b("k"), b("t2"));
+            t2.put(b("other"), b("t2"));
+            t1.commit().unwrap();
+            assert_eq!(t2.commit(), Err(Error::WriteConflict));
+            let check = store.begin().unwrap();
+            assert_eq!(check.get(b"k").unwrap(), Some(b("t1")));
+            // None of the loser's writes were applied, not even the non-conflicting one.
+            assert_eq!(check.get(b"other").unwrap(), None);
+            // A delete conflicts as well.
+            let t3 = store.begin().unwrap();
+            let t4 = store.begin().unwrap();
+            t3.delete(b("k"));
+            t4.put(b("k"), b("t4"));
+            t3.commit().unwrap();
+            assert_eq!(t4.commit(), Err(Error::WriteConflict));
+            assert_eq!(store.begin().unwrap().get(b"k").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn no_false_conflicts() {
+        each_store(|store| {
+            let t1 = store.begin().unwrap();
+            let t2 = store.begin().unwrap();
+            t1.put(b("a"), b("1"));
+            t2.put(b("b"), b("2"));
+            t1.commit().unwrap();
+            t2.commit().unwrap();
+            // A transaction begun after a commit does not conflict with it.
+            let t3 = store.begin().unwrap();
+            t3.put(b("a"), b("3"));
+            t3.commit().unwrap();
+            // Reading a key someone else changed is fine (write-write only).
+            let t4 = store.begin().unwrap();
+            let _ = t4.get(b"a").unwrap();
+            commit_puts(store, &[("a", "4")]);
+            t4.put(b("c"), b("4"));
+            t4.commit().unwrap();
+        });
+    }
+
+    #[test]
+    fn finished_transactions_cannot_commit_again() {
+        let store = Store::in_memory();
+        let txn = store.begin().unwrap();
+        txn.commit().unwrap(); // read-only commit is fine
+        assert!(matches!(txn.commit(), Err(Error::Storage(_))));
+        let txn = store.begin().unwrap();
+        txn.put(b("k"), b("v"));
+        txn.rollback();
+        assert!(txn.commit().is_err());
+        assert_eq!(store.begin().unwrap().get(b"k").unwrap(), None);
+    }
+
+    #[test]
+    fn savepoint_rollback_undoes_only_later_writes() {
+        each_store(|store| {
+            commit_puts(store, &[("base", "0")]);
+            let txn = store.begin().unwrap();
+            txn.put(b("a"), b("1"));
+            let sp1 = txn.savepoint();
+            txn.put(b("a"), b("2"));
+            txn.put(b("b"), b("2"));
+            txn.delete(b("base"));
+            let sp2 = txn.savepoint();
+            txn.put(b("c"), b("3"));
+            txn.rollback_to(sp2);
+            assert_eq!(txn.get(b"c").unwrap(), None);
+            assert_eq!(txn.get(b"b").unwrap(), Some(b("2")));
+            txn.rollback_to(sp1);
+            assert_eq!(txn.get(b"a").unwrap(), Some(b("1")));
+            assert_eq!(txn.get(b"b").unwrap(), None);
+            assert_eq!(txn.get(b"base").unwrap(), Some(b("0")));
+            // Writes after a rollback_to are kept and committed.
+            txn.put(b("d"), b("4"));
+            txn.commit().unwrap();
+            let check = store.begin().unwrap();
+            assert_eq!(
+                scan_str(&check, "", "", 10, false),
+                [("a", "1"), ("base", "0"), ("d", "4")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            );
+        });
+    }
+
+    #[test]
+    fn savepoint_rollback_to_empty_buffer() {
+        let store = Store::in_memory();
+        let txn = store.begin().unwrap();
+        let sp = txn.savepoint();
+        txn.put(b("a"), b("1"));
+        txn.rollback_to(sp);
+        assert!(txn.is_empty());
+    }
+
+    #[test]
+    fn scan_merges_buffer_over_snapshot() {
+        each_store(|store| {
+            commit_puts(
+                store,
+                &[("a", "s"), ("b", "s"), ("c", "s"), ("d", "s"), ("e", "s")],
+            );
+            let txn = store.begin().unwrap();
+            txn.delete(b("b"));
+            txn.put(b("c"), b("t"));
+            txn.put(b("bb"), b("t"));
+            txn.delete(b("zz")); // deleting a missing key is harmless
+            txn.put(b("f"), b("t"));
+            let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+                v.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            };
+            assert_eq!(
+                scan_str(&txn, "", "", 100, false),
+                pairs(&[
+                    ("a", "s"),
+                    ("bb", "t"),
+                    ("c", "t"),
+                    ("d", "s"),
+                    ("e", "s"),
+                    ("f", "t")
+                ])
+            );
+            assert_eq!(
+                scan_str(&txn, "", "", 100, true),
+                pairs(&[
+                    ("f", "t"),
+                    ("e", "s"),
+                    ("d", "s"),
+                    ("c", "t"),
+                    ("bb", "t"),
+                    ("a", "s")
+                ])
+            );
+            assert_eq!(
+                scan_str(&txn, "b", "d", 100, false),
+                pairs(&[("bb", "t"), ("c", "t")])
+            );
+            assert_eq!(
+                scan_str(&txn, "a", "e", 2, true),
+                pairs(&[("d", "s"), ("c", "t")])
+            );
+            assert_eq!(
+                scan_str(&txn, "a", "", 3, false),
+                pairs(&[("a", "s"), ("bb", "t"), ("c", "t")])
+            );
+            assert!(scan_str(&txn, "a", "e", 0, false).is_empty());
+            assert!(scan_str(&txn, "e", "a", 10, false).is_empty());
+        });
+    }
+
+    #[test]
+    fn scan_limit_is_filled_past_buffered_deletes() {
+        each_store(|store| {
+            let keys: Vec<(String, String)> = (0..20)
+                .map(|i| (format!("k{i:02}"), "v".to_string()))
+                .collect();
+            let refs: Vec<(&str, &str)> =
+                keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            commit_puts(store, &refs);
+            let txn = store.begin().unwrap();
+            for i in 0..10 {
+                txn.delete(format!("k{i:02}").into_bytes());
+            }
+            let got = scan_str(&txn, "k", "l", 3, false);
+            assert_eq!(
+                got.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                ["k10", "k11", "k12"]
+            );
+            for i in 17..20 {
+                txn.delete(format!("k{i:02}").into_bytes());
+            }
+            let got = scan_str(&txn, "k", "l", 2, true);
+            assert_eq!(
+                got.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                ["k16", "k15"]
+            );
+        });
+    }
+
+    /// Random puts/deletes/scans checked against a plain BTreeMap model.
+    #[test]
+    fn scan_matches_model_randomized() {
+        let store = Store::in_memory();
+        let mut rng = TestRng::new(7);
+        let key = |rng: &mut TestRng| vec![b'a' + rng.below(4) as u8, b'a' + rng.below(4) as u8];
+        for round in 0..200 {
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let base = store.begin().unwrap();
+            for (k, v) in base.scan(b"", b"", usize::MAX, false).unwrap() {
+                model.insert(k, v);
+            }
+            let txn = store.begin().unwrap();
+            for i in 0..rng.below(12) {
+                let k = key(&mut rng);
+                if rng.below(3) == 0 {
+                    txn.delete(k.clone());
+                    model.remove(&k);
+                } else {
+                    let v = format!("{round}.{i}").into_bytes();
+                    txn.put(k.clone(), v.clone());
+                    model.insert(k, v);
+                }
+            }
+            for _ in 0..5 {
+                let (mut s, mut e) = (key(&mut rng), key(&mut rng));
+                if s > e {
+                    std::mem::swap(&mut s, &mut e);
+                }
+                if rng.below(4) == 0 {
+                    e.clear(); // unbounded
+                }
+                let limit = rng.below(6) as usize;
+                let reverse = rng.below(2) == 0;
+                let got = txn.scan(&s, &e, limit, reverse).unwrap();
+                let in_range = model
+                    .iter()
+                    .filter(|(k, _)| **k >= s && (e.is_empty() || **k < e))
+                    .map(|(k, v)| (k.clone(), v.clone()));
+                let want: Vec<_> = if reverse {
+                    in_range.rev().take(limit).collect()
+                } else {
+                    in_range.take(limit).collect()
+                };
+                assert_eq!(
+                    got, want,
+                    "round {round} scan {s:?}..{e:?} limit {limit} rev {reverse}"
+                );
+            }
+            txn.commit().unwrap();
+        }
+    }
+
+    /// Many threads doing read-modify-write increments with retry on
+    /// conflict: if conflict detection missed anything, updates would be lost.
+    #[test]
+    fn concurrent_increments_lose_no_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        for store in [Store::in_memory(), Store::open(dir.path()).unwrap()] {
+            let threads = 4;
+            let per_thread = 25;
+            let conflicts = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(|| {
+                        for _ in 0..per_thread {
+                            loop {
+                                let txn = store.begin().unwrap();
+                                let n: u64 = txn
+                                    .get(b"counter")
+                                    .unwrap()
+                                    .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+                                    .unwrap_or(0);
+                                std::thread::yield_now();
+                                txn.put(b("counter"), (n + 1).to_string().into_bytes());
+                                match txn.commit() {
+                                    Ok(()) => break,
+                                    Err(Error::WriteConflict) => {
+                                        conflicts
+                                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    }
+                                    Err(e) => panic!("{e}"),
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+            let total = store.begin().unwrap().get(b"counter").unwrap().unwrap();
+            assert_eq!(
+                String::from_utf8(total).unwrap(),
+                (threads * per_thread).to_string()
+            );
+            assert_eq!(
+                store.tracked_commits(),
+                (0, 0),
+                "bookkeeping pruned after all txns end"
+            );
+        }
+    }
+
+    #[test]
+    fn commit_log_is_pruned_to_live_transactions() {
+        let store = Store::in_memory();
+        let old = store.begin().unwrap();
+        commit_puts(&store, &[("a", "1")]);
+        commit_puts(&store, &[("b", "1")]);
+        // `old` could still conflict with both commits, so they are kept.
+        assert_eq!(store.tracked_commits(), (1, 2));
+        let mid = store.begin().unwrap();
+        drop(old); // dropping unregisters, like rollback
+        assert_eq!(store.tracked_commits(), (1, 0));
+        commit_puts(&store, &[("a", "2")]);
+        assert_eq!(store.tracked_commits(), (1, 1));
+        mid.put(b("a"), b("3"));
+        assert_eq!(mid.commit(), Err(Error::WriteConflict));
+        assert_eq!(store.tracked_commits(), (0, 0));
+    }
+
+    #[test]
+    fn store_data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_puts(&store, &[("a", "1"), ("b", "2")]);
+            let txn = store.begin().unwrap();
+            txn.delete(b("a"));
+            txn.commit().unwrap();
+            let uncommitted = store.begin().unwrap();
+            uncommitted.put(b("c"), b("3"));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let txn = store.begin().unwrap();
+        assert_eq!(
+            scan_str(&txn, "", "", 10, false),
+            [("b".to_string(), "2".to_string())]
+        );
+    }
+
+    #[test]
+    fn alloc_ids_is_monotonic_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.alloc_ids(b"t1", 1).unwrap(), 1);
+            assert_eq!(store.alloc_ids(b"t1", 10).unwrap(), 2);
+            assert_eq!(store.alloc_ids(b"t1", 1).unwrap(), 12);
+            assert_eq!(
+                store.alloc_ids(b"t2", 5).unwrap(),
+                1,
+                "counters are independent"
+            );
+            // Ids are not rolled back with a transaction.
+            let txn = store.begin().unwrap();
+            assert_eq!(store.alloc_ids(b"t1", 1).unwrap(), 13);
+            txn.rollback();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.alloc_ids(b"t1", 1).unwrap(), 14);
+        store.counter_rebase(b"t1", 100).unwrap();
+        assert_eq!(store.alloc_ids(b"t1", 1).unwrap(), 101);
+        store.counter_rebase(b"t1", 50).unwrap(); // never goes backwards
+        assert_eq!(store.alloc_ids(b"t1", 2).unwrap(), 102);
+        store.counter_rebase(b"t3", 7).unwrap();
+        assert_eq!(store.alloc_ids(b"t3", 1).unwrap(), 8);
+        assert_eq!(store.alloc_ids(b"t2", 0).unwrap(), 6);
+        assert!(store.alloc_ids(b"t2", u64::MAX).is_err());
+    }
+
+    #[test]
+    fn alloc_ids_concurrently_never_overlap() {
+        let store = Store::in_memory();
+        let mut all: Vec<u64> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..50)
+                            .map(|_| store.alloc_ids(b"c", 3).unwrap())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        all.sort();
+        assert_eq!(all, (0..200).map(|i| 1 + 3 * i).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn txn_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Txn>();
+        assert_send_sync::<Store>();
+    }
+}

@@ -1,0 +1,98 @@
+//! Packet framing.
+//!
+//! Every MySQL message is a *payload* cut into *packets*: a 4-byte header
+//! (3-byte little-endian length, 1-byte sequence id) followed by up to
+//! 0xff_ffff payload bytes. A packet of exactly 0xff_ffff bytes means "more
+//! follows"; the payload ends with the first shorter packet, which may be
+//! empty. So a 16 MiB − 1 byte payload is sent as one full packet plus an
+//! empty one.
+//!
+//! Sequence ids: the client starts each command at 0; every packet after
+//! that, in either direction, takes the next id (wrapping at 255). We simply
+//! continue from the last id we read, so a reply to a 3-packet command starts
+//! at id 3.
+//!
+//! Writes go into a buffer (`BufStream`) and reach the socket on
+//! [`PacketStream::flush`], which the command loop calls once per reply.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+
+/// Largest payload of a single packet; a packet this long is continued.
+pub const MAX_CHUNK: usize = 0xff_ffff;
+
+/// Largest payload we accept from a client (MySQL's default
+/// `max_allowed_packet`). Bigger ones end the connection with ERR 1153.
+pub const MAX_ALLOWED_PACKET: usize = 64 << 20;
+
+/// Errors from [`PacketStream::read_packet`] with this message mean the client
+/// exceeded [`MAX_ALLOWED_PACKET`].
+pub(crate) const TOO_LARGE: &str = "packet larger than max_allowed_packet";
+
+pub(crate) struct PacketStream<S> {
+    io: BufStream<S>,
+    seq: u8,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
+    pub fn new(stream: S) -> PacketStream<S> {
+        PacketStream { io: BufStream::with_capacity(16 * 1024, 64 * 1024, stream), seq: 0 }
+    }
+
+    /// Read one whole payload, joining continuation packets. `Ok(None)` is a
+    /// clean end of stream before the first header byte.
+    pub async fn read_packet(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let mut payload = Vec::new();
+        let mut first = true;
+        loop {
+            let mut header = [0u8; 4];
+            let n = self.io.read(&mut header[..1]).await?;
+            if n == 0 {
+                if first {
+                    return Ok(None);
+                }
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.io.read_exact(&mut header[1..]).await?;
+            first = false;
+            let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+            self.seq = header[3].wrapping_add(1);
+            if payload.len() + len > MAX_ALLOWED_PACKET {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, TOO_LARGE));
+            }
+            // Grow as the bytes arrive rather than trusting the header up front.
+            let got = (&mut self.io).take(len as u64).read_to_end(&mut payload).await?;
+            if got != len {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            if len < MAX_CHUNK {
+                return Ok(Some(payload));
+            }
+        }
+    }
+
+    /// Queue one payload, splitting it into packets as needed.
+    pub async fn write_packet(&mut self, payload: &[u8]) -> io::Result<()> {
+        let mut rest = payload;
+        loop {
+            let n = rest.len().min(MAX_CHUNK);
+            let len = (n as u32).to_le_bytes();
+            self.io.write_all(&[len[0], len[1], len[2], self.seq]).await?;
+            self.io.write_all(&rest[..n]).await?;
+            self.seq = self.seq.wrapping_add(1);
+            rest = &rest[n..];
+            if n < MAX_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
+    pub async fn flush(&mut self) -> io::Result<()> {
+        self.io.flush().await
+    }
+
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.io.shutdown().await
+    }
+}

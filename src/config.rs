@@ -1,0 +1,124 @@
+//! One `Config` for the server, assembled from (highest first) command-line flags, `EMBEDB_*`
+//! environment variables, a TOML file, and defaults. clap already gives flags precedence over their
+//! env vars; the file then fills whatever neither set.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    /// user → password (empty password allowed).
+    pub users: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut users = BTreeMap::new();
+        users.insert("root".to_string(), String::new());
+        Config {
+            host: "127.0.0.1".into(),
+            port: 4000,
+            data_dir: PathBuf::from("./embedb-data"),
+            log_level: "info".into(),
+            users,
+        }
+    }
+}
+
+/// The TOML file's shape: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub users: Option<BTreeMap<String, String>>,
+}
+
+/// Values given on the command line or in the environment (None = not given).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+    /// `user:password,user2:password2`
+    pub users: Option<String>,
+}
+
+pub fn parse_users(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut m = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (u, p) = part.split_once(':').unwrap_or((part, ""));
+        if u.is_empty() {
+            return Err(format!("invalid user entry '{part}': expected user:password"));
+        }
+        m.insert(u.to_string(), p.to_string());
+    }
+    if m.is_empty() {
+        return Err("no users given".into());
+    }
+    Ok(m)
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, o: Overrides) -> Result<Config, String> {
+        let f: FileConfig = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
+                toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        Ok(Config {
+            host: o.host.or(f.host).unwrap_or(d.host),
+            port: o.port.or(f.port).unwrap_or(d.port),
+            data_dir: o.data_dir.or(f.data_dir).unwrap_or(d.data_dir),
+            log_level: o.log_level.or(f.log_level).unwrap_or(d.log_level),
+            users: match o.users {
+                Some(u) => parse_users(&u)?,
+                None => f.users.unwrap_or(d.users),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flags_then_file_then_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("embedb.toml");
+        std::fs::write(&p, "port = 5000\nhost = \"0.0.0.0\"\n[users]\nroot = \"pw\"\n").unwrap();
+        let c = Config::load(Some(&p), Overrides { port: Some(6000), ..Default::default() }).unwrap();
+        assert_eq!(c.port, 6000);
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.users.get("root").unwrap(), "pw");
+        assert_eq!(c.data_dir, PathBuf::from("./embedb-data"));
+    }
+
+    #[test]
+    fn bad_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("embedb.toml");
+        std::fs::write(&p, "prot = 1\n").unwrap();
+        assert!(Config::load(Some(&p), Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn users_parse() {
+        let u = parse_users("root:,alice:secret").unwrap();
+        assert_eq!(u["root"], "");
+        assert_eq!(u["alice"], "secret");
+    }
+}

@@ -1,0 +1,13 @@
+//! embedb: a self-hostable SQL database for semantic search that speaks the MySQL/TiDB protocol.
+//!
+//! Rooms: `server` (wire protocol ⇄ sessions), `session` (one connection's state; runs statements),
+//! `sql` (parsing, catalog, planning with DataFusion, DML/DDL), `storage` (tables on the KV),
+//! `config`. The library is usable in-process: open an [`session::Engine`], make a
+//! [`session::Session`], and call `execute`.
+
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod session;
+pub mod sql;
+pub mod storage;

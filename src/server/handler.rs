@@ -1,0 +1,467 @@
+//! One connection: the `embedb_wire::Handler` for a `Session`.
+//!
+//! Results leave as MySQL result sets. Each Arrow field becomes a column definition — with the
+//! declared type when the column comes from a table (carried in field metadata), otherwise from
+//! the Arrow type — and each cell a wire `Value`. VECTOR columns are sent as text `[1,2,3]` with
+//! type LONG_BLOB, collation utf8mb4_bin and no BINARY flag, so drivers hand users a `str`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::*;
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use embedb_wire::{collations, flags, ColumnDef, ColumnType, ConnInfo, ErrorInfo, OkInfo, PrepareInfo, Response, Value};
+
+use crate::error::SqlError;
+use crate::session::{Engine, Output, Session};
+use crate::sql::show::NAME_META;
+use crate::sql::types::{self, IntKind, SqlType, TYPE_META};
+
+pub struct Connection {
+    engine: Arc<Engine>,
+    session: Option<Session>,
+    id: u32,
+    host: String,
+    user: String,
+}
+
+impl Connection {
+    pub fn new(engine: Arc<Engine>, id: u32, host: String) -> Self {
+        Connection { engine, session: None, id, host, user: String::new() }
+    }
+
+    fn session(&mut self) -> &mut Session {
+        if self.session.is_none() {
+            self.session = Some(Session::new(self.engine.clone(), self.id, &self.user));
+        }
+        self.session.as_mut().unwrap()
+    }
+}
+
+fn err(e: SqlError) -> ErrorInfo {
+    ErrorInfo::new(e.code, e.state, e.message)
+}
+
+#[async_trait::async_trait]
+impl embedb_wire::Handler for Connection {
+    async fn authenticate(&mut self, user: &str, plugin: &str, scramble: &[u8], auth_response: &[u8]) -> bool {
+        let Some(password) = self.engine.config.users.get(user) else { return false };
+        self.user = user.to_string();
+        embedb_wire::verify_password(plugin, password, scramble, auth_response)
+    }
+
+    async fn on_connect(&mut self, info: &ConnInfo) -> Result<(), ErrorInfo> {
+        self.user = info.user.clone();
+        let found_rows = info.found_rows;
+        let s = self.session();
+        s.found_rows_flag = found_rows;
+        if let Some(db) = &info.database {
+            if !db.is_empty() {
+                s.use_db(db).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_init_db(&mut self, db: &str) -> Result<(), ErrorInfo> {
+        self.session().use_db(db).map_err(err)
+    }
+
+    async fn on_query(&mut self, sql: &str) -> Vec<Response> {
+        let s = self.session();
+        let results = s.execute(sql).await;
+        let warnings = s.warnings.len() as u16;
+        results.into_iter().map(|r| to_response(r, warnings)).collect()
+    }
+
+    async fn on_field_list(&mut self, table: &str) -> Result<Vec<ColumnDef>, ErrorInfo> {
+        let s = self.session();
+        let db = s.current_db().map_err(err)?;
+        let txn = s.engine.store.begin().map_err(|e| err(e.into()))?;
+        let info = crate::sql::catalog::Catalog::new(&txn).must_table(&db, table).map_err(err)?;
+        txn.rollback();
+        let schema = info.arrow_schema();
+        Ok(schema
+            .fields()
+            .iter()
+            .zip(&info.columns)
+            .map(|(f, c)| {
+                let mut d = column_def(f);
+                d.name = c.name.clone();
+                d.org_name = c.name.clone();
+                d.table = info.name.clone();
+                d.org_table = info.name.clone();
+                d.schema = info.db.clone();
+                d
+            })
+            .collect())
+    }
+
+    async fn on_prepare(&mut self, statement_id: u32, sql: &str) -> Result<PrepareInfo, ErrorInfo> {
+        let params = count_placeholders(sql);
+        self.session().prepared.insert(statement_id, sql.to_string());
+        Ok(PrepareInfo { params, columns: vec![] })
+    }
+
+    async fn on_execute(&mut self, statement_id: u32, params: Vec<Value>) -> Response {
+        let s = self.session();
+        let Some(sql) = s.prepared.get(&statement_id).cloned() else {
+            return Response::Error(ErrorInfo::new(1243, "HY000", format!("Unknown prepared statement handler ({statement_id}) given to mysqld_stmt_execute")));
+        };
+        let text = match bind_params(&sql, &params) {
+            Ok(t) => t,
+            Err(e) => return Response::Error(err(e)),
+        };
+        let r = s.run(&text).await;
+        let warnings = s.warnings.len() as u16;
+        to_response(r, warnings)
+    }
+
+    async fn on_close(&mut self, statement_id: u32) {
+        self.session().prepared.remove(&statement_id);
+    }
+
+    async fn on_reset(&mut self) {
+        let db = self.session.as_ref().and_then(|s| s.db.clone());
+        if let Some(s) = self.session.as_mut() {
+            s.rollback_open();
+        }
+        self.session = None;
+        if let Some(db) = db {
+            let _ = self.session().use_db(&db);
+        }
+    }
+
+    async fn on_disconnect(&mut self) {
+        if let Some(s) = self.session.as_mut() {
+            s.rollback_open();
+        }
+    }
+
+    fn status_flags(&self) -> u16 {
+        let mut st = 0;
+        if let Some(s) = &self.session {
+            if s.autocommit() {
+                st |= embedb_wire::status::AUTOCOMMIT;
+            }
+            if s.txn.is_some() {
+                st |= embedb_wire::status::IN_TRANS;
+            }
+        } else {
+            st |= embedb_wire::status::AUTOCOMMIT;
+        }
+        st
+    }
+
+    fn client_host(&self) -> String {
+        self.host.clone()
+    }
+}
+
+fn to_response(r: Result<Output, SqlError>, warnings: u16) -> Response {
+    match r {
+        Ok(Output::Ok { affected, last_insert_id, info }) => {
+            Response::Ok(OkInfo { affected_rows: affected, last_insert_id, warnings, info })
+        }
+        Ok(Output::Rows { schema, batches }) => {
+            let columns: Vec<ColumnDef> = schema.fields().iter().map(|f| column_def(f)).collect();
+            let mut rows = Vec::new();
+            for b in &batches {
+                for r in 0..b.num_rows() {
+                    let mut row = Vec::with_capacity(b.num_columns());
+                    for c in b.columns() {
+                        row.push(cell(c, r));
+                    }
+                    rows.push(row);
+                }
+            }
+            Response::ResultSet { columns, rows, warnings }
+        }
+        Err(e) => Response::Error(err(e)),
+    }
+}
+
+/// The wire description of a result column.
+pub fn column_def(f: &Field) -> ColumnDef {
+    let name = f.metadata().get(NAME_META).cloned().unwrap_or_else(|| f.name().clone());
+    let declared = f.metadata().get(TYPE_META).and_then(|t| SqlType::parse(t));
+    let mut d = match (&declared, f.data_type()) {
+        (Some(SqlType::Int { kind, unsigned, .. }), _) => {
+            let t = match kind {
+                IntKind::Tiny => ColumnType::Tiny,
+                IntKind::Small => ColumnType::Short,
+                IntKind::Medium => ColumnType::Int24,
+                IntKind::Int => ColumnType::Long,
+                IntKind::Big => ColumnType::LongLong,
+            };
+            let mut d = ColumnDef::new(&name, t);
+            if *unsigned {
+                d.flags |= flags::UNSIGNED;
+            }
+            d
+        }
+        (Some(SqlType::Year), _) => ColumnDef::new(&name, ColumnType::Year),
+        (Some(SqlType::Text(_)), _) => {
+            let mut d = ColumnDef::new(&name, ColumnType::Blob);
+            d.charset = collations::UTF8MB4_BIN;
+            d.flags &= !flags::BINARY;
+            d
+        }
+        (Some(SqlType::Json), _) => {
+            let mut d = ColumnDef::new(&name, ColumnType::Json);
+            d.charset = collations::BINARY;
+            d
+        }
+        (Some(SqlType::Char(n)), _) => {
+            let mut d = ColumnDef::new(&name, ColumnType::String);
+            d.length = n * 4;
+            d
+        }
+        (Some(SqlType::VarChar(n)), _) => {
+            let mut d = ColumnDef::new(&name, ColumnType::VarString);
+            d.length = n * 4;
+            d
+        }
+        (Some(SqlType::Timestamp(fsp)), _) => {
+            let mut d = ColumnDef::new(&name, ColumnType::Timestamp);
+            d.decimals = *fsp;
+            d
+        }
+        (Some(SqlType::DateTime(fsp)), _) => {
+            let mut d = ColumnDef::new(&name, ColumnType::DateTime);
+            d.decimals = *fsp;
+            d
+        }
+        (Some(SqlType::Time(_)), _) => ColumnDef::new(&name, ColumnType::Time),
+        (_, dt) => arrow_column_def(&name, dt),
+    };
+    if !f.is_nullable() {
+        d.flags |= flags::NOT_NULL;
+    }
+    d
+}
+
+fn arrow_column_def(name: &str, dt: &DataType) -> ColumnDef {
+    match dt {
+        DataType::Boolean | DataType::Int8 => ColumnDef::new(name, ColumnType::Tiny),
+        DataType::Int16 => ColumnDef::new(name, ColumnType::Short),
+        DataType::Int32 => ColumnDef::new(name, ColumnType::Long),
+        DataType::Int64 => ColumnDef::new(name, ColumnType::LongLong),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            let mut d = ColumnDef::new(name, ColumnType::LongLong);
+            d.flags |= flags::UNSIGNED;
+            d
+        }
+        DataType::Float16 | DataType::Float32 => ColumnDef::new(name, ColumnType::Float),
+        DataType::Float64 => ColumnDef::new(name, ColumnType::Double),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
+            let mut d = ColumnDef::new(name, ColumnType::NewDecimal);
+            d.decimals = (*s).max(0) as u8;
+            d.length = *p as u32 + 2;
+            d
+        }
+        DataType::Date32 | DataType::Date64 => ColumnDef::new(name, ColumnType::Date),
+        DataType::Timestamp(unit, _) => {
+            let mut d = ColumnDef::new(name, ColumnType::DateTime);
+            d.decimals = match unit {
+                TimeUnit::Second => 0,
+                _ => 6,
+            };
+            d
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+            let mut d = ColumnDef::new(name, ColumnType::Blob);
+            d.charset = collations::BINARY;
+            d.flags |= flags::BINARY;
+            d
+        }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+            // VECTOR: text on the wire, a string to drivers.
+            let mut d = ColumnDef::new(name, ColumnType::LongBlob);
+            d.charset = collations::UTF8MB4_BIN;
+            d.flags &= !flags::BINARY;
+            d
+        }
+        DataType::Null => {
+            let mut d = ColumnDef::new(name, ColumnType::Null);
+            d.charset = collations::BINARY;
+            d
+        }
+        _ => ColumnDef::new(name, ColumnType::VarString),
+    }
+}
+
+/// One cell as a wire value.
+fn cell(a: &ArrayRef, r: usize) -> Value {
+    if a.is_null(r) {
+        return Value::Null;
+    }
+    macro_rules! get {
+        ($t:ty) => {
+            a.as_any().downcast_ref::<$t>().unwrap().value(r)
+        };
+    }
+    match a.data_type() {
+        DataType::Boolean => Value::Int(get!(BooleanArray) as i64),
+        DataType::Int8 => Value::Int(get!(Int8Array) as i64),
+        DataType::Int16 => Value::Int(get!(Int16Array) as i64),
+        DataType::Int32 => Value::Int(get!(Int32Array) as i64),
+        DataType::Int64 => Value::Int(get!(Int64Array)),
+        DataType::UInt8 => Value::UInt(get!(UInt8Array) as u64),
+        DataType::UInt16 => Value::UInt(get!(UInt16Array) as u64),
+        DataType::UInt32 => Value::UInt(get!(UInt32Array) as u64),
+        DataType::UInt64 => Value::UInt(get!(UInt64Array)),
+        DataType::Float32 => Value::Float(get!(Float32Array)),
+        DataType::Float64 => Value::Double(get!(Float64Array)),
+        DataType::Decimal128(_, s) => Value::Bytes(types::format_decimal(get!(Decimal128Array), *s).into_bytes()),
+        DataType::Utf8 => Value::Bytes(get!(StringArray).as_bytes().to_vec()),
+        DataType::LargeUtf8 => Value::Bytes(get!(LargeStringArray).as_bytes().to_vec()),
+        DataType::Utf8View => Value::Bytes(get!(StringViewArray).as_bytes().to_vec()),
+        DataType::Binary => Value::Bytes(get!(BinaryArray).to_vec()),
+        DataType::LargeBinary => Value::Bytes(get!(LargeBinaryArray).to_vec()),
+        DataType::Date32 => match types::days_to_date(get!(Date32Array)) {
+            Some(d) => {
+                use chrono::Datelike;
+                Value::Date { year: d.year() as u16, month: d.month() as u8, day: d.day() as u8 }
+            }
+            None => Value::Null,
+        },
+        DataType::Timestamp(unit, _) => {
+            let micros = match unit {
+                TimeUnit::Second => get!(TimestampSecondArray) * 1_000_000,
+                TimeUnit::Millisecond => get!(TimestampMillisecondArray) * 1000,
+                TimeUnit::Microsecond => get!(TimestampMicrosecondArray),
+                TimeUnit::Nanosecond => get!(TimestampNanosecondArray) / 1000,
+            };
+            match types::micros_to_datetime(micros) {
+                Some(d) => {
+                    use chrono::{Datelike, Timelike};
+                    Value::DateTime {
+                        year: d.year() as u16,
+                        month: d.month() as u8,
+                        day: d.day() as u8,
+                        hour: d.hour() as u8,
+                        minute: d.minute() as u8,
+                        second: d.second() as u8,
+                        micro: d.nanosecond() / 1000,
+                    }
+                }
+                None => Value::Null,
+            }
+        }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
+            let values = match a.data_type() {
+                DataType::List(_) => a.as_any().downcast_ref::<ListArray>().unwrap().value(r),
+                DataType::LargeList(_) => a.as_any().downcast_ref::<LargeListArray>().unwrap().value(r),
+                _ => a.as_any().downcast_ref::<FixedSizeListArray>().unwrap().value(r),
+            };
+            match types::float_values(&values) {
+                Ok(v) => Value::Bytes(embedb_vector::format_vector(&v).into_bytes()),
+                Err(_) => Value::Null,
+            }
+        }
+        _ => {
+            let s = datafusion::arrow::util::display::array_value_to_string(a, r).unwrap_or_default();
+            Value::Bytes(s.into_bytes())
+        }
+    }
+}
+
+/// `?` placeholders outside quotes and comments.
+fn placeholder_positions(sql: &str) -> Vec<usize> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'?' => out.push(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+fn count_placeholders(sql: &str) -> usize {
+    placeholder_positions(sql).len()
+}
+
+/// Substitute parameters as SQL literals (prepared statements run as text statements).
+fn bind_params(sql: &str, params: &[Value]) -> Result<String, SqlError> {
+    let pos = placeholder_positions(sql);
+    if pos.len() != params.len() {
+        return Err(SqlError::new(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute"));
+    }
+    let mut out = String::with_capacity(sql.len() + 16 * params.len());
+    let mut last = 0;
+    for (p, v) in pos.iter().zip(params) {
+        out.push_str(&sql[last..*p]);
+        out.push_str(&literal(v));
+        last = p + 1;
+    }
+    out.push_str(&sql[last..]);
+    Ok(out)
+}
+
+fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => format!("{}", f),
+        Value::Double(d) => format!("{:e}", d),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => {
+                let mut q = String::with_capacity(s.len() + 2);
+                q.push('\'');
+                for c in s.chars() {
+                    match c {
+                        '\'' => q.push_str("''"),
+                        '\\' => q.push_str("\\\\"),
+                        '\0' => q.push_str("\\0"),
+                        c => q.push(c),
+                    }
+                }
+                q.push('\'');
+                q
+            }
+            Err(_) => format!("X'{}'", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
+        },
+        Value::Date { year, month, day } => format!("'{year:04}-{month:02}-{day:02}'"),
+        Value::DateTime { year, month, day, hour, minute, second, micro } => {
+            format!("'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micro:06}'")
+        }
+        Value::Time { negative, days, hours, minutes, seconds, micro } => {
+            let h = *days as u64 * 24 + *hours as u64;
+            format!("'{}{h:02}:{minutes:02}:{seconds:02}.{micro:06}'", if *negative { "-" } else { "" })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_placeholders_outside_quotes() {
+        let s = bind_params("SELECT ?, '?', `a?` FROM t WHERE x = ?", &[Value::Int(1), Value::Bytes(b"it's".to_vec())]).unwrap();
+        assert_eq!(s, "SELECT 1, '?', `a?` FROM t WHERE x = 'it''s'");
+    }
+
+    #[test]
+    fn vector_columns_are_text_to_drivers() {
+        let f = Field::new("v", embedb_vector::vector_data_type(), true);
+        let d = column_def(&f);
+        assert_eq!(d.column_type, ColumnType::LongBlob);
+        assert_eq!(d.charset, 46);
+        assert_eq!(d.flags & flags::BINARY, 0);
+    }
+}

@@ -1,0 +1,517 @@
+//! A session is one client connection's state — current database, system variables, the open
+//! transaction, prepared statements, warnings — and the place where one statement runs.
+//!
+//! `Session::execute(text)` splits the text into statements and runs each through `run`:
+//! 1. `SHOW …`, `DESC …` and a few TiDB-only forms are answered by `sql::show` / `sql::ddl` directly;
+//! 2. everything else is parsed (`sql::parser`) and dispatched: queries to `sql::query`, writes to
+//!    `sql::dml`, schema changes to `sql::ddl`, and `SET`/`USE`/`BEGIN`/`COMMIT`/`ROLLBACK` here.
+//!
+//! Transactions: with autocommit on and no `BEGIN`, each statement runs in its own transaction that
+//! commits when the statement succeeds. Inside a transaction (`BEGIN`, or autocommit off) a statement
+//! that fails is rolled back to a savepoint taken before it, so it leaves nothing behind while the
+//! transaction's earlier work stays. DDL commits the open transaction first, as in MySQL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::sqlparser::ast::{self, Statement};
+use embedb_storage::{Store, Txn};
+use parking_lot::RwLock;
+
+use crate::config::Config;
+use crate::error::{Result, SqlError};
+use crate::sql::catalog::Catalog;
+use crate::sql::rewrite::SessionValues;
+use crate::sql::{functions, parser, variables};
+
+/// The result of one statement.
+#[derive(Debug)]
+pub enum Output {
+    Ok { affected: u64, last_insert_id: u64, info: String },
+    Rows { schema: SchemaRef, batches: Vec<RecordBatch> },
+}
+
+impl Output {
+    pub fn ok() -> Output {
+        Output::Ok { affected: 0, last_insert_id: 0, info: String::new() }
+    }
+    pub fn affected(n: u64) -> Output {
+        Output::Ok { affected: n, last_insert_id: 0, info: String::new() }
+    }
+}
+
+/// What all sessions share: the store, the global variables and the server's identity.
+pub struct Engine {
+    pub store: Store,
+    pub config: Config,
+    pub globals: RwLock<BTreeMap<String, String>>,
+    next_connection_id: AtomicU32,
+    /// DDL runs one at a time so that schema versions never interleave.
+    pub ddl_lock: tokio::sync::Mutex<()>,
+}
+
+pub fn server_version() -> String {
+    format!("8.0.11-TiDB-v8.5.0-embedb-{}", env!("CARGO_PKG_VERSION"))
+}
+
+impl Engine {
+    /// Open (or create) the data directory and load persisted global variables.
+    pub fn open(config: Config) -> Result<Arc<Engine>> {
+        let store = Store::open(&config.data_dir)?;
+        Self::with_store(config, store)
+    }
+
+    pub fn with_store(config: Config, store: Store) -> Result<Arc<Engine>> {
+        let mut globals = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
+        let txn = store.begin()?;
+        {
+            let cat = Catalog::new(&txn);
+            // TiDB ships a `test` database; clients and tutorials expect it.
+            if cat.database("test")?.is_none() {
+                cat.create_database("test")?;
+            }
+            for (k, v) in cat.global_vars()? {
+                globals.insert(k, v);
+            }
+        }
+        txn.commit()?;
+        Ok(Arc::new(Engine {
+            store,
+            config,
+            globals: RwLock::new(globals),
+            next_connection_id: AtomicU32::new(1),
+            ddl_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    pub fn next_connection_id(&self) -> u32 {
+        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+pub struct Warning {
+    pub level: &'static str,
+    pub code: u16,
+    pub message: String,
+}
+
+pub struct Session {
+    pub engine: Arc<Engine>,
+    pub connection_id: u32,
+    pub user: String,
+    pub db: Option<String>,
+    pub vars: BTreeMap<String, String>,
+    pub txn: Option<Arc<Txn>>,
+    /// True after BEGIN (or while autocommit is off and a transaction is open).
+    pub in_txn: bool,
+    pub last_insert_id: u64,
+    pub found_rows_flag: bool,
+    pub warnings: Vec<Warning>,
+    pub last_found_rows: u64,
+    pub last_row_count: i64,
+    pub ctx: SessionContext,
+    pub prepared: HashMap<u32, String>,
+}
+
+impl Session {
+    pub fn new(engine: Arc<Engine>, connection_id: u32, user: &str) -> Session {
+        let mut cfg = SessionConfig::new()
+            .with_default_catalog_and_schema(crate::sql::context::CATALOG, "")
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false)
+            .with_target_partitions(1);
+        {
+            let o = cfg.options_mut();
+            o.sql_parser.enable_ident_normalization = true;
+            o.sql_parser.map_string_types_to_utf8view = false;
+            o.sql_parser.default_null_ordering = "nulls_min".into();
+            o.execution.parquet.schema_force_view_types = false;
+        }
+        let ctx = SessionContext::new_with_config(cfg);
+        for f in functions::all_udfs() {
+            ctx.register_udf(f);
+        }
+        let vars = engine.globals.read().clone();
+        Session {
+            engine,
+            connection_id,
+            user: user.to_string(),
+            db: None,
+            vars,
+            txn: None,
+            in_txn: false,
+            last_insert_id: 0,
+            found_rows_flag: false,
+            warnings: Vec::new(),
+            last_found_rows: 0,
+            last_row_count: -1,
+            ctx,
+            prepared: HashMap::new(),
+        }
+    }
+
+    pub fn autocommit(&self) -> bool {
+        self.vars.get("autocommit").map(|v| v == "1").unwrap_or(true)
+    }
+
+    /// Switch the current database (USE / COM_INIT_DB / the handshake's database).
+    pub fn use_db(&mut self, db: &str) -> Result<()> {
+        let txn = self.engine.store.begin()?;
+        let info = Catalog::new(&txn).database(db)?;
+        txn.rollback();
+        let Some(info) = info else { return Err(SqlError::unknown_db(db)) };
+        let name = if info.name.eq_ignore_ascii_case("information_schema") { "information_schema".into() } else { info.name.to_lowercase() };
+        self.db = Some(info.name);
+        let state = self.ctx.state_ref();
+        state.write().config_mut().options_mut().catalog.default_schema = name;
+        Ok(())
+    }
+
+    pub fn current_db(&self) -> Result<String> {
+        self.db.clone().ok_or_else(SqlError::no_db)
+    }
+
+    /// Run a COM_QUERY text: one result per statement, stopping after the first error.
+    pub async fn execute(&mut self, sql: &str) -> Vec<Result<Output>> {
+        let mut out = Vec::new();
+        for stmt in parser::split_statements(sql) {
+            let r = self.run(&stmt).await;
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        if out.is_empty() {
+            out.push(Err(SqlError::new(1065, "42000", "Query was empty")));
+        }
+        out
+    }
+
+    /// Run one statement.
+    pub async fn run(&mut self, sql: &str) -> Result<Output> {
+        let lower = sql.trim_start().to_ascii_lowercase();
+        let is_show_warnings = lower.starts_with("show warnings") || lower.starts_with("show errors") || lower.starts_with("show count");
+        if !is_show_warnings {
+            self.warnings.clear();
+        }
+        let r = self.run_inner(sql, &lower).await;
+        if let Err(e) = &r {
+            tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
+        }
+        r
+    }
+
+    async fn run_inner(&mut self, sql: &str, lower: &str) -> Result<Output> {
+        if let Some(out) = self.run_special(sql, lower).await? {
+            return Ok(out);
+        }
+        let stmt = parser::parse_one(sql)?;
+        match stmt {
+            Statement::Query(_) | Statement::Explain { .. } => self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await,
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                self.in_statement(|s, txn| Box::pin(s.dml(stmt, txn))).await
+            }
+            Statement::StartTransaction { .. } => {
+                self.commit_open()?;
+                self.begin()?;
+                self.in_txn = true;
+                Ok(Output::ok())
+            }
+            Statement::Commit { .. } => {
+                self.commit_open()?;
+                Ok(Output::ok())
+            }
+            Statement::Rollback { .. } => {
+                self.rollback_open();
+                Ok(Output::ok())
+            }
+            Statement::Use(u) => {
+                let name = match u {
+                    ast::Use::Object(n) | ast::Use::Database(n) | ast::Use::Schema(n) => n,
+                    other => return Err(SqlError::syntax(format!("near '{other}'"))),
+                };
+                self.use_db(&ident_name(&name))?;
+                Ok(Output::ok())
+            }
+            Statement::Set(set) => self.set(set).await,
+            Statement::ExplainTable { table_name, .. } => {
+                let (db, table) = self.resolve_name(&table_name)?;
+                self.in_statement(move |s, txn| Box::pin(async move { s.describe(&db, &table, txn, None).await })).await
+            }
+            Statement::Kill { .. } => Ok(Output::ok()),
+            Statement::Flush { .. } | Statement::LockTables { .. } | Statement::UnlockTables => Ok(Output::ok()),
+            other => {
+                let engine = self.engine.clone();
+                let _g = engine.ddl_lock.lock().await;
+                self.commit_open()?;
+                self.ddl(other).await
+            }
+        }
+    }
+
+    /// `db.table` or `table` in the current database.
+    pub fn resolve_name(&self, name: &ast::ObjectName) -> Result<(String, String)> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => i.value.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        match parts.len() {
+            1 => Ok((self.current_db()?, parts[0].clone())),
+            2 => Ok((parts[0].clone(), parts[1].clone())),
+            _ => Err(SqlError::syntax(format!("near '{name}'"))),
+        }
+    }
+
+    // ---- transactions ----------------------------------------------------------------------
+
+    fn begin(&mut self) -> Result<Arc<Txn>> {
+        let t = Arc::new(self.engine.store.begin()?);
+        self.txn = Some(t.clone());
+        Ok(t)
+    }
+
+    /// Commit the open transaction, if any.
+    pub fn commit_open(&mut self) -> Result<()> {
+        self.in_txn = false;
+        if let Some(t) = self.txn.take() {
+            t.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn rollback_open(&mut self) {
+        self.in_txn = false;
+        if let Some(t) = self.txn.take() {
+            t.rollback();
+        }
+    }
+
+    /// Run `f` as one atomic statement inside the right transaction.
+    pub async fn in_statement<F>(&mut self, f: F) -> Result<Output>
+    where
+        F: for<'a> FnOnce(
+            &'a mut Session,
+            Arc<Txn>,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Output>> + Send + 'a>>,
+    {
+        let explicit = self.in_txn || !self.autocommit();
+        let txn = match (&self.txn, explicit) {
+            (Some(t), true) => t.clone(),
+            _ => self.begin()?,
+        };
+        if explicit {
+            self.in_txn = true;
+        }
+        let sp = txn.savepoint();
+        let r = f(self, txn.clone()).await;
+        if explicit {
+            if r.is_err() {
+                txn.rollback_to(sp);
+            }
+            r
+        } else {
+            self.txn = None;
+            match r {
+                Ok(out) => {
+                    txn.commit()?;
+                    Ok(out)
+                }
+                Err(e) => {
+                    txn.rollback();
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub fn warn(&mut self, code: u16, message: impl Into<String>) {
+        self.warnings.push(Warning { level: "Warning", code, message: message.into() });
+    }
+
+    // ---- SET ---------------------------------------------------------------------------------
+
+    async fn set(&mut self, set: ast::Set) -> Result<Output> {
+        use ast::Set as S;
+        match set {
+            S::SingleAssignment { scope, variable, values, .. } => {
+                let v = values.into_iter().next().ok_or_else(|| SqlError::syntax("near SET"))?;
+                self.set_one(scope, &variable, v).await?;
+            }
+            S::MultipleAssignments { assignments } => {
+                for a in assignments {
+                    self.set_one(a.scope, &a.name, a.value).await?;
+                }
+            }
+            S::ParenthesizedAssignments { variables, values } => {
+                for (n, v) in variables.iter().zip(values) {
+                    self.set_one(None, n, v).await?;
+                }
+            }
+            S::SetNames { .. } | S::SetNamesDefault {} => {}
+            S::SetTransaction { .. } => {}
+            S::SetTimeZone { value, .. } => {
+                let v = self.eval_constant(value).await?;
+                self.vars.insert("time_zone".into(), v);
+            }
+            _ => {}
+        }
+        Ok(Output::ok())
+    }
+
+    async fn set_one(&mut self, scope: Option<ast::ContextModifier>, name: &ast::ObjectName, value: ast::Expr) -> Result<()> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| match p {
+                ast::ObjectNamePart::Identifier(i) => i.value.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        let mut global = matches!(scope, Some(ast::ContextModifier::Global));
+        let mut var = parts.join(".");
+        if let Some(first) = parts.first() {
+            let f = first.to_ascii_lowercase();
+            if f == "@@global" {
+                global = true;
+                var = parts[1..].join(".");
+            } else if f == "@@session" || f == "@@local" {
+                var = parts[1..].join(".");
+            } else if let Some(rest) = first.strip_prefix("@@") {
+                var = std::iter::once(rest.to_string()).chain(parts[1..].iter().cloned()).collect::<Vec<_>>().join(".");
+            } else if first.starts_with('@') {
+                // User variables: accepted, not yet readable.
+                return Ok(());
+            }
+        }
+        let var = var.trim_matches('`').to_ascii_lowercase();
+        // `SET autocommit = ON` uses a bare word; treat identifiers as strings.
+        let value = match value {
+            ast::Expr::Identifier(id) => id.value,
+            ast::Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => {
+                if v.value.to_string().eq_ignore_ascii_case("true") { "1".into() } else { "0".into() }
+            }
+            other => self.eval_constant(other).await?,
+        };
+        let value = variables::normalize(&var, &value);
+        if !self.vars.contains_key(&var) && !var.starts_with("tidb_") {
+            return Err(SqlError::unknown_system_var(&var));
+        }
+        if variables::is_global_only(&var) && !global {
+            return Err(SqlError::new(1229, "HY000", format!("Variable '{var}' is a GLOBAL variable and should be set with SET GLOBAL")));
+        }
+        if global {
+            let txn = self.engine.store.begin()?;
+            Catalog::new(&txn).set_global_var(&var, &value);
+            txn.commit()?;
+            self.engine.globals.write().insert(var.clone(), value.clone());
+            // Secrets and server-wide settings apply to every session at once.
+            if variables::is_global_only(&var) {
+                self.vars.insert(var, value);
+            }
+            return Ok(());
+        }
+        if var == "autocommit" && value == "1" && !self.autocommit() {
+            // Turning autocommit on commits the open transaction.
+            self.commit_open()?;
+        }
+        self.vars.insert(var, value);
+        Ok(())
+    }
+
+    /// Evaluate a constant expression (SET values) through DataFusion.
+    async fn eval_constant(&mut self, e: ast::Expr) -> Result<String> {
+        if let ast::Expr::Value(v) = &e {
+            match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => return Ok(s.clone()),
+                ast::Value::Number(n, _) => return Ok(n.clone()),
+                ast::Value::Null => return Ok(String::new()),
+                _ => {}
+            }
+        }
+        let q = format!("SELECT {e}");
+        let stmt = parser::parse_one(&q)?;
+        let out = self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await?;
+        if let Output::Rows { batches, .. } = out {
+            if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
+                let v = crate::sql::types::scalar_at(b.column(0), 0)?;
+                return Ok(if v.is_null() { String::new() } else { scalar_text(&v) });
+            }
+        }
+        Ok(String::new())
+    }
+
+    /// A system variable as a client reads it (secrets masked).
+    pub fn read_var(&self, name: &str, global: Option<bool>) -> Result<String> {
+        let n = name.trim_matches('`').to_ascii_lowercase();
+        let v = if global == Some(true) || variables::is_global_only(&n) {
+            self.engine.globals.read().get(&n).cloned()
+        } else {
+            self.vars.get(&n).cloned().or_else(|| self.engine.globals.read().get(&n).cloned())
+        };
+        match v {
+            Some(v) => Ok(variables::display_value(&n, &v)),
+            None => Err(SqlError::unknown_system_var(&n)),
+        }
+    }
+
+    /// A secret's real value, for the code that needs it (embedding providers). Never shown.
+    pub fn secret_var(&self, name: &str) -> Option<String> {
+        self.engine.globals.read().get(&name.to_ascii_lowercase()).cloned().filter(|v| !v.is_empty())
+    }
+}
+
+pub fn scalar_text(v: &datafusion::common::ScalarValue) -> String {
+    use datafusion::common::ScalarValue as S;
+    match v {
+        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => s.clone(),
+        S::Boolean(Some(b)) => (if *b { "1" } else { "0" }).into(),
+        other => other.to_string(),
+    }
+}
+
+pub fn ident_name(n: &ast::ObjectName) -> String {
+    n.0.iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+impl SessionValues for Session {
+    fn system_var(&self, name: &str, global: Option<bool>) -> Result<String> {
+        self.read_var(name, global)
+    }
+    fn current_db(&self) -> Option<String> {
+        self.db.clone()
+    }
+    fn last_insert_id(&self) -> u64 {
+        self.last_insert_id
+    }
+    fn connection_id(&self) -> u32 {
+        self.connection_id
+    }
+    fn user(&self) -> String {
+        self.user.clone()
+    }
+    fn version(&self) -> String {
+        server_version()
+    }
+    fn found_rows(&self) -> u64 {
+        self.last_found_rows
+    }
+    fn row_count(&self) -> i64 {
+        self.last_row_count
+    }
+}

@@ -1,0 +1,140 @@
+//! The bridge from a statement's transaction to DataFusion's catalog traits.
+//!
+//! DataFusion asks "which table is `test.docs`?" through `CatalogProviderList → CatalogProvider →
+//! SchemaProvider → TableProvider`. Every statement installs a fresh `TxnCatalogList` bound to the
+//! transaction it runs in, so planning and scanning see exactly the rows and schema that transaction
+//! sees. Databases are DataFusion schemas of the single catalog `def` (MySQL's catalog name).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, TableProvider};
+use datafusion::error::Result as DfResult;
+use embedb_storage::Txn;
+
+use crate::error::to_df;
+use crate::sql::catalog::Catalog;
+use crate::sql::infoschema;
+use crate::storage::table::KvTable;
+
+pub const CATALOG: &str = "def";
+
+/// What a statement's planning needs to know beyond the transaction.
+#[derive(Clone, Default)]
+pub struct PlanScope {
+    /// `(db, table)` whose provider should expose the hidden handle column (UPDATE/DELETE targets).
+    pub dml_target: Option<(String, String)>,
+    /// The session's current database, for `information_schema` views that depend on it.
+    pub current_db: Option<String>,
+}
+
+pub struct TxnCatalogList {
+    txn: Arc<Txn>,
+    scope: PlanScope,
+}
+
+impl TxnCatalogList {
+    pub fn new(txn: Arc<Txn>, scope: PlanScope) -> Self {
+        TxnCatalogList { txn, scope }
+    }
+}
+
+impl fmt::Debug for TxnCatalogList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TxnCatalogList")
+    }
+}
+
+impl CatalogProviderList for TxnCatalogList {
+    fn register_catalog(&self, _name: String, _catalog: Arc<dyn CatalogProvider>) -> Option<Arc<dyn CatalogProvider>> {
+        None
+    }
+    fn catalog_names(&self) -> Vec<String> {
+        vec![CATALOG.to_string()]
+    }
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        if name == CATALOG {
+            Some(Arc::new(TxnCatalog { txn: self.txn.clone(), scope: self.scope.clone() }))
+        } else {
+            None
+        }
+    }
+}
+
+struct TxnCatalog {
+    txn: Arc<Txn>,
+    scope: PlanScope,
+}
+
+impl fmt::Debug for TxnCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TxnCatalog")
+    }
+}
+
+impl CatalogProvider for TxnCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let cat = Catalog::new(&self.txn);
+        let mut names: Vec<String> = cat.databases().unwrap_or_default().into_iter().map(|d| d.name.to_lowercase()).collect();
+        names.push("information_schema".into());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name.eq_ignore_ascii_case("information_schema") {
+            return Some(Arc::new(infoschema::InfoSchema::new(self.txn.clone(), self.scope.clone())));
+        }
+        let cat = Catalog::new(&self.txn);
+        match cat.database(name) {
+            Ok(Some(_)) => Some(Arc::new(DbSchema { txn: self.txn.clone(), db: name.to_string(), scope: self.scope.clone() })),
+            _ => None,
+        }
+    }
+}
+
+struct DbSchema {
+    txn: Arc<Txn>,
+    db: String,
+    scope: PlanScope,
+}
+
+impl fmt::Debug for DbSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DbSchema({})", self.db)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for DbSchema {
+    fn table_names(&self) -> Vec<String> {
+        Catalog::new(&self.txn).tables(&self.db).unwrap_or_default().into_iter().map(|t| t.name.to_lowercase()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let info = Catalog::new(&self.txn).table(&self.db, name).map_err(to_df)?;
+        Ok(info.map(|info| {
+            let with_handle = self
+                .scope
+                .dml_target
+                .as_ref()
+                .is_some_and(|(d, t)| d.eq_ignore_ascii_case(&self.db) && t.eq_ignore_ascii_case(name));
+            Arc::new(KvTable::new(info, self.txn.clone(), with_handle)) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        Catalog::new(&self.txn).table(&self.db, name).ok().flatten().is_some()
+    }
+
+    #[allow(dead_code)]
+    fn owner_name(&self) -> Option<&str> {
+        None
+    }
+}
+
+#[allow(dead_code)]
+fn _any(x: &DbSchema) -> &dyn Any {
+    x
+}

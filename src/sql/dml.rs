@@ -1,0 +1,647 @@
+//! Writes: INSERT (VALUES, SELECT, IGNORE, ON DUPLICATE KEY UPDATE), REPLACE, UPDATE and DELETE.
+//!
+//! `INSERT INTO t (id, content) VALUES (1, 'a'), (2, 'b')` walks like this:
+//! 1. the source rows are evaluated — literals directly, anything else through DataFusion — into
+//!    `ScalarValue`s, and coerced into the declared column types (`types::coerce`, MySQL's errors);
+//! 2. omitted columns get their DEFAULT, AUTO_INCREMENT columns ids from the table's allocator;
+//! 3. generated columns are computed for the whole batch of rows at once (`fill_generated`) — one
+//!    DataFusion evaluation per statement, not per row, which is what lets an embedding column send
+//!    its texts to a model in batches;
+//! 4. each row is checked against the primary key and unique indexes and written with its index
+//!    entries into the statement's transaction.
+//! Any error aborts the statement, and the session rolls the transaction back to the statement's
+//! savepoint: a failed INSERT leaves no partial rows.
+//!
+//! UPDATE and DELETE let DataFusion find the target rows: they plan
+//! `SELECT _tidb_rowid, <new values> FROM t WHERE … ORDER BY … LIMIT …` over a table provider that
+//! exposes the hidden handle column, then change those rows by handle.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+use datafusion::sql::sqlparser::ast::{self, Expr, SetExpr, Statement, Value};
+use embedb_storage::codec::Datum;
+use embedb_storage::Txn;
+
+use crate::error::{Result, SqlError};
+use crate::session::{Output, Session};
+use crate::sql::catalog::{Catalog, ColumnInfo, TableInfo};
+use crate::sql::context::PlanScope;
+use crate::sql::types::{self, coerce, Target};
+use crate::sql::{functions, parser, rewrite};
+use crate::storage::table::{self, Row, HANDLE_COLUMN};
+
+/// One value of a source row: an evaluated value, or the DEFAULT keyword.
+#[derive(Clone, Debug)]
+enum Source {
+    Value(ScalarValue),
+    Default,
+}
+
+impl Session {
+    pub async fn dml(&mut self, stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
+        match stmt {
+            Statement::Insert(ins) => self.insert(ins, txn).await,
+            Statement::Update(up) => self.update(up, txn).await,
+            Statement::Delete(del) => self.delete(del, txn).await,
+            _ => Err(SqlError::other("not a DML statement")),
+        }
+    }
+
+    // ---- INSERT / REPLACE --------------------------------------------------------------------
+
+    async fn insert(&mut self, ins: ast::Insert, txn: Arc<Txn>) -> Result<Output> {
+        let name = match &ins.table {
+            ast::TableObject::TableName(n) => n.clone(),
+            other => return Err(SqlError::unsupported(format!("INSERT INTO {other}"))),
+        };
+        let (db, tname) = self.resolve_name(&name)?;
+        let info = Catalog::new(&txn).must_table(&db, &tname)?;
+
+        // Which columns the source values go to.
+        let mut targets: Vec<usize> = Vec::new();
+        let source_rows: Vec<Vec<Source>>;
+        if !ins.assignments.is_empty() {
+            // INSERT … SET a = 1, b = 2
+            let mut row = Vec::new();
+            for a in &ins.assignments {
+                let col = assignment_column(&a.target)?;
+                targets.push(info.column_index(&col).ok_or_else(|| SqlError::unknown_column(&col, "field list"))?);
+                row.push(a.value.clone());
+            }
+            source_rows = vec![self.eval_row(row).await?];
+        } else {
+            for c in &ins.columns {
+                let n = c.0.last().map(|p| p.to_string()).unwrap_or_default();
+                let n = n.trim_matches('`').to_string();
+                targets.push(info.column_index(&n).ok_or_else(|| SqlError::unknown_column(&n, "field list"))?);
+            }
+            let source = ins.source.clone().ok_or_else(|| SqlError::syntax("near INSERT: missing VALUES"))?;
+            source_rows = match source.body.as_ref() {
+                SetExpr::Values(v) if source.with.is_none() => {
+                    let mut rows = Vec::with_capacity(v.rows.len());
+                    for r in &v.rows {
+                        rows.push(self.eval_row(r.content.clone()).await?);
+                    }
+                    rows
+                }
+                _ => self.eval_query_rows(Statement::Query(source), txn.clone()).await?,
+            };
+            if targets.is_empty() {
+                let width = source_rows.first().map(|r| r.len()).unwrap_or(0);
+                let all: Vec<usize> = (0..info.columns.len()).collect();
+                let stored: Vec<usize> = (0..info.columns.len()).filter(|&i| info.columns[i].generated.is_none()).collect();
+                targets = if width == all.len() { all } else { stored };
+            }
+        }
+        for (i, r) in source_rows.iter().enumerate() {
+            if r.len() != targets.len() {
+                return Err(SqlError::wrong_value_count(i + 1));
+            }
+        }
+        for &t in &targets {
+            let c = &info.columns[t];
+            if c.generated.is_some() && source_rows.iter().any(|r| !matches!(r[targets.iter().position(|x| *x == t).unwrap()], Source::Default)) {
+                return Err(SqlError::new(
+                    3105,
+                    "HY000",
+                    format!("The value specified for generated column '{}' in table '{}' is not allowed.", c.name, info.name),
+                ));
+            }
+        }
+
+        // Build full rows in column order.
+        let mut rows: Vec<Row> = Vec::with_capacity(source_rows.len());
+        let mut explicit_auto: Vec<bool> = Vec::with_capacity(source_rows.len());
+        let auto_col = info.auto_increment_column();
+        for (ri, src) in source_rows.into_iter().enumerate() {
+            let mut values = vec![Datum::Null; info.columns.len()];
+            let mut given = vec![false; info.columns.len()];
+            for (k, &ci) in targets.iter().enumerate() {
+                let c = &info.columns[ci];
+                values[ci] = match &src[k] {
+                    Source::Default => self.column_default_value(c).await?,
+                    Source::Value(v) => coerce(v, &c.ty, &Target { column: &c.name, row: ri + 1 })?,
+                };
+                given[ci] = true;
+            }
+            for (ci, c) in info.columns.iter().enumerate() {
+                if !given[ci] && c.generated.is_none() {
+                    if c.default.is_none() && !c.nullable && !c.auto_increment {
+                        return Err(SqlError::new(1364, "HY000", format!("Field '{}' doesn't have a default value", c.name)));
+                    }
+                    values[ci] = self.column_default_value(c).await?;
+                }
+            }
+            let explicit = auto_col.is_some_and(|a| match &values[a] {
+                Datum::Null => false,
+                Datum::Int(0) | Datum::UInt(0) => false,
+                _ => true,
+            });
+            explicit_auto.push(explicit);
+            rows.push(Row { handle: 0, values });
+        }
+
+        // AUTO_INCREMENT values and row handles come from one allocator per table (as in TiDB).
+        let mut first_auto_id: Option<u64> = None;
+        if let Some(a) = auto_col {
+            let need = explicit_auto.iter().filter(|e| !**e).count() as u64;
+            let mut next = if need > 0 { self.engine.store.alloc_ids(&info.id_counter(), need)? } else { 0 };
+            let mut max_explicit: i128 = 0;
+            for (r, explicit) in rows.iter_mut().zip(&explicit_auto) {
+                if *explicit {
+                    let v = match r.values[a] {
+                        Datum::Int(i) => i as i128,
+                        Datum::UInt(u) => u as i128,
+                        Datum::Float(f) => f as i128,
+                        _ => 0,
+                    };
+                    max_explicit = max_explicit.max(v);
+                } else {
+                    first_auto_id.get_or_insert(next);
+                    r.values[a] = types::coerce(&ScalarValue::UInt64(Some(next)), &info.columns[a].ty, &Target { column: &info.columns[a].name, row: 1 })?;
+                    next += 1;
+                }
+            }
+            if max_explicit > 0 {
+                self.engine.store.counter_rebase(&info.id_counter(), max_explicit as u64)?;
+            }
+        }
+        self.fill_generated(&info, &mut rows, None).await?;
+        assign_handles(self, &info, &mut rows)?;
+        for (i, r) in rows.iter().enumerate() {
+            check_not_null(&info, r, i + 1)?;
+        }
+
+        // Write, resolving key conflicts as the statement asks.
+        let replace = ins.replace_into;
+        let ignore = ins.ignore;
+        let odku = match &ins.on {
+            Some(ast::OnInsert::DuplicateKeyUpdate(a)) => Some(a.clone()),
+            _ => None,
+        };
+        let mut affected = 0u64;
+        for row in rows.iter() {
+            loop {
+                let Some((h, key, shown)) = table::find_conflict(&txn, &info, row)? else {
+                    table::put_row(&txn, &info, row)?;
+                    affected += 1;
+                    break;
+                };
+                if replace {
+                    let old = table::get_row(&txn, &info, h)?.ok_or_else(|| SqlError::other("index points to a missing row"))?;
+                    table::delete_row(&txn, &info, &old)?;
+                    affected += 1;
+                    continue;
+                }
+                if let Some(assignments) = &odku {
+                    let old = table::get_row(&txn, &info, h)?.ok_or_else(|| SqlError::other("index points to a missing row"))?;
+                    let changed = self.on_duplicate_update(&txn, &info, &old, row, assignments).await?;
+                    affected += if changed { 2 } else { 0 };
+                    break;
+                }
+                if ignore {
+                    self.warn(1062, format!("Duplicate entry '{shown}' for key '{}.{key}'", info.name));
+                    break;
+                }
+                return Err(SqlError::dup_entry(&shown, &format!("{}.{key}", info.name)));
+            }
+        }
+        if let Some(id) = first_auto_id {
+            self.last_insert_id = id;
+        }
+        self.last_row_count = affected as i64;
+        let info_text = if rows.len() > 1 {
+            format!("Records: {}  Duplicates: {}  Warnings: {}", rows.len(), rows.len() as u64 - affected.min(rows.len() as u64), self.warnings.len())
+        } else {
+            String::new()
+        };
+        Ok(Output::Ok { affected, last_insert_id: first_auto_id.unwrap_or(0), info: info_text })
+    }
+
+    /// ON DUPLICATE KEY UPDATE for one conflicting row. Returns whether the row changed.
+    async fn on_duplicate_update(
+        &mut self,
+        txn: &Txn,
+        info: &TableInfo,
+        old: &Row,
+        new: &Row,
+        assignments: &[ast::Assignment],
+    ) -> Result<bool> {
+        // Evaluate each assignment over the old row, with VALUES(col) reading the proposed row.
+        let mut exprs = Vec::new();
+        let mut cols = Vec::new();
+        for a in assignments {
+            let col = assignment_column(&a.target)?;
+            cols.push(info.column_index(&col).ok_or_else(|| SqlError::unknown_column(&col, "field list"))?);
+            let mut e = a.value.clone();
+            let _ = ast::visit_expressions_mut(&mut e, |x| {
+                if let Expr::Function(f) = x {
+                    if f.name.to_string().eq_ignore_ascii_case("values") {
+                        if let ast::FunctionArguments::List(l) = &f.args {
+                            if let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Identifier(id)))) = l.args.first() {
+                                *x = Expr::Identifier(ast::Ident::new(format!("__new_{}", id.value.to_lowercase())));
+                            }
+                        }
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+            exprs.push(e);
+        }
+        let vals = eval_over_rows(info, &[old.values.clone()], Some(&new.values), exprs, self).await?;
+        let mut updated = old.clone();
+        for (k, &ci) in cols.iter().enumerate() {
+            let c = &info.columns[ci];
+            updated.values[ci] = coerce(&vals[k][0], &c.ty, &Target { column: &c.name, row: 1 })?;
+        }
+        let changed_cols: HashSet<usize> = cols.iter().copied().collect();
+        self.write_updated_row(txn, info, old, updated, &changed_cols).await
+    }
+
+    /// Apply an updated image of a row: recompute generated columns that depend on changed columns,
+    /// move the row if its handle changed, keep unique keys unique. Returns whether anything changed.
+    async fn write_updated_row(
+        &mut self,
+        txn: &Txn,
+        info: &TableInfo,
+        old: &Row,
+        mut updated: Row,
+        changed_cols: &HashSet<usize>,
+    ) -> Result<bool> {
+        let mut rows = vec![updated.clone()];
+        self.fill_generated(info, &mut rows, Some(changed_cols)).await?;
+        updated = rows.pop().unwrap();
+        if let Some(pk) = &info.pk_handle {
+            let i = info.column_index(pk).unwrap();
+            updated.handle = match updated.values[i] {
+                Datum::Int(h) => h,
+                Datum::UInt(u) => u as i64,
+                _ => return Err(SqlError::bad_null(&info.columns[i].name)),
+            };
+        }
+        check_not_null(info, &updated, 1)?;
+        if updated.values == old.values {
+            return Ok(false);
+        }
+        table::delete_row(txn, info, old)?;
+        if let Some((_, key, shown)) = table::find_conflict(txn, info, &updated)? {
+            return Err(SqlError::dup_entry(&shown, &format!("{}.{key}", info.name)));
+        }
+        table::put_row(txn, info, &updated)?;
+        Ok(true)
+    }
+
+    /// Evaluate one VALUES row: literals directly, the rest through DataFusion in one query.
+    async fn eval_row(&mut self, exprs: Vec<Expr>) -> Result<Vec<Source>> {
+        let mut out: Vec<Option<Source>> = Vec::with_capacity(exprs.len());
+        let mut pending: Vec<(usize, Expr)> = Vec::new();
+        for (i, e) in exprs.into_iter().enumerate() {
+            match literal(&e) {
+                Some(s) => out.push(Some(s)),
+                None => {
+                    out.push(None);
+                    pending.push((i, e));
+                }
+            }
+        }
+        if !pending.is_empty() {
+            let items: Vec<String> = pending.iter().enumerate().map(|(k, (_, e))| format!("{e} AS `c{k}`")).collect();
+            let sql = format!("SELECT {}", items.join(", "));
+            let mut stmt = parser::parse_one(&sql)?;
+            rewrite::rewrite_statement(&mut stmt, self)?;
+            let txn = Arc::new(self.engine.store.begin()?);
+            let (_, batches) = self.plan_and_collect(stmt, txn.clone(), PlanScope::default()).await?;
+            txn.rollback();
+            let b = batches.iter().find(|b| b.num_rows() > 0).ok_or_else(|| SqlError::other("empty evaluation"))?;
+            for (k, (i, _)) in pending.iter().enumerate() {
+                out[*i] = Some(Source::Value(types::scalar_at(b.column(k), 0)?));
+            }
+        }
+        Ok(out.into_iter().map(|s| s.unwrap()).collect())
+    }
+
+    /// INSERT … SELECT: run the query in the statement's transaction and take its rows.
+    async fn eval_query_rows(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Vec<Vec<Source>>> {
+        rewrite::rewrite_statement(&mut stmt, self)?;
+        let scope = PlanScope { dml_target: None, current_db: self.db.clone() };
+        let (_, batches) = self.plan_and_collect(stmt, txn, scope).await?;
+        let mut rows = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                let mut row = Vec::with_capacity(b.num_columns());
+                for c in b.columns() {
+                    row.push(Source::Value(types::scalar_at(c, r)?));
+                }
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// A column's DEFAULT (evaluated now: `CURRENT_TIMESTAMP` is the statement's time).
+    pub async fn column_default_value(&mut self, c: &ColumnInfo) -> Result<Datum> {
+        let Some(d) = &c.default else { return Ok(Datum::Null) };
+        let expr = parse_expr(d)?;
+        let src = match literal(&expr) {
+            Some(s) => s,
+            None => self.eval_row(vec![expr]).await?.pop().unwrap(),
+        };
+        match src {
+            Source::Value(v) => coerce(&v, &c.ty, &Target { column: &c.name, row: 1 }),
+            Source::Default => Ok(Datum::Null),
+        }
+    }
+
+    /// Compute generated columns for a batch of rows in one evaluation per column. With
+    /// `changed`, only columns whose expression reads a changed column are recomputed (UPDATE).
+    pub async fn fill_generated(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut gen_cols = Vec::new();
+        let mut exprs = Vec::new();
+        for (ci, c) in info.columns.iter().enumerate() {
+            let Some(g) = &c.generated else { continue };
+            let e = parse_expr(&g.expr)?;
+            if let Some(changed) = changed {
+                let refs = referenced_columns(&e);
+                let depends = info.columns.iter().enumerate().any(|(i, col)| changed.contains(&i) && refs.contains(&col.key()));
+                if !depends {
+                    continue;
+                }
+            }
+            gen_cols.push(ci);
+            exprs.push(e);
+        }
+        if exprs.is_empty() {
+            return Ok(());
+        }
+        let images: Vec<Vec<Datum>> = rows.iter().map(|r| r.values.clone()).collect();
+        let vals = eval_over_rows(info, &images, None, exprs, self).await?;
+        for (k, &ci) in gen_cols.iter().enumerate() {
+            let c = &info.columns[ci];
+            for (ri, r) in rows.iter_mut().enumerate() {
+                r.values[ci] = coerce(&vals[k][ri], &c.ty, &Target { column: &c.name, row: ri + 1 })?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- UPDATE ------------------------------------------------------------------------------
+
+    async fn update(&mut self, up: ast::Update, txn: Arc<Txn>) -> Result<Output> {
+        if !up.table.joins.is_empty() || up.from.is_some() {
+            return Err(SqlError::unsupported("multi-table UPDATE"));
+        }
+        let (name, alias) = match &up.table.relation {
+            ast::TableFactor::Table { name, alias, .. } => (name.clone(), alias.clone()),
+            other => return Err(SqlError::unsupported(format!("UPDATE {other}"))),
+        };
+        let (db, tname) = self.resolve_name(&name)?;
+        let info = Catalog::new(&txn).must_table(&db, &tname)?;
+        let mut cols = Vec::new();
+        let mut items = vec![format!("`{HANDLE_COLUMN}`")];
+        for (k, a) in up.assignments.iter().enumerate() {
+            let col = assignment_column(&a.target)?;
+            let ci = info.column_index(&col).ok_or_else(|| SqlError::unknown_column(&col, "field list"))?;
+            if info.columns[ci].generated.is_some() {
+                return Err(SqlError::new(
+                    3105,
+                    "HY000",
+                    format!("The value specified for generated column '{}' in table '{}' is not allowed.", info.columns[ci].name, info.name),
+                ));
+            }
+            cols.push(ci);
+            items.push(format!("{} AS `__set{k}`", a.value));
+        }
+        let sql = target_select(&items, &name, alias.as_ref(), up.selection.as_ref(), &up.order_by, up.limit.as_ref());
+        let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
+        let (mut matched, mut changed) = (0u64, 0u64);
+        let changed_cols: HashSet<usize> = cols.iter().copied().collect();
+        for b in &batches {
+            let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?.clone();
+            for r in 0..b.num_rows() {
+                let Some(old) = table::get_row(&txn, &info, handles.value(r))? else { continue };
+                matched += 1;
+                let mut updated = old.clone();
+                for (k, &ci) in cols.iter().enumerate() {
+                    let c = &info.columns[ci];
+                    let v = types::scalar_at(b.column(k + 1), r)?;
+                    updated.values[ci] = coerce(&v, &c.ty, &Target { column: &c.name, row: matched as usize })?;
+                }
+                if self.write_updated_row(&txn, &info, &old, updated, &changed_cols).await? {
+                    changed += 1;
+                }
+            }
+        }
+        let affected = if self.found_rows_flag { matched } else { changed };
+        self.last_row_count = affected as i64;
+        Ok(Output::Ok {
+            affected,
+            last_insert_id: 0,
+            info: format!("Rows matched: {matched}  Changed: {changed}  Warnings: 0"),
+        })
+    }
+
+    // ---- DELETE ------------------------------------------------------------------------------
+
+    async fn delete(&mut self, del: ast::Delete, txn: Arc<Txn>) -> Result<Output> {
+        let from = match &del.from {
+            ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+        };
+        if from.len() != 1 || !from[0].joins.is_empty() || !del.tables.is_empty() || del.using.is_some() {
+            return Err(SqlError::unsupported("multi-table DELETE"));
+        }
+        let (name, alias) = match &from[0].relation {
+            ast::TableFactor::Table { name, alias, .. } => (name.clone(), alias.clone()),
+            other => return Err(SqlError::unsupported(format!("DELETE FROM {other}"))),
+        };
+        let (db, tname) = self.resolve_name(&name)?;
+        let info = Catalog::new(&txn).must_table(&db, &tname)?;
+        let items = vec![format!("`{HANDLE_COLUMN}`")];
+        let sql = target_select(&items, &name, alias.as_ref(), del.selection.as_ref(), &del.order_by, del.limit.as_ref());
+        let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
+        let mut affected = 0u64;
+        for b in &batches {
+            let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?;
+            for r in 0..b.num_rows() {
+                if let Some(old) = table::get_row(&txn, &info, handles.value(r))? {
+                    table::delete_row(&txn, &info, &old)?;
+                    affected += 1;
+                }
+            }
+        }
+        self.last_row_count = affected as i64;
+        Ok(Output::affected(affected))
+    }
+
+    async fn select_targets(&mut self, sql: &str, db: &str, table: &str, txn: Arc<Txn>) -> Result<Vec<RecordBatch>> {
+        let mut stmt = parser::parse_one(sql)?;
+        rewrite::rewrite_statement(&mut stmt, self)?;
+        let scope = PlanScope { dml_target: Some((db.to_string(), table.to_string())), current_db: self.db.clone() };
+        let (_, batches) = self.plan_and_collect(stmt, txn, scope).await?;
+        Ok(batches)
+    }
+}
+
+fn target_select(
+    items: &[String],
+    name: &ast::ObjectName,
+    alias: Option<&ast::TableAlias>,
+    selection: Option<&Expr>,
+    order_by: &[ast::OrderByExpr],
+    limit: Option<&Expr>,
+) -> String {
+    let mut sql = format!("SELECT {} FROM {name}", items.join(", "));
+    if let Some(a) = alias {
+        sql.push_str(&format!(" AS {}", a.name));
+    }
+    if let Some(w) = selection {
+        sql.push_str(&format!(" WHERE {w}"));
+    }
+    if !order_by.is_empty() {
+        sql.push_str(&format!(" ORDER BY {}", order_by.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", ")));
+    }
+    if let Some(l) = limit {
+        sql.push_str(&format!(" LIMIT {l}"));
+    }
+    sql
+}
+
+fn assignment_column(t: &ast::AssignmentTarget) -> Result<String> {
+    match t {
+        ast::AssignmentTarget::ColumnName(n) => Ok(n.0.last().map(|p| p.to_string()).unwrap_or_default().trim_matches('`').to_string()),
+        other => Err(SqlError::unsupported(format!("assignment to {other}"))),
+    }
+}
+
+fn parse_expr(text: &str) -> Result<Expr> {
+    let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
+    let mut p = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(text)
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
+    p.parse_expr().map_err(|e| SqlError::syntax(e.to_string()))
+}
+
+fn referenced_columns(e: &Expr) -> HashSet<String> {
+    let mut out = HashSet::new();
+    let _ = ast::visit_expressions(e, |x| {
+        match x {
+            Expr::Identifier(i) => {
+                out.insert(i.value.to_lowercase());
+            }
+            Expr::CompoundIdentifier(ids) => {
+                out.insert(ids.last().unwrap().value.to_lowercase());
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// A VALUES item that needs no evaluation. Numbers stay text so DECIMAL and string columns get
+/// exactly the digits the user wrote.
+fn literal(e: &Expr) -> Option<Source> {
+    match e {
+        Expr::Value(v) => Some(Source::Value(match &v.value {
+            Value::Number(n, _) => ScalarValue::Utf8(Some(n.clone())),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => ScalarValue::Utf8(Some(s.clone())),
+            Value::Null => ScalarValue::Null,
+            Value::Boolean(b) => ScalarValue::Int64(Some(*b as i64)),
+            _ => return None,
+        })),
+        Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => Some(Source::Value(ScalarValue::Utf8(Some(format!("-{n}"))))),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") => Some(Source::Default),
+        _ => None,
+    }
+}
+
+fn check_not_null(info: &TableInfo, r: &Row, _row: usize) -> Result<()> {
+    for (c, v) in info.columns.iter().zip(&r.values) {
+        if !c.nullable && matches!(v, Datum::Null) {
+            return Err(SqlError::bad_null(&c.name));
+        }
+    }
+    Ok(())
+}
+
+/// Handles: the integer primary key's value, or a fresh row id.
+fn assign_handles(s: &Session, info: &TableInfo, rows: &mut [Row]) -> Result<()> {
+    if let Some(pk) = &info.pk_handle {
+        let i = info.column_index(pk).unwrap();
+        for r in rows.iter_mut() {
+            r.handle = match r.values[i] {
+                Datum::Int(h) => h,
+                Datum::UInt(u) => i64::try_from(u).map_err(|_| SqlError::out_of_range(pk, 1))?,
+                _ => return Err(SqlError::bad_null(&info.columns[i].name)),
+            };
+        }
+    } else {
+        let first = s.engine.store.alloc_ids(&info.id_counter(), rows.len() as u64)?;
+        for (k, r) in rows.iter_mut().enumerate() {
+            r.handle = (first + k as u64) as i64;
+        }
+    }
+    Ok(())
+}
+
+/// Evaluate expressions over row images (one Arrow batch, one DataFusion query): generated columns,
+/// ON DUPLICATE KEY UPDATE. `new` adds `__new_<col>` columns holding a proposed row.
+/// Returns `[expr][row]`.
+async fn eval_over_rows(
+    info: &TableInfo,
+    rows: &[Vec<Datum>],
+    new: Option<&Vec<Datum>>,
+    exprs: Vec<Expr>,
+    session: &Session,
+) -> Result<Vec<Vec<ScalarValue>>> {
+    let mut fields: Vec<Field> = info.columns.iter().map(|c| c.ty.field(&c.key(), true)).collect();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (i, c) in info.columns.iter().enumerate() {
+        let vals: Vec<&Datum> = rows.iter().map(|r| &r[i]).collect();
+        columns.push(types::datums_to_array(&c.ty, &vals)?);
+    }
+    if let Some(new) = new {
+        for (i, c) in info.columns.iter().enumerate() {
+            fields.push(c.ty.field(&format!("__new_{}", c.key()), true));
+            let vals: Vec<&Datum> = rows.iter().map(|_| &new[i]).collect();
+            columns.push(types::datums_to_array(&c.ty, &vals)?);
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| SqlError::other(e.to_string()))?;
+    let ctx = SessionContext::new();
+    for f in functions::all_udfs() {
+        ctx.register_udf(f);
+    }
+    let mem = MemTable::try_new(schema, vec![vec![batch]])?;
+    ctx.register_table("__rows", Arc::new(mem))?;
+    let items: Vec<String> = exprs.iter().enumerate().map(|(k, e)| format!("{e} AS `e{k}`")).collect();
+    let mut stmt = parser::parse_one(&format!("SELECT {} FROM __rows", items.join(", ")))?;
+    rewrite::rewrite_statement(&mut stmt, session)?;
+    let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    let mut out = vec![Vec::with_capacity(rows.len()); exprs.len()];
+    for b in &batches {
+        for (k, col) in b.columns().iter().enumerate() {
+            for r in 0..b.num_rows() {
+                out[k].push(types::scalar_at(col, r)?);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,268 @@
+//! MySQL-compatible scalar functions where DataFusion's built-ins mean something else, registered as
+//! DataFusion UDFs (the vector functions live in the `embedb-vector` crate).
+//!
+//! - `mysql_div(a, b)`: the `/` operator. MySQL divides integers into a DECIMAL with 4 more digits
+//!   of scale (`1/2` → `0.5000`), floats into a DOUBLE, and gives NULL on division by zero.
+//! - `json_extract(doc, path, …)`, `json_unquote(s)`: MySQL JSON path access (`$.a.b`, `$[0]`,
+//!   `$."quoted key"`), returning MySQL's JSON text.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Decimal128Builder, Float64Array, StringArray, StringBuilder};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+
+use crate::sql::types::json_to_mysql_text;
+
+pub fn all_udfs() -> Vec<ScalarUDF> {
+    let mut v = vec![
+        ScalarUDF::from(MysqlDiv::new()),
+        ScalarUDF::from(JsonExtract::new()),
+        ScalarUDF::from(JsonUnquote::new()),
+    ];
+    v.extend(embedb_vector::all_udfs());
+    v
+}
+
+fn scale_of(t: &DataType) -> Option<i8> {
+    match t {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => Some(0),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => Some(0),
+        DataType::Boolean => Some(0),
+        DataType::Decimal128(_, s) => Some(*s),
+        DataType::Null => Some(0),
+        _ => None,
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MysqlDiv {
+    signature: Signature,
+}
+
+impl MysqlDiv {
+    fn new() -> Self {
+        MysqlDiv { signature: Signature::any(2, Volatility::Immutable) }
+    }
+}
+
+const DIV_INCREMENT: i8 = 4;
+
+impl ScalarUDFImpl for MysqlDiv {
+    fn name(&self) -> &str {
+        "mysql_div"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, t: &[DataType]) -> Result<DataType> {
+        match (scale_of(&t[0]), scale_of(&t[1])) {
+            (Some(sa), Some(_)) => Ok(DataType::Decimal128(38, (sa + DIV_INCREMENT).min(30))),
+            _ => Ok(DataType::Float64),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(n))
+            .collect::<Result<_>>()?;
+        let ret = args.return_field.data_type().clone();
+        match ret {
+            DataType::Decimal128(p, rs) => {
+                let sb = scale_of(arrays[1].data_type()).unwrap_or(0);
+                let sa = scale_of(arrays[0].data_type()).unwrap_or(0);
+                let a = cast(&arrays[0], &DataType::Decimal128(38, sa))?;
+                let b = cast(&arrays[1], &DataType::Decimal128(38, sb))?;
+                let a = a.as_any().downcast_ref::<datafusion::arrow::array::Decimal128Array>().unwrap();
+                let b = b.as_any().downcast_ref::<datafusion::arrow::array::Decimal128Array>().unwrap();
+                let mut out = Decimal128Builder::with_capacity(n);
+                // a/10^sa ÷ b/10^sb = r/10^rs  ⇒  r = a·10^(rs−sa+sb) / b
+                let shift = (rs - sa + sb) as u32;
+                for i in 0..n {
+                    if a.is_null(i) || b.is_null(i) || b.value(i) == 0 {
+                        out.append_null();
+                        continue;
+                    }
+                    let num = a.value(i).checked_mul(10i128.pow(shift));
+                    let Some(num) = num else { return exec_err!("value out of range in '/'") };
+                    let d = b.value(i);
+                    let q = num / d;
+                    let r = num % d;
+                    let q = if (r.abs() * 2) >= d.abs() { q + num.signum() * d.signum() } else { q };
+                    out.append_value(q);
+                }
+                Ok(ColumnarValue::Array(Arc::new(out.finish().with_precision_and_scale(p, rs)?)))
+            }
+            _ => {
+                let a = cast(&arrays[0], &DataType::Float64)?;
+                let b = cast(&arrays[1], &DataType::Float64)?;
+                let a = a.as_any().downcast_ref::<Float64Array>().unwrap();
+                let b = b.as_any().downcast_ref::<Float64Array>().unwrap();
+                let out: Float64Array = (0..n)
+                    .map(|i| {
+                        if a.is_null(i) || b.is_null(i) || b.value(i) == 0.0 {
+                            None
+                        } else {
+                            Some(a.value(i) / b.value(i))
+                        }
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonExtract {
+    signature: Signature,
+}
+
+impl JsonExtract {
+    fn new() -> Self {
+        JsonExtract { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+/// One step of a MySQL JSON path.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn parse_path(p: &str) -> Option<Vec<Step>> {
+    let p = p.trim();
+    let mut rest = p.strip_prefix('$')?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            if let Some(r2) = r.strip_prefix('"') {
+                let end = r2.find('"')?;
+                steps.push(Step::Key(r2[..end].to_string()));
+                rest = &r2[end + 1..];
+            } else {
+                let end = r.find(['.', '[']).unwrap_or(r.len());
+                steps.push(Step::Key(r[..end].to_string()));
+                rest = &r[end..];
+            }
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            steps.push(Step::Index(r[..end].trim().parse().ok()?));
+            rest = &r[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(steps)
+}
+
+fn walk<'a>(v: &'a serde_json::Value, steps: &[Step]) -> Option<&'a serde_json::Value> {
+    let mut cur = v;
+    for s in steps {
+        cur = match (s, cur) {
+            (Step::Key(k), serde_json::Value::Object(o)) => o.get(k)?,
+            (Step::Index(i), serde_json::Value::Array(a)) => a.get(*i)?,
+            (Step::Index(0), other) => other,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+impl ScalarUDFImpl for JsonExtract {
+    fn name(&self) -> &str {
+        "json_extract"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _t: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.args.len() < 2 {
+            return exec_err!("Incorrect parameter count in the call to native function 'json_extract'");
+        }
+        let n = args.number_rows;
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(n).and_then(|x| Ok(cast(&x, &DataType::Utf8)?)))
+            .collect::<Result<_>>()?;
+        let doc = arrays[0].as_any().downcast_ref::<StringArray>().unwrap();
+        let paths: Vec<&StringArray> = arrays[1..].iter().map(|a| a.as_any().downcast_ref::<StringArray>().unwrap()).collect();
+        let mut out = StringBuilder::new();
+        for i in 0..n {
+            if doc.is_null(i) || paths.iter().any(|p| p.is_null(i)) {
+                out.append_null();
+                continue;
+            }
+            let v: serde_json::Value = match serde_json::from_str(doc.value(i)) {
+                Ok(v) => v,
+                Err(e) => return exec_err!("Invalid JSON text in argument 1 to function json_extract: {e}"),
+            };
+            let mut found = Vec::new();
+            for p in &paths {
+                let Some(steps) = parse_path(p.value(i)) else {
+                    return exec_err!("Invalid JSON path expression. The error is around character position 1.");
+                };
+                if let Some(x) = walk(&v, &steps) {
+                    found.push(x.clone());
+                }
+            }
+            match found.len() {
+                0 => out.append_null(),
+                1 if paths.len() == 1 => out.append_value(json_to_mysql_text(&found[0])),
+                _ => out.append_value(json_to_mysql_text(&serde_json::Value::Array(found))),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonUnquote {
+    signature: Signature,
+}
+
+impl JsonUnquote {
+    fn new() -> Self {
+        JsonUnquote { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for JsonUnquote {
+    fn name(&self) -> &str {
+        "json_unquote"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _t: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let a = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
+        let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+        let out: StringArray = (0..n)
+            .map(|i| {
+                if a.is_null(i) {
+                    return None;
+                }
+                let s = a.value(i);
+                if s.starts_with('"') {
+                    if let Ok(serde_json::Value::String(u)) = serde_json::from_str::<serde_json::Value>(s) {
+                        return Some(u);
+                    }
+                }
+                Some(s.to_string())
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}

@@ -1,0 +1,416 @@
+//! `information_schema`: read-only views built from the catalog when a query names them, with the
+//! columns MySQL/TiDB define (upper-case names, as clients and SQLAlchemy's reflection expect).
+//! Each view is materialised as an in-memory table for the one statement that reads it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::{SchemaProvider, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::error::Result as DfResult;
+use embedb_storage::Txn;
+
+use crate::error::{to_df, Result, SqlError};
+use crate::sql::catalog::{Catalog, IndexKind, TableInfo};
+use crate::sql::context::PlanScope;
+
+pub struct InfoSchema {
+    txn: Arc<Txn>,
+    #[allow(dead_code)]
+    scope: PlanScope,
+}
+
+impl InfoSchema {
+    pub fn new(txn: Arc<Txn>, scope: PlanScope) -> Self {
+        InfoSchema { txn, scope }
+    }
+}
+
+impl fmt::Debug for InfoSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InfoSchema")
+    }
+}
+
+const VIEWS: &[&str] = &[
+    "schemata",
+    "tables",
+    "columns",
+    "statistics",
+    "key_column_usage",
+    "tiflash_replica",
+    "referential_constraints",
+    "engines",
+    "character_sets",
+    "collations",
+];
+
+#[async_trait]
+impl SchemaProvider for InfoSchema {
+    fn table_names(&self) -> Vec<String> {
+        VIEWS.iter().map(|s| s.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let n = name.to_lowercase();
+        if !VIEWS.contains(&n.as_str()) {
+            return Ok(None);
+        }
+        let t = build(&self.txn, &n).map_err(to_df)?;
+        Ok(Some(Arc::new(t)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        VIEWS.contains(&name.to_lowercase().as_str())
+    }
+}
+
+enum C {
+    S(&'static str),
+    I(&'static str),
+}
+
+fn s(v: impl Into<String>) -> ScalarValue {
+    ScalarValue::Utf8(Some(v.into()))
+}
+fn i(v: i64) -> ScalarValue {
+    ScalarValue::Int64(Some(v))
+}
+fn null() -> ScalarValue {
+    ScalarValue::Utf8(None)
+}
+
+fn mem(cols: &[C], rows: Vec<Vec<ScalarValue>>) -> Result<MemTable> {
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|c| match c {
+            C::S(n) => Field::new(n.to_lowercase(), DataType::Utf8, true),
+            C::I(n) => Field::new(n.to_lowercase(), DataType::Int64, true),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (ci, c) in cols.iter().enumerate() {
+        let dt = match c {
+            C::S(_) => DataType::Utf8,
+            C::I(_) => DataType::Int64,
+        };
+        let vals: Vec<ScalarValue> = rows
+            .iter()
+            .map(|r| {
+                let v = r[ci].clone();
+                if v.is_null() {
+                    ScalarValue::try_from(&dt).unwrap()
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let arr = if vals.is_empty() {
+            datafusion::arrow::array::new_empty_array(&dt)
+        } else {
+            ScalarValue::iter_to_array(vals).map_err(SqlError::from)?
+        };
+        arrays.push(arr);
+    }
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| SqlError::other(e.to_string()))?;
+    MemTable::try_new(schema, vec![vec![batch]]).map_err(SqlError::from)
+}
+
+fn all_tables(txn: &Txn) -> Result<Vec<TableInfo>> {
+    let cat = Catalog::new(txn);
+    let mut out = Vec::new();
+    for db in cat.databases()? {
+        out.extend(cat.tables(&db.name)?);
+    }
+    Ok(out)
+}
+
+/// The column's key flag as `COLUMN_KEY` shows it.
+pub fn column_key(t: &TableInfo, col: &str) -> &'static str {
+    let col = col.to_lowercase();
+    for ix in &t.indexes {
+        if ix.kind != IndexKind::Btree || ix.columns.first() != Some(&col) {
+            continue;
+        }
+        if ix.primary {
+            return "PRI";
+        }
+    }
+    for ix in &t.indexes {
+        if ix.kind == IndexKind::Btree && ix.unique && ix.columns.len() == 1 && ix.columns[0] == col {
+            return "UNI";
+        }
+    }
+    for ix in &t.indexes {
+        if ix.columns.first() == Some(&col) {
+            return "MUL";
+        }
+    }
+    ""
+}
+
+fn build(txn: &Txn, view: &str) -> Result<MemTable> {
+    use C::*;
+    match view {
+        "schemata" => {
+            let mut rows = vec![vec![s("def"), s("INFORMATION_SCHEMA"), s("utf8mb4"), s("utf8mb4_bin"), null()]];
+            for db in Catalog::new(txn).databases()? {
+                rows.push(vec![s("def"), s(db.name), s("utf8mb4"), s("utf8mb4_bin"), null()]);
+            }
+            mem(
+                &[S("CATALOG_NAME"), S("SCHEMA_NAME"), S("DEFAULT_CHARACTER_SET_NAME"), S("DEFAULT_COLLATION_NAME"), S("SQL_PATH")],
+                rows,
+            )
+        }
+        "tables" => {
+            let rows = all_tables(txn)?
+                .into_iter()
+                .map(|t| {
+                    vec![
+                        s("def"),
+                        s(&t.db),
+                        s(&t.name),
+                        s("BASE TABLE"),
+                        s("InnoDB"),
+                        i(10),
+                        s("Compact"),
+                        s("utf8mb4_bin"),
+                        s(&t.create_time),
+                        s(&t.comment),
+                        i(t.id),
+                    ]
+                })
+                .collect();
+            mem(
+                &[
+                    S("TABLE_CATALOG"),
+                    S("TABLE_SCHEMA"),
+                    S("TABLE_NAME"),
+                    S("TABLE_TYPE"),
+                    S("ENGINE"),
+                    I("VERSION"),
+                    S("ROW_FORMAT"),
+                    S("TABLE_COLLATION"),
+                    S("CREATE_TIME"),
+                    S("TABLE_COMMENT"),
+                    I("TIDB_TABLE_ID"),
+                ],
+                rows,
+            )
+        }
+        "columns" => {
+            let mut rows = Vec::new();
+            for t in all_tables(txn)? {
+                for (pos, c) in t.columns.iter().enumerate() {
+                    let extra = if c.auto_increment {
+                        "auto_increment".to_string()
+                    } else if let Some(g) = &c.generated {
+                        if g.stored { "STORED GENERATED".into() } else { "VIRTUAL GENERATED".into() }
+                    } else {
+                        String::new()
+                    };
+                    let (charset, collation) = if c.ty.is_text() || matches!(c.ty, crate::sql::types::SqlType::Json) {
+                        (s("utf8mb4"), s("utf8mb4_bin"))
+                    } else {
+                        (null(), null())
+                    };
+                    rows.push(vec![
+                        s("def"),
+                        s(&t.db),
+                        s(&t.name),
+                        s(&c.name),
+                        i(pos as i64 + 1),
+                        c.default.clone().map(s).unwrap_or(null()),
+                        s(if c.nullable { "YES" } else { "NO" }),
+                        s(c.ty.data_type_name()),
+                        charset,
+                        collation,
+                        s(c.ty.to_sql()),
+                        s(column_key(&t, &c.name)),
+                        s(extra),
+                        s("select,insert,update,references"),
+                        s(&c.comment),
+                        c.generated.as_ref().map(|g| s(&g.expr)).unwrap_or(s("")),
+                    ]);
+                }
+            }
+            mem(
+                &[
+                    S("TABLE_CATALOG"),
+                    S("TABLE_SCHEMA"),
+                    S("TABLE_NAME"),
+                    S("COLUMN_NAME"),
+                    I("ORDINAL_POSITION"),
+                    S("COLUMN_DEFAULT"),
+                    S("IS_NULLABLE"),
+                    S("DATA_TYPE"),
+                    S("CHARACTER_SET_NAME"),
+                    S("COLLATION_NAME"),
+                    S("COLUMN_TYPE"),
+                    S("COLUMN_KEY"),
+                    S("EXTRA"),
+                    S("PRIVILEGES"),
+                    S("COLUMN_COMMENT"),
+                    S("GENERATION_EXPRESSION"),
+                ],
+                rows,
+            )
+        }
+        "statistics" => {
+            let mut rows = Vec::new();
+            for t in all_tables(txn)? {
+                for ix in &t.indexes {
+                    for (seq, col) in ix.columns.iter().enumerate() {
+                        let name = t.column(col).map(|c| c.name.clone()).unwrap_or(col.clone());
+                        let itype = match &ix.kind {
+                            IndexKind::Btree => "BTREE",
+                            IndexKind::Vector { .. } => "HNSW",
+                            IndexKind::Fulltext { .. } => "FULLTEXT",
+                        };
+                        rows.push(vec![
+                            s("def"),
+                            s(&t.db),
+                            s(&t.name),
+                            i(if ix.unique { 0 } else { 1 }),
+                            s(&t.db),
+                            s(if ix.primary { "PRIMARY" } else { &ix.name }),
+                            i(seq as i64 + 1),
+                            s(name),
+                            s("A"),
+                            i(0),
+                            s(if t.column(col).is_some_and(|c| c.nullable) { "YES" } else { "" }),
+                            s(itype),
+                            s(&ix.comment),
+                        ]);
+                    }
+                }
+            }
+            mem(
+                &[
+                    S("TABLE_CATALOG"),
+                    S("TABLE_SCHEMA"),
+                    S("TABLE_NAME"),
+                    I("NON_UNIQUE"),
+                    S("INDEX_SCHEMA"),
+                    S("INDEX_NAME"),
+                    I("SEQ_IN_INDEX"),
+                    S("COLUMN_NAME"),
+                    S("COLLATION"),
+                    I("CARDINALITY"),
+                    S("NULLABLE"),
+                    S("INDEX_TYPE"),
+                    S("INDEX_COMMENT"),
+                ],
+                rows,
+            )
+        }
+        "key_column_usage" => {
+            let mut rows = Vec::new();
+            for t in all_tables(txn)? {
+                for ix in t.indexes.iter().filter(|ix| ix.unique && ix.kind == IndexKind::Btree) {
+                    for (seq, col) in ix.columns.iter().enumerate() {
+                        let name = t.column(col).map(|c| c.name.clone()).unwrap_or(col.clone());
+                        rows.push(vec![
+                            s("def"),
+                            s(&t.db),
+                            s(if ix.primary { "PRIMARY" } else { &ix.name }),
+                            s("def"),
+                            s(&t.db),
+                            s(&t.name),
+                            s(name),
+                            i(seq as i64 + 1),
+                            null(),
+                            null(),
+                            null(),
+                            null(),
+                        ]);
+                    }
+                }
+            }
+            mem(
+                &[
+                    S("CONSTRAINT_CATALOG"),
+                    S("CONSTRAINT_SCHEMA"),
+                    S("CONSTRAINT_NAME"),
+                    S("TABLE_CATALOG"),
+                    S("TABLE_SCHEMA"),
+                    S("TABLE_NAME"),
+                    S("COLUMN_NAME"),
+                    I("ORDINAL_POSITION"),
+                    I("POSITION_IN_UNIQUE_CONSTRAINT"),
+                    S("REFERENCED_TABLE_SCHEMA"),
+                    S("REFERENCED_TABLE_NAME"),
+                    S("REFERENCED_COLUMN_NAME"),
+                ],
+                rows,
+            )
+        }
+        "tiflash_replica" => {
+            let rows = all_tables(txn)?
+                .into_iter()
+                .filter(|t| t.tiflash_replica > 0)
+                .map(|t| vec![s(&t.db), s(&t.name), i(t.id), i(t.tiflash_replica as i64), s(""), i(1), s("1")])
+                .collect();
+            mem(
+                &[
+                    S("TABLE_SCHEMA"),
+                    S("TABLE_NAME"),
+                    I("TABLE_ID"),
+                    I("REPLICA_COUNT"),
+                    S("LOCATION_LABELS"),
+                    I("AVAILABLE"),
+                    S("PROGRESS"),
+                ],
+                rows,
+            )
+        }
+        "referential_constraints" => mem(
+            &[
+                S("CONSTRAINT_CATALOG"),
+                S("CONSTRAINT_SCHEMA"),
+                S("CONSTRAINT_NAME"),
+                S("UNIQUE_CONSTRAINT_SCHEMA"),
+                S("UNIQUE_CONSTRAINT_NAME"),
+                S("UPDATE_RULE"),
+                S("DELETE_RULE"),
+                S("TABLE_NAME"),
+                S("REFERENCED_TABLE_NAME"),
+            ],
+            vec![],
+        ),
+        "engines" => mem(
+            &[S("ENGINE"), S("SUPPORT"), S("COMMENT"), S("TRANSACTIONS"), S("XA"), S("SAVEPOINTS")],
+            vec![vec![s("InnoDB"), s("DEFAULT"), s("embedb: transactional KV (redb)"), s("YES"), s("NO"), s("YES")]],
+        ),
+        "character_sets" => mem(
+            &[S("CHARACTER_SET_NAME"), S("DEFAULT_COLLATE_NAME"), S("DESCRIPTION"), I("MAXLEN")],
+            vec![
+                vec![s("utf8mb4"), s("utf8mb4_bin"), s("UTF-8 Unicode"), i(4)],
+                vec![s("utf8"), s("utf8_bin"), s("UTF-8 Unicode"), i(3)],
+                vec![s("binary"), s("binary"), s("binary"), i(1)],
+            ],
+        ),
+        "collations" => mem(
+            &[S("COLLATION_NAME"), S("CHARACTER_SET_NAME"), I("ID"), S("IS_DEFAULT"), S("IS_COMPILED"), I("SORTLEN")],
+            collations().into_iter().map(|(n, cs, id, d)| vec![s(n), s(cs), i(id), s(d), s("Yes"), i(1)]).collect(),
+        ),
+        _ => Err(SqlError::no_such_table("information_schema", view)),
+    }
+}
+
+pub fn collations() -> Vec<(&'static str, &'static str, i64, &'static str)> {
+    vec![
+        ("utf8mb4_bin", "utf8mb4", 46, "Yes"),
+        ("utf8mb4_general_ci", "utf8mb4", 45, ""),
+        ("utf8mb4_unicode_ci", "utf8mb4", 224, ""),
+        ("utf8mb4_0900_ai_ci", "utf8mb4", 255, ""),
+        ("utf8_bin", "utf8", 83, "Yes"),
+        ("utf8_general_ci", "utf8", 33, ""),
+        ("binary", "binary", 63, "Yes"),
+    ]
+}

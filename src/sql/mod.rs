@@ -1,0 +1,28 @@
+//! SQL: from statement text to results.
+//!
+//! A tour of one statement, `INSERT INTO docs (id, v) VALUES (1, '[1,2,3]')`, sent by a client:
+//! 1. `server` receives COM_QUERY and hands the text to the connection's `Session`;
+//! 2. `parser` splits the text into statements and parses each (sqlparser, MySQL dialect);
+//! 3. `Session::run` dispatches by statement kind — here to `dml`, inside the right transaction;
+//! 4. `dml` finds `docs` in the `catalog` (stored in the KV), evaluates the VALUES, coerces each
+//!    value to its column's declared type with `types` (the text `'[1,2,3]'` becomes a VECTOR),
+//!    computes generated columns for the whole batch, checks keys, and writes rows through
+//!    `storage::table` into the transaction;
+//! 5. the session commits (autocommit) and the server sends OK with affected rows.
+//!
+//! A query (`SELECT … ORDER BY VEC_COSINE_DISTANCE(v, '[…]') LIMIT 2`) goes through `rewrite`
+//! (MySQL → DataFusion semantics), then `query` plans it with DataFusion against `context`'s
+//! catalog view of the transaction, with our `functions` registered as UDFs.
+
+pub mod catalog;
+pub mod context;
+pub mod ddl;
+pub mod dml;
+pub mod functions;
+pub mod infoschema;
+pub mod parser;
+pub mod query;
+pub mod rewrite;
+pub mod show;
+pub mod types;
+pub mod variables;

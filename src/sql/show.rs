@@ -1,0 +1,633 @@
+//! `SHOW …` and `DESCRIBE`: answered from the catalog and session state as small tables with
+//! MySQL's column names. A `LIKE 'pattern'` filters the first column; a `WHERE expr` runs through
+//! DataFusion over the materialised table (so `SHOW INDEXES FROM t WHERE Index_type = 'HNSW'` works
+//! with any expression).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+use embedb_storage::Txn;
+
+use crate::error::{Result, SqlError};
+use crate::session::{Output, Session};
+use crate::sql::catalog::{Catalog, IndexKind, TableInfo};
+use crate::sql::infoschema::{collations, column_key};
+use crate::sql::variables;
+
+/// Field metadata holding the column header to show when it differs from the (lower-case) name
+/// DataFusion plans with.
+pub const NAME_META: &str = "embedb.name";
+
+/// A small result table: headers and rows of text/integers.
+pub struct ShowTable {
+    pub headers: Vec<(&'static str, DataType)>,
+    pub dynamic_first: Option<String>,
+    pub rows: Vec<Vec<ScalarValue>>,
+}
+
+fn s(v: impl Into<String>) -> ScalarValue {
+    ScalarValue::Utf8(Some(v.into()))
+}
+fn i(v: i64) -> ScalarValue {
+    ScalarValue::Int64(Some(v))
+}
+fn null() -> ScalarValue {
+    ScalarValue::Utf8(None)
+}
+
+/// Tokens of a SHOW statement: words upper-cased, quoted strings kept.
+fn tokens(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let b: Vec<char> = sql.trim().trim_end_matches(';').chars().collect();
+    let mut k = 0;
+    while k < b.len() {
+        let c = b[k];
+        if c.is_whitespace() {
+            k += 1;
+        } else if c == '\'' || c == '"' || c == '`' {
+            let mut t = String::new();
+            t.push(c);
+            k += 1;
+            while k < b.len() && b[k] != c {
+                if b[k] == '\\' && k + 1 < b.len() {
+                    k += 1;
+                }
+                t.push(b[k]);
+                k += 1;
+            }
+            t.push(c);
+            k += 1;
+            out.push(t);
+        } else {
+            let mut t = String::new();
+            while k < b.len() && !b[k].is_whitespace() {
+                t.push(b[k]);
+                k += 1;
+            }
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn unquote(t: &str) -> String {
+    let t = t.trim();
+    if t.len() >= 2 && (t.starts_with('\'') || t.starts_with('"') || t.starts_with('`')) {
+        t[1..t.len() - 1].to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// `db.t`, `` `db`.`t` `` or `t`.
+fn split_name(t: &str) -> (Option<String>, String) {
+    let parts: Vec<String> = t.split('.').map(unquote).collect();
+    if parts.len() == 2 {
+        (Some(parts[0].clone()), parts[1].clone())
+    } else {
+        (None, unquote(t))
+    }
+}
+
+/// MySQL LIKE: `%` any run, `_` one char, `\` escapes; case-insensitive as for names.
+pub fn like(pattern: &str, s: &str) -> bool {
+    fn m(p: &[char], s: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('%') => (0..=s.len()).any(|k| m(&p[1..], &s[k..])),
+            Some('_') => !s.is_empty() && m(&p[1..], &s[1..]),
+            Some('\\') if p.len() > 1 => !s.is_empty() && s[0] == p[1] && m(&p[2..], &s[1..]),
+            Some(c) => !s.is_empty() && s[0] == *c && m(&p[1..], &s[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let v: Vec<char> = s.to_lowercase().chars().collect();
+    m(&p, &v)
+}
+
+impl Session {
+    /// Statements answered without sqlparser: SHOW, and TiDB-only DDL forms.
+    pub async fn run_special(&mut self, sql: &str, lower: &str) -> Result<Option<Output>> {
+        if lower.starts_with("show") && lower[4..].starts_with(char::is_whitespace) {
+            return self.show(sql).await.map(Some);
+        }
+        let toks: Vec<String> = tokens(lower);
+        // ALTER TABLE t SET TIFLASH REPLICA n: TiDB needs it for vector indexes; we record it.
+        if toks.len() >= 7 && toks[0] == "alter" && toks[1] == "table" && toks[3] == "set" && toks[4] == "tiflash" && toks[5] == "replica" {
+            let n: u64 = toks[6].parse().map_err(|_| SqlError::syntax(format!("near '{}'", toks[6])))?;
+            let (db, t) = split_name(&tokens(sql)[2]);
+            let db = match db {
+                Some(d) => d,
+                None => self.current_db()?,
+            };
+            let engine = self.engine.clone();
+            let _g = engine.ddl_lock.lock().await;
+            self.commit_open()?;
+            let txn = self.engine.store.begin()?;
+            let cat = Catalog::new(&txn);
+            let mut info = cat.must_table(&db, &t)?;
+            info.tiflash_replica = n;
+            cat.put_table(&info)?;
+            txn.commit()?;
+            return Ok(Some(Output::ok()));
+        }
+        Ok(None)
+    }
+
+    async fn show(&mut self, sql: &str) -> Result<Output> {
+        let toks = tokens(sql);
+        let up: Vec<String> = toks.iter().map(|t| t.to_ascii_uppercase()).collect();
+        let mut k = 1;
+        let mut full = false;
+        let mut scope_global = false;
+        while k < up.len() && matches!(up[k].as_str(), "FULL" | "GLOBAL" | "SESSION" | "LOCAL" | "EXTENDED") {
+            full |= up[k] == "FULL";
+            scope_global |= up[k] == "GLOBAL";
+            k += 1;
+        }
+        let what = up.get(k).cloned().unwrap_or_default();
+        k += 1;
+        // Find FROM/IN targets and the LIKE / WHERE tail.
+        let mut from: Vec<String> = Vec::new();
+        let mut like_pat: Option<String> = None;
+        let mut where_expr: Option<String> = None;
+        let mut j = k;
+        let mut object: Option<String> = None;
+        while j < toks.len() {
+            match up[j].as_str() {
+                "FROM" | "IN" if j + 1 < toks.len() => {
+                    from.push(toks[j + 1].clone());
+                    j += 2;
+                }
+                "LIKE" if j + 1 < toks.len() => {
+                    like_pat = Some(unquote(&toks[j + 1]));
+                    j += 2;
+                }
+                "WHERE" => {
+                    // Everything after WHERE, from the original text.
+                    let pos = find_keyword(sql, "where").unwrap_or(sql.len());
+                    where_expr = Some(sql[pos + 5..].trim().trim_end_matches(';').to_string());
+                    break;
+                }
+                _ => {
+                    if object.is_none() {
+                        object = Some(toks[j].clone());
+                    }
+                    j += 1;
+                }
+            }
+        }
+        let txn = Arc::new(self.engine.store.begin()?);
+        let table = match what.as_str() {
+            "VARIABLES" => self.show_variables(scope_global),
+            "STATUS" => ShowTable {
+                headers: vec![("Variable_name", DataType::Utf8), ("Value", DataType::Utf8)],
+                dynamic_first: None,
+                rows: vec![vec![s("Uptime"), s("1")], vec![s("Threads_connected"), s("1")]],
+            },
+            "DATABASES" | "SCHEMAS" => {
+                let mut rows = vec![vec![s("INFORMATION_SCHEMA")]];
+                for d in Catalog::new(&txn).databases()? {
+                    rows.push(vec![s(d.name)]);
+                }
+                ShowTable { headers: vec![("Database", DataType::Utf8)], dynamic_first: None, rows }
+            }
+            "TABLES" => {
+                let db = match from.first() {
+                    Some(d) => unquote(d),
+                    None => self.current_db()?,
+                };
+                let cat = Catalog::new(&txn);
+                if cat.database(&db)?.is_none() {
+                    return Err(SqlError::unknown_db(&db));
+                }
+                let rows = cat
+                    .tables(&db)?
+                    .into_iter()
+                    .map(|t| if full { vec![s(t.name), s("BASE TABLE")] } else { vec![s(t.name)] })
+                    .collect();
+                let mut headers = vec![("Tables_in_", DataType::Utf8)];
+                if full {
+                    headers.push(("Table_type", DataType::Utf8));
+                }
+                ShowTable { headers, dynamic_first: Some(format!("Tables_in_{db}")), rows }
+            }
+            "COLUMNS" | "FIELDS" => {
+                let (db, t) = self.show_target(&from)?;
+                let info = Catalog::new(&txn).must_table(&db, &t)?;
+                columns_table(&info, full)
+            }
+            "INDEX" | "INDEXES" | "KEYS" => {
+                let (db, t) = self.show_target(&from)?;
+                let info = Catalog::new(&txn).must_table(&db, &t)?;
+                index_table(&info)
+            }
+            "CREATE" => {
+                let kind = up.get(k - 1 + 1).cloned().unwrap_or_default();
+                let name = toks.get(k + 1).cloned().ok_or_else(|| SqlError::syntax("near SHOW CREATE"))?;
+                match kind.as_str() {
+                    "TABLE" => {
+                        let (db, t) = split_name(&name);
+                        let db = match db {
+                            Some(d) => d,
+                            None => self.current_db()?,
+                        };
+                        let info = Catalog::new(&txn).must_table(&db, &t)?;
+                        ShowTable {
+                            headers: vec![("Table", DataType::Utf8), ("Create Table", DataType::Utf8)],
+                            dynamic_first: None,
+                            rows: vec![vec![s(&info.name), s(show_create_table(&info))]],
+                        }
+                    }
+                    "DATABASE" | "SCHEMA" => {
+                        let mut n = name.clone();
+                        if n.eq_ignore_ascii_case("if") {
+                            n = toks.get(k + 4).cloned().unwrap_or_default();
+                        }
+                        let db = unquote(&n);
+                        let info = Catalog::new(&txn).database(&db)?.ok_or_else(|| SqlError::unknown_db(&db))?;
+                        ShowTable {
+                            headers: vec![("Database", DataType::Utf8), ("Create Database", DataType::Utf8)],
+                            dynamic_first: None,
+                            rows: vec![vec![
+                                s(&info.name),
+                                s(format!("CREATE DATABASE `{}` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin */", info.name)),
+                            ]],
+                        }
+                    }
+                    other => return Err(SqlError::unsupported(format!("SHOW CREATE {other}"))),
+                }
+            }
+            "WARNINGS" | "ERRORS" => ShowTable {
+                headers: vec![("Level", DataType::Utf8), ("Code", DataType::Int64), ("Message", DataType::Utf8)],
+                dynamic_first: None,
+                rows: self.warnings.iter().map(|w| vec![s(w.level), i(w.code as i64), s(&w.message)]).collect(),
+            },
+            "COUNT(*)" => ShowTable {
+                headers: vec![("@@session.warning_count", DataType::Int64)],
+                dynamic_first: None,
+                rows: vec![vec![i(self.warnings.len() as i64)]],
+            },
+            "ENGINES" => ShowTable {
+                headers: vec![
+                    ("Engine", DataType::Utf8),
+                    ("Support", DataType::Utf8),
+                    ("Comment", DataType::Utf8),
+                    ("Transactions", DataType::Utf8),
+                    ("XA", DataType::Utf8),
+                    ("Savepoints", DataType::Utf8),
+                ],
+                dynamic_first: None,
+                rows: vec![vec![s("InnoDB"), s("DEFAULT"), s("embedb: transactional KV (redb)"), s("YES"), s("NO"), s("YES")]],
+            },
+            "COLLATION" => ShowTable {
+                headers: vec![
+                    ("Collation", DataType::Utf8),
+                    ("Charset", DataType::Utf8),
+                    ("Id", DataType::Int64),
+                    ("Default", DataType::Utf8),
+                    ("Compiled", DataType::Utf8),
+                    ("Sortlen", DataType::Int64),
+                ],
+                dynamic_first: None,
+                rows: collations().into_iter().map(|(n, cs, id, d)| vec![s(n), s(cs), i(id), s(d), s("Yes"), i(1)]).collect(),
+            },
+            "CHARSET" | "CHARACTER" => ShowTable {
+                headers: vec![
+                    ("Charset", DataType::Utf8),
+                    ("Description", DataType::Utf8),
+                    ("Default collation", DataType::Utf8),
+                    ("Maxlen", DataType::Int64),
+                ],
+                dynamic_first: None,
+                rows: vec![
+                    vec![s("utf8mb4"), s("UTF-8 Unicode"), s("utf8mb4_bin"), i(4)],
+                    vec![s("utf8"), s("UTF-8 Unicode"), s("utf8_bin"), i(3)],
+                    vec![s("binary"), s("binary"), s("binary"), i(1)],
+                ],
+            },
+            "PROCESSLIST" => ShowTable {
+                headers: vec![
+                    ("Id", DataType::Int64),
+                    ("User", DataType::Utf8),
+                    ("Host", DataType::Utf8),
+                    ("db", DataType::Utf8),
+                    ("Command", DataType::Utf8),
+                    ("Time", DataType::Int64),
+                    ("State", DataType::Utf8),
+                    ("Info", DataType::Utf8),
+                ],
+                dynamic_first: None,
+                rows: vec![vec![
+                    i(self.connection_id as i64),
+                    s(&self.user),
+                    s("localhost"),
+                    self.db.clone().map(s).unwrap_or(null()),
+                    s("Query"),
+                    i(0),
+                    s("autocommit"),
+                    s(sql),
+                ]],
+            },
+            "GRANTS" => ShowTable {
+                headers: vec![("Grants", DataType::Utf8)],
+                dynamic_first: Some(format!("Grants for {}@%", self.user)),
+                rows: vec![vec![s(format!("GRANT ALL PRIVILEGES ON *.* TO '{}'@'%' WITH GRANT OPTION", self.user))]],
+            },
+            "TABLE" => {
+                let db = match from.first() {
+                    Some(d) => unquote(d),
+                    None => self.current_db()?,
+                };
+                let rows = Catalog::new(&txn)
+                    .tables(&db)?
+                    .into_iter()
+                    .map(|t| vec![s(&t.name), s("InnoDB"), i(10), s("Compact"), s(&t.create_time), s("utf8mb4_bin"), s(&t.comment)])
+                    .collect();
+                ShowTable {
+                    headers: vec![
+                        ("Name", DataType::Utf8),
+                        ("Engine", DataType::Utf8),
+                        ("Version", DataType::Int64),
+                        ("Row_format", DataType::Utf8),
+                        ("Create_time", DataType::Utf8),
+                        ("Collation", DataType::Utf8),
+                        ("Comment", DataType::Utf8),
+                    ],
+                    dynamic_first: None,
+                    rows,
+                }
+            }
+            "MASTER" | "SLAVE" | "REPLICA" | "BINARY" | "PLUGINS" | "TRIGGERS" | "EVENTS" | "PROFILES" | "PRIVILEGES" | "OPEN" => {
+                ShowTable { headers: vec![("Value", DataType::Utf8)], dynamic_first: None, rows: vec![] }
+            }
+            other => return Err(SqlError::syntax(format!("near 'SHOW {other}'"))),
+        };
+        let _ = object;
+        txn.rollback();
+        finish(table, like_pat, where_expr, self).await
+    }
+
+    fn show_target(&self, from: &[String]) -> Result<(String, String)> {
+        let first = from.first().ok_or_else(|| SqlError::syntax("near SHOW: expected FROM <table>"))?;
+        let (db, t) = split_name(first);
+        let db = match (from.get(1), db) {
+            (Some(d), _) => unquote(d),
+            (None, Some(d)) => d,
+            (None, None) => self.current_db()?,
+        };
+        Ok((db, t))
+    }
+
+    fn show_variables(&self, global: bool) -> ShowTable {
+        let globals = self.engine.globals.read().clone();
+        let vars = if global { globals } else {
+            let mut m = globals;
+            for (k, v) in &self.vars {
+                if !variables::is_global_only(k) {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            m
+        };
+        ShowTable {
+            headers: vec![("Variable_name", DataType::Utf8), ("Value", DataType::Utf8)],
+            dynamic_first: None,
+            rows: vars.iter().map(|(k, v)| vec![s(k), s(variables::display_value(k, v))]).collect(),
+        }
+    }
+
+    /// DESCRIBE t / SHOW COLUMNS FROM t.
+    pub async fn describe(&mut self, db: &str, table: &str, txn: Arc<Txn>, like_pat: Option<String>) -> Result<Output> {
+        let info = Catalog::new(&txn).must_table(db, table)?;
+        finish(columns_table(&info, false), like_pat, None, self).await
+    }
+}
+
+fn find_keyword(sql: &str, kw: &str) -> Option<usize> {
+    let lower = sql.to_ascii_lowercase();
+    let mut start = 0;
+    while let Some(p) = lower[start..].find(kw) {
+        let at = start + p;
+        let before_ok = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+        let after = at + kw.len();
+        let after_ok = after >= lower.len() || !lower.as_bytes()[after].is_ascii_alphanumeric();
+        if before_ok && after_ok {
+            return Some(at);
+        }
+        start = at + kw.len();
+    }
+    None
+}
+
+fn columns_table(info: &TableInfo, full: bool) -> ShowTable {
+    let mut headers = vec![("Field", DataType::Utf8), ("Type", DataType::Utf8)];
+    if full {
+        headers.push(("Collation", DataType::Utf8));
+    }
+    headers.extend([
+        ("Null", DataType::Utf8),
+        ("Key", DataType::Utf8),
+        ("Default", DataType::Utf8),
+        ("Extra", DataType::Utf8),
+    ]);
+    if full {
+        headers.push(("Privileges", DataType::Utf8));
+        headers.push(("Comment", DataType::Utf8));
+    }
+    let rows = info
+        .columns
+        .iter()
+        .map(|c| {
+            let extra = if c.auto_increment {
+                "auto_increment".to_string()
+            } else if let Some(g) = &c.generated {
+                if g.stored { "STORED GENERATED".into() } else { "VIRTUAL GENERATED".into() }
+            } else {
+                String::new()
+            };
+            let mut r = vec![s(&c.name), s(c.ty.to_sql())];
+            if full {
+                r.push(if c.ty.is_text() { s("utf8mb4_bin") } else { null() });
+            }
+            r.extend([
+                s(if c.nullable { "YES" } else { "NO" }),
+                s(column_key(info, &c.name)),
+                c.default.clone().map(|d| s(unquote(&d))).unwrap_or(null()),
+                s(extra),
+            ]);
+            if full {
+                r.push(s("select,insert,update,references"));
+                r.push(s(&c.comment));
+            }
+            r
+        })
+        .collect();
+    ShowTable { headers, dynamic_first: None, rows }
+}
+
+fn index_table(info: &TableInfo) -> ShowTable {
+    let headers = vec![
+        ("Table", DataType::Utf8),
+        ("Non_unique", DataType::Int64),
+        ("Key_name", DataType::Utf8),
+        ("Seq_in_index", DataType::Int64),
+        ("Column_name", DataType::Utf8),
+        ("Collation", DataType::Utf8),
+        ("Cardinality", DataType::Int64),
+        ("Sub_part", DataType::Utf8),
+        ("Packed", DataType::Utf8),
+        ("Null", DataType::Utf8),
+        ("Index_type", DataType::Utf8),
+        ("Comment", DataType::Utf8),
+        ("Index_comment", DataType::Utf8),
+        ("Visible", DataType::Utf8),
+        ("Expression", DataType::Utf8),
+        ("Clustered", DataType::Utf8),
+    ];
+    let mut rows = Vec::new();
+    for ix in &info.indexes {
+        for (seq, col) in ix.columns.iter().enumerate() {
+            let c = info.column(col);
+            let itype = match &ix.kind {
+                IndexKind::Btree => "BTREE",
+                IndexKind::Vector { .. } => "HNSW",
+                IndexKind::Fulltext { .. } => "FULLTEXT",
+            };
+            rows.push(vec![
+                s(&info.name),
+                i(if ix.unique { 0 } else { 1 }),
+                s(&ix.name),
+                i(seq as i64 + 1),
+                s(c.map(|c| c.name.clone()).unwrap_or(col.clone())),
+                s("A"),
+                i(0),
+                null(),
+                null(),
+                s(if c.is_some_and(|c| c.nullable) { "YES" } else { "" }),
+                s(itype),
+                s(""),
+                s(&ix.comment),
+                s("YES"),
+                null(),
+                s(if ix.primary && info.pk_handle.is_some() { "YES" } else { "NO" }),
+            ]);
+        }
+    }
+    ShowTable { headers, dynamic_first: None, rows }
+}
+
+/// `SHOW CREATE TABLE` text, TiDB style.
+pub fn show_create_table(info: &TableInfo) -> String {
+    let mut lines = Vec::new();
+    for c in &info.columns {
+        let mut l = format!("  `{}` {}", c.name, c.ty.to_sql());
+        if let Some(g) = &c.generated {
+            l.push_str(&format!(" GENERATED ALWAYS AS ({}) {}", g.expr, if g.stored { "STORED" } else { "VIRTUAL" }));
+        }
+        if !c.nullable {
+            l.push_str(" NOT NULL");
+        }
+        if c.auto_increment {
+            l.push_str(" AUTO_INCREMENT");
+        }
+        match &c.default {
+            Some(d) => l.push_str(&format!(" DEFAULT {d}")),
+            None if c.nullable && c.generated.is_none() => l.push_str(" DEFAULT NULL"),
+            None => {}
+        }
+        if c.on_update_current_timestamp {
+            l.push_str(" ON UPDATE CURRENT_TIMESTAMP");
+        }
+        if !c.comment.is_empty() {
+            l.push_str(&format!(" COMMENT '{}'", c.comment.replace('\'', "''")));
+        }
+        lines.push(l);
+    }
+    let colname = |k: &String| info.column(k).map(|c| c.name.clone()).unwrap_or(k.clone());
+    for ix in &info.indexes {
+        let cols = ix.columns.iter().map(|c| format!("`{}`", colname(c))).collect::<Vec<_>>().join(",");
+        let l = match &ix.kind {
+            IndexKind::Btree if ix.primary => format!(
+                "  PRIMARY KEY ({cols}) /*T![clustered_index] {} */",
+                if info.pk_handle.is_some() { "CLUSTERED" } else { "NONCLUSTERED" }
+            ),
+            IndexKind::Btree if ix.unique => format!("  UNIQUE KEY `{}` ({cols})", ix.name),
+            IndexKind::Btree => format!("  KEY `{}` ({cols})", ix.name),
+            IndexKind::Vector { metric } => {
+                let f = if metric == "l2" { "VEC_L2_DISTANCE" } else { "VEC_COSINE_DISTANCE" };
+                format!("  VECTOR INDEX `{}`(({f}({cols})))", ix.name)
+            }
+            IndexKind::Fulltext { parser } => format!("  FULLTEXT INDEX `{}`({cols}) WITH PARSER {}", ix.name, parser.to_ascii_uppercase()),
+        };
+        lines.push(l);
+    }
+    let mut out = format!("CREATE TABLE `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin", info.name, lines.join(",\n"));
+    if !info.comment.is_empty() {
+        out.push_str(&format!(" COMMENT='{}'", info.comment.replace('\'', "''")));
+    }
+    out
+}
+
+/// Turn a `ShowTable` into output, applying LIKE (first column) or WHERE (any expression).
+async fn finish(t: ShowTable, like_pat: Option<String>, where_expr: Option<String>, session: &Session) -> Result<Output> {
+    let mut rows = t.rows;
+    if let Some(p) = &like_pat {
+        rows.retain(|r| match &r[0] {
+            ScalarValue::Utf8(Some(v)) => like(p, v),
+            _ => false,
+        });
+    }
+    let fields: Vec<Field> = t
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(k, (h, dt))| {
+            let shown = if k == 0 { t.dynamic_first.clone().unwrap_or(h.to_string()) } else { h.to_string() };
+            let mut md = HashMap::new();
+            md.insert(NAME_META.to_string(), shown.clone());
+            Field::new(shown.to_lowercase(), dt.clone(), true).with_metadata(md)
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (k, (_, dt)) in t.headers.iter().enumerate() {
+        let vals: Vec<ScalarValue> = rows
+            .iter()
+            .map(|r| if r[k].is_null() { ScalarValue::try_from(dt).unwrap() } else { r[k].clone() })
+            .collect();
+        arrays.push(if vals.is_empty() {
+            datafusion::arrow::array::new_empty_array(dt)
+        } else {
+            ScalarValue::iter_to_array(vals)?
+        });
+    }
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| SqlError::other(e.to_string()))?;
+    let Some(w) = where_expr else {
+        return Ok(Output::Rows { schema, batches: vec![batch] });
+    };
+    let ctx = SessionContext::new();
+    ctx.register_table("__show", Arc::new(MemTable::try_new(schema.clone(), vec![vec![batch]])?))?;
+    let mut stmt = crate::sql::parser::parse_one(&format!("SELECT * FROM __show WHERE {w}"))?;
+    crate::sql::rewrite::rewrite_statement(&mut stmt, session)?;
+    let plan = ctx.state().statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(stmt))).await?;
+    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    Ok(Output::Rows { schema, batches })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn like_patterns() {
+        assert!(like("tidb_exp%", "TIDB_EXP_EMBED_JINA_AI_API_KEY"));
+        assert!(like("a_c", "abc"));
+        assert!(!like("a_c", "abbc"));
+        assert!(like("%", ""));
+    }
+}

@@ -1,0 +1,127 @@
+//! System variables: defaults, session and global scope, persistence of globals, and secrets.
+//!
+//! `SET @@GLOBAL.x = v` writes the catalog key `mGV:x` (so it survives restarts) and updates the
+//! in-memory global table; sessions start from the globals. API-key variables
+//! (`TIDB_EXP_EMBED_*_API_KEY`) are secrets: they can be set, never read back — every read path
+//! (`SELECT @@…`, `SHOW VARIABLES`, logs) goes through `display_value`, which masks them.
+
+use std::collections::BTreeMap;
+
+/// Variables a client may read, with their defaults.
+pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let mut set = |k: &str, v: &str| {
+        m.insert(k.to_string(), v.to_string());
+    };
+    set("version", version);
+    set("version_comment", "embedb: a self-hostable database for semantic search, compatible with TiDB");
+    set("version_compile_os", "linux");
+    set("version_compile_machine", std::env::consts::ARCH);
+    set("tidb_server_version", "0");
+    set("autocommit", "1");
+    set("transaction_isolation", "REPEATABLE-READ");
+    set("tx_isolation", "REPEATABLE-READ");
+    set("transaction_read_only", "0");
+    set("tx_read_only", "0");
+    set("sql_mode", "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION");
+    set("lower_case_table_names", "2");
+    set("max_allowed_packet", "67108864");
+    set("character_set_client", "utf8mb4");
+    set("character_set_connection", "utf8mb4");
+    set("character_set_results", "utf8mb4");
+    set("character_set_server", "utf8mb4");
+    set("character_set_database", "utf8mb4");
+    set("character_set_system", "utf8");
+    set("collation_connection", "utf8mb4_bin");
+    set("collation_server", "utf8mb4_bin");
+    set("collation_database", "utf8mb4_bin");
+    set("time_zone", "SYSTEM");
+    set("system_time_zone", "UTC");
+    set("wait_timeout", "28800");
+    set("interactive_timeout", "28800");
+    set("net_write_timeout", "60");
+    set("net_read_timeout", "30");
+    set("sql_select_limit", "18446744073709551615");
+    set("sql_auto_is_null", "0");
+    set("license", "Apache License 2.0");
+    set("init_connect", "");
+    set("auto_increment_increment", "1");
+    set("auto_increment_offset", "1");
+    set("performance_schema", "0");
+    set("query_cache_size", "1048576");
+    set("query_cache_type", "OFF");
+    set("have_ssl", "DISABLED");
+    set("have_openssl", "DISABLED");
+    set("port", &port.to_string());
+    set("hostname", "localhost");
+    set("datadir", data_dir);
+    set("default_storage_engine", "InnoDB");
+    set("storage_engine", "InnoDB");
+    set("max_execution_time", "0");
+    set("sql_safe_updates", "0");
+    set("foreign_key_checks", "1");
+    set("unique_checks", "1");
+    set("warning_count", "0");
+    set("error_count", "0");
+    set("default_week_format", "0");
+    set("div_precision_increment", "4");
+    set("explicit_defaults_for_timestamp", "1");
+    set("tidb_enable_vector_index", "ON");
+    set("tidb_isolation_read_engines", "tikv,tiflash,tidb");
+    for p in PROVIDERS {
+        set(&format!("tidb_exp_embed_{p}_api_key"), "");
+    }
+    set("tidb_exp_embed_openai_api_base", "");
+    m
+}
+
+/// Embedding providers whose API keys are variables.
+pub const PROVIDERS: &[&str] = &["jina_ai", "openai", "cohere", "gemini", "huggingface", "nvidia_nim"];
+
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("tidb_exp_embed_") && n.ends_with("_api_key")
+}
+
+/// Only GLOBAL scope exists for these (TiDB: "Variable 'x' is a GLOBAL variable").
+pub fn is_global_only(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("tidb_exp_embed_")
+}
+
+/// What a read shows: secrets are masked (an empty key stays empty so users can see it is unset).
+pub fn display_value(name: &str, value: &str) -> String {
+    if is_secret(name) && !value.is_empty() {
+        "********".to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Normalise a value as MySQL stores it: booleans become 1/0 for the ON/OFF kind of variables.
+pub fn normalize(name: &str, value: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    let boolish = matches!(
+        n.as_str(),
+        "autocommit" | "sql_safe_updates" | "foreign_key_checks" | "unique_checks" | "transaction_read_only" | "tx_read_only" | "sql_auto_is_null"
+    );
+    if boolish {
+        match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" => return "1".into(),
+            "off" | "false" | "0" => return "0".into(),
+            _ => {}
+        }
+    }
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn secrets_are_masked() {
+        assert_eq!(display_value("TIDB_EXP_EMBED_JINA_AI_API_KEY", "jina_123"), "********");
+        assert_eq!(display_value("tidb_exp_embed_jina_ai_api_key", ""), "");
+        assert_eq!(display_value("version", "x"), "x");
+    }
+}

@@ -1,0 +1,172 @@
+"""Fixtures for embedb's end-to-end client tests.
+
+* ``embedb_server`` (session): starts ``embedb serve`` on a free port with a
+  temporary data dir and yields ``(host, port)``; the server is killed at the
+  end of the session. The binary is ``--embedb PATH``, else ``$EMBEDB_BIN``,
+  else ``$CARGO_TARGET_DIR/debug/embedb``, else ``target/debug/embedb``.
+  ``pytest --embedb-port N`` uses an already running server instead.
+* ``embedb_process`` (session): the ``EmbedbServer`` object behind it.
+* ``private_server``: a server of its own for one test (crash/restart tests),
+  with ``restart_server(server, hard=True)`` to kill -9 it and start it again
+  on the same data dir.
+* ``connect(host, port, database=None, **kw)``: a pymysql connection with
+  autocommit on.
+* ``db`` / ``conn``: a fresh database on the shared server and a connection
+  that uses it.
+
+Server handling lives in ``tests/sqltest.py`` (``EmbedbServer``), shared with
+the golden SQL runner.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import pymysql  # noqa: E402
+
+from sqltest import (  # noqa: E402
+    DEFAULT_HOST,
+    EmbedbServer,
+    ServerError,
+    default_embedb_binary,
+    install_sqlstate_hook,
+)
+
+install_sqlstate_hook()
+
+STATEMENT_TIMEOUT = 60
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("embedb")
+    group.addoption("--embedb", metavar="PATH", default=None,
+                    help="embedb binary (default: $EMBEDB_BIN, $CARGO_TARGET_DIR/debug/embedb, "
+                         "target/debug/embedb)")
+    group.addoption("--embedb-host", default=DEFAULT_HOST,
+                    help="host of an already running server (with --embedb-port)")
+    group.addoption("--embedb-port", type=int, default=None,
+                    help="use an already running server on this port for the shared fixture")
+
+
+def connect(host: str, port: int, database: Optional[str] = None, **kwargs) -> pymysql.Connection:
+    """A pymysql connection as root with an empty password and autocommit on."""
+    params = dict(host=host, port=port, user="root", password="", database=database,
+                  charset="utf8mb4", autocommit=True, connect_timeout=10,
+                  read_timeout=STATEMENT_TIMEOUT, write_timeout=STATEMENT_TIMEOUT)
+    params.update(kwargs)
+    return pymysql.connect(**params)
+
+
+def restart_server(server: EmbedbServer, hard: bool = True) -> tuple[str, int]:
+    """Kill the server (SIGKILL if hard, else SIGTERM) and start it again on
+    the same data dir and port. Returns the new (host, port)."""
+    try:
+        server.restart(hard=hard)
+    except ServerError as e:
+        pytest.fail(f"embedb did not come back after restart:\n{e}", pytrace=False)
+    return server.address
+
+
+@pytest.fixture(scope="session")
+def embedb_binary(pytestconfig: pytest.Config) -> Path:
+    opt = pytestconfig.getoption("--embedb")
+    binary = Path(opt) if opt else default_embedb_binary()
+    if not binary.exists():
+        pytest.fail(f"embedb binary not found at {binary}; run `cargo build --bins` "
+                    "(CARGO_TARGET_DIR is honoured) or pass --embedb PATH", pytrace=False)
+    return binary
+
+
+def _start(server: EmbedbServer) -> EmbedbServer:
+    try:
+        return server.start()
+    except ServerError as e:
+        server.cleanup()
+        pytest.fail(f"could not start embedb:\n{e}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def embedb_process(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Optional[EmbedbServer]]:
+    """The shared server process (None when --embedb-port points at an external one)."""
+    if request.config.getoption("--embedb-port"):
+        yield None
+        return
+    binary = request.getfixturevalue("embedb_binary")
+    base = tmp_path_factory.mktemp("embedb-shared")
+    server = _start(EmbedbServer(binary=binary, data_dir=base / "data",
+                                 log_path=base / "server.log"))
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def embedb_server(pytestconfig: pytest.Config,
+                  embedb_process: Optional[EmbedbServer]) -> Iterator[tuple[str, int]]:
+    """(host, port) of the shared embedb server."""
+    if embedb_process is None:
+        yield (pytestconfig.getoption("--embedb-host"), pytestconfig.getoption("--embedb-port"))
+    else:
+        yield embedb_process.address
+
+
+@pytest.fixture
+def private_server(embedb_binary: Path, tmp_path: Path) -> Iterator[EmbedbServer]:
+    """A server only this test uses (it may crash and restart it)."""
+    server = _start(EmbedbServer(binary=embedb_binary, data_dir=tmp_path / "data",
+                                 log_path=tmp_path / "server.log"))
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(name="restart_server")
+def restart_server_fixture() -> Callable[..., tuple[str, int]]:
+    return restart_server
+
+
+@pytest.fixture
+def db(request: pytest.FixtureRequest, embedb_server: tuple[str, int]) -> Iterator[str]:
+    """A freshly created database on the shared server, dropped afterwards."""
+    name = "pytest_" + re.sub(r"[^0-9a-zA-Z_]", "_", request.node.name)[:50].lower()
+    c = connect(*embedb_server)
+    try:
+        with c.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cur.execute(f"CREATE DATABASE `{name}`")
+    finally:
+        c.close()
+    yield name
+    try:
+        c = connect(*embedb_server)
+        try:
+            with c.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            c.close()
+    except pymysql.MySQLError:
+        pass
+
+
+@pytest.fixture
+def conn(embedb_server: tuple[str, int], db: str) -> Iterator[pymysql.Connection]:
+    c = connect(*embedb_server, database=db)
+    try:
+        yield c
+    finally:
+        try:
+            c.close()
+        except pymysql.MySQLError:
+            pass
