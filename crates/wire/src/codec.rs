@@ -8,7 +8,7 @@
 //! With those, the generic packets are:
 //!
 //! ```text
-//! OK   00|fe  lenenc affected_rows  lenenc last_insert_id  u16 status  u16 warnings  info
+//! OK   00|fe  lenenc affected_rows  lenenc last_insert_id  u16 status  u16 warnings  [lenenc info]
 //! ERR  ff     u16 code  '#'  5-byte sqlstate  message
 //! EOF  fe     u16 warnings  u16 status                    (only without DEPRECATE_EOF)
 //! ColumnDefinition41:
@@ -51,7 +51,7 @@ pub(crate) fn put_lenenc_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// An OK packet. `header` is 0x00, or 0xfe when it replaces an EOF
-/// (CLIENT_DEPRECATE_EOF). `info` is sent as string<EOF> (no SESSION_TRACK).
+/// (CLIENT_DEPRECATE_EOF). A non-empty `info` is sent length-encoded.
 pub(crate) fn ok_packet(header: u8, affected: u64, last_id: u64, status: u16, warnings: u16, info: &str) -> Vec<u8> {
     let mut p = Vec::with_capacity(16 + info.len());
     p.push(header);

@@ -503,7 +503,7 @@ mod tests {
             (-1e20, "-1e20"),
             (1.7976931348623157e308, "1.7976931348623157e308"),
             (5e-324, "5e-324"),
-            (3.14159, "3.14159"),
+            (2.71875, "2.71875"),
             (100.0, "100"),
         ];
         for (v, want) in cases {
@@ -517,7 +517,7 @@ mod tests {
     #[test]
     fn floats_use_f32_shortest_digits() {
         assert_eq!(format_float(0.1), "0.1");
-        assert_eq!(format_float(3.14), "3.14");
+        assert_eq!(format_float(2.7), "2.7");
         assert_eq!(format_float(16777216.0), "16777216");
         assert_eq!(format_float(1e-5), "1e-05");
         assert_eq!(format_float(3.4028235e38), "3.4028235e38");

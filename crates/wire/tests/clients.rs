@@ -110,17 +110,29 @@ except pymysql.err.OperationalError as e:
 print("ALL OK")
 "#;
 
+/// The project venv's python (`$EMBEDB_VENV`, default `~/.cache/embedb-venv`), else `python3`.
+fn python() -> String {
+    let venv = std::env::var("EMBEDB_VENV")
+        .ok()
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cache/embedb-venv")));
+    match venv.map(|v| format!("{v}/bin/python")) {
+        Some(p) if std::path::Path::new(&p).exists() => p,
+        _ => "python3".to_string(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pymysql() {
-    if !have("python3", &["-c", "import pymysql"]).await {
-        println!("SKIPPED: python3 with pymysql not available");
+    let py = python();
+    if !have(&py, &["-c", "import pymysql"]).await {
+        println!("SKIPPED: {py} with pymysql not available");
         return;
     }
     for plugin in ["mysql_native_password", "caching_sha2_password"] {
         let (addr, shared) = start_server(plugin).await;
         let o = tokio::time::timeout(
             std::time::Duration::from_secs(60),
-            Command::new("python3").args(["-c", PYMYSQL_SCRIPT, &addr.port().to_string()]).output(),
+            Command::new(&py).args(["-c", PYMYSQL_SCRIPT, &addr.port().to_string()]).output(),
         )
         .await
         .expect("python timed out")

@@ -188,7 +188,7 @@ async fn multi_statement_more_results_flags() {
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].status(), status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS);
         let Reply::Ok(ok) = &r[1] else { panic!("{r:?}") };
-        assert_eq!((ok.affected, ok.last_id, ok.warnings, ok.info.as_slice()), (3, 7, 1, &b"hi"[..]));
+        assert_eq!((ok.affected, ok.last_id, ok.warnings, ok.info.as_slice()), (3, 7, 1, &b"\x02hi"[..]));
         assert_eq!(ok.status, status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS);
         assert_eq!(r[2].status(), status::AUTOCOMMIT);
 

@@ -133,6 +133,7 @@ impl ToyHandler {
                 vec![vec![Value::Double(1e-5), Value::Float(0.1), Value::Double(1e20)]],
             ),
             "types" => rs(types_columns(), vec![types_row()]),
+            s if s.to_ascii_lowercase().starts_with("set ") => Response::Ok(OkInfo::default()),
             "select @@version_comment limit 1" => {
                 rs(vec![col("@@version_comment", VarString)], vec![vec![Value::from("embedb test")]])
             }
