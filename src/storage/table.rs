@@ -273,7 +273,37 @@ impl KvTable {
         Ok(None)
     }
 
+    /// `[lo, hi]` handle bounds from range predicates on the integer primary key.
+    fn pk_range(&self, filters: &[Expr]) -> Option<(i64, i64)> {
+        let pk = self.info.pk_handle.as_ref()?;
+        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+        let mut found = false;
+        for f in filters {
+            for (op, v) in range_bounds(f, pk) {
+                let Some(x) = scalar_f64(&v) else { continue };
+                found = true;
+                match op {
+                    Operator::Gt => lo = lo.max(clamp_i64(x.floor() + 1.0)),
+                    Operator::GtEq => lo = lo.max(clamp_i64(x.ceil())),
+                    Operator::Lt => hi = hi.min(clamp_i64(x.ceil() - 1.0)),
+                    Operator::LtEq => hi = hi.min(clamp_i64(x.floor())),
+                    _ => {}
+                }
+            }
+        }
+        found.then_some((lo, hi))
+    }
+
     fn read(&self, filters: &[Expr], limit: Option<usize>) -> Result<Vec<Row>> {
+        if let (None, Some((lo, hi))) = (self.pk_point_handles(filters), self.pk_range(filters)) {
+            if lo > hi {
+                return Ok(vec![]);
+            }
+            let start = codec::row_key(self.info.id, lo);
+            let end = if hi == i64::MAX { codec::prefix_end(&codec::record_prefix(self.info.id)) } else { codec::row_key(self.info.id, hi + 1) };
+            let kvs = self.txn.scan(&start, &end, usize::MAX, false)?;
+            return kvs.iter().map(|(k, v)| decode(&self.info, codec::decode_row_key_handle(k)?, v)).collect();
+        }
         let handles = match self.pk_point_handles(filters) {
             Some(h) => Some(h),
             None => self.index_handles(filters)?,
@@ -307,6 +337,68 @@ fn scalar_i64(v: &ScalarValue) -> Option<i64> {
         ScalarValue::Utf8(Some(s)) => s.trim().parse().ok(),
         ScalarValue::Float64(Some(f)) if f.fract() == 0.0 => Some(*f as i64),
         _ => None,
+    }
+}
+
+fn scalar_f64(v: &ScalarValue) -> Option<f64> {
+    match v {
+        ScalarValue::Utf8(Some(s)) => s.trim().parse().ok(),
+        other if other.data_type().is_numeric() => other.cast_to(&DataType::Float64).ok().and_then(|c| match c {
+            ScalarValue::Float64(Some(f)) => Some(f),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn clamp_i64(x: f64) -> i64 {
+    if x >= i64::MAX as f64 {
+        i64::MAX
+    } else if x <= i64::MIN as f64 {
+        i64::MIN
+    } else {
+        x as i64
+    }
+}
+
+/// Range predicates on `col` as (operator with the column on the left, literal).
+fn range_bounds(e: &Expr, col: &str) -> Vec<(Operator, ScalarValue)> {
+    fn is_col(e: &Expr, col: &str) -> bool {
+        matches!(e, Expr::Column(c) if c.name == col)
+    }
+    fn lit(e: &Expr) -> Option<ScalarValue> {
+        match e {
+            Expr::Literal(v, _) => Some(v.clone()),
+            Expr::Cast(c) => lit(&c.expr),
+            _ => None,
+        }
+    }
+    match e {
+        Expr::BinaryExpr(b) if b.op == Operator::And => {
+            let mut v = range_bounds(&b.left, col);
+            v.extend(range_bounds(&b.right, col));
+            v
+        }
+        Expr::BinaryExpr(b) if matches!(b.op, Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq) => {
+            if is_col(&b.left, col) {
+                lit(&b.right).map(|v| vec![(b.op, v)]).unwrap_or_default()
+            } else if is_col(&b.right, col) {
+                let flipped = match b.op {
+                    Operator::Gt => Operator::Lt,
+                    Operator::GtEq => Operator::LtEq,
+                    Operator::Lt => Operator::Gt,
+                    _ => Operator::GtEq,
+                };
+                lit(&b.left).map(|v| vec![(flipped, v)]).unwrap_or_default()
+            } else {
+                vec![]
+            }
+        }
+        Expr::Between(bt) if !bt.negated && is_col(&bt.expr, col) => match (lit(&bt.low), lit(&bt.high)) {
+            (Some(l), Some(h)) => vec![(Operator::GtEq, l), (Operator::LtEq, h)],
+            _ => vec![],
+        },
+        _ => vec![],
     }
 }
 

@@ -93,7 +93,11 @@ pub fn verify_native_password_hash(hash: &[u8; 20], scramble: &[u8], response: &
     h.update(nonce(scramble));
     h.update(hash);
     let mix = h.finalize();
-    let stage1: Vec<u8> = response.iter().zip(mix.iter()).map(|(a, b)| a ^ b).collect();
+    let stage1: Vec<u8> = response
+        .iter()
+        .zip(mix.iter())
+        .map(|(a, b)| a ^ b)
+        .collect();
     ct_eq(&Sha1::digest(&stage1), hash)
 }
 
@@ -118,15 +122,22 @@ pub fn verify_caching_sha2_password(password: &str, scramble: &[u8], response: &
     if password.is_empty() || response.is_empty() {
         return password.is_empty() && response.is_empty();
     }
-    ct_eq(&scramble_caching_sha2_password(password, scramble), response)
+    ct_eq(
+        &scramble_caching_sha2_password(password, scramble),
+        response,
+    )
 }
 
 /// Verify `response` for whichever of the two built-in plugins `plugin` names
 /// (false for any other plugin).
 pub fn verify_password(plugin: &str, password: &str, scramble: &[u8], response: &[u8]) -> bool {
     match plugin {
-        crate::consts::plugins::NATIVE_PASSWORD => verify_native_password(password, scramble, response),
-        crate::consts::plugins::CACHING_SHA2_PASSWORD => verify_caching_sha2_password(password, scramble, response),
+        crate::consts::plugins::NATIVE_PASSWORD => {
+            verify_native_password(password, scramble, response)
+        }
+        crate::consts::plugins::CACHING_SHA2_PASSWORD => {
+            verify_caching_sha2_password(password, scramble, response)
+        }
         _ => false,
     }
 }
@@ -157,8 +168,16 @@ mod tests {
         let mut with_nul = s.to_vec();
         with_nul.push(0);
         assert!(verify_native_password("secret", &with_nul, &r));
-        assert!(verify_native_password_hash(&native_password_hash("secret"), &s, &r));
-        assert!(!verify_native_password_hash(&native_password_hash("other"), &s, &r));
+        assert!(verify_native_password_hash(
+            &native_password_hash("secret"),
+            &s,
+            &r
+        ));
+        assert!(!verify_native_password_hash(
+            &native_password_hash("other"),
+            &s,
+            &r
+        ));
     }
 
     #[test]
@@ -178,6 +197,11 @@ mod tests {
         assert!(verify_caching_sha2_password("", &s, &[]));
         assert!(!verify_caching_sha2_password("x", &s, &[]));
         assert!(verify_password("caching_sha2_password", "pässword", &s, &r));
-        assert!(!verify_password("mysql_native_password", "pässword", &s, &r));
+        assert!(!verify_password(
+            "mysql_native_password",
+            "pässword",
+            &s,
+            &r
+        ));
     }
 }

@@ -52,7 +52,14 @@ pub(crate) fn put_lenenc_bytes(out: &mut Vec<u8>, b: &[u8]) {
 
 /// An OK packet. `header` is 0x00, or 0xfe when it replaces an EOF
 /// (CLIENT_DEPRECATE_EOF). A non-empty `info` is sent length-encoded.
-pub(crate) fn ok_packet(header: u8, affected: u64, last_id: u64, status: u16, warnings: u16, info: &str) -> Vec<u8> {
+pub(crate) fn ok_packet(
+    header: u8,
+    affected: u64,
+    last_id: u64,
+    status: u16,
+    warnings: u16,
+    info: &str,
+) -> Vec<u8> {
     let mut p = Vec::with_capacity(16 + info.len());
     p.push(header);
     put_lenenc_int(&mut p, affected);
@@ -202,7 +209,16 @@ mod tests {
 
     #[test]
     fn lenenc_round_trip() {
-        for v in [0u64, 250, 251, 0xffff, 0x10000, 0xff_ffff, 0x100_0000, u64::MAX] {
+        for v in [
+            0u64,
+            250,
+            251,
+            0xffff,
+            0x10000,
+            0xff_ffff,
+            0x100_0000,
+            u64::MAX,
+        ] {
             let mut b = Vec::new();
             put_lenenc_int(&mut b, v);
             let mut r = Reader::new(&b);

@@ -25,7 +25,9 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
-use crate::codec::{column_def_packet, eof_packet, err_packet, ok_packet, put_lenenc_int, put_u16, put_u32, Reader};
+use crate::codec::{
+    column_def_packet, eof_packet, err_packet, ok_packet, put_lenenc_int, put_u16, put_u32, Reader,
+};
 use crate::consts::{capabilities as cap, codes, command as cmd, status};
 use crate::handshake::Session;
 use crate::packet::{PacketStream, MAX_ALLOWED_PACKET, TOO_LARGE};
@@ -51,7 +53,11 @@ struct Conn<'a, S, H> {
 }
 
 fn malformed() -> ErrorInfo {
-    ErrorInfo::new(codes::ER_MALFORMED_PACKET, "HY000", "Malformed communication packet.")
+    ErrorInfo::new(
+        codes::ER_MALFORMED_PACKET,
+        "HY000",
+        "Malformed communication packet.",
+    )
 }
 
 fn unknown_stmt(id: u32, func: &str) -> ErrorInfo {
@@ -63,22 +69,44 @@ fn unknown_stmt(id: u32, func: &str) -> ErrorInfo {
 }
 
 fn wrong_args(func: &str) -> ErrorInfo {
-    ErrorInfo::new(codes::ER_WRONG_ARGUMENTS, "HY000", format!("Incorrect arguments to {func}"))
+    ErrorInfo::new(
+        codes::ER_WRONG_ARGUMENTS,
+        "HY000",
+        format!("Incorrect arguments to {func}"),
+    )
 }
 
-pub(crate) async fn run<S, H>(ps: &mut PacketStream<S>, session: Session, handler: &mut H) -> io::Result<()>
+pub(crate) async fn run<S, H>(
+    ps: &mut PacketStream<S>,
+    session: Session,
+    handler: &mut H,
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     H: Handler,
 {
-    let mut conn = Conn { ps, handler, caps: session.caps, stmts: HashMap::new(), next_stmt_id: 1 };
+    let mut conn = Conn {
+        ps,
+        handler,
+        caps: session.caps,
+        stmts: HashMap::new(),
+        next_stmt_id: 1,
+    };
     loop {
         let packet = match conn.ps.read_packet().await {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::InvalidData && e.to_string() == TOO_LARGE => {
-                let msg = format!("Got a packet bigger than 'max_allowed_packet' bytes ({MAX_ALLOWED_PACKET})");
-                let _ = conn.send_err(&ErrorInfo::new(codes::ER_NET_PACKET_TOO_LARGE, "08S01", msg)).await;
+                let msg = format!(
+                    "Got a packet bigger than 'max_allowed_packet' bytes ({MAX_ALLOWED_PACKET})"
+                );
+                let _ = conn
+                    .send_err(&ErrorInfo::new(
+                        codes::ER_NET_PACKET_TOO_LARGE,
+                        "08S01",
+                        msg,
+                    ))
+                    .await;
                 let _ = conn.ps.flush().await;
                 return Err(e);
             }
@@ -106,14 +134,25 @@ where
 
     async fn send_ok(&mut self, ok: &OkInfo, extra_status: u16) -> io::Result<()> {
         let status = self.handler.status_flags() | extra_status;
-        let p = ok_packet(0x00, ok.affected_rows, ok.last_insert_id, status, ok.warnings, &ok.info);
+        let p = ok_packet(
+            0x00,
+            ok.affected_rows,
+            ok.last_insert_id,
+            status,
+            ok.warnings,
+            &ok.info,
+        );
         self.ps.write_packet(&p).await
     }
 
     /// EOF, or under DEPRECATE_EOF an OK with the 0xfe header.
     async fn send_terminator(&mut self, warnings: u16, extra_status: u16) -> io::Result<()> {
         let status = self.handler.status_flags() | extra_status;
-        let p = if self.deprecate_eof() { ok_packet(0xfe, 0, 0, status, warnings, "") } else { eof_packet(warnings, status) };
+        let p = if self.deprecate_eof() {
+            ok_packet(0xfe, 0, 0, status, warnings, "")
+        } else {
+            eof_packet(warnings, status)
+        };
         self.ps.write_packet(&p).await
     }
 
@@ -131,10 +170,23 @@ where
         match resp {
             Response::Ok(ok) => self.send_ok(ok, extra).await,
             Response::Error(e) => self.send_err(e).await,
-            Response::ResultSet { columns, warnings, .. } if columns.is_empty() => {
-                self.send_ok(&OkInfo { warnings: *warnings, ..OkInfo::default() }, extra).await
+            Response::ResultSet {
+                columns, warnings, ..
+            } if columns.is_empty() => {
+                self.send_ok(
+                    &OkInfo {
+                        warnings: *warnings,
+                        ..OkInfo::default()
+                    },
+                    extra,
+                )
+                .await
             }
-            Response::ResultSet { columns, rows, warnings } => {
+            Response::ResultSet {
+                columns,
+                rows,
+                warnings,
+            } => {
                 let mut buf = Vec::with_capacity(256);
                 put_lenenc_int(&mut buf, columns.len() as u64);
                 self.ps.write_packet(&buf).await?;
@@ -221,7 +273,14 @@ where
             },
             cmd::SET_OPTION => match Reader::new(body).u16() {
                 Ok(0 | 1) => self.send_terminator(0, 0).await?,
-                Ok(_) => self.send_err(&ErrorInfo::new(codes::ER_UNKNOWN_COM, "08S01", "Unknown command")).await?,
+                Ok(_) => {
+                    self.send_err(&ErrorInfo::new(
+                        codes::ER_UNKNOWN_COM,
+                        "08S01",
+                        "Unknown command",
+                    ))
+                    .await?
+                }
                 Err(_) => self.send_err(&malformed()).await?,
             },
             cmd::RESET_CONNECTION => {
@@ -252,13 +311,21 @@ where
                         st.long_data_too_big = false;
                         self.send_ok(&OkInfo::default(), 0).await?;
                     }
-                    None => self.send_err(&unknown_stmt(id, "mysqld_stmt_reset")).await?,
+                    None => {
+                        self.send_err(&unknown_stmt(id, "mysqld_stmt_reset"))
+                            .await?
+                    }
                 },
                 Err(_) => self.send_err(&malformed()).await?,
             },
             other => {
                 debug!(command = other, "unknown command");
-                self.send_err(&ErrorInfo::new(codes::ER_UNKNOWN_COM, "08S01", "Unknown command")).await?;
+                self.send_err(&ErrorInfo::new(
+                    codes::ER_UNKNOWN_COM,
+                    "08S01",
+                    "Unknown command",
+                ))
+                .await?;
             }
         }
         Ok(true)
@@ -275,7 +342,11 @@ where
         };
         if info.params > u16::MAX as usize || info.columns.len() > u16::MAX as usize {
             self.handler.on_close(id).await;
-            let e = ErrorInfo::new(codes::ER_PS_MANY_PARAM, "HY000", "Prepared statement contains too many placeholders");
+            let e = ErrorInfo::new(
+                codes::ER_PS_MANY_PARAM,
+                "HY000",
+                "Prepared statement contains too many placeholders",
+            );
             return self.send_err(&e).await;
         }
         let mut p = vec![0x00];
@@ -307,17 +378,28 @@ where
         }
         self.stmts.insert(
             id,
-            Stmt { params: info.params, types: None, long_data: vec![None; info.params], long_data_too_big: false },
+            Stmt {
+                params: info.params,
+                types: None,
+                long_data: vec![None; info.params],
+                long_data_too_big: false,
+            },
         );
         Ok(())
     }
 
     fn send_long_data(&mut self, body: &[u8]) {
         let mut r = Reader::new(body);
-        let (Ok(id), Ok(param)) = (r.u32(), r.u16()) else { return };
+        let (Ok(id), Ok(param)) = (r.u32(), r.u16()) else {
+            return;
+        };
         let data = r.rest();
-        let Some(st) = self.stmts.get_mut(&id) else { return };
-        let Some(slot) = st.long_data.get_mut(param as usize) else { return };
+        let Some(st) = self.stmts.get_mut(&id) else {
+            return;
+        };
+        let Some(slot) = st.long_data.get_mut(param as usize) else {
+            return;
+        };
         let buf = slot.get_or_insert_with(Vec::new);
         if buf.len() + data.len() > MAX_ALLOWED_PACKET {
             st.long_data_too_big = true;
@@ -328,13 +410,19 @@ where
 
     async fn execute(&mut self, body: &[u8]) -> io::Result<()> {
         let mut r = Reader::new(body);
-        let Ok(id) = r.u32() else { return self.send_err(&malformed()).await };
+        let Ok(id) = r.u32() else {
+            return self.send_err(&malformed()).await;
+        };
         let Some(st) = self.stmts.get_mut(&id) else {
-            return self.send_err(&unknown_stmt(id, "mysqld_stmt_execute")).await;
+            return self
+                .send_err(&unknown_stmt(id, "mysqld_stmt_execute"))
+                .await;
         };
         // Cursor flags are ignored: without SERVER_STATUS_CURSOR_EXISTS the
         // client reads the rows straight away.
-        let (Ok(_flags), Ok(_iterations)) = (r.u8(), r.u32()) else { return self.send_err(&malformed()).await };
+        let (Ok(_flags), Ok(_iterations)) = (r.u8(), r.u32()) else {
+            return self.send_err(&malformed()).await;
+        };
         let params = match decode_params(&mut r, st) {
             Ok(p) => p,
             Err(e) => {
@@ -370,7 +458,9 @@ fn decode_params(r: &mut Reader<'_>, st: &mut Stmt) -> Result<Vec<Value>, ErrorI
         }
         st.types = Some(types);
     }
-    let Some(types) = st.types.as_ref() else { return Err(wrong_args("mysqld_stmt_execute")) };
+    let Some(types) = st.types.as_ref() else {
+        return Err(wrong_args("mysqld_stmt_execute"));
+    };
     let mut out = Vec::with_capacity(n);
     for (i, &(ty, flags)) in types.iter().enumerate() {
         if let Some(data) = long_data[i].take() {
@@ -378,7 +468,10 @@ fn decode_params(r: &mut Reader<'_>, st: &mut Stmt) -> Result<Vec<Value>, ErrorI
         } else if nulls[i / 8] & (1 << (i % 8)) != 0 {
             out.push(Value::Null);
         } else {
-            out.push(decode_param(r, ty, flags & 0x80 != 0).map_err(|_| wrong_args("mysqld_stmt_execute"))?);
+            out.push(
+                decode_param(r, ty, flags & 0x80 != 0)
+                    .map_err(|_| wrong_args("mysqld_stmt_execute"))?,
+            );
         }
     }
     Ok(out)

@@ -88,7 +88,12 @@ fn parse_response(payload: &[u8]) -> Parse<HandshakeResponse> {
     let _max_packet = r.u32()?;
     let collation = r.u8()?;
     r.bytes(23)?;
-    let mut hr = HandshakeResponse { caps, collation, user: lossy(r.nul_terminated()), ..Default::default() };
+    let mut hr = HandshakeResponse {
+        caps,
+        collation,
+        user: lossy(r.nul_terminated()),
+        ..Default::default()
+    };
     if r.is_empty() {
         return Ok(hr);
     }
@@ -112,7 +117,9 @@ fn parse_response(payload: &[u8]) -> Parse<HandshakeResponse> {
         if let Ok(block) = r.lenenc_bytes() {
             let mut a = Reader::new(block);
             while !a.is_empty() {
-                let (Ok(k), Ok(v)) = (a.lenenc_bytes(), a.lenenc_bytes()) else { break };
+                let (Ok(k), Ok(v)) = (a.lenenc_bytes(), a.lenenc_bytes()) else {
+                    break;
+                };
                 hr.attrs.push((lossy(k), lossy(v)));
             }
         }
@@ -120,7 +127,10 @@ fn parse_response(payload: &[u8]) -> Parse<HandshakeResponse> {
     Ok(hr)
 }
 
-async fn send_error<S: AsyncRead + AsyncWrite + Unpin>(ps: &mut PacketStream<S>, e: &ErrorInfo) -> io::Result<()> {
+async fn send_error<S: AsyncRead + AsyncWrite + Unpin>(
+    ps: &mut PacketStream<S>,
+    e: &ErrorInfo,
+) -> io::Result<()> {
     ps.write_packet(&err_packet(e)).await?;
     ps.flush().await
 }
@@ -138,29 +148,48 @@ where
     H: Handler,
 {
     let scramble = new_scramble();
-    ps.write_packet(&greeting(opts, connection_id, &scramble, handler.status_flags())).await?;
+    ps.write_packet(&greeting(
+        opts,
+        connection_id,
+        &scramble,
+        handler.status_flags(),
+    ))
+    .await?;
     ps.flush().await?;
 
     // read_response: the TLS upgrade (SSLRequest) would be handled here.
-    let Some(payload) = ps.read_packet().await? else { return Ok(None) };
+    let Some(payload) = ps.read_packet().await? else {
+        return Ok(None);
+    };
     let hr = match parse_response(&payload) {
         Ok(hr) if hr.caps & cap::SSL != 0 && payload.len() == 32 => {
             debug!("client requested TLS, which is not enabled");
-            let e = ErrorInfo::new(codes::ER_HANDSHAKE, "08S01", "Bad handshake: TLS is not supported");
+            let e = ErrorInfo::new(
+                codes::ER_HANDSHAKE,
+                "08S01",
+                "Bad handshake: TLS is not supported",
+            );
             send_error(ps, &e).await?;
             return Ok(None);
         }
         Ok(hr) => hr,
         Err(_) => {
             debug!(len = payload.len(), "malformed handshake response");
-            send_error(ps, &ErrorInfo::new(codes::ER_HANDSHAKE, "08S01", "Bad handshake")).await?;
+            send_error(
+                ps,
+                &ErrorInfo::new(codes::ER_HANDSHAKE, "08S01", "Bad handshake"),
+            )
+            .await?;
             return Ok(None);
         }
     };
     debug!(user = %hr.user, plugin = ?hr.plugin, db = ?hr.database, caps = hr.caps, "handshake response");
 
     let default_plugin = opts.default_auth_plugin.as_str();
-    let client_plugin = hr.plugin.clone().unwrap_or_else(|| plugins::NATIVE_PASSWORD.to_string());
+    let client_plugin = hr
+        .plugin
+        .clone()
+        .unwrap_or_else(|| plugins::NATIVE_PASSWORD.to_string());
     let usable = client_plugin == default_plugin
         || client_plugin == plugins::NATIVE_PASSWORD
         || client_plugin == plugins::CACHING_SHA2_PASSWORD;
@@ -183,12 +212,17 @@ where
         p.push(0);
         ps.write_packet(&p).await?;
         ps.flush().await?;
-        let Some(reply) = ps.read_packet().await? else { return Ok(None) };
+        let Some(reply) = ps.read_packet().await? else {
+            return Ok(None);
+        };
         (default_plugin.to_string(), reply)
     };
     let response = normalize_response(&response);
 
-    if !handler.authenticate(&hr.user, &plugin, &scramble, response).await {
+    if !handler
+        .authenticate(&hr.user, &plugin, &scramble, response)
+        .await
+    {
         debug!(user = %hr.user, plugin = %plugin, "access denied");
         let msg = format!(
             "Access denied for user '{}'@'{}' (using password: {})",
@@ -216,10 +250,13 @@ where
         send_error(ps, &e).await?;
         return Ok(None);
     }
-    ps.write_packet(&ok_packet(0, 0, 0, handler.status_flags(), 0, "")).await?;
+    ps.write_packet(&ok_packet(0, 0, 0, handler.status_flags(), 0, ""))
+        .await?;
     ps.flush().await?;
     debug!(user = %info.user, "connected");
-    Ok(Some(Session { caps: info.client_capabilities & cap::SERVER }))
+    Ok(Some(Session {
+        caps: info.client_capabilities & cap::SERVER,
+    }))
 }
 
 #[cfg(test)]
@@ -228,7 +265,10 @@ mod tests {
 
     #[test]
     fn greeting_layout() {
-        let opts = ServerOptions { server_version: "8.0.11-x".into(), default_auth_plugin: "mysql_native_password".into() };
+        let opts = ServerOptions {
+            server_version: "8.0.11-x".into(),
+            default_auth_plugin: "mysql_native_password".into(),
+        };
         let s = *b"ABCDEFGHIJKLMNOPQRST";
         let g = greeting(&opts, 7, &s, 2);
         assert_eq!(g[0], 10);
@@ -246,7 +286,10 @@ mod tests {
     #[test]
     fn response_tolerates_missing_tail() {
         let mut p = Vec::new();
-        put_u32(&mut p, cap::PROTOCOL_41 | cap::SECURE_CONNECTION | cap::PLUGIN_AUTH | cap::CONNECT_WITH_DB);
+        put_u32(
+            &mut p,
+            cap::PROTOCOL_41 | cap::SECURE_CONNECTION | cap::PLUGIN_AUTH | cap::CONNECT_WITH_DB,
+        );
         put_u32(&mut p, 0);
         p.push(45);
         p.extend_from_slice(&[0; 23]);

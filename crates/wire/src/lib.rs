@@ -45,8 +45,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 pub use auth::{
-    native_password_hash, scramble_caching_sha2_password, scramble_native_password, verify_caching_sha2_password,
-    verify_native_password, verify_native_password_hash, verify_password, SCRAMBLE_LEN,
+    native_password_hash, scramble_caching_sha2_password, scramble_native_password,
+    verify_caching_sha2_password, verify_native_password, verify_native_password_hash,
+    verify_password, SCRAMBLE_LEN,
 };
 pub use consts::{capabilities, codes, collations, flags, plugins, status};
 pub use packet::MAX_ALLOWED_PACKET;
@@ -61,7 +62,13 @@ pub trait Handler: Send {
     /// `auth_response` what the client sent for `plugin` (a lone NUL byte is
     /// already normalised to empty). Use [`verify_native_password`] /
     /// [`verify_caching_sha2_password`] (or [`verify_password`]).
-    async fn authenticate(&mut self, user: &str, plugin: &str, scramble: &[u8], auth_response: &[u8]) -> bool;
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        plugin: &str,
+        scramble: &[u8],
+        auth_response: &[u8],
+    ) -> bool;
     /// After successful auth. Err (e.g. 1049 unknown database from the
     /// handshake's db) is sent to the client and the connection closed.
     async fn on_connect(&mut self, info: &ConnInfo) -> Result<(), ErrorInfo>;
@@ -103,7 +110,11 @@ pub trait Handler: Send {
     }
     /// COM_PROCESS_KILL (`mysqladmin kill`). Default: ERR 1094 unknown thread.
     async fn on_kill(&mut self, connection_id: u32) -> Result<(), ErrorInfo> {
-        Err(ErrorInfo::new(codes::ER_NO_SUCH_THREAD, "HY000", format!("Unknown thread id: {connection_id}")))
+        Err(ErrorInfo::new(
+            codes::ER_NO_SUCH_THREAD,
+            "HY000",
+            format!("Unknown thread id: {connection_id}"),
+        ))
     }
 }
 
@@ -129,7 +140,12 @@ impl Default for ServerOptions {
 /// Drive one client connection to completion: handshake, authentication,
 /// then commands until COM_QUIT or end of stream. Returns `Ok(())` on a
 /// clean close or a refused login, `Err` on I/O errors and broken framing.
-pub async fn serve_connection<S, H>(stream: S, connection_id: u32, opts: &ServerOptions, mut handler: H) -> std::io::Result<()>
+pub async fn serve_connection<S, H>(
+    stream: S,
+    connection_id: u32,
+    opts: &ServerOptions,
+    mut handler: H,
+) -> std::io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
     H: Handler,

@@ -37,7 +37,10 @@ pub(crate) struct PacketStream<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
     pub fn new(stream: S) -> PacketStream<S> {
-        PacketStream { io: BufStream::with_capacity(16 * 1024, 64 * 1024, stream), seq: 0 }
+        PacketStream {
+            io: BufStream::with_capacity(16 * 1024, 64 * 1024, stream),
+            seq: 0,
+        }
     }
 
     /// Read one whole payload, joining continuation packets. `Ok(None)` is a
@@ -62,7 +65,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, TOO_LARGE));
             }
             // Grow as the bytes arrive rather than trusting the header up front.
-            let got = (&mut self.io).take(len as u64).read_to_end(&mut payload).await?;
+            let got = (&mut self.io)
+                .take(len as u64)
+                .read_to_end(&mut payload)
+                .await?;
             if got != len {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
@@ -78,7 +84,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
         loop {
             let n = rest.len().min(MAX_CHUNK);
             let len = (n as u32).to_le_bytes();
-            self.io.write_all(&[len[0], len[1], len[2], self.seq]).await?;
+            self.io
+                .write_all(&[len[0], len[1], len[2], self.seq])
+                .await?;
             self.io.write_all(&rest[..n]).await?;
             self.seq = self.seq.wrapping_add(1);
             rest = &rest[n..];

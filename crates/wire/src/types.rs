@@ -144,7 +144,16 @@ impl ColumnDef {
         };
         let textual = matches!(
             column_type,
-            VarChar | VarString | String | Enum | Set | TinyBlob | Blob | MediumBlob | LongBlob | Json
+            VarChar
+                | VarString
+                | String
+                | Enum
+                | Set
+                | TinyBlob
+                | Blob
+                | MediumBlob
+                | LongBlob
+                | Json
         );
         let (charset, fl) = if textual {
             (collations::UTF8MB4_BIN, 0)
@@ -165,7 +174,11 @@ impl ColumnDef {
             length,
             column_type,
             flags: fl,
-            decimals: if matches!(column_type, Float | Double) { 31 } else { 0 },
+            decimals: if matches!(column_type, Float | Double) {
+                31
+            } else {
+                0
+            },
         }
     }
 }
@@ -180,9 +193,28 @@ pub enum Value {
     Double(f64),
     /// Strings, decimals as text, blobs, JSON, vectors as text.
     Bytes(Vec<u8>),
-    Date { year: u16, month: u8, day: u8 },
-    DateTime { year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, micro: u32 },
-    Time { negative: bool, days: u32, hours: u8, minutes: u8, seconds: u8, micro: u32 },
+    Date {
+        year: u16,
+        month: u8,
+        day: u8,
+    },
+    DateTime {
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micro: u32,
+    },
+    Time {
+        negative: bool,
+        days: u32,
+        hours: u8,
+        minutes: u8,
+        seconds: u8,
+        micro: u32,
+    },
 }
 
 impl From<i64> for Value {
@@ -247,13 +279,21 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     pub fn new(code: u16, sql_state: impl Into<String>, message: impl Into<String>) -> ErrorInfo {
-        ErrorInfo { code, sql_state: sql_state.into(), message: message.into() }
+        ErrorInfo {
+            code,
+            sql_state: sql_state.into(),
+            message: message.into(),
+        }
     }
 }
 
 impl std::fmt::Display for ErrorInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ERROR {} ({}): {}", self.code, self.sql_state, self.message)
+        write!(
+            f,
+            "ERROR {} ({}): {}",
+            self.code, self.sql_state, self.message
+        )
     }
 }
 
@@ -264,7 +304,11 @@ impl std::error::Error for ErrorInfo {}
 pub enum Response {
     Ok(OkInfo),
     /// A result set. With no columns it is sent as a plain OK.
-    ResultSet { columns: Vec<ColumnDef>, rows: Vec<Vec<Value>>, warnings: u16 },
+    ResultSet {
+        columns: Vec<ColumnDef>,
+        rows: Vec<Vec<Value>>,
+        warnings: u16,
+    },
     Error(ErrorInfo),
 }
 

@@ -67,8 +67,12 @@ fn non_finite(nan: bool, positive: bool) -> String {
 }
 
 fn exp_or_plain(sci: &str, plain: impl FnOnce() -> String) -> String {
-    let Some((mantissa, exp)) = sci.split_once('e') else { return plain() };
-    let Ok(exp) = exp.parse::<i32>() else { return plain() };
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return plain();
+    };
+    let Ok(exp) = exp.parse::<i32>() else {
+        return plain();
+    };
     if exp < EXP_FORM_BELOW {
         format!("{mantissa}e-{:02}", -exp)
     } else if exp >= EXP_FORM_FROM {
@@ -112,7 +116,10 @@ fn fixed_decimals(col: Option<&ColumnDef>) -> Option<usize> {
 /// Fractional-second digits the column asks for, if any.
 fn fsp(col: Option<&ColumnDef>) -> Option<usize> {
     let c = col?;
-    let temporal = matches!(c.column_type, ColumnType::DateTime | ColumnType::Timestamp | ColumnType::Time);
+    let temporal = matches!(
+        c.column_type,
+        ColumnType::DateTime | ColumnType::Timestamp | ColumnType::Time
+    );
     (temporal && (1..=6).contains(&c.decimals)).then_some(c.decimals as usize)
 }
 
@@ -145,14 +152,32 @@ fn text_of(v: &Value, col: Option<&ColumnDef>) -> String {
             _ => format_double(*f),
         },
         Value::Date { year, month, day } => format!("{year:04}-{month:02}-{day:02}"),
-        Value::DateTime { year, month, day, hour, minute, second, micro } => {
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micro,
+        } => {
             let mut s = format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}");
             push_fraction(&mut s, *micro, fsp(col));
             s
         }
-        Value::Time { negative, days, hours, minutes, seconds, micro } => {
+        Value::Time {
+            negative,
+            days,
+            hours,
+            minutes,
+            seconds,
+            micro,
+        } => {
             let h = *days as u64 * 24 + *hours as u64;
-            let mut s = format!("{}{h:02}:{minutes:02}:{seconds:02}", if *negative { "-" } else { "" });
+            let mut s = format!(
+                "{}{h:02}:{minutes:02}:{seconds:02}",
+                if *negative { "-" } else { "" }
+            );
             push_fraction(&mut s, *micro, fsp(col));
             s
         }
@@ -183,15 +208,34 @@ fn as_i64(v: &Value) -> i64 {
         Value::Float(f) => f.round() as i64,
         Value::Double(f) => f.round() as i64,
         Value::Bytes(b) => parse_i64(b),
-        Value::Date { year, month, day } => *year as i64 * 10_000 + *month as i64 * 100 + *day as i64,
-        Value::DateTime { year, month, day, hour, minute, second, .. } => {
+        Value::Date { year, month, day } => {
+            *year as i64 * 10_000 + *month as i64 * 100 + *day as i64
+        }
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            ..
+        } => {
             (*year as i64 * 10_000 + *month as i64 * 100 + *day as i64) * 1_000_000
                 + *hour as i64 * 10_000
                 + *minute as i64 * 100
                 + *second as i64
         }
-        Value::Time { negative, days, hours, minutes, seconds, .. } => {
-            let v = (*days as i64 * 24 + *hours as i64) * 10_000 + *minutes as i64 * 100 + *seconds as i64;
+        Value::Time {
+            negative,
+            days,
+            hours,
+            minutes,
+            seconds,
+            ..
+        } => {
+            let v = (*days as i64 * 24 + *hours as i64) * 10_000
+                + *minutes as i64 * 100
+                + *seconds as i64;
             if *negative {
                 -v
             } else {
@@ -278,8 +322,21 @@ fn parse_datetime(b: &[u8]) -> Option<Dt> {
 
 fn as_datetime(v: &Value) -> Dt {
     match v {
-        Value::Date { year, month, day } => Dt { year: *year, month: *month, day: *day, ..Dt::default() },
-        Value::DateTime { year, month, day, hour, minute, second, micro } => Dt {
+        Value::Date { year, month, day } => Dt {
+            year: *year,
+            month: *month,
+            day: *day,
+            ..Dt::default()
+        },
+        Value::DateTime {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            micro,
+        } => Dt {
             year: *year,
             month: *month,
             day: *day,
@@ -296,10 +353,27 @@ fn as_datetime(v: &Value) -> Dt {
 /// (negative, total hours, minutes, seconds, micro)
 fn as_time(v: &Value) -> (bool, u64, u8, u8, u32) {
     match v {
-        Value::Time { negative, days, hours, minutes, seconds, micro } => {
-            (*negative, *days as u64 * 24 + *hours as u64, *minutes, *seconds, *micro)
-        }
-        Value::DateTime { hour, minute, second, micro, .. } => (false, *hour as u64, *minute, *second, *micro),
+        Value::Time {
+            negative,
+            days,
+            hours,
+            minutes,
+            seconds,
+            micro,
+        } => (
+            *negative,
+            *days as u64 * 24 + *hours as u64,
+            *minutes,
+            *seconds,
+            *micro,
+        ),
+        Value::DateTime {
+            hour,
+            minute,
+            second,
+            micro,
+            ..
+        } => (false, *hour as u64, *minute, *second, *micro),
         Value::Bytes(b) => {
             let s = String::from_utf8_lossy(b);
             let s = s.trim();
@@ -347,7 +421,10 @@ fn put_binary_datetime(out: &mut Vec<u8>, dt: Dt, date_only: bool) {
     }
 }
 
-fn put_binary_time(out: &mut Vec<u8>, (negative, hours, minutes, seconds, micro): (bool, u64, u8, u8, u32)) {
+fn put_binary_time(
+    out: &mut Vec<u8>,
+    (negative, hours, minutes, seconds, micro): (bool, u64, u8, u8, u32),
+) {
     if hours == 0 && minutes == 0 && seconds == 0 && micro == 0 {
         out.push(0);
         return;
@@ -407,7 +484,13 @@ pub(crate) fn put_binary_row(out: &mut Vec<u8>, cols: &[ColumnDef], row: &[Value
 
 /// Decode one COM_STMT_EXECUTE parameter of wire type `ty`.
 pub(crate) fn decode_param(r: &mut Reader<'_>, ty: u8, unsigned: bool) -> Parse<Value> {
-    let int = |v: i64, u: u64| if unsigned { Value::UInt(u) } else { Value::Int(v) };
+    let int = |v: i64, u: u64| {
+        if unsigned {
+            Value::UInt(u)
+        } else {
+            Value::Int(v)
+        }
+    };
     Ok(match ty {
         0x06 => Value::Null,
         0x01 => {
@@ -446,7 +529,11 @@ pub(crate) fn decode_param(r: &mut Reader<'_>, ty: u8, unsigned: bool) -> Parse<
                 dt.micro = b.u32()?;
             }
             if ty == 0x0a {
-                Value::Date { year: dt.year, month: dt.month, day: dt.day }
+                Value::Date {
+                    year: dt.year,
+                    month: dt.month,
+                    day: dt.day,
+                }
             } else {
                 Value::DateTime {
                     year: dt.year,
@@ -469,7 +556,14 @@ pub(crate) fn decode_param(r: &mut Reader<'_>, ty: u8, unsigned: bool) -> Parse<
             if len >= 12 {
                 t.5 = b.u32()?;
             }
-            Value::Time { negative: t.0, days: t.1, hours: t.2, minutes: t.3, seconds: t.4, micro: t.5 }
+            Value::Time {
+                negative: t.0,
+                days: t.1,
+                hours: t.2,
+                minutes: t.3,
+                seconds: t.4,
+                micro: t.5,
+            }
         }
         // DECIMAL, VARCHAR, BIT, the 0xf2.. string/blob/json/vector types.
         0x00 | 0x0f | 0x10 | 0xf2..=0xff => Value::Bytes(r.lenenc_bytes()?.to_vec()),
@@ -525,7 +619,10 @@ mod tests {
     }
 
     fn col(t: ColumnType, decimals: u8) -> ColumnDef {
-        ColumnDef { decimals, ..ColumnDef::new("c", t) }
+        ColumnDef {
+            decimals,
+            ..ColumnDef::new("c", t)
+        }
     }
 
     fn text(v: Value, c: &ColumnDef) -> Vec<u8> {
@@ -539,21 +636,73 @@ mod tests {
         let vs = col(ColumnType::VarString, 0);
         assert_eq!(text(Value::Null, &vs), [0xfb]);
         assert_eq!(text(Value::Int(-42), &vs), b"\x03-42");
-        assert_eq!(text(Value::UInt(u64::MAX), &vs), b"\x1418446744073709551615");
-        assert_eq!(text(Value::Date { year: 2024, month: 2, day: 9 }, &vs), b"\x0a2024-02-09");
-        let dt = Value::DateTime { year: 2024, month: 12, day: 31, hour: 23, minute: 5, second: 7, micro: 0 };
+        assert_eq!(
+            text(Value::UInt(u64::MAX), &vs),
+            b"\x1418446744073709551615"
+        );
+        assert_eq!(
+            text(
+                Value::Date {
+                    year: 2024,
+                    month: 2,
+                    day: 9
+                },
+                &vs
+            ),
+            b"\x0a2024-02-09"
+        );
+        let dt = Value::DateTime {
+            year: 2024,
+            month: 12,
+            day: 31,
+            hour: 23,
+            minute: 5,
+            second: 7,
+            micro: 0,
+        };
         assert_eq!(text(dt.clone(), &vs), b"\x132024-12-31 23:05:07");
-        let dtf = Value::DateTime { year: 2024, month: 12, day: 31, hour: 23, minute: 5, second: 7, micro: 120 };
+        let dtf = Value::DateTime {
+            year: 2024,
+            month: 12,
+            day: 31,
+            hour: 23,
+            minute: 5,
+            second: 7,
+            micro: 120,
+        };
         assert_eq!(text(dtf.clone(), &vs), b"\x1a2024-12-31 23:05:07.000120");
         // A DATETIME(3) column prints exactly three digits.
-        assert_eq!(text(dt, &col(ColumnType::DateTime, 3)), b"\x172024-12-31 23:05:07.000");
-        let t = Value::Time { negative: true, days: 1, hours: 2, minutes: 3, seconds: 4, micro: 500_000 };
+        assert_eq!(
+            text(dt, &col(ColumnType::DateTime, 3)),
+            b"\x172024-12-31 23:05:07.000"
+        );
+        let t = Value::Time {
+            negative: true,
+            days: 1,
+            hours: 2,
+            minutes: 3,
+            seconds: 4,
+            micro: 500_000,
+        };
         assert_eq!(text(t, &vs), b"\x10-26:03:04.500000");
-        let t0 = Value::Time { negative: false, days: 0, hours: 0, minutes: 0, seconds: 0, micro: 0 };
+        let t0 = Value::Time {
+            negative: false,
+            days: 0,
+            hours: 0,
+            minutes: 0,
+            seconds: 0,
+            micro: 0,
+        };
         assert_eq!(text(t0, &vs), b"\x0800:00:00");
         // DOUBLE(10,2) prints fixed decimals; plain DOUBLE is shortest.
-        assert_eq!(text(Value::Double(1.5), &col(ColumnType::Double, 2)), b"\x041.50");
-        assert_eq!(text(Value::Double(1.5), &col(ColumnType::Double, 31)), b"\x031.5");
+        assert_eq!(
+            text(Value::Double(1.5), &col(ColumnType::Double, 2)),
+            b"\x041.50"
+        );
+        assert_eq!(
+            text(Value::Double(1.5), &col(ColumnType::Double, 31)),
+            b"\x031.5"
+        );
     }
 
     #[test]
@@ -562,16 +711,32 @@ mod tests {
         put_binary_value(&mut out, &Value::Int(7), &col(ColumnType::Double, 31));
         assert_eq!(out, 7.0f64.to_le_bytes());
         out.clear();
-        put_binary_value(&mut out, &Value::Bytes(b"2024-01-02 03:04:05.5".to_vec()), &col(ColumnType::DateTime, 0));
+        put_binary_value(
+            &mut out,
+            &Value::Bytes(b"2024-01-02 03:04:05.5".to_vec()),
+            &col(ColumnType::DateTime, 0),
+        );
         assert_eq!(out, [11, 0xe8, 0x07, 1, 2, 3, 4, 5, 0x20, 0xa1, 0x07, 0x00]);
         out.clear();
-        put_binary_value(&mut out, &Value::Bytes(b"-838:59:59".to_vec()), &col(ColumnType::Time, 0));
+        put_binary_value(
+            &mut out,
+            &Value::Bytes(b"-838:59:59".to_vec()),
+            &col(ColumnType::Time, 0),
+        );
         assert_eq!(out, [8, 1, 34, 0, 0, 0, 22, 59, 59]);
         out.clear();
-        put_binary_value(&mut out, &Value::Double(2.5), &col(ColumnType::VarString, 0));
+        put_binary_value(
+            &mut out,
+            &Value::Double(2.5),
+            &col(ColumnType::VarString, 0),
+        );
         assert_eq!(out, b"\x032.5");
         out.clear();
-        put_binary_value(&mut out, &Value::Bytes(b"junk".to_vec()), &col(ColumnType::Date, 0));
+        put_binary_value(
+            &mut out,
+            &Value::Bytes(b"junk".to_vec()),
+            &col(ColumnType::Date, 0),
+        );
         assert_eq!(out, [0]);
     }
 

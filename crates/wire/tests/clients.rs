@@ -16,12 +16,25 @@ async fn have(program: &str, args: &[&str]) -> bool {
 
 async fn mysql(addr: SocketAddr, user: &str, password: &str, extra: &[&str], sql: &str) -> Output {
     let mut cmd = Command::new("mysql");
-    cmd.args(["--no-defaults", "-h", "127.0.0.1", "-P", &addr.port().to_string(), "-u", user, "--batch", "--raw"]);
+    cmd.args([
+        "--no-defaults",
+        "-h",
+        "127.0.0.1",
+        "-P",
+        &addr.port().to_string(),
+        "-u",
+        user,
+        "--batch",
+        "--raw",
+    ]);
     if !password.is_empty() {
         cmd.arg(format!("-p{password}"));
     }
     cmd.args(extra).args(["-e", sql]);
-    tokio::time::timeout(std::time::Duration::from_secs(30), cmd.output()).await.expect("mysql timed out").unwrap()
+    tokio::time::timeout(std::time::Duration::from_secs(30), cmd.output())
+        .await
+        .expect("mysql timed out")
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -37,7 +50,14 @@ async fn mysql_cli() {
     for plugin in ["mysql_native_password", "caching_sha2_password"] {
         let (addr, shared) = start_server(plugin).await;
 
-        let o = mysql(addr, "alice", "secret", &["-D", "test"], "select 1; ok; select blob; floats; types").await;
+        let o = mysql(
+            addr,
+            "alice",
+            "secret",
+            &["-D", "test"],
+            "select 1; ok; select blob; floats; types",
+        )
+        .await;
         let out = text(&o.stdout);
         assert!(o.status.success(), "{plugin}: {}\n{out}", text(&o.stderr));
         assert!(out.starts_with("1\n1\n"), "{out}");
@@ -47,11 +67,21 @@ async fn mysql_cli() {
             out.contains("-2\t18446744073709551615\t-70000\t-300\t-5\t2.5\t1.5\t2024-02-29\t2024-02-29 13:14:15.123456\t-26:03:04\théllo\t12.34\t2024\t2000-01-01 00:00:00\t7\t0.5\tNULL\tNULL"),
             "{out}"
         );
-        assert!(shared.lock().unwrap().events.iter().any(|e| e == &format!("auth alice {plugin}")));
+        assert!(shared
+            .lock()
+            .unwrap()
+            .events
+            .iter()
+            .any(|e| e == &format!("auth alice {plugin}")));
 
         let o = mysql(addr, "root", "", &[], "select 1; fail; select 1").await;
         assert!(!o.status.success());
-        assert!(text(&o.stderr).contains("ERROR 8200 (HY000) at line 1: Unsupported multi schema change"), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr)
+                .contains("ERROR 8200 (HY000) at line 1: Unsupported multi schema change"),
+            "{}",
+            text(&o.stderr)
+        );
 
         let o = mysql(addr, "alice", "bad", &[], "select 1").await;
         assert!(
@@ -61,7 +91,11 @@ async fn mysql_cli() {
         );
 
         let o = mysql(addr, "root", "", &["-D", "nope"], "select 1").await;
-        assert!(text(&o.stderr).contains("ERROR 1049 (42000)"), "{}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("ERROR 1049 (42000)"),
+            "{}",
+            text(&o.stderr)
+        );
 
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         assert_eq!(shared.lock().unwrap().panics, 0);
@@ -112,9 +146,11 @@ print("ALL OK")
 
 /// The project venv's python (`$EMBEDB_VENV`, default `~/.cache/embedb-venv`), else `python3`.
 fn python() -> String {
-    let venv = std::env::var("EMBEDB_VENV")
-        .ok()
-        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.cache/embedb-venv")));
+    let venv = std::env::var("EMBEDB_VENV").ok().or_else(|| {
+        std::env::var("HOME")
+            .ok()
+            .map(|h| format!("{h}/.cache/embedb-venv"))
+    });
     match venv.map(|v| format!("{v}/bin/python")) {
         Some(p) if std::path::Path::new(&p).exists() => p,
         _ => "python3".to_string(),
@@ -132,12 +168,19 @@ async fn pymysql() {
         let (addr, shared) = start_server(plugin).await;
         let o = tokio::time::timeout(
             std::time::Duration::from_secs(60),
-            Command::new(&py).args(["-c", PYMYSQL_SCRIPT, &addr.port().to_string()]).output(),
+            Command::new(&py)
+                .args(["-c", PYMYSQL_SCRIPT, &addr.port().to_string()])
+                .output(),
         )
         .await
         .expect("python timed out")
         .unwrap();
-        assert!(o.status.success() && text(&o.stdout).contains("ALL OK"), "{plugin}: {}\n{}", text(&o.stdout), text(&o.stderr));
+        assert!(
+            o.status.success() && text(&o.stdout).contains("ALL OK"),
+            "{plugin}: {}\n{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
         assert_eq!(shared.lock().unwrap().panics, 0);
         println!("pymysql ok with {plugin}");
     }

@@ -16,7 +16,11 @@ fn events(shared: &SharedRef) -> Vec<String> {
 }
 
 fn no_panics(shared: &SharedRef) {
-    assert_eq!(shared.lock().unwrap().panics, 0, "a connection task panicked");
+    assert_eq!(
+        shared.lock().unwrap().panics,
+        0,
+        "a connection task panicked"
+    );
 }
 
 async fn settle() {
@@ -63,7 +67,14 @@ async fn greeting_and_login_without_password() {
     assert!(c.read_packet().await.is_none());
     settle().await;
     let ev = events(&shared);
-    assert_eq!(ev, ["auth root mysql_native_password", "connect root None found_rows=false", "disconnect"]);
+    assert_eq!(
+        ev,
+        [
+            "auth root mysql_native_password",
+            "connect root None found_rows=false",
+            "disconnect"
+        ]
+    );
     assert_eq!(shared.lock().unwrap().finished, [Ok(())]);
     no_panics(&shared);
 }
@@ -72,7 +83,16 @@ async fn greeting_and_login_without_password() {
 async fn native_password_with_database_and_found_rows() {
     let (addr, shared) = start_server(NATIVE).await;
     let (mut c, g) = Client::tcp(addr).await;
-    c.login(&g, "alice", "secret", NATIVE, Some("test"), EOF41 | cap::FOUND_ROWS).await.unwrap();
+    c.login(
+        &g,
+        "alice",
+        "secret",
+        NATIVE,
+        Some("test"),
+        EOF41 | cap::FOUND_ROWS,
+    )
+    .await
+    .unwrap();
     let r = c.query("select 1").await;
     assert_eq!(r[0].text_rows(), vec![vec![Some(b"1".to_vec())]]);
     assert!(events(&shared).contains(&"connect alice Some(\"test\") found_rows=true".to_string()));
@@ -82,16 +102,27 @@ async fn native_password_with_database_and_found_rows() {
 #[tokio::test]
 async fn wrong_password_is_1045_and_closes() {
     let (addr, shared) = start_server(NATIVE).await;
-    for (user, pw, using) in [("alice", "wrong", "YES"), ("alice", "", "NO"), ("root", "x", "YES"), ("mallory", "", "NO")] {
+    for (user, pw, using) in [
+        ("alice", "wrong", "YES"),
+        ("alice", "", "NO"),
+        ("root", "x", "YES"),
+        ("mallory", "", "NO"),
+    ] {
         let (mut c, g) = Client::tcp(addr).await;
         let e = c.login(&g, user, pw, NATIVE, None, DEPR).await.unwrap_err();
         assert_eq!(e.code, 1045);
         assert_eq!(e.state, "28000");
-        assert_eq!(e.message, format!("Access denied for user '{user}'@'127.0.0.1' (using password: {using})"));
+        assert_eq!(
+            e.message,
+            format!("Access denied for user '{user}'@'127.0.0.1' (using password: {using})")
+        );
         assert!(c.read_packet().await.is_none(), "connection must be closed");
     }
     // Same through caching_sha2.
-    let e = Client::connect(addr, "alice", "nope", SHA2, DEPR).await.err().unwrap();
+    let e = Client::connect(addr, "alice", "nope", SHA2, DEPR)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.code, 1045);
     settle().await;
     assert!(!events(&shared).iter().any(|e| e.starts_with("connect")));
@@ -102,8 +133,14 @@ async fn wrong_password_is_1045_and_closes() {
 async fn on_connect_error_is_sent() {
     let (addr, shared) = start_server(NATIVE).await;
     let (mut c, g) = Client::tcp(addr).await;
-    let e = c.login(&g, "root", "", NATIVE, Some("nope"), DEPR).await.unwrap_err();
-    assert_eq!((e.code, e.state.as_str(), e.message.as_str()), (1049, "42000", "Unknown database 'nope'"));
+    let e = c
+        .login(&g, "root", "", NATIVE, Some("nope"), DEPR)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.state.as_str(), e.message.as_str()),
+        (1049, "42000", "Unknown database 'nope'")
+    );
     assert!(c.read_packet().await.is_none());
     no_panics(&shared);
 }
@@ -114,7 +151,9 @@ async fn caching_sha2_via_auth_switch() {
     // The client answers for a plugin we cannot verify, so the server switches.
     let (mut c, g) = Client::tcp(addr).await;
     assert_eq!(g.plugin, SHA2);
-    c.login(&g, "alice", "secret", "sha256_password", None, DEPR).await.unwrap();
+    c.login(&g, "alice", "secret", "sha256_password", None, DEPR)
+        .await
+        .unwrap();
     assert!(c.switched && c.fast_auth);
     assert_eq!(c.auth_plugin, SHA2);
     assert!(matches!(c.ping().await, Reply::Ok(_)));
@@ -122,12 +161,17 @@ async fn caching_sha2_via_auth_switch() {
 
     // Empty password through the switch: no fast-auth byte, straight OK.
     let (mut c, g) = Client::tcp(addr).await;
-    c.login(&g, "root", "", "mysql_clear_password", None, EOF41).await.unwrap();
+    c.login(&g, "root", "", "mysql_clear_password", None, EOF41)
+        .await
+        .unwrap();
     assert!(c.switched && !c.fast_auth);
 
     // Wrong password through the switch.
     let (mut c, g) = Client::tcp(addr).await;
-    let e = c.login(&g, "alice", "secreT", "sha256_password", None, DEPR).await.unwrap_err();
+    let e = c
+        .login(&g, "alice", "secreT", "sha256_password", None, DEPR)
+        .await
+        .unwrap_err();
     assert_eq!(e.code, 1045);
     no_panics(&shared);
 }
@@ -136,11 +180,15 @@ async fn caching_sha2_via_auth_switch() {
 async fn caching_sha2_directly_and_native_via_switch() {
     let (addr, shared) = start_server(NATIVE).await;
     // caching_sha2 answers are usable even when the default is native.
-    let c = Client::connect(addr, "alice", "secret", SHA2, DEPR).await.unwrap();
+    let c = Client::connect(addr, "alice", "secret", SHA2, DEPR)
+        .await
+        .unwrap();
     assert!(!c.switched && c.fast_auth);
     // An unusable plugin is switched to the default (native).
     let (mut c, g) = Client::tcp(addr).await;
-    c.login(&g, "alice", "secret", "mysql_clear_password", None, DEPR).await.unwrap();
+    c.login(&g, "alice", "secret", "mysql_clear_password", None, DEPR)
+        .await
+        .unwrap();
     assert!(c.switched && !c.fast_auth);
     assert_eq!(c.auth_plugin, NATIVE);
     no_panics(&shared);
@@ -166,13 +214,27 @@ fn expected_blob_def() -> Vec<u8> {
 async fn column_definition_bytes() {
     let (addr, shared) = start_server(NATIVE).await;
     for caps in [EOF41, DEPR] {
-        let mut c = Client::connect(addr, "root", "", NATIVE, caps).await.unwrap();
+        let mut c = Client::connect(addr, "root", "", NATIVE, caps)
+            .await
+            .unwrap();
         let r = c.query("select blob").await;
         assert_eq!(r.len(), 1);
-        let Reply::Rows { columns, rows, status, warnings } = &r[0] else { panic!("{r:?}") };
+        let Reply::Rows {
+            columns,
+            rows,
+            status,
+            warnings,
+        } = &r[0]
+        else {
+            panic!("{r:?}")
+        };
         assert_eq!(columns.len(), 1);
         assert_eq!(columns[0], expected_blob_def());
-        assert_eq!(columns[0][columns[0].len() - 5] & 0x80, 0, "binary flag must be clear");
+        assert_eq!(
+            columns[0][columns[0].len() - 5] & 0x80,
+            0,
+            "binary flag must be clear"
+        );
         assert_eq!(rows, &vec![b"\x05\x00\x01abc".to_vec()]);
         assert_eq!((*status, *warnings), (status::AUTOCOMMIT, 0));
     }
@@ -183,19 +245,32 @@ async fn column_definition_bytes() {
 async fn multi_statement_more_results_flags() {
     let (addr, shared) = start_server(NATIVE).await;
     for caps in [EOF41, DEPR] {
-        let mut c = Client::connect(addr, "root", "", NATIVE, caps).await.unwrap();
+        let mut c = Client::connect(addr, "root", "", NATIVE, caps)
+            .await
+            .unwrap();
         let r = c.query("select 1; ok; select blob").await;
         assert_eq!(r.len(), 3);
-        assert_eq!(r[0].status(), status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS);
-        let Reply::Ok(ok) = &r[1] else { panic!("{r:?}") };
-        assert_eq!((ok.affected, ok.last_id, ok.warnings, ok.info.as_slice()), (3, 7, 1, &b"\x02hi"[..]));
+        assert_eq!(
+            r[0].status(),
+            status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS
+        );
+        let Reply::Ok(ok) = &r[1] else {
+            panic!("{r:?}")
+        };
+        assert_eq!(
+            (ok.affected, ok.last_id, ok.warnings, ok.info.as_slice()),
+            (3, 7, 1, &b"\x02hi"[..])
+        );
         assert_eq!(ok.status, status::AUTOCOMMIT | status::MORE_RESULTS_EXISTS);
         assert_eq!(r[2].status(), status::AUTOCOMMIT);
 
         // An error ends the chain; the connection stays usable.
         let r = c.query("select 1; fail; select 1").await;
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0].status() & status::MORE_RESULTS_EXISTS, status::MORE_RESULTS_EXISTS);
+        assert_eq!(
+            r[0].status() & status::MORE_RESULTS_EXISTS,
+            status::MORE_RESULTS_EXISTS
+        );
         let e = r[1].err();
         assert_eq!((e.code, e.state.as_str()), (8200, "HY000"));
         assert_eq!(e.message, "Unsupported multi schema change");
@@ -213,18 +288,30 @@ async fn multi_statement_more_results_flags() {
 #[tokio::test]
 async fn tidb_error_codes_and_text_values() {
     let (addr, shared) = start_server(NATIVE).await;
-    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR).await.unwrap();
+    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR)
+        .await
+        .unwrap();
     let r = c.query("conflict").await;
     let e = r[0].err();
-    assert_eq!((e.code, e.state.as_str(), e.message.as_str()), (9007, "40001", "Write conflict"));
+    assert_eq!(
+        (e.code, e.state.as_str(), e.message.as_str()),
+        (9007, "40001", "Write conflict")
+    );
     let r = c.query("floats").await;
     assert_eq!(
         r[0].text_rows(),
-        vec![vec![Some(b"1e-05".to_vec()), Some(b"0.1".to_vec()), Some(b"1e20".to_vec())]]
+        vec![vec![
+            Some(b"1e-05".to_vec()),
+            Some(b"0.1".to_vec()),
+            Some(b"1e20".to_vec())
+        ]]
     );
     let r = c.query("types").await;
     let row = &r[0].text_rows()[0];
-    let text: Vec<Option<&str>> = row.iter().map(|v| v.as_deref().map(|b| std::str::from_utf8(b).unwrap())).collect();
+    let text: Vec<Option<&str>> = row
+        .iter()
+        .map(|v| v.as_deref().map(|b| std::str::from_utf8(b).unwrap()))
+        .collect();
     assert_eq!(
         text,
         [
@@ -249,7 +336,9 @@ async fn tidb_error_codes_and_text_values() {
         ]
     );
     assert!(matches!(&c.query("nocols").await[0], Reply::Ok(ok) if ok.affected == 0));
-    assert!(matches!(&c.query("empty").await[0], Reply::Rows { rows, columns, .. } if rows.is_empty() && columns.len() == 1));
+    assert!(
+        matches!(&c.query("empty").await[0], Reply::Rows { rows, columns, .. } if rows.is_empty() && columns.len() == 1)
+    );
     assert!(matches!(&c.query("").await[0], Reply::Ok(_)));
     no_panics(&shared);
 }
@@ -258,7 +347,9 @@ async fn tidb_error_codes_and_text_values() {
 async fn utility_commands() {
     let (addr, shared) = start_server(NATIVE).await;
     for caps in [EOF41, DEPR] {
-        let mut c = Client::connect(addr, "root", "", NATIVE, caps).await.unwrap();
+        let mut c = Client::connect(addr, "root", "", NATIVE, caps)
+            .await
+            .unwrap();
         // COM_INIT_DB
         c.command(b"\x02test").await;
         assert!(matches!(c.read_reply().await, Reply::Ok(_)));
@@ -272,7 +363,10 @@ async fn utility_commands() {
         assert_eq!(def, want);
         let end = c.read_packet().await.unwrap();
         assert_eq!(end[0], 0xfe);
-        assert_eq!(end.len(), if caps & cap::DEPRECATE_EOF != 0 { 7 } else { 5 });
+        assert_eq!(
+            end.len(),
+            if caps & cap::DEPRECATE_EOF != 0 { 7 } else { 5 }
+        );
         c.command(b"\x04nosuch\0%").await;
         let e = c.read_reply().await;
         assert_eq!((e.err().code, e.err().state.as_str()), (1146, "42S02"));
@@ -289,7 +383,14 @@ async fn utility_commands() {
         // Unknown
         c.command(&[0x99, 1, 2]).await;
         let e = c.read_reply().await;
-        assert_eq!((e.err().code, e.err().state.as_str(), e.err().message.as_str()), (1047, "08S01", "Unknown command"));
+        assert_eq!(
+            (
+                e.err().code,
+                e.err().state.as_str(),
+                e.err().message.as_str()
+            ),
+            (1047, "08S01", "Unknown command")
+        );
         // COM_RESET_CONNECTION
         c.command(&[0x1f]).await;
         assert!(matches!(c.read_reply().await, Reply::Ok(_)));
@@ -362,7 +463,9 @@ fn lenenc(s: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn prepare_execute_all_param_types() {
     let (addr, shared) = start_server(NATIVE).await;
-    let mut c = Client::connect(addr, "root", "", NATIVE, EOF41).await.unwrap();
+    let mut c = Client::connect(addr, "root", "", NATIVE, EOF41)
+        .await
+        .unwrap();
     let sql = format!("insert into t values ({})", vec!["?"; 21].join(","));
     let (id, cols, params, _) = prepare(&mut c, &sql).await.unwrap();
     assert_eq!((id, cols, params), (1, 0, 21));
@@ -413,7 +516,8 @@ async fn prepare_execute_all_param_types() {
     // 18: NULL type, 19: NULL bit — no bytes; 20: zero date
     v.push(0);
     let nulls = [0, 0, 0x0c];
-    c.command(&execute_packet(id, &nulls, Some(&types), &v)).await;
+    c.command(&execute_packet(id, &nulls, Some(&types), &v))
+        .await;
     let r = c.read_reply().await;
     assert!(matches!(&r, Reply::Ok(ok) if ok.affected == 21), "{r:?}");
 
@@ -428,19 +532,53 @@ async fn prepare_execute_all_param_types() {
         Value::UInt(u64::MAX),
         Value::Float(1.5),
         Value::Double(-2.25),
-        Value::Date { year: 2024, month: 2, day: 29 },
-        Value::DateTime { year: 2024, month: 2, day: 29, hour: 13, minute: 14, second: 15, micro: 123_456 },
-        Value::DateTime { year: 2000, month: 1, day: 1, hour: 12, minute: 0, second: 0, micro: 0 },
-        Value::Time { negative: true, days: 2, hours: 3, minutes: 4, seconds: 5, micro: 7 },
+        Value::Date {
+            year: 2024,
+            month: 2,
+            day: 29,
+        },
+        Value::DateTime {
+            year: 2024,
+            month: 2,
+            day: 29,
+            hour: 13,
+            minute: 14,
+            second: 15,
+            micro: 123_456,
+        },
+        Value::DateTime {
+            year: 2000,
+            month: 1,
+            day: 1,
+            hour: 12,
+            minute: 0,
+            second: 0,
+            micro: 0,
+        },
+        Value::Time {
+            negative: true,
+            days: 2,
+            hours: 3,
+            minutes: 4,
+            seconds: 5,
+            micro: 7,
+        },
         Value::Bytes("héllo".as_bytes().to_vec()),
         Value::Bytes(vec![0, 1, 2, 255]),
         Value::Bytes(b"12.34".to_vec()),
         Value::Bytes(b"{\"a\":1}".to_vec()),
         Value::Null,
         Value::Null,
-        Value::Date { year: 0, month: 0, day: 0 },
+        Value::Date {
+            year: 0,
+            month: 0,
+            day: 0,
+        },
     ];
-    assert_eq!(shared.lock().unwrap().params.last().unwrap(), &(id, expected.clone()));
+    assert_eq!(
+        shared.lock().unwrap().params.last().unwrap(),
+        &(id, expected.clone())
+    );
 
     // Re-execute without rebinding: the types are remembered.
     let mut v2 = v.clone();
@@ -449,14 +587,20 @@ async fn prepare_execute_all_param_types() {
     assert!(matches!(c.read_reply().await, Reply::Ok(_)));
     let mut expected2 = expected;
     expected2[0] = Value::Int(-1);
-    assert_eq!(shared.lock().unwrap().params.last().unwrap(), &(id, expected2));
+    assert_eq!(
+        shared.lock().unwrap().params.last().unwrap(),
+        &(id, expected2)
+    );
 
     // Close: no reply; later use is an unknown handler.
     c.command(&[0x19, 1, 0, 0, 0]).await;
     c.command(&execute_packet(id, &nulls, None, &v2)).await;
     let e = c.read_reply().await;
     assert_eq!(e.err().code, 1243);
-    assert_eq!(e.err().message, "Unknown prepared statement handler (1) given to mysqld_stmt_execute");
+    assert_eq!(
+        e.err().message,
+        "Unknown prepared statement handler (1) given to mysqld_stmt_execute"
+    );
     settle().await;
     assert!(events(&shared).contains(&"close 1".to_string()));
     no_panics(&shared);
@@ -465,7 +609,9 @@ async fn prepare_execute_all_param_types() {
 #[tokio::test]
 async fn long_data_and_reset() {
     let (addr, shared) = start_server(NATIVE).await;
-    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR).await.unwrap();
+    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR)
+        .await
+        .unwrap();
     let (id, _, params, _) = prepare(&mut c, "insert ?, ?").await.unwrap();
     assert_eq!(params, 2);
     // Executing with no types ever bound is an error.
@@ -480,16 +626,28 @@ async fn long_data_and_reset() {
         c.command(&p).await; // no reply
     }
     let types = [(0x03, 0), (0xfc, 0)];
-    c.command(&execute_packet(id, &[0], Some(&types), &42i32.to_le_bytes())).await;
+    c.command(&execute_packet(
+        id,
+        &[0],
+        Some(&types),
+        &42i32.to_le_bytes(),
+    ))
+    .await;
     assert!(matches!(c.read_reply().await, Reply::Ok(_)));
-    assert_eq!(shared.lock().unwrap().params.last().unwrap().1, vec![Value::Int(42), Value::Bytes(b"abcdef".to_vec())]);
+    assert_eq!(
+        shared.lock().unwrap().params.last().unwrap().1,
+        vec![Value::Int(42), Value::Bytes(b"abcdef".to_vec())]
+    );
 
     // Long data is consumed by the execute.
     let mut v = 43i32.to_le_bytes().to_vec();
     v.extend_from_slice(b"\x01x");
     c.command(&execute_packet(id, &[0], None, &v)).await;
     assert!(matches!(c.read_reply().await, Reply::Ok(_)));
-    assert_eq!(shared.lock().unwrap().params.last().unwrap().1, vec![Value::Int(43), Value::Bytes(b"x".to_vec())]);
+    assert_eq!(
+        shared.lock().unwrap().params.last().unwrap().1,
+        vec![Value::Int(43), Value::Bytes(b"x".to_vec())]
+    );
 
     // COM_STMT_RESET drops pending long data.
     let mut p = vec![0x18];
@@ -503,7 +661,10 @@ async fn long_data_and_reset() {
     assert!(matches!(c.read_reply().await, Reply::Ok(_)));
     c.command(&execute_packet(id, &[0], None, &v)).await;
     assert!(matches!(c.read_reply().await, Reply::Ok(_)));
-    assert_eq!(shared.lock().unwrap().params.last().unwrap().1, vec![Value::Int(43), Value::Bytes(b"x".to_vec())]);
+    assert_eq!(
+        shared.lock().unwrap().params.last().unwrap().1,
+        vec![Value::Int(43), Value::Bytes(b"x".to_vec())]
+    );
     c.command(&[0x1a, 99, 0, 0, 0]).await;
     assert_eq!(c.read_reply().await.err().code, 1243);
 
@@ -525,12 +686,22 @@ async fn long_data_and_reset() {
 async fn binary_result_row() {
     let (addr, shared) = start_server(NATIVE).await;
     for caps in [EOF41, DEPR] {
-        let mut c = Client::connect(addr, "root", "", NATIVE, caps).await.unwrap();
+        let mut c = Client::connect(addr, "root", "", NATIVE, caps)
+            .await
+            .unwrap();
         let (id, cols, params, cdefs) = prepare(&mut c, "types").await.unwrap();
         assert_eq!((cols, params, cdefs.len()), (18, 0, 18));
         c.command(&execute_packet(id, &[], None, &[])).await;
         let r = c.read_reply().await;
-        let Reply::Rows { columns, rows, status: st, .. } = r else { panic!("{r:?}") };
+        let Reply::Rows {
+            columns,
+            rows,
+            status: st,
+            ..
+        } = r
+        else {
+            panic!("{r:?}")
+        };
         assert_eq!(columns.len(), 18);
         assert_eq!(st, status::AUTOCOMMIT);
         // Column "i" is a DATETIME: type byte 0x0c, binary collation.
@@ -563,15 +734,23 @@ async fn binary_result_row() {
 #[tokio::test]
 async fn packets_over_16_mib_round_trip() {
     let (addr, shared) = start_server(NATIVE).await;
-    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR).await.unwrap();
+    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR)
+        .await
+        .unwrap();
     // Exactly 0xffffff payload bytes (needs the trailing empty packet) and 17 MiB.
     for total in [0xff_ffff, 17 << 20] {
         let mut sql = String::from("/*big*/");
         sql.push_str(&"x".repeat(total - 1 - sql.len()));
         let r = c.query(&sql).await;
         let rows = r[0].text_rows();
-        assert_eq!(rows[0][0].as_deref(), Some(sql.len().to_string().as_bytes()));
-        assert!(rows[0][1].as_deref() == Some(sql.as_bytes()), "echoed body differs");
+        assert_eq!(
+            rows[0][0].as_deref(),
+            Some(sql.len().to_string().as_bytes())
+        );
+        assert!(
+            rows[0][1].as_deref() == Some(sql.as_bytes()),
+            "echoed body differs"
+        );
         assert!(matches!(c.ping().await, Reply::Ok(_)));
     }
     no_panics(&shared);
@@ -580,7 +759,9 @@ async fn packets_over_16_mib_round_trip() {
 #[tokio::test]
 async fn oversized_packet_ends_connection() {
     let (addr, shared) = start_server(NATIVE).await;
-    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR).await.unwrap();
+    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR)
+        .await
+        .unwrap();
     let mut p = vec![0x03];
     p.resize(embedb_wire::MAX_ALLOWED_PACKET + (1 << 20), b'x');
     c.seq = 0;
@@ -598,7 +779,9 @@ async fn oversized_packet_ends_connection() {
 #[tokio::test]
 async fn malformed_commands_get_errors() {
     let (addr, shared) = start_server(NATIVE).await;
-    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR).await.unwrap();
+    let mut c = Client::connect(addr, "root", "", NATIVE, DEPR)
+        .await
+        .unwrap();
     c.command(&[]).await;
     assert_eq!(c.read_reply().await.err().code, 1835);
     c.command(&[0x17, 1]).await;
@@ -613,13 +796,31 @@ async fn malformed_commands_get_errors() {
     c.command(&p).await;
     assert_eq!(c.read_reply().await.err().code, 1835);
     // Types bound but values cut short.
-    c.command(&execute_packet(id, &[0], Some(&[(0x08, 0), (0xfd, 0)]), &[1, 2, 3])).await;
+    c.command(&execute_packet(
+        id,
+        &[0],
+        Some(&[(0x08, 0), (0xfd, 0)]),
+        &[1, 2, 3],
+    ))
+    .await;
     assert_eq!(c.read_reply().await.err().code, 1210);
     // Unknown parameter type.
-    c.command(&execute_packet(id, &[0], Some(&[(0x42, 0), (0xfd, 0)]), &[1, 2, 3])).await;
+    c.command(&execute_packet(
+        id,
+        &[0],
+        Some(&[(0x42, 0), (0xfd, 0)]),
+        &[1, 2, 3],
+    ))
+    .await;
     assert_eq!(c.read_reply().await.err().code, 1210);
     // Lenenc string claiming more bytes than present.
-    c.command(&execute_packet(id, &[0], Some(&[(0xfd, 0), (0xfd, 0)]), &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f])).await;
+    c.command(&execute_packet(
+        id,
+        &[0],
+        Some(&[(0xfd, 0), (0xfd, 0)]),
+        &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+    ))
+    .await;
     assert_eq!(c.read_reply().await.err().code, 1210);
     // No replies for these.
     c.command(&[0x18, 1]).await;
@@ -636,7 +837,10 @@ async fn malformed_commands_get_errors() {
     assert_eq!(c.read_reply().await.err().code, 1835);
     c.command(&[0x03, 0xff, 0xfe, b';', b'o', b'k']).await; // invalid UTF-8 is decoded lossily
     let r = c.read_reply().await;
-    assert_eq!(r.text_rows(), vec![vec![Some("\u{fffd}\u{fffd}".as_bytes().to_vec())]]);
+    assert_eq!(
+        r.text_rows(),
+        vec![vec![Some("\u{fffd}\u{fffd}".as_bytes().to_vec())]]
+    );
     assert!(matches!(c.read_reply().await, Reply::Ok(_)));
     assert!(matches!(c.ping().await, Reply::Ok(_)));
     no_panics(&shared);
@@ -683,7 +887,16 @@ async fn random_garbage_never_panics() {
         let g = c.read_greeting().await;
         let logged_in = i % 3 != 0;
         if logged_in {
-            c.login(&g, "root", "", NATIVE, None, if i % 2 == 0 { DEPR } else { EOF41 }).await.unwrap();
+            c.login(
+                &g,
+                "root",
+                "",
+                NATIVE,
+                None,
+                if i % 2 == 0 { DEPR } else { EOF41 },
+            )
+            .await
+            .unwrap();
         }
         // Drain whatever the server says from here on.
         let (mut rd, mut wr) = tokio::io::split(c.s);
@@ -698,7 +911,10 @@ async fn random_garbage_never_panics() {
             let mut payload: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
             if !payload.is_empty() && rng.gen_bool(0.7) {
                 // Mostly real commands (never QUIT) with random bodies.
-                let cmds = [0x02, 0x03, 0x04, 0x09, 0x0c, 0x0e, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x77];
+                let cmds = [
+                    0x02, 0x03, 0x04, 0x09, 0x0c, 0x0e, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f,
+                    0x77,
+                ];
                 payload[0] = cmds[rng.gen_range(0..cmds.len())];
                 if payload[0] == 0x17 && payload.len() >= 5 {
                     payload[1..5].copy_from_slice(&1u32.to_le_bytes());

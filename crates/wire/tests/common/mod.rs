@@ -31,7 +31,11 @@ pub struct ToyHandler {
 
 impl ToyHandler {
     pub fn new(shared: SharedRef) -> ToyHandler {
-        ToyHandler { shared, in_trans: false, stmts: HashMap::new() }
+        ToyHandler {
+            shared,
+            in_trans: false,
+            stmts: HashMap::new(),
+        }
     }
     fn event(&self, e: String) {
         self.shared.lock().unwrap().events.push(e);
@@ -62,7 +66,10 @@ pub fn types_columns() -> Vec<ColumnDef> {
     use ColumnType::*;
     vec![
         col("a", LongLong),
-        ColumnDef { flags: flags::UNSIGNED | flags::BINARY, ..col("b", LongLong) },
+        ColumnDef {
+            flags: flags::UNSIGNED | flags::BINARY,
+            ..col("b", LongLong)
+        },
         col("c", Long),
         col("d", Short),
         col("e", Tiny),
@@ -91,13 +98,40 @@ pub fn types_row() -> Vec<Value> {
         Value::Int(-5),
         Value::Double(2.5),
         Value::Float(1.5),
-        Value::Date { year: 2024, month: 2, day: 29 },
-        Value::DateTime { year: 2024, month: 2, day: 29, hour: 13, minute: 14, second: 15, micro: 123_456 },
-        Value::Time { negative: true, days: 1, hours: 2, minutes: 3, seconds: 4, micro: 0 },
+        Value::Date {
+            year: 2024,
+            month: 2,
+            day: 29,
+        },
+        Value::DateTime {
+            year: 2024,
+            month: 2,
+            day: 29,
+            hour: 13,
+            minute: 14,
+            second: 15,
+            micro: 123_456,
+        },
+        Value::Time {
+            negative: true,
+            days: 1,
+            hours: 2,
+            minutes: 3,
+            seconds: 4,
+            micro: 0,
+        },
         Value::Bytes("héllo".as_bytes().to_vec()),
         Value::Bytes(b"12.34".to_vec()),
         Value::Int(2024),
-        Value::DateTime { year: 2000, month: 1, day: 1, hour: 0, minute: 0, second: 0, micro: 0 },
+        Value::DateTime {
+            year: 2000,
+            month: 1,
+            day: 1,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            micro: 0,
+        },
         Value::Int(7),
         Value::Double(0.5),
         Value::Null,
@@ -106,7 +140,11 @@ pub fn types_row() -> Vec<Value> {
 }
 
 fn rs(columns: Vec<ColumnDef>, rows: Vec<Vec<Value>>) -> Response {
-    Response::ResultSet { columns, rows, warnings: 0 }
+    Response::ResultSet {
+        columns,
+        rows,
+        warnings: 0,
+    }
 }
 
 impl ToyHandler {
@@ -114,9 +152,21 @@ impl ToyHandler {
         use ColumnType::*;
         match stmt {
             "select 1" => rs(vec![col("1", LongLong)], vec![vec![Value::Int(1)]]),
-            "select blob" => rs(vec![blob_column()], vec![vec![Value::Bytes(b"\x00\x01abc".to_vec())]]),
-            "ok" => Response::Ok(OkInfo { affected_rows: 3, last_insert_id: 7, warnings: 1, info: "hi".into() }),
-            "fail" => Response::Error(ErrorInfo::new(8200, "HY000", "Unsupported multi schema change")),
+            "select blob" => rs(
+                vec![blob_column()],
+                vec![vec![Value::Bytes(b"\x00\x01abc".to_vec())]],
+            ),
+            "ok" => Response::Ok(OkInfo {
+                affected_rows: 3,
+                last_insert_id: 7,
+                warnings: 1,
+                info: "hi".into(),
+            }),
+            "fail" => Response::Error(ErrorInfo::new(
+                8200,
+                "HY000",
+                "Unsupported multi schema change",
+            )),
             "conflict" => Response::Error(ErrorInfo::new(9007, "40001", "Write conflict")),
             "begin" => {
                 self.in_trans = true;
@@ -130,13 +180,18 @@ impl ToyHandler {
             "nocols" => rs(vec![], vec![]),
             "floats" => rs(
                 vec![col("d", Double), col("f", Float), col("e", Double)],
-                vec![vec![Value::Double(1e-5), Value::Float(0.1), Value::Double(1e20)]],
+                vec![vec![
+                    Value::Double(1e-5),
+                    Value::Float(0.1),
+                    Value::Double(1e20),
+                ]],
             ),
             "types" => rs(types_columns(), vec![types_row()]),
             s if s.to_ascii_lowercase().starts_with("set ") => Response::Ok(OkInfo::default()),
-            "select @@version_comment limit 1" => {
-                rs(vec![col("@@version_comment", VarString)], vec![vec![Value::from("embedb test")]])
-            }
+            "select @@version_comment limit 1" => rs(
+                vec![col("@@version_comment", VarString)],
+                vec![vec![Value::from("embedb test")]],
+            ),
             other => rs(vec![col("stmt", VarString)], vec![vec![Value::from(other)]]),
         }
     }
@@ -144,7 +199,13 @@ impl ToyHandler {
 
 #[async_trait::async_trait]
 impl Handler for ToyHandler {
-    async fn authenticate(&mut self, user: &str, plugin: &str, scramble: &[u8], auth_response: &[u8]) -> bool {
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        plugin: &str,
+        scramble: &[u8],
+        auth_response: &[u8],
+    ) -> bool {
         self.event(format!("auth {user} {plugin}"));
         let password = match user {
             "root" => "",
@@ -154,7 +215,10 @@ impl Handler for ToyHandler {
         verify_password(plugin, password, scramble, auth_response)
     }
     async fn on_connect(&mut self, info: &ConnInfo) -> Result<(), ErrorInfo> {
-        self.event(format!("connect {} {:?} found_rows={}", info.user, info.database, info.found_rows));
+        self.event(format!(
+            "connect {} {:?} found_rows={}",
+            info.user, info.database, info.found_rows
+        ));
         match info.database.as_deref() {
             Some("nope") => Err(ErrorInfo::new(1049, "42000", "Unknown database 'nope'")),
             _ => Ok(()),
@@ -170,7 +234,10 @@ impl Handler for ToyHandler {
     async fn on_query(&mut self, sql: &str) -> Vec<Response> {
         if sql.starts_with("/*big*/") {
             let cols = vec![col("len", ColumnType::LongLong), blob_column()];
-            return vec![rs(cols, vec![vec![Value::UInt(sql.len() as u64), Value::from(sql)]])];
+            return vec![rs(
+                cols,
+                vec![vec![Value::UInt(sql.len() as u64), Value::from(sql)]],
+            )];
         }
         let mut out = Vec::new();
         for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -186,24 +253,46 @@ impl Handler for ToyHandler {
     async fn on_field_list(&mut self, table: &str) -> Result<Vec<ColumnDef>, ErrorInfo> {
         match table {
             "t" => Ok(vec![blob_column()]),
-            _ => Err(ErrorInfo::new(1146, "42S02", format!("Table 'test.{table}' doesn't exist"))),
+            _ => Err(ErrorInfo::new(
+                1146,
+                "42S02",
+                format!("Table 'test.{table}' doesn't exist"),
+            )),
         }
     }
     async fn on_prepare(&mut self, statement_id: u32, sql: &str) -> Result<PrepareInfo, ErrorInfo> {
         self.event(format!("prepare {statement_id}"));
         if sql.contains("fail") {
-            return Err(ErrorInfo::new(1064, "42000", "You have an error in your SQL syntax"));
+            return Err(ErrorInfo::new(
+                1064,
+                "42000",
+                "You have an error in your SQL syntax",
+            ));
         }
         self.stmts.insert(statement_id, sql.to_string());
-        let columns = if sql.starts_with("types") { types_columns() } else { vec![] };
-        Ok(PrepareInfo { params: sql.matches('?').count(), columns })
+        let columns = if sql.starts_with("types") {
+            types_columns()
+        } else {
+            vec![]
+        };
+        Ok(PrepareInfo {
+            params: sql.matches('?').count(),
+            columns,
+        })
     }
     async fn on_execute(&mut self, statement_id: u32, params: Vec<Value>) -> Response {
         let n = params.len();
-        self.shared.lock().unwrap().params.push((statement_id, params));
+        self.shared
+            .lock()
+            .unwrap()
+            .params
+            .push((statement_id, params));
         match self.stmts.get(&statement_id) {
             Some(sql) if sql.starts_with("types") => rs(types_columns(), vec![types_row()]),
-            _ => Response::Ok(OkInfo { affected_rows: n as u64, ..OkInfo::default() }),
+            _ => Response::Ok(OkInfo {
+                affected_rows: n as u64,
+                ..OkInfo::default()
+            }),
         }
     }
     async fn on_close(&mut self, statement_id: u32) {
@@ -226,7 +315,12 @@ impl Handler for ToyHandler {
 }
 
 /// Serve one connection on an arbitrary stream, recording how it ended.
-pub fn spawn_conn<S>(stream: S, id: u32, plugin: &str, shared: SharedRef) -> tokio::task::JoinHandle<()>
+pub fn spawn_conn<S>(
+    stream: S,
+    id: u32,
+    plugin: &str,
+    shared: SharedRef,
+) -> tokio::task::JoinHandle<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -309,7 +403,12 @@ pub struct OkPacket {
 pub enum Reply {
     Ok(OkPacket),
     Err(ServerErr),
-    Rows { columns: Vec<Vec<u8>>, rows: Vec<Vec<u8>>, status: u16, warnings: u16 },
+    Rows {
+        columns: Vec<Vec<u8>>,
+        rows: Vec<Vec<u8>>,
+        status: u16,
+        warnings: u16,
+    },
 }
 
 impl Reply {
@@ -407,7 +506,11 @@ pub fn parse_err(p: &[u8]) -> ServerErr {
     let code = c.u16();
     assert_eq!(c.u8(), b'#');
     let state = String::from_utf8(c.take(5).to_vec()).unwrap();
-    ServerErr { code, state, message: String::from_utf8_lossy(c.0).into_owned() }
+    ServerErr {
+        code,
+        state,
+        message: String::from_utf8_lossy(c.0).into_owned(),
+    }
 }
 
 pub struct Client<S> {
@@ -444,7 +547,14 @@ impl Client<TcpStream> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub fn new(s: S) -> Client<S> {
-        Client { s, seq: 0, caps: 0, auth_plugin: String::new(), switched: false, fast_auth: false }
+        Client {
+            s,
+            seq: 0,
+            caps: 0,
+            auth_plugin: String::new(),
+            switched: false,
+            fast_auth: false,
+        }
     }
 
     /// One payload (joining continuation packets); None at end of stream.
@@ -504,7 +614,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         scramble.extend_from_slice(&part2[..part2.len() - 1]);
         let plugin = String::from_utf8(c.nul_str().to_vec()).unwrap();
         assert!(c.0.is_empty());
-        Greeting { protocol, version, connection_id, scramble, caps: lo | hi << 16, charset, status, plugin }
+        Greeting {
+            protocol,
+            version,
+            connection_id,
+            scramble,
+            caps: lo | hi << 16,
+            charset,
+            status,
+            plugin,
+        }
     }
 
     pub fn auth_data(plugin: &str, password: &str, scramble: &[u8]) -> Vec<u8> {
@@ -523,7 +642,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         db: Option<&str>,
         caps: u32,
     ) -> Vec<u8> {
-        let caps = caps | if db.is_some() { capabilities::CONNECT_WITH_DB } else { 0 };
+        let caps = caps
+            | if db.is_some() {
+                capabilities::CONNECT_WITH_DB
+            } else {
+                0
+            };
         let mut p = Vec::new();
         p.extend_from_slice(&caps.to_le_bytes());
         p.extend_from_slice(&(1u32 << 24).to_le_bytes());
@@ -604,7 +728,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     fn is_terminator(&self, p: &[u8]) -> bool {
-        p[0] == 0xfe && if self.deprecate_eof() { p.len() < 0xff_ffff } else { p.len() < 9 }
+        p[0] == 0xfe
+            && if self.deprecate_eof() {
+                p.len() < 0xff_ffff
+            } else {
+                p.len() < 9
+            }
     }
 
     /// Read `n` column definitions and, without DEPRECATE_EOF, their EOF.
@@ -642,7 +771,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                             let w = c.u16();
                             (c.u16(), w)
                         };
-                        return Reply::Rows { columns, rows, status, warnings };
+                        return Reply::Rows {
+                            columns,
+                            rows,
+                            status,
+                            warnings,
+                        };
                     }
                     rows.push(p);
                 }
