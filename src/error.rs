@@ -128,7 +128,8 @@ fn translate_datafusion(e: DataFusionError) -> SqlError {
     let e = e.find_root().clone_or_message();
     let msg = strip_prefixes(&e);
     if let Some(rest) = msg.strip_prefix("No field named ") {
-        let col = rest.split("Valid fields").next().unwrap_or(rest).trim().trim_end_matches('.');
+        let col = rest.split("Valid fields").next().unwrap_or(rest);
+        let col = col.split(". Did you mean").next().unwrap_or(col).trim().trim_end_matches('.');
         let col = col.trim_matches('"').replace('"', "");
         return SqlError::unknown_column(&col, "field list");
     }
@@ -139,6 +140,15 @@ fn translate_datafusion(e: DataFusionError) -> SqlError {
     if msg.starts_with("Invalid function") || msg.contains("Invalid function '") {
         let name = msg.split('\'').nth(1).unwrap_or("").to_string();
         return SqlError::new(1305, "42000", format!("FUNCTION {name} does not exist"));
+    }
+    if let Some(rest) = msg.strip_prefix("Ambiguous reference to unqualified field ") {
+        return SqlError::new(1052, "23000", format!("Column '{}' in field list is ambiguous", rest.trim()));
+    }
+    if msg.contains("more than one row") || msg.contains("Scalar subquery returned more than") {
+        return SqlError::new(1242, "21000", "Subquery returns more than 1 row");
+    }
+    if msg.contains("UNION queries have different number of columns") || msg.contains("have different number of columns") {
+        return SqlError::new(1222, "21000", "The used SELECT statements have a different number of columns");
     }
     if msg.contains("Divide by zero") {
         return SqlError::other("Division by 0");

@@ -50,6 +50,8 @@ pub struct Engine {
     pub store: Store,
     pub config: Config,
     pub globals: RwLock<BTreeMap<String, String>>,
+    /// Built-in defaults, for `SET x = DEFAULT`.
+    pub defaults: BTreeMap<String, String>,
     next_connection_id: AtomicU32,
     /// DDL runs one at a time so that schema versions never interleave.
     pub ddl_lock: tokio::sync::Mutex<()>,
@@ -67,7 +69,8 @@ impl Engine {
     }
 
     pub fn with_store(config: Config, store: Store) -> Result<Arc<Engine>> {
-        let mut globals = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
+        let defaults = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
+        let mut globals = defaults.clone();
         let txn = store.begin()?;
         {
             let cat = Catalog::new(&txn);
@@ -84,6 +87,7 @@ impl Engine {
             store,
             config,
             globals: RwLock::new(globals),
+            defaults,
             next_connection_id: AtomicU32::new(1),
             ddl_lock: tokio::sync::Mutex::new(()),
         }))
@@ -116,6 +120,12 @@ pub struct Session {
     pub last_row_count: i64,
     pub ctx: SessionContext,
     pub prepared: HashMap<u32, String>,
+    /// `@name` user variables, kept as SQL literals.
+    pub user_vars: HashMap<String, ast::Expr>,
+    /// Whether the client allowed several statements in one COM_QUERY (CLIENT_MULTI_STATEMENTS).
+    pub multi_statements: bool,
+    /// The text of the statement being run (for MySQL-style column headers).
+    pub source: String,
 }
 
 impl Session {
@@ -152,6 +162,9 @@ impl Session {
             last_row_count: -1,
             ctx,
             prepared: HashMap::new(),
+            user_vars: HashMap::new(),
+            multi_statements: true,
+            source: String::new(),
         }
     }
 
@@ -179,7 +192,15 @@ impl Session {
     /// Run a COM_QUERY text: one result per statement, stopping after the first error.
     pub async fn execute(&mut self, sql: &str) -> Vec<Result<Output>> {
         let mut out = Vec::new();
-        for stmt in parser::split_statements(sql) {
+        let stmts = parser::split_statements(sql);
+        if stmts.len() > 1 && !self.multi_statements {
+            // Stacked statements are refused unless the client asked for them (SQL injection guard).
+            return vec![Err(SqlError::syntax(format!(
+                "near \"{}\": multiple statements need the client's CLIENT_MULTI_STATEMENTS flag",
+                stmts[1].chars().take(40).collect::<String>()
+            )))];
+        }
+        for stmt in stmts {
             let r = self.run(&stmt).await;
             let failed = r.is_err();
             out.push(r);
@@ -200,6 +221,7 @@ impl Session {
         if !is_show_warnings {
             self.warnings.clear();
         }
+        self.source = sql.to_string();
         let r = self.run_inner(sql, &lower).await;
         if let Err(e) = &r {
             tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
@@ -338,6 +360,11 @@ impl Session {
         self.warnings.push(Warning { level: "Warning", code, message: message.into() });
     }
 
+    /// A Note (MySQL's level for "IF [NOT] EXISTS found nothing to do").
+    pub fn note(&mut self, code: u16, message: impl Into<String>) {
+        self.warnings.push(Warning { level: "Note", code, message: message.into() });
+    }
+
     // ---- SET ---------------------------------------------------------------------------------
 
     async fn set(&mut self, set: ast::Set) -> Result<Output> {
@@ -358,7 +385,20 @@ impl Session {
                 }
             }
             S::SetNames { .. } | S::SetNamesDefault {} => {}
-            S::SetTransaction { .. } => {}
+            S::SetTransaction { modes, .. } => {
+                for m in modes {
+                    if let ast::TransactionMode::IsolationLevel(l) = m {
+                        let v = match l {
+                            ast::TransactionIsolationLevel::ReadUncommitted => "READ-UNCOMMITTED",
+                            ast::TransactionIsolationLevel::ReadCommitted => "READ-COMMITTED",
+                            ast::TransactionIsolationLevel::Serializable => "SERIALIZABLE",
+                            _ => "REPEATABLE-READ",
+                        };
+                        self.vars.insert("transaction_isolation".into(), v.into());
+                        self.vars.insert("tx_isolation".into(), v.into());
+                    }
+                }
+            }
             S::SetTimeZone { value, .. } => {
                 let v = self.eval_constant(value).await?;
                 self.vars.insert("time_zone".into(), v);
@@ -388,14 +428,26 @@ impl Session {
                 var = parts[1..].join(".");
             } else if let Some(rest) = first.strip_prefix("@@") {
                 var = std::iter::once(rest.to_string()).chain(parts[1..].iter().cloned()).collect::<Vec<_>>().join(".");
-            } else if first.starts_with('@') {
-                // User variables: accepted, not yet readable.
+            } else if let Some(name) = first.strip_prefix('@') {
+                let v = self.eval_literal(value).await?;
+                self.user_vars.insert(name.to_ascii_lowercase(), v);
                 return Ok(());
             }
         }
         let var = var.trim_matches('`').to_ascii_lowercase();
         // `SET autocommit = ON` uses a bare word; treat identifiers as strings.
+        if variables::is_read_only(&var) {
+            return Err(SqlError::new(1238, "HY000", format!("Variable '{var}' is a read only variable")));
+        }
         let value = match value {
+            ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case("default") && id.quote_style.is_none() => {
+                // Session DEFAULT is the global value; GLOBAL DEFAULT the built-in one.
+                if global {
+                    self.engine.defaults.get(&var).cloned().unwrap_or_default()
+                } else {
+                    self.engine.globals.read().get(&var).cloned().unwrap_or_default()
+                }
+            }
             ast::Expr::Identifier(id) => id.value,
             ast::Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => {
                 if v.value.to_string().eq_ignore_ascii_case("true") { "1".into() } else { "0".into() }
@@ -403,7 +455,8 @@ impl Session {
             other => self.eval_constant(other).await?,
         };
         let value = variables::normalize(&var, &value);
-        if !self.vars.contains_key(&var) && !var.starts_with("tidb_") {
+        variables::validate(&var, &value)?;
+        if !self.vars.contains_key(&var) {
             return Err(SqlError::unknown_system_var(&var));
         }
         if variables::is_global_only(&var) && !global {
@@ -450,9 +503,35 @@ impl Session {
         Ok(String::new())
     }
 
+    /// Evaluate an expression to a literal (for `SET @u = expr`).
+    async fn eval_literal(&mut self, e: ast::Expr) -> Result<ast::Expr> {
+        if let ast::Expr::Value(_) = &e {
+            return Ok(e);
+        }
+        let q = format!("SELECT {e}");
+        let stmt = parser::parse_one(&q)?;
+        let out = self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await?;
+        if let Output::Rows { batches, .. } = out {
+            if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
+                let v = crate::sql::types::scalar_at(b.column(0), 0)?;
+                if v.is_null() {
+                    return Ok(ast::Expr::value(ast::Value::Null));
+                }
+                if v.data_type().is_numeric() {
+                    return Ok(ast::Expr::value(ast::Value::Number(scalar_text(&v), false)));
+                }
+                return Ok(ast::Expr::value(ast::Value::SingleQuotedString(scalar_text(&v))));
+            }
+        }
+        Ok(ast::Expr::value(ast::Value::Null))
+    }
+
     /// A system variable as a client reads it (secrets masked).
     pub fn read_var(&self, name: &str, global: Option<bool>) -> Result<String> {
         let n = name.trim_matches('`').to_ascii_lowercase();
+        if global == Some(false) && variables::is_global_only(&n) {
+            return Err(SqlError::new(1238, "HY000", format!("Variable '{n}' is a GLOBAL variable")));
+        }
         let v = if global == Some(true) || variables::is_global_only(&n) {
             self.engine.globals.read().get(&n).cloned()
         } else {
@@ -513,5 +592,11 @@ impl SessionValues for Session {
     }
     fn row_count(&self) -> i64 {
         self.last_row_count
+    }
+    fn user_var(&self, name: &str) -> ast::Expr {
+        self.user_vars.get(&name.to_ascii_lowercase()).cloned().unwrap_or_else(|| ast::Expr::value(ast::Value::Null))
+    }
+    fn source(&self) -> &str {
+        &self.source
     }
 }

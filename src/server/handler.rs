@@ -54,6 +54,7 @@ impl embedb_wire::Handler for Connection {
         let found_rows = info.found_rows;
         let s = self.session();
         s.found_rows_flag = found_rows;
+        s.multi_statements = info.client_capabilities & embedb_wire::capabilities::MULTI_STATEMENTS != 0;
         if let Some(db) = &info.database {
             if !db.is_empty() {
                 s.use_db(db).map_err(err)?;
@@ -182,7 +183,7 @@ fn to_response(r: Result<Output, SqlError>, warnings: u16) -> Response {
 
 /// The wire description of a result column.
 pub fn column_def(f: &Field) -> ColumnDef {
-    let name = f.metadata().get(NAME_META).cloned().unwrap_or_else(|| f.name().clone());
+    let name = f.metadata().get(NAME_META).cloned().unwrap_or_else(|| crate::sql::rewrite::display_name(f.name()).to_string());
     let declared = f.metadata().get(TYPE_META).and_then(|t| SqlType::parse(t));
     let mut d = match (&declared, f.data_type()) {
         (Some(SqlType::Int { kind, unsigned, .. }), _) => {
@@ -236,6 +237,17 @@ pub fn column_def(f: &Field) -> ColumnDef {
     };
     if !f.is_nullable() {
         d.flags |= flags::NOT_NULL;
+    }
+    let md = f.metadata();
+    if let (Some(db), Some(t), Some(c)) = (md.get(types::DB_META), md.get(types::TABLE_META), md.get(types::COLUMN_META)) {
+        d.schema = db.clone();
+        d.table = md.get(types::ALIAS_META).unwrap_or(t).clone();
+        d.org_table = t.clone();
+        d.org_name = c.clone();
+        if d.name.eq_ignore_ascii_case(c) {
+            // `SELECT *` and plain column references show the column as declared.
+            d.name = c.clone();
+        }
     }
     d
 }
@@ -292,7 +304,7 @@ fn arrow_column_def(name: &str, dt: &DataType) -> ColumnDef {
 
 /// One cell as a wire value.
 fn cell(a: &ArrayRef, r: usize) -> Value {
-    if a.is_null(r) {
+    if a.is_null(r) || matches!(a.data_type(), DataType::Null) {
         return Value::Null;
     }
     macro_rules! get {
@@ -435,9 +447,12 @@ fn literal(v: &Value) -> String {
             }
             Err(_) => format!("X'{}'", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
         },
-        Value::Date { year, month, day } => format!("'{year:04}-{month:02}-{day:02}'"),
+        Value::Date { year, month, day } => format!("DATE '{year:04}-{month:02}-{day:02}'"),
         Value::DateTime { year, month, day, hour, minute, second, micro } => {
-            format!("'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}.{micro:06}'")
+            let frac = if *micro == 0 { String::new() } else { format!(".{micro:06}") };
+            // A quoted string, not a TIMESTAMP literal: DataFusion's timestamps are nanoseconds and
+            // cannot hold MySQL's range (1000-01-01 … 9999-12-31).
+            format!("'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{frac}'")
         }
         Value::Time { negative, days, hours, minutes, seconds, micro } => {
             let h = *days as u64 * 24 + *hours as u64;

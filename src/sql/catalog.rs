@@ -114,7 +114,19 @@ impl TableInfo {
     }
     /// The Arrow schema DataFusion plans against.
     pub fn arrow_schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(self.columns.iter().map(|c| c.ty.field(&c.key(), c.nullable)).collect::<Vec<_>>()))
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| {
+                    let f = c.ty.field(&c.key(), c.nullable);
+                    let mut md = f.metadata().clone();
+                    md.insert(crate::sql::types::DB_META.into(), self.db.clone());
+                    md.insert(crate::sql::types::TABLE_META.into(), self.name.clone());
+                    md.insert(crate::sql::types::COLUMN_META.into(), c.name.clone());
+                    f.with_metadata(md)
+                })
+                .collect::<Vec<_>>(),
+        ))
     }
     /// Indexes whose entries live in the KV (ordered indexes other than an int-handle primary key).
     pub fn kv_indexes(&self) -> impl Iterator<Item = &IndexInfo> {

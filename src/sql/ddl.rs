@@ -47,7 +47,7 @@ impl Session {
                         let name = ident_name(&n);
                         if cat.database(&name)?.is_none() || name.eq_ignore_ascii_case("information_schema") {
                             if if_exists {
-                                self.warn(1008, format!("Can't drop database '{name}'; database doesn't exist"));
+                                self.note(1008, format!("Can't drop database '{name}'; database doesn't exist"));
                                 continue;
                             }
                             return Err(SqlError::db_drop_missing(&name));
@@ -76,7 +76,7 @@ impl Session {
                     if !missing.is_empty() {
                         if if_exists {
                             for m in missing {
-                                self.warn(1051, format!("Unknown table '{m}'"));
+                                self.note(1051, format!("Unknown table '{m}'"));
                             }
                         } else {
                             return Err(SqlError::new(1051, "42S02", format!("Unknown table '{}'", missing.join(","))));
@@ -101,8 +101,12 @@ impl Session {
             Statement::Truncate(tr) => {
                 for target in tr.table_names {
                     let (db, t) = self.resolve_name(&target.name)?;
-                    let info = cat.must_table(&db, &t)?;
+                    let mut info = cat.must_table(&db, &t)?;
+                    // As TiDB does, TRUNCATE gives the table a new id: the old rows go, and the
+                    // AUTO_INCREMENT allocator (keyed by id) starts again from 1.
                     table::delete_all(txn, info.id)?;
+                    info.id = self.engine.store.alloc_ids(b"table_id", 1)? as i64;
+                    cat.put_table(&info)?;
                 }
                 Ok(Output::ok())
             }
@@ -154,7 +158,7 @@ impl Session {
         }
         if cat.table(&db, &name)?.is_some() {
             if ct.if_not_exists {
-                self.warn(1050, format!("Table '{db}.{name}' already exists"));
+                self.note(1050, format!("Table '{db}.{name}' already exists"));
                 return Ok(Output::ok());
             }
             return Err(SqlError::table_exists(&format!("{db}.{name}")));
@@ -398,7 +402,7 @@ impl Session {
 fn create_database(s: &mut Session, cat: &Catalog, name: &str, if_not_exists: bool) -> Result<Output> {
     if cat.database(name)?.is_some() {
         if if_not_exists {
-            s.warn(1007, format!("Can't create database '{name}'; database exists"));
+            s.note(1007, format!("Can't create database '{name}'; database exists"));
             return Ok(Output::ok());
         }
         return Err(SqlError::db_exists(name));

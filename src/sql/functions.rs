@@ -3,6 +3,9 @@
 //!
 //! - `mysql_div(a, b)`: the `/` operator. MySQL divides integers into a DECIMAL with 4 more digits
 //!   of scale (`1/2` → `0.5000`), floats into a DOUBLE, and gives NULL on division by zero.
+//! - `mysql_truth(x)`: a number (or numeric string) as a condition, true when non-zero — MySQL has
+//!   no separate boolean type, DataFusion filters need one.
+//! - `mysql_concat(a, …)`: CONCAT, NULL when any argument is NULL.
 //! - `json_extract(doc, path, …)`, `json_unquote(s)`: MySQL JSON path access (`$.a.b`, `$[0]`,
 //!   `$."quoted key"`), returning MySQL's JSON text.
 
@@ -21,6 +24,8 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
         ScalarUDF::from(MysqlDiv::new()),
         ScalarUDF::from(JsonExtract::new()),
         ScalarUDF::from(JsonUnquote::new()),
+        ScalarUDF::from(MysqlTruth::new()),
+        ScalarUDF::from(MysqlConcat::new()),
     ];
     v.extend(embedb_vector::all_udfs());
     v
@@ -265,4 +270,120 @@ impl ScalarUDFImpl for JsonUnquote {
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MysqlTruth {
+    signature: Signature,
+}
+
+impl MysqlTruth {
+    fn new() -> Self {
+        MysqlTruth { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for MysqlTruth {
+    fn name(&self) -> &str {
+        "mysql_truth"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _t: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let a = args.args[0].to_array(n)?;
+        if a.data_type() == &DataType::Boolean {
+            return Ok(ColumnarValue::Array(a));
+        }
+        let out: datafusion::arrow::array::BooleanArray = if matches!(a.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+            let s = cast(&a, &DataType::Utf8)?;
+            let s = s.as_any().downcast_ref::<StringArray>().unwrap();
+            (0..n)
+                .map(|i| {
+                    if s.is_null(i) {
+                        return None;
+                    }
+                    // MySQL reads the leading number of a string; no number means 0.
+                    let t = s.value(i).trim();
+                    let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E')).unwrap_or(t.len());
+                    Some(t[..end].parse::<f64>().map(|f| f != 0.0).unwrap_or(false))
+                })
+                .collect()
+        } else if matches!(a.data_type(), DataType::Null) {
+            (0..n).map(|_| None).collect()
+        } else {
+            let f = cast(&a, &DataType::Float64)?;
+            let f = f.as_any().downcast_ref::<Float64Array>().unwrap();
+            (0..n).map(|i| if f.is_null(i) { None } else { Some(f.value(i) != 0.0) }).collect()
+        };
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MysqlConcat {
+    signature: Signature,
+}
+
+impl MysqlConcat {
+    fn new() -> Self {
+        MysqlConcat { signature: Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for MysqlConcat {
+    fn name(&self) -> &str {
+        "mysql_concat"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _t: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let mut cols = Vec::with_capacity(args.args.len());
+        for a in &args.args {
+            let arr = a.to_array(n)?;
+            cols.push(to_text(&arr)?);
+        }
+        let mut out = StringBuilder::new();
+        'rows: for i in 0..n {
+            let mut s = String::new();
+            for c in &cols {
+                if c.is_null(i) {
+                    out.append_null();
+                    continue 'rows;
+                }
+                s.push_str(c.value(i));
+            }
+            out.append_value(s);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// Values as MySQL prints them (vectors as `[1,2]`, booleans as 1/0).
+fn to_text(a: &ArrayRef) -> Result<StringArray> {
+    if embedb_vector::is_vector_type(a.data_type()) {
+        let l = cast(a, &embedb_vector::vector_data_type())?;
+        let l = l.as_any().downcast_ref::<datafusion::arrow::array::ListArray>().unwrap();
+        return Ok((0..l.len())
+            .map(|i| {
+                if l.is_null(i) {
+                    None
+                } else {
+                    crate::sql::types::float_values(&l.value(i)).ok().map(|v| embedb_vector::format_vector(&v))
+                }
+            })
+            .collect());
+    }
+    let a = if a.data_type() == &DataType::Boolean { cast(a, &DataType::Int64)? } else { a.clone() };
+    let s = cast(&a, &DataType::Utf8)?;
+    Ok(s.as_any().downcast_ref::<StringArray>().unwrap().clone())
 }

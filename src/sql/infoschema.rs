@@ -133,13 +133,8 @@ fn all_tables(txn: &Txn) -> Result<Vec<TableInfo>> {
 /// The column's key flag as `COLUMN_KEY` shows it.
 pub fn column_key(t: &TableInfo, col: &str) -> &'static str {
     let col = col.to_lowercase();
-    for ix in &t.indexes {
-        if ix.kind != IndexKind::Btree || ix.columns.first() != Some(&col) {
-            continue;
-        }
-        if ix.primary {
-            return "PRI";
-        }
+    if t.indexes.iter().any(|ix| ix.primary && ix.columns.contains(&col)) {
+        return "PRI";
     }
     for ix in &t.indexes {
         if ix.kind == IndexKind::Btree && ix.unique && ix.columns.len() == 1 && ix.columns[0] == col {

@@ -53,8 +53,8 @@ pub fn split_statements(sql: &str) -> Vec<String> {
                 i += 1;
             }
             b';' => {
-                let s = sql[start..i].trim();
-                if !is_blank(s) {
+                let s = strip_leading_comments(&sql[start..i]);
+                if !s.is_empty() {
                     out.push(s.to_string());
                 }
                 start = i + 1;
@@ -64,34 +64,35 @@ pub fn split_statements(sql: &str) -> Vec<String> {
         i += 1;
     }
     if start < sql.len() {
-        let s = sql[start..].trim();
-        if !is_blank(s) {
+        let s = strip_leading_comments(&sql[start..]);
+        if !s.is_empty() {
             out.push(s.to_string());
         }
     }
     out
 }
 
-/// Only whitespace and comments.
-fn is_blank(s: &str) -> bool {
+/// The statement without the comments in front of it ("" when it is only comments), so that
+/// `/* app */ SHOW TABLES` is recognised as SHOW.
+fn strip_leading_comments(s: &str) -> &str {
     let mut rest = s.trim();
     loop {
         if rest.is_empty() {
-            return true;
+            return rest;
         }
         if let Some(r) = rest.strip_prefix("/*") {
             // Executable comments (/*! … */) are statements for MySQL; we treat them as comments.
             match r.find("*/") {
                 Some(p) => rest = r[p + 2..].trim(),
-                None => return true,
+                None => return "",
             }
         } else if rest.starts_with("--") || rest.starts_with('#') {
             match rest.find('\n') {
                 Some(p) => rest = rest[p + 1..].trim(),
-                None => return true,
+                None => return "",
             }
         } else {
-            return false;
+            return rest;
         }
     }
 }

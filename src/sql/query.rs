@@ -44,7 +44,21 @@ impl Session {
         let state = self.ctx.state();
         let plan = state.statement_to_plan(df_stmt).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
+        // Keep each column's table alias (the DataFusion qualifier) for the wire's column definitions.
+        let fields: Vec<datafusion::arrow::datatypes::Field> = df
+            .schema()
+            .iter()
+            .map(|(q, f)| {
+                let mut f = f.as_ref().clone();
+                if let Some(q) = q {
+                    let mut md = f.metadata().clone();
+                    md.insert(crate::sql::types::ALIAS_META.into(), q.table().to_string());
+                    f = f.with_metadata(md);
+                }
+                f
+            })
+            .collect();
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
         let batches = df.collect().await?;
         Ok((schema, batches))
     }

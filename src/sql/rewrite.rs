@@ -16,6 +16,17 @@ use datafusion::sql::sqlparser::ast::*;
 use crate::error::{Result, SqlError};
 
 /// What the rewrite needs from the session.
+/// Marks a repeated column header (see `name_select`); `display_name` removes it.
+pub const DUP_MARK: &str = "\u{1}dup";
+
+/// A result column's header as the client should see it.
+pub fn display_name(name: &str) -> &str {
+    match name.find(DUP_MARK) {
+        Some(p) => &name[..p],
+        None => name,
+    }
+}
+
 pub trait SessionValues {
     /// `@@name` (scope: None = session-or-global, Some(true) = global).
     fn system_var(&self, name: &str, global: Option<bool>) -> Result<String>;
@@ -26,17 +37,15 @@ pub trait SessionValues {
     fn version(&self) -> String;
     fn found_rows(&self) -> u64;
     fn row_count(&self) -> i64;
+    /// `@name` as a literal (NULL when unset).
+    fn user_var(&self, name: &str) -> Expr;
+    /// The statement's text, for column headers as the user typed them.
+    fn source(&self) -> &str;
 }
 
 pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<()> {
     // 1. headers
-    let _ = visit_statements_mut(stmt, |st| {
-        if let Statement::Query(q) = st {
-            name_query(q);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    let mut namer = Namer;
+    let mut namer = Namer { source: s.source() };
     let _ = VisitMut::visit(stmt, &mut namer);
     // 2. expressions
     let mut err: Option<SqlError> = None;
@@ -50,6 +59,13 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
     if let Some(e) = err {
         return Err(e);
     }
+    // 2b. conditions: MySQL treats any number as a truth value; DataFusion wants booleans.
+    let mut t = Truth;
+    let _ = VisitMut::visit(stmt, &mut t);
+    let _ = visit_expressions_mut(stmt, |e| {
+        truth_children(e);
+        ControlFlow::<()>::Continue(())
+    });
     // 3. relations
     let _ = visit_relations_mut(stmt, |name| {
         for part in name.0.iter_mut() {
@@ -62,31 +78,70 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
     Ok(())
 }
 
-struct Namer;
+struct Namer<'a> {
+    source: &'a str,
+}
 
-impl VisitorMut for Namer {
+impl VisitorMut for Namer<'_> {
     type Break = ();
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        name_query(q);
+        name_set_expr(&mut q.body, self.source);
         ControlFlow::Continue(())
     }
 }
 
-fn name_query(q: &mut Query) {
-    name_set_expr(&mut q.body);
-}
-
-fn name_set_expr(body: &mut SetExpr) {
+fn name_set_expr(body: &mut SetExpr, source: &str) {
     match body {
-        SetExpr::Select(sel) => name_select(sel),
+        SetExpr::Select(sel) => name_select(sel, source),
         SetExpr::SetOperation { left, right, .. } => {
-            name_set_expr(left);
+            name_set_expr(left, source);
             // Only the first branch names a UNION's columns; leave the others alone.
             let _ = right;
         }
-        SetExpr::Query(q) => name_query(q),
+        SetExpr::Query(q) => name_set_expr(&mut q.body, source),
         _ => {}
     }
+}
+
+/// The text of `e` exactly as written in `source` (MySQL names an unaliased column after it).
+fn source_text(e: &Expr, source: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::Spanned;
+    let span = e.span();
+    if span.start.line == 0 || source.is_empty() {
+        return None;
+    }
+    let offset = |line: u64, col: u64| -> Option<usize> {
+        let mut line_start = 0usize;
+        for _ in 1..line {
+            line_start += source[line_start..].find('\n')? + 1;
+        }
+        let rest = &source[line_start..];
+        let chars = (col as usize).saturating_sub(1);
+        Some(line_start + rest.char_indices().nth(chars).map(|(i, _)| i).unwrap_or(rest.len()))
+    };
+    let (a, mut b) = (offset(span.start.line, span.start.column)?, offset(span.end.line, span.end.column)?);
+    // Spans of calls stop before their closing parentheses; take them in.
+    let bytes = source.as_bytes();
+    loop {
+        let t = source.get(a..b)?;
+        if t.matches('(').count() <= t.matches(')').count() {
+            break;
+        }
+        let mut k = b;
+        while k < bytes.len() && bytes[k].is_ascii_whitespace() {
+            k += 1;
+        }
+        if k < bytes.len() && bytes[k] == b')' {
+            b = k + 1;
+        } else {
+            break;
+        }
+    }
+    let t = source.get(a..b)?.trim();
+    // Trust the slice only when it is the same expression as the AST prints (spans are partial
+    // for some node kinds, e.g. `x IS TRUE`).
+    let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_lowercase();
+    (norm(t) == norm(&e.to_string())).then(|| t.to_string())
 }
 
 fn is_dual(t: &TableWithJoins) -> bool {
@@ -96,14 +151,16 @@ fn is_dual(t: &TableWithJoins) -> bool {
     matches!(&t.relation, TableFactor::Table { name, .. } if name.to_string().eq_ignore_ascii_case("dual"))
 }
 
-fn name_select(sel: &mut Select) {
+fn name_select(sel: &mut Select, source: &str) {
     if sel.from.len() == 1 && is_dual(&sel.from[0]) {
         sel.from.clear();
     }
     let mut seen = std::collections::HashSet::new();
+    let mut dups = 0;
     for item in sel.projection.iter_mut() {
         if let SelectItem::UnnamedExpr(e) = item {
             let header = match &*e {
+                Expr::Identifier(id) if id.value.starts_with('@') && !id.value.starts_with("@@") => Some(id.value.clone()),
                 Expr::Identifier(id) if !id.value.starts_with("@@") => {
                     if id.value.chars().any(|c| c.is_uppercase()) {
                         Some(id.value.clone())
@@ -121,17 +178,27 @@ fn name_select(sel: &mut Select) {
                 }
                 Expr::Value(v) => match &v.value {
                     Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
-                    other => Some(other.to_string()),
+                    other => Some(source_text(e, source).unwrap_or_else(|| other.to_string())),
                 },
-                other => Some(other.to_string()),
+                other => Some(source_text(other, source).unwrap_or_else(|| other.to_string())),
             };
             let header = header;
-            if let Some(h) = header {
-                // Duplicate headers are legal in MySQL but not in DataFusion; keep the first.
-                if seen.insert(h.to_lowercase()) {
-                    let expr = std::mem::replace(e, Expr::value(Value::Null));
-                    *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('`', h) };
-                }
+            // Duplicate headers are legal in MySQL but not in DataFusion: give the repeats a
+            // marked alias that the server strips when it names the columns.
+            let key = match (&header, &*e) {
+                (Some(h), _) => h.clone(),
+                (None, Expr::CompoundIdentifier(ids)) => ids[ids.len() - 1].value.clone(),
+                (None, other) => other.to_string(),
+            };
+            let alias = if seen.insert(key.to_lowercase()) {
+                header
+            } else {
+                dups += 1;
+                Some(format!("{key}{DUP_MARK}{dups}"))
+            };
+            if let Some(h) = alias {
+                let expr = std::mem::replace(e, Expr::value(Value::Null));
+                *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('`', h) };
             }
         }
     }
@@ -187,8 +254,16 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             };
             *e = var_literal(s.system_var(&name, global)?);
         }
+        Expr::Identifier(id) if id.quote_style.is_none() && id.value.starts_with('@') => {
+            *e = s.user_var(&id.value[1..]);
+        }
         Expr::Identifier(id) => {
             id.value = id.value.to_lowercase();
+        }
+        Expr::Value(v) if matches!(v.value, Value::Boolean(_)) => {
+            // MySQL's TRUE and FALSE are the integers 1 and 0.
+            let one = matches!(v.value, Value::Boolean(true));
+            *e = lit_num(if one { 1 } else { 0 });
         }
         Expr::CompoundIdentifier(ids) => {
             for id in ids.iter_mut() {
@@ -230,6 +305,72 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     None
                 }
                 "ifnull" => return Err(SqlError::param_count("ifnull")),
+                "concat" => {
+                    // MySQL: any NULL argument makes the result NULL.
+                    f.name = ObjectName::from(vec![Ident::new("mysql_concat")]);
+                    None
+                }
+                "mod" if nargs == 2 => {
+                    let a = function_args(f);
+                    Some(Expr::BinaryOp { left: Box::new(a[0].clone()), op: BinaryOperator::Modulo, right: Box::new(a[1].clone()) })
+                }
+                "group_concat" => {
+                    // GROUP_CONCAT(x [ORDER BY …] [SEPARATOR s]) → string_agg(CAST(x AS TEXT), s [ORDER BY …])
+                    if let FunctionArguments::List(l) = &mut f.args {
+                        let mut sep = Value::SingleQuotedString(",".into());
+                        l.clauses.retain(|c| match c {
+                            FunctionArgumentClause::Separator(v) => {
+                                sep = v.value.clone();
+                                false
+                            }
+                            _ => true,
+                        });
+                        let items: Vec<Expr> = l
+                            .args
+                            .iter()
+                            .filter_map(|a| match a {
+                                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                                _ => None,
+                            })
+                            .collect();
+                        let text = |x: Expr| Expr::Cast {
+                            kind: CastKind::Cast,
+                            expr: Box::new(x),
+                            data_type: DataType::Text,
+                            array: false,
+                            format: None,
+                        };
+                        let joined = if items.len() == 1 { text(items[0].clone()) } else { call("mysql_concat", items.into_iter().map(text).collect()) };
+                        l.args = vec![
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(joined)),
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(sep))),
+                        ];
+                    }
+                    f.name = ObjectName::from(vec![Ident::new("string_agg")]);
+                    None
+                }
+                "date" if nargs == 1 => {
+                    let a = function_args(f);
+                    Some(Expr::Cast { kind: CastKind::Cast, expr: Box::new(a[0].clone()), data_type: DataType::Date, array: false, format: None })
+                }
+                "year" | "month" | "day" | "dayofmonth" | "hour" | "minute" | "second" | "quarter" | "week" if nargs == 1 => {
+                    let part = if name == "dayofmonth" { "day".to_string() } else { name.clone() };
+                    let a = function_args(f);
+                    Some(Expr::Cast {
+                        kind: CastKind::Cast,
+                        expr: Box::new(call("date_part", vec![lit_str(part), a[0].clone()])),
+                        data_type: DataType::BigInt(None),
+                        array: false,
+                        format: None,
+                    })
+                }
+                "unix_timestamp" if nargs == 0 => Some(Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(call("date_part", vec![lit_str("epoch"), call("now", vec![])])),
+                    data_type: DataType::BigInt(None),
+                    array: false,
+                    format: None,
+                }),
                 "length" | "octet_length" => {
                     f.name = ObjectName::from(vec![Ident::new("octet_length")]);
                     None
@@ -302,4 +443,115 @@ pub fn call(name: &str, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: vec![],
     })
+}
+
+/// Expressions that already produce a boolean in DataFusion.
+fn is_boolish(e: &Expr) -> bool {
+    match e {
+        Expr::BinaryOp { op, .. } => matches!(
+            op,
+            BinaryOperator::Eq
+                | BinaryOperator::NotEq
+                | BinaryOperator::Lt
+                | BinaryOperator::LtEq
+                | BinaryOperator::Gt
+                | BinaryOperator::GtEq
+                | BinaryOperator::And
+                | BinaryOperator::Or
+                | BinaryOperator::Xor
+                | BinaryOperator::Spaceship
+        ),
+        Expr::UnaryOp { op: UnaryOperator::Not, .. } => true,
+        Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsDistinctFrom(..)
+        | Expr::IsNotDistinctFrom(..)
+        | Expr::InList { .. }
+        | Expr::InSubquery { .. }
+        | Expr::Between { .. }
+        | Expr::Like { .. }
+        | Expr::ILike { .. }
+        | Expr::RLike { .. }
+        | Expr::SimilarTo { .. }
+        | Expr::Exists { .. } => true,
+        Expr::Nested(inner) => is_boolish(inner),
+        Expr::Function(f) => f.name.to_string().eq_ignore_ascii_case("mysql_truth"),
+        _ => false,
+    }
+}
+
+/// Make `e` a boolean condition: `mysql_truth(e)` unless it already is one.
+fn truthy(e: &mut Expr) {
+    if !is_boolish(e) {
+        let inner = std::mem::replace(e, Expr::value(Value::Null));
+        *e = call("mysql_truth", vec![inner]);
+    }
+}
+
+/// Operands of logical operators and CASE WHEN conditions are truth values.
+fn truth_children(e: &mut Expr) {
+    match e {
+        Expr::BinaryOp { op: BinaryOperator::And | BinaryOperator::Or | BinaryOperator::Xor, left, right } => {
+            truthy(left);
+            truthy(right);
+        }
+        Expr::UnaryOp { op: UnaryOperator::Not, expr } => truthy(expr),
+        Expr::IsTrue(x) | Expr::IsFalse(x) | Expr::IsNotTrue(x) | Expr::IsNotFalse(x) => truthy(x),
+        Expr::Case { operand: None, conditions, .. } => {
+            for c in conditions.iter_mut() {
+                truthy(&mut c.condition);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// WHERE, HAVING and JOIN … ON conditions are truth values.
+struct Truth;
+
+impl VisitorMut for Truth {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        fn walk(body: &mut SetExpr) {
+            match body {
+                SetExpr::Select(sel) => {
+                    if let Some(w) = sel.selection.as_mut() {
+                        truthy(w);
+                    }
+                    if let Some(h) = sel.having.as_mut() {
+                        truthy(h);
+                    }
+                    for t in sel.from.iter_mut() {
+                        for j in t.joins.iter_mut() {
+                            let c = match &mut j.join_operator {
+                                JoinOperator::Join(c)
+                                | JoinOperator::Inner(c)
+                                | JoinOperator::Left(c)
+                                | JoinOperator::LeftOuter(c)
+                                | JoinOperator::Right(c)
+                                | JoinOperator::RightOuter(c)
+                                | JoinOperator::FullOuter(c) => Some(c),
+                                _ => None,
+                            };
+                            if let Some(JoinConstraint::On(on)) = c {
+                                truthy(on);
+                            }
+                        }
+                    }
+                }
+                SetExpr::SetOperation { left, right, .. } => {
+                    walk(left);
+                    walk(right);
+                }
+                SetExpr::Query(q) => walk(&mut q.body),
+                _ => {}
+            }
+        }
+        walk(&mut q.body);
+        ControlFlow::Continue(())
+    }
 }

@@ -60,6 +60,11 @@ pub enum SqlType {
 /// Field metadata key carrying the declared type through DataFusion, so result columns that come
 /// straight from a table are described on the wire with their declared type.
 pub const TYPE_META: &str = "embedb.type";
+/// Where a result column comes from (for the column definition's schema/table/org_name fields).
+pub const DB_META: &str = "embedb.db";
+pub const TABLE_META: &str = "embedb.table";
+pub const COLUMN_META: &str = "embedb.column";
+pub const ALIAS_META: &str = "embedb.alias";
 
 impl SqlType {
     pub fn bool() -> SqlType {
@@ -641,11 +646,13 @@ fn coerce_loose(l: Loose, ty: &SqlType, t: &Target) -> Result<Datum> {
                     SqlType::DateTime(f) | SqlType::Timestamp(f) => *f,
                     _ => 0,
                 };
-                let mut micros = dt.and_utc().timestamp_micros();
+                let micros = dt.and_utc().timestamp_micros();
                 let unit = 10i64.pow(6 - fsp.min(6) as u32);
-                micros = (micros as f64 / unit as f64).round() as i64 * unit;
-                let _ = dt.nanosecond();
-                Ok(Datum::DateTime(micros))
+                // Round half away from zero to the column's fractional digits, in integers.
+                let q = micros.div_euclid(unit);
+                let r = micros.rem_euclid(unit);
+                let rounded = if r * 2 >= unit { (q + 1) * unit } else { q * unit };
+                Ok(Datum::DateTime(rounded))
             }
         }
         SqlType::Vector(dim) => {

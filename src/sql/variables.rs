@@ -78,6 +78,53 @@ pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, St
 /// Embedding providers whose API keys are variables.
 pub const PROVIDERS: &[&str] = &["jina_ai", "openai", "cohere", "gemini", "huggingface", "nvidia_nim"];
 
+/// Variables a client can read but never set.
+pub fn is_read_only(name: &str) -> bool {
+    matches!(
+        name,
+        "version" | "version_comment" | "version_compile_os" | "version_compile_machine" | "hostname" | "port" | "datadir"
+            | "license" | "system_time_zone" | "have_ssl" | "have_openssl" | "character_set_system" | "lower_case_table_names"
+            | "tidb_server_version"
+    )
+}
+
+/// Reject values a variable cannot take (MySQL's 1231).
+pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
+    let bad = || {
+        crate::error::SqlError::new(1231, "42000", format!("Variable '{name}' can't be set to the value of '{value}'"))
+    };
+    match name {
+        "autocommit" | "sql_safe_updates" | "foreign_key_checks" | "unique_checks" | "transaction_read_only" | "tx_read_only"
+        | "sql_auto_is_null" => {
+            if value != "0" && value != "1" {
+                return Err(bad());
+            }
+        }
+        "sql_mode" => {
+            const MODES: &[&str] = &[
+                "REAL_AS_FLOAT", "PIPES_AS_CONCAT", "ANSI_QUOTES", "IGNORE_SPACE", "ONLY_FULL_GROUP_BY", "NO_UNSIGNED_SUBTRACTION",
+                "NO_DIR_IN_CREATE", "ANSI", "NO_AUTO_VALUE_ON_ZERO", "NO_BACKSLASH_ESCAPES", "STRICT_TRANS_TABLES", "STRICT_ALL_TABLES",
+                "NO_ZERO_IN_DATE", "NO_ZERO_DATE", "ALLOW_INVALID_DATES", "ERROR_FOR_DIVISION_BY_ZERO", "TRADITIONAL",
+                "NO_AUTO_CREATE_USER", "HIGH_NOT_PRECEDENCE", "NO_ENGINE_SUBSTITUTION", "PAD_CHAR_TO_FULL_LENGTH",
+                "TIME_TRUNCATE_FRACTIONAL", "DB2", "MAXDB", "MSSQL", "MYSQL323", "MYSQL40", "ORACLE", "POSTGRESQL",
+                "NO_KEY_OPTIONS", "NO_TABLE_OPTIONS", "NO_FIELD_OPTIONS",
+            ];
+            for m in value.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                if !MODES.contains(&m.to_ascii_uppercase().as_str()) {
+                    return Err(bad());
+                }
+            }
+        }
+        "transaction_isolation" | "tx_isolation" => {
+            if !matches!(value.to_ascii_uppercase().as_str(), "READ-UNCOMMITTED" | "READ-COMMITTED" | "REPEATABLE-READ" | "SERIALIZABLE") {
+                return Err(bad());
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 pub fn is_secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.starts_with("tidb_exp_embed_") && n.ends_with("_api_key")

@@ -170,7 +170,10 @@ mod tests {
     fn examples() {
         assert_eq!(l2_distance(&[0.0, 3.0], &[4.0, 0.0]).unwrap(), 5.0);
         assert_eq!(cosine_distance(&[1.0, 1.0], &[-1.0, -1.0]).unwrap(), 2.0);
-        assert_eq!(negative_inner_product(&[1.0, 2.0], &[3.0, 4.0]).unwrap(), -11.0);
+        assert_eq!(
+            negative_inner_product(&[1.0, 2.0], &[3.0, 4.0]).unwrap(),
+            -11.0
+        );
         assert_eq!(l1_distance(&[0.0, 0.0], &[3.0, 4.0]).unwrap(), 7.0);
         assert_eq!(l2_norm(&[3.0, 4.0]), 5.0);
         assert_eq!(l2_squared_distance(&[0.0, 3.0], &[4.0, 0.0]).unwrap(), 25.0);
@@ -196,14 +199,21 @@ mod tests {
         let n = l2_norm(&[1e20, 1e20]);
         assert!((n - 1.4142135623730951e20).abs() / n < 1e-7);
         // In float32 the square overflows.
-        assert!(l2_distance(&[1e20, 1e20], &[0.0, 0.0]).unwrap().is_infinite());
+        assert!(l2_distance(&[1e20, 1e20], &[0.0, 0.0])
+            .unwrap()
+            .is_infinite());
     }
 
     #[test]
     fn dimension_errors() {
         let e = l2_distance(&[1.0, 2.0], &[1.0, 2.0, 3.0]).unwrap_err();
         assert_eq!(e.to_string(), "vectors have different dimensions: 2 and 3");
-        for f in [l1_distance, l2_distance, cosine_distance, negative_inner_product] {
+        for f in [
+            l1_distance,
+            l2_distance,
+            cosine_distance,
+            negative_inner_product,
+        ] {
             assert_eq!(
                 f(&[1.0, 2.0, 3.0], &[1.0]).unwrap_err().to_string(),
                 "vectors have different dimensions: 3 and 1"
@@ -213,22 +223,34 @@ mod tests {
 
     #[test]
     fn add_sub() {
-        assert_eq!(add_vectors(&[1.0, 2.0], &[3.0, 4.0]).unwrap(), vec![4.0, 6.0]);
-        assert_eq!(sub_vectors(&[1.0, 2.0], &[3.0, 5.0]).unwrap(), vec![-2.0, -3.0]);
+        assert_eq!(
+            add_vectors(&[1.0, 2.0], &[3.0, 4.0]).unwrap(),
+            vec![4.0, 6.0]
+        );
+        assert_eq!(
+            sub_vectors(&[1.0, 2.0], &[3.0, 5.0]).unwrap(),
+            vec![-2.0, -3.0]
+        );
         assert_eq!(
             add_vectors(&[1.0], &[1.0, 2.0]).unwrap_err().to_string(),
             "vectors have different dimensions: 1 and 2"
         );
         assert_eq!(
-            add_vectors(&[f32::MAX], &[f32::MAX]).unwrap_err().to_string(),
+            add_vectors(&[f32::MAX], &[f32::MAX])
+                .unwrap_err()
+                .to_string(),
             "value out of range: overflow"
         );
         assert_eq!(
-            sub_vectors(&[f32::MAX], &[-f32::MAX]).unwrap_err().to_string(),
+            sub_vectors(&[f32::MAX], &[-f32::MAX])
+                .unwrap_err()
+                .to_string(),
             "value out of range: overflow"
         );
         assert_eq!(
-            add_vectors(&[f32::INFINITY], &[f32::NEG_INFINITY]).unwrap_err().to_string(),
+            add_vectors(&[f32::INFINITY], &[f32::NEG_INFINITY])
+                .unwrap_err()
+                .to_string(),
             "value out of range: NaN"
         );
         assert_eq!(add_vectors(&[], &[]).unwrap(), Vec::<f32>::new());

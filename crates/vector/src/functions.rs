@@ -114,7 +114,10 @@ pub struct VectorUdf {
 
 impl VectorUdf {
     pub fn new(function: VectorFunction) -> Self {
-        Self { function, signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            function,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 
     pub fn function(&self) -> VectorFunction {
@@ -214,7 +217,10 @@ impl ScalarUDFImpl for VectorUdf {
         if args.args.len() != f.arity() {
             return exec_err!("{}", parameter_count_error(f.name()));
         }
-        let all_scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if all_scalar { 1 } else { args.number_rows };
         let inputs = args
             .args
@@ -237,7 +243,9 @@ impl ScalarUDFImpl for VectorUdf {
             }
         };
         if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?))
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &result, 0,
+            )?))
         } else {
             Ok(ColumnarValue::Array(result))
         }
@@ -246,7 +254,10 @@ impl ScalarUDFImpl for VectorUdf {
 
 /// The `VEC_*` functions (and `vec_add` / `vec_sub`) as [`ScalarUDF`]s.
 pub fn all_udfs() -> Vec<ScalarUDF> {
-    VectorFunction::ALL.iter().map(|&f| ScalarUDF::from(VectorUdf::new(f))).collect()
+    VectorFunction::ALL
+        .iter()
+        .map(|&f| ScalarUDF::from(VectorUdf::new(f)))
+        .collect()
 }
 
 /// One of the functions as a [`ScalarUDF`].
@@ -274,7 +285,10 @@ impl<'a> Elements<'a> {
                 &values.as_primitive::<Float64Type>().values()[..],
                 values.nulls(),
             )),
-            other => exec_err!("cannot cast from list of {} to vector", mysql_type_name(other)),
+            other => exec_err!(
+                "cannot cast from list of {} to vector",
+                mysql_type_name(other)
+            ),
         }
     }
 
@@ -304,9 +318,20 @@ impl<'a> Elements<'a> {
 /// A column of vectors in any accepted Arrow representation.
 enum Column<'a> {
     AllNull,
-    List { offsets: &'a [i32], elements: Elements<'a>, nulls: Option<&'a NullBuffer> },
-    LargeList { offsets: &'a [i64], elements: Elements<'a>, nulls: Option<&'a NullBuffer> },
-    Fixed { array: &'a FixedSizeListArray, elements: Elements<'a> },
+    List {
+        offsets: &'a [i32],
+        elements: Elements<'a>,
+        nulls: Option<&'a NullBuffer>,
+    },
+    LargeList {
+        offsets: &'a [i64],
+        elements: Elements<'a>,
+        nulls: Option<&'a NullBuffer>,
+    },
+    Fixed {
+        array: &'a FixedSizeListArray,
+        elements: Elements<'a>,
+    },
     Utf8(&'a StringArray),
     LargeUtf8(&'a LargeStringArray),
     Utf8View(&'a StringViewArray),
@@ -334,7 +359,10 @@ impl<'a> Column<'a> {
             }
             DataType::FixedSizeList(_, _) => {
                 let l = array.as_fixed_size_list();
-                Column::Fixed { array: l, elements: Elements::from_array(l.values())? }
+                Column::Fixed {
+                    array: l,
+                    elements: Elements::from_array(l.values())?,
+                }
             }
             DataType::Utf8 => Column::Utf8(array.as_string::<i32>()),
             DataType::LargeUtf8 => Column::LargeUtf8(array.as_string::<i64>()),
@@ -352,14 +380,22 @@ impl<'a> Column<'a> {
         }
         match self {
             Column::AllNull => Ok(None),
-            Column::List { offsets, elements, nulls } => {
+            Column::List {
+                offsets,
+                elements,
+                nulls,
+            } => {
                 if nulls.is_some_and(|n| n.is_null(i)) {
                     return Ok(None);
                 }
                 let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
                 elements.get(s, e, buf).map(Some)
             }
-            Column::LargeList { offsets, elements, nulls } => {
+            Column::LargeList {
+                offsets,
+                elements,
+                nulls,
+            } => {
                 if nulls.is_some_and(|n| n.is_null(i)) {
                     return Ok(None);
                 }
@@ -474,8 +510,11 @@ fn eval_as_text(arg: &VectorArg, rows: usize) -> Result<ArrayRef> {
 }
 
 fn vector_builder(rows: usize) -> ListBuilder<Float32Builder> {
-    ListBuilder::with_capacity(Float32Builder::new(), rows)
-        .with_field(Arc::new(Field::new("item", DataType::Float32, true)))
+    ListBuilder::with_capacity(Float32Builder::new(), rows).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Float32,
+        true,
+    )))
 }
 
 fn eval_from_text(arg: &VectorArg, rows: usize) -> Result<ArrayRef> {

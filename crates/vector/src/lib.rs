@@ -29,9 +29,9 @@ pub use distance::{
 };
 pub use functions::{all_udfs, parameter_count_error, udf, VectorFunction, VectorUdf};
 pub use text::{
-    check_declared_dimension, check_dimension, check_elements, compare_vectors,
-    float64_to_element, format_vector, parse_vector, parse_vector_into, vector_from_bytes,
-    vector_to_bytes, write_vector, VectorError, MAX_DIMENSIONS,
+    check_declared_dimension, check_dimension, check_elements, compare_vectors, float64_to_element,
+    format_vector, parse_vector, parse_vector_into, vector_from_bytes, vector_to_bytes,
+    write_vector, VectorError, MAX_DIMENSIONS,
 };
 
 /// The Arrow type of a VECTOR value: `List<Float32>` with a nullable item field named `item`.

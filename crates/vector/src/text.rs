@@ -47,10 +47,16 @@ impl fmt::Display for VectorError {
             VectorError::NaN => f.write_str("NaN not allowed in vector"),
             VectorError::Infinite => f.write_str("infinite value not allowed in vector"),
             VectorError::TooManyDimensions => {
-                write!(f, "vector cannot have more than {MAX_DIMENSIONS} dimensions")
+                write!(
+                    f,
+                    "vector cannot have more than {MAX_DIMENSIONS} dimensions"
+                )
             }
             VectorError::DimensionNotFit { dims, expected } => {
-                write!(f, "vector has {dims} dimensions, does not fit VECTOR({expected})")
+                write!(
+                    f,
+                    "vector has {dims} dimensions, does not fit VECTOR({expected})"
+                )
             }
             VectorError::DifferentDimensions(a, b) => {
                 write!(f, "vectors have different dimensions: {a} and {b}")
@@ -79,11 +85,17 @@ fn go_format_float(v: f64) -> String {
         return "NaN".to_string();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".to_string() } else { "-Inf".to_string() };
+        return if v > 0.0 {
+            "+Inf".to_string()
+        } else {
+            "-Inf".to_string()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits, e.g. `-1.5e39`, `1e-5`.
     let sci = format!("{v:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("LowerExp always has an exponent");
+    let (mantissa, exp) = sci
+        .split_once('e')
+        .expect("LowerExp always has an exponent");
     let exp: i32 = exp.parse().expect("LowerExp exponent is an integer");
     if (-4..6).contains(&exp) {
         // Go's shortest %g prints plainly in this range, as Rust's Display does.
@@ -231,7 +243,10 @@ pub fn parse_vector_into(s: &str, out: &mut Vec<f32>) -> Result<(), VectorError>
 /// Checks that `v` fits `VECTOR(d)`.
 pub fn check_dimension(v: &[f32], d: usize) -> Result<(), VectorError> {
     if v.len() != d {
-        return Err(VectorError::DimensionNotFit { dims: v.len(), expected: d });
+        return Err(VectorError::DimensionNotFit {
+            dims: v.len(),
+            expected: d,
+        });
     }
     Ok(())
 }
@@ -278,11 +293,10 @@ pub fn vector_to_bytes(v: &[f32]) -> Vec<u8> {
 
 /// Reads the form written by [`vector_to_bytes`].
 pub fn vector_from_bytes(b: &[u8]) -> Result<Vec<f32>, VectorError> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(VectorError::InvalidBinary(b.len()));
     }
-    Ok(b
-        .chunks_exact(4)
+    Ok(b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect())
 }
@@ -311,10 +325,16 @@ mod tests {
     #[test]
     fn parse_basic() {
         assert_eq!(parse_vector("[1,2.5,-3]").unwrap(), vec![1.0, 2.5, -3.0]);
-        assert_eq!(parse_vector(" [ 0.3 , 0.5,\n-0.1\t] ").unwrap(), vec![0.3, 0.5, -0.1]);
+        assert_eq!(
+            parse_vector(" [ 0.3 , 0.5,\n-0.1\t] ").unwrap(),
+            vec![0.3, 0.5, -0.1]
+        );
         assert_eq!(parse_vector("[]").unwrap(), Vec::<f32>::new());
         assert_eq!(parse_vector("[ ]").unwrap(), Vec::<f32>::new());
-        assert_eq!(parse_vector("[1e-05, 2E3, 1.5e+2, -0]").unwrap(), vec![1e-5, 2000.0, 150.0, -0.0]);
+        assert_eq!(
+            parse_vector("[1e-05, 2E3, 1.5e+2, -0]").unwrap(),
+            vec![1e-5, 2000.0, 150.0, -0.0]
+        );
         assert!(parse_vector("[-0]").unwrap()[0].is_sign_negative());
         assert_eq!(parse_vector("[1.000, 2.5]").unwrap(), vec![1.0, 2.5]);
     }
@@ -332,17 +352,29 @@ mod tests {
 
     #[test]
     fn parse_out_of_range() {
-        assert_eq!(err("[-1e39, 1e39]"), "value -1e+39 out of range for float32");
+        assert_eq!(
+            err("[-1e39, 1e39]"),
+            "value -1e+39 out of range for float32"
+        );
         assert_eq!(err("[1e39]"), "value 1e+39 out of range for float32");
         assert_eq!(err("[3.5e38]"), "value 3.5e+38 out of range for float32");
-        assert_eq!(err("[1.7976931348623157e308]"), "value 1.7976931348623157e+308 out of range for float32");
+        assert_eq!(
+            err("[1.7976931348623157e308]"),
+            "value 1.7976931348623157e+308 out of range for float32"
+        );
         // The largest float32 itself is fine.
-        assert_eq!(parse_vector("[3.4028234663852886e38]").unwrap(), vec![f32::MAX]);
+        assert_eq!(
+            parse_vector("[3.4028234663852886e38]").unwrap(),
+            vec![f32::MAX]
+        );
     }
 
     #[test]
     fn element_checks() {
-        assert_eq!(float64_to_element(f64::NAN).unwrap_err().to_string(), "NaN not allowed in vector");
+        assert_eq!(
+            float64_to_element(f64::NAN).unwrap_err().to_string(),
+            "NaN not allowed in vector"
+        );
         assert_eq!(
             float64_to_element(f64::INFINITY).unwrap_err().to_string(),
             "infinite value not allowed in vector"
@@ -351,9 +383,14 @@ mod tests {
             float64_to_element(-1e300).unwrap_err().to_string(),
             "value -1e+300 out of range for float32"
         );
-        assert_eq!(check_elements(&[1.0, f32::NAN]).unwrap_err().to_string(), "NaN not allowed in vector");
         assert_eq!(
-            check_elements(&[f32::NEG_INFINITY]).unwrap_err().to_string(),
+            check_elements(&[1.0, f32::NAN]).unwrap_err().to_string(),
+            "NaN not allowed in vector"
+        );
+        assert_eq!(
+            check_elements(&[f32::NEG_INFINITY])
+                .unwrap_err()
+                .to_string(),
             "infinite value not allowed in vector"
         );
         assert!(check_elements(&[1.0, 2.0]).is_ok());
@@ -386,11 +423,20 @@ mod tests {
         assert_eq!(format_vector(&[1e20]), "[100000000000000000000]");
         assert_eq!(format_vector(&[0.1, 0.3, -0.1]), "[0.1,0.3,-0.1]");
         assert_eq!(format_vector(&[1.1, 2.2, 3.3]), "[1.1,2.2,3.3]");
-        assert_eq!(format_vector(&[f32::MAX]), "[340282350000000000000000000000000000000]");
-        assert_eq!(format_vector(&[f32::MIN_POSITIVE]), format!("[0.{}11754944]", "0".repeat(37)));
+        assert_eq!(
+            format_vector(&[f32::MAX]),
+            "[340282350000000000000000000000000000000]"
+        );
+        assert_eq!(
+            format_vector(&[f32::MIN_POSITIVE]),
+            format!("[0.{}11754944]", "0".repeat(37))
+        );
         assert_eq!(format_vector(&[1.0 / 3.0]), "[0.33333334]");
         assert_eq!(format_vector(&[16777216.0]), "[16777216]");
-        assert_eq!(format_vector(&parse_vector("[1.000, 2.5]").unwrap()), "[1,2.5]");
+        assert_eq!(
+            format_vector(&parse_vector("[1.000, 2.5]").unwrap()),
+            "[1,2.5]"
+        );
     }
 
     #[test]
@@ -424,8 +470,14 @@ mod tests {
     #[test]
     fn compare() {
         assert_eq!(compare_vectors(&[], &[1.0]), Ordering::Less);
-        assert_eq!(compare_vectors(&[1.1, 2.2, 3.3], &[-1.1, 4.2]), Ordering::Greater);
-        assert_eq!(compare_vectors(&[1.1, 2.2, 3.3], &[1.1, 4.2]), Ordering::Less);
+        assert_eq!(
+            compare_vectors(&[1.1, 2.2, 3.3], &[-1.1, 4.2]),
+            Ordering::Greater
+        );
+        assert_eq!(
+            compare_vectors(&[1.1, 2.2, 3.3], &[1.1, 4.2]),
+            Ordering::Less
+        );
         assert_eq!(compare_vectors(&[1.0, 2.0], &[1.0, 2.0]), Ordering::Equal);
         assert_eq!(compare_vectors(&[1.0, 2.0], &[1.0]), Ordering::Greater);
     }

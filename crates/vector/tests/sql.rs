@@ -80,25 +80,44 @@ fn close(a: f64, b: f64) -> bool {
 #[tokio::test]
 async fn spec_examples() {
     let ctx = context();
-    assert_eq!(f64_of(&ctx, "SELECT vec_l2_distance('[0,3]','[4,0]')").await, Some(5.0));
-    assert_eq!(f64_of(&ctx, "SELECT vec_cosine_distance('[1,1]','[-1,-1]')").await, Some(2.0));
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_l2_distance('[0,3]','[4,0]')").await,
+        Some(5.0)
+    );
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_cosine_distance('[1,1]','[-1,-1]')").await,
+        Some(2.0)
+    );
     assert_eq!(
         f64_of(&ctx, "SELECT vec_negative_inner_product('[1,2]','[3,4]')").await,
         Some(-11.0)
     );
-    assert_eq!(f64_of(&ctx, "SELECT vec_l1_distance('[0,0]','[3,4]')").await, Some(7.0));
-    let c = f64_of(&ctx, "SELECT vec_cosine_distance('[1,2,3]','[4,5,6]')").await.unwrap();
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_l1_distance('[0,0]','[3,4]')").await,
+        Some(7.0)
+    );
+    let c = f64_of(&ctx, "SELECT vec_cosine_distance('[1,2,3]','[4,5,6]')")
+        .await
+        .unwrap();
     assert!(close(c, 0.025368153802923787), "{c}");
     assert_eq!(f64_of(&ctx, "SELECT vec_l2_norm('[3,4]')").await, Some(5.0));
     assert_eq!(i64_of(&ctx, "SELECT vec_dims('[1,2,3]')").await, Some(3));
     assert_eq!(i64_of(&ctx, "SELECT vec_dims('[]')").await, Some(0));
-    assert_eq!(str_of(&ctx, "SELECT vec_as_text('[1.000, 2.5]')").await.as_deref(), Some("[1,2.5]"));
+    assert_eq!(
+        str_of(&ctx, "SELECT vec_as_text('[1.000, 2.5]')")
+            .await
+            .as_deref(),
+        Some("[1,2.5]")
+    );
 }
 
 #[tokio::test]
 async fn upper_case_names() {
     let ctx = context();
-    assert_eq!(f64_of(&ctx, "SELECT VEC_L2_DISTANCE('[0,3]','[4,0]')").await, Some(5.0));
+    assert_eq!(
+        f64_of(&ctx, "SELECT VEC_L2_DISTANCE('[0,3]','[4,0]')").await,
+        Some(5.0)
+    );
     assert_eq!(i64_of(&ctx, "SELECT Vec_Dims('[1]')").await, Some(1));
 }
 
@@ -106,39 +125,82 @@ async fn upper_case_names() {
 async fn text_round_trip() {
     let ctx = context();
     assert_eq!(
-        str_of(&ctx, "SELECT vec_as_text(vec_from_text(' [ 1e-05 , -0, 1E20 ] '))").await.as_deref(),
+        str_of(
+            &ctx,
+            "SELECT vec_as_text(vec_from_text(' [ 1e-05 , -0, 1E20 ] '))"
+        )
+        .await
+        .as_deref(),
         Some("[0.00001,-0,100000000000000000000]")
     );
-    assert_eq!(str_of(&ctx, "SELECT vec_as_text('[]')").await.as_deref(), Some("[]"));
+    assert_eq!(
+        str_of(&ctx, "SELECT vec_as_text('[]')").await.as_deref(),
+        Some("[]")
+    );
     let v = one(&ctx, "SELECT vec_from_text('[1,2.5]')").await;
     assert_eq!(v.data_type(), vector_data_type());
-    let batches = run(&ctx, "SELECT vec_from_text('[1,2.5]') AS v").await.unwrap();
-    assert_eq!(batches[0].schema().field(0).data_type(), &vector_data_type());
-    assert_eq!(i64_of(&ctx, "SELECT vec_dims(vec_from_text('[1,2.5]'))").await, Some(2));
+    let batches = run(&ctx, "SELECT vec_from_text('[1,2.5]') AS v")
+        .await
+        .unwrap();
+    assert_eq!(
+        batches[0].schema().field(0).data_type(),
+        &vector_data_type()
+    );
+    assert_eq!(
+        i64_of(&ctx, "SELECT vec_dims(vec_from_text('[1,2.5]'))").await,
+        Some(2)
+    );
 }
 
 #[tokio::test]
 async fn nulls() {
     let ctx = context();
-    assert_eq!(f64_of(&ctx, "SELECT vec_l2_distance(NULL, '[1]')").await, None);
-    assert_eq!(f64_of(&ctx, "SELECT vec_l1_distance('[1]', NULL)").await, None);
-    assert_eq!(f64_of(&ctx, "SELECT vec_cosine_distance(NULL, NULL)").await, None);
-    assert_eq!(f64_of(&ctx, "SELECT vec_negative_inner_product(NULL, '[1]')").await, None);
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_l2_distance(NULL, '[1]')").await,
+        None
+    );
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_l1_distance('[1]', NULL)").await,
+        None
+    );
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_cosine_distance(NULL, NULL)").await,
+        None
+    );
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_negative_inner_product(NULL, '[1]')").await,
+        None
+    );
     assert_eq!(f64_of(&ctx, "SELECT vec_l2_norm(NULL)").await, None);
     assert_eq!(i64_of(&ctx, "SELECT vec_dims(NULL)").await, None);
     assert_eq!(str_of(&ctx, "SELECT vec_as_text(NULL)").await, None);
     assert!(one(&ctx, "SELECT vec_from_text(NULL)").await.is_null());
-    assert_eq!(f64_of(&ctx, "SELECT vec_l2_distance(CAST(NULL AS VARCHAR), '[1]')").await, None);
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_l2_distance(CAST(NULL AS VARCHAR), '[1]')").await,
+        None
+    );
     // NULL wins over a dimension mismatch.
-    assert_eq!(f64_of(&ctx, "SELECT vec_l2_distance(NULL, '[1,2,3]')").await, None);
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_l2_distance(NULL, '[1,2,3]')").await,
+        None
+    );
 }
 
 #[tokio::test]
 async fn zero_vector_cosine_is_null() {
     let ctx = context();
-    assert_eq!(f64_of(&ctx, "SELECT vec_cosine_distance('[0,0]','[1,2]')").await, None);
-    assert_eq!(f64_of(&ctx, "SELECT vec_cosine_distance('[]','[]')").await, None);
-    assert_eq!(f64_of(&ctx, "SELECT vec_l2_distance('[]','[]')").await, Some(0.0));
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_cosine_distance('[0,0]','[1,2]')").await,
+        None
+    );
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_cosine_distance('[]','[]')").await,
+        None
+    );
+    assert_eq!(
+        f64_of(&ctx, "SELECT vec_l2_distance('[]','[]')").await,
+        Some(0.0)
+    );
 }
 
 #[tokio::test]
@@ -152,14 +214,23 @@ async fn errors() {
         error_of(&ctx, "SELECT vec_cosine_distance('[1,2,3]','[1]')").await,
         "vectors have different dimensions: 3 and 1"
     );
-    assert_eq!(error_of(&ctx, "SELECT vec_dims('[1,')").await, "Invalid vector text: [1,");
-    assert_eq!(error_of(&ctx, "SELECT vec_from_text('abc')").await, "Invalid vector text: abc");
+    assert_eq!(
+        error_of(&ctx, "SELECT vec_dims('[1,')").await,
+        "Invalid vector text: [1,"
+    );
+    assert_eq!(
+        error_of(&ctx, "SELECT vec_from_text('abc')").await,
+        "Invalid vector text: abc"
+    );
     assert_eq!(
         error_of(&ctx, "SELECT vec_from_text('[1e39]')").await,
         "value 1e+39 out of range for float32"
     );
     // Raised by the type check (DataFusion wraps it).
-    let e = run(&ctx, "SELECT vec_dims(1)").await.unwrap_err().to_string();
+    let e = run(&ctx, "SELECT vec_dims(1)")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("cannot cast from bigint to vector"), "{e}");
 }
 
@@ -170,7 +241,10 @@ async fn parameter_count() {
         ("SELECT vec_dims('[1]', '[2]')", "VEC_DIMS"),
         ("SELECT vec_dims()", "VEC_DIMS"),
         ("SELECT vec_l2_distance('[1]')", "VEC_L2_DISTANCE"),
-        ("SELECT vec_cosine_distance('[1]', '[1]', '[1]')", "VEC_COSINE_DISTANCE"),
+        (
+            "SELECT vec_cosine_distance('[1]', '[1]', '[1]')",
+            "VEC_COSINE_DISTANCE",
+        ),
         ("SELECT VEC_AS_TEXT()", "VEC_AS_TEXT"),
         ("SELECT vec_from_text('[1]', 2)", "VEC_FROM_TEXT"),
         ("SELECT vec_l2_norm()", "VEC_L2_NORM"),
@@ -222,13 +296,13 @@ async fn items(ctx: &SessionContext) {
         let ids = Int64Array::from(chunk.iter().map(|r| r.0).collect::<Vec<_>>());
         let vs = list_f32(&chunk.iter().map(|r| r.1).collect::<Vec<_>>());
         let ss = StringArray::from(
-            chunk.iter().map(|r| r.1.map(embedb_vector::format_vector)).collect::<Vec<_>>(),
+            chunk
+                .iter()
+                .map(|r| r.1.map(embedb_vector::format_vector))
+                .collect::<Vec<_>>(),
         );
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(ids), vs, Arc::new(ss)],
-        )
-        .unwrap();
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), vs, Arc::new(ss)]).unwrap();
         partitions.push(vec![batch]);
     }
     let table = MemTable::try_new(schema, partitions).unwrap();
@@ -258,18 +332,63 @@ async fn column_against_constant() {
     let ctx = context();
     items(&ctx).await;
     let d = f64s(
-        column(&ctx, "SELECT id, vec_l2_distance(v, '[0,0]') FROM t ORDER BY id", 1).await,
+        column(
+            &ctx,
+            "SELECT id, vec_l2_distance(v, '[0,0]') FROM t ORDER BY id",
+            1,
+        )
+        .await,
     );
-    assert_eq!(d, vec![Some(1.0), Some(1.0), Some(2f64.sqrt()), None, Some(1.0), Some(0.0), Some(5.0)]);
+    assert_eq!(
+        d,
+        vec![
+            Some(1.0),
+            Some(1.0),
+            Some(2f64.sqrt()),
+            None,
+            Some(1.0),
+            Some(0.0),
+            Some(5.0)
+        ]
+    );
     // Constant first.
     let d = f64s(
-        column(&ctx, "SELECT id, vec_l1_distance('[0,0]', v) FROM t ORDER BY id", 1).await,
+        column(
+            &ctx,
+            "SELECT id, vec_l1_distance('[0,0]', v) FROM t ORDER BY id",
+            1,
+        )
+        .await,
     );
-    assert_eq!(d, vec![Some(1.0), Some(1.0), Some(2.0), None, Some(1.0), Some(0.0), Some(7.0)]);
+    assert_eq!(
+        d,
+        vec![
+            Some(1.0),
+            Some(1.0),
+            Some(2.0),
+            None,
+            Some(1.0),
+            Some(0.0),
+            Some(7.0)
+        ]
+    );
     let d = f64s(
-        column(&ctx, "SELECT id, vec_cosine_distance('[1,0]', v) FROM t ORDER BY id", 1).await,
+        column(
+            &ctx,
+            "SELECT id, vec_cosine_distance('[1,0]', v) FROM t ORDER BY id",
+            1,
+        )
+        .await,
     );
-    let want = [Some(0.0), Some(1.0), Some(1.0 - 0.5f64.sqrt()), None, Some(2.0), None, Some(0.4)];
+    let want = [
+        Some(0.0),
+        Some(1.0),
+        Some(1.0 - 0.5f64.sqrt()),
+        None,
+        Some(2.0),
+        None,
+        Some(0.4),
+    ];
     assert_eq!(d.len(), want.len());
     for (got, want) in d.iter().zip(want) {
         match (got, want) {
@@ -279,10 +398,25 @@ async fn column_against_constant() {
         }
     }
     let d = f64s(
-        column(&ctx, "SELECT id, vec_negative_inner_product(v, '[2,3]') FROM t ORDER BY id", 1)
-            .await,
+        column(
+            &ctx,
+            "SELECT id, vec_negative_inner_product(v, '[2,3]') FROM t ORDER BY id",
+            1,
+        )
+        .await,
     );
-    assert_eq!(d, vec![Some(-2.0), Some(-3.0), Some(-5.0), None, Some(2.0), Some(-0.0), Some(-18.0)]);
+    assert_eq!(
+        d,
+        vec![
+            Some(-2.0),
+            Some(-3.0),
+            Some(-5.0),
+            None,
+            Some(2.0),
+            Some(-0.0),
+            Some(-18.0)
+        ]
+    );
     let n = f64s(column(&ctx, "SELECT id, vec_l2_norm(v) FROM t ORDER BY id", 1).await);
     assert_eq!(n[6], Some(5.0));
     assert_eq!(n[3], None);
@@ -298,27 +432,26 @@ async fn column_against_constant() {
 async fn order_by_distance_limit() {
     let ctx = context();
     items(&ctx).await;
-    let got = ids(
-        column(
-            &ctx,
-            "SELECT id FROM t ORDER BY vec_cosine_distance(v, '[1, 0.1]') LIMIT 2",
-            0,
-        )
-        .await,
-    );
+    let got = ids(column(
+        &ctx,
+        "SELECT id FROM t ORDER BY vec_cosine_distance(v, '[1, 0.1]') LIMIT 2",
+        0,
+    )
+    .await);
     assert_eq!(got, vec![1, 3]);
-    let got = ids(
-        column(&ctx, "SELECT id FROM t ORDER BY VEC_L2_DISTANCE(v, '[3,3]') LIMIT 2", 0).await,
-    );
+    let got = ids(column(
+        &ctx,
+        "SELECT id FROM t ORDER BY VEC_L2_DISTANCE(v, '[3,3]') LIMIT 2",
+        0,
+    )
+    .await);
     assert_eq!(got, vec![7, 3]);
-    let got = ids(
-        column(
-            &ctx,
-            "SELECT id, vec_l2_distance(v, '[-1,0.2]') AS d FROM t WHERE id <> 6 ORDER BY d LIMIT 3",
-            0,
-        )
-        .await,
-    );
+    let got = ids(column(
+        &ctx,
+        "SELECT id, vec_l2_distance(v, '[-1,0.2]') AS d FROM t WHERE id <> 6 ORDER BY d LIMIT 3",
+        0,
+    )
+    .await);
     assert_eq!(got, vec![5, 2, 1]);
 }
 
@@ -327,8 +460,26 @@ async fn column_against_column() {
     let ctx = context();
     items(&ctx).await;
     // Text column parsed per row, vector column read in place.
-    let d = f64s(column(&ctx, "SELECT id, vec_l2_distance(v, s) FROM t ORDER BY id", 1).await);
-    assert_eq!(d, vec![Some(0.0), Some(0.0), Some(0.0), None, Some(0.0), Some(0.0), Some(0.0)]);
+    let d = f64s(
+        column(
+            &ctx,
+            "SELECT id, vec_l2_distance(v, s) FROM t ORDER BY id",
+            1,
+        )
+        .await,
+    );
+    assert_eq!(
+        d,
+        vec![
+            Some(0.0),
+            Some(0.0),
+            Some(0.0),
+            None,
+            Some(0.0),
+            Some(0.0),
+            Some(0.0)
+        ]
+    );
     let d = f64s(
         column(
             &ctx,
@@ -337,7 +488,10 @@ async fn column_against_column() {
         )
         .await,
     );
-    assert_eq!(d, vec![Some(2.0), Some(1.0), None, None, Some(1.0), Some(7.0)]);
+    assert_eq!(
+        d,
+        vec![Some(2.0), Some(1.0), None, None, Some(1.0), Some(7.0)]
+    );
     let text = column(&ctx, "SELECT id, vec_as_text(s) FROM t ORDER BY id", 1).await;
     assert_eq!(text[1], ScalarValue::Utf8(Some("[0,1]".into())));
 }
@@ -383,11 +537,26 @@ async fn other_list_layouts() {
         vec![Arc::new(Int64Array::from(vec![1, 2, 3])), large, fixed],
     )
     .unwrap();
-    ctx.register_table("u", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
-        .unwrap();
-    let d = f64s(column(&ctx, "SELECT id, vec_l2_distance(a, b) FROM u ORDER BY id", 1).await);
+    ctx.register_table(
+        "u",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()),
+    )
+    .unwrap();
+    let d = f64s(
+        column(
+            &ctx,
+            "SELECT id, vec_l2_distance(a, b) FROM u ORDER BY id",
+            1,
+        )
+        .await,
+    );
     assert_eq!(d, vec![Some(5.0), None, None]);
-    let t = column(&ctx, "SELECT id, vec_as_text(a), vec_as_text(b) FROM u ORDER BY id", 1).await;
+    let t = column(
+        &ctx,
+        "SELECT id, vec_as_text(a), vec_as_text(b) FROM u ORDER BY id",
+        1,
+    )
+    .await;
     assert_eq!(t[0], ScalarValue::Utf8(Some("[3,4]".into())));
     let t = column(&ctx, "SELECT id, vec_as_text(b) FROM u ORDER BY id", 1).await;
     assert_eq!(t[1], ScalarValue::Utf8(Some("[1,1]".into())));
@@ -399,11 +568,15 @@ async fn other_list_layouts() {
 async fn add_and_sub() {
     let ctx = context();
     assert_eq!(
-        str_of(&ctx, "SELECT vec_as_text(vec_add('[1,2]', '[3,4.5]'))").await.as_deref(),
+        str_of(&ctx, "SELECT vec_as_text(vec_add('[1,2]', '[3,4.5]'))")
+            .await
+            .as_deref(),
         Some("[4,6.5]")
     );
     assert_eq!(
-        str_of(&ctx, "SELECT vec_as_text(vec_sub('[1,2]', '[3,4.5]'))").await.as_deref(),
+        str_of(&ctx, "SELECT vec_as_text(vec_sub('[1,2]', '[3,4.5]'))")
+            .await
+            .as_deref(),
         Some("[-2,-2.5]")
     );
     assert!(one(&ctx, "SELECT vec_add(NULL, '[1]')").await.is_null());
