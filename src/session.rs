@@ -142,10 +142,7 @@ impl Session {
             o.sql_parser.default_null_ordering = "nulls_min".into();
             o.execution.parquet.schema_force_view_types = false;
         }
-        let ctx = SessionContext::new_with_config(cfg);
-        for f in functions::all_udfs() {
-            ctx.register_udf(f);
-        }
+        let ctx = new_context(cfg);
         let vars = engine.globals.read().clone();
         Session {
             engine,
@@ -547,6 +544,23 @@ impl Session {
     pub fn secret_var(&self, name: &str) -> Option<String> {
         self.engine.globals.read().get(&name.to_ascii_lowercase()).cloned().filter(|v| !v.is_empty())
     }
+}
+
+/// A DataFusion context with MySQL's implicit conversions (`sql::coerce`) ahead of DataFusion's
+/// own type coercion, and our functions registered.
+pub fn new_context(cfg: SessionConfig) -> SessionContext {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    rules.insert(0, Arc::new(crate::sql::coerce::MysqlCoercion));
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(cfg)
+        .with_default_features()
+        .with_analyzer_rules(rules)
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    for f in functions::all_udfs() {
+        ctx.register_udf(f);
+    }
+    ctx
 }
 
 pub fn scalar_text(v: &datafusion::common::ScalarValue) -> String {

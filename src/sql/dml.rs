@@ -24,7 +24,6 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::execution::context::SessionContext;
 use datafusion::sql::sqlparser::ast::{self, Expr, SetExpr, Statement, Value};
 use embedb_storage::codec::Datum;
 use embedb_storage::Txn;
@@ -34,7 +33,7 @@ use crate::session::{Output, Session};
 use crate::sql::catalog::{Catalog, ColumnInfo, TableInfo};
 use crate::sql::context::PlanScope;
 use crate::sql::types::{self, coerce, Target};
-use crate::sql::{functions, parser, rewrite};
+use crate::sql::{parser, rewrite};
 use crate::storage::table::{self, Row, HANDLE_COLUMN};
 
 /// One value of a source row: an evaluated value, or the DEFAULT keyword.
@@ -624,10 +623,7 @@ async fn eval_over_rows(
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| SqlError::other(e.to_string()))?;
-    let ctx = SessionContext::new();
-    for f in functions::all_udfs() {
-        ctx.register_udf(f);
-    }
+    let ctx = crate::session::new_context(datafusion::prelude::SessionConfig::new());
     let mem = MemTable::try_new(schema, vec![vec![batch]])?;
     ctx.register_table("__rows", Arc::new(mem))?;
     let items: Vec<String> = exprs.iter().enumerate().map(|(k, e)| format!("{e} AS `e{k}`")).collect();

@@ -15,6 +15,7 @@
 //! catalog view of the transaction, with our `functions` registered as UDFs.
 
 pub mod catalog;
+pub mod coerce;
 pub mod context;
 pub mod ddl;
 pub mod dml;

@@ -405,6 +405,26 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             }
             _ => {}
         },
+        Expr::BinaryOp { op: BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Modulo, left, right } => {
+            // A string literal in arithmetic is a number to MySQL ('3' + 1 = 4); vector text stays
+            // text (the plan rule in `sql::coerce` makes it a vector).
+            for side in [left, right] {
+                if let Expr::Value(v) = side.as_ref() {
+                    if let Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) = &v.value {
+                        if !s.trim_start().starts_with('[') {
+                            let inner = std::mem::replace(side.as_mut(), Expr::value(Value::Null));
+                            **side = Expr::Cast {
+                                kind: CastKind::Cast,
+                                expr: Box::new(inner),
+                                data_type: DataType::Double(ExactNumberInfo::None),
+                                array: false,
+                                format: None,
+                            };
+                        }
+                    }
+                }
+            }
+        }
         Expr::BinaryOp { op: BinaryOperator::MyIntegerDivide, left, right } => {
             // a DIV b: integer division truncating toward zero, NULL on division by zero.
             let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));

@@ -10,7 +10,6 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
-use datafusion::execution::context::SessionContext;
 use embedb_storage::Txn;
 
 use crate::error::{Result, SqlError};
@@ -611,7 +610,7 @@ async fn finish(t: ShowTable, like_pat: Option<String>, where_expr: Option<Strin
     let Some(w) = where_expr else {
         return Ok(Output::Rows { schema, batches: vec![batch] });
     };
-    let ctx = SessionContext::new();
+    let ctx = crate::session::new_context(datafusion::prelude::SessionConfig::new());
     ctx.register_table("__show", Arc::new(MemTable::try_new(schema.clone(), vec![vec![batch]])?))?;
     let mut stmt = crate::sql::parser::parse_one(&format!("SELECT * FROM __show WHERE {w}"))?;
     crate::sql::rewrite::rewrite_statement(&mut stmt, session)?;

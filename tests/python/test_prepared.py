@@ -198,7 +198,6 @@ def test_max_datetime6(pcur, conn) -> None:
     assert pcur.fetchall() == [(top,)]
 
 
-@pytest.mark.xfail(strict=True, reason="comparing a VECTOR column with a string literal is not implicitly cast yet (issue 3 note)")
 def test_vector_column_compared_with_string_param(ptable) -> None:
     """TiDB compares a VECTOR with a vector-text string by casting the string
     to VECTOR (`WHERE v = '[1,2,3]'`); here the string is a STRING parameter."""
@@ -243,7 +242,6 @@ def test_select_param_echo_bytes(pcur) -> None:
     assert got == payload
 
 
-@pytest.mark.xfail(strict=True, reason="string operands in arithmetic ('1.25' * 2) are not coerced to numbers yet (issue 3 note)")
 def test_params_in_expressions(pcur) -> None:
     pcur.execute("SELECT %s + %s, %s * 2, CONCAT(%s, %s), LENGTH(%s), %s < %s",
                  (1, 2, Decimal("1.25"), "a'", "b\\", "ünï", 3, 10))

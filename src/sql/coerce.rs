@@ -1,0 +1,96 @@
+//! MySQL's implicit conversions that DataFusion does not make, as a DataFusion analyzer rule that
+//! runs before DataFusion's own type coercion:
+//! - a VECTOR compared with a string (`v = '[1,2,3]'`) compares with the string parsed as a vector;
+//! - `+` / `-` between vectors (or a vector and its text) are element-wise (`vec_add` / `vec_sub`);
+//! - `CAST(vector AS CHAR)` gives the vector's text form `[1,2.5]`;
+//! - arithmetic between a string and a number converts the string to a number (`'3' + 1` = 4).
+//! Types are known here (each expression is typed against its node's input schema), which is why
+//! this is a plan rule rather than an AST rewrite.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator, ScalarUDF};
+use datafusion::optimizer::AnalyzerRule;
+use embedb_vector::{is_vector_type, udf, VectorFunction};
+
+#[derive(Debug, Default)]
+pub struct MysqlCoercion;
+
+fn is_string(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+fn call(f: ScalarUDF, args: Vec<Expr>) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(f), args))
+}
+
+fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // CAST(vector AS CHAR) prints TiDB's text form, as VEC_AS_TEXT does.
+    if let Expr::Cast(c) = &e {
+        if is_string(c.field.data_type()) && c.expr.get_type(schema).is_ok_and(|t| is_vector_type(&t)) {
+            let Expr::Cast(c) = e else { unreachable!() };
+            return Ok(Transformed::yes(call(udf(VectorFunction::AsText), vec![*c.expr])));
+        }
+    }
+    let Expr::BinaryExpr(b) = &e else { return Ok(Transformed::no(e)) };
+    let (Ok(lt), Ok(rt)) = (b.left.get_type(schema), b.right.get_type(schema)) else {
+        return Ok(Transformed::no(e));
+    };
+    let (lv, rv) = (is_vector_type(&lt), is_vector_type(&rt));
+    let (ls, rs) = (is_string(&lt), is_string(&rt));
+    let op = b.op;
+    let Expr::BinaryExpr(BinaryExpr { left, right, .. }) = e else { unreachable!() };
+    let (left, right) = (*left, *right);
+    let out = match op {
+        Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+        | Operator::IsDistinctFrom | Operator::IsNotDistinctFrom
+            if (lv && rs) || (ls && rv) =>
+        {
+            let text = |x: Expr, s: bool| if s { call(udf(VectorFunction::FromText), vec![x]) } else { x };
+            Expr::BinaryExpr(BinaryExpr::new(Box::new(text(left, ls)), op, Box::new(text(right, rs))))
+        }
+        Operator::Plus | Operator::Minus if (lv || rv) && (lv || ls) && (rv || rs) => {
+            let f = if op == Operator::Plus { VectorFunction::Add } else { VectorFunction::Sub };
+            call(udf(f), vec![left, right])
+        }
+        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Modulo
+            if (ls && (rt.is_numeric() || rs)) || (rs && lt.is_numeric()) =>
+        {
+            let num = |x: Expr, s: bool| if s { Expr::Cast(Cast::new(Box::new(x), DataType::Float64)) } else { x };
+            Expr::BinaryExpr(BinaryExpr::new(Box::new(num(left, ls)), op, Box::new(num(right, rs))))
+        }
+        _ => return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right))))),
+    };
+    Ok(Transformed::yes(out))
+}
+
+impl AnalyzerRule for MysqlCoercion {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let inputs = node.inputs();
+            let mut schema = match inputs.first() {
+                Some(i) => i.schema().as_ref().clone(),
+                None => DFSchema::empty(),
+            };
+            for i in inputs.iter().skip(1) {
+                schema.merge(i.schema());
+            }
+            let t = node.map_expressions(|e| e.transform_up(|x| rewrite(x, &schema)))?;
+            if t.transformed {
+                Ok(Transformed::yes(t.data.recompute_schema()?))
+            } else {
+                Ok(t)
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "mysql_coercion"
+    }
+}
