@@ -138,6 +138,7 @@ impl Session {
         {
             let o = cfg.options_mut();
             o.sql_parser.enable_ident_normalization = true;
+            o.sql_parser.parse_float_as_decimal = true;
             o.sql_parser.map_string_types_to_utf8view = false;
             o.sql_parser.default_null_ordering = "nulls_min".into();
             o.execution.parquet.schema_force_view_types = false;

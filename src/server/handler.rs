@@ -428,8 +428,9 @@ fn literal(v: &Value) -> String {
         Value::Null => "NULL".into(),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::Float(f) => format!("{}", f),
-        Value::Double(d) => format!("{:e}", d),
+        Value::Float(f) => format!("CAST('{:e}' AS FLOAT)", f),
+        // Exact literals are DECIMALs; a DOUBLE parameter stays a DOUBLE.
+        Value::Double(d) => format!("CAST('{:e}' AS DOUBLE)", d),
         Value::Bytes(b) => match std::str::from_utf8(b) {
             Ok(s) => {
                 let mut q = String::with_capacity(s.len() + 2);

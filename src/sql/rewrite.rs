@@ -425,6 +425,18 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 }
             }
         }
+        Expr::Floor { field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime), .. }
+        | Expr::Ceil { field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime), .. } => {
+            // MySQL's FLOOR/CEIL give an integral value (no fractional digits).
+            let inner = std::mem::replace(e, Expr::value(Value::Null));
+            *e = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(inner),
+                data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(38, 0)),
+                array: false,
+                format: None,
+            };
+        }
         Expr::BinaryOp { op: BinaryOperator::MyIntegerDivide, left, right } => {
             // a DIV b: integer division truncating toward zero, NULL on division by zero.
             let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
