@@ -260,6 +260,17 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
         Expr::Identifier(id) => {
             id.value = id.value.to_lowercase();
         }
+        Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.contains(['e', 'E'])) => {
+            // 1e-05, 0.5e0: approximate-value literals are DOUBLEs (exact ones are DECIMALs).
+            let Value::Number(n, _) = &v.value else { unreachable!() };
+            *e = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(lit_str(n.clone())),
+                data_type: DataType::Double(ExactNumberInfo::None),
+                array: false,
+                format: None,
+            };
+        }
         Expr::Value(v) if matches!(v.value, Value::Boolean(_)) => {
             // MySQL's TRUE and FALSE are the integers 1 and 0.
             let one = matches!(v.value, Value::Boolean(true));
