@@ -126,6 +126,13 @@ impl Session {
                 let c = &info.columns[ci];
                 values[ci] = match &src[k] {
                     Source::Default => self.column_default_value(c).await?,
+                    Source::Value(v) if ins.ignore => {
+                        let (d, warning) = types::coerce_lenient(v, &c.ty, &Target { column: &c.name, row: ri + 1 })?;
+                        if let Some(w) = warning {
+                            self.warn(w.code, w.message);
+                        }
+                        d
+                    }
                     Source::Value(v) => coerce(v, &c.ty, &Target { column: &c.name, row: ri + 1 })?,
                 };
                 given[ci] = true;
@@ -174,7 +181,16 @@ impl Session {
         }
         self.fill_generated(&info, &mut rows, None).await?;
         assign_handles(self, &info, &mut rows)?;
-        for (i, r) in rows.iter().enumerate() {
+        for (i, r) in rows.iter_mut().enumerate() {
+            if ins.ignore {
+                // IGNORE stores the type's zero for NULL in a NOT NULL column, with a warning.
+                for (c, v) in info.columns.iter().zip(r.values.iter_mut()) {
+                    if !c.nullable && matches!(v, Datum::Null) {
+                        *v = types::zero_value(&c.ty);
+                        self.warnings.push(crate::session::Warning { level: "Warning", code: 1048, message: format!("Column '{}' cannot be null", c.name) });
+                    }
+                }
+            }
             check_not_null(&info, r, i + 1)?;
         }
 

@@ -896,3 +896,70 @@ pub fn datum_display(d: &Datum) -> String {
         Datum::DateTime(m) => micros_to_datetime(*m).map(|d| format_datetime(&d, 0)).unwrap_or_default(),
     }
 }
+
+/// The value MySQL stores instead of a bad one under INSERT IGNORE (or non-strict mode), and
+/// the error to report as a warning: out-of-range numbers are clamped, long strings truncated,
+/// unparsable values become the type's zero.
+pub fn coerce_lenient(v: &ScalarValue, ty: &SqlType, t: &Target) -> Result<(Datum, Option<SqlError>)> {
+    match coerce(v, ty, t) {
+        Ok(d) => Ok((d, None)),
+        Err(e) => {
+            let fallback = match (e.code, ty) {
+                (1264, SqlType::Int { kind, unsigned, .. }) => {
+                    let (lo, hi) = int_range(*kind, *unsigned);
+                    let x = match loosen(v)? {
+                        Loose::Int(i) => i,
+                        Loose::Float(f) => f.round().clamp(-1e38, 1e38) as i128,
+                        Loose::Decimal(d, s) => rescale(d, s, 0),
+                        Loose::Str(s) => parse_number(&s).map(|f| f.clamp(-1e38, 1e38) as i128).unwrap_or(0),
+                        _ => 0,
+                    };
+                    let c = x.clamp(lo, hi);
+                    if *unsigned && c > i64::MAX as i128 { Datum::UInt(c as u64) } else { Datum::Int(c as i64) }
+                }
+                (1264, SqlType::Float) => {
+                    let neg = matches!(loosen(v)?, Loose::Float(f) if f < 0.0) || matches!(loosen(v)?, Loose::Int(i) if i < 0);
+                    Datum::Float(if neg { -(f32::MAX as f64) } else { f32::MAX as f64 })
+                }
+                (1264, SqlType::Decimal { precision, scale }) => {
+                    let max = 10i128.pow(*precision as u32) - 1;
+                    let neg = v.to_string().trim_start().starts_with('-');
+                    Datum::Decimal { value: if neg { -max } else { max }, scale: *scale }
+                }
+                (1406, SqlType::Char(n) | SqlType::VarChar(n)) => {
+                    let s = loose_to_string(loosen(v)?);
+                    Datum::Bytes(s.chars().take(*n as usize).collect::<String>().into_bytes())
+                }
+                (1406, SqlType::Binary(n) | SqlType::VarBinary(n)) => {
+                    let mut b = loose_to_bytes(loosen(v)?);
+                    b.truncate(*n as usize);
+                    Datum::Bytes(b)
+                }
+                (1406, SqlType::Text(k) | SqlType::Blob(k)) => {
+                    let mut b = loose_to_bytes(loosen(v)?);
+                    b.truncate(lob_max(*k));
+                    Datum::Bytes(b)
+                }
+                (1366 | 1292, _) => zero_value(ty),
+                _ => return Err(e),
+            };
+            Ok((fallback, Some(e)))
+        }
+    }
+}
+
+/// The implicit zero of a type (what MySQL stores for NULL in a NOT NULL column under IGNORE).
+pub fn zero_value(ty: &SqlType) -> Datum {
+    match ty {
+        SqlType::Int { .. } | SqlType::Year => Datum::Int(0),
+        SqlType::Float | SqlType::Double => Datum::Float(0.0),
+        SqlType::Decimal { scale, .. } => Datum::Decimal { value: 0, scale: *scale },
+        SqlType::Char(_) | SqlType::VarChar(_) | SqlType::Text(_) | SqlType::Binary(_) | SqlType::VarBinary(_) | SqlType::Blob(_) | SqlType::Time(_) => {
+            Datum::Bytes(Vec::new())
+        }
+        SqlType::Json => Datum::Bytes(b"null".to_vec()),
+        SqlType::Date => Datum::Date(0),
+        SqlType::DateTime(_) | SqlType::Timestamp(_) => Datum::DateTime(0),
+        SqlType::Vector(_) => Datum::Vector(Vec::new()),
+    }
+}
