@@ -202,6 +202,7 @@ impl Session {
             info.columns.push(col);
         }
         let mut plain: Vec<(Option<String>, Vec<String>)> = Vec::new();
+        let mut comments: Vec<(Option<String>, String)> = Vec::new();
         for c in &ct.constraints {
             match c {
                 TableConstraint::PrimaryKey(p) => {
@@ -216,7 +217,11 @@ impl Session {
                 }
                 TableConstraint::Index(ix) => {
                     let cols = ix.columns.iter().map(|c| index_column_name(&c.column.expr)).collect::<Result<_>>()?;
-                    plain.push((ix.name.as_ref().map(|i| i.value.clone()), cols));
+                    let name = ix.name.as_ref().map(|i| i.value.clone());
+                    if let Some(c) = index_comment(&ix.index_options) {
+                        comments.push((name.clone(), c));
+                    }
+                    plain.push((name, cols));
                 }
                 TableConstraint::FulltextOrSpatial(f) if f.fulltext => {
                     let cols: Vec<String> = f.columns.iter().map(|c| index_column_name(&c.column.expr)).collect::<Result<_>>()?;
@@ -266,7 +271,13 @@ impl Session {
             add_index_def(&mut info, name, cols, true)?;
         }
         for (name, cols) in plain {
-            add_index_def(&mut info, name, cols, false)?;
+            let comment = comments.iter().find(|(n, _)| n.is_some() && *n == name).map(|(_, c)| c.clone());
+            let ix = add_index_def(&mut info, name, cols, false)?;
+            if let Some(c) = comment {
+                if let Some(last) = info.indexes.iter_mut().find(|i| i.id == ix.id) {
+                    last.comment = c;
+                }
+            }
         }
         if let Some(ai) = info.columns.iter().find(|c| c.auto_increment) {
             let k = ai.key();
@@ -423,6 +434,13 @@ fn rename_table(cat: &Catalog, db: &str, old: &str, ndb: &str, new: &str) -> Res
     info.db = ndb.to_string();
     info.name = new.to_string();
     cat.put_table(&info)
+}
+
+fn index_comment(opts: &[ast::IndexOption]) -> Option<String> {
+    opts.iter().find_map(|o| match o {
+        ast::IndexOption::Comment(c) => Some(c.clone()),
+        _ => None,
+    })
 }
 
 fn first_words(s: &str) -> String {

@@ -457,7 +457,7 @@ fn columns_table(info: &TableInfo, full: bool) -> ShowTable {
             r.extend([
                 s(if c.nullable { "YES" } else { "NO" }),
                 s(column_key(info, &c.name)),
-                c.default.clone().map(|d| s(unquote(&d))).unwrap_or(null()),
+                default_display(c).map(|(d, _)| s(d)).unwrap_or(null()),
                 s(extra),
             ]);
             if full {
@@ -521,6 +521,51 @@ fn index_table(info: &TableInfo) -> ShowTable {
     ShowTable { headers, dynamic_first: None, rows }
 }
 
+fn comment_suffix(c: &str) -> String {
+    if c.is_empty() {
+        String::new()
+    } else {
+        format!(" COMMENT '{}'", c.replace('\'', "''"))
+    }
+}
+
+/// A column's DEFAULT as MySQL shows it: literal values in the column's own format and quoted
+/// (`'1.500'` for DECIMAL(8,3)), expressions such as CURRENT_TIMESTAMP as they are. None: no
+/// default, or DEFAULT NULL.
+pub fn default_display(c: &crate::sql::catalog::ColumnInfo) -> Option<(String, bool)> {
+    use datafusion::sql::sqlparser::ast::{Expr as E, UnaryOperator, Value as V};
+    let text = c.default.as_ref()?;
+    let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
+    let expr = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(text).ok()?.parse_expr().ok()?;
+    let lit = match &expr {
+        E::Value(v) => match &v.value {
+            V::Null => return None,
+            V::Number(n, _) => Some(n.clone()),
+            V::SingleQuotedString(s) | V::DoubleQuotedString(s) => Some(s.clone()),
+            V::Boolean(b) => Some(if *b { "1".into() } else { "0".into() }),
+            _ => None,
+        },
+        E::UnaryOp { op: UnaryOperator::Minus, expr } => match expr.as_ref() {
+            E::Value(v) => match &v.value {
+                V::Number(n, _) => Some(format!("-{n}")),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
+    match lit {
+        Some(s) => {
+            let t = crate::sql::types::Target { column: &c.name, row: 1 };
+            let shown = crate::sql::types::coerce(&ScalarValue::Utf8(Some(s.clone())), &c.ty, &t)
+                .map(|d| crate::sql::types::datum_display(&d))
+                .unwrap_or(s);
+            Some((shown, true))
+        }
+        None => Some((text.to_ascii_uppercase().replace("NOW()", "CURRENT_TIMESTAMP"), false)),
+    }
+}
+
 /// `SHOW CREATE TABLE` text, TiDB style.
 pub fn show_create_table(info: &TableInfo) -> String {
     let mut lines = Vec::new();
@@ -531,12 +576,16 @@ pub fn show_create_table(info: &TableInfo) -> String {
         }
         if !c.nullable {
             l.push_str(" NOT NULL");
+        } else if matches!(c.ty, crate::sql::types::SqlType::Timestamp(_)) && c.generated.is_none() {
+            // TIMESTAMP columns say NULL explicitly (they were NOT NULL by default in old MySQL).
+            l.push_str(" NULL");
         }
         if c.auto_increment {
             l.push_str(" AUTO_INCREMENT");
         }
-        match &c.default {
-            Some(d) => l.push_str(&format!(" DEFAULT {d}")),
+        match default_display(c) {
+            Some((d, true)) => l.push_str(&format!(" DEFAULT '{}'", d.replace('\'', "''"))),
+            Some((d, false)) => l.push_str(&format!(" DEFAULT {d}")),
             None if c.nullable && c.generated.is_none() => l.push_str(" DEFAULT NULL"),
             None => {}
         }
@@ -556,8 +605,8 @@ pub fn show_create_table(info: &TableInfo) -> String {
                 "  PRIMARY KEY ({cols}) /*T![clustered_index] {} */",
                 if info.pk_handle.is_some() { "CLUSTERED" } else { "NONCLUSTERED" }
             ),
-            IndexKind::Btree if ix.unique => format!("  UNIQUE KEY `{}` ({cols})", ix.name),
-            IndexKind::Btree => format!("  KEY `{}` ({cols})", ix.name),
+            IndexKind::Btree if ix.unique => format!("  UNIQUE KEY `{}` ({cols}){}", ix.name, comment_suffix(&ix.comment)),
+            IndexKind::Btree => format!("  KEY `{}` ({cols}){}", ix.name, comment_suffix(&ix.comment)),
             IndexKind::Vector { metric } => {
                 let f = if metric == "l2" { "VEC_L2_DISTANCE" } else { "VEC_COSINE_DISTANCE" };
                 format!("  VECTOR INDEX `{}`(({f}({cols})))", ix.name)
