@@ -15,6 +15,14 @@ pub struct Config {
     pub log_level: String,
     /// user → password (empty password allowed).
     pub users: BTreeMap<String, String>,
+    /// Where local embedding models live (and where the default one is unpacked).
+    pub model_dir: PathBuf,
+}
+
+/// `$HOME/.cache/embedb/models`, shared by every data directory on the machine.
+pub fn default_model_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("embedb").join("models")
 }
 
 impl Default for Config {
@@ -27,6 +35,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./embedb-data"),
             log_level: "info".into(),
             users,
+            model_dir: default_model_dir(),
         }
     }
 }
@@ -40,6 +49,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub log_level: Option<String>,
     pub users: Option<BTreeMap<String, String>>,
+    pub model_dir: Option<PathBuf>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -51,6 +61,7 @@ pub struct Overrides {
     pub log_level: Option<String>,
     /// `user:password,user2:password2`
     pub users: Option<String>,
+    pub model_dir: Option<PathBuf>,
 }
 
 pub fn parse_users(s: &str) -> Result<BTreeMap<String, String>, String> {
@@ -83,6 +94,7 @@ impl Config {
             port: o.port.or(f.port).unwrap_or(d.port),
             data_dir: o.data_dir.or(f.data_dir).unwrap_or(d.data_dir),
             log_level: o.log_level.or(f.log_level).unwrap_or(d.log_level),
+            model_dir: o.model_dir.or(f.model_dir).unwrap_or(d.model_dir),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),

@@ -6,6 +6,7 @@
 //! [`session::Session`], and call `execute`.
 
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod server;
 pub mod session;

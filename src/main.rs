@@ -38,6 +38,9 @@ struct ServeArgs {
     /// Users as `user:password,user2:password2` [default: root with an empty password]
     #[arg(long, env = "EMBEDB_USERS")]
     users: Option<String>,
+    /// Directory of local embedding models [default: ~/.cache/embedb/models]
+    #[arg(long, env = "EMBEDB_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
     /// TOML config file (keys: host, port, data_dir, log_level, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
@@ -54,6 +57,7 @@ fn main() {
                 data_dir: args.data_dir,
                 log_level: args.log_level,
                 users: args.users,
+                model_dir: args.model_dir,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,

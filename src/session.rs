@@ -49,7 +49,9 @@ impl Output {
 pub struct Engine {
     pub store: Store,
     pub config: Config,
-    pub globals: RwLock<BTreeMap<String, String>>,
+    pub globals: Arc<RwLock<BTreeMap<String, String>>>,
+    /// Embedding providers and their cache.
+    pub embedder: Arc<crate::embed::Embedder>,
     /// Built-in defaults, for `SET x = DEFAULT`.
     pub defaults: BTreeMap<String, String>,
     next_connection_id: AtomicU32,
@@ -83,10 +85,13 @@ impl Engine {
             }
         }
         txn.commit()?;
+        let globals = Arc::new(RwLock::new(globals));
+        let embedder = Arc::new(crate::embed::Embedder::new(config.model_dir.clone(), globals.clone()));
         Ok(Arc::new(Engine {
             store,
             config,
-            globals: RwLock::new(globals),
+            globals,
+            embedder,
             defaults,
             next_connection_id: AtomicU32::new(1),
             ddl_lock: tokio::sync::Mutex::new(()),
@@ -143,7 +148,7 @@ impl Session {
             o.sql_parser.default_null_ordering = "nulls_min".into();
             o.execution.parquet.schema_force_view_types = false;
         }
-        let ctx = new_context(cfg);
+        let ctx = new_context(cfg, Some(engine.embedder.clone()));
         let vars = engine.globals.read().clone();
         Session {
             engine,
@@ -549,7 +554,7 @@ impl Session {
 
 /// A DataFusion context with MySQL's implicit conversions (`sql::coerce`) ahead of DataFusion's
 /// own type coercion, and our functions registered.
-pub fn new_context(cfg: SessionConfig) -> SessionContext {
+pub fn new_context(cfg: SessionConfig, embedder: Option<Arc<crate::embed::Embedder>>) -> SessionContext {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     rules.insert(0, Arc::new(crate::sql::coerce::MysqlCoercion));
     let state = datafusion::execution::SessionStateBuilder::new()
@@ -560,6 +565,9 @@ pub fn new_context(cfg: SessionConfig) -> SessionContext {
     let ctx = SessionContext::new_with_state(state);
     for f in functions::all_udfs() {
         ctx.register_udf(f);
+    }
+    if let Some(e) = embedder {
+        ctx.register_udf(crate::embed::udf::embed_text_udf(e));
     }
     ctx
 }

@@ -436,6 +436,62 @@ fn rename_table(cat: &Catalog, db: &str, old: &str, ndb: &str, new: &str) -> Res
     cat.put_table(&info)
 }
 
+/// `EMBED_TEXT(model, text [, options])` in a generated column: model and options must be string
+/// constants (so searches can find them), and the model must name a known provider.
+fn check_embed_text(e: &Expr) -> Result<()> {
+    let Expr::Function(f) = e else { return Ok(()) };
+    if !f.name.to_string().eq_ignore_ascii_case("embed_text") {
+        return Ok(());
+    }
+    let args: Vec<&Expr> = match &f.args {
+        ast::FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => Some(x),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    if args.len() < 2 || args.len() > 3 {
+        return Err(SqlError::param_count("embed_text"));
+    }
+    let string = |x: &Expr| match x {
+        Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let model = string(args[0]).ok_or_else(|| SqlError::other("EMBED_TEXT() only accepts model name using string constant"))?;
+    crate::embed::parse_model(&model)?;
+    if let Some(o) = args.get(2) {
+        let o = string(o).ok_or_else(|| SqlError::other("EMBED_TEXT() only accepts JSON options using string constant"))?;
+        crate::embed::parse_options(Some(&o))?;
+    }
+    Ok(())
+}
+
+/// The model and options of a generated column defined as a direct `EMBED_TEXT` call.
+pub fn embed_text_call(expr: &str) -> Option<(String, Option<String>)> {
+    let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
+    let e = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(expr).ok()?.parse_expr().ok()?;
+    let Expr::Function(f) = e else { return None };
+    if !f.name.to_string().eq_ignore_ascii_case("embed_text") {
+        return None;
+    }
+    let ast::FunctionArguments::List(l) = &f.args else { return None };
+    let s = |i: usize| match l.args.get(i) {
+        Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Value(v)))) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    Some((s(0)?, s(2)))
+}
+
 fn index_comment(opts: &[ast::IndexOption]) -> Option<String> {
     opts.iter().find_map(|o| match o {
         ast::IndexOption::Comment(c) => Some(c.clone()),
@@ -509,6 +565,7 @@ fn column_from_ast(info: &mut TableInfo, cd: &ColumnDef) -> Result<(ColumnInfo, 
             ColumnOption::OnUpdate(_) => col.on_update_current_timestamp = true,
             ColumnOption::Generated { generation_expr: Some(e), generation_expr_mode, .. } => {
                 let stored = matches!(generation_expr_mode, Some(ast::GeneratedExpressionMode::Stored));
+                check_embed_text(e)?;
                 col.generated = Some(Generated { expr: e.to_string(), stored });
             }
             ColumnOption::DialectSpecific(tokens) => {

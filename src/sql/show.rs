@@ -659,7 +659,7 @@ async fn finish(t: ShowTable, like_pat: Option<String>, where_expr: Option<Strin
     let Some(w) = where_expr else {
         return Ok(Output::Rows { schema, batches: vec![batch] });
     };
-    let ctx = crate::session::new_context(datafusion::prelude::SessionConfig::new());
+    let ctx = crate::session::new_context(datafusion::prelude::SessionConfig::new(), None);
     ctx.register_table("__show", Arc::new(MemTable::try_new(schema.clone(), vec![vec![batch]])?))?;
     let mut stmt = crate::sql::parser::parse_one(&format!("SELECT * FROM __show WHERE {w}"))?;
     crate::sql::rewrite::rewrite_statement(&mut stmt, session)?;

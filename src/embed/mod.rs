@@ -1,0 +1,197 @@
+//! Auto embedding: text in, vectors out, through a provider named by the model string.
+//!
+//! `EMBED_TEXT('local/all-MiniLM-L6-v2', content)` in a generated column walks like this: the DML
+//! path evaluates the generated expression once for the statement's whole batch of rows
+//! (`sql::dml::fill_generated`) → the `embed_text` UDF (`udf`) gets the texts as one Arrow array →
+//! `Embedder::embed` splits the model string (`provider/model`), looks in the cache, and sends the
+//! texts it has not seen to the provider in batches (`provider::Provider`, one file per provider:
+//! `local` runs the model in-process with candle) → vectors come back in order and are checked for
+//! NaN/Inf → the column's `VECTOR(D)` check applies as for any insert.
+//!
+//! Searching (`VEC_EMBED_COSINE_DISTANCE(col, 'query')`) is rewritten by `sql::query` into the plain
+//! distance against the query's embedding, computed once per statement with the column's model and
+//! its options with `k@search` keys applied (`options_for_search`).
+
+pub mod local;
+pub mod provider;
+pub mod udf;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use crate::error::{Result, SqlError};
+pub use provider::Provider;
+
+/// Providers TiDB knows (the order of its error message), plus our in-process `local`.
+pub const PROVIDERS: &[&str] = &["openai", "jina_ai", "cohere", "gemini", "huggingface", "nvidia_nim", "local"];
+
+/// `provider/model` → (provider lower-cased, model as written).
+pub fn parse_model(spec: &str) -> Result<(String, String)> {
+    let Some((p, m)) = spec.split_once('/') else {
+        return Err(SqlError::other(format!("model name must be in format 'provider/model', got: {spec}")));
+    };
+    let (p, m) = (p.trim().to_ascii_lowercase(), m.trim().to_string());
+    if p.is_empty() || m.is_empty() {
+        return Err(SqlError::other(format!("model name must be in format 'provider/model', got: {spec}")));
+    }
+    if !PROVIDERS.contains(&p.as_str()) {
+        return Err(SqlError::other(format!(
+            "unknown embedding provider '{p}', available providers: {}",
+            PROVIDERS.join(", ")
+        )));
+    }
+    Ok((p, m))
+}
+
+/// The options argument: NULL or '' → none; otherwise a JSON object.
+pub fn parse_options(s: Option<&str>) -> Result<Map<String, Value>> {
+    match s.map(str::trim) {
+        None | Some("") => Ok(Map::new()),
+        Some(t) => match serde_json::from_str::<Value>(t) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(SqlError::other("EMBED_TEXT expects options in JSON format")),
+        },
+    }
+}
+
+/// Options used when embedding stored rows: `k@search` keys are dropped.
+pub fn options_for_storage(m: &Map<String, Value>) -> Map<String, Value> {
+    m.iter().filter(|(k, _)| !k.ends_with("@search")).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Options used when embedding a search query: `k@search` replaces `k`.
+pub fn options_for_search(m: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = options_for_storage(m);
+    for (k, v) in m {
+        if let Some(base) = k.strip_suffix("@search") {
+            out.insert(base.to_string(), v.clone());
+        }
+    }
+    out
+}
+
+/// Shared by all sessions: the providers, and a cache of recent results.
+pub struct Embedder {
+    providers: HashMap<String, Arc<dyn Provider>>,
+    cache: Mutex<Lru>,
+    /// Global variables (API keys live there); read at call time so a new key applies at once.
+    pub globals: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
+}
+
+/// A small LRU: (model, options, text) → vector.
+struct Lru {
+    map: HashMap<String, (u64, Arc<Vec<f32>>)>,
+    tick: u64,
+    cap: usize,
+}
+
+impl Lru {
+    fn get(&mut self, k: &str) -> Option<Arc<Vec<f32>>> {
+        self.tick += 1;
+        let t = self.tick;
+        self.map.get_mut(k).map(|e| {
+            e.0 = t;
+            e.1.clone()
+        })
+    }
+    fn put(&mut self, k: String, v: Arc<Vec<f32>>) {
+        self.tick += 1;
+        if self.map.len() >= self.cap {
+            // Evict the least recently used tenth in one sweep.
+            let mut ages: Vec<u64> = self.map.values().map(|e| e.0).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 10];
+            self.map.retain(|_, e| e.0 > cut);
+        }
+        self.map.insert(k, (self.tick, v));
+    }
+}
+
+impl Embedder {
+    pub fn new(
+        model_dir: std::path::PathBuf,
+        globals: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
+    ) -> Embedder {
+        let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
+        providers.insert("local".into(), Arc::new(local::LocalProvider::new(model_dir)));
+        Embedder { providers, cache: Mutex::new(Lru { map: HashMap::new(), tick: 0, cap: 10_000 }), globals }
+    }
+
+    /// Embed texts with `spec` (`provider/model`) and final options. `None` texts give `None`.
+    pub fn embed(&self, spec: &str, texts: &[Option<&str>], options: &Map<String, Value>) -> Result<Vec<Option<Vec<f32>>>> {
+        let (p, model) = parse_model(spec)?;
+        let provider = self.providers.get(&p).ok_or_else(|| {
+            SqlError::other(format!("embedding provider '{p}' is not available in this build yet"))
+        })?;
+        let opts = Value::Object(options.clone()).to_string();
+        let key = |t: &str| format!("{p}/{model}\u{0}{opts}\u{0}{t}");
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        let mut missing: Vec<(usize, &str)> = Vec::new();
+        {
+            let mut cache = self.cache.lock();
+            for (i, t) in texts.iter().enumerate() {
+                if let Some(t) = t {
+                    match cache.get(&key(t)) {
+                        Some(v) => out[i] = Some(v.as_ref().clone()),
+                        None => missing.push((i, t)),
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() {
+            // One request per distinct text.
+            let mut distinct: Vec<&str> = missing.iter().map(|(_, t)| *t).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let keys = self.globals.read().clone();
+            let vectors = provider.embed(&model, &distinct, options, &keys)?;
+            if vectors.len() != distinct.len() {
+                return Err(SqlError::other(format!(
+                    "{}: returned {} embeddings for {} texts",
+                    provider.display_name(),
+                    vectors.len(),
+                    distinct.len()
+                )));
+            }
+            let mut by_text: HashMap<&str, Arc<Vec<f32>>> = HashMap::new();
+            let mut cache = self.cache.lock();
+            for (t, v) in distinct.iter().zip(vectors) {
+                if v.iter().any(|x| !x.is_finite()) {
+                    return Err(SqlError::other("embedding contains NaN or infinite values"));
+                }
+                let v = Arc::new(v);
+                cache.put(key(t), v.clone());
+                by_text.insert(t, v);
+            }
+            for (i, t) in missing {
+                out[i] = Some(by_text[t].as_ref().clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names() {
+        assert_eq!(parse_model(" Jina_AI / jina-embeddings-v4").unwrap(), ("jina_ai".into(), "jina-embeddings-v4".into()));
+        assert_eq!(parse_model("huggingface/BAAI/bge-m3").unwrap().1, "BAAI/bge-m3");
+        assert_eq!(parse_model("nomodel").unwrap_err().message, "model name must be in format 'provider/model', got: nomodel");
+        assert!(parse_model("foo/bar").unwrap_err().message.starts_with("unknown embedding provider 'foo', available providers: "));
+    }
+
+    #[test]
+    fn search_options() {
+        let m = parse_options(Some(r#"{"task":"retrieval.passage","task@search":"retrieval.query","dimensions":768}"#)).unwrap();
+        assert_eq!(Value::Object(options_for_storage(&m)), serde_json::json!({"task":"retrieval.passage","dimensions":768}));
+        assert_eq!(Value::Object(options_for_search(&m)), serde_json::json!({"task":"retrieval.query","dimensions":768}));
+        assert!(parse_options(Some("")).unwrap().is_empty());
+        assert_eq!(parse_options(Some("not json")).unwrap_err().message, "EMBED_TEXT expects options in JSON format");
+    }
+}

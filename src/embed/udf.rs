@@ -1,0 +1,108 @@
+//! `EMBED_TEXT(model, text [, options])` as a DataFusion scalar UDF. It receives a whole column of
+//! texts per call, so a multi-row INSERT embeds its rows in one provider request (per batch).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, ListBuilder, Float32Builder, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+
+use super::{options_for_storage, parse_options, Embedder};
+use crate::error::to_df;
+
+pub struct EmbedText {
+    embedder: Arc<Embedder>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for EmbedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbedText")
+    }
+}
+impl PartialEq for EmbedText {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.embedder, &o.embedder)
+    }
+}
+impl Eq for EmbedText {}
+impl std::hash::Hash for EmbedText {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        "embed_text".hash(h)
+    }
+}
+
+pub fn embed_text_udf(embedder: Arc<Embedder>) -> ScalarUDF {
+    // Volatile: never constant-folded (TiDB's rule); the query side embeds once per statement itself.
+    ScalarUDF::from(EmbedText { embedder, signature: Signature::variadic_any(Volatility::Volatile) })
+}
+
+fn scalar_str(c: &ColumnarValue) -> Result<Option<String>> {
+    match c {
+        ColumnarValue::Scalar(s) => Ok(match s {
+            ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v.clone(),
+            ScalarValue::Null => None,
+            other => Some(other.to_string()),
+        }),
+        ColumnarValue::Array(a) => {
+            // A constant that arrived as an array: every row must hold the same value.
+            let s = cast(a, &DataType::Utf8)?;
+            let s = s.as_any().downcast_ref::<StringArray>().unwrap();
+            Ok(if s.is_empty() || s.is_null(0) { None } else { Some(s.value(0).to_string()) })
+        }
+    }
+}
+
+impl ScalarUDFImpl for EmbedText {
+    fn name(&self) -> &str {
+        "embed_text"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if args.len() < 2 || args.len() > 3 {
+            return exec_err!("Incorrect parameter count in the call to native function 'embed_text'");
+        }
+        Ok(embedb_vector::vector_data_type())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let model = scalar_str(&args.args[0])?;
+        let options = match args.args.get(2) {
+            Some(o) => scalar_str(o)?,
+            None => None,
+        };
+        let texts: ArrayRef = cast(&args.args[1].to_array(n)?, &DataType::Utf8)?;
+        let texts = texts.as_any().downcast_ref::<StringArray>().unwrap();
+        let mut b = ListBuilder::new(Float32Builder::new());
+        let Some(model) = model else {
+            for _ in 0..n {
+                b.append(false);
+            }
+            return Ok(ColumnarValue::Array(Arc::new(b.finish())));
+        };
+        let opts = options_for_storage(&parse_options(options.as_deref()).map_err(to_df)?);
+        let items: Vec<Option<&str>> = (0..n).map(|i| if texts.is_null(i) { None } else { Some(texts.value(i)) }).collect();
+        let embedder = self.embedder.clone();
+        let run = || embedder.embed(&model, &items, &opts);
+        // Model inference and HTTP calls block: tell tokio so other connections keep running.
+        let vectors = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
+            _ => run(),
+        }
+        .map_err(to_df)?;
+        for v in vectors {
+            match v {
+                Some(v) => {
+                    b.values().append_slice(&v);
+                    b.append(true);
+                }
+                None => b.append(false),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(b.finish())))
+    }
+}
