@@ -431,8 +431,9 @@ fn run_with_timeout(command: &mut Command, timeout: Duration, log: LogFn) -> Out
 fn kill_tree(child: &mut std::process::Child) {
     #[cfg(unix)]
     {
+        // `--` so that the negative process-group id is not read as an option or a signal number.
         let _ = Command::new("kill")
-            .arg("-KILL")
+            .args(["-s", "KILL", "--"])
             .arg(format!("-{}", child.id()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,0 +1,137 @@
+"""Auto embedding with the local model (all-MiniLM-L6-v2, in-process): the seed's SQL example through
+the real mysql CLI, and EMBED_TEXT behaviour through pymysql. Distances are checked against the
+sentence-transformers reference in ../shared/fixtures/minilm-reference.json."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from conftest import connect
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO.parent / "shared" / "fixtures" / "minilm-reference.json"
+
+SEED_SQL = """
+CREATE TABLE sample_documents (
+    `id`        INT PRIMARY KEY,
+    `content`   TEXT,
+    `embedding` VECTOR(384) GENERATED ALWAYS AS (EMBED_TEXT(
+        "local/all-MiniLM-L6-v2",
+        `content`
+    )) STORED
+);
+INSERT INTO sample_documents (id, content)
+VALUES
+    (1, "Java: Object-oriented language for cross-platform development."),
+    (2, "Java coffee: Bold Indonesian beans with low acidity."),
+    (3, "Java island: Densely populated, home to Jakarta."),
+    (4, "Java's syntax is used in Android apps."),
+    (5, "Dark roast Java beans enhance espresso blends.");
+SELECT
+    `id`,
+    `content`,
+    VEC_EMBED_COSINE_DISTANCE(embedding, "How to start learning Java programming?") AS _distance
+FROM sample_documents
+ORDER BY _distance ASC
+LIMIT 2;
+"""
+
+
+def reference_distances() -> dict[int, float]:
+    d = json.loads(FIXTURE.read_text())["seed_query_cosine_distances"]
+    return {int(k): v for k, v in d.items()}
+
+
+@pytest.mark.skipif(shutil.which("mysql") is None, reason="the mysql CLI is not installed")
+def test_seed_sql_example_through_mysql_cli(embedb_server, db: str) -> None:
+    host, port = embedb_server
+    r = subprocess.run(
+        ["mysql", "--no-defaults", "--protocol=TCP", "-h", host, "-P", str(port), "-uroot", "--batch", db],
+        input=SEED_SQL.encode(), capture_output=True, timeout=600,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    lines = r.stdout.decode().strip().splitlines()
+    assert lines[0] == "id\tcontent\t_distance"
+    rows = [l.split("\t") for l in lines[1:]]
+    assert [int(x[0]) for x in rows] == [1, 4]
+    ref = reference_distances()
+    for row in rows:
+        assert abs(float(row[2]) - ref[int(row[0])]) < 1e-4
+
+
+def test_embed_text_rows_update_and_errors(conn: pymysql.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE d (id INT PRIMARY KEY, content TEXT, n INT,
+                         e VECTOR(384) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', content)) STORED)""")
+        cur.execute("INSERT INTO d (id, content, n) VALUES (1, 'apples and pears', 1), (2, NULL, 2), (3, 'apples and pears', 3)")
+        cur.execute("SELECT id, VEC_DIMS(e), e IS NULL FROM d ORDER BY id")
+        assert cur.fetchall() == ((1, 384, 0), (2, None, 1), (3, 384, 0))
+        # identical text → identical vector; the vector is L2-normalised
+        cur.execute("SELECT VEC_COSINE_DISTANCE(a.e, b.e), VEC_L2_NORM(a.e) FROM d a JOIN d b ON a.id = 1 AND b.id = 3")
+        dist, norm = cur.fetchone()
+        assert abs(dist) < 1e-6 and abs(norm - 1) < 1e-5
+        # an UPDATE of another column keeps the vector; an UPDATE of the source recomputes it
+        cur.execute("SELECT e FROM d WHERE id = 1")
+        (before,) = cur.fetchone()
+        cur.execute("UPDATE d SET n = 10 WHERE id = 1")
+        cur.execute("SELECT e FROM d WHERE id = 1")
+        assert cur.fetchone()[0] == before
+        cur.execute("UPDATE d SET content = 'a database for semantic search' WHERE id = 1")
+        cur.execute("SELECT e FROM d WHERE id = 1")
+        assert cur.fetchone()[0] != before
+        cur.execute("UPDATE d SET content = 'now it has text' WHERE id = 2")
+        cur.execute("SELECT VEC_DIMS(e) FROM d WHERE id = 2")
+        assert cur.fetchone() == (384,)
+        # the wrong dimension for the model fails the statement and writes nothing
+        cur.execute("CREATE TABLE bad (id INT PRIMARY KEY, c TEXT, "
+                    "e VECTOR(3) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', c)) STORED)")
+        with pytest.raises(pymysql.err.OperationalError) as ex:
+            cur.execute("INSERT INTO bad (id, c) VALUES (1, 'x'), (2, 'y')")
+        assert ex.value.args == (1105, "vector has 384 dimensions, does not fit VECTOR(3)")
+        cur.execute("SELECT COUNT(*) FROM bad")
+        assert cur.fetchone() == (0,)
+
+
+@pytest.mark.parametrize("sql,message", [
+    ("CREATE TABLE x (c TEXT, e VECTOR(3) GENERATED ALWAYS AS (EMBED_TEXT('nomodel', c)) STORED)",
+     "model name must be in format 'provider/model', got: nomodel"),
+    ("CREATE TABLE x (c TEXT, m TEXT, e VECTOR(3) GENERATED ALWAYS AS (EMBED_TEXT(m, c)) STORED)",
+     "EMBED_TEXT() only accepts model name using string constant"),
+    ("CREATE TABLE x (c TEXT, m TEXT, e VECTOR(3) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', c, m)) STORED)",
+     "EMBED_TEXT() only accepts JSON options using string constant"),
+    ("CREATE TABLE x (c TEXT, e VECTOR(3) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', c, 'nope')) STORED)",
+     "EMBED_TEXT expects options in JSON format"),
+    ("SELECT EMBED_TEXT('acme/model', 'hi')",
+     "unknown embedding provider 'acme', available providers: openai, jina_ai, cohere, gemini, huggingface, nvidia_nim, local"),
+])
+def test_embed_text_errors(conn: pymysql.Connection, sql: str, message: str) -> None:
+    with conn.cursor() as cur, pytest.raises(pymysql.err.MySQLError) as ex:
+        cur.execute(sql)
+    assert ex.value.args == (1105, message)
+
+
+def test_vec_embed_needs_an_embedding_column(conn: pymysql.Connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE p (id INT PRIMARY KEY, v VECTOR(3))")
+        with pytest.raises(pymysql.err.MySQLError) as ex:
+            cur.execute("SELECT VEC_EMBED_COSINE_DISTANCE(v, 'hello') FROM p")
+        assert ex.value.args[0] == 1105
+        assert "first argument must be a vector embedding column generated by EMBED_TEXT(), got v" in ex.value.args[1]
+
+
+def test_embed_text_function_matches_reference(conn: pymysql.Connection) -> None:
+    """EMBED_TEXT as a plain function, against sentence-transformers' vectors."""
+    items = json.loads(FIXTURE.read_text())["items"]
+    with conn.cursor() as cur:
+        for it in items[:6]:
+            cur.execute("SELECT EMBED_TEXT('local/all-MiniLM-L6-v2', %s)", (it["text"],))
+            got = [float(x) for x in cur.fetchone()[0][1:-1].split(",")]
+            ref = it["embedding"]
+            dot = sum(a * b for a, b in zip(got, ref))
+            assert dot >= 0.9999, it["text"][:40]
