@@ -97,3 +97,43 @@ def test_globals_persist_and_keys_stay_masked(private_server, restart_server) ->
         cur.execute("SHOW GLOBAL VARIABLES LIKE 'tidb_exp_embed_jina_ai_api_key'")
         assert cur.fetchall() == (("tidb_exp_embed_jina_ai_api_key", "********"),)
     assert "jina_secret_value" not in private_server.log_text()
+
+
+def test_kill9_during_writes_keeps_every_acknowledged_statement(private_server, restart_server) -> None:
+    """A writer commits 3-row INSERTs as fast as it can; the server is SIGKILLed mid-stream. After a
+    restart every acknowledged statement is there in full and no statement is there in part."""
+    import threading
+
+    host, port = private_server.address
+    with connect(host, port, "test") as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE w (id INT PRIMARY KEY, batch INT NOT NULL, v VECTOR(2))")
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        try:
+            with connect(host, port, "test") as c, c.cursor() as cur:
+                b = 0
+                while not stop.is_set():
+                    cur.execute("INSERT INTO w VALUES (%s, %s, '[1,2]'), (%s, %s, '[3,4]'), (%s, %s, '[5,6]')",
+                                (3 * b, b, 3 * b + 1, b, 3 * b + 2, b))
+                    acked.append(b)
+                    b += 1
+        except pymysql.err.MySQLError:
+            pass  # the server died under us
+
+    t = threading.Thread(target=writer)
+    t.start()
+    deadline = time.monotonic() + 20
+    while len(acked) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    host, port = restart_server(private_server, hard=True)
+    stop.set()
+    t.join(timeout=30)
+    assert len(acked) >= 50, "the writer made progress before the kill"
+    with connect(host, port, "test") as c, c.cursor() as cur:
+        cur.execute("SELECT batch, COUNT(*) FROM w GROUP BY batch ORDER BY batch")
+        counts = dict(cur.fetchall())
+    assert all(n == 3 for n in counts.values()), "no statement is half there"
+    missing = [b for b in acked if b not in counts]
+    assert not missing, f"acknowledged statements lost: {missing[:10]}"

@@ -213,7 +213,8 @@ fn download_times_out() {
     let message = ensure_default_model_with(&tmp.path().join("cache"), &options)
         .unwrap_err()
         .to_string();
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    // Well under the 5 s grace period for output readers: the whole process group is killed.
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
     assert!(message.contains("timed out"), "{message}");
 }
 

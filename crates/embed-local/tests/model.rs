@@ -161,11 +161,18 @@ fn long_texts_truncate_exactly() {
         let got = model.token_ids(text).unwrap();
         assert_eq!(got, expected, "ids of a {}-byte text starting {:?}", text.len(), &text[..40.min(text.len())]);
     }
-    let started = std::time::Instant::now();
     let huge = "lorem ipsum dolor sit amet ".repeat(400_000); // ~10 MB
+    let started = std::time::Instant::now();
+    assert_eq!(model.token_ids(&huge).unwrap().len(), 256);
+    let tokenised = started.elapsed();
     let v = model.embed(&[huge.as_str()]).unwrap();
     assert_eq!(v[0].len(), 384);
-    eprintln!("embedding a {} MB text took {:?}", huge.len() >> 20, started.elapsed());
+    eprintln!(
+        "a {} MB text: tokenised in {tokenised:?}, embedded in {:?}",
+        huge.len() >> 20,
+        started.elapsed() - tokenised
+    );
+    assert!(tokenised < std::time::Duration::from_secs(1), "only a prefix of a long text is tokenised");
 }
 
 #[test]
