@@ -387,7 +387,8 @@ impl Session {
                     self.set_one(None, n, v).await?;
                 }
             }
-            S::SetNames { .. } | S::SetNamesDefault {} => {}
+            S::SetNames { charset_name, collation_name } => self.set_names(&charset_name.value, collation_name.as_deref())?,
+            S::SetNamesDefault {} => self.set_names("utf8mb4", None)?,
             S::SetTransaction { modes, .. } => {
                 for m in modes {
                     if let ast::TransactionMode::IsolationLevel(l) = m {
@@ -504,6 +505,27 @@ impl Session {
             }
         }
         Ok(String::new())
+    }
+
+    /// SET NAMES / SET CHARACTER SET: the connection's character set variables. Text is always
+    /// exchanged as UTF-8; the variables say what the client asked for.
+    pub fn set_names(&mut self, charset: &str, collation: Option<&str>) -> Result<()> {
+        let cs = charset.trim_matches(['\'', '"', '`']).to_ascii_lowercase();
+        const KNOWN: &[&str] = &["utf8mb4", "utf8", "utf8mb3", "latin1", "ascii", "binary", "gbk", "gb18030"];
+        if !KNOWN.contains(&cs.as_str()) {
+            return Err(SqlError::new(1115, "42000", format!("Unknown character set: '{cs}'")));
+        }
+        for v in ["character_set_client", "character_set_connection", "character_set_results"] {
+            self.vars.insert(v.into(), cs.clone());
+        }
+        let coll = match collation {
+            Some(c) => c.trim_matches(['\'', '"', '`']).to_ascii_lowercase(),
+            None if cs == "utf8mb4" => "utf8mb4_bin".into(),
+            None if cs == "binary" => "binary".into(),
+            None => format!("{cs}_bin"),
+        };
+        self.vars.insert("collation_connection".into(), coll);
+        Ok(())
     }
 
     /// Evaluate an expression to a literal (for `SET @u = expr`).

@@ -26,6 +26,7 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
         ScalarUDF::from(JsonUnquote::new()),
         ScalarUDF::from(MysqlTruth::new()),
         ScalarUDF::from(MysqlConcat::new()),
+        ScalarUDF::from(VecCheckDims::new()),
     ];
     v.extend(embedb_vector::all_udfs());
     v
@@ -386,4 +387,41 @@ fn to_text(a: &ArrayRef) -> Result<StringArray> {
     let a = if a.data_type() == &DataType::Boolean { cast(a, &DataType::Int64)? } else { a.clone() };
     let s = cast(&a, &DataType::Utf8)?;
     Ok(s.as_any().downcast_ref::<StringArray>().unwrap().clone())
+}
+
+/// `vec_check_dims(v, d)`: `v` unchanged when it has `d` dimensions (CAST(x AS VECTOR(d))).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct VecCheckDims {
+    signature: Signature,
+}
+
+impl VecCheckDims {
+    fn new() -> Self {
+        VecCheckDims { signature: Signature::any(2, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for VecCheckDims {
+    fn name(&self) -> &str {
+        "vec_check_dims"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _t: &[DataType]) -> Result<DataType> {
+        Ok(embedb_vector::vector_data_type())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let v = cast(&args.args[0].to_array(n)?, &embedb_vector::vector_data_type())?;
+        let d = cast(&args.args[1].to_array(n)?, &DataType::Int64)?;
+        let d = d.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap();
+        let l = v.as_any().downcast_ref::<datafusion::arrow::array::ListArray>().unwrap();
+        for i in 0..n {
+            if !l.is_null(i) && !d.is_null(i) && l.value_length(i) as i64 != d.value(i) {
+                return exec_err!("vector has {} dimensions, does not fit VECTOR({})", l.value_length(i), d.value(i));
+            }
+        }
+        Ok(ColumnarValue::Array(v))
+    }
 }

@@ -405,14 +405,30 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             }
         }
         Expr::Cast { data_type, expr, .. } => match data_type {
-            DataType::Signed | DataType::SignedInteger => *data_type = DataType::BigInt(None),
-            DataType::Unsigned | DataType::UnsignedInteger => *data_type = DataType::BigIntUnsigned(None),
+            DataType::Signed | DataType::SignedInteger | DataType::Unsigned | DataType::UnsignedInteger => {
+                // MySQL rounds exact and approximate values to the nearest integer; strings are parsed.
+                let is_string = matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)));
+                if !is_string {
+                    let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                    **expr = call("round", vec![inner]);
+                }
+                *data_type = if matches!(data_type, DataType::Signed | DataType::SignedInteger) {
+                    DataType::BigInt(None)
+                } else {
+                    DataType::BigIntUnsigned(None)
+                };
+            }
             DataType::Char(_) | DataType::Character(_) | DataType::Nvarchar(_) => *data_type = DataType::Text,
             DataType::Datetime(_) => *data_type = DataType::Timestamp(None, TimezoneInfo::None),
             DataType::JSON => *data_type = DataType::Text,
-            DataType::Custom(name, _) if name.to_string().eq_ignore_ascii_case("vector") => {
+            DataType::Custom(name, args) if name.to_string().eq_ignore_ascii_case("vector") => {
+                let dim = args.first().cloned();
                 let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
-                *e = call("vec_from_text", vec![inner]);
+                let v = call("vec_from_text", vec![inner]);
+                *e = match dim {
+                    Some(d) => call("vec_check_dims", vec![v, lit_num(d)]),
+                    None => v,
+                };
             }
             _ => {}
         },

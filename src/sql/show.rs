@@ -116,6 +116,13 @@ impl Session {
             return self.show(sql).await.map(Some);
         }
         let toks: Vec<String> = tokens(lower);
+        // SET CHARACTER SET x / SET CHARSET x (sqlparser does not know them).
+        if toks.len() >= 3 && toks[0] == "set" && (toks[1] == "charset" || (toks[1] == "character" && toks.get(2).map(String::as_str) == Some("set"))) {
+            let cs = if toks[1] == "charset" { &toks[2] } else { toks.get(3).ok_or_else(|| SqlError::syntax("near 'SET CHARACTER SET'"))? };
+            let cs = if cs == "default" { "utf8mb4".to_string() } else { cs.clone() };
+            self.set_names(&cs, None)?;
+            return Ok(Some(Output::ok()));
+        }
         // ALTER TABLE t SET TIFLASH REPLICA n: TiDB needs it for vector indexes; we record it.
         if toks.len() >= 7 && toks[0] == "alter" && toks[1] == "table" && toks[3] == "set" && toks[4] == "tiflash" && toks[5] == "replica" {
             let n: u64 = toks[6].parse().map_err(|_| SqlError::syntax(format!("near '{}'", toks[6])))?;
