@@ -30,6 +30,18 @@ fn call(f: ScalarUDF, args: Vec<Expr>) -> Expr {
 }
 
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // CAST(3.7 AS SIGNED) is 4 in MySQL: numbers round to the nearest integer (DataFusion truncates).
+    if let Expr::Cast(c) = &e {
+        let to_int = matches!(c.field.data_type(), DataType::Int64 | DataType::UInt64 | DataType::Int32);
+        if to_int
+            && c.expr.get_type(schema).is_ok_and(|t| matches!(t, DataType::Decimal128(_, s) if s > 0) || matches!(t, DataType::Float32 | DataType::Float64))
+            && !matches!(c.expr.as_ref(), Expr::ScalarFunction(f) if f.name() == "round")
+        {
+            let Expr::Cast(mut c) = e else { unreachable!() };
+            c.expr = Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(datafusion::functions::math::round(), vec![*c.expr])));
+            return Ok(Transformed::yes(Expr::Cast(c)));
+        }
+    }
     // CAST(vector AS CHAR) prints TiDB's text form, as VEC_AS_TEXT does.
     if let Expr::Cast(c) = &e {
         if is_string(c.field.data_type()) && c.expr.get_type(schema).is_ok_and(|t| is_vector_type(&t)) {

@@ -406,12 +406,8 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
         }
         Expr::Cast { data_type, expr, .. } => match data_type {
             DataType::Signed | DataType::SignedInteger | DataType::Unsigned | DataType::UnsignedInteger => {
-                // MySQL rounds exact and approximate values to the nearest integer; strings are parsed.
-                let is_string = matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)));
-                if !is_string {
-                    let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
-                    **expr = call("round", vec![inner]);
-                }
+                // (`sql::coerce` rounds DECIMAL and DOUBLE sources, as MySQL does.)
+                let _ = expr;
                 *data_type = if matches!(data_type, DataType::Signed | DataType::SignedInteger) {
                     DataType::BigInt(None)
                 } else {
