@@ -97,13 +97,13 @@ pub struct ReferenceItem {
     pub embedding: Vec<f32>,
 }
 
-/// The sentence-transformers reference (a copy of the project's shared fixture lives in tests/data;
-/// `EMBEDB_MINILM_REFERENCE` overrides its path).
+/// The sentence-transformers reference: the project's shared fixture (`../shared/fixtures`, beside
+/// the repository, as in CI); `EMBEDB_MINILM_REFERENCE` overrides its path.
 pub fn reference() -> Reference {
     let path = std::env::var_os("EMBEDB_MINILM_REFERENCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/minilm-reference.json")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/minilm-reference.json")
         });
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
