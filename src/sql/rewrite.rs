@@ -155,6 +155,7 @@ fn name_select(sel: &mut Select, source: &str) {
     if sel.from.len() == 1 && is_dual(&sel.from[0]) {
         sel.from.clear();
     }
+    having_as_where(sel);
     let mut seen = std::collections::HashSet::new();
     let mut dups = 0;
     for item in sel.projection.iter_mut() {
@@ -609,4 +610,62 @@ impl VisitorMut for Truth {
         walk(&mut q.body);
         ControlFlow::Continue(())
     }
+}
+
+const AGGREGATES: &[&str] = &[
+    "count", "sum", "avg", "min", "max", "group_concat", "string_agg", "array_agg", "bit_and", "bit_or", "bit_xor",
+    "stddev", "stddev_pop", "stddev_samp", "std", "variance", "var_pop", "var_samp", "json_arrayagg", "json_objectagg",
+];
+
+fn has_aggregate(e: &Expr) -> bool {
+    let mut found = false;
+    let _ = visit_expressions(e, |x| {
+        if let Expr::Function(f) = x {
+            if f.over.is_none() && AGGREGATES.contains(&f.name.to_string().to_ascii_lowercase().as_str()) {
+                found = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+/// MySQL's `HAVING` without `GROUP BY` and without aggregates filters rows by the select list's
+/// aliases (`… AS _distance … HAVING _distance <= 0.5`). DataFusion only has the SQL-standard
+/// HAVING, so the condition moves into WHERE with each alias replaced by its expression.
+fn having_as_where(sel: &mut Select) {
+    let Some(having) = sel.having.as_ref() else { return };
+    let grouped = match &sel.group_by {
+        GroupByExpr::All(_) => true,
+        GroupByExpr::Expressions(v, _) => !v.is_empty(),
+    };
+    let aggregated = sel.projection.iter().any(|i| match i {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => has_aggregate(e),
+        _ => false,
+    });
+    if grouped || aggregated || has_aggregate(having) {
+        return;
+    }
+    let aliases: std::collections::HashMap<String, Expr> = sel
+        .projection
+        .iter()
+        .filter_map(|i| match i {
+            SelectItem::ExprWithAlias { expr, alias } => Some((alias.value.to_lowercase(), expr.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut cond = sel.having.take().unwrap();
+    let _ = visit_expressions_mut(&mut cond, |x| {
+        if let Expr::Identifier(id) = x {
+            if let Some(e) = aliases.get(&id.value.to_lowercase()) {
+                *x = Expr::Nested(Box::new(e.clone()));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    sel.selection = Some(match sel.selection.take() {
+        Some(w) => Expr::BinaryOp { left: Box::new(Expr::Nested(Box::new(w))), op: BinaryOperator::And, right: Box::new(Expr::Nested(Box::new(cond))) },
+        None => cond,
+    });
 }
