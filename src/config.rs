@@ -17,6 +17,29 @@ pub struct Config {
     pub users: BTreeMap<String, String>,
     /// Where local embedding models live (and where the default one is unpacked).
     pub model_dir: PathBuf,
+    /// Remote embedding providers: per-request HTTP timeout in seconds.
+    pub embed_timeout_secs: u64,
+    /// Retries of a failed provider request (429, 5xx, connection errors).
+    pub embed_max_retries: u32,
+    /// Provider requests of one statement in flight at once.
+    pub embed_concurrency: usize,
+    /// Base URL of the Jina AI API.
+    pub jina_api_base: String,
+    /// Bases `TIDB_EXP_EMBED_OPENAI_API_BASE` may point to (OpenAI's own is always allowed).
+    pub allowed_api_bases: Vec<String>,
+}
+
+impl Config {
+    /// The remote providers' HTTP settings.
+    pub fn http_settings(&self) -> crate::embed::http::HttpSettings {
+        crate::embed::http::HttpSettings {
+            timeout: std::time::Duration::from_secs(self.embed_timeout_secs.max(1)),
+            max_retries: self.embed_max_retries,
+            concurrency: self.embed_concurrency.max(1),
+            jina_api_base: self.jina_api_base.clone(),
+            allowed_api_bases: self.allowed_api_bases.clone(),
+        }
+    }
 }
 
 /// `$HOME/.cache/embedb/models`, shared by every data directory on the machine.
@@ -36,6 +59,11 @@ impl Default for Config {
             log_level: "info".into(),
             users,
             model_dir: default_model_dir(),
+            embed_timeout_secs: crate::embed::http::DEFAULT_TIMEOUT_SECS,
+            embed_max_retries: crate::embed::http::DEFAULT_MAX_RETRIES,
+            embed_concurrency: crate::embed::http::DEFAULT_CONCURRENCY,
+            jina_api_base: crate::embed::http::DEFAULT_JINA_API_BASE.to_string(),
+            allowed_api_bases: Vec::new(),
         }
     }
 }
@@ -50,6 +78,11 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub users: Option<BTreeMap<String, String>>,
     pub model_dir: Option<PathBuf>,
+    pub embed_timeout_secs: Option<u64>,
+    pub embed_max_retries: Option<u32>,
+    pub embed_concurrency: Option<usize>,
+    pub jina_api_base: Option<String>,
+    pub allowed_api_bases: Option<Vec<String>>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -62,6 +95,17 @@ pub struct Overrides {
     /// `user:password,user2:password2`
     pub users: Option<String>,
     pub model_dir: Option<PathBuf>,
+    pub embed_timeout_secs: Option<u64>,
+    pub embed_max_retries: Option<u32>,
+    pub embed_concurrency: Option<usize>,
+    pub jina_api_base: Option<String>,
+    /// Comma-separated list.
+    pub allowed_api_bases: Option<String>,
+}
+
+/// `a, b,,c` → `["a", "b", "c"]`.
+pub fn parse_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect()
 }
 
 pub fn parse_users(s: &str) -> Result<BTreeMap<String, String>, String> {
@@ -95,6 +139,11 @@ impl Config {
             data_dir: o.data_dir.or(f.data_dir).unwrap_or(d.data_dir),
             log_level: o.log_level.or(f.log_level).unwrap_or(d.log_level),
             model_dir: o.model_dir.or(f.model_dir).unwrap_or(d.model_dir),
+            embed_timeout_secs: o.embed_timeout_secs.or(f.embed_timeout_secs).unwrap_or(d.embed_timeout_secs),
+            embed_max_retries: o.embed_max_retries.or(f.embed_max_retries).unwrap_or(d.embed_max_retries),
+            embed_concurrency: o.embed_concurrency.or(f.embed_concurrency).unwrap_or(d.embed_concurrency),
+            jina_api_base: o.jina_api_base.or(f.jina_api_base).unwrap_or(d.jina_api_base),
+            allowed_api_bases: o.allowed_api_bases.map(|s| parse_list(&s)).or(f.allowed_api_bases).unwrap_or(d.allowed_api_bases),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),
@@ -125,6 +174,21 @@ mod tests {
         let p = dir.path().join("embedb.toml");
         std::fs::write(&p, "prot = 1\n").unwrap();
         assert!(Config::load(Some(&p), Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn embed_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("embedb.toml");
+        std::fs::write(&p, "embed_max_retries = 2\nembed_timeout_secs = 7\nallowed_api_bases = [\"http://a/v1\"]\n").unwrap();
+        let c = Config::load(Some(&p), Overrides { embed_max_retries: Some(1), ..Default::default() }).unwrap();
+        assert_eq!((c.embed_max_retries, c.embed_timeout_secs, c.embed_concurrency), (1, 7, 4));
+        assert_eq!(c.allowed_api_bases, vec!["http://a/v1".to_string()]);
+        let o = Overrides { allowed_api_bases: Some("http://b/v1, http://c".into()), ..Default::default() };
+        let c = Config::load(Some(&p), o).unwrap();
+        assert_eq!(c.allowed_api_bases, vec!["http://b/v1".to_string(), "http://c".to_string()]);
+        let c = Config::load(None, Overrides::default()).unwrap();
+        assert_eq!(c.http_settings(), crate::embed::http::HttpSettings::default());
     }
 
     #[test]

@@ -41,7 +41,23 @@ struct ServeArgs {
     /// Directory of local embedding models [default: ~/.cache/embedb/models]
     #[arg(long, env = "EMBEDB_MODEL_DIR")]
     model_dir: Option<PathBuf>,
-    /// TOML config file (keys: host, port, data_dir, log_level, [users])
+    /// Remote embedding providers: per-request HTTP timeout in seconds [default: 30]
+    #[arg(long, env = "EMBEDB_EMBED_TIMEOUT_SECS")]
+    embed_timeout_secs: Option<u64>,
+    /// Retries of a provider request on 429, 5xx or a connection error [default: 5]
+    #[arg(long, env = "EMBEDB_EMBED_MAX_RETRIES")]
+    embed_max_retries: Option<u32>,
+    /// Provider requests of one statement in flight at once [default: 4]
+    #[arg(long, env = "EMBEDB_EMBED_CONCURRENCY")]
+    embed_concurrency: Option<usize>,
+    /// Base URL of the Jina AI API [default: Jina's public API]
+    #[arg(long, env = "EMBEDB_JINA_API_BASE")]
+    jina_api_base: Option<String>,
+    /// Comma-separated bases TIDB_EXP_EMBED_OPENAI_API_BASE may point to (OpenAI's own is always allowed) [default: none]
+    #[arg(long, env = "EMBEDB_ALLOWED_API_BASES")]
+    allowed_api_bases: Option<String>,
+    /// TOML config file (keys: host, port, data_dir, log_level, model_dir, embed_timeout_secs,
+    /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -58,6 +74,11 @@ fn main() {
                 log_level: args.log_level,
                 users: args.users,
                 model_dir: args.model_dir,
+                embed_timeout_secs: args.embed_timeout_secs,
+                embed_max_retries: args.embed_max_retries,
+                embed_concurrency: args.embed_concurrency,
+                jina_api_base: args.jina_api_base,
+                allowed_api_bases: args.allowed_api_bases,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,

@@ -12,7 +12,10 @@
 //! distance against the query's embedding, computed once per statement with the column's model and
 //! its options with `k@search` keys applied (`options_for_search`).
 
+pub mod http;
+pub mod jina;
 pub mod local;
+pub mod openai;
 pub mod provider;
 pub mod udf;
 
@@ -113,10 +116,15 @@ impl Lru {
 impl Embedder {
     pub fn new(
         model_dir: std::path::PathBuf,
+        http_settings: http::HttpSettings,
         globals: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
     ) -> Embedder {
         let mut providers: HashMap<String, Arc<dyn Provider>> = HashMap::new();
         providers.insert("local".into(), Arc::new(local::LocalProvider::new(model_dir)));
+        // Remote providers share one HTTP client (timeouts, retries, concurrency, allowed bases).
+        let http = http::Http::new(http_settings);
+        providers.insert("jina_ai".into(), Arc::new(jina::JinaProvider::new(http.clone())));
+        providers.insert("openai".into(), Arc::new(openai::OpenAiProvider::new(http)));
         Embedder { providers, cache: Mutex::new(Lru { map: HashMap::new(), tick: 0, cap: 10_000 }), globals }
     }
 

@@ -1,0 +1,1 @@
+"""Test doubles for the services embedb talks to (local HTTP servers, no internet)."""

@@ -1,0 +1,200 @@
+"""A local HTTP server speaking Jina AI's and OpenAI's embeddings APIs, for embedb's provider tests.
+
+* ``POST /v1/embeddings`` answers like Jina AI: errors as ``{"detail": ...}``.
+* ``POST /openai/v1/embeddings`` answers like OpenAI: errors as ``{"error": {"message": ...}}``.
+
+Vectors are deterministic (``vector_for(text, dims)``: a small hash-seeded noise vector plus, for
+the seed example's texts, a shared "Java programming" direction so that the seed query is closest to
+documents 1 and then 4). They are sent as base64 little-endian float32 when the request asks for
+base64 (Jina ``embedding_type``, OpenAI ``encoding_format``) unless ``float_mode`` is on, and the
+``data`` items are shuffled so that clients must order them by ``index``.
+
+Every request is recorded (path, headers with lower-case names, JSON body, arrival time). Failures
+are scripted: ``script`` holds responses ``(status, headers, body)`` served one per request before
+normal service resumes; ``persistent`` is served to every request while set. Requests whose bearer
+token is not in ``valid_keys`` get 401.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import random
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+
+JINA_PATH = "/v1/embeddings"
+OPENAI_PATH = "/openai/v1/embeddings"
+
+DEFAULT_DIMS = {
+    "jina-embeddings-v4": 2048,
+    "jina-embeddings-v3": 1024,
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+}
+
+# The seed example: the query shares a direction with documents 1 and (less) 4.
+TOPICS = {
+    "Java: Object-oriented language for cross-platform development.": {0: 1.0},
+    "Java's syntax is used in Android apps.": {0: 0.9, 1: 0.35},
+    "How to start learning Java programming?": {0: 1.0},
+}
+
+
+def vector_for(text: str, dims: int) -> list[float]:
+    """The double's embedding of ``text``, as float32 values."""
+    rng = random.Random(hashlib.sha256(text.encode()).digest())
+    scale = 0.1 / math.sqrt(dims)
+    v = [rng.gauss(0.0, 1.0) * scale for _ in range(dims)]
+    for axis, weight in TOPICS.get(text, {}).items():
+        if axis < dims:
+            v[axis] += weight
+    return list(struct.unpack(f"<{dims}f", struct.pack(f"<{dims}f", *v)))
+
+
+def cosine_distance(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b))
+    return 1.0 - dot / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: Any
+    at: float
+
+
+@dataclass
+class EmbeddingDouble:
+    valid_keys: set[str] = field(default_factory=set)
+    requests: list[Recorded] = field(default_factory=list)
+    script: list[tuple[int, dict[str, str], Any]] = field(default_factory=list)
+    persistent: Optional[tuple[int, dict[str, str], Any]] = None
+    float_mode: bool = False
+    delay: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.server: Optional[ThreadingHTTPServer] = None
+        self.thread: Optional[threading.Thread] = None
+        self.counter = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> "EmbeddingDouble":
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                double._handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.script.clear()
+            self.persistent = None
+            self.float_mode = False
+            self.delay = 0.0
+            self.max_in_flight = 0
+
+    # -- serving -----------------------------------------------------------------------------
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        path = h.path
+        with self.lock:
+            self.requests.append(Recorded(path, {k.lower(): v for k, v in h.headers.items()}, body, time.monotonic()))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.counter += 1
+            seq = self.counter
+            scripted = self.script.pop(0) if self.script else self.persistent
+            delay = self.delay
+        try:
+            if delay:
+                time.sleep(delay)
+            openai = path == OPENAI_PATH
+            if path not in (JINA_PATH, OPENAI_PATH):
+                return self._send(h, 404, {}, {"detail": "Not Found"})
+            auth = h.headers.get("Authorization", "")
+            token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+            if token not in self.valid_keys:
+                err = ({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+                       if openai else {"detail": "Invalid API key"})
+                return self._send(h, 401, {}, err)
+            if scripted is not None:
+                status, headers, payload = scripted
+                return self._send(h, status, headers, payload)
+            return self._send(h, 200, {}, self._embeddings(body, openai, seq))
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _embeddings(self, body: dict, openai: bool, seq: int) -> dict:
+        model = body["model"]
+        texts = body["input"]
+        dims = body.get("dimensions") or DEFAULT_DIMS.get(model, 64)
+        wants_b64 = (body.get("encoding_format") if openai else body.get("embedding_type")) == "base64"
+        data = []
+        for i, t in enumerate(texts):
+            v = vector_for(t, dims)
+            emb: Any = (base64.b64encode(struct.pack(f"<{dims}f", *v)).decode()
+                        if wants_b64 and not self.float_mode else v)
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        random.Random(seq).shuffle(data)
+        tokens = sum(len(t.split()) for t in texts)
+        return {"model": model, "object": "list", "usage": {"total_tokens": tokens, "prompt_tokens": tokens},
+                "data": data}
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: Any) -> None:
+        raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json" if not isinstance(payload, bytes) else "text/plain")
+        h.send_header("Content-Length", str(len(raw)))
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(raw)
+
+    # -- inspection --------------------------------------------------------------------------
+    def take(self) -> list[Recorded]:
+        """The requests so far, clearing the record."""
+        with self.lock:
+            out = list(self.requests)
+            self.requests.clear()
+            return out

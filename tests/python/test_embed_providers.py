@@ -1,0 +1,401 @@
+"""Remote embedding providers (``jina_ai/…``, ``openai/…``) against a local double of their HTTP APIs
+(``doubles/embedding_api.py``): the seed example with Jina AI, the exact requests embedb sends,
+base64 decoding and ordering by ``index``, batching with bounded concurrency, the cache, retries,
+and TiDB's error texts. A server of this module's own is started with ``EMBEDB_JINA_API_BASE``
+pointing at the double and the double's OpenAI path in ``--allowed-api-bases``. No internet needed."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Iterator
+
+import pymysql
+import pytest
+
+from conftest import connect
+from doubles.embedding_api import JINA_PATH, OPENAI_PATH, EmbeddingDouble, cosine_distance, vector_for
+from sqltest import EmbedbServer, ServerError
+
+JINA_KEY = "jina-SECRET-key-0001"
+OPENAI_KEY = "sk-openai-SECRET-key-0002"
+BAD_KEY = "jina-SECRET-bad-key-0003"
+MAX_RETRIES = 2
+JINA_BATCH = 16
+CONCURRENCY = 4
+
+SEED_DOCS = [
+    (1, "Java: Object-oriented language for cross-platform development."),
+    (2, "Java coffee: Bold Indonesian beans with low acidity."),
+    (3, "Java island: Densely populated, home to Jakarta."),
+    (4, "Java's syntax is used in Android apps."),
+    (5, "Dark roast Java beans enhance espresso blends."),
+]
+SEED_QUERY = "How to start learning Java programming?"
+
+SEED_CREATE = """
+CREATE TABLE sample_documents (
+    `id`        INT PRIMARY KEY,
+    `content`   TEXT,
+    `embedding` VECTOR(2048) GENERATED ALWAYS AS (EMBED_TEXT(
+        "jina_ai/jina-embeddings-v4",
+        `content`,
+        '{"task":"retrieval.passage","task@search":"retrieval.query"}'
+    )) STORED
+)"""
+SEED_INSERT = """
+INSERT INTO sample_documents (id, content)
+VALUES
+    (1, "Java: Object-oriented language for cross-platform development."),
+    (2, "Java coffee: Bold Indonesian beans with low acidity."),
+    (3, "Java island: Densely populated, home to Jakarta."),
+    (4, "Java's syntax is used in Android apps."),
+    (5, "Dark roast Java beans enhance espresso blends.")"""
+SEED_SELECT = """
+SELECT
+    `id`,
+    `content`,
+    VEC_EMBED_COSINE_DISTANCE(embedding, "How to start learning Java programming?") AS _distance
+FROM sample_documents
+ORDER BY _distance ASC
+LIMIT 2"""
+
+MISSING_JINA = ("JinaAI API key is not configured, to configure the API key: "
+                "SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY='<API_KEY>'")
+UNAUTHORIZED_JINA = ("JinaAI returns status unauthorized, check your API key. To reconfigure a new API key: "
+                     "SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY='<API_KEY>'")
+UNAUTHORIZED_OPENAI = ("OpenAI returns status unauthorized, check your API key. To reconfigure a new API key: "
+                       "SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_KEY='<API_KEY>'")
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[EmbeddingDouble]:
+    d = EmbeddingDouble(valid_keys={JINA_KEY, OPENAI_KEY}).start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def server(embedb_binary: Path, double: EmbeddingDouble,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbedbServer]:
+    base = tmp_path_factory.mktemp("embedb-providers")
+    srv = EmbedbServer(binary=embedb_binary, data_dir=base / "data", log_path=base / "server.log",
+                       extra_args=("--embed-max-retries", str(MAX_RETRIES),
+                                   "--embed-concurrency", str(CONCURRENCY),
+                                   "--embed-timeout-secs", "10",
+                                   "--allowed-api-bases", f"{double.url}/openai/v1"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMBEDB_JINA_API_BASE", double.url)
+        mp.delenv("EMBEDB_ALLOWED_API_BASES", raising=False)
+        try:
+            srv.start()
+        except ServerError as e:
+            srv.cleanup()
+            pytest.fail(f"could not start embedb:\n{e}", pytrace=False)
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture
+def conn(server: EmbedbServer, double: EmbeddingDouble, request: pytest.FixtureRequest) -> Iterator[pymysql.Connection]:
+    """A connection to a fresh database, with both keys set and the double reset."""
+    name = "p_" + request.node.name[:50].lower().replace("[", "_").replace("]", "_").replace("-", "_")
+    c = connect(*server.address)
+    with c.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}`")
+        cur.execute(f"USE `{name}`")
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY = '{JINA_KEY}'")
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_KEY = '{OPENAI_KEY}'")
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_BASE = '{double.url}/openai/v1'")
+    double.reset()
+    try:
+        yield c
+    finally:
+        double.reset()
+        c.close()
+
+
+def sql_error(cur, sql: str) -> tuple[int, str]:
+    with pytest.raises(pymysql.MySQLError) as ei:
+        cur.execute(sql)
+    return ei.value.args[0], ei.value.args[1]
+
+
+def stored(cur, table: str, col: str = "e") -> dict[int, list[float]]:
+    cur.execute(f"SELECT id, VEC_AS_TEXT({col}) FROM {table} ORDER BY id")
+    return {i: json.loads(v) for i, v in cur.fetchall() if v is not None}
+
+
+def assert_close(got: list[float], want: list[float]) -> None:
+    assert len(got) == len(want)
+    assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got, want))
+
+
+# -- Jina AI ------------------------------------------------------------------------------------
+
+def test_seed_example_with_jina(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        cur.execute(SEED_CREATE)
+        cur.execute(SEED_INSERT)
+        inserts = double.take()
+        cur.execute(SEED_SELECT)
+        rows = cur.fetchall()
+        searches = double.take()
+
+    assert [r[0] for r in rows] == [1, 4]
+    assert [r[1] for r in rows] == [SEED_DOCS[0][1], SEED_DOCS[3][1]]
+    q = vector_for(SEED_QUERY, 2048)
+    for id_, _, dist in rows:
+        assert math.isclose(dist, cosine_distance(q, vector_for(dict(SEED_DOCS)[id_], 2048)), abs_tol=1e-5)
+
+    # the insert: one request, the storage task, base64 on the wire, the key as a bearer token
+    assert len(inserts) == 1
+    r = inserts[0]
+    assert r.path == JINA_PATH
+    assert r.headers["authorization"] == f"Bearer {JINA_KEY}"
+    assert r.headers["content-type"].startswith("application/json")
+    assert list(r.body) == ["model", "input", "task", "embedding_type"]
+    assert {**r.body, "input": sorted(r.body["input"])} == {
+        "model": "jina-embeddings-v4",
+        "input": sorted(t for _, t in SEED_DOCS),
+        "task": "retrieval.passage",
+        "embedding_type": "base64",
+    }
+    # the search: the query alone, with the @search task
+    assert len(searches) == 1
+    assert searches[0].body == {"model": "jina-embeddings-v4", "input": [SEED_QUERY],
+                                "task": "retrieval.query", "embedding_type": "base64"}
+    assert searches[0].headers["authorization"] == f"Bearer {JINA_KEY}"
+
+    # base64 decoded and each vector on its own row although the double shuffles `data`
+    with conn.cursor() as cur:
+        got = stored(cur, "sample_documents", "embedding")
+    for id_, text in SEED_DOCS:
+        assert_close(got[id_], vector_for(text, 2048))
+
+
+def test_dimensions_option_and_float_arrays(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE d (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(768) GENERATED ALWAYS AS (EMBED_TEXT("jina_ai/jina-embeddings-v3", content,
+                       '{"dimensions":768}')) STORED)""")
+        cur.execute("INSERT INTO d (id, content) VALUES (1, 'dims one'), (2, 'dims two'), (3, NULL)")
+        reqs = double.take()
+        assert len(reqs) == 1
+        assert list(reqs[0].body) == ["model", "input", "dimensions", "embedding_type"]
+        assert reqs[0].body["dimensions"] == 768 and reqs[0].body["embedding_type"] == "base64"
+        assert sorted(reqs[0].body["input"]) == ["dims one", "dims two"]
+        # a provider answering with float arrays is understood too
+        double.float_mode = True
+        cur.execute("INSERT INTO d (id, content) VALUES (4, 'floats four'), (5, 'floats five')")
+        assert len(double.take()) == 1
+        got = stored(cur, "d")
+        cur.execute("SELECT id, VEC_DIMS(e) FROM d ORDER BY id")
+        assert cur.fetchall() == ((1, 768), (2, 768), (3, None), (4, 768), (5, 768))
+    for id_, text in [(1, "dims one"), (2, "dims two"), (4, "floats four"), (5, "floats five")]:
+        assert_close(got[id_], vector_for(text, 768))
+
+
+def test_batching_concurrency_and_cache(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    texts = [f"batch text number {i:03d}" for i in range(100)]
+    values = ", ".join(f"({i}, '{t}')" for i, t in enumerate(texts))
+    double.delay = 0.2  # keep requests in flight long enough to overlap
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE b (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(32) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":32,"task":"retrieval.passage"}')) STORED)""")
+        cur.execute(f"INSERT INTO b (id, content) VALUES {values}")
+        reqs = double.take()
+        assert len(reqs) <= math.ceil(100 / JINA_BATCH)
+        assert all(len(r.body["input"]) <= JINA_BATCH for r in reqs)
+        sent = [t for r in reqs for t in r.body["input"]]
+        assert sorted(sent) == texts  # every text exactly once
+        assert 2 <= double.max_in_flight <= CONCURRENCY
+        got = stored(cur, "b")
+        for i, t in enumerate(texts):
+            assert_close(got[i], vector_for(t, 32))
+
+        # the same texts again (another table, same model and options): all from the cache
+        cur.execute("""CREATE TABLE b2 (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(32) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":32,"task":"retrieval.passage"}')) STORED)""")
+        cur.execute(f"INSERT INTO b2 (id, content) VALUES {values}")
+        cur.execute(f"INSERT INTO b (id, content) VALUES (1000, '{texts[7]}')")
+        assert double.take() == []
+        cur.execute("SELECT COUNT(*) FROM b2 WHERE e IS NOT NULL")
+        assert cur.fetchone() == (100,)
+        # other options are another cache entry
+        cur.execute("""CREATE TABLE b3 (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(32) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":32,"task":"text-matching"}')) STORED)""")
+        cur.execute(f"INSERT INTO b3 (id, content) VALUES (1, '{texts[0]}')")
+        reqs = double.take()
+        assert len(reqs) == 1 and reqs[0].body["task"] == "text-matching"
+
+
+def test_retry_on_429_honours_retry_after(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    double.script.append((429, {"Retry-After": "1"}, {"detail": "Rate limit exceeded"}))
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE r (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(16) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":16}')) STORED)""")
+        cur.execute("INSERT INTO r (id, content) VALUES (1, 'retry me please')")
+        reqs = double.take()
+        assert len(reqs) == 2
+        assert reqs[0].body == reqs[1].body
+        assert reqs[1].at - reqs[0].at >= 0.95  # waited for Retry-After
+        assert_close(stored(cur, "r")[1], vector_for("retry me please", 16))
+
+
+def test_retry_on_5xx_then_success(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    double.script.append((503, {}, b"upstream unavailable"))
+    double.script.append((500, {"Retry-After": "0"}, {"detail": "hiccup"}))
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE r (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(16) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":16}')) STORED)""")
+        cur.execute("INSERT INTO r (id, content) VALUES (1, 'flaky upstream')")
+        assert len(double.take()) == 3
+        cur.execute("SELECT COUNT(*) FROM r")
+        assert cur.fetchone() == (1,)
+
+
+def test_unauthorized(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE u (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(16) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":16}')) STORED)""")
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY = '{BAD_KEY}'")
+        code, msg = sql_error(cur, "INSERT INTO u (id, content) VALUES (1, 'who am i')")
+        assert (code, msg) == (1105, UNAUTHORIZED_JINA)
+        reqs = double.take()
+        assert len(reqs) == 1  # a 401 is not retried
+        assert reqs[0].headers["authorization"] == f"Bearer {BAD_KEY}"
+        cur.execute("SELECT COUNT(*) FROM u")
+        assert cur.fetchone() == (0,)
+        # a new key applies at once
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY = '{JINA_KEY}'")
+        cur.execute("INSERT INTO u (id, content) VALUES (1, 'who am i')")
+        cur.execute("SELECT COUNT(*) FROM u")
+        assert cur.fetchone() == (1,)
+
+
+def test_persistent_server_error_fails_the_statement(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE f (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(16) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":16}')) STORED)""")
+        double.persistent = (500, {}, {"detail": "Internal error: boom"})
+        code, msg = sql_error(cur, "INSERT INTO f (id, content) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        assert (code, msg) == (1105, "JinaAI: Internal error: boom")
+        assert len(double.take()) == MAX_RETRIES + 1
+        cur.execute("SELECT COUNT(*) FROM f")
+        assert cur.fetchone() == (0,)
+
+        double.persistent = (502, {}, b"<html>bad gateway</html>")
+        code, msg = sql_error(cur, "INSERT INTO f (id, content) VALUES (1, 'a')")
+        assert (code, msg) == (1105, "JinaAI: status code 502")
+        assert len(double.take()) == MAX_RETRIES + 1
+
+        # a client error is not retried and carries Jina's detail
+        double.persistent = (404, {}, {"detail": "Model jina-embeddings-v3 not found"})
+        code, msg = sql_error(cur, "INSERT INTO f (id, content) VALUES (1, 'a')")
+        assert (code, msg) == (1105, "JinaAI: Model jina-embeddings-v3 not found")
+        assert len(double.take()) == 1
+        cur.execute("SELECT COUNT(*) FROM f")
+        assert cur.fetchone() == (0,)
+
+
+def test_missing_key(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE m (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(16) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+                       '{"dimensions":16}')) STORED)""")
+        cur.execute("SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY = ''")
+        assert sql_error(cur, "INSERT INTO m (id, content) VALUES (1, 'no key yet')") == (1105, MISSING_JINA)
+        assert sql_error(cur, "SELECT EMBED_TEXT('jina_ai/jina-embeddings-v3', 'no key yet')") == (1105, MISSING_JINA)
+        assert double.take() == []
+        cur.execute("SELECT COUNT(*) FROM m")
+        assert cur.fetchone() == (0,)
+
+
+# -- OpenAI -------------------------------------------------------------------------------------
+
+def test_openai_request_shape(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE o (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(256) GENERATED ALWAYS AS (EMBED_TEXT('openai/text-embedding-3-small', content,
+                       '{"dimensions":256}')) STORED)""")
+        cur.execute("INSERT INTO o (id, content) VALUES (1, 'open one'), (2, 'open two'), (3, 'open three')")
+        reqs = double.take()
+        assert len(reqs) == 1
+        r = reqs[0]
+        assert r.path == OPENAI_PATH
+        assert r.headers["authorization"] == f"Bearer {OPENAI_KEY}"
+        assert list(r.body) == ["model", "input", "dimensions", "encoding_format"]
+        assert {**r.body, "input": sorted(r.body["input"])} == {
+            "model": "text-embedding-3-small",
+            "input": ["open one", "open three", "open two"],
+            "dimensions": 256,
+            "encoding_format": "base64",
+        }
+        got = stored(cur, "o")
+        for id_, t in [(1, "open one"), (2, "open two"), (3, "open three")]:
+            assert_close(got[id_], vector_for(t, 256))
+        # search embeds the query with the column's options (a stored text comes from the cache)
+        cur.execute("SELECT id FROM o ORDER BY VEC_EMBED_COSINE_DISTANCE(e, 'open two') LIMIT 1")
+        assert cur.fetchone() == (2,)
+        assert double.take() == []
+        cur.execute("SELECT id FROM o ORDER BY VEC_EMBED_L2_DISTANCE(e, 'an open question') LIMIT 1")
+        assert len(cur.fetchall()) == 1
+        reqs = double.take()
+        assert [x.body for x in reqs] == [{"model": "text-embedding-3-small", "input": ["an open question"],
+                                           "dimensions": 256, "encoding_format": "base64"}]
+
+
+def test_openai_errors_and_allowed_bases(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE o (id INT PRIMARY KEY, content TEXT,
+                       e VECTOR(64) GENERATED ALWAYS AS (EMBED_TEXT('openai/text-embedding-3-small', content,
+                       '{"dimensions":64}')) STORED)""")
+        # the base may carry /embeddings (as in TiDB)
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_BASE = '{double.url}/openai/v1/embeddings'")
+        cur.execute("INSERT INTO o (id, content) VALUES (1, 'allowed base')")
+        assert [r.path for r in double.take()] == [OPENAI_PATH]
+
+        # a base the server does not allow is never called
+        for bad in ("http://169.254.169.254/latest", f"{double.url}/v1"):
+            cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_BASE = '{bad}'")
+            code, msg = sql_error(cur, "INSERT INTO o (id, content) VALUES (2, 'sneaky')")
+            assert code == 1105 and msg.startswith(f"OpenAI: API base '{bad}' is not allowed"), msg
+        assert double.take() == []
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_BASE = '{double.url}/openai/v1'")
+
+        double.persistent = (400, {}, {"error": {"message": "dimensions too large", "type": "invalid_request_error"}})
+        assert sql_error(cur, "INSERT INTO o (id, content) VALUES (2, 'too big')") == (1105, "OpenAI: dimensions too large")
+        double.persistent = None
+        cur.execute("SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_KEY = 'sk-wrong-key-123456'")
+        assert sql_error(cur, "INSERT INTO o (id, content) VALUES (2, 'wrong key')") == (1105, UNAUTHORIZED_OPENAI)
+        cur.execute("SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_KEY = ''")
+        assert sql_error(cur, "INSERT INTO o (id, content) VALUES (2, 'no key')") == (
+            1105, "OpenAI API key is not configured, to configure the API key: "
+                  "SET @@GLOBAL.TIDB_EXP_EMBED_OPENAI_API_KEY='<API_KEY>'")
+        cur.execute("SELECT COUNT(*) FROM o")
+        assert cur.fetchone() == (1,)
+
+
+def test_keys_never_logged(server: EmbedbServer, conn: pymysql.Connection) -> None:
+    """Runs last: nothing the earlier tests did put a key in the server log."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY")
+        assert JINA_KEY not in str(cur.fetchone())
+    log = Path(server.log_path).read_text(errors="replace")
+    for k in (JINA_KEY, OPENAI_KEY, BAD_KEY, "sk-wrong-key-123456"):
+        assert k not in log
+    assert "SECRET" not in log
