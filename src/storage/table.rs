@@ -361,17 +361,20 @@ fn clamp_i64(x: f64) -> i64 {
     }
 }
 
-/// Range predicates on `col` as (operator with the column on the left, literal).
+/// A literal, possibly under the casts type coercion put around it.
+fn lit(e: &Expr) -> Option<ScalarValue> {
+    match e {
+        Expr::Literal(v, _) => Some(v.clone()),
+        Expr::Cast(c) => lit(&c.expr),
+        _ => None,
+    }
+}
+
+/// Range predicates on `col` as (operator with the column on the left, literal). Unlike equality,
+/// a cast of the column is not looked through: it may change the order.
 fn range_bounds(e: &Expr, col: &str) -> Vec<(Operator, ScalarValue)> {
     fn is_col(e: &Expr, col: &str) -> bool {
         matches!(e, Expr::Column(c) if c.name == col)
-    }
-    fn lit(e: &Expr) -> Option<ScalarValue> {
-        match e {
-            Expr::Literal(v, _) => Some(v.clone()),
-            Expr::Cast(c) => lit(&c.expr),
-            _ => None,
-        }
     }
     match e {
         Expr::BinaryExpr(b) if b.op == Operator::And => {
@@ -410,13 +413,6 @@ fn equality_values(e: &Expr, col: &str) -> Option<Vec<ScalarValue>> {
             Expr::Cast(c) => is_col(&c.expr, col),
             Expr::TryCast(c) => is_col(&c.expr, col),
             _ => false,
-        }
-    }
-    fn lit(e: &Expr) -> Option<ScalarValue> {
-        match e {
-            Expr::Literal(v, _) => Some(v.clone()),
-            Expr::Cast(c) => lit(&c.expr),
-            _ => None,
         }
     }
     match e {
