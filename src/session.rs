@@ -86,7 +86,9 @@ impl Engine {
         }
         txn.commit()?;
         let globals = Arc::new(RwLock::new(globals));
-        let embedder = Arc::new(crate::embed::Embedder::new(config.model_dir.clone(), config.http_settings(), globals.clone()));
+        let embedder = Arc::new(
+            crate::embed::Embedder::new(config.model_dir.clone(), config.http_settings(), globals.clone()).with_store(store.clone()),
+        );
         Ok(Arc::new(Engine {
             store,
             config,

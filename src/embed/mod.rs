@@ -76,10 +76,13 @@ pub fn options_for_search(m: &Map<String, Value>) -> Map<String, Value> {
     out
 }
 
-/// Shared by all sessions: the providers, and a cache of recent results.
+/// Shared by all sessions: the providers, a cache of recent results (in memory, backed by the
+/// store so that re-embedding the same text after a restart costs nothing), and usage counters.
 pub struct Embedder {
     providers: HashMap<String, Arc<dyn Provider>>,
     cache: Mutex<Lru>,
+    store: Option<embedb_storage::Store>,
+    usage: Mutex<std::collections::BTreeMap<(String, String), Usage>>,
     /// Global variables (API keys live there); read at call time so a new key applies at once.
     pub globals: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
 }
@@ -113,6 +116,27 @@ impl Lru {
     }
 }
 
+/// Counters behind `information_schema.EMBEDDING_USAGE`, per (provider, model).
+#[derive(Clone, Debug, Default)]
+pub struct Usage {
+    /// Calls to the provider (each may be several HTTP requests when batched).
+    pub requests: u64,
+    /// Texts sent to the provider.
+    pub texts: u64,
+    /// Texts answered from the cache (memory or store).
+    pub cache_hits: u64,
+    pub errors: u64,
+    pub last_error: String,
+}
+
+/// Key of a persisted embedding: `x_embed/` + SHA-256 of (provider/model, options, text).
+fn store_key(full_key: &str) -> Vec<u8> {
+    use sha2::Digest;
+    let mut k = b"x_embed/".to_vec();
+    k.extend_from_slice(&sha2::Sha256::digest(full_key.as_bytes()));
+    k
+}
+
 impl Embedder {
     pub fn new(
         model_dir: std::path::PathBuf,
@@ -125,7 +149,48 @@ impl Embedder {
         let http = http::Http::new(http_settings);
         providers.insert("jina_ai".into(), Arc::new(jina::JinaProvider::new(http.clone())));
         providers.insert("openai".into(), Arc::new(openai::OpenAiProvider::new(http)));
-        Embedder { providers, cache: Mutex::new(Lru { map: HashMap::new(), tick: 0, cap: 10_000 }), globals }
+        Embedder {
+            providers,
+            cache: Mutex::new(Lru { map: HashMap::new(), tick: 0, cap: 10_000 }),
+            store: None,
+            usage: Mutex::new(Default::default()),
+            globals,
+        }
+    }
+
+    /// Persist embeddings in `store` (and look there before calling a provider).
+    pub fn with_store(mut self, store: embedb_storage::Store) -> Embedder {
+        self.store = Some(store);
+        self
+    }
+
+    /// A copy of the usage counters, per (provider, model).
+    pub fn usage(&self) -> Vec<((String, String), Usage)> {
+        self.usage.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    fn persisted(&self, keys: &[String]) -> Vec<Option<Vec<f32>>> {
+        let Some(store) = &self.store else { return vec![None; keys.len()] };
+        let Ok(txn) = store.begin() else { return vec![None; keys.len()] };
+        let out = keys
+            .iter()
+            .map(|k| txn.get(&store_key(k)).ok().flatten().and_then(|b| embedb_vector::vector_from_bytes(&b).ok()))
+            .collect();
+        txn.rollback();
+        out
+    }
+
+    fn persist(&self, items: &[(String, Arc<Vec<f32>>)]) {
+        let Some(store) = &self.store else { return };
+        // A cache: a failure here only costs a future provider call.
+        if let Ok(txn) = store.begin() {
+            for (k, v) in items {
+                txn.put(store_key(k), embedb_vector::vector_to_bytes(v));
+            }
+            if let Err(e) = txn.commit() {
+                tracing::warn!("embedding cache not persisted: {e}");
+            }
+        }
     }
 
     /// Embed texts with `spec` (`provider/model`) and final options. `None` texts give `None`.
@@ -149,13 +214,44 @@ impl Embedder {
                 }
             }
         }
+        // Then the store: texts embedded before a restart.
+        if !missing.is_empty() && self.store.is_some() {
+            let keys: Vec<String> = missing.iter().map(|(_, t)| key(t)).collect();
+            let found = self.persisted(&keys);
+            let mut cache = self.cache.lock();
+            let mut still = Vec::new();
+            for ((i, t), (k, v)) in missing.into_iter().zip(keys.into_iter().zip(found)) {
+                match v {
+                    Some(v) => {
+                        cache.put(k, Arc::new(v.clone()));
+                        out[i] = Some(v);
+                    }
+                    None => still.push((i, t)),
+                }
+            }
+            missing = still;
+        }
+        let hits = texts.iter().filter(|t| t.is_some()).count() - missing.len();
+        let usage_key = (p.clone(), model.clone());
+        self.usage.lock().entry(usage_key.clone()).or_default().cache_hits += hits as u64;
         if !missing.is_empty() {
             // One request per distinct text.
             let mut distinct: Vec<&str> = missing.iter().map(|(_, t)| *t).collect();
             distinct.sort_unstable();
             distinct.dedup();
             let keys = self.globals.read().clone();
-            let vectors = provider.embed(&model, &distinct, options, &keys)?;
+            let result = provider.embed(&model, &distinct, options, &keys);
+            {
+                let mut u = self.usage.lock();
+                let u = u.entry(usage_key).or_default();
+                u.requests += 1;
+                u.texts += distinct.len() as u64;
+                if let Err(e) = &result {
+                    u.errors += 1;
+                    u.last_error = e.message.clone();
+                }
+            }
+            let vectors = result?;
             if vectors.len() != distinct.len() {
                 return Err(SqlError::other(format!(
                     "{}: returned {} embeddings for {} texts",
@@ -165,15 +261,20 @@ impl Embedder {
                 )));
             }
             let mut by_text: HashMap<&str, Arc<Vec<f32>>> = HashMap::new();
-            let mut cache = self.cache.lock();
-            for (t, v) in distinct.iter().zip(vectors) {
-                if v.iter().any(|x| !x.is_finite()) {
-                    return Err(SqlError::other("embedding contains NaN or infinite values"));
+            let mut fresh = Vec::with_capacity(distinct.len());
+            {
+                let mut cache = self.cache.lock();
+                for (t, v) in distinct.iter().zip(vectors) {
+                    if v.iter().any(|x| !x.is_finite()) {
+                        return Err(SqlError::other("embedding contains NaN or infinite values"));
+                    }
+                    let v = Arc::new(v);
+                    cache.put(key(t), v.clone());
+                    fresh.push((key(t), v.clone()));
+                    by_text.insert(t, v);
                 }
-                let v = Arc::new(v);
-                cache.put(key(t), v.clone());
-                by_text.insert(t, v);
             }
+            self.persist(&fresh);
             for (i, t) in missing {
                 out[i] = Some(by_text[t].as_ref().clone());
             }

@@ -28,6 +28,8 @@ pub struct PlanScope {
     pub dml_target: Option<(String, String)>,
     /// The session's current database, for `information_schema` views that depend on it.
     pub current_db: Option<String>,
+    /// Source of `information_schema.EMBEDDING_USAGE`.
+    pub embedder: Option<Arc<crate::embed::Embedder>>,
 }
 
 pub struct TxnCatalogList {

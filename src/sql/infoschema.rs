@@ -20,7 +20,6 @@ use crate::sql::context::PlanScope;
 
 pub struct InfoSchema {
     txn: Arc<Txn>,
-    #[allow(dead_code)]
     scope: PlanScope,
 }
 
@@ -47,6 +46,7 @@ const VIEWS: &[&str] = &[
     "engines",
     "character_sets",
     "collations",
+    "embedding_usage",
 ];
 
 #[async_trait]
@@ -59,6 +59,9 @@ impl SchemaProvider for InfoSchema {
         let n = name.to_lowercase();
         if !VIEWS.contains(&n.as_str()) {
             return Ok(None);
+        }
+        if n == "embedding_usage" {
+            return Ok(Some(Arc::new(embedding_usage(self.scope.embedder.as_deref()).map_err(to_df)?)));
         }
         let t = build(&self.txn, &n).map_err(to_df)?;
         Ok(Some(Arc::new(t)))
@@ -396,6 +399,33 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
         ),
         _ => Err(SqlError::no_such_table("information_schema", view)),
     }
+}
+
+/// Per (provider, model): calls, texts sent, cache hits, errors and the last error — since start.
+fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
+    use C::*;
+    let rows = e
+        .map(|e| e.usage())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|((p, m), u)| {
+            vec![
+                s(p),
+                s(m),
+                i(u.requests as i64),
+                i(u.texts as i64),
+                // Token counts are not reported by every provider yet: unknown, not zero.
+                null(),
+                i(u.cache_hits as i64),
+                i(u.errors as i64),
+                if u.last_error.is_empty() { null() } else { s(u.last_error) },
+            ]
+        })
+        .collect();
+    mem(
+        &[S("PROVIDER"), S("MODEL"), I("REQUESTS"), I("TEXTS"), I("TOKENS"), I("CACHE_HITS"), I("ERRORS"), S("LAST_ERROR")],
+        rows,
+    )
 }
 
 pub fn collations() -> Vec<(&'static str, &'static str, i64, &'static str)> {

@@ -24,7 +24,7 @@ impl Session {
     pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
         rewrite::rewrite_statement(&mut stmt, self)?;
         self.rewrite_vec_embed(&mut stmt, &txn)?;
-        let scope = PlanScope { dml_target: None, current_db: self.db.clone() };
+        let scope = PlanScope { dml_target: None, current_db: self.db.clone(), embedder: Some(self.engine.embedder.clone()) };
         let (schema, batches) = self.plan_and_collect(stmt, txn, scope).await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         self.last_found_rows = rows as u64;

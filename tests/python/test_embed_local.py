@@ -135,3 +135,27 @@ def test_embed_text_function_matches_reference(conn: pymysql.Connection) -> None
             ref = it["embedding"]
             dot = sum(a * b for a, b in zip(got, ref))
             assert dot >= 0.9999, it["text"][:40]
+
+
+def test_embedding_cache_survives_restart_and_usage_is_visible(private_server, restart_server) -> None:
+    """Re-inserting the same texts after a restart is answered by the persistent cache: the
+    provider is not called again (information_schema.EMBEDDING_USAGE counts calls and hits)."""
+    def usage(cur) -> tuple:
+        cur.execute("SELECT REQUESTS, TEXTS, CACHE_HITS, ERRORS FROM information_schema.EMBEDDING_USAGE "
+                    "WHERE PROVIDER = 'local' AND MODEL = 'all-MiniLM-L6-v2'")
+        return cur.fetchone()
+
+    host, port = private_server.address
+    with connect(host, port, "test") as c, c.cursor() as cur:
+        cur.execute("CREATE TABLE c (id INT PRIMARY KEY, t TEXT, "
+                    "e VECTOR(384) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', t)) STORED)")
+        cur.execute("INSERT INTO c (id, t) VALUES (1, 'cached text one'), (2, 'cached text two'), (3, 'cached text one')")
+        assert usage(cur) == (1, 2, 0, 0), "one call, two distinct texts"
+        cur.execute("SELECT e FROM c WHERE id = 1")
+        (v1,) = cur.fetchone()
+    host, port = restart_server(private_server, hard=False)
+    with connect(host, port, "test") as c, c.cursor() as cur:
+        cur.execute("INSERT INTO c (id, t) VALUES (4, 'cached text one'), (5, 'cached text two')")
+        assert usage(cur) == (0, 0, 2, 0), "both answered from the persisted cache"
+        cur.execute("SELECT e FROM c WHERE id = 4")
+        assert cur.fetchone()[0] == v1
