@@ -125,8 +125,7 @@ fn translate_datafusion(e: DataFusionError) -> SqlError {
     if let Some(sql) = find_sql_error(&e) {
         return sql;
     }
-    let e = e.find_root().clone_or_message();
-    let msg = strip_prefixes(&e);
+    let msg = strip_prefixes(&e.find_root().to_string());
     if let Some(rest) = msg.strip_prefix("No field named ") {
         let col = rest.split("Valid fields").next().unwrap_or(rest);
         let col = col.split(". Did you mean").next().unwrap_or(col).trim().trim_end_matches('.');
@@ -154,15 +153,6 @@ fn translate_datafusion(e: DataFusionError) -> SqlError {
         return SqlError::other("Division by 0");
     }
     SqlError::other(msg)
-}
-
-trait CloneOrMessage {
-    fn clone_or_message(&self) -> String;
-}
-impl CloneOrMessage for DataFusionError {
-    fn clone_or_message(&self) -> String {
-        self.to_string()
-    }
 }
 
 fn find_sql_error(e: &DataFusionError) -> Option<SqlError> {

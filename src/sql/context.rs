@@ -5,7 +5,6 @@
 //! transaction it runs in, so planning and scanning see exactly the rows and schema that transaction
 //! sees. Databases are DataFusion schemas of the single catalog `def` (MySQL's catalog name).
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -129,14 +128,4 @@ impl SchemaProvider for DbSchema {
     fn table_exist(&self, name: &str) -> bool {
         Catalog::new(&self.txn).table(&self.db, name).ok().flatten().is_some()
     }
-
-    #[allow(dead_code)]
-    fn owner_name(&self) -> Option<&str> {
-        None
-    }
-}
-
-#[allow(dead_code)]
-fn _any(x: &DbSchema) -> &dyn Any {
-    x
 }

@@ -93,11 +93,8 @@ impl VisitorMut for Namer<'_> {
 fn name_set_expr(body: &mut SetExpr, source: &str) {
     match body {
         SetExpr::Select(sel) => name_select(sel, source),
-        SetExpr::SetOperation { left, right, .. } => {
-            name_set_expr(left, source);
-            // Only the first branch names a UNION's columns; leave the others alone.
-            let _ = right;
-        }
+        // Only the first branch of a UNION names its columns; the others keep theirs.
+        SetExpr::SetOperation { left, .. } => name_set_expr(left, source),
         SetExpr::Query(q) => name_set_expr(&mut q.body, source),
         _ => {}
     }
@@ -408,7 +405,6 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
         Expr::Cast { data_type, expr, .. } => match data_type {
             DataType::Signed | DataType::SignedInteger | DataType::Unsigned | DataType::UnsignedInteger => {
                 // (`sql::coerce` rounds DECIMAL and DOUBLE sources, as MySQL does.)
-                let _ = expr;
                 *data_type = if matches!(data_type, DataType::Signed | DataType::SignedInteger) {
                     DataType::BigInt(None)
                 } else {

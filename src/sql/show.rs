@@ -163,7 +163,6 @@ impl Session {
         let mut like_pat: Option<String> = None;
         let mut where_expr: Option<String> = None;
         let mut j = k;
-        let mut object: Option<String> = None;
         while j < toks.len() {
             match up[j].as_str() {
                 "FROM" | "IN" if j + 1 < toks.len() => {
@@ -180,12 +179,7 @@ impl Session {
                     where_expr = Some(sql[pos + 5..].trim().trim_end_matches(';').to_string());
                     break;
                 }
-                _ => {
-                    if object.is_none() {
-                        object = Some(toks[j].clone());
-                    }
-                    j += 1;
-                }
+                _ => j += 1,
             }
         }
         let txn = Arc::new(self.engine.store.begin()?);
@@ -374,7 +368,6 @@ impl Session {
             }
             other => return Err(SqlError::syntax(format!("near 'SHOW {other}'"))),
         };
-        let _ = object;
         txn.rollback();
         finish(table, like_pat, where_expr, self).await
     }

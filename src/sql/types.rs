@@ -125,14 +125,13 @@ impl SqlType {
                 (IntKind::Big, _) => 20,
             }
         }
-        fn lob(prefix: &str, k: LobKind, base: &str) -> String {
+        fn lob(k: LobKind, base: &str) -> String {
             let p = match k {
                 LobKind::Tiny => "tiny",
                 LobKind::Normal => "",
                 LobKind::Medium => "medium",
                 LobKind::Long => "long",
             };
-            let _ = prefix;
             format!("{p}{base}")
         }
         match self {
@@ -145,10 +144,10 @@ impl SqlType {
             SqlType::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
             SqlType::Char(n) => format!("char({n})"),
             SqlType::VarChar(n) => format!("varchar({n})"),
-            SqlType::Text(k) => lob("", *k, "text"),
+            SqlType::Text(k) => lob(*k, "text"),
             SqlType::Binary(n) => format!("binary({n})"),
             SqlType::VarBinary(n) => format!("varbinary({n})"),
-            SqlType::Blob(k) => lob("", *k, "blob"),
+            SqlType::Blob(k) => lob(*k, "blob"),
             SqlType::Date => "date".into(),
             SqlType::DateTime(0) => "datetime".into(),
             SqlType::DateTime(f) => format!("datetime({f})"),

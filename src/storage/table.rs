@@ -10,7 +10,6 @@
 //! hands DataFusion an in-memory source. Equality filters on the integer primary key become point
 //! gets, and on other indexed columns index lookups, instead of a full scan.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -457,9 +456,4 @@ impl TableProvider for KvTable {
         let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
         Ok(exec)
     }
-}
-
-#[allow(dead_code)]
-fn _assert_any(t: &KvTable) -> &dyn Any {
-    t
 }
