@@ -109,6 +109,15 @@ pub struct Http {
     client: OnceLock<Result<reqwest::Client, String>>,
 }
 
+/// How a request carries the API key.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// `Authorization: Bearer <key>`.
+    Bearer(String),
+    /// `<name>: <key>` (e.g. Gemini's `x-goog-api-key`).
+    Header(&'static str, String),
+}
+
 /// A finished exchange: the final status and body (after any retries).
 pub struct Reply {
     pub status: u16,
@@ -141,11 +150,24 @@ impl Http {
     /// POST `body` as JSON to `url` with a bearer key, retrying as the module doc says. `Err` is a
     /// transport failure (after retries) as text without the provider prefix; any HTTP status is `Ok`.
     pub async fn post_json(&self, provider: &str, url: &str, key: &str, body: &Value) -> Result<Reply, String> {
+        self.post_json_auth(provider, url, &Auth::Bearer(key.to_string()), body).await
+    }
+
+    /// [`Http::post_json`] with the key sent as `auth` says (a bearer token or a named header).
+    pub async fn post_json_auth(&self, provider: &str, url: &str, auth: &Auth, body: &Value) -> Result<Reply, String> {
         let client = self.client()?;
         let max = self.settings.max_retries;
         let mut attempt: u32 = 0;
         loop {
-            let sent = client.post(url).bearer_auth(key).json(body).send().await;
+            let req = match auth {
+                Auth::Bearer(key) => client.post(url).bearer_auth(key),
+                Auth::Header(name, key) => {
+                    let mut v = reqwest::header::HeaderValue::from_str(key).map_err(|_| "invalid API key".to_string())?;
+                    v.set_sensitive(true);
+                    client.post(url).header(*name, v)
+                }
+            };
+            let sent = req.json(body).send().await;
             let wait = match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -294,6 +316,61 @@ pub fn embed_remote(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) | Err(e) => Err(SqlError::other(prefix(e))),
     }
+}
+
+/// Like [`embed_remote`] for APIs whose request and response differ from the OpenAI shape: `body`
+/// builds one batch's request, `parse` reads one batch's reply (`n` texts); `api.encoding` is unused.
+pub fn embed_remote_custom<B, P>(
+    http: &Arc<Http>,
+    api: &'static Api,
+    url: String,
+    auth: Auth,
+    texts: &[&str],
+    body: B,
+    parse: P,
+) -> Result<Vec<Vec<f32>>, SqlError>
+where
+    B: Fn(&[String]) -> Value + Send + Sync + 'static,
+    P: Fn(&[u8], usize) -> Result<Vec<Vec<f32>>, String> + Send + Sync + 'static,
+{
+    let client = http.clone();
+    let concurrency = http.settings().concurrency;
+    let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    let key = match &auth {
+        Auth::Bearer(k) | Auth::Header(_, k) => k.clone(),
+    };
+    let prefix = |e: String| if e.starts_with(api.display) { e } else { format!("{}: {e}", api.display) };
+    let (body, parse) = (Arc::new(body), Arc::new(parse));
+    let run = async move {
+        embed_batched(texts, api.batch_size, concurrency, |batch| {
+            let req = body(&batch);
+            let (client, url, key, auth, parse) = (client.clone(), url.clone(), key.clone(), auth.clone(), parse.clone());
+            async move {
+                let reply = client.post_json_auth(api.display, &url, &auth, &req).await.map_err(|e| redact(&e, &key))?;
+                if !(200..300).contains(&reply.status) {
+                    return Err(status_error(api.display, api.key_var, &reply, &key, api.detail));
+                }
+                parse(&reply.body, batch.len()).map_err(|e| redact(&e, &key))
+            }
+        })
+        .await
+    };
+    match block_on(run) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) | Err(e) => Err(SqlError::other(prefix(e))),
+    }
+}
+
+/// A list of exactly `n` embeddings (each decoded by [`decode_embedding`]), in order.
+pub fn parse_vector_list(list: Option<&Value>, n: usize) -> Result<Vec<Vec<f32>>, String> {
+    let list = list.and_then(Value::as_array).ok_or("unexpected response: no embeddings array")?;
+    if list.len() != n {
+        return Err(format!("response data length {} does not match input texts length {n}", list.len()));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, e)| decode_embedding(e).map_err(|e| format!("failed to decode embedding for index {i}: {e}")))
+        .collect()
 }
 
 /// Split `texts` into batches of `batch_size`, run up to `concurrency` of them at once with `call`,

@@ -12,9 +12,13 @@
 //! distance against the query's embedding, computed once per statement with the column's model and
 //! its options with `k@search` keys applied (`options_for_search`).
 
+pub mod cohere;
+pub mod gemini;
 pub mod http;
+pub mod huggingface;
 pub mod jina;
 pub mod local;
+pub mod nvidia_nim;
 pub mod openai;
 pub mod provider;
 pub mod udf;
@@ -148,6 +152,10 @@ impl Embedder {
         // Remote providers share one HTTP client (timeouts, retries, concurrency, allowed bases).
         let http = http::Http::new(http_settings);
         providers.insert("jina_ai".into(), Arc::new(jina::JinaProvider::new(http.clone())));
+        providers.insert("cohere".into(), Arc::new(cohere::CohereProvider::new(http.clone())));
+        providers.insert("gemini".into(), Arc::new(gemini::GeminiProvider::new(http.clone())));
+        providers.insert("huggingface".into(), Arc::new(huggingface::HuggingFaceProvider::new(http.clone())));
+        providers.insert("nvidia_nim".into(), Arc::new(nvidia_nim::NvidiaNimProvider::new(http.clone())));
         providers.insert("openai".into(), Arc::new(openai::OpenAiProvider::new(http)));
         Embedder {
             providers,
