@@ -8,6 +8,7 @@
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod index;
 pub mod server;
 pub mod session;
 pub mod sql;

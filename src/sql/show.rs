@@ -116,6 +116,9 @@ impl Session {
             return self.show(sql).await.map(Some);
         }
         let toks: Vec<String> = tokens(lower);
+        if let Some(out) = self.vector_index_ddl(sql, &toks).await? {
+            return Ok(Some(out));
+        }
         // SET CHARACTER SET x / SET CHARSET x (sqlparser does not know them).
         if toks.len() >= 3 && toks[0] == "set" && (toks[1] == "charset" || (toks[1] == "character" && toks.get(2).map(String::as_str) == Some("set"))) {
             let cs = if toks[1] == "charset" { &toks[2] } else { toks.get(3).ok_or_else(|| SqlError::syntax("near 'SET CHARACTER SET'"))? };
@@ -677,5 +680,90 @@ mod tests {
         assert!(like("a_c", "abc"));
         assert!(!like("a_c", "abbc"));
         assert!(like("%", ""));
+    }
+}
+
+impl Session {
+    /// TiDB's vector-index DDL forms (see `index`), which sqlparser does not parse.
+    async fn vector_index_ddl(&mut self, sql: &str, toks: &[String]) -> Result<Option<Output>> {
+        let is = |k: usize, w: &str| toks.get(k).map(String::as_str) == Some(w);
+        let b = sql.as_bytes();
+        // Where the definition starts, and the table it belongs to.
+        let (table_tok, def_at, named) = if is(0, "create") && is(1, "vector") && is(2, "index") {
+            let (table, def) = crate::index::parse_create_vector_index(sql)?;
+            return self.apply_vector_index(&table, def).await.map(Some);
+        } else if is(0, "alter") && is(1, "table") && is(3, "add") && is(4, "vector") && is(5, "index") {
+            let at = find_keyword(sql, "index").unwrap_or(0) + 5;
+            (tokens(sql)[2].clone(), at, true)
+        } else if is(0, "create") && is(1, "table") && toks.iter().any(|t| t == "vector") && sql.to_ascii_lowercase().contains("vector index") {
+            let (stripped, defs) = crate::index::extract_vector_indexes(sql)?;
+            if defs.is_empty() {
+                return Ok(None);
+            }
+            let stmt = crate::sql::parser::parse_one(&stripped)?;
+            let datafusion::sql::sqlparser::ast::Statement::CreateTable(ct) = &stmt else { return Ok(None) };
+            // Check the definitions against the columns before creating anything.
+            let (db, name) = self.resolve_name(&ct.name)?;
+            let mut probe = crate::sql::catalog::TableInfo {
+                id: 0,
+                db: db.clone(),
+                name: name.clone(),
+                columns: vec![],
+                indexes: vec![],
+                pk_handle: None,
+                next_column_id: 1,
+                next_index_id: 1,
+                comment: String::new(),
+                tiflash_replica: 0,
+                create_time: String::new(),
+            };
+            for c in &ct.columns {
+                probe.columns.push(crate::sql::catalog::ColumnInfo {
+                    id: 0,
+                    name: c.name.value.clone(),
+                    ty: crate::sql::types::SqlType::from_ast(&c.data_type)?,
+                    nullable: true,
+                    default: None,
+                    auto_increment: false,
+                    generated: None,
+                    on_update_current_timestamp: false,
+                    comment: String::new(),
+                });
+            }
+            for d in &defs {
+                crate::index::add_vector_index(&mut probe, d)?;
+            }
+            let engine = self.engine.clone();
+            let _g = engine.ddl_lock.lock().await;
+            self.commit_open()?;
+            self.ddl(stmt).await?;
+            drop(_g);
+            for d in defs {
+                self.apply_vector_index(&format!("`{db}`.`{name}`"), d).await?;
+            }
+            return Ok(Some(Output::ok()));
+        } else {
+            return Ok(None);
+        };
+        let (def, _) = crate::index::parse_definition(b, def_at, named)?;
+        self.apply_vector_index(&table_tok, def).await.map(Some)
+    }
+
+    async fn apply_vector_index(&mut self, table: &str, def: crate::index::VectorIndexDef) -> Result<Output> {
+        let (db, t) = split_name(table);
+        let db = match db {
+            Some(d) => d,
+            None => self.current_db()?,
+        };
+        let engine = self.engine.clone();
+        let _g = engine.ddl_lock.lock().await;
+        self.commit_open()?;
+        let txn = self.engine.store.begin()?;
+        let cat = Catalog::new(&txn);
+        let mut info = cat.must_table(&db, &t)?;
+        crate::index::add_vector_index(&mut info, &def)?;
+        cat.put_table(&info)?;
+        txn.commit()?;
+        Ok(Output::ok())
     }
 }
