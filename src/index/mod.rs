@@ -7,6 +7,7 @@
 //!   `VECTOR INDEX idx USING HNSW ((…))`);
 //! - `CREATE VECTOR INDEX idx ON t ((VEC_L2_DISTANCE(v))) [USING HNSW]`;
 //! - `ALTER TABLE t ADD VECTOR INDEX idx ((…)) [USING HNSW]`.
+//!
 //! sqlparser knows none of these, so `extract_vector_indexes` lifts them out of the statement text.
 //! Searches still run as exact scans; the ANN structure comes with the HNSW work.
 

@@ -4,6 +4,7 @@
 //! - `+` / `-` between vectors (or a vector and its text) are element-wise (`vec_add` / `vec_sub`);
 //! - `CAST(vector AS CHAR)` gives the vector's text form `[1,2.5]`;
 //! - arithmetic between a string and a number converts the string to a number (`'3' + 1` = 4).
+//!
 //! Types are known here (each expression is typed against its node's input schema), which is why
 //! this is a plan rule rather than an AST rewrite.
 

@@ -582,7 +582,7 @@ fn column_from_ast(info: &mut TableInfo, cd: &ColumnDef) -> Result<(ColumnInfo, 
     if col.ty.is_vector() && (pk || unique) {
         return Err(SqlError::other(format!("vector column '{}' cannot be part of a unique or primary key", col.name)));
     }
-    if pk || col.auto_increment && pk {
+    if pk {
         col.nullable = false;
     }
     Ok((col, pk, unique))

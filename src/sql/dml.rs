@@ -9,6 +9,7 @@
 //!    its texts to a model in batches;
 //! 4. each row is checked against the primary key and unique indexes and written with its index
 //!    entries into the statement's transaction.
+//!
 //! Any error aborts the statement, and the session rolls the transaction back to the statement's
 //! savepoint: a failed INSERT leaves no partial rows.
 //!
