@@ -497,16 +497,22 @@ impl Session {
                 _ => {}
             }
         }
-        let q = format!("SELECT {e}");
-        let stmt = parser::parse_one(&q)?;
+        Ok(match self.eval_scalar(e).await? {
+            Some(v) if !v.is_null() => scalar_text(&v),
+            _ => String::new(),
+        })
+    }
+
+    /// Evaluate a constant expression with `SELECT expr`; None when it gives no row.
+    async fn eval_scalar(&mut self, e: ast::Expr) -> Result<Option<datafusion::common::ScalarValue>> {
+        let stmt = parser::parse_one(&format!("SELECT {e}"))?;
         let out = self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await?;
         if let Output::Rows { batches, .. } = out {
             if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
-                let v = crate::sql::types::scalar_at(b.column(0), 0)?;
-                return Ok(if v.is_null() { String::new() } else { scalar_text(&v) });
+                return Ok(Some(crate::sql::types::scalar_at(b.column(0), 0)?));
             }
         }
-        Ok(String::new())
+        Ok(None)
     }
 
     /// SET NAMES / SET CHARACTER SET: the connection's character set variables. Text is always
@@ -535,22 +541,11 @@ impl Session {
         if let ast::Expr::Value(_) = &e {
             return Ok(e);
         }
-        let q = format!("SELECT {e}");
-        let stmt = parser::parse_one(&q)?;
-        let out = self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await?;
-        if let Output::Rows { batches, .. } = out {
-            if let Some(b) = batches.iter().find(|b| b.num_rows() > 0) {
-                let v = crate::sql::types::scalar_at(b.column(0), 0)?;
-                if v.is_null() {
-                    return Ok(ast::Expr::value(ast::Value::Null));
-                }
-                if v.data_type().is_numeric() {
-                    return Ok(ast::Expr::value(ast::Value::Number(scalar_text(&v), false)));
-                }
-                return Ok(ast::Expr::value(ast::Value::SingleQuotedString(scalar_text(&v))));
-            }
-        }
-        Ok(ast::Expr::value(ast::Value::Null))
+        Ok(match self.eval_scalar(e).await? {
+            Some(v) if !v.is_null() && v.data_type().is_numeric() => ast::Expr::value(ast::Value::Number(scalar_text(&v), false)),
+            Some(v) if !v.is_null() => ast::Expr::value(ast::Value::SingleQuotedString(scalar_text(&v))),
+            _ => ast::Expr::value(ast::Value::Null),
+        })
     }
 
     /// A system variable as a client reads it (secrets masked).

@@ -622,3 +622,9 @@ mod tests {
         futures::executor::block_on(f)
     }
 }
+
+/// A provider's API base: the env var when set and non-empty (tests point it at a local double),
+/// else the provider's public base.
+pub fn base_from_env(var: &str, default: &str) -> String {
+    std::env::var(var).ok().filter(|b| !b.trim().is_empty()).unwrap_or_else(|| default.into())
+}

@@ -34,7 +34,7 @@ pub struct HuggingFaceProvider {
 
 impl HuggingFaceProvider {
     pub fn new(http: Arc<Http>) -> Self {
-        let base = std::env::var(BASE_ENV).ok().filter(|b| !b.trim().is_empty()).unwrap_or_else(|| DEFAULT_API_BASE.into());
+        let base = http::base_from_env(BASE_ENV, DEFAULT_API_BASE);
         HuggingFaceProvider { http, base }
     }
 }
