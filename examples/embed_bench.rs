@@ -16,7 +16,9 @@ use embedb::config::Config;
 use embedb::session::{Engine, Session};
 
 fn texts(n: usize) -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/scifact/queries.jsonl");
+    // Resolved at run time: a shared target dir may hold a binary built from another checkout.
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{root}/../shared/data/scifact/queries.jsonl");
     let data = std::fs::read_to_string(path).expect("../shared/data/scifact/queries.jsonl beside the repository");
     let mut out: Vec<String> = data
         .lines()

@@ -103,7 +103,10 @@ pub fn reference() -> Reference {
     let path = std::env::var_os("EMBEDB_MINILM_REFERENCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/minilm-reference.json")
+            // The manifest dir at run time, not compile time: a shared target dir may hold a binary
+            // built from another checkout of the repository.
+            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
+                .join("../../../shared/fixtures/minilm-reference.json")
         });
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
