@@ -9,6 +9,7 @@ pub mod config;
 pub mod embed;
 pub mod error;
 pub mod index;
+pub mod interrupt;
 pub mod server;
 pub mod session;
 pub mod sql;

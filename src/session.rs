@@ -57,6 +57,8 @@ pub struct Engine {
     next_connection_id: AtomicU32,
     /// DDL runs one at a time so that schema versions never interleave.
     pub ddl_lock: tokio::sync::Mutex<()>,
+    /// Live connections' KILL signals, by connection id.
+    pub connections: crate::interrupt::Registry,
 }
 
 pub fn server_version() -> String {
@@ -97,6 +99,7 @@ impl Engine {
             defaults,
             next_connection_id: AtomicU32::new(1),
             ddl_lock: tokio::sync::Mutex::new(()),
+            connections: Default::default(),
         }))
     }
 
@@ -133,6 +136,14 @@ pub struct Session {
     pub multi_statements: bool,
     /// The text of the statement being run (for MySQL-style column headers).
     pub source: String,
+    /// Set by KILL from another connection; reset when a statement starts.
+    pub interrupt: Arc<crate::interrupt::Interrupt>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.engine.connections.unregister(self.connection_id, &self.interrupt);
+    }
 }
 
 impl Session {
@@ -150,7 +161,9 @@ impl Session {
             o.sql_parser.default_null_ordering = "nulls_min".into();
             o.execution.parquet.schema_force_view_types = false;
         }
-        let ctx = new_context(cfg, Some(engine.embedder.clone()));
+        let interrupt = crate::interrupt::Interrupt::new();
+        engine.connections.register(connection_id, interrupt.clone());
+        let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone())));
         let vars = engine.globals.read().clone();
         Session {
             engine,
@@ -170,6 +183,7 @@ impl Session {
             user_vars: HashMap::new(),
             multi_statements: true,
             source: String::new(),
+            interrupt,
         }
     }
 
@@ -227,7 +241,12 @@ impl Session {
             self.warnings.clear();
         }
         self.source = sql.to_string();
-        let r = self.run_inner(sql, &lower).await;
+        self.interrupt.reset();
+        let r = match self.interrupt.check() {
+            // A killed connection runs nothing more.
+            Err(e) => Err(e),
+            Ok(()) => self.run_inner(sql, &lower).await,
+        };
         if let Err(e) = &r {
             tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
         }
@@ -271,7 +290,11 @@ impl Session {
                 let (db, table) = self.resolve_name(&table_name)?;
                 self.in_statement(move |s, txn| Box::pin(async move { s.describe(&db, &table, txn, None).await })).await
             }
-            Statement::Kill { .. } => Ok(Output::ok()),
+            Statement::Kill { modifier, id } => {
+                let connection = !matches!(modifier, Some(ast::KillType::Query));
+                self.engine.connections.kill(id, connection)?;
+                Ok(Output::ok())
+            }
             Statement::Flush { .. } | Statement::LockTables { .. } | Statement::UnlockTables => Ok(Output::ok()),
             other => {
                 let engine = self.engine.clone();
@@ -573,7 +596,8 @@ impl Session {
 
 /// A DataFusion context with MySQL's implicit conversions (`sql::coerce`) ahead of DataFusion's
 /// own type coercion, and our functions registered.
-pub fn new_context(cfg: SessionConfig, embedder: Option<Arc<crate::embed::Embedder>>) -> SessionContext {
+/// `embed` registers `EMBED_TEXT`, stopped by the given connection's interrupt.
+pub fn new_context(cfg: SessionConfig, embed: Option<(Arc<crate::embed::Embedder>, Arc<crate::interrupt::Interrupt>)>) -> SessionContext {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     rules.insert(0, Arc::new(crate::sql::coerce::MysqlCoercion));
     let state = datafusion::execution::SessionStateBuilder::new()
@@ -585,8 +609,8 @@ pub fn new_context(cfg: SessionConfig, embedder: Option<Arc<crate::embed::Embedd
     for f in functions::all_udfs() {
         ctx.register_udf(f);
     }
-    if let Some(e) = embedder {
-        ctx.register_udf(crate::embed::udf::embed_text_udf(e));
+    if let Some((e, i)) = embed {
+        ctx.register_udf(crate::embed::udf::embed_text_udf(e, i));
     }
     ctx
 }

@@ -11,7 +11,6 @@
 //! `EMBEDB_COHERE_API_BASE` names another (read when the server starts; tests point it at a double).
 //! Batching: at most [`BATCH_SIZE`] texts per request (Cohere accepts up to 96).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -90,7 +89,8 @@ impl super::Provider for CohereProvider {
         DISPLAY
     }
 
-    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
+        let globals = call.globals;
         let key = http::api_key(globals, DISPLAY, KEY_VAR)?;
         let (model, options) = (model.to_string(), options.clone());
         http::embed_remote_custom(
@@ -98,9 +98,11 @@ impl super::Provider for CohereProvider {
             &API,
             endpoint(&self.base),
             http::Auth::Bearer(key),
+            http::shape(&model, &options),
             texts,
             move |batch| request_body(&model, batch, &options),
             parse_response,
+            call,
         )
     }
 }

@@ -13,7 +13,6 @@
 //! `EMBEDB_GEMINI_API_BASE` names another (tests point it at a double). Batching: at most
 //! [`BATCH_SIZE`] texts per request (the API accepts up to 100).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -114,7 +113,8 @@ impl super::Provider for GeminiProvider {
         DISPLAY
     }
 
-    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
+        let globals = call.globals;
         let key = http::api_key(globals, DISPLAY, KEY_VAR)?;
         let (m, options) = (model.to_string(), options.clone());
         http::embed_remote_custom(
@@ -122,9 +122,11 @@ impl super::Provider for GeminiProvider {
             &API,
             endpoint(&self.base, model),
             http::Auth::Header("x-goog-api-key", key),
+            http::shape(&model, &options),
             texts,
             move |batch| request_body(&m, batch, &options),
             parse_response,
+            call,
         )
         .map_err(|e| {
             if e.message.contains(INVALID_KEY) {

@@ -26,9 +26,10 @@ use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
+use super::batcher::{self, BatchFn, BatchKey, Plan};
+use super::provider::Call;
 use crate::error::SqlError;
 
 /// Jina AI's public API base; requests go to `<base>/v1/embeddings`.
@@ -282,8 +283,9 @@ pub struct Api {
     pub detail: fn(&Value) -> Option<String>,
 }
 
-/// Embed `texts` through `api` at `url`: batches of `api.batch_size`, `concurrency` at a time, each
-/// retried as the module doc says; vectors in input order; errors as TiDB words them.
+/// Embed `texts` through an OpenAI-shaped `api` at `url` (`{"model","input",…}` in,
+/// `{"data":[{"index","embedding"}]}` out): see [`embed_remote_custom`].
+#[allow(clippy::too_many_arguments)]
 pub fn embed_remote(
     http: &Arc<Http>,
     api: &'static Api,
@@ -292,73 +294,99 @@ pub fn embed_remote(
     model: &str,
     texts: &[&str],
     options: &serde_json::Map<String, Value>,
+    call: &Call,
 ) -> Result<Vec<Vec<f32>>, SqlError> {
-    let client = http.clone();
-    let concurrency = http.settings().concurrency;
+    let shape = shape(model, options);
     let (model, options) = (model.to_string(), options.clone());
-    let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
-    let prefix = |e: String| if e.starts_with(api.display) { e } else { format!("{}: {e}", api.display) };
-    let run = async move {
-        embed_batched(texts, api.batch_size, concurrency, |batch| {
-            let body = request_body(&model, &batch, &options, api.encoding);
-            let (client, url, key) = (client.clone(), url.clone(), key.clone());
-            async move {
-                let reply = client.post_json(api.display, &url, &key, &body).await.map_err(|e| redact(&e, &key))?;
-                if !(200..300).contains(&reply.status) {
-                    return Err(status_error(api.display, api.key_var, &reply, &key, api.detail));
-                }
-                parse_embeddings(&reply.body, batch.len())
-            }
-        })
-        .await
-    };
-    match block_on(run) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) | Err(e) => Err(SqlError::other(prefix(e))),
-    }
+    embed_remote_custom(
+        http,
+        api,
+        url,
+        Auth::Bearer(key),
+        shape,
+        texts,
+        move |batch| request_body(&model, batch, &options, api.encoding),
+        parse_embeddings,
+        call,
+    )
 }
 
-/// Like [`embed_remote`] for APIs whose request and response differ from the OpenAI shape: `body`
-/// builds one batch's request, `parse` reads one batch's reply (`n` texts); `api.encoding` is unused.
+/// What a request body depends on besides its texts, for [`embed_remote_custom`]'s `shape`.
+pub fn shape(model: &str, options: &serde_json::Map<String, Value>) -> String {
+    format!("{model}\u{0}{}", Value::Object(options.clone()))
+}
+
+/// Embed `texts` through `api` at `url`: `body` builds one request from a batch of texts, `parse`
+/// reads one reply (`n` texts). Requests carry up to `api.batch_size` texts and are shared with
+/// concurrent statements whose `url`, key and `shape` (model and options: everything `body` uses
+/// besides the texts) are the same (`batcher`); up to `embed_concurrency` are in flight, each
+/// retried as the module doc says. Vectors come back in input order, errors as TiDB words them. The
+/// wait ends early with 1317 when `call.interrupt` fires.
+#[allow(clippy::too_many_arguments)]
 pub fn embed_remote_custom<B, P>(
     http: &Arc<Http>,
     api: &'static Api,
     url: String,
     auth: Auth,
+    shape: String,
     texts: &[&str],
     body: B,
     parse: P,
+    call: &Call,
 ) -> Result<Vec<Vec<f32>>, SqlError>
 where
     B: Fn(&[String]) -> Value + Send + Sync + 'static,
     P: Fn(&[u8], usize) -> Result<Vec<Vec<f32>>, String> + Send + Sync + 'static,
 {
-    let client = http.clone();
-    let concurrency = http.settings().concurrency;
-    let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
     let key = match &auth {
         Auth::Bearer(k) | Auth::Header(_, k) => k.clone(),
     };
-    let prefix = |e: String| if e.starts_with(api.display) { e } else { format!("{}: {e}", api.display) };
+    let batch_key = BatchKey(format!("{}\u{0}{url}\u{0}{key}\u{0}{shape}", api.display));
+    let client = http.clone();
     let (body, parse) = (Arc::new(body), Arc::new(parse));
-    let run = async move {
-        embed_batched(texts, api.batch_size, concurrency, |batch| {
-            let req = body(&batch);
-            let (client, url, key, auth, parse) = (client.clone(), url.clone(), key.clone(), auth.clone(), parse.clone());
-            async move {
-                let reply = client.post_json_auth(api.display, &url, &auth, &req).await.map_err(|e| redact(&e, &key))?;
-                if !(200..300).contains(&reply.status) {
-                    return Err(status_error(api.display, api.key_var, &reply, &key, api.detail));
-                }
-                parse(&reply.body, batch.len()).map_err(|e| redact(&e, &key))
+    let request: BatchFn = Arc::new(move |batch: Vec<String>| {
+        let req = body(&batch);
+        let (client, url, key, auth, parse) = (client.clone(), url.clone(), key.clone(), auth.clone(), parse.clone());
+        Box::pin(async move {
+            let reply = client.post_json_auth(api.display, &url, &auth, &req).await.map_err(|e| redact(&e, &key))?;
+            if !(200..300).contains(&reply.status) {
+                return Err(status_error(api.display, api.key_var, &reply, &key, api.detail));
             }
+            let vectors = parse(&reply.body, batch.len()).map_err(|e| redact(&e, &key))?;
+            Ok((vectors, reported_tokens(&reply.body)))
         })
-        .await
+    });
+    let usage = call.usage.clone();
+    let plan = Plan {
+        batch_size: api.batch_size,
+        concurrency: http.settings().concurrency,
+        call: request,
+        on_request: Arc::new(move |tokens| usage.request(tokens)),
     };
+    let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+    let interrupt = call.interrupt.clone();
+    let run = async move {
+        tokio::select! {
+            r = batcher::shared().submit(batch_key, texts, plan) => Some(r),
+            _ = interrupt.wait() => None,
+        }
+    };
+    let prefix = |e: String| if e.starts_with(api.display) { e } else { format!("{}: {e}", api.display) };
     match block_on(run) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) | Err(e) => Err(SqlError::other(prefix(e))),
+        Ok(Some(Ok(v))) => Ok(v),
+        Ok(None) => Err(crate::interrupt::interrupted()),
+        Ok(Some(Err(e))) | Err(e) => Err(SqlError::other(prefix(e))),
     }
+}
+
+/// The token count a reply reports, where the API has one: `usage.total_tokens` (Jina, OpenAI,
+/// NVIDIA NIM) or `meta.billed_units.input_tokens` (Cohere).
+pub fn reported_tokens(body: &[u8]) -> Option<u64> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    v.pointer("/usage/total_tokens")
+        .or_else(|| v.pointer("/usage/prompt_tokens"))
+        .or_else(|| v.pointer("/meta/billed_units/input_tokens"))
+        .and_then(Value::as_u64)
 }
 
 /// A list of exactly `n` embeddings (each decoded by [`decode_embedding`]), in order.
@@ -371,31 +399,6 @@ pub fn parse_vector_list(list: Option<&Value>, n: usize) -> Result<Vec<Vec<f32>>
         .enumerate()
         .map(|(i, e)| decode_embedding(e).map_err(|e| format!("failed to decode embedding for index {i}: {e}")))
         .collect()
-}
-
-/// Split `texts` into batches of `batch_size`, run up to `concurrency` of them at once with `call`,
-/// and return the vectors in input order (the first failing batch's error otherwise).
-pub async fn embed_batched<F, Fut>(texts: Vec<String>, batch_size: usize, concurrency: usize, call: F) -> Result<Vec<Vec<f32>>, String>
-where
-    F: Fn(Vec<String>) -> Fut,
-    Fut: Future<Output = Result<Vec<Vec<f32>>, String>>,
-{
-    let batches: Vec<Vec<String>> = texts.chunks(batch_size.max(1)).map(|c| c.to_vec()).collect();
-    let results: Vec<Vec<Vec<f32>>> = futures::stream::iter(batches.into_iter().map(|b| {
-        let n = b.len();
-        let fut = call(b);
-        async move {
-            let v = fut.await?;
-            if v.len() != n {
-                return Err(format!("returned {} embeddings for {n} texts", v.len()));
-            }
-            Ok(v)
-        }
-    }))
-    .buffered(concurrency.max(1))
-    .try_collect()
-    .await?;
-    Ok(results.into_iter().flatten().collect())
 }
 
 /// One embedding from a response: a base64 string of little-endian float32s, or an array of numbers.
@@ -606,20 +609,11 @@ mod tests {
     }
 
     #[test]
-    fn batches_keep_order_and_limit() {
-        let texts: Vec<String> = (0..37).map(|i| i.to_string()).collect();
-        let calls = std::sync::atomic::AtomicUsize::new(0);
-        let out = block_on_local(embed_batched(texts, 16, 3, |b| {
-            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move { Ok(b.iter().map(|t| vec![t.parse::<f32>().unwrap()]).collect()) }
-        }))
-        .unwrap();
-        assert_eq!(calls.into_inner(), 3);
-        assert_eq!(out, (0..37).map(|i| vec![i as f32]).collect::<Vec<_>>());
-    }
-
-    fn block_on_local<T>(f: impl Future<Output = T>) -> T {
-        futures::executor::block_on(f)
+    fn token_counts() {
+        assert_eq!(reported_tokens(br#"{"usage":{"total_tokens":12,"prompt_tokens":12},"data":[]}"#), Some(12));
+        assert_eq!(reported_tokens(br#"{"meta":{"billed_units":{"input_tokens":7}}}"#), Some(7));
+        assert_eq!(reported_tokens(br#"{"embeddings":[]}"#), None);
+        assert_eq!(reported_tokens(b"not json"), None);
     }
 }
 

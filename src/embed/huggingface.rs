@@ -12,7 +12,6 @@
 //! `EMBEDB_HUGGINGFACE_API_BASE` names another (an Inference Endpoint's or TEI's URL works when it
 //! serves the same path; tests point it at a double).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -83,7 +82,8 @@ impl super::Provider for HuggingFaceProvider {
         DISPLAY
     }
 
-    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
+        let globals = call.globals;
         let key = http::api_key(globals, DISPLAY, KEY_VAR)?;
         let options = options.clone();
         http::embed_remote_custom(
@@ -91,9 +91,11 @@ impl super::Provider for HuggingFaceProvider {
             &API,
             endpoint(&self.base, model),
             http::Auth::Bearer(key),
+            http::shape(&model, &options),
             texts,
             move |batch| request_body(batch, &options),
             parse_response,
+            call,
         )
     }
 }

@@ -12,7 +12,6 @@
 //! call's batches go out `embed_concurrency` at a time (Jina's free tier allows 5 concurrent
 //! requests; the default is 4).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -60,10 +59,11 @@ impl super::Provider for JinaProvider {
         DISPLAY
     }
 
-    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
+        let globals = call.globals;
         let key = http::api_key(globals, DISPLAY, KEY_VAR)?;
         let url = endpoint(&self.http.settings().jina_api_base);
-        http::embed_remote(&self.http, &API, url, key, model, texts, options)
+        http::embed_remote(&self.http, &API, url, key, model, texts, options, call)
     }
 }
 
@@ -89,20 +89,21 @@ mod tests {
             ..Default::default()
         };
         let p = JinaProvider::new(Http::new(settings));
-        let mut globals = BTreeMap::new();
+        let mut globals = std::collections::BTreeMap::new();
+        let (interrupt, usage) = (crate::interrupt::Interrupt::new(), Default::default());
         globals.insert(KEY_VAR.to_string(), "jina-secret-key".to_string());
         let started = std::time::Instant::now();
-        let e = p.embed("jina-embeddings-v3", &["a"], &Map::new(), &globals).unwrap_err();
+        let e = p.embed("jina-embeddings-v3", &["a"], &Map::new(), &super::super::Call { globals: &globals, interrupt: &interrupt, usage: &usage }).unwrap_err();
         assert!(started.elapsed() >= std::time::Duration::from_millis(250), "one backoff before the retry");
         assert!(e.message.starts_with("JinaAI: error sending request"), "{}", e.message);
         assert!(!e.message.contains("jina-secret-key"));
         // from inside a tokio runtime too (the server's case)
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let e2 = rt.block_on(async { p.embed("jina-embeddings-v3", &["a"], &Map::new(), &globals) }).unwrap_err();
+        let e2 = rt.block_on(async { p.embed("jina-embeddings-v3", &["a"], &Map::new(), &super::super::Call { globals: &globals, interrupt: &interrupt, usage: &usage }) }).unwrap_err();
         assert_eq!(e2.message, e.message);
         globals.insert(KEY_VAR.to_string(), " ".to_string());
         assert_eq!(
-            p.embed("m", &["a"], &Map::new(), &globals).unwrap_err().message,
+            p.embed("m", &["a"], &Map::new(), &super::super::Call { globals: &globals, interrupt: &interrupt, usage: &usage }).unwrap_err().message,
             "JinaAI API key is not configured, to configure the API key: SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY='<API_KEY>'"
         );
     }

@@ -6,7 +6,7 @@
 //! log reports); any other name must be a directory `<model dir>/<name>` holding `config.json`,
 //! `tokenizer.json` and `model.safetensors`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -59,8 +59,15 @@ impl super::Provider for LocalProvider {
         "Local"
     }
 
-    fn embed(&self, model: &str, texts: &[&str], _options: &Map<String, Value>, _globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, model: &str, texts: &[&str], _options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
         let m = self.model(model)?;
-        m.embed(texts).map_err(|e| SqlError::other(format!("Local: {e}")))
+        let stop = || call.interrupt.is_set();
+        match m.embed_until(texts, &stop).map_err(|e| SqlError::other(format!("Local: {e}")))? {
+            Some((vectors, tokens)) => {
+                call.usage.request(Some(tokens as u64));
+                Ok(vectors)
+            }
+            None => Err(crate::interrupt::interrupted()),
+        }
     }
 }

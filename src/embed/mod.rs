@@ -12,6 +12,7 @@
 //! distance against the query's embedding, computed once per statement with the column's model and
 //! its options with `k@search` keys applied (`options_for_search`).
 
+pub mod batcher;
 pub mod cohere;
 pub mod gemini;
 pub mod http;
@@ -30,7 +31,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::error::{Result, SqlError};
-pub use provider::Provider;
+pub use provider::{Call, Provider, Usage, UsageCell};
 
 /// Providers TiDB knows (the order of its error message), plus our in-process `local`.
 pub const PROVIDERS: &[&str] = &["openai", "jina_ai", "cohere", "gemini", "huggingface", "nvidia_nim", "local"];
@@ -86,7 +87,7 @@ pub struct Embedder {
     providers: HashMap<String, Arc<dyn Provider>>,
     cache: Mutex<Lru>,
     store: Option<embedb_storage::Store>,
-    usage: Mutex<std::collections::BTreeMap<(String, String), Usage>>,
+    usage: Mutex<std::collections::BTreeMap<(String, String), Arc<UsageCell>>>,
     /// Global variables (API keys live there); read at call time so a new key applies at once.
     pub globals: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
 }
@@ -118,19 +119,6 @@ impl Lru {
         }
         self.map.insert(k, (self.tick, v));
     }
-}
-
-/// Counters behind `information_schema.EMBEDDING_USAGE`, per (provider, model).
-#[derive(Clone, Debug, Default)]
-pub struct Usage {
-    /// Calls to the provider (each may be several HTTP requests when batched).
-    pub requests: u64,
-    /// Texts sent to the provider.
-    pub texts: u64,
-    /// Texts answered from the cache (memory or store).
-    pub cache_hits: u64,
-    pub errors: u64,
-    pub last_error: String,
 }
 
 /// Key of a persisted embedding: `x_embed/` + SHA-256 of (provider/model, options, text).
@@ -174,7 +162,11 @@ impl Embedder {
 
     /// A copy of the usage counters, per (provider, model).
     pub fn usage(&self) -> Vec<((String, String), Usage)> {
-        self.usage.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.usage.lock().iter().map(|(k, v)| (k.clone(), v.snapshot())).collect()
+    }
+
+    fn usage_cell(&self, provider: &str, model: &str) -> Arc<UsageCell> {
+        self.usage.lock().entry((provider.to_string(), model.to_string())).or_default().clone()
     }
 
     fn persisted(&self, keys: &[String]) -> Vec<Option<Vec<f32>>> {
@@ -202,7 +194,14 @@ impl Embedder {
     }
 
     /// Embed texts with `spec` (`provider/model`) and final options. `None` texts give `None`.
-    pub fn embed(&self, spec: &str, texts: &[Option<&str>], options: &Map<String, Value>) -> Result<Vec<Option<Vec<f32>>>> {
+    /// `interrupt` (the statement's connection) stops a provider call that is still running.
+    pub fn embed(
+        &self,
+        spec: &str,
+        texts: &[Option<&str>],
+        options: &Map<String, Value>,
+        interrupt: &Arc<crate::interrupt::Interrupt>,
+    ) -> Result<Vec<Option<Vec<f32>>>> {
         let (p, model) = parse_model(spec)?;
         let provider = self.providers.get(&p).ok_or_else(|| {
             SqlError::other(format!("embedding provider '{p}' is not available in this build yet"))
@@ -240,24 +239,19 @@ impl Embedder {
             missing = still;
         }
         let hits = texts.iter().filter(|t| t.is_some()).count() - missing.len();
-        let usage_key = (p.clone(), model.clone());
-        self.usage.lock().entry(usage_key.clone()).or_default().cache_hits += hits as u64;
+        let usage = self.usage_cell(&p, &model);
+        usage.cache_hits(hits as u64);
         if !missing.is_empty() {
             // One request per distinct text.
             let mut distinct: Vec<&str> = missing.iter().map(|(_, t)| *t).collect();
             distinct.sort_unstable();
             distinct.dedup();
-            let keys = self.globals.read().clone();
-            let result = provider.embed(&model, &distinct, options, &keys);
-            {
-                let mut u = self.usage.lock();
-                let u = u.entry(usage_key).or_default();
-                u.requests += 1;
-                u.texts += distinct.len() as u64;
-                if let Err(e) = &result {
-                    u.errors += 1;
-                    u.last_error = e.message.clone();
-                }
+            let globals = self.globals.read().clone();
+            let call = Call { globals: &globals, interrupt, usage: &usage };
+            let result = provider.embed(&model, &distinct, options, &call);
+            usage.texts(distinct.len() as u64);
+            if let Err(e) = &result {
+                usage.error(&e.message);
             }
             let vectors = result?;
             if vectors.len() != distinct.len() {

@@ -9,7 +9,6 @@
 //! The base is NVIDIA's hosted API (`https://integrate.api.nvidia.com`) unless the environment
 //! variable `EMBEDB_NVIDIA_NIM_API_BASE` names another (a self-hosted NIM; tests use a double).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -60,13 +59,14 @@ impl super::Provider for NvidiaNimProvider {
         DISPLAY
     }
 
-    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
+        let globals = call.globals;
         let key = http::api_key(globals, DISPLAY, KEY_VAR)?;
         let mut opts = Map::new();
         opts.insert("input_type".into(), Value::String("passage".into()));
         for (k, v) in options {
             opts.insert(k.clone(), v.clone());
         }
-        http::embed_remote(&self.http, &API, endpoint(&self.base), key, model, texts, &opts)
+        http::embed_remote(&self.http, &API, endpoint(&self.base), key, model, texts, &opts, call)
     }
 }

@@ -13,7 +13,6 @@
 //! Batching: at most [`BATCH_SIZE`] texts per request. OpenAI accepts up to 2048 inputs but at
 //! most 300,000 tokens per request; 32 inputs of the 8,191-token maximum stay under that.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -77,10 +76,11 @@ impl super::Provider for OpenAiProvider {
         DISPLAY
     }
 
-    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>> {
+    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
+        let globals = call.globals;
         let key = http::api_key(globals, DISPLAY, KEY_VAR)?;
         let url = endpoint(globals.get(BASE_VAR).map(String::as_str), &self.http.settings().allowed_api_bases)?;
-        http::embed_remote(&self.http, &API, url, key, model, texts, options)
+        http::embed_remote(&self.http, &API, url, key, model, texts, options, call)
     }
 }
 

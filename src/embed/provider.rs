@@ -2,15 +2,94 @@
 //! provider touches only its file and the registration in `Embedder::new`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::error::Result;
+use crate::interrupt::Interrupt;
 
 pub trait Provider: Send + Sync {
     /// TiDB's display name for errors (`JinaAI`, `OpenAI`, …).
     fn display_name(&self) -> &'static str;
     /// Embed `texts` (distinct, non-empty list) with `model` and the request options; one vector per
-    /// text, in order. `globals` holds the server's global variables (API keys).
-    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, globals: &BTreeMap<String, String>) -> Result<Vec<Vec<f32>>>;
+    /// text, in order.
+    fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &Call) -> Result<Vec<Vec<f32>>>;
+}
+
+/// What a provider call carries besides its texts.
+pub struct Call<'a> {
+    /// The server's global variables (API keys live there).
+    pub globals: &'a BTreeMap<String, String>,
+    /// Fires on KILL QUERY: the provider stops waiting and fails with 1317.
+    pub interrupt: &'a Arc<Interrupt>,
+    /// Where requests and tokens are counted, per (provider, model).
+    pub usage: &'a Arc<UsageCell>,
+}
+
+/// Counters behind one row of `information_schema.EMBEDDING_USAGE`. Requests and tokens are
+/// counted where they happen (per HTTP request or model run), so batches shared by several
+/// statements are counted once.
+#[derive(Default, Debug)]
+pub struct UsageCell {
+    requests: AtomicU64,
+    texts: AtomicU64,
+    tokens: AtomicU64,
+    /// Whether any request reported a token count (else TOKENS is NULL: unknown, not zero).
+    tokens_known: std::sync::atomic::AtomicBool,
+    cache_hits: AtomicU64,
+    errors: AtomicU64,
+    last_error: Mutex<String>,
+}
+
+/// A copy of a [`UsageCell`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Usage {
+    /// Requests to the provider (HTTP requests, or model runs for `local`).
+    pub requests: u64,
+    /// Texts sent to the provider.
+    pub texts: u64,
+    /// Tokens as the provider reported them; `None` when it never did.
+    pub tokens: Option<u64>,
+    /// Texts answered from the cache (memory or store).
+    pub cache_hits: u64,
+    pub errors: u64,
+    pub last_error: String,
+}
+
+impl UsageCell {
+    /// One request; `tokens` when the provider reported them.
+    pub fn request(&self, tokens: Option<u64>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(t) = tokens {
+            self.tokens.fetch_add(t, Ordering::Relaxed);
+            self.tokens_known.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn texts(&self, n: u64) {
+        self.texts.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn cache_hits(&self, n: u64) {
+        self.cache_hits.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn error(&self, message: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = message.to_string();
+    }
+
+    pub fn snapshot(&self) -> Usage {
+        Usage {
+            requests: self.requests.load(Ordering::Relaxed),
+            texts: self.texts.load(Ordering::Relaxed),
+            tokens: self.tokens_known.load(Ordering::Relaxed).then(|| self.tokens.load(Ordering::Relaxed)),
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().clone(),
+        }
+    }
 }

@@ -11,9 +11,12 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 
 use super::{options_for_storage, parse_options, Embedder};
 use crate::error::to_df;
+use crate::interrupt::Interrupt;
 
 pub struct EmbedText {
     embedder: Arc<Embedder>,
+    /// The connection's KILL signal: stops a provider call in flight.
+    interrupt: Arc<Interrupt>,
     signature: Signature,
 }
 
@@ -34,9 +37,9 @@ impl std::hash::Hash for EmbedText {
     }
 }
 
-pub fn embed_text_udf(embedder: Arc<Embedder>) -> ScalarUDF {
+pub fn embed_text_udf(embedder: Arc<Embedder>, interrupt: Arc<Interrupt>) -> ScalarUDF {
     // Volatile: never constant-folded (TiDB's rule); the query side embeds once per statement itself.
-    ScalarUDF::from(EmbedText { embedder, signature: Signature::variadic_any(Volatility::Volatile) })
+    ScalarUDF::from(EmbedText { embedder, interrupt, signature: Signature::variadic_any(Volatility::Volatile) })
 }
 
 fn scalar_str(c: &ColumnarValue) -> Result<Option<String>> {
@@ -87,7 +90,7 @@ impl ScalarUDFImpl for EmbedText {
         let opts = options_for_storage(&parse_options(options.as_deref()).map_err(to_df)?);
         let items: Vec<Option<&str>> = (0..n).map(|i| if texts.is_null(i) { None } else { Some(texts.value(i)) }).collect();
         let embedder = self.embedder.clone();
-        let run = || embedder.embed(&model, &items, &opts);
+        let run = || embedder.embed(&model, &items, &opts, &self.interrupt);
         // Model inference and HTTP calls block: tell tokio so other connections keep running.
         let vectors = match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),

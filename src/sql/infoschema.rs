@@ -414,8 +414,8 @@ fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
                 s(m),
                 i(u.requests as i64),
                 i(u.texts as i64),
-                // Token counts are not reported by every provider yet: unknown, not zero.
-                null(),
+                // Unknown (NULL), not zero, when the provider never reported a count.
+                u.tokens.map(|t| i(t as i64)).unwrap_or_else(null),
                 i(u.cache_hits as i64),
                 i(u.errors as i64),
                 if u.last_error.is_empty() { null() } else { s(u.last_error) },

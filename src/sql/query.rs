@@ -102,6 +102,7 @@ impl Session {
             }
         }
         let embedder = self.engine.embedder.clone();
+        let interrupt = self.interrupt.clone();
         let mut err: Option<SqlError> = None;
         let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(stmt, |e| {
             let Expr::Function(f) = e else { return ControlFlow::Continue(()) };
@@ -145,7 +146,7 @@ impl Session {
             let query_vec = match &args[1] {
                 Expr::Value(v) => match &v.value {
                     Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
-                        let r = tokio::task::block_in_place(|| embedder.embed(model, &[Some(s.as_str())], &search));
+                        let r = tokio::task::block_in_place(|| embedder.embed(model, &[Some(s.as_str())], &search, &interrupt));
                         match r {
                             Ok(mut v) => v.pop().flatten().map(|v| Expr::value(Value::SingleQuotedString(embedb_vector::format_vector(&v)))),
                             Err(x) => {

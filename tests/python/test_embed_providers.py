@@ -399,3 +399,131 @@ def test_keys_never_logged(server: EmbedbServer, conn: pymysql.Connection) -> No
     for k in (JINA_KEY, OPENAI_KEY, BAD_KEY, "sk-wrong-key-123456"):
         assert k not in log
     assert "SECRET" not in log
+
+
+EMBED_TABLE = """CREATE TABLE {name} (id INT PRIMARY KEY, content TEXT,
+    e VECTOR(32) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v3', content,
+    '{{"dimensions":32}}')) STORED)"""
+
+
+def test_concurrent_statements_share_requests(server: EmbedbServer, conn: pymysql.Connection,
+                                              double: EmbeddingDouble) -> None:
+    """Statements from 12 connections at once fill shared requests: fewer requests than statements,
+    some carrying texts of several statements, never more than the concurrency limit in flight, and
+    each row gets its own text's vector."""
+    import threading
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT DATABASE()")
+        (db,) = cur.fetchone()
+    with conn.cursor() as cur:
+        cur.execute(EMBED_TABLE.format(name="s"))
+    double.delay = 0.3
+    errors: list[BaseException] = []
+    start = threading.Barrier(12)
+
+    def one(k: int) -> None:
+        try:
+            with connect(*server.address, db) as c, c.cursor() as cur:
+                start.wait()
+                cur.execute("INSERT INTO s (id, content) VALUES (%s, %s), (%s, %s)",
+                            (2 * k, f"shared {2 * k}", 2 * k + 1, f"shared {2 * k + 1}"))
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    reqs = double.take()
+    sizes = [len(r.body["input"]) for r in reqs]
+    assert sorted(t for r in reqs for t in r.body["input"]) == sorted(f"shared {i}" for i in range(24))
+    assert len(reqs) < 12, f"one request per statement: {sizes}"
+    assert max(sizes) > 2, f"no request carried texts of two statements: {sizes}"
+    assert double.max_in_flight <= CONCURRENCY
+    with conn.cursor() as cur:
+        got = stored(cur, "s")
+    assert len(got) == 24
+    for i in range(24):
+        assert_close(got[i], vector_for(f"shared {i}", 32))
+
+
+def test_kill_query_stops_a_provider_call(server: EmbedbServer, conn: pymysql.Connection,
+                                          double: EmbeddingDouble) -> None:
+    """KILL QUERY from another connection ends an INSERT that waits on a slow provider at once,
+    with 1317 and no rows; the killed connection stays usable; KILL of an unknown id is 1094."""
+    import threading
+    import time
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT DATABASE()")
+        (db,) = cur.fetchone()
+    with conn.cursor() as cur:
+        cur.execute(EMBED_TABLE.format(name="k"))
+    double.delay = 8.0
+    victim = connect(*server.address, db)
+    with victim.cursor() as vc:
+        vc.execute("SELECT CONNECTION_ID()")
+        (victim_id,) = vc.fetchone()
+    outcome: dict[str, object] = {}
+
+    def insert() -> None:
+        t0 = time.monotonic()
+        try:
+            with victim.cursor() as vc:
+                vc.execute("INSERT INTO k (id, content) VALUES (1, 'killed before it was embedded')")
+            outcome["result"] = "ok"
+        except pymysql.MySQLError as e:
+            outcome["result"] = (e.args[0], e.args[1])
+        outcome["seconds"] = time.monotonic() - t0
+
+    t = threading.Thread(target=insert)
+    t.start()
+    deadline = time.monotonic() + 5
+    while not double.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert double.requests, "the INSERT never reached the provider"
+    with conn.cursor() as cur:
+        cur.execute(f"KILL QUERY {victim_id}")
+    t.join(10)
+    assert outcome["result"] == (1317, "Query execution was interrupted")
+    assert outcome["seconds"] < 4, "the statement waited for the provider instead of stopping"
+    double.delay = 0.0
+    with victim.cursor() as vc:
+        vc.execute("SELECT COUNT(*) FROM k")
+        assert vc.fetchone() == (0,), "an interrupted INSERT leaves no rows"
+        vc.execute("INSERT INTO k (id, content) VALUES (2, 'after the kill')")
+        vc.execute("SELECT id FROM k")
+        assert vc.fetchall() == ((2,),)
+    with conn.cursor() as cur:
+        assert sql_error(cur, "KILL QUERY 987654") == (1094, "Unknown thread id: 987654")
+        # KILL (connection) ends the victim's connection
+        cur.execute(f"KILL {victim_id}")
+    with pytest.raises(pymysql.MySQLError):
+        with victim.cursor() as vc:
+            vc.execute("SELECT 1")
+    victim.close()
+
+
+def test_usage_counts_requests_and_reported_tokens(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    """EMBEDDING_USAGE: one row per provider and model; REQUESTS counts HTTP requests, TOKENS sums
+    the `usage.total_tokens` the API reported (the double reports one token per word)."""
+    def usage(cur) -> tuple:
+        cur.execute("SELECT REQUESTS, TEXTS, TOKENS FROM information_schema.EMBEDDING_USAGE "
+                    "WHERE PROVIDER = 'jina_ai' AND MODEL = 'jina-embeddings-v2-base-en'")
+        return cur.fetchone() or (0, 0, 0)
+
+    with conn.cursor() as cur:
+        cur.execute("""CREATE TABLE u (id INT PRIMARY KEY, content TEXT,
+            e VECTOR(16) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/jina-embeddings-v2-base-en', content,
+            '{"dimensions":16}')) STORED)""")
+        before = usage(cur)
+        texts = [f"usage words {'x ' * i}".strip() for i in range(20)]
+        cur.execute("INSERT INTO u (id, content) VALUES " + ", ".join(f"({i}, '{t}')" for i, t in enumerate(texts)))
+        reqs = double.take()
+        after = usage(cur)
+    assert after[0] - before[0] == len(reqs) == math.ceil(20 / JINA_BATCH)
+    assert after[1] - before[1] == 20
+    assert after[2] - (before[2] or 0) == sum(len(t.split()) for t in texts)

@@ -214,26 +214,36 @@ impl LocalModel {
     ///
     /// Returns one vector of [`Self::dims`] floats per text, in the order of `texts`.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed_until(texts, &|| false)?.map(|(v, _)| v).unwrap_or_default())
+    }
+
+    /// [`Self::embed`] that also returns how many tokens it encoded, and asks `stop` before each
+    /// length bucket: `Ok(None)` when it answered true (a killed statement stops within a bucket).
+    pub fn embed_until(&self, texts: &[&str], stop: &dyn Fn() -> bool) -> Result<Option<(Vec<Vec<f32>>, usize)>> {
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Some((Vec::new(), 0)));
         }
         let token_ids: Vec<Vec<u32>> = texts
             .iter()
             .map(|t| self.encode(t))
             .collect::<Result<_>>()?;
+        let tokens = token_ids.iter().map(Vec::len).sum();
 
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| token_ids[i].len());
 
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for bucket in buckets(&order, |i| token_ids[i].len(), self.limits) {
+            if stop() {
+                return Ok(None);
+            }
             let seqs: Vec<&[u32]> = bucket.iter().map(|&i| token_ids[i].as_slice()).collect();
             let vectors = self.forward_bucket(&seqs)?;
             for (&i, v) in bucket.iter().zip(vectors) {
                 out[i] = v;
             }
         }
-        Ok(out)
+        Ok(Some((out, tokens)))
     }
 
     /// Runs one padded batch through the encoder and pools it.
