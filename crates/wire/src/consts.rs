@@ -34,8 +34,8 @@ pub mod capabilities {
     pub const SESSION_TRACK: u32 = 1 << 23;
     pub const DEPRECATE_EOF: u32 = 1 << 24;
 
-    /// What this server advertises in its greeting. `SSL` is deliberately
-    /// absent until TLS is wired in (see `handshake.rs`).
+    /// What this server advertises in its greeting; `SSL` is added when a
+    /// certificate is configured (see `handshake.rs`).
     pub const SERVER: u32 = LONG_PASSWORD
         | FOUND_ROWS
         | LONG_FLAG
@@ -111,6 +111,7 @@ pub mod codes {
     pub const ER_NOT_SUPPORTED_AUTH_MODE: u16 = 1251;
     pub const ER_PS_MANY_PARAM: u16 = 1390;
     pub const ER_MALFORMED_PACKET: u16 = 1835;
+    pub const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 }
 
 /// Command bytes (first byte of every command-phase packet).

@@ -18,11 +18,28 @@
 //! [`on_connect`](crate::Handler::on_connect) may still refuse (e.g. unknown
 //! database).
 //!
-//! TLS seam: we do not advertise `CLIENT_SSL`. To add TLS, advertise it, and
-//! when the first client packet is a 32-byte SSLRequest (capabilities with
-//! `SSL` set and nothing after the 23 filler bytes) perform the TLS accept on
-//! the raw stream at that point, then read the real HandshakeResponse41 (seq 2)
-//! over TLS and continue exactly as below. See `read_response` below.
+//! TLS: with a certificate configured the greeting also advertises
+//! `CLIENT_SSL`. A client that wants TLS first sends a 32-byte SSLRequest (seq
+//! 1: the first fields of Response41, capabilities with `SSL` set, and nothing
+//! after the 23 filler bytes); we run the TLS handshake on the socket right
+//! there and read the real HandshakeResponse41 (seq 2) over TLS, then carry
+//! on exactly as above, every later packet encrypted:
+//!
+//! ```text
+//! server → HandshakeV10   seq 0  … capabilities incl. CLIENT_SSL …
+//! client → SSLRequest     seq 1  capabilities, max packet, charset, 23 × 0
+//!          ⟨TLS handshake on the raw socket⟩
+//! client → Response41     seq 2  (encrypted) … then auth as above, seq 3 on
+//! ```
+//!
+//! Without a certificate an SSLRequest gets ERR 1043. Under
+//! `require_secure_transport` a login that did not switch to TLS gets ERR 3159
+//! before its credentials are checked.
+//!
+//! `caching_sha2_password` over TLS: we hold the plaintext passwords, so the
+//! scramble (fast path) always settles the login and we never ask for "full
+//! authentication" (0x01 0x04, where the client would send its password in
+//! clear inside TLS); the exchange is the same as in plain, only encrypted.
 
 use std::io;
 
@@ -54,7 +71,17 @@ struct HandshakeResponse {
     attrs: Vec<(String, String)>,
 }
 
+/// Our capability word: SSL only when there is a certificate to offer.
+fn server_caps(opts: &ServerOptions) -> u32 {
+    if opts.tls.is_some() {
+        cap::SERVER | cap::SSL
+    } else {
+        cap::SERVER
+    }
+}
+
 fn greeting(opts: &ServerOptions, connection_id: u32, scramble: &[u8; 20], status: u16) -> Vec<u8> {
+    let caps = server_caps(opts);
     let mut p = Vec::with_capacity(128);
     p.push(10);
     p.extend(opts.server_version.bytes().filter(|&b| b != 0));
@@ -62,10 +89,10 @@ fn greeting(opts: &ServerOptions, connection_id: u32, scramble: &[u8; 20], statu
     put_u32(&mut p, connection_id);
     p.extend_from_slice(&scramble[..8]);
     p.push(0);
-    put_u16(&mut p, cap::SERVER as u16);
+    put_u16(&mut p, caps as u16);
     p.push(collations::UTF8MB4_BIN as u8);
     put_u16(&mut p, status);
-    put_u16(&mut p, (cap::SERVER >> 16) as u16);
+    put_u16(&mut p, (caps >> 16) as u16);
     p.push(21); // length of the whole scramble incl. its NUL
     p.extend_from_slice(&[0; 10]);
     p.extend_from_slice(&scramble[8..]);
@@ -127,6 +154,14 @@ fn parse_response(payload: &[u8]) -> Parse<HandshakeResponse> {
     Ok(hr)
 }
 
+/// The short first packet of a TLS upgrade: capabilities with `SSL`, max
+/// packet size, collation and 23 filler bytes — a Response41 cut off before
+/// the user name.
+fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32
+        && u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]) & cap::SSL != 0
+}
+
 async fn send_error<S: AsyncRead + AsyncWrite + Unpin>(
     ps: &mut PacketStream<S>,
     e: &ErrorInfo,
@@ -157,12 +192,11 @@ where
     .await?;
     ps.flush().await?;
 
-    // read_response: the TLS upgrade (SSLRequest) would be handled here.
-    let Some(payload) = ps.read_packet().await? else {
+    let Some(mut payload) = ps.read_packet().await? else {
         return Ok(None);
     };
-    let hr = match parse_response(&payload) {
-        Ok(hr) if hr.caps & cap::SSL != 0 && payload.len() == 32 => {
+    if is_ssl_request(&payload) {
+        let Some(config) = opts.tls.clone() else {
             debug!("client requested TLS, which is not enabled");
             let e = ErrorInfo::new(
                 codes::ER_HANDSHAKE,
@@ -170,6 +204,26 @@ where
                 "Bad handshake: TLS is not supported",
             );
             send_error(ps, &e).await?;
+            return Ok(None);
+        };
+        // A failed TLS handshake leaves nothing we could send an ERR over.
+        ps.start_tls(config).await?;
+        let tls = ps.tls_info();
+        debug!(version = ?tls.as_ref().map(|t| &t.version), cipher = ?tls.as_ref().map(|t| &t.cipher), "TLS on");
+        payload = match ps.read_packet().await? {
+            Some(p) => p,
+            None => return Ok(None),
+        };
+    }
+    let tls = ps.tls_info();
+    let hr = match parse_response(&payload) {
+        // A second SSLRequest, or one that did not come first.
+        Ok(_) if is_ssl_request(&payload) => {
+            send_error(
+                ps,
+                &ErrorInfo::new(codes::ER_HANDSHAKE, "08S01", "Bad handshake"),
+            )
+            .await?;
             return Ok(None);
         }
         Ok(hr) => hr,
@@ -184,6 +238,16 @@ where
         }
     };
     debug!(user = %hr.user, plugin = ?hr.plugin, db = ?hr.database, caps = hr.caps, "handshake response");
+    if opts.require_secure_transport && tls.is_none() {
+        debug!(user = %hr.user, "refused: insecure transport");
+        let e = ErrorInfo::new(
+            codes::ER_SECURE_TRANSPORT_REQUIRED,
+            "HY000",
+            "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+        );
+        send_error(ps, &e).await?;
+        return Ok(None);
+    }
 
     let default_plugin = opts.default_auth_plugin.as_str();
     let client_plugin = hr
@@ -245,6 +309,7 @@ where
         found_rows: hr.caps & cap::FOUND_ROWS != 0,
         collation: hr.collation,
         attributes: hr.attrs,
+        tls,
     };
     if let Err(e) = handler.on_connect(&info).await {
         send_error(ps, &e).await?;
@@ -268,6 +333,7 @@ mod tests {
         let opts = ServerOptions {
             server_version: "8.0.11-x".into(),
             default_auth_plugin: "mysql_native_password".into(),
+            ..ServerOptions::default()
         };
         let s = *b"ABCDEFGHIJKLMNOPQRST";
         let g = greeting(&opts, 7, &s, 2);

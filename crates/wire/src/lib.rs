@@ -8,7 +8,10 @@
 //! 1. [`serve_connection`] wraps the stream in a `PacketStream`
 //!    (`packet.rs`: 4-byte headers, sequence ids, 16 MiB continuation).
 //! 2. `handshake.rs` sends the HandshakeV10 greeting with a fresh 20-byte
-//!    scramble, parses HandshakeResponse41, switches auth plugin if needed and
+//!    scramble (advertising CLIENT_SSL when [`ServerOptions::tls`] is set).
+//!    If the client answers with an SSLRequest, the stream switches to TLS
+//!    (`transport.rs`) and the rest of the connection runs encrypted. It then
+//!    parses HandshakeResponse41, switches auth plugin if needed and
 //!    asks [`Handler::authenticate`] (with the helpers in `auth.rs`), then
 //!    [`Handler::on_connect`]; OK or ERR 1045 follows.
 //! 3. `conn.rs` loops over command packets (COM_QUERY, COM_STMT_*, …), calls
@@ -38,6 +41,7 @@ mod conn;
 mod consts;
 mod handshake;
 mod packet;
+mod transport;
 mod types;
 mod value;
 
@@ -51,7 +55,11 @@ pub use auth::{
 };
 pub use consts::{capabilities, codes, collations, flags, plugins, status};
 pub use packet::MAX_ALLOWED_PACKET;
-pub use types::{ColumnDef, ColumnType, ConnInfo, ErrorInfo, OkInfo, PrepareInfo, Response, Value};
+/// The rustls this crate speaks TLS with, for building [`ServerOptions::tls`].
+pub use tokio_rustls::rustls;
+pub use types::{
+    ColumnDef, ColumnType, ConnInfo, ErrorInfo, OkInfo, PrepareInfo, Response, TlsInfo, Value,
+};
 pub use value::{format_double, format_float};
 
 /// The database side of a connection. One handler per connection; every
@@ -119,13 +127,20 @@ pub trait Handler: Send {
 }
 
 /// Server-wide settings for the greeting and authentication.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// e.g. `"8.0.11-TiDB-v8.5.0-embedb-0.1.0"`.
     pub server_version: String,
     /// Plugin named in the greeting and used for auth switches:
     /// `"mysql_native_password"` or `"caching_sha2_password"`.
     pub default_auth_plugin: String,
+    /// Certificate and key for TLS. When set, the greeting advertises
+    /// CLIENT_SSL and clients may upgrade with an SSLRequest; when `None`,
+    /// an SSLRequest is refused with ERR 1043.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Refuse logins that did not switch to TLS (ERR 3159), like MySQL's
+    /// `require_secure_transport=ON`.
+    pub require_secure_transport: bool,
 }
 
 impl Default for ServerOptions {
@@ -133,6 +148,8 @@ impl Default for ServerOptions {
         ServerOptions {
             server_version: format!("8.0.11-embedb-{}", env!("CARGO_PKG_VERSION")),
             default_auth_plugin: plugins::NATIVE_PASSWORD.to_string(),
+            tls: None,
+            require_secure_transport: false,
         }
     }
 }

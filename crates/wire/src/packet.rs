@@ -12,12 +12,18 @@
 //! continue from the last id we read, so a reply to a 3-packet command starts
 //! at id 3.
 //!
-//! Writes go into a buffer (`BufStream`) and reach the socket on
-//! [`PacketStream::flush`], which the command loop calls once per reply.
+//! Writes go into a buffer and reach the socket on [`PacketStream::flush`],
+//! which the command loop calls once per reply. Underneath the buffers sits a
+//! [`Transport`]: the plain socket, or TLS after [`PacketStream::start_tls`].
 
 use std::io;
+use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio_rustls::rustls;
+
+use crate::transport::{Rewind, Transport};
+use crate::types::TlsInfo;
 
 /// Largest payload of a single packet; a packet this long is continued.
 pub const MAX_CHUNK: usize = 0xff_ffff;
@@ -30,17 +36,48 @@ pub const MAX_ALLOWED_PACKET: usize = 64 << 20;
 /// exceeded [`MAX_ALLOWED_PACKET`].
 pub(crate) const TOO_LARGE: &str = "packet larger than max_allowed_packet";
 
+/// What `BufStream` is, spelled out so that the read buffer can be inspected
+/// when the transport changes under it.
+type Buffered<S> = BufReader<BufWriter<Transport<S>>>;
+
+fn buffered<S: AsyncRead + AsyncWrite + Unpin>(t: Transport<S>) -> Buffered<S> {
+    BufReader::with_capacity(16 * 1024, BufWriter::with_capacity(64 * 1024, t))
+}
+
 pub(crate) struct PacketStream<S> {
-    io: BufStream<S>,
+    io: Buffered<S>,
     seq: u8,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
     pub fn new(stream: S) -> PacketStream<S> {
         PacketStream {
-            io: BufStream::with_capacity(16 * 1024, 64 * 1024, stream),
+            io: buffered(Transport::Plain(stream)),
             seq: 0,
         }
+    }
+
+    /// Switch to TLS: run the server side of the TLS handshake on the socket,
+    /// then carry on (same sequence ids) over the encrypted stream. Call right
+    /// after reading the SSLRequest. Bytes already read past it (the client's
+    /// ClientHello may arrive in the same segment) are fed to rustls first.
+    pub async fn start_tls(&mut self, config: Arc<rustls::ServerConfig>) -> io::Result<()> {
+        self.flush().await?;
+        let early = self.io.buffer().to_vec();
+        let old = std::mem::replace(&mut self.io, buffered(Transport::Upgrading));
+        let Transport::Plain(raw) = old.into_inner().into_inner() else {
+            return Err(io::Error::other("TLS requested twice"));
+        };
+        let tls = tokio_rustls::TlsAcceptor::from(config)
+            .accept(Rewind::new(early, raw))
+            .await?;
+        self.io = buffered(Transport::Tls(Box::new(tls)));
+        Ok(())
+    }
+
+    /// The negotiated protocol and cipher, once TLS is on.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.io.get_ref().get_ref().tls_info()
     }
 
     /// Read one whole payload, joining continuation packets. `Ok(None)` is a

@@ -336,4 +336,16 @@ pub struct ConnInfo {
     pub collation: u8,
     /// Connection attributes (CLIENT_CONNECT_ATTRS), e.g. `_client_name`.
     pub attributes: Vec<(String, String)>,
+    /// Set when the client switched to TLS before logging in.
+    pub tls: Option<TlsInfo>,
+}
+
+/// The TLS session of a connection, named as MySQL's `Ssl_version` and
+/// `Ssl_cipher` status variables show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// OpenSSL's name of the suite, e.g. `TLS_AES_128_GCM_SHA256`.
+    pub cipher: String,
 }

@@ -219,6 +219,9 @@ impl Handler for ToyHandler {
             "connect {} {:?} found_rows={}",
             info.user, info.database, info.found_rows
         ));
+        if let Some(tls) = &info.tls {
+            self.event(format!("tls {} {}", tls.version, tls.cipher));
+        }
         match info.database.as_deref() {
             Some("nope") => Err(ErrorInfo::new(1049, "42000", "Unknown database 'nope'")),
             _ => Ok(()),
@@ -327,7 +330,21 @@ where
     let opts = ServerOptions {
         server_version: "8.0.11-TiDB-v8.5.0-embedb-test".into(),
         default_auth_plugin: plugin.to_string(),
+        ..ServerOptions::default()
     };
+    spawn_conn_opts(stream, id, opts, shared)
+}
+
+/// [`spawn_conn`] with full control over the server options (TLS etc.).
+pub fn spawn_conn_opts<S>(
+    stream: S,
+    id: u32,
+    opts: ServerOptions,
+    shared: SharedRef,
+) -> tokio::task::JoinHandle<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let handler = ToyHandler::new(shared.clone());
     let task = tokio::spawn(async move { serve_connection(stream, id, &opts, handler).await });
     tokio::spawn(async move {
