@@ -3,7 +3,11 @@
 //! - a VECTOR compared with a string (`v = '[1,2,3]'`) compares with the string parsed as a vector;
 //! - `+` / `-` between vectors (or a vector and its text) are element-wise (`vec_add` / `vec_sub`);
 //! - `CAST(vector AS CHAR)` gives the vector's text form `[1,2.5]`;
-//! - arithmetic between a string and a number converts the string to a number (`'3' + 1` = 4).
+//! - arithmetic between a string and a number converts the string to a number (`'3' + 1` = 4);
+//! - `JSON_EXTRACT(…)` compared with a string compares the unquoted value (`meta->'$.tag' = 'food'`);
+//! - a string expression compared with a number is read as MySQL reads strings (`mysql_to_double`:
+//!   the leading number, else 0) rather than cast strictly. String literals are left to DataFusion,
+//!   which casts the literal once and keeps `int_col = '5'` a plain key comparison.
 //!
 //! Types are known here (each expression is typed against its node's input schema), which is why
 //! this is a plan rule rather than an AST rewrite.
@@ -24,6 +28,12 @@ pub struct MysqlCoercion;
 
 fn is_string(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// `JSON_EXTRACT(…)` gives JSON text (`"food"` with its quotes); compared with a string MySQL
+/// compares the JSON string's value, so that side is unquoted first.
+fn is_json_extract(e: &Expr) -> bool {
+    matches!(e, Expr::ScalarFunction(f) if f.name() == "json_extract")
 }
 
 fn call(f: ScalarUDF, args: Vec<Expr>) -> Expr {
@@ -66,6 +76,18 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         {
             let text = |x: Expr, s: bool| if s { call(udf(VectorFunction::FromText), vec![x]) } else { x };
             Expr::BinaryExpr(BinaryExpr::new(Box::new(text(left, ls)), op, Box::new(text(right, rs))))
+        }
+        Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+            if (is_json_extract(&left) && rs) || (ls && is_json_extract(&right)) =>
+        {
+            let unquote = |x: Expr| if is_json_extract(&x) { call(crate::sql::functions::json_unquote_udf(), vec![x]) } else { x };
+            Expr::BinaryExpr(BinaryExpr::new(Box::new(unquote(left)), op, Box::new(unquote(right))))
+        }
+        Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+            if (ls && rt.is_numeric() && !matches!(left, Expr::Literal(..))) || (rs && lt.is_numeric() && !matches!(right, Expr::Literal(..))) =>
+        {
+            let num = |x: Expr, s: bool| if s { call(crate::sql::functions::to_double_udf(), vec![x]) } else { x };
+            Expr::BinaryExpr(BinaryExpr::new(Box::new(num(left, ls)), op, Box::new(num(right, rs))))
         }
         Operator::Plus | Operator::Minus if (lv || rv) && (lv || ls) && (rv || rs) => {
             let f = if op == Operator::Plus { VectorFunction::Add } else { VectorFunction::Sub };

@@ -25,6 +25,7 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
         ScalarUDF::from(JsonExtract::new()),
         ScalarUDF::from(JsonUnquote::new()),
         ScalarUDF::from(MysqlTruth::new()),
+        ScalarUDF::from(MysqlToDouble::new()),
         ScalarUDF::from(MysqlConcat::new()),
         ScalarUDF::from(VecCheckDims::new()),
     ];
@@ -308,10 +309,7 @@ impl ScalarUDFImpl for MysqlTruth {
                     if s.is_null(i) {
                         return None;
                     }
-                    // MySQL reads the leading number of a string; no number means 0.
-                    let t = s.value(i).trim();
-                    let end = t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E')).unwrap_or(t.len());
-                    Some(t[..end].parse::<f64>().map(|f| f != 0.0).unwrap_or(false))
+                    Some(leading_number(s.value(i)) != 0.0)
                 })
                 .collect()
         } else if matches!(a.data_type(), DataType::Null) {
@@ -321,6 +319,76 @@ impl ScalarUDFImpl for MysqlTruth {
             let f = f.as_any().downcast_ref::<Float64Array>().unwrap();
             (0..n).map(|i| if f.is_null(i) { None } else { Some(f.value(i) != 0.0) }).collect()
         };
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// MySQL's string-to-number reading: the longest numeric prefix after leading spaces (`'12abc'` →
+/// 12, `' -1.5e2x'` → -150); no number at all is 0.
+pub fn leading_number(s: &str) -> f64 {
+    let t = s.trim_start();
+    let b = t.as_bytes();
+    let mut end = 0;
+    if end < b.len() && (b[end] == b'+' || b[end] == b'-') {
+        end += 1;
+    }
+    let digits = |mut i: usize| {
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    let int_end = digits(end);
+    let mut num_end = int_end;
+    if num_end < b.len() && b[num_end] == b'.' {
+        num_end = digits(num_end + 1);
+    }
+    let has_digits = int_end > end || num_end > int_end + 1;
+    if !has_digits {
+        return 0.0;
+    }
+    if num_end < b.len() && (b[num_end] == b'e' || b[num_end] == b'E') {
+        let mut e = num_end + 1;
+        if e < b.len() && (b[e] == b'+' || b[e] == b'-') {
+            e += 1;
+        }
+        let e_end = digits(e);
+        if e_end > e {
+            num_end = e_end;
+        }
+    }
+    t[..num_end].parse::<f64>().unwrap_or(0.0)
+}
+
+/// `mysql_to_double(string)`: a string compared with a number is read as MySQL reads it
+/// ([`leading_number`]) instead of failing the whole statement on the first non-number (a JSON
+/// `null` from `json_extract`, say).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MysqlToDouble {
+    signature: Signature,
+}
+
+impl MysqlToDouble {
+    fn new() -> Self {
+        MysqlToDouble { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for MysqlToDouble {
+    fn name(&self) -> &str {
+        "mysql_to_double"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _t: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let a = cast(&args.args[0].to_array(n)?, &DataType::Utf8)?;
+        let s = a.as_any().downcast_ref::<StringArray>().unwrap();
+        let out: Float64Array = (0..n).map(|i| (!s.is_null(i)).then(|| leading_number(s.value(i)))).collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
@@ -424,4 +492,30 @@ impl ScalarUDFImpl for VecCheckDims {
         }
         Ok(ColumnarValue::Array(v))
     }
+}
+
+/// The `mysql_to_double` UDF, for rules that insert it into plans.
+pub fn to_double_udf() -> ScalarUDF {
+    ScalarUDF::from(MysqlToDouble::new())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn leading_numbers_read_as_mysql_does() {
+        use super::leading_number as n;
+        assert_eq!(n("12abc"), 12.0);
+        assert_eq!(n("  -1.5e2x"), -150.0);
+        assert_eq!(n("3e"), 3.0);
+        assert_eq!(n(".5"), 0.5);
+        assert_eq!(n("1-2"), 1.0);
+        assert_eq!(n("null"), 0.0);
+        assert_eq!(n("-"), 0.0);
+        assert_eq!(n(""), 0.0);
+    }
+}
+
+/// The `json_unquote` UDF, for rules that insert it into plans.
+pub fn json_unquote_udf() -> ScalarUDF {
+    ScalarUDF::from(JsonUnquote::new())
 }
