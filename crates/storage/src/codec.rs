@@ -107,6 +107,14 @@ pub fn decode_row_key_handle(key: &[u8]) -> Result<i64> {
     decode_i64_cmp(&key[SEP_END..])
 }
 
+/// `(table_id, handle)` of a row key; `None` for any other key (index entries, metadata).
+pub fn decode_row_key(key: &[u8]) -> Option<(i64, i64)> {
+    if key.len() != ROW_KEY_LEN || key[0] != TABLE_PREFIX || &key[TABLE_PREFIX_LEN..SEP_END] != RECORD_SEP {
+        return None;
+    }
+    Some((decode_i64_cmp(&key[1..TABLE_PREFIX_LEN]).ok()?, decode_i64_cmp(&key[SEP_END..]).ok()?))
+}
+
 /// `t{table_id}_i{index_id}`: every key of the index starts with this.
 pub fn index_prefix(table_id: i64, index_id: i64) -> Vec<u8> {
     let mut key = table_prefix(table_id);

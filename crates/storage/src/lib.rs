@@ -31,7 +31,7 @@ pub mod txn;
 pub use codec::Datum;
 pub use kv::{Kv, MemKv, Snapshot};
 pub use redb_kv::RedbKv;
-pub use txn::{Savepoint, Store, Txn};
+pub use txn::{CommitObserver, Savepoint, Store, Txn};
 
 /// Errors returned by the storage layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -53,8 +53,16 @@ pub struct Store {
     shared: Arc<Shared>,
 }
 
+/// Sees every committed write batch, in commit order, while the commit lock is held: derived
+/// structures (search indexes) stay exactly in step with the data, and a transaction that begins
+/// after a commit also sees its effect on them. It must be quick and must not open transactions.
+pub trait CommitObserver: Send + Sync {
+    fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]);
+}
+
 struct Shared {
     kv: Arc<dyn Kv>,
+    observer: parking_lot::RwLock<Option<Arc<dyn CommitObserver>>>,
     /// The commit lock and everything conflict detection needs.
     commits: Mutex<CommitState>,
     /// Serializes read-modify-write of id counters.
@@ -126,10 +134,23 @@ impl Store {
         Store {
             shared: Arc::new(Shared {
                 kv,
+                observer: Default::default(),
                 commits: Mutex::new(CommitState::default()),
                 counters: Mutex::new(()),
             }),
         }
+    }
+
+    /// Install the store's [`CommitObserver`] (replacing any earlier one).
+    pub fn set_commit_observer(&self, observer: Arc<dyn CommitObserver>) {
+        *self.shared.observer.write() = Some(observer);
+    }
+
+    /// Run `f` while no commit can happen (the commit lock is held): a consistent moment to
+    /// start a derived structure's build and register with the observer.
+    pub fn while_no_commits<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _g = self.shared.commits.lock();
+        f()
     }
 
     /// Opens (creating if needed) the durable store in `dir`, i.e. the redb
@@ -386,7 +407,18 @@ impl Txn {
             Err(Error::WriteConflict)
         } else {
             let keys: Vec<Vec<u8>> = writes.keys().cloned().collect();
-            let result = self.shared.kv.write(writes.into_iter().collect());
+            let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.into_iter().collect();
+            let observer = self.shared.observer.read().clone();
+            let result = match &observer {
+                Some(o) => {
+                    let r = self.shared.kv.write(batch.clone());
+                    if r.is_ok() {
+                        o.committed(&batch);
+                    }
+                    r
+                }
+                None => self.shared.kv.write(batch),
+            };
             // Even a failed write may have reached the disk; recording it
             // keeps conflict detection conservative.
             commits.record(keys);
@@ -888,5 +920,36 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Txn>();
         assert_send_sync::<Store>();
+    }
+
+    #[test]
+    fn the_observer_sees_exactly_the_committed_batches() {
+        #[derive(Default)]
+        struct Seen(Mutex<Vec<Vec<(Vec<u8>, Option<Vec<u8>>)>>>);
+        impl CommitObserver for Seen {
+            fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+                self.0.lock().push(writes.to_vec());
+            }
+        }
+        each_store(|store| {
+            let seen = Arc::new(Seen::default());
+            store.set_commit_observer(seen.clone());
+            let a = store.begin().unwrap();
+            let b = store.begin().unwrap();
+            a.put(b"k".to_vec(), b"1".to_vec());
+            let sp = a.savepoint();
+            a.put(b"gone".to_vec(), b"x".to_vec());
+            a.rollback_to(sp);
+            a.delete(b"old".to_vec());
+            a.commit().unwrap();
+            b.put(b"k".to_vec(), b"2".to_vec());
+            assert!(b.commit().is_err(), "write conflict");
+            let c = store.begin().unwrap();
+            c.put(b"never".to_vec(), b"x".to_vec());
+            c.rollback();
+            let seen = seen.0.lock();
+            assert_eq!(seen.len(), 1, "conflicted and rolled-back transactions are not seen");
+            assert_eq!(seen[0], vec![(b"k".to_vec(), Some(b"1".to_vec())), (b"old".to_vec(), None)]);
+        });
     }
 }
