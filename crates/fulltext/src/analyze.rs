@@ -97,7 +97,10 @@ struct Run {
 /// Splits `text` into runs of word characters and (when `split_cjk`) CJK characters; separators
 /// only delimit.
 fn runs(text: &str, split_cjk: bool, mut emit: impl FnMut(&Run)) {
-    let mut run = Run { class: Class::Separator, chars: Vec::new() };
+    let mut run = Run {
+        class: Class::Separator,
+        chars: Vec::new(),
+    };
     for (offset, original) in text.char_indices() {
         let c = fold(original);
         let class = class_of(c, split_cjk);
@@ -180,7 +183,9 @@ fn analyze(parser: Parser, side: Side, text: &str, sink: &mut impl FnMut(&str, u
 /// counts them).
 pub fn document_terms(parser: Parser, text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    analyze(parser, Side::Document, text, &mut |t, _, _| out.push(t.to_string()));
+    analyze(parser, Side::Document, text, &mut |t, _, _| {
+        out.push(t.to_string())
+    });
     out
 }
 
@@ -266,10 +271,16 @@ mod tests {
     #[test]
     fn standard_lowercases_and_splits_on_punctuation() {
         assert_eq!(
-            doc(Parser::Standard, "Hello, World! TiDB's 3.14 e-mail snake_case"),
+            doc(
+                Parser::Standard,
+                "Hello, World! TiDB's 3.14 e-mail snake_case"
+            ),
             ["hello", "world", "tidb", "s", "3", "14", "e", "mail", "snake", "case"]
         );
-        assert_eq!(doc(Parser::Standard, "Ünïcödé ÉCOLE straße"), ["ünïcödé", "école", "straße"]);
+        assert_eq!(
+            doc(Parser::Standard, "Ünïcödé ÉCOLE straße"),
+            ["ünïcödé", "école", "straße"]
+        );
         assert_eq!(doc(Parser::Standard, "ＴｉＤＢ　１２３"), ["tidb", "123"]);
         assert!(doc(Parser::Standard, "  ...!?()\"':; \n\t ").is_empty());
         assert_eq!(query(Parser::Standard, "the cat THE Cat"), ["the", "cat"]);
@@ -279,22 +290,40 @@ mod tests {
     fn overlong_words_are_dropped() {
         let long = "x".repeat(MAX_TERM_CHARS + 1);
         let ok = "y".repeat(MAX_TERM_CHARS);
-        assert_eq!(doc(Parser::Standard, &format!("a {long} {ok}")), ["a".to_string(), ok]);
+        assert_eq!(
+            doc(Parser::Standard, &format!("a {long} {ok}")),
+            ["a".to_string(), ok]
+        );
     }
 
     #[test]
     fn multilingual_bigrams_cjk_and_words_latin() {
         assert_eq!(
             doc(Parser::Multilingual, "我爱北京 TiDB 数据库"),
-            ["我", "我爱", "爱", "爱北", "北", "北京", "京", "tidb", "数", "数据", "据", "据库", "库"]
+            [
+                "我", "我爱", "爱", "爱北", "北", "北京", "京", "tidb", "数", "数据", "据", "据库",
+                "库"
+            ]
         );
-        assert_eq!(query(Parser::Multilingual, "我爱北京"), ["我爱", "爱北", "北京"]);
+        assert_eq!(
+            query(Parser::Multilingual, "我爱北京"),
+            ["我爱", "爱北", "北京"]
+        );
         // An isolated CJK character is a term on both sides.
         assert_eq!(query(Parser::Multilingual, "猫"), ["猫"]);
-        assert_eq!(doc(Parser::Multilingual, "用Python写"), ["用", "python", "写"]);
+        assert_eq!(
+            doc(Parser::Multilingual, "用Python写"),
+            ["用", "python", "写"]
+        );
         // Kana and Hangul bigram too; CJK punctuation separates.
-        assert_eq!(query(Parser::Multilingual, "イヤホン。東京"), ["イヤ", "ヤホ", "ホン", "東京"]);
-        assert_eq!(query(Parser::Multilingual, "한국어 공부"), ["한국", "국어", "공부"]);
+        assert_eq!(
+            query(Parser::Multilingual, "イヤホン。東京"),
+            ["イヤ", "ヤホ", "ホン", "東京"]
+        );
+        assert_eq!(
+            query(Parser::Multilingual, "한국어 공부"),
+            ["한국", "국어", "공부"]
+        );
         // STANDARD keeps a CJK run as one word.
         assert_eq!(doc(Parser::Standard, "我爱北京"), ["我爱北京"]);
     }
@@ -316,7 +345,11 @@ mod tests {
         let mut stream = tok.token_stream(text);
         let mut seen = Vec::new();
         while let Some(t) = stream.next() {
-            seen.push((t.text.clone(), &text[t.offset_from..t.offset_to], t.position));
+            seen.push((
+                t.text.clone(),
+                &text[t.offset_from..t.offset_to],
+                t.position,
+            ));
         }
         assert_eq!(
             seen,

@@ -79,10 +79,17 @@ impl Parser {
                 if args.is_some() {
                     return Err(ParserError::UnexpectedArguments(upper));
                 }
-                Ok(if upper == "STANDARD" { Parser::Standard } else { Parser::Multilingual })
+                Ok(if upper == "STANDARD" {
+                    Parser::Standard
+                } else {
+                    Parser::Multilingual
+                })
             }
             "NGRAM" => match args {
-                None => Ok(Parser::Ngram { min: NGRAM_DEFAULT_SIZE, max: NGRAM_DEFAULT_SIZE }),
+                None => Ok(Parser::Ngram {
+                    min: NGRAM_DEFAULT_SIZE,
+                    max: NGRAM_DEFAULT_SIZE,
+                }),
                 Some(inner) => parse_ngram_args(inner),
             },
             _ => Err(ParserError::Unknown(name.to_string())),
@@ -107,7 +114,10 @@ impl Parser {
             _ => {
                 let rest = name.strip_prefix("embedb_ngram_")?;
                 let (min, max) = rest.split_once('_')?;
-                let parser = Parser::Ngram { min: min.parse().ok()?, max: max.parse().ok()? };
+                let parser = Parser::Ngram {
+                    min: min.parse().ok()?,
+                    max: max.parse().ok()?,
+                };
                 // Re-validate: a hand-edited schema must not smuggle in sizes we never build.
                 Parser::parse(&parser.to_string()).ok()
             }
@@ -169,31 +179,69 @@ mod tests {
         assert_eq!(Parser::parse("  standard "), Ok(Parser::Standard));
         assert_eq!(Parser::parse("Multilingual"), Ok(Parser::Multilingual));
         assert_eq!(Parser::parse("NGRAM"), Ok(Parser::Ngram { min: 2, max: 2 }));
-        assert_eq!(Parser::parse("ngram(3)"), Ok(Parser::Ngram { min: 3, max: 3 }));
-        assert_eq!(Parser::parse("NGRAM ( 2 , 4 )"), Ok(Parser::Ngram { min: 2, max: 4 }));
-        assert_eq!(Parser::parse("NGRAM(1,10)"), Ok(Parser::Ngram { min: 1, max: 10 }));
+        assert_eq!(
+            Parser::parse("ngram(3)"),
+            Ok(Parser::Ngram { min: 3, max: 3 })
+        );
+        assert_eq!(
+            Parser::parse("NGRAM ( 2 , 4 )"),
+            Ok(Parser::Ngram { min: 2, max: 4 })
+        );
+        assert_eq!(
+            Parser::parse("NGRAM(1,10)"),
+            Ok(Parser::Ngram { min: 1, max: 10 })
+        );
     }
 
     #[test]
     fn rejected_forms_say_why() {
-        assert_eq!(Parser::parse("JIEBA"), Err(ParserError::Unknown("JIEBA".into())));
+        assert_eq!(
+            Parser::parse("JIEBA"),
+            Err(ParserError::Unknown("JIEBA".into()))
+        );
         assert_eq!(Parser::parse(""), Err(ParserError::Unknown("".into())));
         assert_eq!(
             Parser::parse("STANDARD(2)"),
             Err(ParserError::UnexpectedArguments("STANDARD".into()))
         );
-        assert!(matches!(Parser::parse("NGRAM(2"), Err(ParserError::BadNgramArguments(_))));
-        assert!(matches!(Parser::parse("NGRAM()"), Err(ParserError::BadNgramArguments(_))));
-        assert!(matches!(Parser::parse("NGRAM(a)"), Err(ParserError::BadNgramArguments(_))));
-        assert!(matches!(Parser::parse("NGRAM(-1)"), Err(ParserError::BadNgramArguments(_))));
-        assert!(matches!(Parser::parse("NGRAM(1,2,3)"), Err(ParserError::BadNgramArguments(_))));
-        assert_eq!(Parser::parse("NGRAM(0)"), Err(ParserError::NgramSizeOutOfRange("0".into())));
-        assert_eq!(Parser::parse("NGRAM(2, 11)"), Err(ParserError::NgramSizeOutOfRange("11".into())));
+        assert!(matches!(
+            Parser::parse("NGRAM(2"),
+            Err(ParserError::BadNgramArguments(_))
+        ));
+        assert!(matches!(
+            Parser::parse("NGRAM()"),
+            Err(ParserError::BadNgramArguments(_))
+        ));
+        assert!(matches!(
+            Parser::parse("NGRAM(a)"),
+            Err(ParserError::BadNgramArguments(_))
+        ));
+        assert!(matches!(
+            Parser::parse("NGRAM(-1)"),
+            Err(ParserError::BadNgramArguments(_))
+        ));
+        assert!(matches!(
+            Parser::parse("NGRAM(1,2,3)"),
+            Err(ParserError::BadNgramArguments(_))
+        ));
+        assert_eq!(
+            Parser::parse("NGRAM(0)"),
+            Err(ParserError::NgramSizeOutOfRange("0".into()))
+        );
+        assert_eq!(
+            Parser::parse("NGRAM(2, 11)"),
+            Err(ParserError::NgramSizeOutOfRange("11".into()))
+        );
         assert_eq!(
             Parser::parse("NGRAM(99999999999999999999999)"),
-            Err(ParserError::NgramSizeOutOfRange("99999999999999999999999".into()))
+            Err(ParserError::NgramSizeOutOfRange(
+                "99999999999999999999999".into()
+            ))
         );
-        assert_eq!(Parser::parse("NGRAM(4,2)"), Err(ParserError::NgramMinAboveMax { min: 4, max: 2 }));
+        assert_eq!(
+            Parser::parse("NGRAM(4,2)"),
+            Err(ParserError::NgramMinAboveMax { min: 4, max: 2 })
+        );
         assert_eq!(
             Parser::parse("NGRAM(0)").unwrap_err().to_string(),
             "NGRAM size must be between 1 and 10, got 0"

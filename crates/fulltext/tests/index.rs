@@ -30,7 +30,10 @@ const ENGLISH: &[(u64, &str)] = &[
     (2, "A fox! A fox by the river bank, said the ferryman."),
     (3, "Dogs and cats living together in one small house."),
     (4, "The river bank was flooded after the storm last night."),
-    (5, "Quantum entanglement, explained: quantum states and measurement."),
+    (
+        5,
+        "Quantum entanglement, explained: quantum states and measurement.",
+    ),
     (6, "An introduction to quantum computing and its basics."),
     (7, "Storm chasers photograph lightning over the plains."),
 ];
@@ -73,17 +76,28 @@ fn bm25_scores_are_positive_and_behave() {
             (1, "apple alpha bravo charlie delta"),
             (2, "apple apple echo foxtrot golf"),
             (3, "apple apple apple hotel india"),
-            (4, "apple juliet kilo lima mike november oscar papa quebec romeo sierra tango"),
+            (
+                4,
+                "apple juliet kilo lima mike november oscar papa quebec romeo sierra tango",
+            ),
             (5, "banana uniform victor whiskey xray"),
             (6, "banana yankee zulu one two"),
             (7, "kiwi three four five six"),
         ],
     );
     let score = |q: &str, k: u64| index.score_keys(q, &[k]).unwrap()[0];
-    let (s1, s2, s3, s_long) = (score("apple", 1), score("apple", 2), score("apple", 3), score("apple", 4));
+    let (s1, s2, s3, s_long) = (
+        score("apple", 1),
+        score("apple", 2),
+        score("apple", 3),
+        score("apple", 4),
+    );
     assert!(s1 > 0.0);
     assert!(s1 < s2 && s2 < s3, "monotone in tf: {s1} {s2} {s3}");
-    assert!(s_long < s1, "longer doc with the same tf scores lower: {s_long} vs {s1}");
+    assert!(
+        s_long < s1,
+        "longer doc with the same tf scores lower: {s_long} vs {s1}"
+    );
     // Saturation: the third occurrence adds less than the second.
     assert!(s3 - s2 < s2 - s1);
     // A rarer term (kiwi: 1 doc) outscores a commoner one (banana: 2 docs) at equal tf and length.
@@ -95,10 +109,15 @@ fn bm25_scores_are_positive_and_behave() {
 
     // The three read paths agree on every score.
     let matching = index.matching("apple banana").unwrap();
-    assert_eq!(matching.keys().copied().collect::<HashSet<_>>(), HashSet::from([1, 2, 3, 4, 5, 6]));
+    assert_eq!(
+        matching.keys().copied().collect::<HashSet<_>>(),
+        HashSet::from([1, 2, 3, 4, 5, 6])
+    );
     let top = index.search("apple banana", 100).unwrap();
     assert_eq!(top.len(), 6);
-    let by_key = index.score_keys("apple banana", &[1, 2, 3, 4, 5, 6, 7, 999]).unwrap();
+    let by_key = index
+        .score_keys("apple banana", &[1, 2, 3, 4, 5, 6, 7, 999])
+        .unwrap();
     for (i, k) in [1u64, 2, 3, 4, 5, 6].iter().enumerate() {
         let from_top = top.iter().find(|(key, _)| key == k).unwrap().1;
         assert_eq!(matching[k], from_top);
@@ -110,9 +129,52 @@ fn bm25_scores_are_positive_and_behave() {
 }
 
 #[test]
+fn top_k_agrees_with_scoring_every_match() {
+    // Few terms take tantivy's pruned top-k, many terms (n-grams) the exhaustive heap; both must
+    // equal "score everything, sort, cut".
+    let cases = [
+        (Parser::Standard, "the fox river storm quantum"),
+        (
+            Parser::Ngram { min: 2, max: 3 },
+            "quantum storms over the river bank",
+        ),
+    ];
+    for (parser, query) in cases {
+        let index = index_with(parser, ENGLISH);
+        let mut all: Vec<(u64, f32)> = index.matching(query).unwrap().into_iter().collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert!(all.len() >= 4, "{parser}: {all:?}");
+        for k in [1, 3, all.len(), all.len() + 5] {
+            let top = index.search(query, k).unwrap();
+            assert_eq!(top, all[..k.min(all.len())], "{parser} k={k}");
+        }
+    }
+    assert!(
+        embedb_fulltext::query_terms(
+            Parser::Ngram { min: 2, max: 3 },
+            "quantum storms over the river bank"
+        )
+        .len()
+            > 16
+    );
+}
+
+#[test]
 fn equal_scores_are_ordered_by_key() {
-    let index = index_with(Parser::Standard, &[(30, "same words"), (10, "same words"), (20, "same words")]);
-    assert_eq!(keys(&index.search("words", 10).unwrap()), [10, 20, 30]);
+    let docs = [
+        (30, "same words"),
+        (10, "same words"),
+        (20, "same words"),
+        (40, "same words"),
+    ];
+    let index = index_with(Parser::Standard, &docs);
+    assert_eq!(keys(&index.search("words", 10).unwrap()), [10, 20, 30, 40]);
+    // The exhaustive path also breaks ties at the cut by key.
+    let ngram = index_with(Parser::Ngram { min: 1, max: 2 }, &docs);
+    assert_eq!(
+        keys(&ngram.search("same words again and again", 2).unwrap()),
+        [10, 20]
+    );
 }
 
 #[test]
@@ -126,13 +188,19 @@ fn upserts_and_deletes_are_staged_until_commit() {
     assert!(index.search("apple", 10).unwrap().is_empty());
     assert_eq!(index.len(), 0);
     index.commit(10).unwrap();
-    assert_eq!(key_set(&index.search("apple", 10).unwrap()), HashSet::from([1, 2]));
+    assert_eq!(
+        key_set(&index.search("apple", 10).unwrap()),
+        HashSet::from([1, 2])
+    );
     assert_eq!(index.watermark(), 10);
 
     // Replace row 1, delete row 2: readers keep seeing the old state until the commit.
     index.upsert(1, Some("blue sky")).unwrap();
     index.delete(2).unwrap();
-    assert_eq!(key_set(&index.search("apple", 10).unwrap()), HashSet::from([1, 2]));
+    assert_eq!(
+        key_set(&index.search("apple", 10).unwrap()),
+        HashSet::from([1, 2])
+    );
     assert!(index.search("sky", 10).unwrap().is_empty());
     index.commit(11).unwrap();
     assert!(index.search("apple", 10).unwrap().is_empty());
@@ -173,7 +241,10 @@ fn clear_and_rollback() {
     assert_eq!(index.len(), 2);
     index.commit(2).unwrap();
     assert_eq!(index.len(), 1);
-    assert_eq!(keys(&index.search("alpha beta gamma delta", 10).unwrap()), [4]);
+    assert_eq!(
+        keys(&index.search("alpha beta gamma delta", 10).unwrap()),
+        [4]
+    );
 
     index.upsert(5, Some("epsilon")).unwrap();
     index.delete(4).unwrap();
@@ -218,7 +289,9 @@ fn persistence_round_trip_with_watermark() {
 
     // Another parser over the same files is refused, so the caller knows to rebuild.
     match FullTextIndex::open_or_create(&path, Parser::Ngram { min: 2, max: 3 }) {
-        Err(FullTextError::ParserMismatch { stored, requested, .. }) => {
+        Err(FullTextError::ParserMismatch {
+            stored, requested, ..
+        }) => {
             assert_eq!(stored, Parser::Multilingual);
             assert_eq!(requested, Parser::Ngram { min: 2, max: 3 });
         }
@@ -256,7 +329,10 @@ fn multilingual_finds_chinese_japanese_korean() {
     // shares the bigram イヤ (inside ワイヤレス) comes last, as an OR of terms should have it.
     let hits = index.search("イヤホン", 10).unwrap();
     assert_eq!(keys(&hits), [1, 2, 3]);
-    assert!(hits[2].1 < hits[1].1 / 2.0, "a one-bigram match scores far lower: {hits:?}");
+    assert!(
+        hits[2].1 < hits[1].1 / 2.0,
+        "a one-bigram match scores far lower: {hits:?}"
+    );
     // A sentence-like query: the two docs with the whole compound lead.
     let hits = index.search("ワイヤレスイヤホンが欲しい", 10).unwrap();
     assert_eq!(key_set(&hits[..2]), HashSet::from([1, 2]));
@@ -268,17 +344,32 @@ fn multilingual_finds_chinese_japanese_korean() {
     assert_eq!(keys(&index.search("天安门", 10).unwrap()), [4]);
     // Single characters are findable.
     assert_eq!(keys(&index.search("冷", 10).unwrap()), [5]);
-    assert_eq!(key_set(&index.search("北", 10).unwrap()), HashSet::from([4, 5]));
+    assert_eq!(
+        key_set(&index.search("北", 10).unwrap()),
+        HashSet::from([4, 5])
+    );
     // Korean.
     assert_eq!(keys(&index.search("데이터베이스", 10).unwrap()), [8]);
     // Latin words in the same index, case-insensitively.
-    assert_eq!(key_set(&index.search("BLUETOOTH", 10).unwrap()), HashSet::from([1, 7]));
+    assert_eq!(
+        key_set(&index.search("BLUETOOTH", 10).unwrap()),
+        HashSet::from([1, 7])
+    );
 }
 
 #[test]
 fn multilingual_does_not_match_garbage() {
     let index = index_with(Parser::Multilingual, CJK);
-    for q in ["京北", "天气预报书", "猫", "ヤイ", "门我", "데베", "blue", "tooth"] {
+    for q in [
+        "京北",
+        "天气预报书",
+        "猫",
+        "ヤイ",
+        "门我",
+        "데베",
+        "blue",
+        "tooth",
+    ] {
         let hits = index.search(q, 10).unwrap();
         let expected: &[u64] = match q {
             // 天气 is a real bigram of doc 5; 预报书 matches nothing.
@@ -302,7 +393,10 @@ fn ngram_matches_parts_of_words() {
         (4, "分布式数据库系统"),
     ];
     let bigrams = index_with(Parser::parse("NGRAM").unwrap(), docs);
-    assert_eq!(key_set(&bigrams.search("token", 10).unwrap()), HashSet::from([1, 2]));
+    assert_eq!(
+        key_set(&bigrams.search("token", 10).unwrap()),
+        HashSet::from([1, 2])
+    );
     // Longer overlap with doc 1 ranks it first.
     assert_eq!(bigrams.search("kenizat", 10).unwrap()[0].0, 1);
     assert!(bigrams.search("xyzq", 10).unwrap().is_empty());
@@ -344,19 +438,41 @@ fn hostile_query_text_never_errors() {
         "/regex.*/",
         long.as_str(),
     ];
-    for parser in [Parser::Standard, Parser::Multilingual, Parser::Ngram { min: 1, max: 3 }] {
+    for parser in [
+        Parser::Standard,
+        Parser::Multilingual,
+        Parser::Ngram { min: 1, max: 3 },
+    ] {
         let index = index_with(
             parser,
-            &[(1, "title foo: the fox and (the) dog"), (2, "must not DROP TABLE"), (3, "🦊 emoji")],
+            &[
+                (1, "title foo: the fox and (the) dog"),
+                (2, "must not DROP TABLE"),
+                (3, "🦊 emoji"),
+            ],
         );
         for q in queries {
-            index.search(q, 10).unwrap_or_else(|e| panic!("{parser} search {q:?}: {e}"));
-            index.matching(q).unwrap_or_else(|e| panic!("{parser} matching {q:?}: {e}"));
-            index.score_keys(q, &[1, 2]).unwrap_or_else(|e| panic!("{parser} score_keys {q:?}: {e}"));
+            index
+                .search(q, 10)
+                .unwrap_or_else(|e| panic!("{parser} search {q:?}: {e}"));
+            index
+                .matching(q)
+                .unwrap_or_else(|e| panic!("{parser} matching {q:?}: {e}"));
+            index
+                .score_keys(q, &[1, 2])
+                .unwrap_or_else(|e| panic!("{parser} score_keys {q:?}: {e}"));
         }
         // Operators are plain words: `title:foo` is the words title and foo.
-        assert_eq!(keys(&index.search("title:foo", 10).unwrap())[0], 1, "{parser}");
-        assert_eq!(keys(&index.search("+must -not", 10).unwrap())[0], 2, "{parser}");
+        assert_eq!(
+            keys(&index.search("title:foo", 10).unwrap())[0],
+            1,
+            "{parser}"
+        );
+        assert_eq!(
+            keys(&index.search("+must -not", 10).unwrap())[0],
+            2,
+            "{parser}"
+        );
     }
 }
 
@@ -380,7 +496,10 @@ fn readers_only_ever_see_whole_commits() {
                         checks += 1;
                     }
                     let len = index.len();
-                    assert!(len >= last_len && len % PER_BATCH == 0, "len {len} after {last_len}");
+                    assert!(
+                        len >= last_len && len.is_multiple_of(PER_BATCH),
+                        "len {len} after {last_len}"
+                    );
                     last_len = len;
                 }
                 checks
@@ -389,11 +508,16 @@ fn readers_only_ever_see_whole_commits() {
         .collect();
     for b in 0..BATCHES {
         for i in 0..PER_BATCH {
-            index.upsert(b * PER_BATCH + i, Some(&format!("row {i} of batch{b}"))).unwrap();
+            index
+                .upsert(b * PER_BATCH + i, Some(&format!("row {i} of batch{b}")))
+                .unwrap();
         }
         index.commit(b + 1).unwrap();
         // Visible as soon as commit returns.
-        assert_eq!(index.matching(&format!("batch{b}")).unwrap().len() as u64, PER_BATCH);
+        assert_eq!(
+            index.matching(&format!("batch{b}")).unwrap().len() as u64,
+            PER_BATCH
+        );
     }
     done.store(true, Ordering::SeqCst);
     for r in readers {
@@ -408,7 +532,9 @@ fn compact_keeps_results_and_drops_deleted_rows() {
     let index = FullTextIndex::in_ram(Parser::Standard).unwrap();
     for round in 0..3u64 {
         for k in 0..20u64 {
-            index.upsert(k, Some(&format!("common word{k} round{round}"))).unwrap();
+            index
+                .upsert(k, Some(&format!("common word{k} round{round}")))
+                .unwrap();
         }
         index.commit(round + 1).unwrap();
     }
