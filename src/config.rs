@@ -27,6 +27,11 @@ pub struct Config {
     pub jina_api_base: String,
     /// Bases `TIDB_EXP_EMBED_OPENAI_API_BASE` may point to (OpenAI's own is always allowed).
     pub allowed_api_bases: Vec<String>,
+    /// PEM certificate chain and private key; with both, clients may switch to TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Refuse logins that did not switch to TLS (MySQL's `require_secure_transport`).
+    pub require_secure_transport: bool,
 }
 
 impl Config {
@@ -64,6 +69,9 @@ impl Default for Config {
             embed_concurrency: crate::embed::http::DEFAULT_CONCURRENCY,
             jina_api_base: crate::embed::http::DEFAULT_JINA_API_BASE.to_string(),
             allowed_api_bases: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            require_secure_transport: false,
         }
     }
 }
@@ -83,6 +91,9 @@ pub struct FileConfig {
     pub embed_concurrency: Option<usize>,
     pub jina_api_base: Option<String>,
     pub allowed_api_bases: Option<Vec<String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub require_secure_transport: Option<bool>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -101,6 +112,9 @@ pub struct Overrides {
     pub jina_api_base: Option<String>,
     /// Comma-separated list.
     pub allowed_api_bases: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub require_secure_transport: Option<bool>,
 }
 
 /// `a, b,,c` → `["a", "b", "c"]`.
@@ -144,6 +158,9 @@ impl Config {
             embed_concurrency: o.embed_concurrency.or(f.embed_concurrency).unwrap_or(d.embed_concurrency),
             jina_api_base: o.jina_api_base.or(f.jina_api_base).unwrap_or(d.jina_api_base),
             allowed_api_bases: o.allowed_api_bases.map(|s| parse_list(&s)).or(f.allowed_api_bases).unwrap_or(d.allowed_api_bases),
+            tls_cert: o.tls_cert.or(f.tls_cert),
+            tls_key: o.tls_key.or(f.tls_key),
+            require_secure_transport: o.require_secure_transport.or(f.require_secure_transport).unwrap_or(d.require_secure_transport),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),
@@ -189,6 +206,23 @@ mod tests {
         assert_eq!(c.allowed_api_bases, vec!["http://b/v1".to_string(), "http://c".to_string()]);
         let c = Config::load(None, Overrides::default()).unwrap();
         assert_eq!(c.http_settings(), crate::embed::http::HttpSettings::default());
+    }
+
+    #[test]
+    fn tls_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("embedb.toml");
+        std::fs::write(&p, "tls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\nrequire_secure_transport = true\n").unwrap();
+        let c = Config::load(Some(&p), Overrides::default()).unwrap();
+        assert_eq!(c.tls_cert, Some(PathBuf::from("/etc/c.pem")));
+        assert_eq!(c.tls_key, Some(PathBuf::from("/etc/k.pem")));
+        assert!(c.require_secure_transport);
+        let o = Overrides { tls_cert: Some("/x/c.pem".into()), require_secure_transport: Some(false), ..Default::default() };
+        let c = Config::load(Some(&p), o).unwrap();
+        assert_eq!((c.tls_cert, c.tls_key), (Some(PathBuf::from("/x/c.pem")), Some(PathBuf::from("/etc/k.pem"))));
+        assert!(!c.require_secure_transport);
+        let c = Config::load(None, Overrides::default()).unwrap();
+        assert_eq!((c.tls_cert, c.tls_key, c.require_secure_transport), (None, None, false));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The `embedb` command: `embedb serve` runs the server; `embedb version` prints the version.
+//! The `embedb` command: `embedb serve` runs the server; `embedb cert` writes a self-signed
+//! development certificate for it; `embedb version` prints the version.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Write a self-signed development certificate (cert.pem, key.pem) for `serve --tls-cert/--tls-key`.
+    Cert(CertArgs),
     /// Print the server version string clients see.
     Version,
 }
@@ -56,16 +59,47 @@ struct ServeArgs {
     /// Comma-separated bases TIDB_EXP_EMBED_OPENAI_API_BASE may point to (OpenAI's own is always allowed) [default: none]
     #[arg(long, env = "EMBEDB_ALLOWED_API_BASES")]
     allowed_api_bases: Option<String>,
+    /// PEM certificate (chain) for TLS; clients may then switch to TLS [default: no TLS]
+    #[arg(long, env = "EMBEDB_TLS_CERT", value_name = "PATH")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "EMBEDB_TLS_KEY", value_name = "PATH")]
+    tls_key: Option<PathBuf>,
+    /// Refuse logins that do not use TLS (error 3159); needs --tls-cert and --tls-key [default: false]
+    #[arg(long, env = "EMBEDB_REQUIRE_SECURE_TRANSPORT", num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    require_secure_transport: Option<bool>,
     /// TOML config file (keys: host, port, data_dir, log_level, model_dir, embed_timeout_secs,
-    /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, [users])
+    /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, tls_cert, tls_key,
+    /// require_secure_transport, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CertArgs {
+    /// Directory to write cert.pem and key.pem into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Another host name or IP address the certificate is valid for (repeatable);
+    /// localhost, 127.0.0.1 and ::1 are always included
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+    /// Replace existing cert.pem / key.pem
+    #[arg(long)]
+    force: bool,
 }
 
 fn main() {
     let cli = Cli::parse();
     match cli.command {
         Command::Version => println!("{}", server_version()),
+        Command::Cert(args) => {
+            if let Err(e) = write_cert(&args) {
+                eprintln!("embedb: {e}");
+                std::process::exit(1);
+            }
+        }
         Command::Serve(args) => {
             let overrides = Overrides {
                 host: args.host,
@@ -79,6 +113,9 @@ fn main() {
                 embed_concurrency: args.embed_concurrency,
                 jina_api_base: args.jina_api_base,
                 allowed_api_bases: args.allowed_api_bases,
+                tls_cert: args.tls_cert,
+                tls_key: args.tls_key,
+                require_secure_transport: args.require_secure_transport,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,
@@ -105,13 +142,41 @@ fn init_logging(level: &str) {
 
 async fn serve(config: Config) -> Result<(), String> {
     let addr = format!("{}:{}", config.host, config.port);
+    // Before opening the store: a bad certificate should fail fast and say which file.
+    let opts = embedb::server::wire_options(&config)?;
+    let tls_note = match (&config.tls_cert, opts.require_secure_transport) {
+        (Some(cert), true) => format!("TLS on (certificate {}), required for every login", cert.display()),
+        (Some(cert), false) => format!("TLS on (certificate {}), optional", cert.display()),
+        (None, _) => "TLS off (no --tls-cert)".to_string(),
+    };
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let engine = Engine::open(config).map_err(|e| format!("cannot open data dir {}: {}", data_dir.display(), e.message))?;
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let shown = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
     tracing::info!("embedb {} listening on {} (MySQL protocol), data in {}", server_version(), listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), shown.display());
-    embedb::server::serve(engine, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+    tracing::info!("{tls_note}");
+    embedb::server::serve(engine, listener, opts, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// `embedb cert`: write the pair and say how to use it.
+fn write_cert(args: &CertArgs) -> Result<(), String> {
+    use embedb::server::tls;
+    let cert = tls::dev_certificate(&args.hosts)?;
+    tls::write_dev_certificate(&args.out, &cert, args.force)?;
+    let dir = std::fs::canonicalize(&args.out).unwrap_or_else(|_| args.out.clone());
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    println!("wrote {} and {}", c.display(), k.display());
+    println!("self-signed, valid for {} until {} (for development only)", cert.names.join(", "), cert.expires);
+    println!();
+    println!("serve with TLS:");
+    println!("  embedb serve --tls-cert {} --tls-key {}", c.display(), k.display());
+    println!("  (add --require-secure-transport to refuse connections without TLS)");
+    println!("connect, trusting this certificate:");
+    println!("  mysql -h 127.0.0.1 -P 4000 -u root --ssl --ssl-ca {} --ssl-verify-server-cert", c.display());
+    println!("  pymysql.connect(host=\"127.0.0.1\", port=4000, user=\"root\", ssl_ca=\"{}\", ssl_verify_identity=True)", c.display());
+    println!("  pytidb / SQLAlchemy URLs with ?ssl_verify_cert=true&ssl_verify_identity=true: SSL_CERT_FILE={}", c.display());
+    Ok(())
 }
 
 async fn shutdown_signal() {

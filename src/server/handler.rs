@@ -50,6 +50,10 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_connect(&mut self, info: &ConnInfo) -> Result<(), ErrorInfo> {
+        match &info.tls {
+            Some(t) => tracing::debug!(connection = self.id, user = %info.user, version = %t.version, cipher = %t.cipher, "login over TLS"),
+            None => tracing::debug!(connection = self.id, user = %info.user, "login without TLS"),
+        }
         self.user = info.user.clone();
         let found_rows = info.found_rows;
         let s = self.session();
