@@ -285,6 +285,13 @@ fn persistence_round_trip_with_watermark() {
     assert_eq!(index.parser(), Parser::Multilingual);
     assert_eq!(index.watermark(), 43);
     assert_eq!(keys(&index.search("quantum", 10).unwrap()), [5]);
+    // Compaction rewrites segments but keeps the last commit's watermark on disk.
+    index.compact().unwrap();
+    drop(index);
+    let index = FullTextIndex::open(&path).unwrap();
+    assert_eq!(index.watermark(), 43);
+    assert_eq!(index.len(), 7);
+    assert_eq!(keys(&index.search("quantum", 10).unwrap()), [5]);
     drop(index);
 
     // Another parser over the same files is refused, so the caller knows to rebuild.
