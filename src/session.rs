@@ -59,6 +59,8 @@ pub struct Engine {
     pub ddl_lock: tokio::sync::Mutex<()>,
     /// Live connections' KILL signals, by connection id.
     pub connections: crate::interrupt::Registry,
+    /// Full-text (and vector) indexes, kept in step with commits.
+    pub search: Arc<crate::index::search::SearchIndexes>,
 }
 
 pub fn server_version() -> String {
@@ -88,6 +90,9 @@ impl Engine {
         }
         txn.commit()?;
         let globals = Arc::new(RwLock::new(globals));
+        let search = crate::index::search::SearchIndexes::new();
+        store.set_commit_observer(search.clone());
+        search.sync(&store)?;
         let embedder = Arc::new(
             crate::embed::Embedder::new(config.model_dir.clone(), config.http_settings(), globals.clone()).with_store(store.clone()),
         );
@@ -100,6 +105,7 @@ impl Engine {
             next_connection_id: AtomicU32::new(1),
             ddl_lock: tokio::sync::Mutex::new(()),
             connections: Default::default(),
+            search,
         }))
     }
 
@@ -164,6 +170,7 @@ impl Session {
         let interrupt = crate::interrupt::Interrupt::new();
         engine.connections.register(connection_id, interrupt.clone());
         let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone())));
+        ctx.register_udf(crate::index::fulltext::fts_match_word_udf(engine.search.clone()));
         let vars = engine.globals.read().clone();
         Session {
             engine,

@@ -11,6 +11,9 @@
 //! sqlparser knows none of these, so `extract_vector_indexes` lifts them out of the statement text.
 //! Searches still run as exact scans; the ANN structure comes with the HNSW work.
 
+pub mod fulltext;
+pub mod search;
+
 use crate::error::{Result, SqlError};
 use crate::sql::catalog::{IndexInfo, IndexKind, TableInfo};
 use crate::sql::types::SqlType;
@@ -31,7 +34,7 @@ pub fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Case-insensitive keyword at `i` (followed by a non-identifier character).
-fn keyword(b: &[u8], i: usize, kw: &str) -> bool {
+pub(crate) fn keyword(b: &[u8], i: usize, kw: &str) -> bool {
     let k = kw.as_bytes();
     i + k.len() <= b.len()
         && b[i..i + k.len()].eq_ignore_ascii_case(k)

@@ -29,6 +29,10 @@ pub struct PlanScope {
     pub current_db: Option<String>,
     /// Source of `information_schema.EMBEDDING_USAGE`.
     pub embedder: Option<Arc<crate::embed::Embedder>>,
+    /// `(db, table)`s whose hidden row id `FTS_MATCH_WORD` reads (tables without an integer key).
+    pub handle_tables: Vec<(String, String)>,
+    /// Source of `information_schema.TIFLASH_INDEXES`.
+    pub search: Option<Arc<crate::index::search::SearchIndexes>>,
 }
 
 pub struct TxnCatalogList {
@@ -116,11 +120,8 @@ impl SchemaProvider for DbSchema {
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let info = Catalog::new(&self.txn).table(&self.db, name).map_err(to_df)?;
         Ok(info.map(|info| {
-            let with_handle = self
-                .scope
-                .dml_target
-                .as_ref()
-                .is_some_and(|(d, t)| d.eq_ignore_ascii_case(&self.db) && t.eq_ignore_ascii_case(name));
+            let is = |(d, t): &(String, String)| d.eq_ignore_ascii_case(&self.db) && t.eq_ignore_ascii_case(name);
+            let with_handle = self.scope.dml_target.as_ref().is_some_and(is) || self.scope.handle_tables.iter().any(is);
             Arc::new(KvTable::new(info, self.txn.clone(), with_handle)) as Arc<dyn TableProvider>
         }))
     }

@@ -21,6 +21,8 @@ impl Session {
         match r {
             Ok(out) => {
                 txn.commit()?;
+                // New, dropped or truncated tables and indexes: the search indexes follow.
+                self.engine.search.sync(&self.engine.store)?;
                 Ok(out)
             }
             Err(e) => {

@@ -346,7 +346,7 @@ impl Session {
     /// INSERT … SELECT: run the query in the statement's transaction and take its rows.
     async fn eval_query_rows(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Vec<Vec<Source>>> {
         rewrite::rewrite_statement(&mut stmt, self)?;
-        let scope = PlanScope { dml_target: None, current_db: self.db.clone(), embedder: Some(self.engine.embedder.clone()) };
+        let scope = PlanScope { dml_target: None, current_db: self.db.clone(), embedder: Some(self.engine.embedder.clone()), ..Default::default() };
         let (_, batches) = self.plan_and_collect(stmt, txn, scope).await?;
         let mut rows = Vec::new();
         for b in &batches {
@@ -501,7 +501,7 @@ impl Session {
     async fn select_targets(&mut self, sql: &str, db: &str, table: &str, txn: Arc<Txn>) -> Result<Vec<RecordBatch>> {
         let mut stmt = parser::parse_one(sql)?;
         rewrite::rewrite_statement(&mut stmt, self)?;
-        let scope = PlanScope { dml_target: Some((db.to_string(), table.to_string())), current_db: self.db.clone(), embedder: None };
+        let scope = PlanScope { dml_target: Some((db.to_string(), table.to_string())), current_db: self.db.clone(), ..Default::default() };
         let (_, batches) = self.plan_and_collect(stmt, txn, scope).await?;
         Ok(batches)
     }

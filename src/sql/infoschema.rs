@@ -47,6 +47,7 @@ const VIEWS: &[&str] = &[
     "character_sets",
     "collations",
     "embedding_usage",
+    "tiflash_indexes",
 ];
 
 #[async_trait]
@@ -59,6 +60,9 @@ impl SchemaProvider for InfoSchema {
         let n = name.to_lowercase();
         if !VIEWS.contains(&n.as_str()) {
             return Ok(None);
+        }
+        if n == "tiflash_indexes" {
+            return Ok(Some(Arc::new(tiflash_indexes(self.scope.search.as_deref()).map_err(to_df)?)));
         }
         if n == "embedding_usage" {
             return Ok(Some(Arc::new(embedding_usage(self.scope.embedder.as_deref()).map_err(to_df)?)));
@@ -399,6 +403,48 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
         ),
         _ => Err(SqlError::no_such_table("information_schema", view)),
     }
+}
+
+/// TiDB's view of its columnar (search) indexes, with build progress: one row per live index.
+fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Result<MemTable> {
+    use C::*;
+    let mut rows = Vec::new();
+    for e in search.map(|s| s.all_fulltext()).unwrap_or_default() {
+        let p = e.progress();
+        rows.push(vec![
+            s(&e.db),
+            s(&e.table),
+            i(e.table_id),
+            s(&e.column),
+            s(&e.index_name),
+            i(e.index_id),
+            s("FullText"),
+            i(p.rows_indexed as i64),
+            i(p.rows_not_indexed as i64),
+            i(0),
+            i(0),
+            p.error.map(s).unwrap_or_else(null),
+            s("embedb"),
+        ]);
+    }
+    mem(
+        &[
+            S("TIDB_DATABASE"),
+            S("TIDB_TABLE"),
+            I("TABLE_ID"),
+            S("COLUMN_NAME"),
+            S("INDEX_NAME"),
+            I("INDEX_ID"),
+            S("INDEX_KIND"),
+            I("ROWS_STABLE_INDEXED"),
+            I("ROWS_STABLE_NOT_INDEXED"),
+            I("ROWS_DELTA_INDEXED"),
+            I("ROWS_DELTA_NOT_INDEXED"),
+            S("ERROR_MESSAGE"),
+            S("TIFLASH_INSTANCE"),
+        ],
+        rows,
+    )
 }
 
 /// Per (provider, model): calls, texts sent, cache hits, errors and the last error — since start.

@@ -24,7 +24,14 @@ impl Session {
     pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
         rewrite::rewrite_statement(&mut stmt, self)?;
         self.rewrite_vec_embed(&mut stmt, &txn)?;
-        let scope = PlanScope { dml_target: None, current_db: self.db.clone(), embedder: Some(self.engine.embedder.clone()) };
+        let handle_tables = self.rewrite_fts(&mut stmt, &txn)?;
+        let scope = PlanScope {
+            dml_target: None,
+            current_db: self.db.clone(),
+            embedder: Some(self.engine.embedder.clone()),
+            handle_tables,
+            search: Some(self.engine.search.clone()),
+        };
         let (schema, batches) = self.plan_and_collect(stmt, txn, scope).await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         self.last_found_rows = rows as u64;
@@ -64,6 +71,37 @@ impl Session {
         Ok((schema, batches))
     }
 
+    /// The tables a statement reads (those that exist).
+    fn read_tables(&self, stmt: &Statement, txn: &Txn) -> Result<Vec<crate::sql::catalog::TableInfo>> {
+        let df = DFStatement::Statement(Box::new(stmt.clone()));
+        let (refs, _) = datafusion::sql::resolve::resolve_table_references(&df, true)?;
+        let cat = Catalog::new(txn);
+        let mut out = Vec::new();
+        for r in refs {
+            let db = match r.schema() {
+                Some(s) => s.to_string(),
+                None => match &self.db {
+                    Some(d) => d.clone(),
+                    None => continue,
+                },
+            };
+            if let Some(t) = cat.table(&db, r.table())? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `FTS_MATCH_WORD(q, col)` → an index lookup by row handle (`index::fulltext`). Returns the
+    /// tables whose hidden row id must be exposed for it.
+    fn rewrite_fts(&self, stmt: &mut Statement, txn: &Txn) -> Result<Vec<(String, String)>> {
+        if !stmt.to_string().to_ascii_lowercase().contains("fts_match_word") {
+            return Ok(Vec::new());
+        }
+        let tables = self.read_tables(stmt, txn)?;
+        crate::index::fulltext::rewrite_match(stmt, &tables)
+    }
+
     /// `VEC_EMBED_<METRIC>(col, 'query')` → `VEC_<METRIC>(col, '<embedding of query>')`: the column
     /// must be a generated `EMBED_TEXT(model, …, options)` column of a table the statement reads;
     /// the query text is embedded once, here, with that model and the options' `@search` variants.
@@ -81,23 +119,11 @@ impl Session {
             return Ok(());
         }
         // The embedding columns of every table the statement reads: name → (model, options).
-        let df = DFStatement::Statement(Box::new(stmt.clone()));
-        let (refs, _) = datafusion::sql::resolve::resolve_table_references(&df, true)?;
-        let cat = Catalog::new(txn);
         let mut columns: Vec<(String, String, String)> = Vec::new();
-        for r in refs {
-            let db = match r.schema() {
-                Some(s) => s.to_string(),
-                None => match &self.db {
-                    Some(d) => d.clone(),
-                    None => continue,
-                },
-            };
-            if let Some(t) = cat.table(&db, r.table())? {
-                for c in &t.columns {
-                    if let Some((model, opts)) = c.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)) {
-                        columns.push((c.key(), model, opts.unwrap_or_default()));
-                    }
+        for t in self.read_tables(stmt, txn)? {
+            for c in &t.columns {
+                if let Some((model, opts)) = c.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)) {
+                    columns.push((c.key(), model, opts.unwrap_or_default()));
                 }
             }
         }

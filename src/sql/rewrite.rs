@@ -200,6 +200,26 @@ fn name_select(sel: &mut Select, source: &str) {
             }
         }
     }
+    for item in sel.projection.iter_mut() {
+        if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item {
+            exists_as_count(e);
+        }
+    }
+}
+
+/// `EXISTS (q)` in a select list (pytidb's `SELECT EXISTS(SELECT 1 FROM …)`), which DataFusion
+/// plans only in conditions, becomes `(SELECT COUNT(*) FROM (q LIMIT 1))`: MySQL's 1 or 0.
+fn exists_as_count(e: &mut Expr) {
+    match e {
+        Expr::Exists { subquery, negated } => {
+            let inner = format!("SELECT COUNT(*) FROM ({} LIMIT 1) AS `_exists`", subquery);
+            let Ok(Statement::Query(q)) = crate::sql::parser::parse_one(&inner) else { return };
+            let count = Expr::Subquery(q);
+            *e = if *negated { Expr::BinaryOp { left: Box::new(lit_num(1)), op: BinaryOperator::Minus, right: Box::new(count) } } else { count };
+        }
+        Expr::Nested(x) | Expr::UnaryOp { expr: x, .. } => exists_as_count(x),
+        _ => {}
+    }
 }
 
 fn lit_str(s: impl Into<String>) -> Expr {

@@ -695,9 +695,21 @@ impl Session {
         } else if is(0, "alter") && is(1, "table") && is(3, "add") && is(4, "vector") && is(5, "index") {
             let at = find_keyword(sql, "index").unwrap_or(0) + 5;
             (tokens(sql)[2].clone(), at, true)
-        } else if is(0, "create") && is(1, "table") && toks.iter().any(|t| t == "vector") && sql.to_ascii_lowercase().contains("vector index") {
+        } else if is(0, "create") && is(1, "fulltext") && is(2, "index") {
+            let (table, def) = crate::index::fulltext::parse_create(sql)?;
+            return self.apply_fulltext_index(&table, def).await.map(Some);
+        } else if is(0, "alter") && is(1, "table") && is(3, "add") && is(4, "fulltext") && (is(5, "index") || is(5, "key")) {
+            let kw = if is(5, "index") { "index" } else { "key" };
+            let at = find_keyword(sql, kw).unwrap_or(0) + kw.len();
+            let (def, _) = crate::index::fulltext::parse_definition(b, at, true)?;
+            return self.apply_fulltext_index(&tokens(sql)[2].clone(), def).await.map(Some);
+        } else if is(0, "create") && is(1, "table") && {
+            let l = sql.to_ascii_lowercase();
+            l.contains("vector index") || l.contains("fulltext")
+        } {
             let (stripped, defs) = crate::index::extract_vector_indexes(sql)?;
-            if defs.is_empty() {
+            let (stripped, fdefs) = crate::index::fulltext::extract(&stripped)?;
+            if defs.is_empty() && fdefs.is_empty() {
                 return Ok(None);
             }
             let stmt = crate::sql::parser::parse_one(&stripped)?;
@@ -733,6 +745,9 @@ impl Session {
             for d in &defs {
                 crate::index::add_vector_index(&mut probe, d)?;
             }
+            for d in &fdefs {
+                crate::index::fulltext::add_index(&mut probe, d)?;
+            }
             let engine = self.engine.clone();
             let _g = engine.ddl_lock.lock().await;
             self.commit_open()?;
@@ -740,6 +755,9 @@ impl Session {
             drop(_g);
             for d in defs {
                 self.apply_vector_index(&format!("`{db}`.`{name}`"), d).await?;
+            }
+            for d in fdefs {
+                self.apply_fulltext_index(&format!("`{db}`.`{name}`"), d).await?;
             }
             return Ok(Some(Output::ok()));
         } else {
@@ -764,6 +782,26 @@ impl Session {
         crate::index::add_vector_index(&mut info, &def)?;
         cat.put_table(&info)?;
         txn.commit()?;
+        Ok(Output::ok())
+    }
+
+    async fn apply_fulltext_index(&mut self, table: &str, def: crate::index::fulltext::FulltextDef) -> Result<Output> {
+        let (db, t) = split_name(table);
+        let db = match db {
+            Some(d) => d,
+            None => self.current_db()?,
+        };
+        let engine = self.engine.clone();
+        let _g = engine.ddl_lock.lock().await;
+        self.commit_open()?;
+        let txn = self.engine.store.begin()?;
+        let cat = Catalog::new(&txn);
+        let mut info = cat.must_table(&db, &t)?;
+        crate::index::fulltext::add_index(&mut info, &def)?;
+        cat.put_table(&info)?;
+        txn.commit()?;
+        // The index is built from the table's rows in the background (`index::search`).
+        self.engine.search.sync(&self.engine.store)?;
         Ok(Output::ok())
     }
 }

@@ -1,0 +1,376 @@
+//! FULLTEXT indexes in SQL: TiDB's DDL forms and `FTS_MATCH_WORD`.
+//!
+//! DDL (sqlparser knows none of the `WITH PARSER` forms, so they are read from the text, as the
+//! vector index forms are):
+//! - `CREATE TABLE t (…, FULLTEXT INDEX [name] (col) WITH PARSER STANDARD|MULTILINGUAL|NGRAM(…))`;
+//! - `CREATE FULLTEXT INDEX name ON t (col) WITH PARSER …`;
+//! - `ALTER TABLE t ADD FULLTEXT INDEX [name] (col) WITH PARSER …`;
+//! each optionally followed by `ADD_COLUMNAR_REPLICA_ON_DEMAND`. The index is recorded in the
+//! catalog (`IndexKind::Fulltext`) and built by `index::search`.
+//!
+//! Queries: `FTS_MATCH_WORD('query', col)` is rewritten (before planning) into
+//! `fts_match_word('query', <row handle>, '<table id>:<column>')`. The handle is the table's
+//! integer primary key or its hidden `_tidb_rowid`; the UDF looks the rows' BM25 scores up in the
+//! index (all matches of the query, computed once per statement), 0 for rows that do not match,
+//! so the same call works as a predicate (`WHERE FTS_MATCH_WORD(…)`), a score column and an
+//! `ORDER BY … DESC` key.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, Int64Array, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{exec_err, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use datafusion::sql::sqlparser::ast::{self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value};
+
+use super::search::SearchIndexes;
+use super::{ident, keyword, skip_ws};
+use crate::error::{to_df, Result, SqlError};
+use crate::sql::catalog::{IndexInfo, IndexKind, TableInfo};
+use crate::sql::types::SqlType;
+
+/// One FULLTEXT index definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FulltextDef {
+    pub name: Option<String>,
+    pub column: String,
+    /// The parser as the catalog stores it (`STANDARD`, `MULTILINGUAL`, `NGRAM(2, 2)`).
+    pub parser: String,
+}
+
+fn syntax(sql: &[u8], at: usize) -> SqlError {
+    let near: String = String::from_utf8_lossy(&sql[at.min(sql.len())..]).chars().take(60).collect();
+    SqlError::syntax(format!("near \"{near}\""))
+}
+
+/// `[name] (col) [WITH PARSER p] [ADD_COLUMNAR_REPLICA_ON_DEMAND]` from `i` (just after
+/// `FULLTEXT INDEX|KEY`); `with_name`: a name may come first. Returns the definition and the end.
+pub fn parse_definition(b: &[u8], mut i: usize, with_name: bool) -> Result<(FulltextDef, usize)> {
+    i = skip_ws(b, i);
+    let mut name = None;
+    if with_name && b.get(i) != Some(&b'(') {
+        let (n, j) = ident(b, i).ok_or_else(|| syntax(b, i))?;
+        name = Some(n);
+        i = skip_ws(b, j);
+    }
+    if b.get(i) != Some(&b'(') {
+        return Err(syntax(b, i));
+    }
+    let (column, j) = ident(b, skip_ws(b, i + 1)).ok_or_else(|| syntax(b, i))?;
+    i = skip_ws(b, j);
+    if b.get(i) == Some(&b',') {
+        return Err(SqlError::new(8200, "HY000", "Unsupported add fulltext index: only one column can be indexed"));
+    }
+    if b.get(i) != Some(&b')') {
+        return Err(syntax(b, i));
+    }
+    i = skip_ws(b, i + 1);
+    let mut parser = embedb_fulltext::Parser::Standard.to_string();
+    if keyword(b, i, "with") {
+        i = skip_ws(b, i + 4);
+        if !keyword(b, i, "parser") {
+            return Err(syntax(b, i));
+        }
+        i = skip_ws(b, i + 6);
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+            i += 1;
+        }
+        let mut end = i;
+        let j = skip_ws(b, i);
+        if b.get(j) == Some(&b'(') {
+            let close = j + b[j..].iter().position(|&c| c == b')').ok_or_else(|| syntax(b, j))?;
+            end = close + 1;
+        }
+        let text = String::from_utf8_lossy(&b[start..end]).into_owned();
+        let p = embedb_fulltext::Parser::parse(&text)
+            .map_err(|e| SqlError::new(8200, "HY000", format!("Unsupported add fulltext index: {e}")))?;
+        parser = p.to_string();
+        i = skip_ws(b, end);
+    }
+    if keyword(b, i, "add_columnar_replica_on_demand") {
+        i = skip_ws(b, i + "add_columnar_replica_on_demand".len());
+    }
+    Ok((FulltextDef { name, column, parser }, i))
+}
+
+/// `CREATE FULLTEXT INDEX name ON [db.]t (col) …` → (table as written, definition).
+pub fn parse_create(sql: &str) -> Result<(String, FulltextDef)> {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    for w in ["create", "fulltext", "index"] {
+        i = skip_ws(b, i);
+        if !keyword(b, i, w) {
+            return Err(syntax(b, i));
+        }
+        i += w.len();
+    }
+    let (name, j) = ident(b, skip_ws(b, i)).ok_or_else(|| syntax(b, i))?;
+    i = skip_ws(b, j);
+    if !keyword(b, i, "on") {
+        return Err(syntax(b, i));
+    }
+    i = skip_ws(b, i + 2);
+    let (mut table, mut j) = ident(b, i).ok_or_else(|| syntax(b, i))?;
+    if b.get(j) == Some(&b'.') {
+        let (t, k) = ident(b, j + 1).ok_or_else(|| syntax(b, j))?;
+        table = format!("{table}.{t}");
+        j = k;
+    }
+    let (mut def, end) = parse_definition(b, j, false)?;
+    if skip_ws(b, end) < b.len() && b[skip_ws(b, end)] != b';' {
+        return Err(syntax(b, end));
+    }
+    def.name = Some(name);
+    Ok((table, def))
+}
+
+/// Lift `FULLTEXT INDEX|KEY …` definitions out of a CREATE TABLE text: the text sqlparser can
+/// parse, and the definitions.
+pub fn extract(sql: &str) -> Result<(String, Vec<FulltextDef>)> {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let mut defs = Vec::new();
+    let (mut last, mut i) = (0, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\'' | b'"' | b'`' => {
+                let q = b[i];
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b',' => {
+                let j = skip_ws(b, i + 1);
+                let k = skip_ws(b, j + "fulltext".len());
+                if keyword(b, j, "fulltext") && (keyword(b, k, "index") || keyword(b, k, "key")) {
+                    let after = k + if keyword(b, k, "index") { 5 } else { 3 };
+                    let (def, end) = parse_definition(b, after, true)?;
+                    defs.push(def);
+                    out.push_str(&sql[last..i]);
+                    last = end;
+                    i = end;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[last..]);
+    Ok((out, defs))
+}
+
+/// Add a FULLTEXT index to a table definition, with TiDB's checks.
+pub fn add_index(info: &mut TableInfo, def: &FulltextDef) -> Result<()> {
+    let col = info.column(&def.column).ok_or_else(|| SqlError::unknown_column(&def.column, "expression"))?;
+    if !matches!(col.ty, SqlType::Char(..) | SqlType::VarChar(..) | SqlType::Text(..)) {
+        return Err(SqlError::new(
+            8200,
+            "HY000",
+            format!("Unsupported add fulltext index: only string columns can be indexed, but '{}' is {}", col.name, col.ty.to_sql()),
+        ));
+    }
+    let key = col.key();
+    if info.indexes.iter().any(|i| matches!(i.kind, IndexKind::Fulltext { .. }) && i.columns == [key.clone()]) {
+        return Err(SqlError::new(8200, "HY000", format!("Unsupported add fulltext index: a fulltext index on '{}' already exists", col.name)));
+    }
+    let name = def.name.clone().unwrap_or_else(|| col.name.clone());
+    if info.indexes.iter().any(|i| i.name.eq_ignore_ascii_case(&name)) {
+        return Err(SqlError::new(1061, "42000", format!("Duplicate key name '{name}'")));
+    }
+    info.indexes.push(IndexInfo {
+        id: info.next_index_id,
+        name,
+        columns: vec![key],
+        unique: false,
+        primary: false,
+        kind: IndexKind::Fulltext { parser: def.parser.clone() },
+        comment: String::new(),
+    });
+    info.next_index_id += 1;
+    info.tiflash_replica = info.tiflash_replica.max(1);
+    Ok(())
+}
+
+// ---- FTS_MATCH_WORD --------------------------------------------------------------------------
+
+/// Rewrite every `FTS_MATCH_WORD(q, col)` in `stmt` (see the module doc). `tables` are the tables
+/// the statement reads. Returns the tables whose hidden row id the plan must expose.
+pub fn rewrite_match(stmt: &mut ast::Statement, tables: &[TableInfo]) -> Result<Vec<(String, String)>> {
+    let mut err = None;
+    let mut need_handle = Vec::new();
+    let _ = ast::visit_expressions_mut(stmt, |e| {
+        let Expr::Function(f) = e else { return ControlFlow::Continue(()) };
+        if !f.name.to_string().eq_ignore_ascii_case("fts_match_word") {
+            return ControlFlow::Continue(());
+        }
+        let args: Vec<Expr> = match &f.args {
+            FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
+        };
+        if args.len() != 2 {
+            err = Some(SqlError::param_count("fts_match_word"));
+            return ControlFlow::Break(());
+        }
+        let (qualifier, column) = match &args[1] {
+            Expr::Identifier(i) => (None, i.value.to_lowercase()),
+            Expr::CompoundIdentifier(ids) if !ids.is_empty() => {
+                (Some(ids[..ids.len() - 1].to_vec()), ids[ids.len() - 1].value.to_lowercase())
+            }
+            other => {
+                err = Some(SqlError::other(format!("FTS_MATCH_WORD() second argument must be a column with a FULLTEXT index, got {other}")));
+                return ControlFlow::Break(());
+            }
+        };
+        let found = tables.iter().find(|t| {
+            t.indexes.iter().any(|i| matches!(i.kind, IndexKind::Fulltext { .. }) && i.columns == [column.clone()])
+        });
+        let Some(t) = found else {
+            err = Some(SqlError::other(format!("FTS_MATCH_WORD() requires a FULLTEXT index on column '{column}'")));
+            return ControlFlow::Break(());
+        };
+        let handle_col = match &t.pk_handle {
+            Some(pk) => pk.clone(),
+            None => {
+                need_handle.push((t.db.clone(), t.name.clone()));
+                crate::storage::table::HANDLE_COLUMN.to_string()
+            }
+        };
+        let handle = match qualifier {
+            Some(mut q) => {
+                q.push(Ident::new(handle_col));
+                Expr::CompoundIdentifier(q)
+            }
+            None => Expr::Identifier(Ident::new(handle_col)),
+        };
+        let target = Expr::value(Value::SingleQuotedString(format!("{}:{}", t.id, column)));
+        *e = crate::sql::rewrite::call("fts_match_word", vec![args[0].clone(), handle, target]);
+        ControlFlow::Continue(())
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(need_handle),
+    }
+}
+
+/// `fts_match_word(query, handle, 'table_id:column')` → BM25 score (0 when the row does not match).
+pub struct FtsMatchWord {
+    search: Arc<SearchIndexes>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for FtsMatchWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FtsMatchWord")
+    }
+}
+impl PartialEq for FtsMatchWord {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.search, &o.search)
+    }
+}
+impl Eq for FtsMatchWord {}
+impl std::hash::Hash for FtsMatchWord {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        "fts_match_word".hash(h)
+    }
+}
+
+pub fn fts_match_word_udf(search: Arc<SearchIndexes>) -> ScalarUDF {
+    // Volatile: the index changes between statements, so calls are never folded into constants.
+    ScalarUDF::from(FtsMatchWord { search, signature: Signature::any(3, Volatility::Volatile) })
+}
+
+fn scalar_text(c: &ColumnarValue) -> DfResult<Option<String>> {
+    Ok(match c {
+        ColumnarValue::Scalar(ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v)) => v.clone(),
+        ColumnarValue::Scalar(ScalarValue::Null) => None,
+        ColumnarValue::Scalar(other) => Some(other.to_string()),
+        ColumnarValue::Array(a) => {
+            let s = cast(a, &DataType::Utf8)?;
+            let s = s.as_any().downcast_ref::<StringArray>().unwrap();
+            if s.is_empty() || s.is_null(0) {
+                None
+            } else {
+                Some(s.value(0).to_string())
+            }
+        }
+    })
+}
+
+impl ScalarUDFImpl for FtsMatchWord {
+    fn name(&self) -> &str {
+        "fts_match_word"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let Some(target) = scalar_text(&args.args[2])? else { return exec_err!("fts_match_word: no index") };
+        let (table_id, column) = target.split_once(':').unwrap_or(("", ""));
+        let table_id: i64 = table_id.parse().unwrap_or(-1);
+        let Some(entry) = self.search.fulltext(table_id, column) else {
+            return Err(to_df(SqlError::other(format!("FTS_MATCH_WORD() requires a FULLTEXT index on column '{column}'"))));
+        };
+        let query = scalar_text(&args.args[0])?;
+        let handles: ArrayRef = cast(&args.args[1].to_array(n)?, &DataType::Int64)?;
+        let handles = handles.as_any().downcast_ref::<Int64Array>().unwrap();
+        let Some(query) = query else {
+            return Ok(ColumnarValue::Array(Arc::new(Float64Array::from(vec![None::<f64>; n]))));
+        };
+        let search = || entry.scores(&query);
+        let scores = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(search),
+            _ => search(),
+        }
+        .map_err(to_df)?;
+        let out: Float64Array = (0..n)
+            .map(|i| (!handles.is_null(i)).then(|| scores.get(&(handles.value(i) as u64)).copied().unwrap_or(0.0) as f64))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_forms() {
+        let (sql, defs) = extract(
+            "CREATE TABLE t (id INT PRIMARY KEY, a TEXT, b TEXT, FULLTEXT INDEX fa (a) WITH PARSER MULTILINGUAL, \
+             FULLTEXT KEY (`b`) WITH PARSER ngram(2,3) ADD_COLUMNAR_REPLICA_ON_DEMAND, c TEXT COMMENT ', FULLTEXT INDEX x')",
+        )
+        .unwrap();
+        assert_eq!(sql, "CREATE TABLE t (id INT PRIMARY KEY, a TEXT, b TEXT, c TEXT COMMENT ', FULLTEXT INDEX x')");
+        assert_eq!(defs[0], FulltextDef { name: Some("fa".into()), column: "a".into(), parser: "MULTILINGUAL".into() });
+        assert_eq!(defs[1].name, None);
+        assert_eq!(defs[1].column, "b");
+        assert!(defs[1].parser.starts_with("NGRAM"), "{}", defs[1].parser);
+        let (t, d) = parse_create("CREATE FULLTEXT INDEX fts_idx_text ON chunks (text) WITH PARSER MULTILINGUAL").unwrap();
+        assert_eq!((t.as_str(), d.name.as_deref(), d.column.as_str(), d.parser.as_str()), ("chunks", Some("fts_idx_text"), "text", "MULTILINGUAL"));
+        let (t, d) = parse_create("create fulltext index i on db1.t (c)").unwrap();
+        assert_eq!((t.as_str(), d.parser.as_str()), ("db1.t", "STANDARD"));
+        assert!(parse_create("CREATE FULLTEXT INDEX i ON t (c) WITH PARSER klingon").unwrap_err().message.contains("Unsupported add fulltext index"));
+        assert_eq!(parse_create("CREATE FULLTEXT INDEX i ON t (a, b)").unwrap_err().code, 8200);
+    }
+}
