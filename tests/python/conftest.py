@@ -23,7 +23,8 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterator, Mapping, Optional, Sequence
 
 import pytest
 
@@ -74,6 +75,24 @@ def restart_server(server: EmbedbServer, hard: bool = True) -> tuple[str, int]:
     except ServerError as e:
         pytest.fail(f"embedb did not come back after restart:\n{e}", pytrace=False)
     return server.address
+
+
+@contextmanager
+def own_server(binary: Path, base: Path, env: Mapping[str, str] = {},
+               extra_args: Sequence[str] = ()) -> Iterator[EmbedbServer]:
+    """A server of a module's own (data and log under ``base``), started with ``env`` set (e.g. an
+    API base pointing at a test double) and ``extra_args``; removed afterwards."""
+    srv = EmbedbServer(binary=binary, data_dir=base / "data", log_path=base / "server.log",
+                       extra_args=tuple(extra_args))
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        mp.delenv("EMBEDB_ALLOWED_API_BASES", raising=False)
+        _start(srv)
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ from typing import Iterator
 import pymysql
 import pytest
 
-from conftest import connect
+from conftest import connect, own_server
 from doubles.embedding_api import JINA_PATH, OPENAI_PATH, EmbeddingDouble, cosine_distance, vector_for
-from sqltest import EmbedbServer, ServerError
+from sqltest import EmbedbServer
 
 JINA_KEY = "jina-SECRET-key-0001"
 OPENAI_KEY = "sk-openai-SECRET-key-0002"
@@ -81,24 +81,11 @@ def double() -> Iterator[EmbeddingDouble]:
 @pytest.fixture(scope="module")
 def server(embedb_binary: Path, double: EmbeddingDouble,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbedbServer]:
-    base = tmp_path_factory.mktemp("embedb-providers")
-    srv = EmbedbServer(binary=embedb_binary, data_dir=base / "data", log_path=base / "server.log",
-                       extra_args=("--embed-max-retries", str(MAX_RETRIES),
-                                   "--embed-concurrency", str(CONCURRENCY),
-                                   "--embed-timeout-secs", "10",
-                                   "--allowed-api-bases", f"{double.url}/openai/v1"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EMBEDB_JINA_API_BASE", double.url)
-        mp.delenv("EMBEDB_ALLOWED_API_BASES", raising=False)
-        try:
-            srv.start()
-        except ServerError as e:
-            srv.cleanup()
-            pytest.fail(f"could not start embedb:\n{e}", pytrace=False)
-    try:
+    args = ("--embed-max-retries", str(MAX_RETRIES), "--embed-concurrency", str(CONCURRENCY),
+            "--embed-timeout-secs", "10", "--allowed-api-bases", f"{double.url}/openai/v1")
+    with own_server(embedb_binary, tmp_path_factory.mktemp("embedb-providers"),
+                    {"EMBEDB_JINA_API_BASE": double.url}, args) as srv:
         yield srv
-    finally:
-        srv.cleanup()
 
 
 @pytest.fixture

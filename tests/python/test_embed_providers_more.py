@@ -14,10 +14,10 @@ from typing import Iterator
 import pymysql
 import pytest
 
-from conftest import connect
+from conftest import connect, own_server
 from doubles.embedding_api import vector_for
 from doubles.embedding_api_more import COHERE_PATH, DEFAULT_DIMS, NIM_PATH, MoreEmbeddingDouble
-from sqltest import EmbedbServer, ServerError
+from sqltest import EmbedbServer
 
 KEYS = {
     "COHERE": "co-SECRET-key-0001",
@@ -52,23 +52,11 @@ def double() -> Iterator[MoreEmbeddingDouble]:
 @pytest.fixture(scope="module")
 def server(embedb_binary: Path, double: MoreEmbeddingDouble,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbedbServer]:
-    base = tmp_path_factory.mktemp("embedb-providers-more")
-    srv = EmbedbServer(binary=embedb_binary, data_dir=base / "data", log_path=base / "server.log",
-                       extra_args=("--embed-max-retries", "1", "--embed-timeout-secs", "10"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EMBEDB_COHERE_API_BASE", double.url)
-        mp.setenv("EMBEDB_GEMINI_API_BASE", double.url)
-        mp.setenv("EMBEDB_HUGGINGFACE_API_BASE", f"{double.url}/hf")
-        mp.setenv("EMBEDB_NVIDIA_NIM_API_BASE", f"{double.url}/nim")
-        try:
-            srv.start()
-        except ServerError as e:
-            srv.cleanup()
-            pytest.fail(f"could not start embedb:\n{e}", pytrace=False)
-    try:
+    env = {"EMBEDB_COHERE_API_BASE": double.url, "EMBEDB_GEMINI_API_BASE": double.url,
+           "EMBEDB_HUGGINGFACE_API_BASE": f"{double.url}/hf", "EMBEDB_NVIDIA_NIM_API_BASE": f"{double.url}/nim"}
+    with own_server(embedb_binary, tmp_path_factory.mktemp("embedb-providers-more"), env,
+                    ("--embed-max-retries", "1", "--embed-timeout-secs", "10")) as srv:
         yield srv
-    finally:
-        srv.cleanup()
 
 
 @pytest.fixture

@@ -144,25 +144,37 @@ class EmbeddingDouble:
             seq = self.counter
             scripted = self.script.pop(0) if self.script else self.persistent
             delay = self.delay
+        finished = False
+
+        def send(status: int, headers: dict[str, str], payload: Any) -> None:
+            # The request stops counting as in flight before its reply leaves: the client may
+            # start its next request the moment it has the reply.
+            nonlocal finished
+            with self.lock:
+                self.in_flight -= 1
+                finished = True
+            self._send(h, status, headers, payload)
+
         try:
             if delay:
                 time.sleep(delay)
             openai = path == OPENAI_PATH
             if path not in (JINA_PATH, OPENAI_PATH):
-                return self._send(h, 404, {}, {"detail": "Not Found"})
+                return send(404, {}, {"detail": "Not Found"})
             auth = h.headers.get("Authorization", "")
             token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
             if token not in self.valid_keys:
                 err = ({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
                        if openai else {"detail": "Invalid API key"})
-                return self._send(h, 401, {}, err)
+                return send(401, {}, err)
             if scripted is not None:
                 status, headers, payload = scripted
-                return self._send(h, status, headers, payload)
-            return self._send(h, 200, {}, self._embeddings(body, openai, seq))
+                return send(status, headers, payload)
+            return send(200, {}, self._embeddings(body, openai, seq))
         finally:
-            with self.lock:
-                self.in_flight -= 1
+            if not finished:
+                with self.lock:
+                    self.in_flight -= 1
 
     def _embeddings(self, body: dict, openai: bool, seq: int) -> dict:
         model = body["model"]
