@@ -160,6 +160,20 @@ impl embedb_wire::Handler for Connection {
     fn client_host(&self) -> String {
         self.host.clone()
     }
+
+    fn interrupter(&self) -> Option<Arc<dyn Fn() + Send + Sync>> {
+        // The client went away mid-statement: stop it as KILL CONNECTION would.
+        let i = self.session.as_ref()?.interrupt.clone();
+        Some(Arc::new(move || i.trigger(true)))
+    }
+
+    fn closed(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.interrupt.connection_killed())
+    }
+
+    async fn on_kill(&mut self, connection_id: u32) -> Result<(), ErrorInfo> {
+        self.engine.connections.kill(connection_id as u64, true).map_err(err)
+    }
 }
 
 fn to_response(r: Result<Output, SqlError>, warnings: u16) -> Response {

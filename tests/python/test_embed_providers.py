@@ -514,3 +514,49 @@ def test_usage_counts_requests_and_reported_tokens(conn: pymysql.Connection, dou
     assert after[0] - before[0] == len(reqs) == math.ceil(20 / JINA_BATCH)
     assert after[1] - before[1] == 20
     assert after[2] - (before[2] or 0) == sum(len(t.split()) for t in texts)
+
+
+def test_client_disconnect_stops_the_provider_call(server: EmbedbServer, conn: pymysql.Connection,
+                                                   double: EmbeddingDouble) -> None:
+    """A client that goes away (the mysql CLI killed) while its INSERT waits on a slow provider:
+    the statement is interrupted at once (EMBEDDING_USAGE records it long before the provider
+    would have answered) and leaves no rows."""
+    import subprocess
+    import time
+
+    with conn.cursor() as cur:
+        cur.execute("SELECT DATABASE()")
+        (db,) = cur.fetchone()
+        cur.execute(EMBED_TABLE.format(name="gone"))
+    double.delay = 8.0
+    host, port = server.address
+    proc = subprocess.Popen(["mysql", "-h", host, "-P", str(port), "-u", "root", db, "-e",
+                             "INSERT INTO gone (id, content) VALUES (1, 'the client will not wait for this')"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not double.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert double.requests, "the INSERT never reached the provider"
+        t0 = time.monotonic()
+        proc.kill()
+        proc.wait()
+        last_error = None
+        while time.monotonic() - t0 < 4:
+            with conn.cursor() as cur:
+                cur.execute("SELECT LAST_ERROR FROM information_schema.EMBEDDING_USAGE "
+                            "WHERE PROVIDER = 'jina_ai' AND MODEL = 'jina-embeddings-v3'")
+                row = cur.fetchone()
+            last_error = row[0] if row else None
+            if last_error == "Query execution was interrupted":
+                break
+            time.sleep(0.1)
+        assert last_error == "Query execution was interrupted"
+        assert time.monotonic() - t0 < 4, "the statement waited for the provider"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    double.delay = 0.0
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM gone")
+        assert cur.fetchone() == (0,)

@@ -93,7 +93,14 @@ where
         next_stmt_id: 1,
     };
     loop {
+        if conn.handler.closed() {
+            return Ok(());
+        }
         let packet = match conn.ps.read_packet().await {
+            Ok(Some(p)) if conn.handler.closed() => {
+                let _ = p;
+                return Ok(());
+            }
             Ok(Some(p)) => p,
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::InvalidData && e.to_string() == TOO_LARGE => {
@@ -233,7 +240,14 @@ where
             cmd::QUERY => {
                 let sql = String::from_utf8_lossy(body);
                 debug!(len = sql.len(), "COM_QUERY");
-                let responses = self.handler.on_query(&sql).await;
+                let interrupt = self.handler.interrupter();
+                let (responses, gone) = {
+                    let work = self.handler.on_query(&sql);
+                    watch_peer(work, self.ps, interrupt).await
+                };
+                if gone {
+                    return Ok(false);
+                }
                 if responses.is_empty() {
                     self.send_ok(&OkInfo::default(), 0).await?;
                 }
@@ -432,8 +446,38 @@ where
             }
         };
         debug!(id, params = params.len(), "COM_STMT_EXECUTE");
-        let resp = self.handler.on_execute(id, params).await;
+        let interrupt = self.handler.interrupter();
+        let (resp, gone) = {
+            let work = self.handler.on_execute(id, params);
+            watch_peer(work, self.ps, interrupt).await
+        };
+        if gone {
+            return Err(io::ErrorKind::ConnectionAborted.into());
+        }
         self.send_response(&resp, false, true).await
+    }
+}
+
+/// Run a statement while watching the socket: if the client disconnects first, `interrupt` is
+/// called (the statement then stops early, e.g. its embedding calls are dropped) and the result
+/// is awaited but reported as `gone`, not sent.
+async fn watch_peer<S, T>(
+    work: impl std::future::Future<Output = T>,
+    ps: &mut PacketStream<S>,
+    interrupt: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
+) -> (T, bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(interrupt) = interrupt else { return (work.await, false) };
+    tokio::pin!(work);
+    tokio::select! {
+        r = &mut work => (r, false),
+        _ = ps.peer_closed() => {
+            debug!("client disconnected during a statement: interrupting it");
+            interrupt();
+            (work.await, true)
+        }
     }
 }
 

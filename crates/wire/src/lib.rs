@@ -116,6 +116,17 @@ pub trait Handler: Send {
     fn client_host(&self) -> String {
         "%".to_string()
     }
+    /// How to stop the statement in flight from outside the handler: called when the client
+    /// disconnects while `on_query`/`on_execute` runs (the handler then finishes early and the
+    /// connection closes). Default: none (the statement runs to completion).
+    fn interrupter(&self) -> Option<std::sync::Arc<dyn Fn() + Send + Sync>> {
+        None
+    }
+    /// True once the connection must end (KILL CONNECTION): it is closed before the next command
+    /// is answered. Default: never.
+    fn closed(&self) -> bool {
+        false
+    }
     /// COM_PROCESS_KILL (`mysqladmin kill`). Default: ERR 1094 unknown thread.
     async fn on_kill(&mut self, connection_id: u32) -> Result<(), ErrorInfo> {
         Err(ErrorInfo::new(

@@ -115,6 +115,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
         }
     }
 
+    /// Resolves when the peer has gone away (end of stream or a read error) while nothing of a
+    /// next command is waiting; a pipelined next command keeps it pending forever and is left
+    /// unread for [`PacketStream::read_packet`].
+    pub async fn peer_closed(&mut self) {
+        use tokio::io::AsyncBufReadExt;
+        match self.io.fill_buf().await {
+            Ok([]) | Err(_) => {}
+            Ok(_) => std::future::pending::<()>().await,
+        }
+    }
+
     /// Queue one payload, splitting it into packets as needed.
     pub async fn write_packet(&mut self, payload: &[u8]) -> io::Result<()> {
         let mut rest = payload;
