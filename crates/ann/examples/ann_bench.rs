@@ -222,12 +222,13 @@ fn hnswlib(set: &Set) {
     let venv = PathBuf::from(home).join(".cache/embedb-bench-venv");
     let python = venv.join("bin/python");
     if !python.exists() {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status().map(|s| s.success()).unwrap_or(false)
-            && Command::new(&python)
-                .args(["-m", "pip", "install", "--quiet", "hnswlib", "numpy"])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
+        let ok =
+            Command::new("python3").arg("-m").arg("venv").arg(&venv).status().map(|s| s.success()).unwrap_or(false)
+                && Command::new(&python)
+                    .args(["-m", "pip", "install", "--quiet", "hnswlib", "numpy"])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
         if !ok {
             println!("SKIP hnswlib: could not set up {}", venv.display());
             return;
@@ -255,8 +256,9 @@ fn hnswlib(set: &Set) {
         }
     }
     std::fs::write(dir.join("gt.ivecs"), gt).unwrap();
-    let script = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
-        .join("bench/hnswlib_bench.py");
+    let script =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
+            .join("bench/hnswlib_bench.py");
     let space = match set.metric {
         Metric::Cosine => "cosine",
         Metric::L2 => "l2",

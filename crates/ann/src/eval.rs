@@ -26,7 +26,7 @@ pub struct Vectors {
 
 impl Vectors {
     pub fn len(&self) -> usize {
-        if self.dims == 0 { 0 } else { self.data.len() / self.dims }
+        self.data.len().checked_div(self.dims).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {

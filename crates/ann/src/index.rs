@@ -319,10 +319,7 @@ impl AnnIndex {
     pub fn add_batch(&self, keys: &[u64], vectors: &[f32]) -> Result<(), AnnError> {
         let dims = self.params.dims;
         if vectors.len() != keys.len() * dims {
-            return Err(AnnError::Dimension {
-                expected: keys.len() * dims,
-                got: vectors.len(),
-            });
+            return Err(AnnError::Dimension { expected: keys.len() * dims, got: vectors.len() });
         }
         for (i, &key) in keys.iter().enumerate() {
             Self::check_key(key)?;
@@ -593,18 +590,8 @@ impl AnnIndex {
         let beam = self.beam(k, ef) as f64;
         let scan_cost = SCAN_COST_PER_MATCH * estimated_matches as f64 + SCAN_COST_PER_KEY * n as f64;
         // With no sampled key passing, the walk would wander most of the graph.
-        let graph_cost = if passed == 0 {
-            f64::INFINITY
-        } else {
-            beam * GRAPH_EVALS_PER_BEAM / selectivity
-        };
-        FilterEstimate {
-            sampled,
-            passed,
-            selectivity,
-            estimated_matches,
-            prefer_exact: scan_cost <= graph_cost,
-        }
+        let graph_cost = if passed == 0 { f64::INFINITY } else { beam * GRAPH_EVALS_PER_BEAM / selectivity };
+        FilterEstimate { sampled, passed, selectivity, estimated_matches, prefer_exact: scan_cost <= graph_cost }
     }
 
     /// Turns usearch's (ascending) matches into TiDB distances for the best `k`. A key removed

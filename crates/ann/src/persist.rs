@@ -235,9 +235,7 @@ impl AnnIndex {
         index.change_expansion_search(1);
         let threads = AnnIndex::threads_for_load();
         let slots = (manifest.len + manifest.tombstones) as usize;
-        index
-            .reserve_capacity_and_threads(index.capacity().max(slots).max(1), threads)
-            .map_err(usearch_err)?;
+        index.reserve_capacity_and_threads(index.capacity().max(slots).max(1), threads).map_err(usearch_err)?;
         let loaded = AnnIndex::from_parts(params.clone(), index, keys, manifest.tombstones as usize, threads);
         Ok((loaded, manifest))
     }

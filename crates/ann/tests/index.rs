@@ -94,7 +94,7 @@ fn upsert_replaces_the_vector() {
 fn removed_keys_never_come_back() {
     let (base, queries) = data(5_000, 48, 2);
     let index = filled(Metric::Cosine, &base);
-    let removed = |k: u64| k % 3 == 0;
+    let removed = |k: u64| k.is_multiple_of(3);
     for k in (0..base.len() as u64).filter(|&k| removed(k)) {
         assert!(index.remove(k).unwrap());
     }
@@ -107,7 +107,12 @@ fn removed_keys_never_come_back() {
     assert!(index.get(3).is_none());
 
     // Query with the removed vectors themselves, and with fresh queries.
-    let probes: Vec<&[f32]> = (0..base.len()).step_by(3).take(300).map(|i| base.row(i)).chain((0..queries.len()).map(|q| queries.row(q))).collect();
+    let probes: Vec<&[f32]> = (0..base.len())
+        .step_by(3)
+        .take(300)
+        .map(|i| base.row(i))
+        .chain((0..queries.len()).map(|q| queries.row(q)))
+        .collect();
     for q in probes {
         for hits in [
             index.search(q, K, None).unwrap(),
@@ -210,7 +215,7 @@ fn concurrent_searches_with_a_writer_across_growth() {
                 let mut n = 0usize;
                 while !done.load(Ordering::Relaxed) {
                     let q = queries.row((n + r) % queries.len());
-                    let hits = if n % 2 == 0 {
+                    let hits = if n.is_multiple_of(2) {
                         index.search(q, K, None).unwrap()
                     } else {
                         index.search_filtered(q, K, None, |k| k % 2 == 1).unwrap()
@@ -294,7 +299,8 @@ fn save_load_round_trip_is_identical() {
     }
     let m2 = loaded.save(&path, 1300).unwrap();
     assert_eq!(m2.generation, 2);
-    let mut files: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
     assert_eq!(files, vec!["docs_embedding.ann", "docs_embedding.ann.2.keys", "docs_embedding.ann.2.usearch"]);
     let (again, m3) = AnnIndex::load(&path, &params.clone().with_ef_search(200)).unwrap();
@@ -334,7 +340,8 @@ fn load_rejects_mismatch_and_damage_and_ignores_crash_leftovers() {
     assert_eq!(loaded.search(queries.row(0), K, None).unwrap(), index.search(queries.row(0), K, None).unwrap());
     // The next save overwrites generation 2 (and the manifest's temp file) and clears the rest.
     loaded.save(&path, 8).unwrap();
-    let mut files: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
     assert_eq!(files, vec!["t.ann", "t.ann.2.keys", "t.ann.2.usearch"]);
 

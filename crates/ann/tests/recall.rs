@@ -65,7 +65,11 @@ fn scifact_minilm_cosine_and_inner_product_default_params() {
     for metric in [Metric::Cosine, Metric::InnerProduct] {
         let index = build(AnnParams::new(metric, set.base.dims), &set.base);
         let r = recall(&index, &set.base, &set.queries, &set.groundtruth, None);
-        println!("scifact_minilm384 {metric:?}: {} base, {} queries, recall@10 = {r:.4}", set.base.len(), set.queries.len());
+        println!(
+            "scifact_minilm384 {metric:?}: {} base, {} queries, recall@10 = {r:.4}",
+            set.base.len(),
+            set.queries.len()
+        );
         assert!(r >= 0.95, "{metric:?} recall@10 {r}");
     }
 }
@@ -135,10 +139,10 @@ fn clustered_very_selective_filter_returns_every_match() {
     let few = |key: u64| key % 4_000 == 17;
     let truth = eval::brute_force(&base, &queries, K, Metric::Cosine, &few);
     for strategy in [FilterStrategy::Graph, FilterStrategy::Auto] {
-        for q in 0..queries.len() {
+        for (q, want) in truth.iter().enumerate() {
             let hits = index.search_filtered_with(queries.row(q), K, None, strategy, few).unwrap();
             let keys: Vec<u64> = hits.iter().map(|h| h.0).collect();
-            assert_eq!(keys, truth[q], "{strategy:?}");
+            assert_eq!(&keys, want, "{strategy:?}");
         }
     }
     // 1 % pass: the estimate picks the scan, which is exact.
@@ -146,9 +150,10 @@ fn clustered_very_selective_filter_returns_every_match() {
     let est = index.estimate_filter(K, None, &one_percent);
     assert!(est.prefer_exact, "{est:?}");
     let truth = eval::brute_force(&base, &queries, K, Metric::Cosine, &one_percent);
-    for q in 0..queries.len() {
-        let keys: Vec<u64> = index.search_filtered(queries.row(q), K, None, one_percent).unwrap().iter().map(|h| h.0).collect();
-        assert_eq!(keys, truth[q]);
+    for (q, want) in truth.iter().enumerate() {
+        let keys: Vec<u64> =
+            index.search_filtered(queries.row(q), K, None, one_percent).unwrap().iter().map(|h| h.0).collect();
+        assert_eq!(&keys, want);
     }
 }
 
