@@ -607,10 +607,13 @@ impl Session {
 pub fn new_context(cfg: SessionConfig, embed: Option<(Arc<crate::embed::Embedder>, Arc<crate::interrupt::Interrupt>)>) -> SessionContext {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     rules.insert(0, Arc::new(crate::sql::coerce::MysqlCoercion));
+    // Top-k vector searches use the HNSW index (`index::search::ann`); its warnings live in `cfg`.
+    let (cfg, ann_rule) = crate::index::search::ann::rule(cfg);
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(cfg)
         .with_default_features()
         .with_analyzer_rules(rules)
+        .with_optimizer_rule(ann_rule)
         .build();
     let ctx = SessionContext::new_with_state(state);
     for f in functions::all_udfs() {

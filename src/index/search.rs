@@ -1,4 +1,4 @@
-//! The live search indexes (full-text today, HNSW next) and how they follow the data.
+//! The live search indexes (FULLTEXT and HNSW vector indexes) and how they follow the data.
 //!
 //! The table rows in the KV are the truth; a search index is derived from them and can always be
 //! rebuilt. [`SearchIndexes`] keeps one entry per (table, index) and follows every change:
@@ -16,24 +16,52 @@
 //!    is either in the snapshot or arrives through `committed`. A row that `committed` touched
 //!    during the build is newer than the snapshot's copy and is not overwritten by it.
 //!
-//! Searches wait for a build in progress (they would otherwise miss rows); progress is visible
-//! in `information_schema.TIFLASH_INDEXES` and the log.
+//! Full-text searches wait for a build in progress (they would otherwise miss rows); vector
+//! searches do not wait: `index::ann` answers with the exact scan until the graph is ready.
+//! Progress is visible in `information_schema.TIFLASH_INDEXES` and the log.
+//!
+//! A vector index ([`VectorEntry`]) holds each row's vector in an [`AnnIndex`] keyed by the row
+//! handle. Rows without a usable vector stay out of the graph but are remembered, because an
+//! exact `ORDER BY VEC_…_DISTANCE(…) LIMIT k` can return them: `nulls` (NULL vector, or all zeros
+//! under cosine, whose distance is NULL and sorts first) and `others` (a real distance the graph
+//! cannot hold, e.g. the one handle that maps onto usearch's reserved key).
+//!
+//! Statements find these indexes through their transaction ([`SearchIndexes::of_txn`]): `sync`
+//! writes a per-process instance token into the store, and a registry maps the token back to
+//! this object. (DataFusion hands a table scan only its transaction, not the engine.)
 
-use std::collections::{HashMap, HashSet};
+// The ANN scan that uses these indexes (declared here: this file is the vector index's home,
+// and `index/mod.rs` belongs to the DDL side).
+#[path = "ann.rs"]
+pub mod ann;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use embedb_ann::{AnnIndex, AnnParams, Metric};
 use embedb_fulltext::{FullTextIndex, Parser};
-use embedb_storage::{codec, CommitObserver, Datum, Store};
+use embedb_storage::{codec, CommitObserver, Datum, Store, Txn};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Result, SqlError};
 use crate::sql::catalog::{Catalog, IndexKind, TableInfo};
+use crate::sql::types::SqlType;
 use crate::storage::table;
 
 /// Rows per step of a build (committed to the index after each, for progress).
 const BUILD_CHUNK: usize = 2048;
+
+/// Vectors inserted per hold of a vector index's build lock. The observer (inside the commit
+/// lock) waits for that lock, so small steps keep commits flowing during a build.
+const VECTOR_BUILD_STEP: usize = 256;
+
+/// Store key of the instance token that leads a transaction back to its `SearchIndexes`.
+const INSTANCE_KEY: &[u8] = b"mSI:instance";
+
+/// Live `SearchIndexes` by instance token (see [`SearchIndexes::of_txn`]).
+static INSTANCES: Mutex<Vec<(u64, Weak<SearchIndexes>)>> = Mutex::new(Vec::new());
 
 /// One FULLTEXT index.
 pub struct FulltextEntry {
@@ -139,10 +167,171 @@ impl FulltextEntry {
     }
 }
 
+/// The catalog's metric name (`cosine` | `l2`) as an index metric.
+pub fn metric_of(name: &str) -> Metric {
+    match name {
+        "l2" => Metric::L2,
+        _ => Metric::Cosine,
+    }
+}
+
+/// A row handle as an index key. Flipping the sign bit keeps the order and sends -1 (a common
+/// id) away from `u64::MAX`, which usearch reserves; only `i64::MAX` lands there.
+pub fn ann_key(handle: i64) -> u64 {
+    (handle as u64) ^ (1 << 63)
+}
+
+pub fn ann_handle(key: u64) -> i64 {
+    (key ^ (1 << 63)) as i64
+}
+
+/// Rows of a vector index that are not in the graph (see the module doc).
+#[derive(Default)]
+pub struct OffGraph {
+    /// Distance NULL: a NULL vector, or all zeros under cosine.
+    pub nulls: BTreeSet<i64>,
+    /// A real distance the graph cannot hold.
+    pub others: BTreeSet<i64>,
+}
+
+/// Where one row's vector goes.
+enum Slot {
+    Graph(Vec<f32>),
+    Null,
+    Other,
+}
+
+/// One vector (HNSW) index.
+pub struct VectorEntry {
+    pub table_id: i64,
+    pub index_id: i64,
+    pub db: String,
+    pub table: String,
+    pub index_name: String,
+    pub column: String,
+    pub metric: Metric,
+    column_pos: usize,
+    pub index: AnnIndex,
+    offgraph: RwLock<OffGraph>,
+    build: Mutex<Build>,
+    built: Condvar,
+}
+
+impl VectorEntry {
+    fn slot(&self, handle: i64, row: &table::Row) -> Slot {
+        match &row.values[self.column_pos] {
+            Datum::Null => Slot::Null,
+            Datum::Vector(v) if self.metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) => Slot::Null,
+            Datum::Vector(v) if v.len() == self.index.dims() && ann_key(handle) != embedb_ann::RESERVED_KEY => Slot::Graph(v.clone()),
+            _ => Slot::Other,
+        }
+    }
+
+    /// Apply committed changes (under the commit lock, with the build lock held as `b`), or the
+    /// build's snapshot rows (`from_build`); `None` = deleted. Vectors go in with one `add_batch`
+    /// (parallel inserts).
+    fn apply(&self, changes: &[(i64, Option<&table::Row>)], b: &mut Build, from_build: bool) {
+        if b.running && !from_build {
+            b.touched.extend(changes.iter().map(|(h, _)| *h));
+        }
+        let mut off = self.offgraph.write();
+        let mut keys = Vec::new();
+        let mut handles = Vec::new();
+        let mut vectors = Vec::new();
+        for (h, row) in changes {
+            off.nulls.remove(h);
+            off.others.remove(h);
+            let slot = row.map(|r| self.slot(*h, r));
+            if !matches!(slot, Some(Slot::Graph(_))) {
+                if let Err(e) = self.index.remove(ann_key(*h)) {
+                    tracing::error!("vector index {}: cannot remove row {h}: {e}", self.index_name);
+                }
+            }
+            match slot {
+                None => {}
+                Some(Slot::Null) => {
+                    off.nulls.insert(*h);
+                }
+                Some(Slot::Other) => {
+                    off.others.insert(*h);
+                }
+                Some(Slot::Graph(v)) => {
+                    keys.push(ann_key(*h));
+                    handles.push(*h);
+                    vectors.extend_from_slice(&v);
+                }
+            }
+        }
+        if keys.is_empty() {
+            return;
+        }
+        let r = if keys.len() == 1 { self.index.add(keys[0], &vectors) } else { self.index.add_batch(&keys, &vectors) };
+        if let Err(e) = r {
+            // A batch is validated as a whole: retry row by row so one bad vector costs one row.
+            tracing::warn!("vector index {}: batch insert failed ({e}); inserting row by row", self.index_name);
+            let dims = self.index.dims();
+            for (i, (&k, &h)) in keys.iter().zip(&handles).enumerate() {
+                if let Err(e) = self.index.add(k, &vectors[i * dims..(i + 1) * dims]) {
+                    tracing::error!("vector index {}: row {h} kept out of the graph: {e}", self.index_name);
+                    let _ = self.index.remove(k);
+                    off.others.insert(h);
+                }
+            }
+        }
+    }
+
+    /// True when the graph holds every row (no build running or failed): searches may use it.
+    pub fn ready(&self) -> bool {
+        let b = self.build.lock();
+        !b.running && b.failed.is_none()
+    }
+
+    /// Wait until a build in progress has finished.
+    pub fn wait_built(&self) -> Result<()> {
+        let mut b = self.build.lock();
+        while b.running {
+            self.built.wait_for(&mut b, Duration::from_millis(200));
+        }
+        match &b.failed {
+            Some(e) => Err(SqlError::other(format!("vector index '{}' could not be built: {e}", self.index_name))),
+            None => Ok(()),
+        }
+    }
+
+    /// Wait at most `limit` for a build in progress; true when none is running any more.
+    pub fn wait_built_for(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut b = self.build.lock();
+        while b.running {
+            if self.built.wait_until(&mut b, deadline).timed_out() {
+                break;
+            }
+        }
+        !b.running
+    }
+
+    pub fn progress(&self) -> Progress {
+        let b = self.build.lock();
+        if b.running {
+            Progress { rows_indexed: b.rows_indexed, rows_not_indexed: b.rows_total.saturating_sub(b.rows_indexed), error: b.failed.clone() }
+        } else {
+            let off = self.offgraph.read();
+            let rows = self.index.len() + off.nulls.len() + off.others.len();
+            Progress { rows_indexed: rows as u64, rows_not_indexed: 0, error: b.failed.clone() }
+        }
+    }
+
+    /// The rows outside the graph, read under their lock.
+    pub fn offgraph(&self) -> parking_lot::RwLockReadGuard<'_, OffGraph> {
+        self.offgraph.read()
+    }
+}
+
 /// A table's search indexes and the table definition their rows are decoded with.
 struct TableSearch {
     info: TableInfo,
     fulltext: Vec<Arc<FulltextEntry>>,
+    vector: Vec<Arc<VectorEntry>>,
 }
 
 /// All live search indexes of a store.
@@ -151,6 +340,24 @@ pub struct SearchIndexes {
     tables: RwLock<HashMap<i64, Arc<TableSearch>>>,
     /// Set once `sync` has run (start-up); searches before that are not served from here.
     synced: AtomicBool,
+    /// This instance's token in the store (0 until the first `sync`).
+    token: AtomicU64,
+    /// The store (from the first `sync`), for re-syncing when a query finds an index of the
+    /// catalog missing here. No cycle: the store's observer only holds a `Weak` of this.
+    store: Mutex<Option<Store>>,
+    /// One `sync` at a time, so an older catalog view never overwrites a newer one.
+    sync_lock: Mutex<()>,
+}
+
+/// The store's observer: forwards to the `SearchIndexes` while it lives.
+struct WeakObserver(Weak<SearchIndexes>);
+
+impl CommitObserver for WeakObserver {
+    fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        if let Some(s) = self.0.upgrade() {
+            s.committed(writes);
+        }
+    }
 }
 
 impl CommitObserver for SearchIndexes {
@@ -159,7 +366,8 @@ impl CommitObserver for SearchIndexes {
         if tables.is_empty() {
             return;
         }
-        let mut touched: HashMap<i64, Arc<TableSearch>> = HashMap::new();
+        // Decoded changes per table, in commit order (keys are unique within a batch).
+        let mut changed: HashMap<i64, (Arc<TableSearch>, Vec<(i64, Option<table::Row>)>)> = HashMap::new();
         for (key, value) in writes {
             let Some((table_id, handle)) = codec::decode_row_key(key) else { continue };
             let Some(t) = tables.get(&table_id) else { continue };
@@ -173,16 +381,23 @@ impl CommitObserver for SearchIndexes {
                 },
                 None => None,
             };
-            for f in &t.fulltext {
-                if let Err(e) = f.apply(handle, row.as_ref()) {
-                    tracing::error!("full-text index {}: {e}", f.index_name);
-                }
-            }
-            touched.entry(table_id).or_insert_with(|| t.clone());
+            changed.entry(table_id).or_insert_with(|| (t.clone(), Vec::new())).1.push((handle, row));
         }
-        for t in touched.values() {
+        for (t, rows) in changed.values() {
             for f in &t.fulltext {
+                for (handle, row) in rows {
+                    if let Err(e) = f.apply(*handle, row.as_ref()) {
+                        tracing::error!("full-text index {}: {e}", f.index_name);
+                    }
+                }
                 f.publish();
+            }
+            if !t.vector.is_empty() {
+                let refs: Vec<(i64, Option<&table::Row>)> = rows.iter().map(|(h, r)| (*h, r.as_ref())).collect();
+                for v in &t.vector {
+                    let mut b = v.build.lock();
+                    v.apply(&refs, &mut b, false);
+                }
             }
         }
     }
@@ -204,21 +419,87 @@ impl SearchIndexes {
         self.tables.read().values().flat_map(|t| t.fulltext.iter().cloned()).collect()
     }
 
+    /// The vector index of `table_id` on `column` (lower-case key) with `metric`, if any.
+    pub fn vector(&self, table_id: i64, column: &str, metric: Metric) -> Option<Arc<VectorEntry>> {
+        let tables = self.tables.read();
+        tables.get(&table_id)?.vector.iter().find(|v| v.column == column && v.metric == metric).cloned()
+    }
+
+    /// Every vector index, for `information_schema`.
+    pub fn all_vector(&self) -> Vec<Arc<VectorEntry>> {
+        self.tables.read().values().flat_map(|t| t.vector.iter().cloned()).collect()
+    }
+
+    /// The indexes of the store `txn` belongs to: the store holds this process's token of its
+    /// `SearchIndexes` (written by the first `sync`). None for a store no engine has synced.
+    pub fn of_txn(txn: &Txn) -> Option<Arc<SearchIndexes>> {
+        let v = txn.get(INSTANCE_KEY).ok()??;
+        let token = u64::from_be_bytes(v.as_slice().try_into().ok()?);
+        let mut reg = INSTANCES.lock();
+        reg.retain(|(_, w)| w.strong_count() > 0);
+        reg.iter().find(|(t, _)| *t == token).and_then(|(_, w)| w.upgrade())
+    }
+
+    /// Write this instance's token into the store and register it (once).
+    fn register(self: &Arc<Self>, store: &Store) -> Result<()> {
+        if self.token.load(Ordering::SeqCst) != 0 {
+            return Ok(());
+        }
+        // Random, so a token an earlier process left in the store names nothing here.
+        let token = rand::random::<u64>().max(1);
+        let txn = store.begin()?;
+        txn.put(INSTANCE_KEY.to_vec(), token.to_be_bytes().to_vec());
+        txn.commit()?;
+        INSTANCES.lock().push((token, Arc::downgrade(self)));
+        self.token.store(token, Ordering::SeqCst);
+        // Keep the store for re-syncs; the observer (installed by the engine) becomes a weak
+        // forwarder so that the store does not keep us alive and we do not keep it alive.
+        *self.store.lock() = Some(store.clone());
+        store.set_commit_observer(Arc::new(WeakObserver(Arc::downgrade(self))));
+        Ok(())
+    }
+
+    /// The vector index `info` declares on `column` with `metric`. A DDL path that did not
+    /// re-sync leaves it missing here: then sync now and give its build a few seconds.
+    pub fn vector_for(self: &Arc<Self>, info: &TableInfo, column: &str, metric: Metric) -> Option<Arc<VectorEntry>> {
+        if let Some(e) = self.vector(info.id, column, metric) {
+            return Some(e);
+        }
+        let declared = info.indexes.iter().any(|i| {
+            i.columns.first().map(String::as_str) == Some(column)
+                && matches!(&i.kind, IndexKind::Vector { metric: m } if metric_of(m) == metric)
+        });
+        if !declared {
+            return None;
+        }
+        let store = self.store.lock().clone()?;
+        if let Err(e) = self.sync(&store) {
+            tracing::error!("search indexes: re-sync failed: {}", e.message);
+            return None;
+        }
+        let e = self.vector(info.id, column, metric)?;
+        e.wait_built_for(Duration::from_secs(5));
+        Some(e)
+    }
+
     /// Bring the entries in line with the catalog: create and start building new indexes, drop
     /// those whose table or index is gone. Called at start-up and after every DDL statement.
     pub fn sync(self: &Arc<Self>, store: &Store) -> Result<()> {
+        let _one = self.sync_lock.lock();
+        self.register(store)?;
         let txn = store.begin()?;
         let cat = Catalog::new(&txn);
         let mut wanted: Vec<TableInfo> = Vec::new();
         for db in cat.databases()? {
             for t in cat.tables(&db.name)? {
-                if t.indexes.iter().any(|i| matches!(i.kind, IndexKind::Fulltext { .. })) {
+                if t.indexes.iter().any(|i| matches!(i.kind, IndexKind::Fulltext { .. } | IndexKind::Vector { .. })) {
                     wanted.push(t);
                 }
             }
         }
         txn.rollback();
         let mut builds: Vec<(Arc<FulltextEntry>, TableInfo)> = Vec::new();
+        let mut vector_builds: Vec<(Arc<VectorEntry>, TableInfo)> = Vec::new();
         {
             let mut tables = self.tables.write();
             let ids: HashSet<i64> = wanted.iter().map(|t| t.id).collect();
@@ -226,7 +507,36 @@ impl SearchIndexes {
             for info in wanted {
                 let old = tables.get(&info.id).cloned();
                 let mut fulltext = Vec::new();
+                let mut vector = Vec::new();
                 for ix in &info.indexes {
+                    if let IndexKind::Vector { metric } = &ix.kind {
+                        let column = ix.columns[0].clone();
+                        if let Some(e) = old.as_ref().and_then(|o| o.vector.iter().find(|v| v.index_id == ix.id && v.column == column)) {
+                            vector.push(e.clone());
+                            continue;
+                        }
+                        let Some(pos) = info.columns.iter().position(|c| c.key() == column) else { continue };
+                        let SqlType::Vector(Some(dims)) = info.columns[pos].ty else { continue };
+                        let metric = metric_of(metric);
+                        let index = AnnIndex::new(AnnParams::new(metric, dims as usize)).map_err(|e| SqlError::other(e.to_string()))?;
+                        let e = Arc::new(VectorEntry {
+                            table_id: info.id,
+                            index_id: ix.id,
+                            db: info.db.clone(),
+                            table: info.name.clone(),
+                            index_name: ix.name.clone(),
+                            column,
+                            metric,
+                            column_pos: pos,
+                            index,
+                            offgraph: RwLock::new(OffGraph::default()),
+                            build: Mutex::new(Build { running: true, ..Default::default() }),
+                            built: Condvar::new(),
+                        });
+                        vector_builds.push((e.clone(), info.clone()));
+                        vector.push(e);
+                        continue;
+                    }
                     let IndexKind::Fulltext { parser } = &ix.kind else { continue };
                     let column = ix.columns[0].clone();
                     if let Some(e) = old.as_ref().and_then(|o| o.fulltext.iter().find(|f| f.index_id == ix.id && f.column == column)) {
@@ -253,7 +563,7 @@ impl SearchIndexes {
                     builds.push((e.clone(), info.clone()));
                     fulltext.push(e);
                 }
-                tables.insert(info.id, Arc::new(TableSearch { info, fulltext }));
+                tables.insert(info.id, Arc::new(TableSearch { info, fulltext, vector }));
             }
         }
         self.synced.store(true, Ordering::SeqCst);
@@ -263,6 +573,13 @@ impl SearchIndexes {
             std::thread::Builder::new()
                 .name("embedb-index-build".into())
                 .spawn(move || build_fulltext(&e, &info, &store))
+                .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
+        }
+        for (e, info) in vector_builds {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name("embedb-index-build".into())
+                .spawn(move || build_vector(&e, &info, &store))
                 .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
         }
         Ok(())
@@ -327,6 +644,72 @@ fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
         ),
         Err(err) => {
             tracing::error!("full-text index {}.{}.{}: build failed: {}", e.db, e.table, e.index_name, err.message);
+            b.failed = Some(err.message);
+        }
+    }
+    drop(b);
+    e.built.notify_all();
+}
+
+/// Fill a new vector index from a snapshot scan. Rows the observer touched meanwhile are newer
+/// than the snapshot and are skipped.
+fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
+    let started = std::time::Instant::now();
+    let result = (|| -> Result<u64> {
+        let txn = store.begin()?;
+        let prefix = codec::record_prefix(info.id);
+        let end = codec::prefix_end(&prefix);
+        let mut start = prefix.clone();
+        let mut total = 0u64;
+        loop {
+            let chunk = txn.scan(&start, &end, BUILD_CHUNK, false)?;
+            total += chunk.len() as u64;
+            match chunk.last() {
+                Some((k, _)) if chunk.len() == BUILD_CHUNK => start = [k.as_slice(), &[0]].concat(),
+                _ => break,
+            }
+        }
+        e.build.lock().rows_total = total;
+        let mut start = prefix;
+        let mut done = 0u64;
+        loop {
+            let chunk = txn.scan(&start, &end, BUILD_CHUNK, false)?;
+            // Decode outside the build lock; only the inserts need it.
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (k, v) in &chunk {
+                let handle = codec::decode_row_key_handle(k)?;
+                rows.push(table::decode(info, handle, v)?);
+            }
+            for step in rows.chunks(VECTOR_BUILD_STEP) {
+                let mut b = e.build.lock();
+                let fresh: Vec<(i64, Option<&table::Row>)> =
+                    step.iter().filter(|r| !b.touched.contains(&r.handle)).map(|r| (r.handle, Some(r))).collect();
+                e.apply(&fresh, &mut b, true);
+                done += step.len() as u64;
+                b.rows_indexed = done;
+            }
+            match chunk.last() {
+                Some((k, _)) if chunk.len() == BUILD_CHUNK => start = [k.as_slice(), &[0]].concat(),
+                _ => break,
+            }
+        }
+        txn.rollback();
+        Ok(done)
+    })();
+    let mut b = e.build.lock();
+    b.running = false;
+    b.touched.clear();
+    match result {
+        Ok(n) => tracing::info!(
+            "vector index {}.{}.{} built: {n} rows ({} in the graph) in {:?}",
+            e.db,
+            e.table,
+            e.index_name,
+            e.index.len(),
+            started.elapsed()
+        ),
+        Err(err) => {
+            tracing::error!("vector index {}.{}.{}: build failed: {}", e.db, e.table, e.index_name, err.message);
             b.failed = Some(err.message);
         }
     }

@@ -427,6 +427,24 @@ fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Resu
             s("embedb"),
         ]);
     }
+    for e in search.map(|s| s.all_vector()).unwrap_or_default() {
+        let p = e.progress();
+        rows.push(vec![
+            s(&e.db),
+            s(&e.table),
+            i(e.table_id),
+            s(&e.column),
+            s(&e.index_name),
+            i(e.index_id),
+            s("Vector"),
+            i(p.rows_indexed as i64),
+            i(p.rows_not_indexed as i64),
+            i(0),
+            i(0),
+            p.error.map(s).unwrap_or_else(null),
+            s("embedb"),
+        ]);
+    }
     mem(
         &[
             S("TIDB_DATABASE"),

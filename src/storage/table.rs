@@ -293,6 +293,12 @@ impl KvTable {
         found.then_some((lo, hi))
     }
 
+    /// The rows `filters` may select, narrowed by primary-key and index lookups but not yet
+    /// filtered (an ANN scan evaluates the filters itself).
+    pub fn read_rows(&self, filters: &[Expr]) -> Result<Vec<Row>> {
+        self.read(filters, None)
+    }
+
     fn read(&self, filters: &[Expr], limit: Option<usize>) -> Result<Vec<Row>> {
         if let (None, Some((lo, hi))) = (self.pk_point_handles(filters), self.pk_range(filters)) {
             if lo > hi {

@@ -1,0 +1,820 @@
+//! Vector index searches in SQL: `ORDER BY VEC_COSINE_DISTANCE(col, '[…]') LIMIT k` served by
+//! the HNSW graph instead of a full scan.
+//!
+//! How a query travels through here:
+//! 1. DataFusion plans and optimises `SELECT id, VEC_COSINE_DISTANCE(v, '[1,2,3]') AS d FROM t
+//!    WHERE cat = 3 ORDER BY d LIMIT 10` as `Sort(d, fetch=10) ← Projection ← Filter ← TableScan`.
+//! 2. [`AnnRule`] (a logical optimizer rule, last in the list) finds a `Sort` with a fetch whose
+//!    first key, followed down through projections, aliases and filters, is `VEC_COSINE_DISTANCE`
+//!    or `VEC_L2_DISTANCE` of a column of the scanned table and a constant, ascending, with a
+//!    vector index of the same metric on that column. It folds the constant into a vector and
+//!    replaces the scan's source with an [`AnnTable`] carrying the query vector, the row count
+//!    `k + offset` and the filters (rewritten onto the table's columns). Sort, Limit, Filter and
+//!    Projection stay above it, so the final rows and distances are computed exactly as before.
+//! 3. [`AnnTable::scan`] picks candidate rows (see below) from the statement's transaction and
+//!    returns them as an [`AnnScanExec`], which `EXPLAIN` shows as TiDB does:
+//!    `annIndex:COSINE(v..[1,2,3], limit:10)`.
+//!
+//! Candidates, without a filter: the graph's `2n + 10` nearest handles (`n` = k + offset), each
+//! read from the transaction (a row that is gone in this snapshot is skipped; if that leaves
+//! fewer than `n`, the search is repeated wider). With a filter: the rows the filter selects are
+//! read (through primary-key and index lookups where possible) and the filter is evaluated on
+//! them. If at most `max(1000, 5 % of the index)` rows pass, they are all the candidates (exact
+//! and cheap: the rows are already in memory); otherwise the graph is searched with membership in
+//! the passing set as its predicate (`AnnIndex::search_filtered`, which still returns `n` rows
+//! whenever `n` pass). Rows outside the graph are added as the exact plan would see them: all
+//! with a non-NULL distance the graph cannot hold, and the first `n` whose distance is NULL
+//! (NULL sorts first ascending, and NULLs tie, so `n` of them are enough).
+//!
+//! The exact scan is used instead (and `EXPLAIN` says why) while the index is being built, when
+//! the transaction has uncommitted writes (the index only holds committed rows), when the query
+//! vector cannot be searched (wrong dimension, all zeros under cosine: the exact plan then
+//! raises TiDB's error or returns TiDB's NULLs), or when a filter cannot be evaluated early.
+//!
+//! A vector index on the column that the query shape cannot use produces TiDB's warnings
+//! (`ANN index not used: …`), collected in an [`AnnWarnings`] kept in the session config; the
+//! session reads them with [`take_warnings`].
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float32Type, Schema, SchemaRef};
+use datafusion::catalog::{Session as DfSession, TableProvider};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, Result as DfResult, ScalarValue, TableReference};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{provider_as_source, source_as_provider, TableType};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use embedb_ann::Metric;
+use embedb_vector::{VectorFunction, VectorUdf};
+use parking_lot::Mutex;
+
+use super::{ann_handle, ann_key, SearchIndexes, VectorEntry};
+use crate::sql::catalog::IndexKind;
+use crate::storage::table::{self, KvTable, Row};
+
+/// Graph candidates per needed row, plus a constant: re-ranking a few more than `n` exactly
+/// lifts recall, and covers rows the snapshot no longer has.
+const OVERFETCH: usize = 2;
+const OVERFETCH_EXTRA: usize = 10;
+
+/// A filtered search takes the passing rows themselves as candidates when at most this many
+/// pass, or at most this fraction of the index: computing those distances costs less than a
+/// filtered graph walk, whose beam must wade through the rows the filter rejects.
+const EXACT_MAX_ROWS: usize = 1000;
+const EXACT_FRACTION: f64 = 0.05;
+
+/// Widening steps of an unfiltered search whose candidates are gone from the snapshot.
+const MAX_RETRIES: usize = 3;
+
+/// Warnings kept for the session (TiDB's `ANN index not used: …`).
+#[derive(Default, Debug)]
+pub struct AnnWarnings {
+    inner: Mutex<WarningState>,
+}
+
+#[derive(Default, Debug)]
+struct WarningState {
+    /// Identifies the statement the warnings belong to (its optimisation start time).
+    statement: Option<i64>,
+    messages: Vec<String>,
+}
+
+impl AnnWarnings {
+    fn add(&self, statement: Option<i64>, message: String) {
+        let mut w = self.inner.lock();
+        if w.statement != statement {
+            w.statement = statement;
+            w.messages.clear();
+        }
+        if !w.messages.contains(&message) {
+            w.messages.push(message);
+        }
+    }
+
+    /// The warnings of the last statement planned, emptied.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.inner.lock().messages)
+    }
+}
+
+/// The ANN warnings of the last statement `ctx` planned (MySQL code 1105), emptied.
+pub fn take_warnings(ctx: &SessionContext) -> Vec<String> {
+    ctx.state().config().get_extension::<AnnWarnings>().map(|w| w.take()).unwrap_or_default()
+}
+
+/// The rule for `new_context`, and the config with its warning sink installed.
+pub fn rule(cfg: SessionConfig) -> (SessionConfig, Arc<dyn OptimizerRule + Send + Sync>) {
+    let warnings = Arc::new(AnnWarnings::default());
+    (cfg.with_extension(warnings.clone()), Arc::new(AnnRule { warnings }))
+}
+
+/// Rewrites top-k vector searches onto [`AnnTable`] (see the module doc).
+#[derive(Debug)]
+pub struct AnnRule {
+    warnings: Arc<AnnWarnings>,
+}
+
+/// What an ANN scan needs to know, fixed at planning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnnSpec {
+    /// The scan's table name, the qualifier of the columns in `filters`.
+    pub table_ref: TableReference,
+    /// Catalog key of the vector column.
+    pub column: String,
+    pub metric: Metric,
+    pub query: Vec<f32>,
+    /// Rows the plan above needs: k + offset.
+    pub n: usize,
+    /// Predicates on the table's rows (all must hold).
+    pub filters: Vec<Expr>,
+}
+
+impl AnnSpec {
+    /// TiDB's EXPLAIN text: `annIndex:COSINE(v..[1,2,3], limit:10)`.
+    pub fn label(&self) -> String {
+        let m = match self.metric {
+            Metric::Cosine => "COSINE",
+            Metric::L2 => "L2",
+            Metric::InnerProduct => "INNER_PRODUCT",
+        };
+        format!("annIndex:{m}({}..{}, limit:{})", self.column, truncated_vector(&self.query), self.n)
+    }
+}
+
+/// A vector as TiDB abbreviates it in plans: at most 5 elements, each with 2 significant digits
+/// (Go's `%.2g`), then `(N more)...`.
+pub fn truncated_vector(v: &[f32]) -> String {
+    let mut s = String::from("[");
+    for (i, x) in v.iter().take(5).enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format_g2(*x as f64));
+    }
+    if v.len() > 5 {
+        s.push_str(&format!(",({} more)...", v.len() - 5));
+    }
+    s.push(']');
+    s
+}
+
+/// Go's `strconv.FormatFloat(x, 'g', 2, 64)`.
+fn format_g2(x: f64) -> String {
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // Round to 2 significant digits first: that fixes the exponent.
+    let e = format!("{x:.1e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..2).contains(&exp) {
+        let m = mantissa.trim_end_matches('0').trim_end_matches('.');
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (1 - exp).max(0) as usize;
+        let f = format!("{x:.decimals$}");
+        if f.contains('.') {
+            f.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            f
+        }
+    }
+}
+
+impl OptimizerRule for AnnRule {
+    fn name(&self) -> &str {
+        "embedb_ann_index"
+    }
+
+    fn rewrite(&self, plan: LogicalPlan, config: &dyn OptimizerConfig) -> DfResult<Transformed<LogicalPlan>> {
+        let statement = config.query_execution_start_time().map(|t| t.timestamp_nanos_opt().unwrap_or(0));
+        let mut warnings = Vec::new();
+        let out = walk(plan, None, &mut warnings)?;
+        for w in warnings {
+            self.warnings.add(statement, w);
+        }
+        Ok(out)
+    }
+}
+
+/// Rewrites every `[Limit ←] Sort(fetch)` in the plan; `limit` is the row count a Limit right
+/// above asks for.
+fn walk(plan: LogicalPlan, limit: Option<usize>, warnings: &mut Vec<String>) -> DfResult<Transformed<LogicalPlan>> {
+    match plan {
+        LogicalPlan::Limit(l) => {
+            use datafusion::logical_expr::{FetchType, SkipType};
+            let n = match (l.get_skip_type()?, l.get_fetch_type()?) {
+                (SkipType::Literal(s), FetchType::Literal(Some(f))) => s.checked_add(f),
+                _ => None,
+            };
+            LogicalPlan::Limit(l).map_children(|c| walk(c, n, warnings))
+        }
+        LogicalPlan::Sort(s) => {
+            let n = match (s.fetch, limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let sort = LogicalPlan::Sort(s);
+            match try_sort(&sort, n, warnings)? {
+                Some(rewritten) => Ok(Transformed::yes(rewritten)),
+                None => sort.map_children(|c| walk(c, None, warnings)),
+            }
+        }
+        other => other.map_children(|c| walk(c, None, warnings)),
+    }
+}
+
+fn strip_alias(e: Expr) -> Expr {
+    match e {
+        Expr::Alias(a) => strip_alias(*a.expr),
+        e => e,
+    }
+}
+
+/// `expr`, over the output of `chain[0]`, rewritten onto the columns of the scan at the end of
+/// `chain` (Projection, Filter and SubqueryAlias nodes only).
+fn resolve(expr: Expr, chain: &[&LogicalPlan]) -> Option<Expr> {
+    let Some((node, rest)) = chain.split_first() else { return Some(expr) };
+    let mut ok = true;
+    let e = match node {
+        LogicalPlan::TableScan(_) => return Some(expr),
+        LogicalPlan::Filter(_) => expr,
+        LogicalPlan::Projection(p) => expr
+            .transform_up(|e| match e {
+                Expr::Column(c) => match p.schema.index_of_column(&c) {
+                    Ok(i) => Ok(Transformed::yes(strip_alias(p.expr[i].clone()))),
+                    Err(_) => {
+                        ok = false;
+                        Ok(Transformed::no(Expr::Column(c)))
+                    }
+                },
+                e => Ok(Transformed::no(e)),
+            })
+            .ok()?
+            .data,
+        LogicalPlan::SubqueryAlias(a) => expr
+            .transform_up(|e| match e {
+                Expr::Column(c) => match a.schema.index_of_column(&c) {
+                    Ok(i) => {
+                        let (q, f) = a.input.schema().qualified_field(i);
+                        Ok(Transformed::yes(Expr::Column(Column::new(q.cloned(), f.name()))))
+                    }
+                    Err(_) => {
+                        ok = false;
+                        Ok(Transformed::no(Expr::Column(c)))
+                    }
+                },
+                e => Ok(Transformed::no(e)),
+            })
+            .ok()?
+            .data,
+        _ => return None,
+    };
+    if !ok {
+        return None;
+    }
+    resolve(e, rest)
+}
+
+fn peel_column(e: &Expr) -> Option<&Column> {
+    match e {
+        Expr::Column(c) => Some(c),
+        Expr::Cast(c) => peel_column(&c.expr),
+        Expr::TryCast(c) => peel_column(&c.expr),
+        _ => None,
+    }
+}
+
+/// `VEC_*_DISTANCE(col, const)` (either order) → (function, column, constant).
+fn distance_call(e: &Expr) -> Option<(VectorFunction, &Column, &Expr)> {
+    let Expr::ScalarFunction(f) = e else { return None };
+    let udf = f.func.inner().downcast_ref::<VectorUdf>()?;
+    let func = udf.function();
+    if !matches!(
+        func,
+        VectorFunction::CosineDistance | VectorFunction::L2Distance | VectorFunction::L1Distance | VectorFunction::NegativeInnerProduct
+    ) || f.args.len() != 2
+    {
+        return None;
+    }
+    let constant = |e: &Expr| !e.any_column_refs() && !e.is_volatile();
+    match (peel_column(&f.args[0]), peel_column(&f.args[1])) {
+        (Some(c), _) if constant(&f.args[1]) => Some((func, c, &f.args[1])),
+        (_, Some(c)) if constant(&f.args[0]) => Some((func, c, &f.args[0])),
+        _ => None,
+    }
+}
+
+/// Evaluate a constant expression to a vector (text form or list); None for NULL or anything
+/// that is not a vector.
+fn constant_vector(e: &Expr) -> Option<Vec<f32>> {
+    let props = datafusion::execution::context::ExecutionProps::new();
+    let phys = datafusion::physical_expr::create_physical_expr(e, &DFSchema::empty(), &props, &Default::default()).ok()?;
+    let batch = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &RecordBatchOptions::new().with_row_count(Some(1))).ok()?;
+    let arr = phys.evaluate(&batch).ok()?.into_array(1).ok()?;
+    let v = ScalarValue::try_from_array(&arr, 0).ok()?;
+    scalar_vector(&v)
+}
+
+fn scalar_vector(v: &ScalarValue) -> Option<Vec<f32>> {
+    let list = match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+            return embedb_vector::parse_vector(s).ok()
+        }
+        ScalarValue::List(a) if !a.is_null(0) => a.value(0),
+        ScalarValue::LargeList(a) if !a.is_null(0) => a.value(0),
+        ScalarValue::FixedSizeList(a) if !a.is_null(0) => a.value(0),
+        _ => return None,
+    };
+    if list.null_count() > 0 {
+        return None;
+    }
+    let f = cast(&list, &DataType::Float32).ok()?;
+    Some(f.as_primitive::<Float32Type>().values().to_vec())
+}
+
+/// If `sort` (with row count `n`) is a top-k vector search over one table with a matching vector
+/// index, the plan with that table's scan turned into an ANN scan.
+fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) -> DfResult<Option<LogicalPlan>> {
+    let LogicalPlan::Sort(s) = sort else { return Ok(None) };
+    let Some(first) = s.expr.first() else { return Ok(None) };
+    // The chain below the sort, down to the scan.
+    let mut chain: Vec<&LogicalPlan> = Vec::new();
+    let mut node = s.input.as_ref();
+    loop {
+        chain.push(node);
+        match node {
+            LogicalPlan::Projection(p) => node = p.input.as_ref(),
+            LogicalPlan::Filter(f) => node = f.input.as_ref(),
+            LogicalPlan::SubqueryAlias(a) => node = a.input.as_ref(),
+            LogicalPlan::TableScan(_) => break,
+            _ => return Ok(None),
+        }
+    }
+    let LogicalPlan::TableScan(scan) = chain[chain.len() - 1] else { return Ok(None) };
+    let Some(key) = resolve(first.expr.clone(), &chain).map(strip_alias) else { return Ok(None) };
+    let Some((func, col, constant)) = distance_call(&key) else { return Ok(None) };
+    if col.relation.as_ref().is_some_and(|r| r != &scan.table_name) {
+        return Ok(None);
+    }
+    let Ok(provider) = source_as_provider(&scan.source) else { return Ok(None) };
+    let (base, previous) = match provider.downcast_ref::<AnnTable>() {
+        Some(a) => (a.base.clone(), Some(a.spec.clone())),
+        None => (provider.clone(), None),
+    };
+    let Some(kv) = base.downcast_ref::<KvTable>() else { return Ok(None) };
+    let Some(column) = kv.info.column(&col.name) else { return Ok(None) };
+    let column = column.key();
+    let metrics: Vec<&str> = kv
+        .info
+        .indexes
+        .iter()
+        .filter(|i| i.columns.first() == Some(&column))
+        .filter_map(|i| match &i.kind {
+            IndexKind::Vector { metric } => Some(metric.as_str()),
+            _ => None,
+        })
+        .collect();
+    if metrics.is_empty() {
+        return Ok(None);
+    }
+    let wanted = match func {
+        VectorFunction::CosineDistance => Some(("cosine", Metric::Cosine)),
+        VectorFunction::L2Distance => Some(("l2", Metric::L2)),
+        _ => None,
+    };
+    let Some(n) = n else {
+        warnings.push("ANN index not used: only Top N queries (like ORDER BY ... LIMIT ...) can use ANN index".into());
+        return Ok(None);
+    };
+    let Some((_, metric)) = wanted.filter(|(m, _)| metrics.contains(m)) else {
+        warnings.push(format!("ANN index not used: not ordering by {} distance", metrics[0].to_ascii_uppercase()));
+        return Ok(None);
+    };
+    if !first.asc {
+        warnings.push(format!("ANN index not used: index can be used only when ordering by {}() in ASC order", func.name()));
+        return Ok(None);
+    }
+    let Some(query) = constant_vector(constant) else { return Ok(None) };
+    // Filters: those pushed into the scan and every Filter node of the chain, on table columns.
+    let mut filters: Vec<Expr> = Vec::new();
+    for f in &scan.filters {
+        filters.push(f.clone());
+    }
+    for (j, node) in chain.iter().enumerate() {
+        if let LogicalPlan::Filter(f) = node {
+            let Some(p) = resolve(f.predicate.clone(), &chain[j + 1..]) else { return Ok(None) };
+            for c in split_conjunction(p) {
+                if !filters.contains(&c) {
+                    filters.push(c);
+                }
+            }
+        }
+    }
+    // A volatile predicate would give other answers here than in the Filter above.
+    if filters.iter().any(|f| f.is_volatile()) {
+        return Ok(None);
+    }
+    let spec = AnnSpec { table_ref: scan.table_name.clone(), column, metric, query, n, filters };
+    if previous.as_ref() == Some(&spec) {
+        return Ok(None);
+    }
+    let table = Arc::new(AnnTable { base, spec });
+    let source = provider_as_source(table);
+    let target = scan.table_name.clone();
+    let rewritten = sort.clone().transform_up(|p| match p {
+        LogicalPlan::TableScan(mut t) if t.table_name == target => {
+            t.source = source.clone();
+            Ok(Transformed::new(LogicalPlan::TableScan(t), true, TreeNodeRecursion::Stop))
+        }
+        p => Ok(Transformed::no(p)),
+    })?;
+    Ok(Some(rewritten.data))
+}
+
+fn split_conjunction(e: Expr) -> Vec<Expr> {
+    datafusion::logical_expr::utils::split_conjunction_owned(e)
+}
+
+/// A table scan that returns only the candidate rows of a top-k vector search.
+#[derive(Debug)]
+pub struct AnnTable {
+    /// The table's ordinary provider (a `KvTable`).
+    base: Arc<dyn TableProvider>,
+    pub spec: AnnSpec,
+}
+
+/// How the candidates were found (shown by EXPLAIN).
+enum Candidates {
+    Rows(Vec<Row>, String),
+    Exact(String),
+}
+
+impl AnnTable {
+    fn kv(&self) -> &KvTable {
+        self.base.downcast_ref::<KvTable>().expect("AnnTable wraps a KvTable")
+    }
+
+    fn candidates(&self, state: &dyn DfSession, extra_filters: &[Expr]) -> crate::error::Result<Candidates> {
+        let kv = self.kv();
+        let Some(search) = SearchIndexes::of_txn(&kv.txn) else { return Ok(Candidates::Exact("no index registry".into())) };
+        let Some(entry) = search.vector_for(&kv.info, &self.spec.column, self.spec.metric) else {
+            return Ok(Candidates::Exact("index not loaded".into()));
+        };
+        if !entry.ready() {
+            return Ok(Candidates::Exact("index is being built".into()));
+        }
+        if !kv.txn.is_empty() {
+            return Ok(Candidates::Exact("transaction has uncommitted writes".into()));
+        }
+        let q = &self.spec.query;
+        if q.len() != entry.index.dims() || (self.spec.metric == Metric::Cosine && q.iter().all(|&x| x == 0.0)) {
+            return Ok(Candidates::Exact("query vector not searchable".into()));
+        }
+        let mut filters = self.spec.filters.clone();
+        for f in extra_filters {
+            if !filters.contains(f) {
+                filters.push(f.clone());
+            }
+        }
+        if filters.is_empty() {
+            self.unfiltered(kv, &entry)
+        } else {
+            self.filtered(state, kv, &entry, &filters)
+        }
+    }
+
+    fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry) -> crate::error::Result<Candidates> {
+        let n = self.spec.n;
+        let len = entry.index.len();
+        let mut want = n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA);
+        let mut seen = HashSet::new();
+        let mut rows = Vec::new();
+        for _ in 0..=MAX_RETRIES {
+            let hits = entry.index.search(&self.spec.query, want.min(len.max(1)), None).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            for (key, _) in &hits {
+                let h = ann_handle(*key);
+                if seen.insert(h) {
+                    if let Some(r) = table::get_row(&kv.txn, &kv.info, h)? {
+                        rows.push(r);
+                    }
+                }
+            }
+            if rows.len() >= n || hits.len() < want || want >= len {
+                break;
+            }
+            want = want.saturating_mul(4);
+        }
+        let graph = rows.len();
+        let (others, nulls): (Vec<i64>, Vec<i64>) = {
+            let off = entry.offgraph();
+            (off.others.iter().copied().collect(), off.nulls.iter().copied().take(n.saturating_mul(2)).collect())
+        };
+        for h in others {
+            if seen.insert(h) {
+                if let Some(r) = table::get_row(&kv.txn, &kv.info, h)? {
+                    rows.push(r);
+                }
+            }
+        }
+        let mut taken = 0;
+        for h in nulls {
+            if taken == n {
+                break;
+            }
+            if seen.insert(h) {
+                if let Some(r) = table::get_row(&kv.txn, &kv.info, h)? {
+                    rows.push(r);
+                    taken += 1;
+                }
+            }
+        }
+        Ok(Candidates::Rows(rows, format!("graph candidates:{graph}")))
+    }
+
+    fn filtered(&self, state: &dyn DfSession, kv: &KvTable, entry: &VectorEntry, filters: &[Expr]) -> crate::error::Result<Candidates> {
+        let n = self.spec.n;
+        let rows = kv.read_rows(filters)?;
+        let schema = TableProvider::schema(kv);
+        let passing = match evaluate_filters(state, &self.spec.table_ref, &schema, kv, &rows, filters) {
+            Some(mask) => rows.into_iter().zip(mask).filter_map(|(r, keep)| keep.then_some(r)).collect::<Vec<_>>(),
+            None => return Ok(Candidates::Exact("filter not evaluable early".into())),
+        };
+        let small = EXACT_MAX_ROWS.max((entry.index.len() as f64 * EXACT_FRACTION) as usize);
+        if passing.len() <= small {
+            let how = format!("exact over {} filtered rows", passing.len());
+            return Ok(Candidates::Rows(passing, how));
+        }
+        let keys: HashSet<u64> = passing.iter().map(|r| ann_key(r.handle)).collect();
+        let want = n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA);
+        let hits = entry
+            .index
+            .search_filtered(&self.spec.query, want, None, |k| keys.contains(&k))
+            .map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+        let chosen: HashSet<i64> = hits.iter().map(|(k, _)| ann_handle(*k)).collect();
+        let off = entry.offgraph();
+        let mut nulls = 0;
+        let mut out = Vec::with_capacity(chosen.len() + 8);
+        for r in passing {
+            let keep = if chosen.contains(&r.handle) || off.others.contains(&r.handle) {
+                true
+            } else if nulls < n && off.nulls.contains(&r.handle) {
+                nulls += 1;
+                true
+            } else {
+                false
+            };
+            if keep {
+                out.push(r);
+            }
+        }
+        let how = format!("filtered graph over {} of {} rows", keys.len(), entry.index.len());
+        Ok(Candidates::Rows(out, how))
+    }
+}
+
+/// Which of `rows` pass every filter; None when a filter cannot be evaluated here.
+fn evaluate_filters(
+    state: &dyn DfSession,
+    table_ref: &TableReference,
+    schema: &SchemaRef,
+    kv: &KvTable,
+    rows: &[Row],
+    filters: &[Expr],
+) -> Option<Vec<bool>> {
+    let batch = table::rows_to_batch(&kv.info, rows, schema, kv.with_handle).ok()?;
+    let df_schema = DFSchema::try_from_qualified_schema(table_ref.clone(), schema).ok()?;
+    let mut keep = vec![true; rows.len()];
+    for f in filters {
+        let phys: Arc<dyn PhysicalExpr> = state.create_physical_expr(f.clone(), &df_schema).ok()?;
+        let arr = phys.evaluate(&batch).ok()?.into_array(batch.num_rows()).ok()?;
+        let b: &BooleanArray = arr.as_boolean_opt()?;
+        for (i, k) in keep.iter_mut().enumerate() {
+            *k = *k && b.is_valid(i) && b.value(i);
+        }
+    }
+    Some(keep)
+}
+
+#[async_trait]
+impl TableProvider for AnnTable {
+    fn schema(&self) -> SchemaRef {
+        self.base.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let label = self.spec.label();
+        let (inner, how) = match self.candidates(state, filters).map_err(crate::error::to_df)? {
+            Candidates::Rows(rows, how) => {
+                let kv = self.kv();
+                let schema = self.base.schema();
+                let batch = table::rows_to_batch(&kv.info, &rows, &schema, kv.with_handle).map_err(crate::error::to_df)?;
+                let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, projection.cloned())?;
+                (exec, format!("{how}, rows:{}", rows.len()))
+            }
+            Candidates::Exact(why) => (self.base.scan(state, projection, filters, limit).await?, format!("exact scan ({why})")),
+        };
+        Ok(Arc::new(AnnScanExec { label: format!("{label}, {how}"), inner }))
+    }
+}
+
+/// The ANN scan's plan node: the candidate rows, shown with TiDB's `annIndex:` text.
+#[derive(Debug)]
+pub struct AnnScanExec {
+    label: String,
+    inner: Arc<dyn ExecutionPlan>,
+}
+
+impl DisplayAs for AnnScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "AnnIndexScan: {}", self.label)
+    }
+}
+
+impl ExecutionPlan for AnnScanExec {
+    fn name(&self) -> &str {
+        "AnnIndexScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.inner.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        self.inner.execute(partition, context)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Engine, Output, Session};
+
+    #[test]
+    fn tidb_truncation() {
+        assert_eq!(truncated_vector(&[1.0, 2.0, 3.0]), "[1,2,3]");
+        assert_eq!(truncated_vector(&[1.1, 2.2, 3.3, 4.4, 5.5, 123.4]), "[1.1,2.2,3.3,4.4,5.5,(1 more)...]");
+        assert_eq!(truncated_vector(&[123.4, 0.001234]), "[1.2e+02,0.0012]");
+        assert_eq!(truncated_vector(&[-0.0, 0.0, 1.4e-45, -1.4e-45, 1e-5, 1.0, 2.0]), "[-0,0,1.4e-45,-1.4e-45,1e-05,(2 more)...]");
+        assert_eq!(truncated_vector(&[0.5, 10.0, 99.0, 0.25]), "[0.5,10,99,0.25]");
+        assert_eq!(truncated_vector(&[]), "[]");
+    }
+
+    fn session() -> Session {
+        let engine = Engine::with_store(crate::config::Config::default(), embedb_storage::Store::in_memory()).unwrap();
+        let mut s = Session::new(engine, 1, "root");
+        s.use_db("test").unwrap();
+        s
+    }
+
+    /// Rows as text, one `Vec` per row.
+    async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<String>> {
+        let out = s.run(sql).await.unwrap_or_else(|e| panic!("{sql}: {}", e.message));
+        let Output::Rows { batches, .. } = out else { return vec![] };
+        let mut v = Vec::new();
+        for b in batches {
+            for r in 0..b.num_rows() {
+                v.push(
+                    b.columns()
+                        .iter()
+                        .map(|c| datafusion::arrow::util::display::array_value_to_string(c, r).unwrap())
+                        .collect(),
+                );
+            }
+        }
+        v
+    }
+
+    async fn explain(s: &mut Session, sql: &str) -> String {
+        rows(s, &format!("EXPLAIN {sql}")).await.into_iter().map(|r| r.join(" ")).collect::<Vec<_>>().join("\n")
+    }
+
+    /// A deterministic point on a 4-d grid (several share a direction: ties are broken by the
+    /// exact sort, the same way for both tables).
+    fn point(i: i64) -> String {
+        let f = |k: i64| ((i * (2 * k + 3) + k * 7) % 11 - 5) as f32 / 2.0;
+        format!("[{},{},{},{}]", f(0), f(1), f(2), f(3))
+    }
+
+    async fn two_tables(s: &mut Session) {
+        rows(s, "CREATE TABLE idx (id INT PRIMARY KEY, cat INT, v VECTOR(4), VECTOR INDEX vi ((VEC_COSINE_DISTANCE(v))), VECTOR INDEX vl USING HNSW ((VEC_L2_DISTANCE(v))))").await;
+        rows(s, "CREATE TABLE plain (id INT PRIMARY KEY, cat INT, v VECTOR(4))").await;
+        let values: Vec<String> = (1..=300)
+            .map(|i| match i % 50 {
+                0 => format!("({i}, {}, NULL)", i % 7),
+                25 => format!("({i}, {}, '[0,0,0,0]')", i % 7),
+                _ => format!("({i}, {}, '{}')", i % 7, point(i)),
+            })
+            .collect();
+        for t in ["idx", "plain"] {
+            rows(s, &format!("INSERT INTO {t} VALUES {}", values.join(","))).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn index_answers_like_the_exact_scan() {
+        let mut s = session();
+        two_tables(&mut s).await;
+        let queries = [
+            "SELECT id, VEC_COSINE_DISTANCE(v, '[1,2,3,4]') AS d FROM {t} ORDER BY d, id LIMIT 10",
+            "SELECT id FROM {t} ORDER BY VEC_L2_DISTANCE(v, '[0.5,-1,2,0]'), id LIMIT 7 OFFSET 3",
+            "SELECT id, cat FROM {t} WHERE cat = 3 ORDER BY VEC_COSINE_DISTANCE(v, '[1,-2,0.5,4]'), id LIMIT 5",
+            "SELECT id FROM {t} WHERE id > 100 AND cat IN (1, 2) ORDER BY VEC_L2_DISTANCE(v, VEC_FROM_TEXT('[2,2,2,2]')), id LIMIT 4",
+            "SELECT * FROM (SELECT id, cat, VEC_COSINE_DISTANCE(h.v, '[3,1,-1,2]') AS _distance FROM {t} AS h ORDER BY _distance ASC LIMIT 20) AS c WHERE c.cat = 2 ORDER BY _distance, id LIMIT 2",
+        ];
+        for q in queries {
+            let a = rows(&mut s, &q.replace("{t}", "idx")).await;
+            let b = rows(&mut s, &q.replace("{t}", "plain")).await;
+            assert_eq!(a, b, "{q}");
+            assert!(explain(&mut s, &q.replace("{t}", "idx")).await.contains("annIndex:"), "{q}");
+            assert!(!explain(&mut s, &q.replace("{t}", "plain")).await.contains("annIndex:"), "{q}");
+        }
+        // NULL distances (NULL vector, zero vector under cosine) sort first, as in the scan.
+        let a = rows(&mut s, "SELECT id FROM idx ORDER BY VEC_COSINE_DISTANCE(v, '[1,1,1,1]'), id LIMIT 14").await;
+        let b = rows(&mut s, "SELECT id FROM plain ORDER BY VEC_COSINE_DISTANCE(v, '[1,1,1,1]'), id LIMIT 14").await;
+        assert_eq!(a, b);
+        assert_eq!(a[0], vec!["25".to_string()]);
+        // Writes are seen by the next statement.
+        rows(&mut s, "DELETE FROM idx WHERE id = 2").await;
+        rows(&mut s, "UPDATE idx SET v = '[9,9,9,9.5]' WHERE id = 3").await;
+        let a = rows(&mut s, "SELECT id FROM idx WHERE v IS NOT NULL ORDER BY VEC_L2_DISTANCE(v, '[9,9,9,9]') LIMIT 1").await;
+        assert_eq!(a, vec![vec!["3".to_string()]]);
+        let a = rows(&mut s, &format!("SELECT id FROM idx ORDER BY VEC_L2_DISTANCE(v, '{}') LIMIT 300", point(2))).await;
+        assert!(!a.contains(&vec!["2".to_string()]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unusable_shapes_warn_like_tidb() {
+        let mut s = session();
+        two_tables(&mut s).await;
+        rows(&mut s, "CREATE TABLE only_cos (id INT PRIMARY KEY, v VECTOR(2), VECTOR INDEX i ((VEC_COSINE_DISTANCE(v))))").await;
+        let cases = [
+            ("SELECT id FROM only_cos ORDER BY VEC_COSINE_DISTANCE(v, '[1,2]')", "ANN index not used: only Top N queries (like ORDER BY ... LIMIT ...) can use ANN index"),
+            ("SELECT id FROM only_cos ORDER BY VEC_L2_DISTANCE(v, '[1,2]') LIMIT 3", "ANN index not used: not ordering by COSINE distance"),
+            (
+                "SELECT id FROM only_cos ORDER BY VEC_COSINE_DISTANCE(v, '[1,2]') DESC LIMIT 3",
+                "ANN index not used: index can be used only when ordering by vec_cosine_distance() in ASC order",
+            ),
+        ];
+        for (q, w) in cases {
+            let plan = explain(&mut s, q).await;
+            assert!(!plan.contains("annIndex:"), "{q}: {plan}");
+            assert_eq!(take_warnings(&s.ctx), vec![w.to_string()], "{q}");
+        }
+        explain(&mut s, "SELECT id FROM only_cos ORDER BY VEC_COSINE_DISTANCE(v, '[1,2]') LIMIT 3").await;
+        assert!(take_warnings(&s.ctx).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn uncommitted_writes_use_the_exact_scan() {
+        let mut s = session();
+        two_tables(&mut s).await;
+        rows(&mut s, "BEGIN").await;
+        rows(&mut s, "INSERT INTO idx VALUES (1000, 1, '[7,-7,7,-7]')").await;
+        let q = "SELECT id FROM idx WHERE v IS NOT NULL ORDER BY VEC_L2_DISTANCE(v, '[7,-7,7,-7]') LIMIT 1";
+        assert!(explain(&mut s, q).await.contains("exact scan (transaction has uncommitted writes)"));
+        assert_eq!(rows(&mut s, q).await, vec![vec!["1000".to_string()]]);
+        rows(&mut s, "ROLLBACK").await;
+        assert_ne!(rows(&mut s, q).await, vec![vec!["1000".to_string()]]);
+    }
+}
