@@ -23,7 +23,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
-use datafusion::sql::sqlparser::ast::{self, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value};
+use datafusion::sql::sqlparser::ast::{self, Expr, Ident, Value};
 
 use super::search::SearchIndexes;
 use super::{ident, keyword, skip_ws};
@@ -130,42 +130,22 @@ pub fn parse_create(sql: &str) -> Result<(String, FulltextDef)> {
 /// Lift `FULLTEXT INDEX|KEY …` definitions out of a CREATE TABLE text: the text sqlparser can
 /// parse, and the definitions.
 pub fn extract(sql: &str) -> Result<(String, Vec<FulltextDef>)> {
-    let b = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len());
-    let mut defs = Vec::new();
-    let (mut last, mut i) = (0, 0);
-    while i < b.len() {
-        match b[i] {
-            b'\'' | b'"' | b'`' => {
-                let q = b[i];
-                i += 1;
-                while i < b.len() && b[i] != q {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
+    super::lift_definitions(
+        sql,
+        |b, j| {
+            let k = skip_ws(b, j + "fulltext".len());
+            if !keyword(b, j, "fulltext") {
+                None
+            } else if keyword(b, k, "index") {
+                Some(k + 5)
+            } else if keyword(b, k, "key") {
+                Some(k + 3)
+            } else {
+                None
             }
-            b',' => {
-                let j = skip_ws(b, i + 1);
-                let k = skip_ws(b, j + "fulltext".len());
-                if keyword(b, j, "fulltext") && (keyword(b, k, "index") || keyword(b, k, "key")) {
-                    let after = k + if keyword(b, k, "index") { 5 } else { 3 };
-                    let (def, end) = parse_definition(b, after, true)?;
-                    defs.push(def);
-                    out.push_str(&sql[last..i]);
-                    last = end;
-                    i = end;
-                } else {
-                    i += 1;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    out.push_str(&sql[last..]);
-    Ok((out, defs))
+        },
+        |b, i| parse_definition(b, i, true),
+    )
 }
 
 /// Add a FULLTEXT index to a table definition, with TiDB's checks.
@@ -212,17 +192,7 @@ pub fn rewrite_match(stmt: &mut ast::Statement, tables: &[TableInfo]) -> Result<
         if !f.name.to_string().eq_ignore_ascii_case("fts_match_word") {
             return ControlFlow::Continue(());
         }
-        let args: Vec<Expr> = match &f.args {
-            FunctionArguments::List(l) => l
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
-                    _ => None,
-                })
-                .collect(),
-            _ => vec![],
-        };
+        let args: Vec<Expr> = crate::sql::rewrite::plain_args(f).into_iter().cloned().collect();
         if args.len() != 2 {
             err = Some(SqlError::param_count("fts_match_word"));
             return ControlFlow::Break(());

@@ -180,11 +180,26 @@ pub fn parse_create_vector_index(sql: &str) -> Result<(String, VectorIndexDef)> 
 /// Lift `VECTOR INDEX …` definitions out of a CREATE TABLE text, returning the text sqlparser can
 /// parse and the definitions.
 pub fn extract_vector_indexes(sql: &str) -> Result<(String, Vec<VectorIndexDef>)> {
+    lift_definitions(
+        sql,
+        |b, j| (keyword(b, j, "vector") && keyword(b, skip_ws(b, j + 6), "index")).then(|| skip_ws(b, j + 6) + 5),
+        |b, i| parse_definition(b, i, true),
+    )
+}
+
+/// Lift index definitions sqlparser cannot read out of a CREATE TABLE text. After each comma
+/// outside quotes, `starts(b, j)` says whether a definition begins at `j` (and where its body is);
+/// `parse` reads the body and says where the definition ends. Returns the remaining text and the
+/// definitions in order.
+pub fn lift_definitions<T>(
+    sql: &str,
+    starts: impl Fn(&[u8], usize) -> Option<usize>,
+    parse: impl Fn(&[u8], usize) -> Result<(T, usize)>,
+) -> Result<(String, Vec<T>)> {
     let b = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
     let mut defs = Vec::new();
-    let mut last = 0;
-    let mut i = 0;
+    let (mut last, mut i) = (0, 0);
     while i < b.len() {
         match b[i] {
             b'\'' | b'"' | b'`' => {
@@ -198,18 +213,16 @@ pub fn extract_vector_indexes(sql: &str) -> Result<(String, Vec<VectorIndexDef>)
                 }
                 i += 1;
             }
-            b',' => {
-                let j = skip_ws(b, i + 1);
-                if keyword(b, j, "vector") && keyword(b, skip_ws(b, j + 6), "index") {
-                    let (def, end) = parse_definition(b, skip_ws(b, j + 6) + 5, true)?;
+            b',' => match starts(b, skip_ws(b, i + 1)) {
+                Some(body) => {
+                    let (def, end) = parse(b, body)?;
                     defs.push(def);
                     out.push_str(&sql[last..i]);
                     last = end;
                     i = end;
-                } else {
-                    i += 1;
                 }
-            }
+                None => i += 1,
+            },
             _ => i += 1,
         }
     }

@@ -445,17 +445,7 @@ fn check_embed_text(e: &Expr) -> Result<()> {
     if !f.name.to_string().eq_ignore_ascii_case("embed_text") {
         return Ok(());
     }
-    let args: Vec<&Expr> = match &f.args {
-        ast::FunctionArguments::List(l) => l
-            .args
-            .iter()
-            .filter_map(|a| match a {
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => Some(x),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
-    };
+    let args: Vec<&Expr> = crate::sql::rewrite::plain_args(f);
     if args.len() < 2 || args.len() > 3 {
         return Err(SqlError::param_count("embed_text"));
     }

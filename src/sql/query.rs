@@ -106,7 +106,7 @@ impl Session {
     /// must be a generated `EMBED_TEXT(model, …, options)` column of a table the statement reads;
     /// the query text is embedded once, here, with that model and the options' `@search` variants.
     fn rewrite_vec_embed(&mut self, stmt: &mut Statement, txn: &Txn) -> Result<()> {
-        use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value};
+        use datafusion::sql::sqlparser::ast::{Expr, Value};
         use std::ops::ControlFlow;
         const FUNCS: &[(&str, &str)] = &[
             ("vec_embed_cosine_distance", "vec_cosine_distance"),
@@ -134,17 +134,7 @@ impl Session {
             let Expr::Function(f) = e else { return ControlFlow::Continue(()) };
             let name = f.name.to_string().to_ascii_lowercase();
             let Some((_, plain)) = FUNCS.iter().find(|(n, _)| *n == name) else { return ControlFlow::Continue(()) };
-            let args: Vec<Expr> = match &f.args {
-                FunctionArguments::List(l) => l
-                    .args
-                    .iter()
-                    .filter_map(|a| match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => vec![],
-            };
+            let args: Vec<Expr> = rewrite::plain_args(f).into_iter().cloned().collect();
             if args.len() != 2 {
                 err = Some(SqlError::param_count(&name));
                 return ControlFlow::Break(());

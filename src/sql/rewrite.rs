@@ -500,6 +500,21 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
     Ok(())
 }
 
+/// A call's positional argument expressions (named and wildcard arguments are left out).
+pub fn plain_args(f: &Function) -> Vec<&Expr> {
+    match &f.args {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    }
+}
+
 pub fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
         name: ObjectName::from(vec![Ident::new(name)]),

@@ -768,24 +768,17 @@ impl Session {
     }
 
     async fn apply_vector_index(&mut self, table: &str, def: crate::index::VectorIndexDef) -> Result<Output> {
-        let (db, t) = split_name(table);
-        let db = match db {
-            Some(d) => d,
-            None => self.current_db()?,
-        };
-        let engine = self.engine.clone();
-        let _g = engine.ddl_lock.lock().await;
-        self.commit_open()?;
-        let txn = self.engine.store.begin()?;
-        let cat = Catalog::new(&txn);
-        let mut info = cat.must_table(&db, &t)?;
-        crate::index::add_vector_index(&mut info, &def)?;
-        cat.put_table(&info)?;
-        txn.commit()?;
-        Ok(Output::ok())
+        self.apply_index(table, |info| crate::index::add_vector_index(info, &def)).await
     }
 
     async fn apply_fulltext_index(&mut self, table: &str, def: crate::index::fulltext::FulltextDef) -> Result<Output> {
+        self.apply_index(table, |info| crate::index::fulltext::add_index(info, &def)).await
+    }
+
+    /// Add a search index to `table`'s definition with `add` (which checks TiDB's restrictions),
+    /// as one DDL statement; the index is then built from the table's rows in the background
+    /// (`index::search`).
+    async fn apply_index(&mut self, table: &str, add: impl FnOnce(&mut crate::sql::catalog::TableInfo) -> Result<()>) -> Result<Output> {
         let (db, t) = split_name(table);
         let db = match db {
             Some(d) => d,
@@ -797,10 +790,9 @@ impl Session {
         let txn = self.engine.store.begin()?;
         let cat = Catalog::new(&txn);
         let mut info = cat.must_table(&db, &t)?;
-        crate::index::fulltext::add_index(&mut info, &def)?;
+        add(&mut info)?;
         cat.put_table(&info)?;
         txn.commit()?;
-        // The index is built from the table's rows in the background (`index::search`).
         self.engine.search.sync(&self.engine.store)?;
         Ok(Output::ok())
     }
