@@ -57,6 +57,9 @@ const BUILD_CHUNK: usize = 2048;
 /// lock) waits for that lock, so small steps keep commits flowing during a build.
 const VECTOR_BUILD_STEP: usize = 256;
 
+/// Catalog keys of table definitions (`sql::catalog`).
+const TABLE_DEF_PREFIX: &[u8] = b"mTB:";
+
 /// Store key of the instance token that leads a transaction back to its `SearchIndexes`.
 const INSTANCE_KEY: &[u8] = b"mSI:instance";
 
@@ -347,6 +350,9 @@ pub struct SearchIndexes {
     store: Mutex<Option<Store>>,
     /// One `sync` at a time, so an older catalog view never overwrites a newer one.
     sync_lock: Mutex<()>,
+    /// A table definition was committed since the last `sync` (seen by the observer): the next
+    /// lookup re-syncs first, so an index added by any DDL path is found.
+    catalog_changed: AtomicBool,
 }
 
 /// The store's observer: forwards to the `SearchIndexes` while it lives.
@@ -362,6 +368,9 @@ impl CommitObserver for WeakObserver {
 
 impl CommitObserver for SearchIndexes {
     fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        if writes.iter().any(|(k, _)| k.starts_with(TABLE_DEF_PREFIX)) {
+            self.catalog_changed.store(true, Ordering::SeqCst);
+        }
         let tables = self.tables.read();
         if tables.is_empty() {
             return;
@@ -410,12 +419,14 @@ impl SearchIndexes {
 
     /// The FULLTEXT index of `table_id` on `column` (lower-case key), if any.
     pub fn fulltext(&self, table_id: i64, column: &str) -> Option<Arc<FulltextEntry>> {
+        self.refresh();
         let tables = self.tables.read();
         tables.get(&table_id)?.fulltext.iter().find(|f| f.column == column).cloned()
     }
 
     /// Every FULLTEXT index, for `information_schema`.
     pub fn all_fulltext(&self) -> Vec<Arc<FulltextEntry>> {
+        self.refresh();
         self.tables.read().values().flat_map(|t| t.fulltext.iter().cloned()).collect()
     }
 
@@ -427,6 +438,7 @@ impl SearchIndexes {
 
     /// Every vector index, for `information_schema`.
     pub fn all_vector(&self) -> Vec<Arc<VectorEntry>> {
+        self.refresh();
         self.tables.read().values().flat_map(|t| t.vector.iter().cloned()).collect()
     }
 
@@ -459,34 +471,44 @@ impl SearchIndexes {
         Ok(())
     }
 
-    /// The vector index `info` declares on `column` with `metric`. A DDL path that did not
-    /// re-sync leaves it missing here: then sync now and give its build a few seconds.
-    pub fn vector_for(self: &Arc<Self>, info: &TableInfo, column: &str, metric: Metric) -> Option<Arc<VectorEntry>> {
-        if let Some(e) = self.vector(info.id, column, metric) {
-            return Some(e);
+    /// Re-sync if a table definition changed since the last sync; true if it ran.
+    fn refresh(&self) -> bool {
+        if !self.catalog_changed.load(Ordering::SeqCst) {
+            return false;
         }
-        let declared = info.indexes.iter().any(|i| {
-            i.columns.first().map(String::as_str) == Some(column)
-                && matches!(&i.kind, IndexKind::Vector { metric: m } if metric_of(m) == metric)
-        });
-        if !declared {
-            return None;
+        let Some(store) = self.store.lock().clone() else { return false };
+        match self.sync_catalog(&store) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("search indexes: re-sync failed: {}", e.message);
+                false
+            }
         }
-        let store = self.store.lock().clone()?;
-        if let Err(e) = self.sync(&store) {
-            tracing::error!("search indexes: re-sync failed: {}", e.message);
-            return None;
-        }
+    }
+
+    /// The vector index of `info` on `column` with `metric`, for a query. An index that DDL
+    /// just created (found by this call's re-sync) gets a few seconds to build; otherwise a
+    /// build in progress is not waited for (the caller scans exactly meanwhile).
+    pub fn vector_for(&self, info: &TableInfo, column: &str, metric: Metric) -> Option<Arc<VectorEntry>> {
+        let synced = self.refresh();
         let e = self.vector(info.id, column, metric)?;
-        e.wait_built_for(Duration::from_secs(5));
+        if synced {
+            e.wait_built_for(Duration::from_secs(5));
+        }
         Some(e)
     }
 
     /// Bring the entries in line with the catalog: create and start building new indexes, drop
     /// those whose table or index is gone. Called at start-up and after every DDL statement.
     pub fn sync(self: &Arc<Self>, store: &Store) -> Result<()> {
-        let _one = self.sync_lock.lock();
         self.register(store)?;
+        self.sync_catalog(store)
+    }
+
+    fn sync_catalog(&self, store: &Store) -> Result<()> {
+        let _one = self.sync_lock.lock();
+        // Changes from here on are not in the catalog read below: they set the flag again.
+        self.catalog_changed.store(false, Ordering::SeqCst);
         let txn = store.begin()?;
         let cat = Catalog::new(&txn);
         let mut wanted: Vec<TableInfo> = Vec::new();
