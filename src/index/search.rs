@@ -66,6 +66,12 @@ const INSTANCE_KEY: &[u8] = b"mSI:instance";
 /// Live `SearchIndexes` by instance token (see [`SearchIndexes::of_txn`]).
 static INSTANCES: Mutex<Vec<(u64, Weak<SearchIndexes>)>> = Mutex::new(Vec::new());
 
+/// (index version, query, scores by row) of the last full-text query.
+type ScoreCache = (u64, String, Arc<HashMap<u64, f32>>);
+
+/// Decoded committed changes of one table: (handle, new row or None if deleted).
+type TableChanges = (Arc<TableSearch>, Vec<(i64, Option<table::Row>)>);
+
 /// One FULLTEXT index.
 pub struct FulltextEntry {
     pub table_id: i64,
@@ -80,7 +86,7 @@ pub struct FulltextEntry {
     built: Condvar,
     /// Bumped on every published change: keys the per-query score cache.
     version: AtomicU64,
-    scores: Mutex<Option<(u64, String, Arc<HashMap<u64, f32>>)>>,
+    scores: Mutex<Option<ScoreCache>>,
 }
 
 #[derive(Default)]
@@ -376,7 +382,7 @@ impl CommitObserver for SearchIndexes {
             return;
         }
         // Decoded changes per table, in commit order (keys are unique within a batch).
-        let mut changed: HashMap<i64, (Arc<TableSearch>, Vec<(i64, Option<table::Row>)>)> = HashMap::new();
+        let mut changed: HashMap<i64, TableChanges> = HashMap::new();
         for (key, value) in writes {
             let Some((table_id, handle)) = codec::decode_row_key(key) else { continue };
             let Some(t) = tables.get(&table_id) else { continue };

@@ -299,6 +299,18 @@ impl KvTable {
         self.read(filters, None)
     }
 
+    /// The rows with these handles, in the given order; handles without a row in this
+    /// transaction's view are skipped.
+    pub fn rows_by_handles(&self, handles: &[i64]) -> Result<Vec<Row>> {
+        let mut rows = Vec::with_capacity(handles.len());
+        for &h in handles {
+            if let Some(r) = get_row(&self.txn, &self.info, h)? {
+                rows.push(r);
+            }
+        }
+        Ok(rows)
+    }
+
     fn read(&self, filters: &[Expr], limit: Option<usize>) -> Result<Vec<Row>> {
         if let (None, Some((lo, hi))) = (self.pk_point_handles(filters), self.pk_range(filters)) {
             if lo > hi {

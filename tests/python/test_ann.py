@@ -110,18 +110,32 @@ def test_recall_with_and_without_filter(conn, recall_set) -> None:
         recall = hits / (K * len(queries))
         assert recall >= 0.95, f"recall@{K} {recall:.3f}"
 
-        fsql = "SELECT id FROM docs WHERE cat = 3 ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT %d" % K
-        plan = explain(cur, fsql.format(q=text(queries[0])))
-        assert "annIndex:COSINE(v.." in plan and "filtered graph" in plan, plan
-        hits = 0
-        for q in queries:
-            cur.execute(fsql.format(q=text(q)))
-            got = [r[0] for r in cur.fetchall()]
-            assert len(got) == K, "a filtered search returns k rows when k rows match"
-            assert all(i % 10 == 3 for i in got)
-            hits += len(set(got) & set(cosine_top(q, rows, norms, K, keep=lambda i: i % 10 == 3)))
-        recall = hits / (K * len(queries))
-        assert recall >= 0.95, f"filtered recall@{K} {recall:.3f}"
+        # Filters of every selectivity: 10 % (post-filtered graph search), 1 % (either way, by
+        # the sampled selectivity), 0.1 % (the filter's rows are read and searched exactly), and
+        # one that rejects the nearest rows (post-filtering gives up; the filter's rows are read).
+        filters = [
+            ("cat = 3", lambda i, q: i % 10 == 3, "post-filtered graph"),
+            ("id % 100 = 7", lambda i, q: i % 100 == 7, "filtered"),
+            ("id % 1000 = 7", lambda i, q: i % 1000 == 7, "exact over 20 filtered rows"),
+            ("VEC_COSINE_DISTANCE(v, '{q}') > 0.2", lambda i, q: cos_dist(q, rows[i], norms[i]) > 0.2, "filtered"),
+        ]
+        for where, keep, strategy in filters:
+            fsql = "SELECT id FROM docs WHERE %s ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT %d" % (where, K)
+            plan = explain(cur, fsql.format(q=text(queries[0])))
+            assert "annIndex:COSINE(v.." in plan and strategy in plan, plan
+            hits = 0
+            for q in queries:
+                cur.execute(fsql.format(q=text(q)))
+                got = [r[0] for r in cur.fetchall()]
+                assert len(got) == K, f"{where}: a filtered search returns k rows when k rows match"
+                assert all(keep(i, q) for i in got), where
+                hits += len(set(got) & set(cosine_top(q, rows, norms, K, keep=lambda i: keep(i, q))))
+            recall = hits / (K * len(queries))
+            assert recall >= 0.95, f"WHERE {where}: recall@{K} {recall:.3f}"
+
+
+def cos_dist(q: Sequence[float], v: Sequence[float], vn: float) -> float:
+    return 1.0 - sum(map(mul, q, v)) / (norm(q) * vn)
 
 
 def test_consistent_under_concurrent_writes(embedb_server, conn, db) -> None:
