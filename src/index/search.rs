@@ -108,7 +108,7 @@ pub struct Progress {
 
 impl FulltextEntry {
     fn text_of(&self, row: &table::Row) -> Option<String> {
-        match &row.values[self.column_pos] {
+        match row.values.get(self.column_pos)? {
             Datum::Null => None,
             Datum::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
             // FULLTEXT indexes are on string columns only.
@@ -224,11 +224,14 @@ pub struct VectorEntry {
     offgraph: RwLock<OffGraph>,
     build: Mutex<Build>,
     built: Condvar,
+    /// Built without error: the graph holds every row.
+    ready: AtomicBool,
 }
 
 impl VectorEntry {
     fn slot(&self, handle: i64, row: &table::Row) -> Slot {
-        match &row.values[self.column_pos] {
+        // `get`: this runs under the commit lock, where a panic would take the store down.
+        match row.values.get(self.column_pos).unwrap_or(&Datum::Null) {
             Datum::Null => Slot::Null,
             Datum::Vector(v) if self.metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) => Slot::Null,
             Datum::Vector(v) if v.len() == self.index.dims() && ann_key(handle) != embedb_ann::RESERVED_KEY => Slot::Graph(v.clone()),
@@ -291,8 +294,8 @@ impl VectorEntry {
 
     /// True when the graph holds every row (no build running or failed): searches may use it.
     pub fn ready(&self) -> bool {
-        let b = self.build.lock();
-        !b.running && b.failed.is_none()
+        // An atomic, not the build lock: the observer holds that lock while it inserts.
+        self.ready.load(Ordering::SeqCst)
     }
 
     /// Wait until a build in progress has finished.
@@ -539,11 +542,15 @@ impl SearchIndexes {
                 for ix in &info.indexes {
                     if let IndexKind::Vector { metric } = &ix.kind {
                         let column = ix.columns[0].clone();
-                        if let Some(e) = old.as_ref().and_then(|o| o.vector.iter().find(|v| v.index_id == ix.id && v.column == column)) {
+                        let Some(pos) = info.columns.iter().position(|c| c.key() == column) else { continue };
+                        // Reused only while the column keeps its place: rows are decoded with
+                        // the new definition (a dropped column before it shifts it: rebuild).
+                        if let Some(e) = old.as_ref().and_then(|o| {
+                            o.vector.iter().find(|v| v.index_id == ix.id && v.column == column && v.column_pos == pos)
+                        }) {
                             vector.push(e.clone());
                             continue;
                         }
-                        let Some(pos) = info.columns.iter().position(|c| c.key() == column) else { continue };
                         let SqlType::Vector(Some(dims)) = info.columns[pos].ty else { continue };
                         let metric = metric_of(metric);
                         let index = AnnIndex::new(AnnParams::new(metric, dims as usize)).map_err(|e| SqlError::other(e.to_string()))?;
@@ -560,6 +567,7 @@ impl SearchIndexes {
                             offgraph: RwLock::new(OffGraph::default()),
                             build: Mutex::new(Build { running: true, ..Default::default() }),
                             built: Condvar::new(),
+                            ready: AtomicBool::new(false),
                         });
                         vector_builds.push((e.clone(), info.clone()));
                         vector.push(e);
@@ -567,11 +575,13 @@ impl SearchIndexes {
                     }
                     let IndexKind::Fulltext { parser } = &ix.kind else { continue };
                     let column = ix.columns[0].clone();
-                    if let Some(e) = old.as_ref().and_then(|o| o.fulltext.iter().find(|f| f.index_id == ix.id && f.column == column)) {
+                    let Some(pos) = info.columns.iter().position(|c| c.key() == column) else { continue };
+                    if let Some(e) = old.as_ref().and_then(|o| {
+                        o.fulltext.iter().find(|f| f.index_id == ix.id && f.column == column && f.column_pos == pos)
+                    }) {
                         fulltext.push(e.clone());
                         continue;
                     }
-                    let Some(pos) = info.columns.iter().position(|c| c.key() == column) else { continue };
                     let parser = Parser::parse(parser).unwrap_or(Parser::Standard);
                     let index = FullTextIndex::in_ram(parser).map_err(|e| SqlError::other(e.to_string()))?;
                     let e = Arc::new(FulltextEntry {
@@ -728,14 +738,17 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     b.running = false;
     b.touched.clear();
     match result {
-        Ok(n) => tracing::info!(
-            "vector index {}.{}.{} built: {n} rows ({} in the graph) in {:?}",
-            e.db,
-            e.table,
-            e.index_name,
-            e.index.len(),
-            started.elapsed()
-        ),
+        Ok(n) => {
+            e.ready.store(true, Ordering::SeqCst);
+            tracing::info!(
+                "vector index {}.{}.{} built: {n} rows ({} in the graph) in {:?}",
+                e.db,
+                e.table,
+                e.index_name,
+                e.index.len(),
+                started.elapsed()
+            )
+        }
         Err(err) => {
             tracing::error!("vector index {}.{}.{}: build failed: {}", e.db, e.table, e.index_name, err.message);
             b.failed = Some(err.message);
