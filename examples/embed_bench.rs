@@ -182,12 +182,11 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 // ---- local model ---------------------------------------------------------------------------------
 
+/// Best round of each contender, texts/s (`st` only with `--sentence-transformers`).
 struct LocalResult {
-    /// Best round of each, texts/s.
     raw: f64,
     embedb: f64,
-    raw_vectors: Vec<Vec<f32>>,
-    model_dir: PathBuf,
+    st: Option<f64>,
 }
 
 /// Raw candle, one `embed` call per `per_insert` texts: (texts/s, vectors).
@@ -228,52 +227,67 @@ fn embedb_round(texts: &[String], per_insert: usize, config: &Config) -> f64 {
     rate
 }
 
-/// `rounds` rounds of raw candle then embedb, alternating so that background load on a shared
-/// machine hits both alike; the best round of each counts (the one least disturbed).
-fn local_bench(texts: &[String], per_insert: usize, config: &Config, rounds: usize) -> LocalResult {
-    let files = embedb_embed_local::ensure_default_model(&config.model_dir).expect("model");
-    let model = embedb_embed_local::LocalModel::load(&files).expect("load");
+/// `rounds` rounds of raw candle, embedb and (when given) sentence-transformers, one after the
+/// other in every round, so that background load on a shared machine hits all of them alike; the
+/// best round of each counts (the one least disturbed). Returns the last raw round's vectors too.
+fn local_bench(
+    texts: &[String],
+    per_insert: usize,
+    config: &Config,
+    model: &embedb_embed_local::LocalModel,
+    rounds: usize,
+    mut st: Option<&mut StProcess>,
+) -> (LocalResult, Vec<Vec<f32>>) {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let _ = model.embed(&refs[..8.min(refs.len())]); // warm-up
-    let (mut raw, mut embedb, mut raw_vectors) = (0f64, 0f64, Vec::new());
-    for round in 0..rounds {
-        let (rate, vectors) = raw_round(&model, &refs, per_insert);
-        let rate_db = embedb_round(texts, per_insert, config);
-        eprintln!("round {}: raw candle {rate:.1} texts/s, embedb {rate_db:.1} rows/s", round + 1);
-        raw = raw.max(rate);
-        embedb = embedb.max(rate_db);
+    let mut best = LocalResult { raw: 0.0, embedb: 0.0, st: None };
+    let mut raw_vectors = Vec::new();
+    for round in 1..=rounds {
+        let (raw, vectors) = raw_round(model, &refs, per_insert);
+        let embedb = embedb_round(texts, per_insert, config);
+        let st_rate = st.as_deref_mut().map(|p| p.pass());
+        let st_text = match &st_rate {
+            Some(Ok(r)) => format!(", sentence-transformers {r:.1} texts/s"),
+            Some(Err(e)) => format!(", sentence-transformers failed: {e}"),
+            None => String::new(),
+        };
+        eprintln!("round {round}: raw candle {raw:.1} texts/s, embedb {embedb:.1} rows/s{st_text}");
+        best.raw = best.raw.max(raw);
+        best.embedb = best.embedb.max(embedb);
+        if let Some(Ok(r)) = st_rate {
+            best.st = Some(best.st.unwrap_or(0.0).max(r));
+        }
         raw_vectors = vectors;
     }
-    LocalResult { raw, embedb, raw_vectors, model_dir: files.dir().to_path_buf() }
+    (best, raw_vectors)
 }
 
 // ---- sentence-transformers (opt-in) --------------------------------------------------------------
 
-struct StResult {
-    rate: f64,
-    info: serde_json::Value,
-    min_cosine: f64,
-}
-
 /// Run `cmd` in its own process group, killing the group after `limit`.
-fn run_limited(cmd: &mut Command, limit: Duration, what: &str) -> Result<std::process::Output, String> {
+fn run_limited(cmd: &mut Command, limit: Duration, what: &str) -> Result<(), String> {
     use std::os::unix::process::CommandExt;
-    let child = cmd.process_group(0).stdout(Stdio::piped()).spawn().map_err(|e| format!("{what}: cannot start: {e}"))?;
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(out)) if out.status.success() => Ok(out),
-        Ok(Ok(out)) => Err(format!("{what}: exited with {}", out.status)),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => {
-            // The group: pip and its build helpers, or Python and its workers.
-            let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
-            Err(format!("{what}: gave up after {limit:?}"))
+    let mut child = cmd.process_group(0).spawn().map_err(|e| format!("{what}: cannot start: {e}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("{what}: exited with {status}")),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Ok(None) => {
+                kill_group(child.id());
+                let _ = child.wait();
+                return Err(format!("{what}: gave up after {limit:?}"));
+            }
+            Err(e) => return Err(format!("{what}: {e}")),
         }
     }
+}
+
+/// SIGKILL to the process group led by `pid` (a child we started with `process_group(0)`): pip
+/// and its build helpers, or Python and its workers.
+fn kill_group(pid: u32) {
+    let _ = Command::new("kill").args(["-KILL", &format!("-{pid}")]).status();
 }
 
 /// The venv's python with sentence-transformers importable, creating the venv and installing it
@@ -312,43 +326,106 @@ fn st_python() -> Result<PathBuf, String> {
     Ok(python)
 }
 
-fn st_bench(texts: &[String], per_insert: usize, threads: usize, rounds: usize, model_dir: &Path, raw: &[Vec<f32>]) -> Result<StResult, String> {
-    let python = st_python()?;
-    let dir = std::env::temp_dir().join(format!("embedb-bench-st-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let (texts_file, out_file) = (dir.join("texts.json"), dir.join("vectors.f32"));
-    std::fs::write(&texts_file, serde_json::to_vec(texts).unwrap()).map_err(|e| e.to_string())?;
-    let script = repo_root().join("scripts/bench/st_embed.py");
-    let out = run_limited(
-        Command::new(&python)
-            .arg(&script)
+/// `scripts/bench/st_embed.py` running with the model loaded, doing one timed pass per request.
+struct StProcess {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Its `ready` line: versions, threads, how the model was loaded.
+    info: serde_json::Value,
+    dir: PathBuf,
+}
+
+/// How long one answer from the script may take (loading torch, or one pass over the texts).
+const ST_REPLY_LIMIT: Duration = Duration::from_secs(900);
+
+impl StProcess {
+    fn start(texts: &[String], per_insert: usize, threads: usize, model_dir: &Path) -> Result<StProcess, String> {
+        use std::os::unix::process::CommandExt;
+        let python = st_python()?;
+        let dir = std::env::temp_dir().join(format!("embedb-bench-st-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("texts.json"), serde_json::to_vec(texts).unwrap()).map_err(|e| e.to_string())?;
+        let mut child = Command::new(&python)
+            .arg(repo_root().join("scripts/bench/st_embed.py"))
             .arg("--model-dir")
             .arg(model_dir)
             .arg("--texts")
-            .arg(&texts_file)
-            .args(["--chunk", &per_insert.to_string(), "--threads", &threads.to_string(), "--rounds", &rounds.to_string()])
+            .arg(dir.join("texts.json"))
+            .args(["--chunk", &per_insert.to_string(), "--threads", &threads.to_string()])
             .arg("--out")
-            .arg(&out_file)
-            // the tokenizers crate's own pool would add threads beyond the ones we match
+            .arg(dir.join("vectors.f32"))
+            // the tokenizers library's own pool would add threads beyond the ones we match
             .env("TOKENIZERS_PARALLELISM", "false")
-            .env("HF_HUB_OFFLINE", "1"),
-        Duration::from_secs(1800),
-        "st_embed.py",
-    );
-    let bytes = std::fs::read(&out_file);
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = out?;
-    let line = String::from_utf8_lossy(&out.stdout);
-    let info: serde_json::Value = serde_json::from_str(line.lines().last().unwrap_or("")).map_err(|e| format!("st_embed.py output: {e}: {line}"))?;
-    let rate = info["texts_per_s"].as_f64().ok_or("st_embed.py gave no texts_per_s")?;
-    let bytes = bytes.map_err(|e| format!("st_embed.py vectors: {e}"))?;
-    let floats: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    let dims = raw.first().map(Vec::len).unwrap_or(1);
-    if floats.len() != raw.len() * dims {
-        return Err(format!("st_embed.py wrote {} floats for {} texts × {dims}", floats.len(), raw.len()));
+            .env("HF_HUB_OFFLINE", "1")
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("st_embed.py: cannot start: {e}"))?;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut p = StProcess { child, stdin, lines, info: serde_json::Value::Null, dir };
+        p.info = p.reply()?;
+        Ok(p)
     }
-    let min_cosine = raw.iter().zip(floats.chunks_exact(dims)).map(|(a, b)| cosine(a, b)).fold(1.0, f64::min);
-    Ok(StResult { rate, info, min_cosine })
+
+    /// The next JSON line, or an error (and the process killed) after [`ST_REPLY_LIMIT`].
+    fn reply(&mut self) -> Result<serde_json::Value, String> {
+        loop {
+            match self.lines.recv_timeout(ST_REPLY_LIMIT) {
+                Ok(line) => {
+                    // Libraries may print to stdout too; our lines are JSON objects.
+                    if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(&line) {
+                        return Ok(v);
+                    }
+                }
+                Err(e) => {
+                    kill_group(self.child.id());
+                    return Err(format!("st_embed.py: no answer ({e})"));
+                }
+            }
+        }
+    }
+
+    /// One timed pass over the texts: texts/s.
+    fn pass(&mut self) -> Result<f64, String> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().ok_or("st_embed.py: already finished")?;
+        stdin.write_all(b"run\n").and_then(|_| stdin.flush()).map_err(|e| format!("st_embed.py: {e}"))?;
+        self.reply()?["texts_per_s"].as_f64().ok_or_else(|| "st_embed.py gave no texts_per_s".into())
+    }
+
+    /// End the script; the vectors of its last pass.
+    fn finish(mut self) -> Result<Vec<f32>, String> {
+        drop(self.stdin.take());
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(self.dir.join("vectors.f32"));
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if !status.success() {
+            return Err(format!("st_embed.py exited with {status}"));
+        }
+        let bytes = bytes.map_err(|e| format!("st_embed.py vectors: {e}"))?;
+        Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+}
+
+/// The lowest cosine between the raw candle vectors and sentence-transformers' (flattened) ones.
+fn lowest_cosine(raw: &[Vec<f32>], st: &[f32]) -> Result<f64, String> {
+    let dims = raw.first().map(Vec::len).unwrap_or(1);
+    if st.len() != raw.len() * dims {
+        return Err(format!("sentence-transformers wrote {} floats for {} texts × {dims}", st.len(), raw.len()));
+    }
+    Ok(raw.iter().zip(st.chunks_exact(dims)).map(|(a, b)| cosine(a, b)).fold(1.0, f64::min))
 }
 
 // ---- remote provider -----------------------------------------------------------------------------
@@ -428,7 +505,16 @@ fn main() {
 
     if args.local {
         let texts = claims(args.n);
-        let local = local_bench(&texts, args.per_insert, &config, args.rounds);
+        let files = embedb_embed_local::ensure_default_model(&config.model_dir).expect("model");
+        let model = embedb_embed_local::LocalModel::load(&files).expect("load");
+        let mut st = None;
+        if args.sentence_transformers {
+            match StProcess::start(&texts, args.per_insert, threads, files.dir()) {
+                Ok(p) => st = Some(p),
+                Err(e) => eprintln!("sentence-transformers: not measured: {e}"),
+            }
+        }
+        let (local, raw_vectors) = local_bench(&texts, args.per_insert, &config, &model, args.rounds, st.as_mut());
         println!(
             "== local model {LOCAL_MODEL}: {} SciFact claims, {} per INSERT / per call, {threads} compute threads, best of {} rounds",
             texts.len(),
@@ -442,21 +528,23 @@ fn main() {
             local.embedb / local.raw,
             (local.raw / local.embedb - 1.0) * 100.0
         );
-        if args.sentence_transformers {
-            match st_bench(&texts, args.per_insert, threads, args.rounds, &local.model_dir, &local.raw_vectors) {
-                Ok(st) => {
-                    println!(
-                        "sentence-transformers (CPU)         {:8.1} texts/s  (torch {}, sentence-transformers {}, {} threads, model from {})",
-                        st.rate, st.info["torch"], st.info["sentence_transformers"], st.info["threads"], st.info["load"]
-                    );
-                    println!("embedb / sentence-transformers      {:8.3}  (goal ≥ 1.0)", local.embedb / st.rate);
-                    println!("raw candle / sentence-transformers  {:8.3}", local.raw / st.rate);
-                    println!("lowest cosine, candle vs ST vectors {:10.6}", st.min_cosine);
+        match (st, local.st) {
+            (Some(p), Some(rate)) => {
+                let info = p.info.clone();
+                println!(
+                    "sentence-transformers (CPU)         {rate:8.1} texts/s  (torch {}, sentence-transformers {}, {} threads, model from {})",
+                    info["torch"], info["sentence_transformers"], info["threads"], info["load"]
+                );
+                println!("embedb / sentence-transformers      {:8.3}  (goal ≥ 1.0)", local.embedb / rate);
+                println!("raw candle / sentence-transformers  {:8.3}", local.raw / rate);
+                match p.finish().and_then(|v| lowest_cosine(&raw_vectors, &v)) {
+                    Ok(c) => println!("lowest cosine, candle vs ST vectors {c:10.6}"),
+                    Err(e) => println!("vectors not compared: {e}"),
                 }
-                Err(e) => println!("sentence-transformers: not measured: {e}"),
             }
-        } else {
-            println!("sentence-transformers: skipped (opt in with --sentence-transformers; installs PyTorch)");
+            (Some(_), None) => println!("sentence-transformers: not measured (every pass failed, see above)"),
+            (None, _) if args.sentence_transformers => println!("sentence-transformers: not measured (see above)"),
+            (None, _) => println!("sentence-transformers: skipped (opt in with --sentence-transformers; installs PyTorch)"),
         }
     }
 

@@ -2,12 +2,14 @@
 the same model directory, the same texts per call and the same number of compute threads as
 embedb's local provider, and report texts/s.
 
-The texts come as a JSON list; they are embedded in calls of ``--chunk`` texts (one call per
-embedb INSERT statement), each with ``batch_size=--chunk``, after a small warm-up call outside the
-timing; of ``--rounds`` passes the best counts (as on the Rust side). The vectors are written as
-little-endian float32 rows to ``--out`` so the Rust side can check that both computed the same
-embeddings. One line of JSON goes to stdout:
-``{"texts_per_s", "rounds", "threads", "torch", "sentence_transformers", "load"}``.
+The texts come as a JSON list; one pass embeds them in calls of ``--chunk`` texts (one call per
+embedb INSERT statement), each with ``batch_size=--chunk``. After loading the model and a small
+untimed warm-up call it prints one JSON line ``{"ready", "threads", "torch",
+"sentence_transformers", "load"}``, then runs one timed pass per ``run`` line read from stdin and
+answers each with ``{"texts_per_s"}``, so the Rust side can alternate these passes with its own
+and a neighbour's burst of CPU hits every contender alike. At end of input it writes the last
+pass's vectors as little-endian float32 rows to ``--out`` (the Rust side checks both computed the
+same embeddings) and exits.
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ def main() -> int:
     ap.add_argument("--texts", required=True, help="JSON file holding a list of strings")
     ap.add_argument("--chunk", type=int, required=True, help="texts per encode call (= rows per INSERT)")
     ap.add_argument("--threads", type=int, required=True, help="torch intra-op threads")
-    ap.add_argument("--rounds", type=int, default=1, help="timed passes over the texts; the best counts")
     ap.add_argument("--max-seq-len", type=int, default=256)
     ap.add_argument("--out", required=True, help="where to write the vectors (float32 LE rows)")
     a = ap.parse_args()
@@ -61,27 +62,27 @@ def main() -> int:
     model, how = load_model(a.model_dir, a.max_seq_len)
     model.eval()
     model.encode(texts[:8], batch_size=a.chunk, show_progress_bar=False)  # warm-up, untimed
+    print(json.dumps({
+        "ready": True,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
+        "load": how,
+    }), flush=True)
 
-    rates = []
+    parts = []
     with torch.inference_mode():
-        for _ in range(max(1, a.rounds)):
+        for line in sys.stdin:
+            if line.strip() != "run":
+                continue
             parts = []
             started = time.perf_counter()
             for i in range(0, len(texts), a.chunk):
                 parts.append(model.encode(texts[i:i + a.chunk], batch_size=a.chunk, show_progress_bar=False,
                                           convert_to_numpy=True))
-            rates.append(len(texts) / (time.perf_counter() - started))
-            print(f"st_embed: round {len(rates)}: {rates[-1]:.1f} texts/s", file=sys.stderr)
-
-    np.concatenate(parts).astype("<f4").tofile(a.out)
-    print(json.dumps({
-        "texts_per_s": max(rates),
-        "rounds": rates,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "sentence_transformers": sentence_transformers.__version__,
-        "load": how,
-    }))
+            print(json.dumps({"texts_per_s": len(texts) / (time.perf_counter() - started)}), flush=True)
+    if parts:
+        np.concatenate(parts).astype("<f4").tofile(a.out)
     return 0
 
 
