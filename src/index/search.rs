@@ -53,6 +53,10 @@ use crate::storage::table;
 /// Rows per step of a build (committed to the index after each, for progress).
 const BUILD_CHUNK: usize = 2048;
 
+/// Queries wait for the build of a vector index over at most this many rows (milliseconds);
+/// larger builds are not waited for.
+const SMALL_BUILD_ROWS: u64 = 10_000;
+
 /// Vectors inserted per hold of a vector index's build lock. The observer (inside the commit
 /// lock) waits for that lock, so small steps keep commits flowing during a build.
 const VECTOR_BUILD_STEP: usize = 256;
@@ -97,6 +101,8 @@ struct Build {
     touched: HashSet<i64>,
     rows_indexed: u64,
     rows_total: u64,
+    /// `rows_total` is known.
+    counted: bool,
 }
 
 /// Progress for `information_schema.TIFLASH_INDEXES`.
@@ -310,11 +316,12 @@ impl VectorEntry {
         }
     }
 
-    /// Wait at most `limit` for a build in progress; true when none is running any more.
-    pub fn wait_built_for(&self, limit: Duration) -> bool {
+    /// Wait at most `limit` for a build in progress over at most `SMALL_BUILD_ROWS` rows (or
+    /// one that has not counted its rows yet); true when none is running any more.
+    pub fn wait_small_build(&self, limit: Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
         let mut b = self.build.lock();
-        while b.running {
+        while b.running && (!b.counted || b.rows_total <= SMALL_BUILD_ROWS) {
             if self.built.wait_until(&mut b, deadline).timed_out() {
                 break;
             }
@@ -495,15 +502,13 @@ impl SearchIndexes {
         }
     }
 
-    /// The vector index of `info` on `column` with `metric`, for a query. An index that DDL
-    /// just created (found by this call's re-sync) gets a few seconds to build; otherwise a
-    /// build in progress is not waited for (the caller scans exactly meanwhile).
+    /// The vector index of `info` on `column` with `metric`, for a query. The build of a small
+    /// table (just created by DDL, typically) is waited for, up to a few seconds; a large build
+    /// is not (the caller scans exactly meanwhile).
     pub fn vector_for(&self, info: &TableInfo, column: &str, metric: Metric) -> Option<Arc<VectorEntry>> {
-        let synced = self.refresh();
+        self.refresh();
         let e = self.vector(info.id, column, metric)?;
-        if synced {
-            e.wait_built_for(Duration::from_secs(5));
-        }
+        e.wait_small_build(Duration::from_secs(5));
         Some(e)
     }
 
@@ -707,7 +712,12 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
                 _ => break,
             }
         }
-        e.build.lock().rows_total = total;
+        {
+            let mut b = e.build.lock();
+            b.rows_total = total;
+            b.counted = true;
+        }
+        e.built.notify_all();
         let mut start = prefix;
         let mut done = 0u64;
         loop {
