@@ -17,8 +17,12 @@
 //!    during the build is newer than the snapshot's copy and is not overwritten by it.
 //!
 //! Full-text searches wait for a build in progress (they would otherwise miss rows); vector
-//! searches do not wait: `index::ann` answers with the exact scan until the graph is ready.
-//! Progress is visible in `information_schema.TIFLASH_INDEXES` and the log.
+//! searches wait only for small builds (milliseconds) and otherwise answer with the exact scan
+//! until the graph is ready (`ann`). Progress is visible in `information_schema.TIFLASH_INDEXES`
+//! and the log.
+//!
+//! Every lookup first re-syncs if the observer saw a table definition committed since the last
+//! sync, so an index added by any DDL path is found even if that path did not call `sync`.
 //!
 //! A vector index ([`VectorEntry`]) holds each row's vector in an [`AnnIndex`] keyed by the row
 //! handle. Rows without a usable vector stay out of the graph but are remembered, because an
