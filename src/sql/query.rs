@@ -33,6 +33,10 @@ impl Session {
             search: Some(self.engine.search.clone()),
         };
         let (schema, batches) = self.plan_and_collect(stmt, txn, scope).await?;
+        // TiDB's "ANN index not used: …" notes from the vector-index rule, for SHOW WARNINGS.
+        for w in crate::index::search::ann::take_warnings(&self.ctx) {
+            self.warn(1105, w);
+        }
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         self.last_found_rows = rows as u64;
         self.last_row_count = -1;
