@@ -408,43 +408,36 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
 /// TiDB's view of its columnar (search) indexes, with build progress: one row per live index.
 fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Result<MemTable> {
     use C::*;
-    let mut rows = Vec::new();
-    for e in search.map(|s| s.all_fulltext()).unwrap_or_default() {
-        let p = e.progress();
-        rows.push(vec![
-            s(&e.db),
-            s(&e.table),
-            i(e.table_id),
-            s(&e.column),
-            s(&e.index_name),
-            i(e.index_id),
-            s("FullText"),
-            i(p.rows_indexed as i64),
-            i(p.rows_not_indexed as i64),
-            i(0),
-            i(0),
-            p.error.map(s).unwrap_or_else(null),
-            s("embedb"),
-        ]);
+    // (db, table, table id, column, index name, index id, kind, progress) per live index.
+    let mut live = Vec::new();
+    if let Some(search) = search {
+        for e in search.all_fulltext() {
+            live.push((e.db.clone(), e.table.clone(), e.table_id, e.column.clone(), e.index_name.clone(), e.index_id, "FullText", e.progress()));
+        }
+        for e in search.all_vector() {
+            live.push((e.db.clone(), e.table.clone(), e.table_id, e.column.clone(), e.index_name.clone(), e.index_id, "Vector", e.progress()));
+        }
     }
-    for e in search.map(|s| s.all_vector()).unwrap_or_default() {
-        let p = e.progress();
-        rows.push(vec![
-            s(&e.db),
-            s(&e.table),
-            i(e.table_id),
-            s(&e.column),
-            s(&e.index_name),
-            i(e.index_id),
-            s("Vector"),
-            i(p.rows_indexed as i64),
-            i(p.rows_not_indexed as i64),
-            i(0),
-            i(0),
-            p.error.map(s).unwrap_or_else(null),
-            s("embedb"),
-        ]);
-    }
+    let rows = live
+        .into_iter()
+        .map(|(db, table, table_id, column, name, index_id, kind, p)| {
+            vec![
+                s(db),
+                s(table),
+                i(table_id),
+                s(column),
+                s(name),
+                i(index_id),
+                s(kind),
+                i(p.rows_indexed as i64),
+                i(p.rows_not_indexed as i64),
+                i(0),
+                i(0),
+                p.error.map(s).unwrap_or_else(null),
+                s("embedb"),
+            ]
+        })
+        .collect();
     mem(
         &[
             S("TIDB_DATABASE"),
