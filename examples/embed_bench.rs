@@ -11,8 +11,9 @@
 //!    directory, texts, texts per call and thread count (`torch.set_num_threads` = candle's compute
 //!    threads). It also checks both computed the same vectors (lowest cosine).
 //!
-//! Each runs `--rounds` times (default 3; raw candle and embedb alternate) and the best round
-//! counts, so a neighbour's burst of CPU on a shared machine does not decide the result. It prints
+//! Every round (`--rounds`, default 5) runs raw candle, embedb and sentence-transformers in turn
+//! (the script keeps its model loaded between passes), and the best round of each counts, so a
+//! neighbour's burst of CPU on a shared machine hits all three alike and does not decide the result. It prints
 //! texts/s for each, embedb's overhead over raw candle (goal ≤ 10 %) and embedb / ST (goal ≥ 1.0×).
 //!
 //! Remote provider (`jina_ai/jina-embeddings-v3`, 1024 dims): an in-process double of Jina's API
@@ -29,7 +30,7 @@
 //! the ratio (goal ≤ 1.2×), and what the double saw: requests, batch sizes, requests in flight
 //! (most and time-weighted mean), and time with none in flight.
 //!
-//! Run: `cargo run --release --example embed_bench -- [N_TEXTS] [ROWS_PER_INSERT] [FLAGS]`
+//! Run: `CARGO_PROFILE_DEV_OPT_LEVEL=2 cargo run --example embed_bench -- [N_TEXTS] [ROWS_PER_INSERT] [FLAGS]`
 //! (defaults 512 and 128). Flags: `--sentence-transformers`, `--rounds=N`, `--no-local`, `--no-remote`,
 //! `--remote-rows=N`, `--remote-rows-per-insert=A,B,…`, `--latency-ms=N`. The texts come from
 //! `../shared/data/scifact/` (claims for the local model, abstract sentences for the remote one).
@@ -70,7 +71,7 @@ fn parse_args() -> Args {
         remote_rows: 10_000,
         remote_rows_per_insert: vec![1000, 100],
         latency: Duration::from_millis(100),
-        rounds: 3,
+        rounds: 5,
     };
     let mut positional = 0;
     for arg in std::env::args().skip(1) {
