@@ -633,48 +633,54 @@ impl SearchIndexes {
     }
 }
 
+/// Visit a table's rows as `txn` sees them, [`BUILD_CHUNK`] at a time in key order (both builds
+/// scan twice: once to count for the progress figures, once to index).
+fn scan_chunks(
+    txn: &embedb_storage::Txn,
+    table_id: i64,
+    mut f: impl FnMut(&[(Vec<u8>, Vec<u8>)]) -> Result<()>,
+) -> Result<()> {
+    let prefix = codec::record_prefix(table_id);
+    let end = codec::prefix_end(&prefix);
+    let mut start = prefix;
+    loop {
+        let chunk = txn.scan(&start, &end, BUILD_CHUNK, false)?;
+        f(&chunk)?;
+        match chunk.last() {
+            Some((k, _)) if chunk.len() == BUILD_CHUNK => start = [k.as_slice(), &[0]].concat(),
+            _ => return Ok(()),
+        }
+    }
+}
+
 fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
     let started = std::time::Instant::now();
     let result = (|| -> Result<u64> {
         let txn = store.begin()?;
-        let prefix = codec::record_prefix(info.id);
-        let end = codec::prefix_end(&prefix);
         // An estimate for the progress figures: the row count at the snapshot.
-        let mut start = prefix.clone();
         let mut total = 0u64;
-        loop {
-            let chunk = txn.scan(&start, &end, BUILD_CHUNK, false)?;
+        scan_chunks(&txn, info.id, |chunk| {
             total += chunk.len() as u64;
-            match chunk.last() {
-                Some((k, _)) if chunk.len() == BUILD_CHUNK => start = [k.as_slice(), &[0]].concat(),
-                _ => break,
-            }
-        }
+            Ok(())
+        })?;
         e.build.lock().rows_total = total;
-        let mut start = prefix;
         let mut done = 0u64;
-        loop {
-            let chunk = txn.scan(&start, &end, BUILD_CHUNK, false)?;
-            {
-                let mut b = e.build.lock();
-                for (k, v) in &chunk {
-                    let handle = codec::decode_row_key_handle(k)?;
-                    if b.touched.contains(&handle) {
-                        continue;
-                    }
-                    let row = table::decode(info, handle, v)?;
-                    e.index.upsert(handle as u64, e.text_of(&row).as_deref()).map_err(|x| SqlError::other(x.to_string()))?;
+        scan_chunks(&txn, info.id, |chunk| {
+            let mut b = e.build.lock();
+            for (k, v) in chunk {
+                let handle = codec::decode_row_key_handle(k)?;
+                if b.touched.contains(&handle) {
+                    continue;
                 }
-                done += chunk.len() as u64;
-                b.rows_indexed = done;
-                drop(b);
-                e.publish();
+                let row = table::decode(info, handle, v)?;
+                e.index.upsert(handle as u64, e.text_of(&row).as_deref()).map_err(|x| SqlError::other(x.to_string()))?;
             }
-            match chunk.last() {
-                Some((k, _)) if chunk.len() == BUILD_CHUNK => start = [k.as_slice(), &[0]].concat(),
-                _ => break,
-            }
-        }
+            done += chunk.len() as u64;
+            b.rows_indexed = done;
+            drop(b);
+            e.publish();
+            Ok(())
+        })?;
         txn.rollback();
         Ok(done)
     })();
@@ -704,31 +710,22 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     let started = std::time::Instant::now();
     let result = (|| -> Result<u64> {
         let txn = store.begin()?;
-        let prefix = codec::record_prefix(info.id);
-        let end = codec::prefix_end(&prefix);
-        let mut start = prefix.clone();
         let mut total = 0u64;
-        loop {
-            let chunk = txn.scan(&start, &end, BUILD_CHUNK, false)?;
+        scan_chunks(&txn, info.id, |chunk| {
             total += chunk.len() as u64;
-            match chunk.last() {
-                Some((k, _)) if chunk.len() == BUILD_CHUNK => start = [k.as_slice(), &[0]].concat(),
-                _ => break,
-            }
-        }
+            Ok(())
+        })?;
         {
             let mut b = e.build.lock();
             b.rows_total = total;
             b.counted = true;
         }
         e.built.notify_all();
-        let mut start = prefix;
         let mut done = 0u64;
-        loop {
-            let chunk = txn.scan(&start, &end, BUILD_CHUNK, false)?;
+        scan_chunks(&txn, info.id, |chunk| {
             // Decode outside the build lock; only the inserts need it.
             let mut rows = Vec::with_capacity(chunk.len());
-            for (k, v) in &chunk {
+            for (k, v) in chunk {
                 let handle = codec::decode_row_key_handle(k)?;
                 rows.push(table::decode(info, handle, v)?);
             }
@@ -740,11 +737,8 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
                 done += step.len() as u64;
                 b.rows_indexed = done;
             }
-            match chunk.last() {
-                Some((k, _)) if chunk.len() == BUILD_CHUNK => start = [k.as_slice(), &[0]].concat(),
-                _ => break,
-            }
-        }
+            Ok(())
+        })?;
         txn.rollback();
         Ok(done)
     })();
