@@ -172,6 +172,9 @@ impl Session {
         let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone())));
         ctx.register_udf(crate::index::fulltext::fts_match_word_udf(engine.search.clone()));
         let vars = engine.globals.read().clone();
+        if let Some(ef) = vars.get(crate::index::search::ann::EF_SEARCH_VAR) {
+            crate::index::search::ann::set_ef_search(&ctx, ef);
+        }
         Session {
             engine,
             connection_id,
@@ -512,6 +515,9 @@ impl Session {
         if var == "autocommit" && value == "1" && !self.autocommit() {
             // Turning autocommit on commits the open transaction.
             self.commit_open()?;
+        }
+        if var == crate::index::search::ann::EF_SEARCH_VAR {
+            crate::index::search::ann::set_ef_search(&self.ctx, &value);
         }
         self.vars.insert(var, value);
         Ok(())

@@ -50,6 +50,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -131,10 +132,33 @@ pub fn take_warnings(ctx: &SessionContext) -> Vec<String> {
     ctx.state().config().get_extension::<AnnWarnings>().map(|w| w.take()).unwrap_or_default()
 }
 
-/// The rule for `new_context`, and the config with its warning sink installed.
+/// The rule for `new_context`, and the config with its warning sink and search knobs installed.
 pub fn rule(cfg: SessionConfig) -> (SessionConfig, Arc<dyn OptimizerRule + Send + Sync>) {
     let warnings = Arc::new(AnnWarnings::default());
-    (cfg.with_extension(warnings.clone()), Arc::new(AnnRule { warnings }))
+    let cfg = cfg.with_extension(warnings.clone()).with_extension(Arc::new(AnnKnobs::default()));
+    (cfg, Arc::new(AnnRule { warnings }))
+}
+
+/// Per-session search knobs: `@@embedb_hnsw_ef_search` (0 = each index's own `ef_search`).
+#[derive(Debug, Default)]
+pub struct AnnKnobs {
+    ef_search: AtomicUsize,
+}
+
+/// The session variable that sets [`AnnKnobs`]' beam width.
+pub const EF_SEARCH_VAR: &str = "embedb_hnsw_ef_search";
+
+/// Apply `@@embedb_hnsw_ef_search = value` (already validated) to `ctx`'s searches.
+pub fn set_ef_search(ctx: &SessionContext, value: &str) {
+    if let Some(k) = ctx.state().config().get_extension::<AnnKnobs>() {
+        k.ef_search.store(value.parse().unwrap_or(0), AtomicOrdering::Relaxed);
+    }
+}
+
+/// The session's beam width for graph searches, None for the index's own.
+fn session_ef(state: &dyn DfSession) -> Option<usize> {
+    let ef = state.config().get_extension::<AnnKnobs>()?.ef_search.load(AtomicOrdering::Relaxed);
+    (ef > 0).then_some(ef)
 }
 
 /// Rewrites top-k vector searches onto [`AnnTable`] (see the module doc).
@@ -416,6 +440,7 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
     let wanted = match func {
         VectorFunction::CosineDistance => Some(("cosine", Metric::Cosine)),
         VectorFunction::L2Distance => Some(("l2", Metric::L2)),
+        VectorFunction::NegativeInnerProduct => Some(("ip", Metric::InnerProduct)),
         _ => None,
     };
     let Some(n) = n else {
@@ -513,20 +538,20 @@ impl AnnTable {
             }
         }
         if filters.is_empty() {
-            self.unfiltered(kv, &entry)
+            self.unfiltered(kv, &entry, session_ef(state))
         } else {
             self.filtered(state, kv, &entry, &filters)
         }
     }
 
-    fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry) -> crate::error::Result<Candidates> {
+    fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry, ef: Option<usize>) -> crate::error::Result<Candidates> {
         let n = self.spec.n;
         let len = entry.index.len();
         let mut want = n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA);
         let mut seen = HashSet::new();
         let mut rows = Vec::new();
         for _ in 0..=MAX_RETRIES {
-            let hits = entry.index.search(&self.spec.query, want.min(len.max(1)), None).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            let hits = entry.index.search(&self.spec.query, want.min(len.max(1)), ef).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
             for (key, _) in &hits {
                 let h = ann_handle(*key);
                 if seen.insert(h) {
@@ -615,7 +640,7 @@ impl AnnTable {
         let mut out: Vec<Row> = Vec::new();
         loop {
             let want = m.min(len);
-            let hits = entry.index.search(&self.spec.query, want, None).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            let hits = entry.index.search(&self.spec.query, want, session_ef(state)).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
             let fresh: Vec<i64> = hits.iter().map(|(k, _)| ann_handle(*k)).filter(|h| seen.insert(*h)).collect();
             let rows = kv.rows_by_handles(&fresh)?;
             let Some(mask) = pass(&rows) else { return Ok(None) };
@@ -671,7 +696,7 @@ impl AnnTable {
         let want = n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA);
         let hits = entry
             .index
-            .search_filtered(&self.spec.query, want, None, |k| keys.contains(&k))
+            .search_filtered(&self.spec.query, want, session_ef(state), |k| keys.contains(&k))
             .map_err(|e| crate::error::SqlError::other(e.to_string()))?;
         let chosen: HashSet<i64> = hits.iter().map(|(k, _)| ann_handle(*k)).collect();
         let off = entry.offgraph();

@@ -18,12 +18,84 @@ use crate::error::{Result, SqlError};
 use crate::sql::catalog::{IndexInfo, IndexKind, TableInfo};
 use crate::sql::types::SqlType;
 
-/// One vector index definition: name, metric (`cosine` | `l2`), column.
+/// One vector index definition: name, metric (`cosine` | `l2` | `ip`), column, and the index's
+/// `COMMENT` (which may carry HNSW parameters, see [`hnsw_params`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorIndexDef {
     pub name: Option<String>,
     pub metric: String,
     pub column: String,
+    pub comment: String,
+}
+
+/// HNSW parameters set in a vector index's `COMMENT` (an embedb extension that TiDB reads as a
+/// plain comment, so the same DDL runs on both):
+/// `COMMENT 'm=32, ef_construction=200, ef_search=100, quantization=f16'`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HnswOptions {
+    pub m: Option<usize>,
+    pub ef_construction: Option<usize>,
+    pub ef_search: Option<usize>,
+    /// `f32` (default), `f16` or `i8` (cosine only).
+    pub quantization: Option<String>,
+}
+
+/// Read [`HnswOptions`] from an index comment. A comment without `=` is an ordinary comment;
+/// one with `key=value` pairs must name only known keys with valid values (error 8200).
+pub fn hnsw_params(comment: &str) -> Result<HnswOptions> {
+    let mut o = HnswOptions::default();
+    if !comment.contains('=') {
+        return Ok(o);
+    }
+    let bad = |why: String| SqlError::new(8200, "HY000", format!("Unsupported vector index option: {why}"));
+    for part in comment.split([',', ' ', ';']).map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| bad(format!("'{part}' is not key=value")))?;
+        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().trim_matches(['\'', '"']).to_ascii_lowercase());
+        let num = |lo: usize, hi: usize| -> Result<usize> {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| bad(format!("{k} must be an integer in {lo}..{hi}, got '{v}'")))
+        };
+        match k.as_str() {
+            "m" => o.m = Some(num(2, 256)?),
+            "ef_construction" => o.ef_construction = Some(num(1, 10_000)?),
+            "ef_search" => o.ef_search = Some(num(1, 10_000)?),
+            "quantization" => {
+                if !matches!(v.as_str(), "f32" | "f16" | "i8") {
+                    return Err(bad(format!("quantization must be f32, f16 or i8, got '{v}'")));
+                }
+                o.quantization = Some(v);
+            }
+            _ => return Err(bad(format!("unknown key '{k}' (known: m, ef_construction, ef_search, quantization)"))),
+        }
+    }
+    Ok(o)
+}
+
+/// The usearch parameters of an index with `metric` over `dims`-dimensional vectors, with the
+/// options of its comment applied.
+pub fn ann_params(metric: embedb_ann::Metric, dims: usize, comment: &str) -> Result<embedb_ann::AnnParams> {
+    let o = hnsw_params(comment)?;
+    let mut p = embedb_ann::AnnParams::new(metric, dims);
+    if let Some(m) = o.m {
+        p = p.with_connectivity(m);
+    }
+    if let Some(ef) = o.ef_construction {
+        p.ef_construction = ef;
+    }
+    if let Some(ef) = o.ef_search {
+        p = p.with_ef_search(ef);
+    }
+    if let Some(q) = o.quantization {
+        p = p.with_quantization(match q.as_str() {
+            "f16" => embedb_ann::Quantization::F16,
+            "i8" => embedb_ann::Quantization::I8,
+            _ => embedb_ann::Quantization::F32,
+        });
+    }
+    p.validate().map_err(|e| SqlError::new(8200, "HY000", format!("Unsupported vector index option: {e}")))?;
+    Ok(p)
 }
 
 pub fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -51,6 +123,35 @@ pub fn ident(b: &[u8], i: usize) -> Option<(String, usize)> {
         j += 1;
     }
     (j > i).then(|| (String::from_utf8_lossy(&b[i..j]).into_owned(), j))
+}
+
+/// The string literal at `i` (`'…'` or `"…"`, doubled quotes and backslash escapes), and the
+/// offset after it.
+fn quoted(b: &[u8], i: usize) -> Option<(String, usize)> {
+    let q = *b.get(i)?;
+    if q != b'\'' && q != b'"' {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            c if c == q && b.get(j + 1) == Some(&q) => {
+                out.push(q);
+                j += 2;
+            }
+            c if c == q => return Some((String::from_utf8_lossy(&out).into_owned(), j + 1)),
+            b'\\' if j + 1 < b.len() => {
+                out.push(b[j + 1]);
+                j += 2;
+            }
+            c => {
+                out.push(c);
+                j += 1;
+            }
+        }
+    }
+    None
 }
 
 /// The matching `)` of the `(` at `i`.
@@ -94,6 +195,8 @@ fn metric_of(func: &str) -> Result<String> {
     match func {
         "VEC_COSINE_DISTANCE" => Ok("cosine".into()),
         "VEC_L2_DISTANCE" => Ok("l2".into()),
+        // An extension: TiDB indexes only the two above.
+        "VEC_NEGATIVE_INNER_PRODUCT" => Ok("ip".into()),
         _ => Err(SqlError::new(8200, "HY000", "Unsupported add vector index: currently only L2 and Cosine distance is indexable")),
     }
 }
@@ -129,10 +232,20 @@ pub fn parse_definition(b: &[u8], mut i: usize, with_name: bool) -> Result<(Vect
     let metric = metric_of(&func)?;
     i = skip_ws(b, end + 1);
     using(&mut i)?;
-    if keyword(b, i, "add_columnar_replica_on_demand") {
-        i = skip_ws(b, i + "add_columnar_replica_on_demand".len());
+    let mut comment = String::new();
+    loop {
+        if keyword(b, i, "add_columnar_replica_on_demand") {
+            i = skip_ws(b, i + "add_columnar_replica_on_demand".len());
+        } else if keyword(b, i, "comment") {
+            let (text, j) = quoted(b, skip_ws(b, i + 7)).ok_or_else(|| SqlError::syntax("near 'COMMENT': a quoted string expected"))?;
+            comment = text;
+            i = skip_ws(b, j);
+        } else {
+            break;
+        }
     }
-    Ok((VectorIndexDef { name, metric, column }, i))
+    hnsw_params(&comment)?;
+    Ok((VectorIndexDef { name, metric, column, comment }, i))
 }
 
 /// `name ON [db.]table ((…)) …` after `CREATE VECTOR INDEX [IF NOT EXISTS]`: the table as written
@@ -236,7 +349,9 @@ pub fn add_vector_index(info: &mut TableInfo, def: &VectorIndexDef) -> Result<()
         .column(&def.column)
         .ok_or_else(|| SqlError::unknown_column(&def.column, "expression"))?;
     match col.ty {
-        SqlType::Vector(Some(_)) => {}
+        SqlType::Vector(Some(dims)) => {
+            ann_params(search::metric_of(&def.metric), dims as usize, &def.comment)?;
+        }
         SqlType::Vector(None) => {
             return Err(SqlError::new(8200, "HY000", "Unsupported add vector index: add vector index can only be defined on fixed-dimension vector columns"))
         }
@@ -257,7 +372,7 @@ pub fn add_vector_index(info: &mut TableInfo, def: &VectorIndexDef) -> Result<()
         unique: false,
         primary: false,
         kind: IndexKind::Vector { metric: def.metric.clone() },
-        comment: String::new(),
+        comment: def.comment.clone(),
     });
     info.next_index_id += 1;
     // A vector index needs a columnar replica in TiDB; record one as TiDB would.
@@ -277,13 +392,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(sql, "CREATE TABLE t (id INT PRIMARY KEY, v VECTOR(5), w VECTOR(3), c TEXT COMMENT 'a, VECTOR INDEX x')");
-        assert_eq!(defs[0], VectorIndexDef { name: Some("idx".into()), metric: "cosine".into(), column: "v".into() });
-        assert_eq!(defs[1], VectorIndexDef { name: Some("i2".into()), metric: "l2".into(), column: "w".into() });
+        assert_eq!(defs[0], VectorIndexDef { name: Some("idx".into()), metric: "cosine".into(), column: "v".into(), comment: String::new() });
+        assert_eq!(defs[1], VectorIndexDef { name: Some("i2".into()), metric: "l2".into(), column: "w".into(), comment: String::new() });
     }
 
     #[test]
-    fn only_cosine_and_l2() {
+    fn no_l1_index() {
         let e = extract_vector_indexes("CREATE TABLE t (v VECTOR(2), VECTOR INDEX i ((VEC_L1_DISTANCE(v))))").unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (8200, "Unsupported add vector index: currently only L2 and Cosine distance is indexable"));
+    }
+
+    #[test]
+    fn hnsw_options_in_the_comment() {
+        let (_, defs) = extract_vector_indexes(
+            "CREATE TABLE t (v VECTOR(2), VECTOR INDEX i ((VEC_NEGATIVE_INNER_PRODUCT(v))) USING HNSW COMMENT 'm=32, ef_search=100')",
+        )
+        .unwrap();
+        assert_eq!((defs[0].metric.as_str(), defs[0].comment.as_str()), ("ip", "m=32, ef_search=100"));
+        let p = ann_params(embedb_ann::Metric::InnerProduct, 2, &defs[0].comment).unwrap();
+        assert_eq!((p.connectivity, p.ef_search, p.ef_construction), (32, 100, embedb_ann::AnnParams::DEFAULT_EF_CONSTRUCTION));
+        assert_eq!(hnsw_params("just a comment").unwrap(), HnswOptions::default());
+        let o = hnsw_params("quantization=f16 ef_construction=200").unwrap();
+        assert_eq!((o.quantization.as_deref(), o.ef_construction), (Some("f16"), Some(200)));
+        for bad in ["m=1", "ef=3", "quantization=f8", "m=x"] {
+            assert_eq!(hnsw_params(bad).unwrap_err().code, 8200, "{bad}");
+        }
+        // i8 keeps only cosine distances.
+        assert_eq!(ann_params(embedb_ann::Metric::L2, 2, "quantization=i8").unwrap_err().code, 8200);
     }
 }

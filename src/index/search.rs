@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use embedb_ann::{AnnIndex, AnnParams, Metric};
+use embedb_ann::{AnnIndex, Metric};
 use embedb_fulltext::{FullTextIndex, Parser};
 use embedb_storage::{codec, CommitObserver, Datum, Store, Txn};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -190,6 +190,7 @@ impl FulltextEntry {
 pub fn metric_of(name: &str) -> Metric {
     match name {
         "l2" => Metric::L2,
+        "ip" => Metric::InnerProduct,
         _ => Metric::Cosine,
     }
 }
@@ -562,7 +563,8 @@ impl SearchIndexes {
                         }
                         let SqlType::Vector(Some(dims)) = info.columns[pos].ty else { continue };
                         let metric = metric_of(metric);
-                        let index = AnnIndex::new(AnnParams::new(metric, dims as usize)).map_err(|e| SqlError::other(e.to_string()))?;
+                        let params = super::ann_params(metric, dims as usize, &ix.comment)?;
+                        let index = AnnIndex::new(params).map_err(|e| SqlError::other(e.to_string()))?;
                         let e = Arc::new(VectorEntry {
                             table_id: info.id,
                             index_id: ix.id,

@@ -611,8 +611,8 @@ pub fn show_create_table(info: &TableInfo) -> String {
             IndexKind::Btree if ix.unique => format!("  UNIQUE KEY `{}` ({cols}){}", ix.name, comment_suffix(&ix.comment)),
             IndexKind::Btree => format!("  KEY `{}` ({cols}){}", ix.name, comment_suffix(&ix.comment)),
             IndexKind::Vector { metric } => {
-                let f = if metric == "l2" { "VEC_L2_DISTANCE" } else { "VEC_COSINE_DISTANCE" };
-                format!("  VECTOR INDEX `{}`(({f}({cols})))", ix.name)
+                let f = crate::index::search::metric_of(metric).tidb_function();
+                format!("  VECTOR INDEX `{}`(({f}({cols}))){}", ix.name, comment_suffix(&ix.comment))
             }
             IndexKind::Fulltext { parser } => format!("  FULLTEXT INDEX `{}`({cols}) WITH PARSER {}", ix.name, parser.to_ascii_uppercase()),
         };

@@ -72,6 +72,9 @@ pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, St
         set(&format!("tidb_exp_embed_{p}_api_key"), "");
     }
     set("tidb_exp_embed_openai_api_base", "");
+    // Extension: the HNSW beam width of this session's searches; 0 = each index's own
+    // (`COMMENT 'ef_search=…'` on the index, else 64).
+    set(crate::index::search::ann::EF_SEARCH_VAR, "0");
     m
 }
 
@@ -87,6 +90,9 @@ pub fn is_read_only(name: &str) -> bool {
             | "tidb_server_version"
     )
 }
+
+/// The widest HNSW beam a session may ask for.
+pub const MAX_EF_SEARCH: usize = 10_000;
 
 /// Reject values a variable cannot take (MySQL's 1231).
 pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
@@ -113,6 +119,11 @@ pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
                 if !MODES.contains(&m.to_ascii_uppercase().as_str()) {
                     return Err(bad());
                 }
+            }
+        }
+        crate::index::search::ann::EF_SEARCH_VAR => {
+            if !value.parse::<usize>().is_ok_and(|n| n <= MAX_EF_SEARCH) {
+                return Err(bad());
             }
         }
         "transaction_isolation" | "tx_isolation" => {
