@@ -12,6 +12,7 @@
 //! Searches still run as exact scans; the ANN structure comes with the HNSW work.
 
 pub mod fulltext;
+pub mod hybrid;
 pub mod search;
 
 use crate::error::{Result, SqlError};

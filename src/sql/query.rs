@@ -22,6 +22,9 @@ use crate::sql::rewrite;
 
 impl Session {
     pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
+        // HYBRID_SEARCH(...) in FROM becomes its RRF query first; the passes below treat the
+        // expansion like any query the user wrote.
+        crate::index::hybrid::expand(&mut stmt, self.db.as_deref(), &Catalog::new(&txn))?;
         rewrite::rewrite_statement(&mut stmt, self)?;
         self.rewrite_vec_embed(&mut stmt, &txn)?;
         let handle_tables = self.rewrite_fts(&mut stmt, &txn)?;
