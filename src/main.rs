@@ -156,7 +156,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let shown = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
     tracing::info!("embedb {} listening on {} (MySQL protocol), data in {}", server_version(), listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), shown.display());
     tracing::info!("{tls_note}");
-    embedb::server::serve(engine, listener, opts, shutdown_signal()).await.map_err(|e| e.to_string())
+    embedb::server::serve(engine.clone(), listener, opts, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    engine.shutdown();
+    Ok(())
 }
 
 /// `embedb cert`: write the pair and say how to use it.

@@ -71,10 +71,26 @@ impl Engine {
     /// Open (or create) the data directory and load persisted global variables.
     pub fn open(config: Config) -> Result<Arc<Engine>> {
         let store = Store::open(&config.data_dir)?;
-        Self::with_store(config, store)
+        let index_dir = config.data_dir.join("indexes");
+        Self::build(config, store, Some(index_dir))
     }
 
+    /// An engine over `store`; search indexes live in memory only (rebuilt at every start).
     pub fn with_store(config: Config, store: Store) -> Result<Arc<Engine>> {
+        Self::build(config, store, None)
+    }
+
+    /// Clean shutdown: save the vector indexes (so the next start loads them instead of
+    /// rebuilding) and refuse later commits. Committed data needs nothing: it is durable.
+    pub fn shutdown(&self) {
+        match self.search.save_all() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("saved {n} vector index(es) for a fast restart"),
+            Err(e) => tracing::error!("could not save vector indexes (they will be rebuilt at start): {}", e.message),
+        }
+    }
+
+    fn build(config: Config, store: Store, index_dir: Option<std::path::PathBuf>) -> Result<Arc<Engine>> {
         let defaults = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
         let mut globals = defaults.clone();
         let txn = store.begin()?;
@@ -91,6 +107,9 @@ impl Engine {
         txn.commit()?;
         let globals = Arc::new(RwLock::new(globals));
         let search = crate::index::search::SearchIndexes::new();
+        if let Some(dir) = index_dir {
+            search.set_dir(dir);
+        }
         store.set_commit_observer(search.clone());
         search.sync(&store)?;
         let embedder = Arc::new(

@@ -41,6 +41,7 @@ pub mod ann;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -70,6 +71,11 @@ const TABLE_DEF_PREFIX: &[u8] = b"mTB:";
 
 /// Store key of the instance token that leads a transaction back to its `SearchIndexes`.
 const INSTANCE_KEY: &[u8] = b"mSI:instance";
+
+/// Store key of the marker a clean shutdown leaves ([`SearchIndexes::save_all`]): the token the
+/// saved vector index files carry. Start-up consumes it before anything can commit, so files are
+/// loaded only when nothing changed since they were written; after a crash the indexes rebuild.
+const SAVED_KEY: &[u8] = b"mSI:saved";
 
 /// Live `SearchIndexes` by instance token (see [`SearchIndexes::of_txn`]).
 static INSTANCES: Mutex<Vec<(u64, Weak<SearchIndexes>)>> = Mutex::new(Vec::new());
@@ -374,6 +380,42 @@ pub struct SearchIndexes {
     /// A table definition was committed since the last `sync` (seen by the observer): the next
     /// lookup re-syncs first, so an index added by any DDL path is found.
     catalog_changed: AtomicBool,
+    /// Where vector indexes are saved on a clean shutdown (None: never saved, e.g. in memory).
+    dir: Mutex<Option<PathBuf>>,
+    /// During the first sync only: the token of a clean shutdown's saved files, if any.
+    loadable: Mutex<Option<u64>>,
+}
+
+/// The rows outside the graph, saved beside a vector index.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedOffGraph {
+    token: u64,
+    nulls: Vec<i64>,
+    others: Vec<i64>,
+}
+
+/// The manifest path of a saved vector index (usearch's files and the off-graph rows sit beside
+/// it, named after it).
+fn saved_path(dir: &Path, table_id: i64, index_id: i64) -> PathBuf {
+    dir.join(format!("t{table_id}_i{index_id}.ann"))
+}
+
+fn offgraph_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".offgraph");
+    PathBuf::from(p)
+}
+
+/// Write `bytes` to `path` via a fsynced temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The store's observer: forwards to the `SearchIndexes` while it lives.
@@ -485,6 +527,16 @@ impl SearchIndexes {
         txn.commit()?;
         INSTANCES.lock().push((token, Arc::downgrade(self)));
         self.token.store(token, Ordering::SeqCst);
+        if self.dir.lock().is_some() {
+            let txn = store.begin()?;
+            let marker = txn.get(SAVED_KEY)?;
+            txn.rollback();
+            if let Some(v) = marker {
+                // Consumed before anything else can commit: from here on, a crash rebuilds.
+                store.write_outside_txn(vec![(SAVED_KEY.to_vec(), None)])?;
+                *self.loadable.lock() = v.as_slice().try_into().ok().map(u64::from_be_bytes);
+            }
+        }
         // Keep the store for re-syncs; the observer (installed by the engine) becomes a weak
         // forwarder so that the store does not keep us alive and we do not keep it alive.
         *self.store.lock() = Some(store.clone());
@@ -521,7 +573,82 @@ impl SearchIndexes {
     /// those whose table or index is gone. Called at start-up and after every DDL statement.
     pub fn sync(self: &Arc<Self>, store: &Store) -> Result<()> {
         self.register(store)?;
-        self.sync_catalog(store)
+        let r = self.sync_catalog(store);
+        // Saved files are only good for the first sync after a clean shutdown.
+        *self.loadable.lock() = None;
+        r
+    }
+
+    /// Save vector indexes under `dir` on a clean shutdown, and load them at the next start
+    /// instead of rebuilding. Call before the first `sync`.
+    pub fn set_dir(&self, dir: PathBuf) {
+        *self.dir.lock() = Some(dir);
+    }
+
+    /// Clean shutdown: save every built vector index with a fresh token, then record the token
+    /// in the store, all under the commit lock; commits after that are refused, so the saved
+    /// files are exactly the committed state. Returns how many indexes were saved.
+    pub fn save_all(&self) -> Result<usize> {
+        let (Some(dir), Some(store)) = (self.dir.lock().clone(), self.store.lock().clone()) else { return Ok(0) };
+        let io = |e: std::io::Error| SqlError::other(format!("saving vector indexes in {}: {e}", dir.display()));
+        store.close_commits(|| -> Result<usize> {
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            let token = rand::random::<u64>().max(1);
+            let entries: Vec<Arc<VectorEntry>> = self.tables.read().values().flat_map(|t| t.vector.iter().cloned()).collect();
+            let mut kept: Vec<String> = Vec::new();
+            for e in entries.iter().filter(|e| e.ready()) {
+                let path = saved_path(&dir, e.table_id, e.index_id);
+                let started = std::time::Instant::now();
+                let off = {
+                    let o = e.offgraph.read();
+                    SavedOffGraph { token, nulls: o.nulls.iter().copied().collect(), others: o.others.iter().copied().collect() }
+                };
+                let json = serde_json::to_vec(&off).map_err(|x| SqlError::other(x.to_string()))?;
+                // The off-graph rows first; the index's manifest, renamed last, commits the save.
+                write_atomic(&offgraph_path(&path), &json).map_err(io)?;
+                e.index.save(&path, token).map_err(|x| SqlError::other(format!("saving vector index {}: {x}", e.index_name)))?;
+                tracing::info!("vector index {}.{}.{} saved: {} rows in {:?}", e.db, e.table, e.index_name, e.index.len(), started.elapsed());
+                kept.push(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            }
+            // Files of indexes that are gone (or were not built) would only mislead a reader.
+            for f in std::fs::read_dir(&dir).map_err(io)?.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if !kept.iter().any(|k| name.starts_with(k.as_str())) {
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+            store.write_outside_txn(vec![(SAVED_KEY.to_vec(), Some(token.to_be_bytes().to_vec()))])?;
+            Ok(kept.len())
+        })
+    }
+
+    /// The saved graph of an index, if the last shutdown was clean and saved it with `params`'
+    /// structure.
+    fn load_saved(&self, info: &TableInfo, index_id: i64, params: &embedb_ann::AnnParams) -> Option<(AnnIndex, OffGraph)> {
+        let token = (*self.loadable.lock())?;
+        let path = saved_path(self.dir.lock().as_ref()?, info.id, index_id);
+        let started = std::time::Instant::now();
+        let (index, manifest) = match AnnIndex::load(&path, params) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::info!("vector index {}.{}: saved graph not used ({e}); rebuilding", info.db, info.name);
+                return None;
+            }
+        };
+        let off: SavedOffGraph = std::fs::read(offgraph_path(&path)).ok().and_then(|b| serde_json::from_slice(&b).ok())?;
+        if manifest.watermark != token || off.token != token {
+            tracing::info!("vector index {}.{}: saved graph is older than the data; rebuilding", info.db, info.name);
+            return None;
+        }
+        tracing::info!(
+            "vector index {}.{} (id {index_id}) loaded from {}: {} rows in {:?}",
+            info.db,
+            info.name,
+            path.display(),
+            index.len(),
+            started.elapsed()
+        );
+        Some((index, OffGraph { nulls: off.nulls.into_iter().collect(), others: off.others.into_iter().collect() }))
     }
 
     fn sync_catalog(&self, store: &Store) -> Result<()> {
@@ -564,7 +691,10 @@ impl SearchIndexes {
                         let SqlType::Vector(Some(dims)) = info.columns[pos].ty else { continue };
                         let metric = metric_of(metric);
                         let params = super::ann_params(metric, dims as usize, &ix.comment)?;
-                        let index = AnnIndex::new(params).map_err(|e| SqlError::other(e.to_string()))?;
+                        let (index, offgraph, loaded) = match self.load_saved(&info, ix.id, &params) {
+                            Some((index, off)) => (index, off, true),
+                            None => (AnnIndex::new(params).map_err(|e| SqlError::other(e.to_string()))?, OffGraph::default(), false),
+                        };
                         let e = Arc::new(VectorEntry {
                             table_id: info.id,
                             index_id: ix.id,
@@ -575,12 +705,14 @@ impl SearchIndexes {
                             metric,
                             column_pos: pos,
                             index,
-                            offgraph: RwLock::new(OffGraph::default()),
-                            build: Mutex::new(Build { running: true, ..Default::default() }),
+                            offgraph: RwLock::new(offgraph),
+                            build: Mutex::new(Build { running: !loaded, ..Default::default() }),
                             built: Condvar::new(),
-                            ready: AtomicBool::new(false),
+                            ready: AtomicBool::new(loaded),
                         });
-                        vector_builds.push((e.clone(), info.clone()));
+                        if !loaded {
+                            vector_builds.push((e.clone(), info.clone()));
+                        }
                         vector.push(e);
                         continue;
                     }

@@ -267,3 +267,61 @@ def test_rebuilt_after_kill9(private_server, restart_server) -> None:
 
     assert after == [[300] + l2_top(q, 4) for q in queries]
     assert all(0 not in a for a in after)
+
+
+def test_saved_on_clean_shutdown_and_loaded(private_server, restart_server) -> None:
+    """SIGTERM saves the graph; the next start loads it (no rebuild) and answers as before. A
+    write after that, then kill -9: the saved files are stale, so the index is rebuilt."""
+    dims = 16
+    points, _ = clustered(3000, dims, 10, seed=5)
+    queries = [points[i] for i in range(5, 3000, 300)]
+    sql = "SELECT id FROM s ORDER BY VEC_L2_DISTANCE(v, '{q}') LIMIT 5"
+    log = private_server.log_path
+
+    def answers(cur) -> list[list[int]]:
+        out = []
+        for q in queries:
+            cur.execute(sql.format(q=text(q)))
+            out.append([r[0] for r in cur.fetchall()])
+        return out
+
+    def l2_top(live, q, k):
+        return [i for _, i in sorted((sum((a - b) ** 2 for a, b in zip(q, v)), i) for i, v in live.items())[:k]]
+
+    host, port = private_server.address
+    with connect(host, port, "test") as c, c.cursor() as cur:
+        cur.execute(f"CREATE TABLE s (id INT PRIMARY KEY, cat INT, v VECTOR({dims}), "
+                    "VECTOR INDEX idx ((VEC_L2_DISTANCE(v))) COMMENT 'm=24, ef_search=80')")
+        insert(cur, "s", [(i, 0, points[i]) for i in range(2000)])
+        cur.execute("UPDATE s SET v = NULL WHERE id = 7")
+        wait_index_built(cur, "s")
+        before = answers(cur)
+    live = {i: points[i] for i in range(2000) if i != 7}
+    assert before == [[7] + l2_top(live, q, 4) for q in queries]
+
+    host, port = restart_server(private_server, hard=False)
+    text_log = log.read_text(errors="replace")
+    assert "vector index test.s.idx saved: 1999 rows" in text_log
+    assert "vector index test.s (id " in text_log and "loaded from" in text_log
+    with connect(host, port, "test") as c, c.cursor() as cur:
+        # Ready at once: nothing is being built.
+        cur.execute("SELECT ROWS_STABLE_INDEXED, ROWS_STABLE_NOT_INDEXED FROM information_schema.TIFLASH_INDEXES "
+                    "WHERE TIDB_TABLE = 's'")
+        assert cur.fetchone() == (2000, 0)
+        assert "graph candidates" in explain(cur, sql.format(q=text(queries[0])))
+        assert answers(cur) == before
+        # The loaded graph follows new writes like a built one.
+        cur.execute("DELETE FROM s WHERE id = 5")
+        insert(cur, "s", [(i, 0, points[i]) for i in range(2000, 3000)])
+        del live[5]
+        live.update({i: points[i] for i in range(2000, 3000)})
+        assert answers(cur) == [[7] + l2_top(live, q, 4) for q in queries]
+
+    loads = text_log.count("loaded from")
+    host, port = restart_server(private_server, hard=True)
+    with connect(host, port, "test") as c, c.cursor() as cur:
+        wait_index_built(cur, "s")
+        assert answers(cur) == [[7] + l2_top(live, q, 4) for q in queries]
+    text_log = log.read_text(errors="replace")
+    assert text_log.count("loaded from") == loads, "a crash leaves no clean-shutdown marker: rebuilt"
+    assert "vector index test.s.idx built: 2999 rows" in text_log

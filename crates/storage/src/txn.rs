@@ -67,6 +67,8 @@ struct Shared {
     commits: Mutex<CommitState>,
     /// Serializes read-modify-write of id counters.
     counters: Mutex<()>,
+    /// Set by [`Store::close_commits`]: every later commit fails.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Bookkeeping for conflict detection, guarded by the commit lock.
@@ -137,6 +139,7 @@ impl Store {
                 observer: Default::default(),
                 commits: Mutex::new(CommitState::default()),
                 counters: Mutex::new(()),
+                closed: Default::default(),
             }),
         }
     }
@@ -151,6 +154,23 @@ impl Store {
     pub fn while_no_commits<T>(&self, f: impl FnOnce() -> T) -> T {
         let _g = self.shared.commits.lock();
         f()
+    }
+
+    /// Run `f` with the commit lock held, then refuse every later commit (shutdown): what `f`
+    /// saw of the committed state stays the last committed state of this process. Derived
+    /// structures are saved this way so that their snapshot is exact.
+    pub fn close_commits<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _g = self.shared.commits.lock();
+        let out = f();
+        self.shared.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        out
+    }
+
+    /// Write bookkeeping keys straight to the KV, durably, outside any transaction: no conflict
+    /// detection, no observer. Only for keys no transaction writes (e.g. a derived structure's
+    /// "saved cleanly" marker), and usable while the commit lock is held.
+    pub fn write_outside_txn(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        self.shared.kv.write(batch)
     }
 
     /// Opens (creating if needed) the durable store in `dir`, i.e. the redb
@@ -403,6 +423,8 @@ impl Txn {
         let mut commits = self.shared.commits.lock();
         let result = if writes.is_empty() {
             Ok(())
+        } else if self.shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(Error::Storage("the server is shutting down: commit refused".into()))
         } else if commits.conflicts(self.start, writes.keys()) {
             Err(Error::WriteConflict)
         } else {
@@ -462,6 +484,28 @@ mod tests {
 
     fn b(s: &str) -> Vec<u8> {
         s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn closed_store_refuses_commits_but_keeps_outside_writes() {
+        each_store(|store| {
+            let t = store.begin().unwrap();
+            t.put(b("a"), b("1"));
+            t.commit().unwrap();
+            let late = store.begin().unwrap();
+            late.put(b("b"), b("2"));
+            let seen = store.close_commits(|| {
+                store.write_outside_txn(vec![(b("marker"), Some(b("x")))]).unwrap();
+                store.begin().unwrap().get(b"a").unwrap()
+            });
+            assert_eq!(seen, Some(b("1")));
+            assert!(matches!(late.commit(), Err(Error::Storage(_))), "a commit after close is refused");
+            let r = store.begin().unwrap();
+            assert_eq!(r.get(b"b").unwrap(), None);
+            assert_eq!(r.get(b"marker").unwrap(), Some(b("x")));
+            // Read-only transactions still finish.
+            r.commit().unwrap();
+        });
     }
 
     fn commit_puts(store: &Store, pairs: &[(&str, &str)]) {
