@@ -286,13 +286,14 @@ fn strip_alias(e: Expr) -> Expr {
 }
 
 /// `expr`, over the output of `chain[0]`, rewritten onto the columns of the scan at the end of
-/// `chain` (Projection, Filter and SubqueryAlias nodes only).
+/// `chain` (Projection, Filter, Window and SubqueryAlias nodes only).
 fn resolve(expr: Expr, chain: &[&LogicalPlan]) -> Option<Expr> {
     let Some((node, rest)) = chain.split_first() else { return Some(expr) };
     let mut ok = true;
     let e = match node {
         LogicalPlan::TableScan(_) => return Some(expr),
-        LogicalPlan::Filter(_) => expr,
+        // A window passes its input's columns through (its own outputs resolve to nothing).
+        LogicalPlan::Filter(_) | LogicalPlan::Window(_) => expr,
         LogicalPlan::Projection(p) => expr
             .transform_up(|e| match e {
                 Expr::Column(c) => match p.schema.index_of_column(&c) {
@@ -328,6 +329,18 @@ fn resolve(expr: Expr, chain: &[&LogicalPlan]) -> Option<Expr> {
         return None;
     }
     resolve(e, rest)
+}
+
+/// `ROW_NUMBER()` / `RANK()` / `DENSE_RANK()` over no partition, ordered first by `key`
+/// (resolved through `below`) ascending.
+fn ranks_by(e: &Expr, key: &Expr, below: &[&LogicalPlan]) -> bool {
+    let Expr::WindowFunction(w) = strip_alias(e.clone()) else { return false };
+    let name = w.fun.to_string().to_ascii_lowercase();
+    let p = &w.params;
+    matches!(name.as_str(), "row_number" | "rank" | "dense_rank")
+        && p.partition_by.is_empty()
+        && p.filter.is_none()
+        && p.order_by.first().is_some_and(|o| o.asc && resolve(o.expr.clone(), below).map(strip_alias).as_ref() == Some(key))
 }
 
 fn peel_column(e: &Expr) -> Option<&Column> {
@@ -401,6 +414,9 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
             LogicalPlan::Projection(p) => node = p.input.as_ref(),
             LogicalPlan::Filter(f) => node = f.input.as_ref(),
             LogicalPlan::SubqueryAlias(a) => node = a.input.as_ref(),
+            // TiDB's hybrid query ranks in the same SELECT: ROW_NUMBER() OVER (ORDER BY d) … ORDER
+            // BY d LIMIT n. Checked below: only rankings by the same distance pass.
+            LogicalPlan::Window(w) => node = w.input.as_ref(),
             LogicalPlan::TableScan(_) => break,
             _ => return Ok(None),
         }
@@ -408,6 +424,22 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
     let LogicalPlan::TableScan(scan) = chain[chain.len() - 1] else { return Ok(None) };
     let Some(key) = resolve(first.expr.clone(), &chain).map(strip_alias) else { return Ok(None) };
     let Some((func, col, constant)) = distance_call(&key) else { return Ok(None) };
+    // A ranking window between the sort and the scan keeps its meaning on the candidates only
+    // if it ranks by the same distance, ascending, over the whole input: then the top rows are
+    // the first ones either way, and their ranks are the same.
+    // A filter above the window filters ranked rows: it cannot move into the scan.
+    let mut filtered_above = false;
+    for (i, node) in chain.iter().enumerate() {
+        match node {
+            LogicalPlan::Filter(_) => filtered_above = true,
+            LogicalPlan::Window(w) => {
+                if filtered_above || !w.window_expr.iter().all(|e| ranks_by(e, &key, &chain[i + 1..])) {
+                    return Ok(None);
+                }
+            }
+            _ => {}
+        }
+    }
     if col.relation.as_ref().is_some_and(|r| r != &scan.table_name) {
         return Ok(None);
     }

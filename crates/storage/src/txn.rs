@@ -158,7 +158,8 @@ impl Store {
 
     /// Run `f` with the commit lock held, then refuse every later commit (shutdown): what `f`
     /// saw of the committed state stays the last committed state of this process. Derived
-    /// structures are saved this way so that their snapshot is exact.
+    /// structures are saved this way so that their snapshot is exact. `f` must not call
+    /// [`Store::begin`] (it takes the same lock).
     pub fn close_commits<T>(&self, f: impl FnOnce() -> T) -> T {
         let _g = self.shared.commits.lock();
         let out = f();
@@ -494,13 +495,11 @@ mod tests {
             t.commit().unwrap();
             let late = store.begin().unwrap();
             late.put(b("b"), b("2"));
-            let seen = store.close_commits(|| {
-                store.write_outside_txn(vec![(b("marker"), Some(b("x")))]).unwrap();
-                store.begin().unwrap().get(b"a").unwrap()
-            });
-            assert_eq!(seen, Some(b("1")));
+            // (`begin` takes the commit lock too: the closure must not start transactions.)
+            store.close_commits(|| store.write_outside_txn(vec![(b("marker"), Some(b("x")))]).unwrap());
             assert!(matches!(late.commit(), Err(Error::Storage(_))), "a commit after close is refused");
             let r = store.begin().unwrap();
+            assert_eq!(r.get(b"a").unwrap(), Some(b("1")));
             assert_eq!(r.get(b"b").unwrap(), None);
             assert_eq!(r.get(b"marker").unwrap(), Some(b("x")));
             // Read-only transactions still finish.
