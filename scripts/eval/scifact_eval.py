@@ -149,6 +149,14 @@ def create_and_load(conn, args, corpus: list[dict]) -> float | None:
     with conn.cursor() as cur:
         if args.reuse and table_rows(cur, db) == len(corpus):
             print(f"reusing {db}.corpus ({len(corpus)} rows)")
+            cur.execute("SELECT COUNT(*) FROM information_schema.TIFLASH_INDEXES WHERE "
+                        "TIDB_DATABASE = %s AND TIDB_TABLE = 'corpus' AND INDEX_NAME = %s",
+                        (db, f"ft_{col}"))
+            if cur.fetchone()[0] == 0:
+                ddl = (f"ALTER TABLE `{db}`.corpus ADD FULLTEXT INDEX ft_{col} ({col}) "
+                       "WITH PARSER STANDARD")
+                print(ddl + ";")
+                cur.execute(ddl)
             return None
         cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
         cur.execute(f"CREATE DATABASE `{db}`")
@@ -199,8 +207,9 @@ def wait_for_indexes(conn, args, rows: int, timeout: float = 600) -> None:
         while True:
             cur.execute("SELECT INDEX_NAME, INDEX_KIND, ROWS_STABLE_INDEXED, ERROR_MESSAGE "
                         "FROM information_schema.TIFLASH_INDEXES "
-                        "WHERE TIDB_DATABASE = %s AND TIDB_TABLE = 'corpus' ORDER BY INDEX_NAME",
-                        (args.database,))
+                        "WHERE TIDB_DATABASE = %s AND TIDB_TABLE = 'corpus' "
+                        "AND INDEX_NAME IN ('idx_embedding', %s) ORDER BY INDEX_NAME",
+                        (args.database, f"ft_{args.fts_column}"))
             got = cur.fetchall()
             if len(got) == 2 and all(int(r[2] or 0) == rows for r in got):
                 print("indexes: " + ", ".join(f"{r[0]} ({r[1]}) {r[2]} rows" for r in got))
