@@ -39,37 +39,38 @@ fn null() -> ScalarValue {
     ScalarValue::Utf8(None)
 }
 
-/// Tokens of a SHOW statement: words upper-cased, quoted strings kept.
+/// Whitespace-separated tokens of a SHOW statement or a TiDB-only DDL form, quoted parts kept
+/// verbatim (they may hold whitespace). A quoted part is glued to whatever touches it, so a
+/// qualified name is one token however it is quoted: `` `db`.`t` ``, `` `db`.t ``, `db.t`.
 fn tokens(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let b: Vec<char> = sql.trim().trim_end_matches(';').chars().collect();
     let mut k = 0;
     while k < b.len() {
-        let c = b[k];
-        if c.is_whitespace() {
+        if b[k].is_whitespace() {
             k += 1;
-        } else if c == '\'' || c == '"' || c == '`' {
-            let mut t = String::new();
+            continue;
+        }
+        let mut t = String::new();
+        while k < b.len() && !b[k].is_whitespace() {
+            let c = b[k];
             t.push(c);
             k += 1;
-            while k < b.len() && b[k] != c {
-                if b[k] == '\\' && k + 1 < b.len() {
+            if c == '\'' || c == '"' || c == '`' {
+                while k < b.len() && b[k] != c {
+                    if b[k] == '\\' && k + 1 < b.len() {
+                        k += 1;
+                    }
+                    t.push(b[k]);
                     k += 1;
                 }
-                t.push(b[k]);
-                k += 1;
+                if k < b.len() {
+                    t.push(c);
+                    k += 1;
+                }
             }
-            t.push(c);
-            k += 1;
-            out.push(t);
-        } else {
-            let mut t = String::new();
-            while k < b.len() && !b[k].is_whitespace() {
-                t.push(b[k]);
-                k += 1;
-            }
-            out.push(t);
         }
+        out.push(t);
     }
     out
 }
@@ -674,6 +675,16 @@ async fn finish(t: ShowTable, like_pat: Option<String>, where_expr: Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn tokens_keep_qualified_names_whole() {
+        assert_eq!(tokens("ALTER TABLE `db`.`t` ADD x"), ["ALTER", "TABLE", "`db`.`t`", "ADD", "x"]);
+        assert_eq!(tokens("show create table `db`.t;"), ["show", "create", "table", "`db`.t"]);
+        assert_eq!(tokens("x db.`my t` 'a b' \"c\\\" d\""), ["x", "db.`my t`", "'a b'", "\"c\" d\""]);
+        assert_eq!(split_name("`db`.`t`"), (Some("db".to_string()), "t".to_string()));
+        assert_eq!(split_name("`db`.t"), (Some("db".to_string()), "t".to_string()));
+        assert_eq!(tokens("a 'unterminated"), ["a", "'unterminated"]);
+    }
+
     #[test]
     fn like_patterns() {
         assert!(like("tidb_exp%", "TIDB_EXP_EMBED_JINA_AI_API_KEY"));
