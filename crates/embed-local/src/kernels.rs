@@ -272,7 +272,7 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((n as i32).wrapping_add(127) as u32) << 23);
     p * scale
 }
 
@@ -506,62 +506,47 @@ mod x86 {
     /// Rows per AVX-512 micro-tile: 2·MR accumulators + 2 weight registers + 1 broadcast ≤ 32.
     const MR: usize = 12;
 
-    /// One `R` × 32 tile: `c[r][0..32] = Σ_k a[r][k] · panel[k][0..32] + bias`, stored with stride `ldc`.
+    /// Expands `$body` once per tile row with `$r` the literal row index (so the accumulator arrays are
+    /// indexed by constants and live in registers).
+    macro_rules! each_row {
+        ($r:ident => $body:block) => {
+            each_row!(@ $r $body; 0 1 2 3 4 5 6 7 8 9 10 11)
+        };
+        (@ $r:ident $body:block; $($n:literal)*) => {
+            $( { const $r: usize = $n; $body } )*
+        };
+    }
+
+    /// One `MR` × 32 tile: `c[r][0..32] = Σ_k a_r[k] · panel[k][0..32] + bias` for the row pointers `a`
+    /// (a short tile repeats its last row), stored with row stride `ldc`.
     #[inline(always)]
-    unsafe fn tile<const R: usize>(
-        a: *const f32,
-        lda: usize,
+    unsafe fn tile(
+        a: &[*const f32; MR],
         panel: *const f32,
         k: usize,
         bias: *const f32,
         c: *mut f32,
         ldc: usize,
     ) {
-        let mut acc0 = [_mm512_setzero_ps(); R];
-        let mut acc1 = [_mm512_setzero_ps(); R];
+        let mut acc0 = [_mm512_setzero_ps(); MR];
+        let mut acc1 = [_mm512_setzero_ps(); MR];
+        let mut b = panel;
         for kk in 0..k {
-            let b0 = _mm512_loadu_ps(panel.add(kk * NR));
-            let b1 = _mm512_loadu_ps(panel.add(kk * NR + 16));
-            for r in 0..R {
-                let av = _mm512_set1_ps(*a.add(r * lda + kk));
-                acc0[r] = _mm512_fmadd_ps(av, b0, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(av, b1, acc1[r]);
-            }
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
+            each_row!(R => {
+                let av = _mm512_set1_ps(*a[R].add(kk));
+                acc0[R] = _mm512_fmadd_ps(av, b0, acc0[R]);
+                acc1[R] = _mm512_fmadd_ps(av, b1, acc1[R]);
+            });
+            b = b.add(NR);
         }
         let bias0 = _mm512_loadu_ps(bias);
         let bias1 = _mm512_loadu_ps(bias.add(16));
-        for r in 0..R {
-            _mm512_storeu_ps(c.add(r * ldc), _mm512_add_ps(acc0[r], bias0));
-            _mm512_storeu_ps(c.add(r * ldc + 16), _mm512_add_ps(acc1[r], bias1));
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn tile_rows(
-        rows: usize,
-        a: *const f32,
-        lda: usize,
-        panel: *const f32,
-        k: usize,
-        bias: *const f32,
-        c: *mut f32,
-        ldc: usize,
-    ) {
-        match rows {
-            12 => tile::<12>(a, lda, panel, k, bias, c, ldc),
-            11 => tile::<11>(a, lda, panel, k, bias, c, ldc),
-            10 => tile::<10>(a, lda, panel, k, bias, c, ldc),
-            9 => tile::<9>(a, lda, panel, k, bias, c, ldc),
-            8 => tile::<8>(a, lda, panel, k, bias, c, ldc),
-            7 => tile::<7>(a, lda, panel, k, bias, c, ldc),
-            6 => tile::<6>(a, lda, panel, k, bias, c, ldc),
-            5 => tile::<5>(a, lda, panel, k, bias, c, ldc),
-            4 => tile::<4>(a, lda, panel, k, bias, c, ldc),
-            3 => tile::<3>(a, lda, panel, k, bias, c, ldc),
-            2 => tile::<2>(a, lda, panel, k, bias, c, ldc),
-            1 => tile::<1>(a, lda, panel, k, bias, c, ldc),
-            _ => unreachable!("1..=MR rows"),
-        }
+        each_row!(R => {
+            _mm512_storeu_ps(c.add(R * ldc), _mm512_add_ps(acc0[R], bias0));
+            _mm512_storeu_ps(c.add(R * ldc + 16), _mm512_add_ps(acc1[R], bias1));
+        });
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
@@ -585,20 +570,14 @@ mod x86 {
                 let mut r0 = m0;
                 while r0 < m1 {
                     let rows = MR.min(m1 - r0);
-                    let ap = a.as_ptr().add(r0 * k);
-                    if cols == NR {
-                        tile_rows(
-                            rows,
-                            ap,
-                            k,
-                            panel,
-                            k,
-                            bias,
-                            out.as_mut_ptr().add(r0 * n + c0),
-                            n,
-                        );
+                    let mut ap = [a.as_ptr(); MR];
+                    for (r, p) in ap.iter_mut().enumerate() {
+                        *p = a.as_ptr().add((r0 + r.min(rows - 1)) * k);
+                    }
+                    if cols == NR && rows == MR {
+                        tile(&ap, panel, k, bias, out.as_mut_ptr().add(r0 * n + c0), n);
                     } else {
-                        tile_rows(rows, ap, k, panel, k, bias, edge.as_mut_ptr(), NR);
+                        tile(&ap, panel, k, bias, edge.as_mut_ptr(), NR);
                         for r in 0..rows {
                             out[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols]
                                 .copy_from_slice(&edge[r * NR..r * NR + cols]);
