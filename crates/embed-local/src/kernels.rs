@@ -412,10 +412,89 @@ fn softmax_body(xs: &mut [f32]) {
 }
 
 /// Self-attention of one sequence: `qkv` holds `len` rows of `[q | k | v]` (each `heads · d` wide,
-/// row stride `3·heads·d`); writes `len` rows of `heads · d` context to `ctx`. `scores` is scratch of
-/// at least `len` floats… it grows as needed.
+/// row stride `3·heads·d`); writes `len` rows of `heads · d` context to `ctx`. `scratch` grows as needed.
 #[inline(always)]
 fn attention_body(
+    qkv: &[f32],
+    len: usize,
+    heads: usize,
+    d: usize,
+    ctx: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    match d {
+        32 => attention_fixed::<32>(qkv, len, heads, ctx, scratch),
+        64 => attention_fixed::<64>(qkv, len, heads, ctx, scratch),
+        _ => attention_any(qkv, len, heads, d, ctx, scratch),
+    }
+}
+
+/// [`attention_body`] for a head width known at compile time: each head's keys are transposed (and
+/// zero-padded to a multiple of [`LANES`]) so a query's scores accumulate as whole vectors over the
+/// keys, and the context row stays in registers while the values are summed.
+#[inline(always)]
+fn attention_fixed<const D: usize>(
+    qkv: &[f32],
+    len: usize,
+    heads: usize,
+    ctx: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let h = heads * D;
+    let stride = 3 * h;
+    let scale = 1.0 / (D as f32).sqrt();
+    let lp = len.div_ceil(LANES) * LANES;
+    scratch.clear();
+    scratch.resize(D * lp + lp, 0.0);
+    let (kt, scores) = scratch.split_at_mut(D * lp);
+    for head in 0..heads {
+        let (qo, ko, vo) = (head * D, h + head * D, 2 * h + head * D);
+        for j in 0..len {
+            let k: &[f32; D] = qkv[j * stride + ko..j * stride + ko + D]
+                .try_into()
+                .expect("D floats");
+            for c in 0..D {
+                kt[c * lp + j] = k[c];
+            }
+        }
+        for i in 0..len {
+            let q: &[f32; D] = qkv[i * stride + qo..i * stride + qo + D]
+                .try_into()
+                .expect("D floats");
+            // One block of LANES keys at a time, its scores summed in a local (register) array.
+            for (b, block) in scores.chunks_exact_mut(LANES).enumerate() {
+                let mut acc = [0f32; LANES];
+                for c in 0..D {
+                    let qc = q[c];
+                    let kv: &[f32; LANES] = kt[c * lp + b * LANES..c * lp + (b + 1) * LANES]
+                        .try_into()
+                        .expect("LANES floats");
+                    for l in 0..LANES {
+                        acc[l] += qc * kv[l];
+                    }
+                }
+                block.copy_from_slice(&acc);
+            }
+            let row = &mut scores[..len];
+            row.iter_mut().for_each(|x| *x *= scale);
+            softmax_body(row);
+            let mut acc = [0f32; D];
+            for (j, &p) in row.iter().enumerate() {
+                let v: &[f32; D] = qkv[j * stride + vo..j * stride + vo + D]
+                    .try_into()
+                    .expect("D floats");
+                for c in 0..D {
+                    acc[c] += p * v[c];
+                }
+            }
+            ctx[i * h + qo..i * h + qo + D].copy_from_slice(&acc);
+        }
+    }
+}
+
+/// [`attention_body`] for any head width.
+#[inline(always)]
+fn attention_any(
     qkv: &[f32],
     len: usize,
     heads: usize,
@@ -426,6 +505,7 @@ fn attention_body(
     let h = heads * d;
     let stride = 3 * h;
     let scale = 1.0 / (d as f32).sqrt();
+    scores.clear();
     scores.resize(len, 0.0);
     for head in 0..heads {
         let qo = head * d;
@@ -768,6 +848,55 @@ mod tests {
                 (f64::from(first[i * h + hd * d + c]) - want).abs() < 1e-5,
                 "attention value"
             );
+        }
+    }
+
+    fn attention_ref(qkv: &[f32], len: usize, heads: usize, d: usize) -> Vec<f64> {
+        let h = heads * d;
+        let mut out = vec![0f64; len * h];
+        for head in 0..heads {
+            for i in 0..len {
+                let q = &qkv[i * 3 * h + head * d..][..d];
+                let scores: Vec<f64> = (0..len)
+                    .map(|j| {
+                        let k = &qkv[j * 3 * h + h + head * d..][..d];
+                        q.iter()
+                            .zip(k)
+                            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                            .sum::<f64>()
+                            / (d as f64).sqrt()
+                    })
+                    .collect();
+                let mx = scores.iter().copied().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for c in 0..d {
+                    out[i * h + head * d + c] = (0..len)
+                        .map(|j| e[j] / z * f64::from(qkv[j * 3 * h + 2 * h + head * d + c]))
+                        .sum();
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn attention_matches_definition_for_fixed_and_other_head_widths() {
+        for isa in Isa::all_supported() {
+            let mut scratch = Vec::new();
+            for &(heads, d) in &[(3usize, 32usize), (2, 64), (2, 16), (1, 40)] {
+                for &len in &[1usize, 5, 17, 40] {
+                    let qkv = pseudo_random(len * 3 * heads * d, (len * 31 + d) as u32);
+                    let mut ctx = vec![f32::NAN; len * heads * d];
+                    attention(isa, &qkv, len, heads, d, &mut ctx, &mut scratch);
+                    for (x, y) in ctx.iter().zip(attention_ref(&qkv, len, heads, d)) {
+                        assert!(
+                            (f64::from(*x) - y).abs() < 1e-5,
+                            "{isa:?} heads {heads} d {d} len {len}: {x} vs {y}"
+                        );
+                    }
+                }
+            }
         }
     }
 }
