@@ -2,10 +2,12 @@
 //! before it had its own kernels), on the same texts, alternating rounds; also the lowest cosine
 //! between the two.
 //!
-//! Run: `cargo run --release -p embedb-embed-local --example embed_speed -- [TEXTS_FILE] [N] [PER_CALL] [ROUNDS]`
-//! where `TEXTS_FILE` holds JSON lines with a `text` field (default: the SciFact claims in
-//! `../shared/data/scifact/queries.jsonl`), N texts (512) are embedded PER_CALL (128) at a time.
-//! The model comes from `$HOME/.cache/embedb/models/all-MiniLM-L6-v2`. `--no-candle` skips candle.
+//! Run: `cargo run -p embedb-embed-local --example embed_speed -- [TEXTS_FILE] [N] [PER_CALL] [ROUNDS]`
+//! (the dev profile already optimises this crate and its dependencies) where `TEXTS_FILE` holds JSON
+//! lines with a `text` field (default: the SciFact claims in `../shared/data/scifact/queries.jsonl`),
+//! N texts (512) are embedded PER_CALL (128) at a time, best of ROUNDS (5). The model comes from
+//! `$HOME/.cache/embedb/models/all-MiniLM-L6-v2` (run the crate's tests once to fetch it).
+//! `--no-candle` skips candle. `EMBEDB_EMBED_ISA=avx2|generic` tries the other kernels.
 
 use std::time::Instant;
 

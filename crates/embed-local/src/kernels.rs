@@ -175,16 +175,58 @@ pub(crate) fn linear(
         Isa::Avx512 => unsafe { x86::linear_avx512(a, m, w, out, post) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { x86::linear_avx2(a, m, w, out, post) },
-        Isa::Generic => linear_portable::<4>(a, m, w, out, post),
+        Isa::Generic => linear_portable::<GENERIC_MR, GENERIC_FMA>(a, m, w, out, post),
     }
 }
 
 /// Row blocks of this many rows share one pass over the packed weights (the block's inputs stay in L2).
 const MC: usize = 96;
 
-/// The portable matmul: `MR` × [`NR`] output tiles accumulated in lane arrays.
+/// Columns per portable micro-tile (half a packed panel).
+const PORTABLE_NR: usize = 16;
+
+/// Rows per portable micro-tile and whether to use fused multiply-add, for the compilation target
+/// itself: 16 vector registers on x86-64 without AVX (2 rows × 16 columns of SSE lanes fit), 32 on
+/// AArch64 (4 rows).
+#[cfg(target_arch = "aarch64")]
+const GENERIC_MR: usize = 4;
+#[cfg(not(target_arch = "aarch64"))]
+const GENERIC_MR: usize = 2;
+const GENERIC_FMA: bool = cfg!(any(target_arch = "aarch64", target_feature = "fma"));
+
+/// One portable `MR` × 16 tile: `Σ_k a_r[k] · b[k][0..16]` for the row pointers `a` (a short tile
+/// repeats its last row) and `b` pointing into a packed panel (row stride [`NR`]). The sums live in
+/// lane arrays indexed by constants after unrolling, which the compiler keeps in vector registers.
+///
+/// # Safety
+/// Every `a[r]` must be valid for `k` reads and `b` for `k` rows of 16 floats at stride `NR`.
 #[inline(always)]
-fn linear_portable<const MR: usize>(
+unsafe fn tile_portable<const MR: usize, const FMA: bool>(
+    a: &[*const f32; MR],
+    b: *const f32,
+    k: usize,
+) -> [[f32; PORTABLE_NR]; MR] {
+    let mut acc = [[0f32; PORTABLE_NR]; MR];
+    for kk in 0..k {
+        let bv: [f32; PORTABLE_NR] =
+            std::ptr::read_unaligned(b.add(kk * NR) as *const [f32; PORTABLE_NR]);
+        for r in 0..MR {
+            let av = *a[r].add(kk);
+            for l in 0..PORTABLE_NR {
+                acc[r][l] = if FMA {
+                    av.mul_add(bv[l], acc[r][l])
+                } else {
+                    acc[r][l] + av * bv[l]
+                };
+            }
+        }
+    }
+    acc
+}
+
+/// The portable matmul: `MR` × 16 output tiles (see [`tile_portable`]).
+#[inline(always)]
+fn linear_portable<const MR: usize, const FMA: bool>(
     a: &[f32],
     m: usize,
     w: &PackedLinear,
@@ -196,33 +238,32 @@ fn linear_portable<const MR: usize>(
     for m0 in (0..m).step_by(MC) {
         let m1 = (m0 + MC).min(m);
         for p in 0..n_panels {
-            // SAFETY: the panel holds k·NR floats.
-            let panel = unsafe { std::slice::from_raw_parts(w.panel(p), k * NR) };
-            let bias = &w.bias[p * NR..(p + 1) * NR];
-            let c0 = p * NR;
-            let cols = NR.min(n - c0);
-            let mut r0 = m0;
-            while r0 < m1 {
-                let rows = MR.min(m1 - r0);
-                let mut acc = [[0f32; NR]; MR];
-                for kk in 0..k {
-                    let b: &[f32; NR] =
-                        panel[kk * NR..(kk + 1) * NR].try_into().expect("NR floats");
+            for half in (0..NR).step_by(PORTABLE_NR) {
+                let c0 = p * NR + half;
+                if c0 >= n {
+                    break;
+                }
+                let cols = PORTABLE_NR.min(n - c0);
+                let bias = &w.bias[c0..c0 + PORTABLE_NR];
+                let mut r0 = m0;
+                while r0 < m1 {
+                    let rows = MR.min(m1 - r0);
+                    let mut ap = [a.as_ptr(); MR];
+                    for (r, p) in ap.iter_mut().enumerate() {
+                        *p = a[(r0 + r.min(rows - 1)) * k..].as_ptr();
+                    }
+                    // SAFETY: each row pointer starts a row of k floats of `a`; the panel holds k rows
+                    // of NR floats and half + 16 <= NR.
+                    let acc = unsafe { tile_portable::<MR, FMA>(&ap, w.panel(p).add(half), k) };
                     for r in 0..rows {
-                        let av = a[(r0 + r) * k + kk];
-                        for j in 0..NR {
-                            acc[r][j] += av * b[j];
+                        let row = &mut out[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols];
+                        for j in 0..cols {
+                            row[j] = acc[r][j] + bias[j];
                         }
                     }
+                    apply_post(out, n, r0, rows, c0, cols, post);
+                    r0 += rows;
                 }
-                for r in 0..rows {
-                    let row = &mut out[(r0 + r) * n + c0..(r0 + r) * n + c0 + cols];
-                    for j in 0..cols {
-                        row[j] = acc[r][j] + bias[j];
-                    }
-                }
-                apply_post(out, n, r0, rows, c0, cols, post);
-                r0 += rows;
             }
         }
     }
@@ -580,7 +621,7 @@ mod x86 {
         out: &mut [f32],
         post: Post<'_>,
     ) {
-        linear_portable::<3>(a, m, w, out, post)
+        linear_portable::<4, true>(a, m, w, out, post)
     }
 
     /// Rows per AVX-512 micro-tile: 2·MR accumulators + 2 weight registers + 1 broadcast ≤ 32.
