@@ -1,20 +1,21 @@
 //! Auto-embedding speed, side by side in one run (issue 4, "Speed").
 //!
 //! Local model (`local/all-MiniLM-L6-v2`), on the same SciFact claims:
-//! 1. raw in-process candle inference (`LocalModel::embed`), one call per `ROWS_PER_INSERT` texts;
+//! 1. raw in-process inference (`LocalModel::embed`, embedb-embed-local's own kernels), one call per
+//!    `ROWS_PER_INSERT` texts;
 //! 2. `INSERT … VALUES` of `ROWS_PER_INSERT` rows per statement through embedb's SQL layer
 //!    (in-process library, no network) into a `VECTOR(384)` column
 //!    `EMBED_TEXT('local/all-MiniLM-L6-v2', t)`, on a fresh data dir so no cache helps;
 //! 3. with `--sentence-transformers` (opt-in: PyTorch from PyPI is several GB), sentence-transformers
 //!    on the CPU in a virtualenv (`$EMBEDB_BENCH_VENV`, default `~/.cache/embedb-bench-venv`,
 //!    created and filled with pip on first use) running `scripts/bench/st_embed.py`: the same model
-//!    directory, texts, texts per call and thread count (`torch.set_num_threads` = candle's compute
+//!    directory, texts, texts per call and thread count (`torch.set_num_threads` = the local model's compute
 //!    threads). It also checks both computed the same vectors (lowest cosine).
 //!
-//! Every round (`--rounds`, default 5) runs raw candle, embedb and sentence-transformers in turn
+//! Every round (`--rounds`, default 5) runs raw inference, embedb and sentence-transformers in turn
 //! (the script keeps its model loaded between passes), and the best round of each counts, so a
 //! neighbour's burst of CPU on a shared machine hits all three alike and does not decide the result. It prints
-//! texts/s for each, embedb's overhead over raw candle (goal ≤ 10 %) and embedb / ST (goal ≥ 1.0×).
+//! texts/s for each, embedb's overhead over raw inference (goal ≤ 10 %) and embedb / ST (goal ≥ 1.0×).
 //!
 //! Remote provider (`jina_ai/jina-embeddings-v3`, 1024 dims): an in-process double of Jina's API
 //! (`bench_support/jina_double.rs`) answering every request after `--latency-ms` (default 100);
@@ -190,7 +191,7 @@ struct LocalResult {
     st: Option<f64>,
 }
 
-/// Raw candle, one `embed` call per `per_insert` texts: (texts/s, vectors).
+/// Raw inference, one `embed` call per `per_insert` texts: (texts/s, vectors).
 fn raw_round(model: &embedb_embed_local::LocalModel, refs: &[&str], per_insert: usize) -> (f64, Vec<Vec<f32>>) {
     let mut vectors = Vec::with_capacity(refs.len());
     let t = Instant::now();
@@ -228,7 +229,7 @@ fn embedb_round(texts: &[String], per_insert: usize, config: &Config) -> f64 {
     rate
 }
 
-/// `rounds` rounds of raw candle, embedb and (when given) sentence-transformers, one after the
+/// `rounds` rounds of raw inference, embedb and (when given) sentence-transformers, one after the
 /// other in every round, so that background load on a shared machine hits all of them alike; the
 /// best round of each counts (the one least disturbed). Returns the last raw round's vectors too.
 fn local_bench(
@@ -252,7 +253,7 @@ fn local_bench(
             Some(Err(e)) => format!(", sentence-transformers failed: {e}"),
             None => String::new(),
         };
-        eprintln!("round {round}: raw candle {raw:.1} texts/s, embedb {embedb:.1} rows/s{st_text}");
+        eprintln!("round {round}: raw {raw:.1} texts/s, embedb {embedb:.1} rows/s{st_text}");
         best.raw = best.raw.max(raw);
         best.embedb = best.embedb.max(embedb);
         if let Some(Ok(r)) = st_rate {
@@ -420,7 +421,7 @@ impl StProcess {
     }
 }
 
-/// The lowest cosine between the raw candle vectors and sentence-transformers' (flattened) ones.
+/// The lowest cosine between the raw vectors and sentence-transformers' (flattened) ones.
 fn lowest_cosine(raw: &[Vec<f32>], st: &[f32]) -> Result<f64, String> {
     let dims = raw.first().map(Vec::len).unwrap_or(1);
     if st.len() != raw.len() * dims {
@@ -522,7 +523,7 @@ fn main() {
             args.per_insert,
             args.rounds
         );
-        println!("raw candle (LocalModel::embed)      {:8.1} texts/s", local.raw);
+        println!("raw (LocalModel::embed)             {:8.1} texts/s", local.raw);
         println!("embedb INSERT (EMBED_TEXT column)   {:8.1} rows/s", local.embedb);
         println!(
             "embedb / raw                        {:8.3}  (overhead {:+.1} %, goal ≤ 10 %)",
@@ -537,9 +538,9 @@ fn main() {
                     info["torch"], info["sentence_transformers"], info["threads"], info["load"]
                 );
                 println!("embedb / sentence-transformers      {:8.3}  (goal ≥ 1.0)", local.embedb / rate);
-                println!("raw candle / sentence-transformers  {:8.3}", local.raw / rate);
+                println!("raw / sentence-transformers         {:8.3}", local.raw / rate);
                 match p.finish().and_then(|v| lowest_cosine(&raw_vectors, &v)) {
-                    Ok(c) => println!("lowest cosine, candle vs ST vectors {c:10.6}"),
+                    Ok(c) => println!("lowest cosine, raw vs ST vectors    {c:10.6}"),
                     Err(e) => println!("vectors not compared: {e}"),
                 }
             }

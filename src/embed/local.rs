@@ -1,4 +1,4 @@
-//! The `local` provider: BERT-family sentence embeddings computed in-process with candle
+//! The `local` provider: BERT-family sentence embeddings computed in-process
 //! (`embedb-embed-local`), so `EMBED_TEXT('local/all-MiniLM-L6-v2', …)` needs no key and no network.
 //!
 //! Models load on first use. `all-MiniLM-L6-v2` comes from the model cache directory, where it is

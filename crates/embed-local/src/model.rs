@@ -2,13 +2,15 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use candle_core::Device;
+use candle_transformers::models::bert::Config as BertConfig;
 use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::bert::Bert;
 use crate::error::{Error, Result};
 use crate::files::ModelFiles;
 
@@ -16,10 +18,12 @@ use crate::files::ModelFiles;
 /// `sentence_bert_config.json`.
 pub const DEFAULT_MAX_SEQ_LEN: usize = 256;
 
-/// How texts are grouped into the batches that go through the encoder together.
+/// How texts are grouped into the batches that go through the encoder together. Sequences are packed
+/// without padding, so a batch's cost is its token count; batches run on
+/// [`crate::compute_threads`] threads at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// At most this many (padded) tokens per forward pass.
+    /// At most this many tokens per forward pass (a longer text still goes through on its own).
     pub max_tokens: usize,
     /// At most this many texts per forward pass.
     pub max_texts: usize,
@@ -28,21 +32,24 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         BatchLimits {
-            max_tokens: 4096,
+            max_tokens: DEFAULT_MAX_TOKENS,
             max_texts: 128,
         }
     }
 }
 
+/// Default tokens per forward pass: large enough that the weights are read from memory a few times per
+/// call at most, small enough that a pass's activations stay in the CPU's caches.
+const DEFAULT_MAX_TOKENS: usize = 512;
+
 /// A sentence embedding model held in memory. Cheap to share behind an `Arc`: [`LocalModel::embed`] takes
 /// `&self` and may be called from many threads at once.
 pub struct LocalModel {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
-    device: Device,
+    threads: usize,
     dims: usize,
     max_seq_len: usize,
-    pad_id: u32,
     limits: BatchLimits,
     /// Whether tokenising a prefix cut after an ASCII space gives the leading tokens of the whole text
     /// (true for BERT's normaliser and pre-tokeniser; see [`LocalModel::encode`]).
@@ -54,7 +61,8 @@ impl std::fmt::Debug for LocalModel {
         f.debug_struct("LocalModel")
             .field("dims", &self.dims)
             .field("max_seq_len", &self.max_seq_len)
-            .field("device", &self.device)
+            .field("isa", &self.model.isa())
+            .field("threads", &self.threads)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -74,7 +82,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 impl LocalModel {
-    /// Loads a BERT-family model (config, tokenizer, safetensors weights) onto the CPU.
+    /// Loads a BERT-family model (config, tokenizer, safetensors weights) for the CPU.
     ///
     /// The maximum sequence length comes from `sentence_bert_config.json` next to `config.json` when present
     /// (that is what sentence-transformers uses), else [`DEFAULT_MAX_SEQ_LEN`]; it never exceeds the model's
@@ -124,23 +132,24 @@ impl LocalModel {
 
         // Read the weights into memory (no mmap: nothing may change them under us).
         let tensors = candle_core::safetensors::load(&files.weights, &device)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        let model = BertModel::load(vb, &config)?;
+        let model = Bert::load(&tensors, &config, &files.weights)?;
+        drop(tensors);
+        let threads = crate::compute_threads().max(1);
 
         tracing::debug!(
             dims = config.hidden_size,
             max_seq_len,
-            threads = candle_core::utils::get_num_threads(),
+            threads,
+            isa = ?model.isa(),
             "loaded local embedding model from {}",
             files.dir().display()
         );
         Ok(LocalModel {
             model,
             tokenizer,
-            device,
+            threads,
             dims: config.hidden_size,
             max_seq_len,
-            pad_id: u32::try_from(config.pad_token_id).unwrap_or(0),
             limits: BatchLimits::default(),
             prefix_safe,
         })
@@ -214,12 +223,19 @@ impl LocalModel {
     ///
     /// Returns one vector of [`Self::dims`] floats per text, in the order of `texts`.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.embed_until(texts, &|| false)?.map(|(v, _)| v).unwrap_or_default())
+        Ok(self
+            .embed_until(texts, &|| false)?
+            .map(|(v, _)| v)
+            .unwrap_or_default())
     }
 
     /// [`Self::embed`] that also returns how many tokens it encoded, and asks `stop` before each
-    /// length bucket: `Ok(None)` when it answered true (a killed statement stops within a bucket).
-    pub fn embed_until(&self, texts: &[&str], stop: &dyn Fn() -> bool) -> Result<Option<(Vec<Vec<f32>>, usize)>> {
+    /// forward pass: `Ok(None)` when it answered true (a killed statement stops within a pass).
+    pub fn embed_until(
+        &self,
+        texts: &[&str],
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Option<(Vec<Vec<f32>>, usize)>> {
         if texts.is_empty() {
             return Ok(Some((Vec::new(), 0)));
         }
@@ -229,88 +245,80 @@ impl LocalModel {
             .collect::<Result<_>>()?;
         let tokens = token_ids.iter().map(Vec::len).sum();
 
+        // Longest first, so the passes that take longest start first and the threads finish together.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| token_ids[i].len());
+        order.sort_by_key(|&i| std::cmp::Reverse(token_ids[i].len()));
+        let passes = passes(&order, |i| token_ids[i].len(), self.limits, self.threads);
+
+        // The passes go to `threads` workers (this thread one of them), each taking the next pass left.
+        let next = AtomicUsize::new(0);
+        let stopped = AtomicBool::new(false);
+        let work = || -> Result<Vec<(usize, Vec<Vec<f32>>)>> {
+            let mut done = Vec::new();
+            loop {
+                let p = next.fetch_add(1, Ordering::Relaxed);
+                if p >= passes.len() || stopped.load(Ordering::Relaxed) {
+                    return Ok(done);
+                }
+                if stop() {
+                    stopped.store(true, Ordering::Relaxed);
+                    return Ok(done);
+                }
+                let seqs: Vec<&[u32]> =
+                    passes[p].iter().map(|&i| token_ids[i].as_slice()).collect();
+                done.push((p, self.model.embed_pooled(&seqs)?));
+            }
+        };
+        let workers = self.threads.min(passes.len()).max(1);
+        let results: Vec<Result<Vec<(usize, Vec<Vec<f32>>)>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+            let mut results = vec![work()];
+            for h in handles {
+                results.push(
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            results
+        });
+        if stopped.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
 
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for bucket in buckets(&order, |i| token_ids[i].len(), self.limits) {
-            if stop() {
-                return Ok(None);
-            }
-            let seqs: Vec<&[u32]> = bucket.iter().map(|&i| token_ids[i].as_slice()).collect();
-            let vectors = self.forward_bucket(&seqs)?;
-            for (&i, v) in bucket.iter().zip(vectors) {
-                out[i] = v;
+        for result in results {
+            for (p, vectors) in result? {
+                for (&i, v) in passes[p].iter().zip(vectors) {
+                    out[i] = v;
+                }
             }
         }
         Ok(Some((out, tokens)))
     }
-
-    /// Runs one padded batch through the encoder and pools it.
-    fn forward_bucket(&self, seqs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let batch = seqs.len();
-        let width = seqs.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
-        let mut ids = Vec::with_capacity(batch * width);
-        let mut mask = Vec::with_capacity(batch * width);
-        for seq in seqs {
-            ids.extend_from_slice(seq);
-            ids.resize(ids.len() + width - seq.len(), self.pad_id);
-            mask.extend(std::iter::repeat_n(1u32, seq.len()));
-            mask.extend(std::iter::repeat_n(0u32, width - seq.len()));
-        }
-        let ids = Tensor::from_vec(ids, (batch, width), &self.device)?;
-        let type_ids = ids.zeros_like()?;
-        let mask_t = Tensor::from_vec(mask, (batch, width), &self.device)?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask_t))?;
-        let hidden: Vec<Vec<Vec<f32>>> = hidden.to_dtype(DType::F32)?.to_vec3()?;
-
-        Ok(hidden
-            .iter()
-            .zip(seqs)
-            .map(|(rows, seq)| mean_pool_normalise(&rows[..seq.len()], self.dims))
-            .collect())
-    }
 }
 
-/// Mean of the rows (the unpadded tokens), then L2-normalised, like sentence-transformers'
-/// `Pooling(mean)` + `Normalize` (with the same epsilons).
-fn mean_pool_normalise(rows: &[Vec<f32>], dims: usize) -> Vec<f32> {
-    let mut sum = vec![0f64; dims];
-    for row in rows {
-        for (s, &x) in sum.iter_mut().zip(row) {
-            *s += f64::from(x);
-        }
-    }
-    let count = (rows.len() as f64).max(1e-9);
-    let mean: Vec<f64> = sum.into_iter().map(|s| s / count).collect();
-    let norm = mean.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-    mean.into_iter().map(|x| (x / norm) as f32).collect()
-}
-
-/// Splits `order` (indices sorted by ascending length) into consecutive buckets whose lengths are close,
-/// within the batch limits.
-fn buckets(
+/// Splits `order` into consecutive forward passes within the batch limits, each also at most about a
+/// `threads`-th of all tokens so every thread gets work (a text longer than the limit gets a pass of
+/// its own).
+fn passes(
     order: &[usize],
     len_of: impl Fn(usize) -> usize,
     limits: BatchLimits,
+    threads: usize,
 ) -> Vec<Vec<usize>> {
+    let total: usize = order.iter().map(|&i| len_of(i).max(1)).sum();
+    let max_tokens = limits.max_tokens.min(total.div_ceil(threads.max(1))).max(1);
     let mut out: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
-    let mut shortest = 0usize;
+    let mut tokens = 0usize;
     for &i in order {
         let len = len_of(i).max(1);
-        let fits = !current.is_empty()
-            && current.len() < limits.max_texts
-            && (current.len() + 1) * len <= limits.max_tokens
-            // keep padding waste small: at most ~25 % (or 8 tokens) over the bucket's shortest text
-            && len <= shortest + (shortest / 4).max(8);
-        if !fits && !current.is_empty() {
+        if !current.is_empty() && (current.len() >= limits.max_texts || tokens + len > max_tokens) {
             out.push(std::mem::take(&mut current));
-        }
-        if current.is_empty() {
-            shortest = len;
+            tokens = 0;
         }
         current.push(i);
+        tokens += len;
     }
     if !current.is_empty() {
         out.push(current);
@@ -321,45 +329,53 @@ fn buckets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bert::mean_pool_normalise;
 
     #[test]
-    fn buckets_respect_limits_and_keep_lengths_close() {
-        let lens = [2usize, 3, 5, 9, 10, 11, 12, 40, 41, 200, 256, 256, 256];
+    fn passes_respect_limits_and_share_work() {
+        let lens = [256usize, 256, 256, 200, 41, 40, 12, 11, 10, 9, 5, 3, 2];
         let order: Vec<usize> = (0..lens.len()).collect();
         let limits = BatchLimits {
             max_tokens: 600,
             max_texts: 3,
         };
-        let got = buckets(&order, |i| lens[i], limits);
+        let got = passes(&order, |i| lens[i], limits, 1);
         let flat: Vec<usize> = got.iter().flatten().copied().collect();
         assert_eq!(flat, order, "every text once, in order");
-        for b in &got {
-            assert!(b.len() <= 3);
-            let max = b.iter().map(|&i| lens[i]).max().unwrap();
-            let min = b.iter().map(|&i| lens[i]).min().unwrap();
-            assert!(b.len() == 1 || b.len() * max <= 600, "{b:?}");
-            assert!(max <= min + (min / 4).max(8), "{b:?}");
+        for p in &got {
+            assert!(p.len() <= 3);
+            let tokens: usize = p.iter().map(|&i| lens[i]).sum();
+            assert!(p.len() == 1 || tokens <= 600, "{p:?}");
         }
         assert_eq!(
             got,
             vec![
-                vec![0, 1, 2],
-                vec![3, 4, 5],
-                vec![6],
-                vec![7, 8],
-                vec![9],
-                vec![10, 11],
-                vec![12]
+                vec![0, 1],
+                vec![2, 3, 4],
+                vec![5, 6, 7],
+                vec![8, 9, 10],
+                vec![11, 12]
             ]
+        );
+        // with 4 threads no pass holds more than a quarter of the tokens (unless one text does)
+        let total: usize = lens.iter().sum();
+        for p in passes(&order, |i| lens[i], BatchLimits::default(), 4) {
+            let tokens: usize = p.iter().map(|&i| lens[i]).sum();
+            assert!(p.len() == 1 || tokens <= total.div_ceil(4), "{p:?}");
+        }
+        // a text longer than the limit still gets its pass
+        assert_eq!(
+            passes(&[0], |_| 5000, BatchLimits::default(), 2),
+            vec![vec![0]]
         );
     }
 
     #[test]
     fn pooling_matches_definition() {
-        let rows = vec![vec![1.0, 2.0], vec![3.0, 2.0]];
+        let rows = vec![1.0, 2.0, 3.0, 2.0];
         let v = mean_pool_normalise(&rows, 2);
         let s = 1.0 / 2f32.sqrt();
         assert!((v[0] - s).abs() < 1e-6 && (v[1] - s).abs() < 1e-6);
-        assert_eq!(mean_pool_normalise(&[vec![0.0, 0.0]], 2), vec![0.0, 0.0]);
+        assert_eq!(mean_pool_normalise(&[0.0, 0.0], 2), vec![0.0, 0.0]);
     }
 }

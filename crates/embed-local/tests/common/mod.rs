@@ -105,8 +105,11 @@ pub fn reference() -> Reference {
         .unwrap_or_else(|| {
             // The manifest dir at run time, not compile time: a shared target dir may hold a binary
             // built from another checkout of the repository.
-            PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()))
-                .join("../../../shared/fixtures/minilm-reference.json")
+            PathBuf::from(
+                std::env::var("CARGO_MANIFEST_DIR")
+                    .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+            )
+            .join("../../../shared/fixtures/minilm-reference.json")
         });
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
