@@ -187,12 +187,15 @@ pub fn add_index(info: &mut TableInfo, def: &FulltextDef) -> Result<()> {
 pub fn rewrite_match(stmt: &mut ast::Statement, tables: &[TableInfo]) -> Result<Vec<(String, String)>> {
     let mut err = None;
     let mut need_handle = Vec::new();
+    let _ = ast::VisitMut::visit(stmt, &mut TopKHint);
     let _ = ast::visit_expressions_mut(stmt, |e| {
         let Expr::Function(f) = e else { return ControlFlow::Continue(()) };
-        if !f.name.to_string().eq_ignore_ascii_case("fts_match_word") {
+        let hinted = f.name.to_string().eq_ignore_ascii_case(TOPK_MARK);
+        if !hinted && !f.name.to_string().eq_ignore_ascii_case("fts_match_word") {
             return ControlFlow::Continue(());
         }
-        let args: Vec<Expr> = crate::sql::rewrite::plain_args(f).into_iter().cloned().collect();
+        let mut args: Vec<Expr> = crate::sql::rewrite::plain_args(f).into_iter().cloned().collect();
+        let k = if hinted { args.pop().map(|k| k.to_string()) } else { None };
         if args.len() != 2 {
             err = Some(SqlError::param_count("fts_match_word"));
             return ControlFlow::Break(());
@@ -228,13 +231,114 @@ pub fn rewrite_match(stmt: &mut ast::Statement, tables: &[TableInfo]) -> Result<
             }
             None => Expr::Identifier(Ident::new(handle_col)),
         };
-        let target = Expr::value(Value::SingleQuotedString(format!("{}:{}", t.id, column)));
+        let target = match &k {
+            Some(k) => format!("{}:{}#{k}", t.id, column),
+            None => format!("{}:{}", t.id, column),
+        };
+        let target = Expr::value(Value::SingleQuotedString(target));
         *e = crate::sql::rewrite::call("fts_match_word", vec![args[0].clone(), handle, target]);
         ControlFlow::Continue(())
     });
     match err {
         Some(e) => Err(e),
         None => Ok(need_handle),
+    }
+}
+
+/// The WHERE predicate of a plain top-k full-text search, marked by [`TopKHint`] with `k` as a
+/// third argument until `rewrite_match` turns it into the scan's `'table:column#k'` hint.
+const TOPK_MARK: &str = "fts_match_word_topk";
+
+/// Marks `SELECT … FROM t WHERE FTS_MATCH_WORD(q, c) ORDER BY FTS_MATCH_WORD(q, c) DESC
+/// LIMIT k [OFFSET o]` (pytidb's shape; the ORDER BY may name the score's alias): the scan then
+/// reads only the index's `k + o` best rows instead of every matching row. Any other WHERE
+/// condition, join, grouping or ordering leaves the statement alone (the scan then reads all
+/// matching rows, which is always right).
+struct TopKHint;
+
+impl ast::VisitorMut for TopKHint {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+        let Some(n) = topk_rows(q) else { return ControlFlow::Continue(()) };
+        let ast::SetExpr::Select(sel) = q.body.as_mut() else { return ControlFlow::Continue(()) };
+        if let Some(Expr::Function(f)) = sel.selection.as_mut().map(unwrap_truth) {
+            let mut args: Vec<Expr> = crate::sql::rewrite::plain_args(f).into_iter().cloned().collect();
+            args.push(Expr::value(Value::Number(n.to_string(), false)));
+            *f = match crate::sql::rewrite::call(TOPK_MARK, args) {
+                Expr::Function(g) => g,
+                _ => return ControlFlow::Continue(()),
+            };
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The expression inside the `mysql_truth(…)` that `sql::rewrite` wraps a non-boolean WHERE in.
+fn unwrap_truth(e: &mut Expr) -> &mut Expr {
+    let is_truth = matches!(e, Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("mysql_truth")
+        && crate::sql::rewrite::plain_args(f).len() == 1);
+    if !is_truth {
+        return e;
+    }
+    let Expr::Function(f) = e else { return e };
+    match &mut f.args {
+        ast::FunctionArguments::List(l) => match l.args.first_mut() {
+            Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(inner))) => inner,
+            _ => unreachable!("checked: one plain argument"),
+        },
+        _ => unreachable!("checked: one plain argument"),
+    }
+}
+
+/// `k + offset` when `q` is a plain top-k full-text search (see [`TopKHint`]).
+fn topk_rows(q: &ast::Query) -> Option<usize> {
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else { return None };
+    let mut selection = sel.selection.clone()?;
+    let Expr::Function(f) = unwrap_truth(&mut selection) else { return None };
+    if !f.name.to_string().eq_ignore_ascii_case("fts_match_word") || crate::sql::rewrite::plain_args(f).len() != 2 {
+        return None;
+    }
+    if sel.from.len() != 1 || !sel.from[0].joins.is_empty() || sel.having.is_some() || sel.distinct.is_some() {
+        return None;
+    }
+    if !matches!(&sel.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty()) {
+        return None;
+    }
+    let call = Expr::Function(f.clone()).to_string().to_lowercase();
+    let order = q.order_by.as_ref()?;
+    let ast::OrderByKind::Expressions(keys) = &order.kind else { return None };
+    // One key only: a tie-breaking second key could want rows the index's own order leaves out.
+    let [first] = keys.as_slice() else { return None };
+    if first.options.asc != Some(false) {
+        return None;
+    }
+    let key = first.expr.to_string().to_lowercase();
+    let same = key == call
+        || sel.projection.iter().any(|item| {
+            matches!(item, ast::SelectItem::ExprWithAlias { expr, alias }
+                if alias.value.to_lowercase() == key && expr.to_string().to_lowercase() == call)
+        });
+    if !same {
+        return None;
+    }
+    let number = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<usize>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    match q.limit_clause.as_ref()? {
+        ast::LimitClause::LimitOffset { limit: Some(l), offset, limit_by } if limit_by.is_empty() => {
+            let off = match offset {
+                Some(o) => number(&o.value)?,
+                None => 0,
+            };
+            Some(number(l)?.checked_add(off)?)
+        }
+        ast::LimitClause::OffsetCommaLimit { offset, limit } => Some(number(limit)?.checked_add(number(offset)?)?),
+        _ => None,
     }
 }
 
@@ -263,7 +367,9 @@ impl std::hash::Hash for FtsMatchWord {
 
 pub fn fts_match_word_udf(search: Arc<SearchIndexes>) -> ScalarUDF {
     // Volatile: the index changes between statements, so calls are never folded into constants.
-    ScalarUDF::from(FtsMatchWord { search, signature: Signature::any(3, Volatility::Volatile) })
+    // Stable, not volatile: one statement sees one index state, and the planner may then push
+    // the predicate into the scan (which reads only the rows the index matches).
+    ScalarUDF::from(FtsMatchWord { search, signature: Signature::any(3, Volatility::Stable) })
 }
 
 fn scalar_text(c: &ColumnarValue) -> DfResult<Option<String>> {
@@ -297,6 +403,8 @@ impl ScalarUDFImpl for FtsMatchWord {
         let n = args.number_rows;
         let Some(target) = scalar_text(&args.args[2])? else { return exec_err!("fts_match_word: no index") };
         let (table_id, column) = target.split_once(':').unwrap_or(("", ""));
+        // `#k`: the scan's top-k hint (see `rewrite_match`), not part of the column.
+        let column = column.split('#').next().unwrap_or(column);
         let table_id: i64 = table_id.parse().unwrap_or(-1);
         let Some(entry) = self.search.fulltext(table_id, column) else {
             return Err(to_df(SqlError::other(format!("FTS_MATCH_WORD() requires a FULLTEXT index on column '{column}'"))));

@@ -236,6 +236,25 @@ impl KvTable {
     }
 
     /// Handles found through a secondary index for an equality filter on its first column.
+    /// Handles selected by a `FTS_MATCH_WORD` predicate (`fts_match_word(q, handle,
+    /// 'table:column[#k]')`, see `index::fulltext`): the rows the full-text index matches, or
+    /// only its `k` best when the statement is a plain top-k search. The filter is evaluated
+    /// on them afterwards as usual.
+    fn fulltext_handles(&self, filters: &[Expr]) -> Result<Option<Vec<i64>>> {
+        for f in filters {
+            let Some((query, column, k)) = fts_filter(f, self.info.id) else { continue };
+            let Some(search) = crate::index::search::SearchIndexes::of_txn(&self.txn) else { return Ok(None) };
+            let Some(entry) = search.fulltext(self.info.id, &column) else { return Ok(None) };
+            let mut handles: Vec<i64> = match k {
+                Some(k) => entry.top_k(&query, k)?.into_iter().map(|(h, _)| h).collect(),
+                None => entry.scores(&query)?.iter().filter(|(_, s)| **s > 0.0).map(|(h, _)| *h as i64).collect(),
+            };
+            handles.sort_unstable();
+            return Ok(Some(handles));
+        }
+        Ok(None)
+    }
+
     fn index_handles(&self, filters: &[Expr]) -> Result<Option<Vec<i64>>> {
         for index in self.info.kv_indexes() {
             if index.columns.len() != 1 {
@@ -323,7 +342,10 @@ impl KvTable {
         }
         let handles = match self.pk_point_handles(filters) {
             Some(h) => Some(h),
-            None => self.index_handles(filters)?,
+            None => match self.fulltext_handles(filters)? {
+                Some(h) => Some(h),
+                None => self.index_handles(filters)?,
+            },
         };
         match handles {
             Some(hs) => {
@@ -341,6 +363,33 @@ impl KvTable {
             }
         }
     }
+}
+
+/// `[mysql_truth(]fts_match_word('q', handle, 'table_id:column[#k]')[)]` on table `table_id` →
+/// (query, column, k).
+fn fts_filter(e: &Expr, table_id: i64) -> Option<(String, String, Option<usize>)> {
+    let Expr::ScalarFunction(f) = e else { return None };
+    if f.name() == "mysql_truth" && f.args.len() == 1 {
+        return fts_filter(&f.args[0], table_id);
+    }
+    if f.name() != "fts_match_word" || f.args.len() != 3 {
+        return None;
+    }
+    let text = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => Some(s.clone()),
+        _ => None,
+    };
+    let query = text(&f.args[0])?;
+    let target = text(&f.args[2])?;
+    let (tid, rest) = target.split_once(':')?;
+    if tid.parse::<i64>().ok()? != table_id {
+        return None;
+    }
+    let (column, k) = match rest.split_once('#') {
+        Some((c, k)) => (c.to_string(), Some(k.parse::<usize>().ok()?)),
+        None => (rest.to_string(), None),
+    };
+    Some((query, column, k))
 }
 
 fn scalar_i64(v: &ScalarValue) -> Option<i64> {
