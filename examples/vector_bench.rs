@@ -24,6 +24,7 @@
 //!          --engines raw,annindex,sql,wire,hnswlib,lancedb
 //!          --efs 16,32,64,128,256  --queries N (clustered sets)  --min-secs S
 //!          --rows-per-insert N  --lance-index IVF_HNSW_SQ|IVF_HNSW_FLAT  --wire-large
+//!          --no-filter (the in-process SQL engine skips its filtered searches, for profiling)
 //! ```
 
 use std::collections::BTreeMap;
@@ -56,6 +57,8 @@ struct Opts {
     rows_per_insert: usize,
     lance_index: String,
     wire_large: bool,
+    /// Run the filtered searches (off with --no-filter, e.g. to profile the plain ones).
+    filter: bool,
     embedb_bin: Option<PathBuf>,
 }
 
@@ -69,6 +72,7 @@ fn parse_opts() -> Opts {
         rows_per_insert: 500,
         lance_index: "IVF_HNSW_SQ".into(),
         wire_large: false,
+        filter: true,
         embedb_bin: std::env::var_os("EMBEDB_BIN").map(PathBuf::from),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -89,6 +93,7 @@ fn parse_opts() -> Opts {
         match flag.as_str() {
             "--large" => o.sets.push("clustered1m".into()),
             "--wire-large" => o.wire_large = true,
+            "--no-filter" => o.filter = false,
             "--sets" => o.sets = list(&value()),
             "--engines" => o.engines = list(&value()),
             "--efs" => o.efs = list(&value()).iter().map(|e| e.parse().expect("--efs A,B,…")).collect(),
@@ -500,7 +505,9 @@ fn run_sql(set: &Set, o: &Opts) -> Row {
         } else {
             s.run(&format!("SET SESSION embedb_hnsw_ef_search = {}", AnnParams::DEFAULT_EF_SEARCH)).await.expect("set");
         }
-        row.filtered = Some(pass(&mut s, &sqls_f, &set.truth_filtered, o.min_secs).await);
+        if o.filter {
+            row.filtered = Some(pass(&mut s, &sqls_f, &set.truth_filtered, o.min_secs).await);
+        }
         // Where a statement's time goes: the same session running statements without the search.
         for (what, sql) in [("SELECT 1", "SELECT 1"), ("point lookup by primary key", "SELECT id FROM t WHERE id = 1")] {
             let t = Instant::now();
