@@ -288,6 +288,13 @@ def test_saved_on_clean_shutdown_and_loaded(private_server, restart_server) -> N
     def l2_top(live, q, k):
         return [i for _, i in sorted((sum((a - b) ** 2 for a, b in zip(q, v)), i) for i, v in live.items())[:k]]
 
+    def check(got, live):
+        # The NULL vector sorts first, as in the exact scan; the rest is the graph's answer:
+        # existing rows only, and nearly all of the exact top 4 (HNSW is approximate).
+        assert all(a[0] == 7 and len(a) == 5 and set(a[1:]) <= set(live) for a in got)
+        hits = sum(len(set(a[1:]) & set(l2_top(live, q, 4))) for a, q in zip(got, queries))
+        assert hits >= 0.9 * 4 * len(queries), f"recall {hits / (4 * len(queries)):.3f}"
+
     host, port = private_server.address
     with connect(host, port, "test") as c, c.cursor() as cur:
         cur.execute(f"CREATE TABLE s (id INT PRIMARY KEY, cat INT, v VECTOR({dims}), "
@@ -297,7 +304,7 @@ def test_saved_on_clean_shutdown_and_loaded(private_server, restart_server) -> N
         wait_index_built(cur, "s")
         before = answers(cur)
     live = {i: points[i] for i in range(2000) if i != 7}
-    assert before == [[7] + l2_top(live, q, 4) for q in queries]
+    check(before, live)
 
     host, port = restart_server(private_server, hard=False)
     text_log = log.read_text(errors="replace")
@@ -309,19 +316,24 @@ def test_saved_on_clean_shutdown_and_loaded(private_server, restart_server) -> N
                     "WHERE TIDB_TABLE = 's'")
         assert cur.fetchone() == (2000, 0)
         assert "graph candidates" in explain(cur, sql.format(q=text(queries[0])))
+        # The same graph, so the very same answers.
         assert answers(cur) == before
         # The loaded graph follows new writes like a built one.
         cur.execute("DELETE FROM s WHERE id = 5")
         insert(cur, "s", [(i, 0, points[i]) for i in range(2000, 3000)])
         del live[5]
         live.update({i: points[i] for i in range(2000, 3000)})
-        assert answers(cur) == [[7] + l2_top(live, q, 4) for q in queries]
+        got = answers(cur)
+        check(got, live)
+        assert all(5 not in a for a in got)
 
     loads = text_log.count("loaded from")
     host, port = restart_server(private_server, hard=True)
     with connect(host, port, "test") as c, c.cursor() as cur:
         wait_index_built(cur, "s")
-        assert answers(cur) == [[7] + l2_top(live, q, 4) for q in queries]
+        got = answers(cur)
+        check(got, live)
+        assert all(5 not in a for a in got)
     text_log = log.read_text(errors="replace")
     assert text_log.count("loaded from") == loads, "a crash leaves no clean-shutdown marker: rebuilt"
     assert "vector index test.s.idx built: 2999 rows" in text_log

@@ -865,30 +865,10 @@ mod tests {
                 assert!((x - y).abs() < 1e-5, "{isa:?} attention");
             }
         }
-        // attention from the definition for head 1, row 4
-        let (d, hd, len, i) = (16usize, 1usize, 9usize, 4usize);
-        let q = &qkv[i * 3 * h + hd * d..i * 3 * h + hd * d + d];
-        let scores: Vec<f64> = (0..len)
-            .map(|j| {
-                let kk = &qkv[j * 3 * h + h + hd * d..j * 3 * h + h + hd * d + d];
-                q.iter()
-                    .zip(kk)
-                    .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                    .sum::<f64>()
-                    / (d as f64).sqrt()
-            })
-            .collect();
-        let mx = scores.iter().copied().fold(f64::MIN, f64::max);
-        let e: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
-        let z: f64 = e.iter().sum();
-        for c in 0..d {
-            let want: f64 = (0..len)
-                .map(|j| e[j] / z * f64::from(qkv[j * 3 * h + 2 * h + hd * d + c]))
-                .sum();
-            assert!(
-                (f64::from(first[i * h + hd * d + c]) - want).abs() < 1e-5,
-                "attention value"
-            );
+        // attention from the definition (3 heads of 16 over 9 rows)
+        let want = attention_ref(&qkv, 9, 3, 16);
+        for (x, y) in first.iter().zip(&want) {
+            assert!((f64::from(*x) - y).abs() < 1e-5, "attention value");
         }
     }
 
