@@ -249,9 +249,10 @@ pub fn rewrite_match(stmt: &mut ast::Statement, tables: &[TableInfo]) -> Result<
 /// third argument until `rewrite_match` turns it into the scan's `'table:column#k'` hint.
 const TOPK_MARK: &str = "fts_match_word_topk";
 
-/// Marks `SELECT … FROM t WHERE FTS_MATCH_WORD(q, c) ORDER BY FTS_MATCH_WORD(q, c) DESC
-/// LIMIT k [OFFSET o]` (pytidb's shape; the ORDER BY may name the score's alias): the scan then
-/// reads only the index's `k + o` best rows instead of every matching row. Any other WHERE
+/// Marks `SELECT … FROM t WHERE FTS_MATCH_WORD(q, c) ORDER BY FTS_MATCH_WORD(q, c) DESC [, …]
+/// LIMIT k [OFFSET o]` (pytidb's shape; the ORDER BY may name the score's alias, and further keys
+/// may break ties): the scan then reads only the index's `k + o` best rows, plus any tied with
+/// the last of them, instead of every matching row. Any other WHERE
 /// condition, join, grouping or ordering leaves the statement alone (the scan then reads all
 /// matching rows, which is always right).
 struct TopKHint;
@@ -308,8 +309,8 @@ fn topk_rows(q: &ast::Query) -> Option<usize> {
     let call = Expr::Function(f.clone()).to_string().to_lowercase();
     let order = q.order_by.as_ref()?;
     let ast::OrderByKind::Expressions(keys) = &order.kind else { return None };
-    // One key only: a tie-breaking second key could want rows the index's own order leaves out.
-    let [first] = keys.as_slice() else { return None };
+    // Further keys only break ties: the scan adds every row tied with the k-th.
+    let first = keys.first()?;
     if first.options.asc != Some(false) {
         return None;
     }

@@ -238,15 +238,25 @@ impl KvTable {
     /// Handles found through a secondary index for an equality filter on its first column.
     /// Handles selected by a `FTS_MATCH_WORD` predicate (`fts_match_word(q, handle,
     /// 'table:column[#k]')`, see `index::fulltext`): the rows the full-text index matches, or
-    /// only its `k` best when the statement is a plain top-k search. The filter is evaluated
-    /// on them afterwards as usual.
+    /// only its `k` best (with any rows tied with the k-th) when the statement is a plain top-k
+    /// search. The filter is evaluated on them afterwards as usual.
     fn fulltext_handles(&self, filters: &[Expr]) -> Result<Option<Vec<i64>>> {
         for f in filters {
             let Some((query, column, k)) = fts_filter(f, self.info.id) else { continue };
             let Some(search) = crate::index::search::SearchIndexes::of_txn(&self.txn) else { return Ok(None) };
             let Some(entry) = search.fulltext(self.info.id, &column) else { return Ok(None) };
-            let mut handles: Vec<i64> = match k {
-                Some(k) => entry.top_k(&query, k)?.into_iter().map(|(h, _)| h).collect(),
+            let mut handles: Vec<i64> = match k.map(|k| entry.top_k(&query, k).map(|top| (k, top))).transpose()? {
+                // Fewer than k match: those are all.
+                Some((k, top)) if top.len() < k => top.into_iter().map(|(h, _)| h).collect(),
+                // The k best, and every row tied with the k-th: a further sort key may prefer one
+                // of those.
+                Some((_, top)) => {
+                    // The k-th score as the predicate computes it (the top-k walk may sum in
+                    // another order and differ in the last bit).
+                    let scores = entry.scores(&query)?;
+                    let kth = top.iter().map(|(h, _)| scores.get(&(*h as u64)).copied().unwrap_or(0.0)).fold(f32::INFINITY, f32::min);
+                    scores.iter().filter(|(_, s)| **s > 0.0 && **s >= kth).map(|(h, _)| *h as i64).collect()
+                }
                 None => entry.scores(&query)?.iter().filter(|(_, s)| **s > 0.0).map(|(h, _)| *h as i64).collect(),
             };
             handles.sort_unstable();
