@@ -50,11 +50,8 @@ const DEFAULT_CANDIDATES: usize = 100;
 const DEFAULT_RRF_K: usize = 60;
 
 /// Replace every `HYBRID_SEARCH(...)` in FROM clauses with its expansion. Cheap when the
-/// statement has none.
+/// statement has none: only table factors with arguments are looked at.
 pub fn expand(stmt: &mut Statement, current_db: Option<&str>, cat: &Catalog) -> Result<()> {
-    if !stmt.to_string().to_ascii_lowercase().contains(NAME) {
-        return Ok(());
-    }
     let mut v = Expander { current_db, cat, err: None };
     let _ = VisitMut::visit(stmt, &mut v);
     match v.err {

@@ -26,8 +26,11 @@ impl Session {
         // expansion like any query the user wrote.
         crate::index::hybrid::expand(&mut stmt, self.db.as_deref(), &Catalog::new(&txn))?;
         rewrite::rewrite_statement(&mut stmt, self)?;
-        self.rewrite_vec_embed(&mut stmt, &txn)?;
-        let handle_tables = self.rewrite_fts(&mut stmt, &txn)?;
+        // Both rewrites below skip statements that do not name their functions: one look at the
+        // text serves both.
+        let text = stmt.to_string().to_ascii_lowercase();
+        self.rewrite_vec_embed(&mut stmt, &txn, &text)?;
+        let handle_tables = self.rewrite_fts(&mut stmt, &txn, &text)?;
         let scope = PlanScope {
             dml_target: None,
             current_db: self.db.clone(),
@@ -101,8 +104,8 @@ impl Session {
 
     /// `FTS_MATCH_WORD(q, col)` → an index lookup by row handle (`index::fulltext`). Returns the
     /// tables whose hidden row id must be exposed for it.
-    fn rewrite_fts(&self, stmt: &mut Statement, txn: &Txn) -> Result<Vec<(String, String)>> {
-        if !stmt.to_string().to_ascii_lowercase().contains("fts_match_word") {
+    fn rewrite_fts(&self, stmt: &mut Statement, txn: &Txn, text: &str) -> Result<Vec<(String, String)>> {
+        if !text.contains("fts_match_word") {
             return Ok(Vec::new());
         }
         let tables = self.read_tables(stmt, txn)?;
@@ -112,7 +115,7 @@ impl Session {
     /// `VEC_EMBED_<METRIC>(col, 'query')` → `VEC_<METRIC>(col, '<embedding of query>')`: the column
     /// must be a generated `EMBED_TEXT(model, …, options)` column of a table the statement reads;
     /// the query text is embedded once, here, with that model and the options' `@search` variants.
-    fn rewrite_vec_embed(&mut self, stmt: &mut Statement, txn: &Txn) -> Result<()> {
+    fn rewrite_vec_embed(&mut self, stmt: &mut Statement, txn: &Txn, text: &str) -> Result<()> {
         use datafusion::sql::sqlparser::ast::{Expr, Value};
         use std::ops::ControlFlow;
         const FUNCS: &[(&str, &str)] = &[
@@ -121,7 +124,6 @@ impl Session {
             ("vec_embed_l1_distance", "vec_l1_distance"),
             ("vec_embed_negative_inner_product", "vec_negative_inner_product"),
         ];
-        let text = stmt.to_string().to_ascii_lowercase();
         if !text.contains("vec_embed_") {
             return Ok(());
         }
