@@ -289,46 +289,38 @@ fn strip_alias(e: Expr) -> Expr {
 /// `chain` (Projection, Filter, Window and SubqueryAlias nodes only).
 fn resolve(expr: Expr, chain: &[&LogicalPlan]) -> Option<Expr> {
     let Some((node, rest)) = chain.split_first() else { return Some(expr) };
-    let mut ok = true;
     let e = match node {
         LogicalPlan::TableScan(_) => return Some(expr),
         // A window passes its input's columns through (its own outputs resolve to nothing).
         LogicalPlan::Filter(_) | LogicalPlan::Window(_) => expr,
-        LogicalPlan::Projection(p) => expr
-            .transform_up(|e| match e {
-                Expr::Column(c) => match p.schema.index_of_column(&c) {
-                    Ok(i) => Ok(Transformed::yes(strip_alias(p.expr[i].clone()))),
-                    Err(_) => {
-                        ok = false;
-                        Ok(Transformed::no(Expr::Column(c)))
-                    }
-                },
-                e => Ok(Transformed::no(e)),
-            })
-            .ok()?
-            .data,
-        LogicalPlan::SubqueryAlias(a) => expr
-            .transform_up(|e| match e {
-                Expr::Column(c) => match a.schema.index_of_column(&c) {
-                    Ok(i) => {
-                        let (q, f) = a.input.schema().qualified_field(i);
-                        Ok(Transformed::yes(Expr::Column(Column::new(q.cloned(), f.name()))))
-                    }
-                    Err(_) => {
-                        ok = false;
-                        Ok(Transformed::no(Expr::Column(c)))
-                    }
-                },
-                e => Ok(Transformed::no(e)),
-            })
-            .ok()?
-            .data,
+        LogicalPlan::Projection(p) => substitute(expr, &p.schema, |i| strip_alias(p.expr[i].clone()))?,
+        LogicalPlan::SubqueryAlias(a) => substitute(expr, &a.schema, |i| {
+            let (q, f) = a.input.schema().qualified_field(i);
+            Expr::Column(Column::new(q.cloned(), f.name()))
+        })?,
         _ => return None,
     };
-    if !ok {
-        return None;
-    }
     resolve(e, rest)
+}
+
+/// `expr` with each column, found at index `i` of `schema`, replaced by `by(i)`; None if a
+/// column is not in `schema`.
+fn substitute(expr: Expr, schema: &DFSchema, by: impl Fn(usize) -> Expr) -> Option<Expr> {
+    let mut ok = true;
+    let e = expr
+        .transform_up(|e| match e {
+            Expr::Column(c) => match schema.index_of_column(&c) {
+                Ok(i) => Ok(Transformed::yes(by(i))),
+                Err(_) => {
+                    ok = false;
+                    Ok(Transformed::no(Expr::Column(c)))
+                }
+            },
+            e => Ok(Transformed::no(e)),
+        })
+        .ok()?
+        .data;
+    ok.then_some(e)
 }
 
 /// `ROW_NUMBER()` / `RANK()` / `DENSE_RANK()` over no partition, ordered first by `key`
