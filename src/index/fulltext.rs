@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::ast::{self, Expr, Ident, Value};
 use super::search::SearchIndexes;
 use super::{ident, keyword, skip_ws};
 use crate::error::{to_df, Result, SqlError};
-use crate::sql::catalog::{IndexInfo, IndexKind, TableInfo};
+use crate::sql::catalog::{IndexKind, TableInfo};
 use crate::sql::types::SqlType;
 
 /// One FULLTEXT index definition.
@@ -163,21 +163,7 @@ pub fn add_index(info: &mut TableInfo, def: &FulltextDef) -> Result<()> {
         return Err(SqlError::new(8200, "HY000", format!("Unsupported add fulltext index: a fulltext index on '{}' already exists", col.name)));
     }
     let name = def.name.clone().unwrap_or_else(|| col.name.clone());
-    if info.indexes.iter().any(|i| i.name.eq_ignore_ascii_case(&name)) {
-        return Err(SqlError::new(1061, "42000", format!("Duplicate key name '{name}'")));
-    }
-    info.indexes.push(IndexInfo {
-        id: info.next_index_id,
-        name,
-        columns: vec![key],
-        unique: false,
-        primary: false,
-        kind: IndexKind::Fulltext { parser: def.parser.clone() },
-        comment: String::new(),
-    });
-    info.next_index_id += 1;
-    info.tiflash_replica = info.tiflash_replica.max(1);
-    Ok(())
+    super::push_search_index(info, name, key, IndexKind::Fulltext { parser: def.parser.clone() }, String::new())
 }
 
 // ---- FTS_MATCH_WORD --------------------------------------------------------------------------

@@ -363,20 +363,17 @@ pub fn add_vector_index(info: &mut TableInfo, def: &VectorIndexDef) -> Result<()
         return Err(SqlError::new(8200, "HY000", format!("Unsupported add vector index: a vector index on '{}' with the same distance function already exists", col.name)));
     }
     let name = def.name.clone().unwrap_or_else(|| format!("vector_index_{}", info.next_index_id));
+    push_search_index(info, name, key, IndexKind::Vector { metric: def.metric.clone() }, def.comment.clone())
+}
+
+/// Record a vector or full-text index on one column (`key`) under `name` (1061 if the name is
+/// taken), with the columnar replica TiDB keeps for such indexes.
+pub(crate) fn push_search_index(info: &mut TableInfo, name: String, key: String, kind: IndexKind, comment: String) -> Result<()> {
     if info.indexes.iter().any(|i| i.name.eq_ignore_ascii_case(&name)) {
         return Err(SqlError::new(1061, "42000", format!("Duplicate key name '{name}'")));
     }
-    info.indexes.push(IndexInfo {
-        id: info.next_index_id,
-        name,
-        columns: vec![key],
-        unique: false,
-        primary: false,
-        kind: IndexKind::Vector { metric: def.metric.clone() },
-        comment: def.comment.clone(),
-    });
+    info.indexes.push(IndexInfo { id: info.next_index_id, name, columns: vec![key], unique: false, primary: false, kind, comment });
     info.next_index_id += 1;
-    // A vector index needs a columnar replica in TiDB; record one as TiDB would.
     info.tiflash_replica = info.tiflash_replica.max(1);
     Ok(())
 }
