@@ -183,13 +183,6 @@ impl FulltextEntry {
         *self.scores.lock() = Some((v, query.to_string(), s.clone()));
         Ok(s)
     }
-
-    /// The `k` best rows for `query`: (handle, score), best first.
-    pub fn top_k(&self, query: &str, k: usize) -> Result<Vec<(i64, f32)>> {
-        self.wait_built()?;
-        let hits = self.index.search(query, k).map_err(|e| SqlError::other(e.to_string()))?;
-        Ok(hits.into_iter().map(|(h, s)| (h as i64, s)).collect())
-    }
 }
 
 /// The catalog's metric name (`cosine` | `l2`) as an index metric.
@@ -787,17 +780,21 @@ fn scan_chunks(
     }
 }
 
+/// The table's row count as `txn` sees it: an estimate for a build's progress figures.
+fn count_rows(txn: &embedb_storage::Txn, table_id: i64) -> Result<u64> {
+    let mut total = 0u64;
+    scan_chunks(txn, table_id, |chunk| {
+        total += chunk.len() as u64;
+        Ok(())
+    })?;
+    Ok(total)
+}
+
 fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
     let started = std::time::Instant::now();
     let result = (|| -> Result<u64> {
         let txn = store.begin()?;
-        // An estimate for the progress figures: the row count at the snapshot.
-        let mut total = 0u64;
-        scan_chunks(&txn, info.id, |chunk| {
-            total += chunk.len() as u64;
-            Ok(())
-        })?;
-        e.build.lock().rows_total = total;
+        e.build.lock().rows_total = count_rows(&txn, info.id)?;
         let mut done = 0u64;
         scan_chunks(&txn, info.id, |chunk| {
             let mut b = e.build.lock();
@@ -844,11 +841,7 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     let started = std::time::Instant::now();
     let result = (|| -> Result<u64> {
         let txn = store.begin()?;
-        let mut total = 0u64;
-        scan_chunks(&txn, info.id, |chunk| {
-            total += chunk.len() as u64;
-            Ok(())
-        })?;
+        let total = count_rows(&txn, info.id)?;
         {
             let mut b = e.build.lock();
             b.rows_total = total;

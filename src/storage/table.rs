@@ -245,20 +245,18 @@ impl KvTable {
             let Some((query, column, k)) = fts_filter(f, self.info.id) else { continue };
             let Some(search) = crate::index::search::SearchIndexes::of_txn(&self.txn) else { return Ok(None) };
             let Some(entry) = search.fulltext(self.info.id, &column) else { return Ok(None) };
-            let mut handles: Vec<i64> = match k.map(|k| entry.top_k(&query, k).map(|top| (k, top))).transpose()? {
-                // Fewer than k match: those are all.
-                Some((k, top)) if top.len() < k => top.into_iter().map(|(h, _)| h).collect(),
-                // The k best, and every row tied with the k-th: a further sort key may prefer one
-                // of those.
-                Some((_, top)) => {
-                    // The k-th score as the predicate computes it (the top-k walk may sum in
-                    // another order and differ in the last bit).
-                    let scores = entry.scores(&query)?;
-                    let kth = top.iter().map(|(h, _)| scores.get(&(*h as u64)).copied().unwrap_or(0.0)).fold(f32::INFINITY, f32::min);
-                    scores.iter().filter(|(_, s)| **s > 0.0 && **s >= kth).map(|(h, _)| *h as i64).collect()
-                }
-                None => entry.scores(&query)?.iter().filter(|(_, s)| **s > 0.0).map(|(h, _)| *h as i64).collect(),
+            // The predicate's own scores (cached for the statement, which evaluates them again).
+            let scores = entry.scores(&query)?;
+            let mut matching: Vec<f32> = scores.values().copied().filter(|s| *s > 0.0).collect();
+            // With a top-k hint: the k best and every row tied with the k-th (a further sort key
+            // may prefer one of those), i.e. the rows scoring at least the k-th best score.
+            let floor = match k {
+                Some(k) if k == 0 => f32::INFINITY,
+                Some(k) if k < matching.len() => *matching.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1,
+                _ => 0.0,
             };
+            let mut handles: Vec<i64> =
+                scores.iter().filter(|(_, s)| **s > 0.0 && **s >= floor).map(|(h, _)| *h as i64).collect();
             handles.sort_unstable();
             return Ok(Some(handles));
         }
