@@ -163,6 +163,8 @@ pub struct Session {
     pub source: String,
     /// Set by KILL from another connection; reset when a statement starts.
     pub interrupt: Arc<crate::interrupt::Interrupt>,
+    /// Physical plans of repeated vector searches (`sql::plan_cache`).
+    pub plan_cache: crate::sql::plan_cache::PlanCache,
 }
 
 impl Drop for Session {
@@ -213,6 +215,7 @@ impl Session {
             multi_statements: true,
             source: String::new(),
             interrupt,
+            plan_cache: Default::default(),
         }
     }
 
@@ -271,6 +274,10 @@ impl Session {
         }
         self.source = sql.to_string();
         self.interrupt.reset();
+        // `@@last_plan_from_cache` describes the statement before the one that reads it.
+        if !lower.contains(variables::LAST_PLAN_FROM_CACHE) {
+            self.vars.insert(variables::LAST_PLAN_FROM_CACHE.into(), "0".into());
+        }
         let r = match self.interrupt.check() {
             // A killed connection runs nothing more.
             Err(e) => Err(e),
@@ -283,12 +290,29 @@ impl Session {
     }
 
     async fn run_inner(&mut self, sql: &str, lower: &str) -> Result<Output> {
+        use crate::sql::plan_cache::{self, Pending, Shape};
+        let enabled = self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON");
+        let shape = if enabled { Shape::of(sql) } else { None };
+        if let Some(shape) = &shape {
+            if let Some(out) = Box::pin(self.run_cached(sql, shape)).await? {
+                return Ok(out);
+            }
+        }
         if let Some(out) = self.run_special(sql, lower).await? {
             return Ok(out);
         }
         let stmt = parser::parse_one(sql)?;
         match stmt {
-            Statement::Query(_) | Statement::Explain { .. } => self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await,
+            Statement::Query(_) => {
+                if let Some(shape) = shape.filter(|s| s.well_placed(&stmt)) {
+                    // Read before the transaction begins (see `plan_cache`).
+                    let version = self.engine.search.catalog_version();
+                    let key = plan_cache::key(self.db.as_deref(), &shape);
+                    self.plan_cache.set_pending(Pending { key, shape, version });
+                }
+                self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await
+            }
+            Statement::Explain { .. } => self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await,
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
                 self.in_statement(|s, txn| Box::pin(s.dml(stmt, txn))).await
             }
@@ -314,7 +338,10 @@ impl Session {
                 self.use_db(&ident_name(&name))?;
                 Ok(Output::ok())
             }
-            Statement::Set(set) => self.set(set).await,
+            Statement::Set(set) => {
+                self.plan_cache.clear();
+                self.set(set).await
+            }
             Statement::ExplainTable { table_name, .. } => {
                 let (db, table) = self.resolve_name(&table_name)?;
                 self.in_statement(move |s, txn| Box::pin(async move { s.describe(&db, &table, txn, None).await })).await
@@ -326,6 +353,7 @@ impl Session {
             }
             Statement::Flush { .. } | Statement::LockTables { .. } | Statement::UnlockTables => Ok(Output::ok()),
             other => {
+                self.plan_cache.clear();
                 let engine = self.engine.clone();
                 let _g = engine.ddl_lock.lock().await;
                 self.commit_open()?;

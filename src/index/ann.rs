@@ -788,19 +788,77 @@ impl TableProvider for AnnTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let label = self.spec.label();
-        let (inner, how) = match self.candidates(state, filters).map_err(crate::error::to_df)? {
-            Candidates::Rows(rows, how) => {
-                let kv = self.kv();
-                let schema = self.base.schema();
-                let batch = table::rows_to_batch(&kv.info, &rows, &schema, kv.with_handle).map_err(crate::error::to_df)?;
-                let exec: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, projection.cloned())?;
-                (exec, format!("{how}, rows:{}", rows.len()))
-            }
-            Candidates::Exact(why) => (self.base.scan(state, projection, filters, limit).await?, format!("exact scan ({why})")),
+        let why = match self.graph_scan(state, projection, filters)? {
+            Ok(exec) => return Ok(exec),
+            Err(why) => why,
         };
-        Ok(Arc::new(AnnScanExec { label: format!("{label}, {how}"), inner }))
+        let inner = self.base.scan(state, projection, filters, limit).await?;
+        Ok(Arc::new(AnnScanExec {
+            label: format!("{}, exact scan ({why})", self.spec.label()),
+            inner,
+            site: None,
+        }))
     }
+}
+
+impl AnnTable {
+    /// The scan of the candidate rows, or None when this search needs the exact scan (index
+    /// being built, uncommitted writes, a query vector the graph cannot take, …). Synchronous:
+    /// a cached plan re-binds its scan through here without planning again.
+    pub fn candidate_scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        Ok(self.graph_scan(state, projection, filters)?.ok())
+    }
+
+    /// The candidate rows' scan, or why the exact scan must be used instead.
+    fn graph_scan(
+        &self,
+        state: &dyn DfSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> DfResult<std::result::Result<Arc<dyn ExecutionPlan>, String>> {
+        let (rows, how) = match self.candidates(state, filters).map_err(crate::error::to_df)? {
+            Candidates::Rows(rows, how) => (rows, how),
+            Candidates::Exact(why) => return Ok(Err(why)),
+        };
+        let kv = self.kv();
+        let schema = self.base.schema();
+        let batch = table::rows_to_batch(&kv.info, &rows, &schema, kv.with_handle).map_err(crate::error::to_df)?;
+        let inner: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, projection.cloned())?;
+        Ok(Ok(Arc::new(AnnScanExec {
+            label: format!("{}, {how}, rows:{}", self.spec.label(), rows.len()),
+            inner,
+            site: Some(ScanSite {
+                table: AnnTable { base: self.base.clone(), spec: self.spec.clone() },
+                projection: projection.cloned(),
+                filters: filters.to_vec(),
+            }),
+        })))
+    }
+
+    /// This search in another transaction, with another query vector, and with `subst` applied
+    /// to every filter (a filter may name the query vector too, e.g. a bound on the distance).
+    pub fn rebound(&self, txn: Arc<embedb_storage::Txn>, query: Vec<f32>, subst: &dyn Fn(Expr) -> Expr) -> AnnTable {
+        let kv = self.kv();
+        let base = Arc::new(KvTable::new(kv.info.clone(), txn, kv.with_handle));
+        let mut spec = self.spec.clone();
+        spec.query = query;
+        spec.filters = spec.filters.into_iter().map(subst).collect();
+        AnnTable { base, spec }
+    }
+}
+
+/// How a graph-served [`AnnScanExec`] was made, so that a cached plan can make it again.
+#[derive(Debug)]
+pub struct ScanSite {
+    pub table: AnnTable,
+    pub projection: Option<Vec<usize>>,
+    /// The filters DataFusion pushed into the scan.
+    pub filters: Vec<Expr>,
 }
 
 /// The ANN scan's plan node: the candidate rows, shown with TiDB's `annIndex:` text.
@@ -808,6 +866,8 @@ impl TableProvider for AnnTable {
 pub struct AnnScanExec {
     label: String,
     inner: Arc<dyn ExecutionPlan>,
+    /// Set when the rows came from the graph (None: the exact scan).
+    pub site: Option<ScanSite>,
 }
 
 impl DisplayAs for AnnScanExec {

@@ -373,6 +373,9 @@ pub struct SearchIndexes {
     /// A table definition was committed since the last `sync` (seen by the observer): the next
     /// lookup re-syncs first, so an index added by any DDL path is found.
     catalog_changed: AtomicBool,
+    /// Counts commits that touched the catalog (`m…` keys other than this registry's own):
+    /// cached plans (`sql::plan_cache`) made under another count are stale.
+    catalog_version: AtomicU64,
     /// Where vector indexes are saved on a clean shutdown (None: never saved, e.g. in memory).
     dir: Mutex<Option<PathBuf>>,
     /// During the first sync only: the token of a clean shutdown's saved files, if any.
@@ -426,6 +429,9 @@ impl CommitObserver for SearchIndexes {
     fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
         if writes.iter().any(|(k, _)| k.starts_with(TABLE_DEF_PREFIX)) {
             self.catalog_changed.store(true, Ordering::SeqCst);
+        }
+        if writes.iter().any(|(k, _)| k.starts_with(b"m") && !k.starts_with(b"mSI:")) {
+            self.catalog_version.fetch_add(1, Ordering::SeqCst);
         }
         let tables = self.tables.read();
         if tables.is_empty() {
@@ -535,6 +541,11 @@ impl SearchIndexes {
         *self.store.lock() = Some(store.clone());
         store.set_commit_observer(Arc::new(WeakObserver(Arc::downgrade(self))));
         Ok(())
+    }
+
+    /// How many commits have changed the catalog (databases, tables, indexes, global variables).
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog_version.load(Ordering::SeqCst)
     }
 
     /// Re-sync if a table definition changed since the last sync; true if it ran.

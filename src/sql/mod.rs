@@ -12,7 +12,8 @@
 //!
 //! A query (`SELECT … ORDER BY VEC_COSINE_DISTANCE(v, '[…]') LIMIT 2`) goes through `rewrite`
 //! (MySQL → DataFusion semantics), then `query` plans it with DataFusion against `context`'s
-//! catalog view of the transaction, with our `functions` registered as UDFs.
+//! catalog view of the transaction, with our `functions` registered as UDFs. A repeat of the same
+//! search with another vector skips all of that: `plan_cache` re-binds the plan the first run left.
 
 pub mod catalog;
 pub mod coerce;
@@ -22,6 +23,7 @@ pub mod dml;
 pub mod functions;
 pub mod infoschema;
 pub mod parser;
+pub mod plan_cache;
 pub mod query;
 pub mod rewrite;
 pub mod show;

@@ -9,6 +9,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::common::TableReference;
@@ -22,6 +25,8 @@ use crate::sql::rewrite;
 
 impl Session {
     pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
+        // Set by `run_inner` for a SELECT whose plan the plan cache may keep.
+        let pending = self.plan_cache.take_pending();
         // HYBRID_SEARCH(...) in FROM becomes its RRF query first; the passes below treat the
         // expansion like any query the user wrote.
         crate::index::hybrid::expand(&mut stmt, self.db.as_deref(), &Catalog::new(&txn))?;
@@ -38,9 +43,14 @@ impl Session {
             handle_tables,
             search: Some(self.engine.search.clone()),
         };
-        let (schema, batches) = self.plan_and_collect(stmt, txn, scope).await?;
+        let (schema, plan, task) = self.plan_physical(stmt, txn, scope).await?;
+        let batches = datafusion::physical_plan::collect(plan.clone(), task.clone()).await?;
         // TiDB's "ANN index not used: …" notes from the vector-index rule, for SHOW WARNINGS.
-        for w in crate::index::search::ann::take_warnings(&self.ctx) {
+        let warnings = crate::index::search::ann::take_warnings(&self.ctx);
+        if let (Some(p), true) = (pending, warnings.is_empty()) {
+            self.plan_cache.offer(p, &schema, &plan, &task);
+        }
+        for w in warnings {
             self.warn(1105, w);
         }
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -56,6 +66,19 @@ impl Session {
         txn: Arc<Txn>,
         scope: PlanScope,
     ) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+        let (schema, plan, task) = self.plan_physical(stmt, txn, scope).await?;
+        let batches = datafusion::physical_plan::collect(plan, task).await?;
+        Ok((schema, batches))
+    }
+
+    /// Plan an (already rewritten) statement with DataFusion: its result schema (with each
+    /// column's table alias), physical plan, and the task context to run it in.
+    pub async fn plan_physical(
+        &mut self,
+        stmt: Statement,
+        txn: Arc<Txn>,
+        scope: PlanScope,
+    ) -> Result<(SchemaRef, Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
         let df_stmt = DFStatement::Statement(Box::new(stmt));
         self.check_tables(&df_stmt, &txn)?;
         self.ctx.register_catalog_list(Arc::new(TxnCatalogList::new(txn, scope)));
@@ -77,8 +100,9 @@ impl Session {
             })
             .collect();
         let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
-        let batches = df.collect().await?;
-        Ok((schema, batches))
+        let task = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        Ok((schema, plan, task))
     }
 
     /// The tables a statement reads (those that exist).

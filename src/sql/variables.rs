@@ -75,8 +75,15 @@ pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, St
     // Extension: the HNSW beam width of this session's searches; 0 = each index's own
     // (`COMMENT 'ef_search=…'` on the index, else 64).
     set(crate::index::search::ann::EF_SEARCH_VAR, "0");
+    // TiDB's plan cache for unprepared statements (`sql::plan_cache`: repeated vector searches);
+    // on by default here. `last_plan_from_cache` tells whether the previous statement used it.
+    set(PLAN_CACHE_VAR, "ON");
+    set(LAST_PLAN_FROM_CACHE, "0");
     m
 }
+
+pub const PLAN_CACHE_VAR: &str = "tidb_enable_non_prepared_plan_cache";
+pub const LAST_PLAN_FROM_CACHE: &str = "last_plan_from_cache";
 
 /// Embedding providers whose API keys are variables.
 pub const PROVIDERS: &[&str] = &["jina_ai", "openai", "cohere", "gemini", "huggingface", "nvidia_nim"];
@@ -87,7 +94,7 @@ pub fn is_read_only(name: &str) -> bool {
         name,
         "version" | "version_comment" | "version_compile_os" | "version_compile_machine" | "hostname" | "port" | "datadir"
             | "license" | "system_time_zone" | "have_ssl" | "have_openssl" | "character_set_system" | "lower_case_table_names"
-            | "tidb_server_version"
+            | "tidb_server_version" | "last_plan_from_cache"
     )
 }
 
@@ -123,6 +130,11 @@ pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
         }
         crate::index::search::ann::EF_SEARCH_VAR => {
             if !value.parse::<usize>().is_ok_and(|n| n <= MAX_EF_SEARCH) {
+                return Err(bad());
+            }
+        }
+        PLAN_CACHE_VAR => {
+            if !matches!(value.to_ascii_lowercase().as_str(), "on" | "off" | "1" | "0" | "true" | "false") {
                 return Err(bad());
             }
         }
@@ -167,6 +179,13 @@ pub fn normalize(name: &str, value: &str) -> String {
         match value.to_ascii_lowercase().as_str() {
             "on" | "true" | "1" => return "1".into(),
             "off" | "false" | "0" => return "0".into(),
+            _ => {}
+        }
+    }
+    if n == PLAN_CACHE_VAR {
+        match value.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" => return "ON".into(),
+            "off" | "false" | "0" => return "OFF".into(),
             _ => {}
         }
     }

@@ -1,0 +1,633 @@
+//! The plan cache: a repeated vector search skips parsing, planning and optimising.
+//!
+//! A search application sends one statement shape over and over, with only the query vector
+//! changed: `SELECT id, VEC_COSINE_DISTANCE(v, '[0.12, …]') AS d FROM docs ORDER BY d LIMIT 10`.
+//! Planning it (tokenising a 4 KB literal, DataFusion's analyzer, optimizer and physical planner)
+//! costs several times the graph search itself. Like TiDB's non-prepared plan cache, each session
+//! keeps the physical plans of the statement shapes it ran and runs a repeat by re-binding one:
+//!
+//! 1. [`Shape::of`] reads the statement text once: a SELECT whose vector literals (`'[…]'`)
+//!    become `?` in the shape's key and are its parameters. Text that could plan differently from
+//!    one run to the next (user and system variables, time and session functions, comments,
+//!    `FOR UPDATE`, functions outside a short list of deterministic ones) has no shape.
+//! 2. On a miss the statement runs as usual. If each parameter is an argument of a
+//!    `VEC_*_DISTANCE(column, '[…]')` call (so no constant folding can have consumed it) and the
+//!    physical plan reads one table, through a graph-served `AnnScanExec`, the session keeps the
+//!    plan ([`PlanCache::offer`]), stamped with the catalog version read before its transaction.
+//! 3. On a hit ([`Session::run_cached`]) in the statement's own transaction: the catalog version
+//!    must still be the stamp (DDL from any session bumps it); the ANN scan is made again with the
+//!    new vector ([`AnnTable::candidate_scan`]); the nodes above it are rebuilt with the new
+//!    literals (projection, filter and sort expressions); the plan runs. If the scan now needs the
+//!    exact path (uncommitted writes, an index rebuild, a vector the graph cannot take) or the
+//!    parameters do not bind, the statement is planned from scratch instead.
+//!
+//! `SET` and DDL clear the session's cache; `SET tidb_enable_non_prepared_plan_cache = OFF` turns it
+//! off, and `SELECT @@last_plan_from_cache` says whether the previous statement used it (TiDB's
+//! names for both).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::expressions::{DynamicFilterPhysicalExpr, Literal};
+use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::sql::sqlparser::ast::{self, Statement};
+use embedb_storage::Txn;
+
+use crate::error::Result;
+use crate::index::search::ann::AnnScanExec;
+use crate::session::{Output, Session};
+
+/// Shapes kept per session; the cache is emptied when full (shapes are few in practice).
+const CAPACITY: usize = 64;
+
+/// Functions a cacheable statement may call (deterministic, independent of the session).
+const CALLS: &[&str] = &[
+    "vec_cosine_distance", "vec_l2_distance", "vec_l1_distance", "vec_negative_inner_product",
+    // keywords that may precede a parenthesis
+    "select", "from", "where", "and", "or", "not", "in", "on", "join", "as", "over", "by", "exists",
+    // deterministic functions
+    "abs", "round", "floor", "ceil", "coalesce", "ifnull", "if", "cast", "lower", "upper", "length",
+    "char_length", "concat", "substring", "substr", "left", "right", "trim", "greatest", "least",
+    "count", "sum", "avg", "min", "max", "row_number", "rank", "dense_rank",
+];
+
+/// Words that make a statement depend on more than its text, or not a plain read.
+const REJECT: &[&str] = &[
+    "into", "for", "lock", "share", "sql_calc_found_rows", "current_date", "current_time",
+    "current_timestamp", "current_user", "current_role", "localtime", "localtimestamp", "utc_date",
+    "utc_time", "utc_timestamp", "information_schema", "performance_schema",
+];
+
+/// A statement's shape: its text with each vector literal replaced by `?`, and those literals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub key: String,
+    /// The literals' text (without quotes), in order.
+    pub params: Vec<String>,
+}
+
+impl Shape {
+    /// The shape of a cacheable SELECT, or None (see the module doc).
+    pub fn of(sql: &str) -> Option<Shape> {
+        let b = sql.as_bytes();
+        let first = b.iter().position(|c| !c.is_ascii_whitespace())?;
+        if !b[first..].get(..6)?.eq_ignore_ascii_case(b"select") || b.get(first + 6).is_some_and(|&c| is_word(c)) {
+            return None;
+        }
+        let mut key = String::with_capacity(128);
+        let mut params = Vec::new();
+        let mut i = first;
+        while i < b.len() {
+            let c = b[i];
+            match c {
+                b'\'' | b'"' | b'`' => {
+                    let (end, plain) = quoted(b, i)?;
+                    let body = &sql[i + 1..end - 1];
+                    if c == b'\'' && plain && body.trim_start().starts_with('[') {
+                        key.push('?');
+                        params.push(body.to_string());
+                    } else {
+                        key.push_str(&sql[i..end]);
+                    }
+                    i = end;
+                }
+                b'@' | b'?' | b'#' | b';' | b'\\' => return None,
+                b'-' if b.get(i + 1) == Some(&b'-') => return None,
+                b'/' if b.get(i + 1) == Some(&b'*') => return None,
+                c if is_word(c) => {
+                    let start = i;
+                    while i < b.len() && is_word(b[i]) {
+                        i += 1;
+                    }
+                    let word = &sql[start..i];
+                    let lower = word.to_ascii_lowercase();
+                    if REJECT.contains(&lower.as_str()) {
+                        return None;
+                    }
+                    let next = b[i..].iter().find(|c| !c.is_ascii_whitespace());
+                    if next == Some(&b'(') && !CALLS.contains(&lower.as_str()) {
+                        return None;
+                    }
+                    key.push_str(word);
+                }
+                c if c.is_ascii() => {
+                    key.push(c as char);
+                    i += 1;
+                }
+                // Unquoted non-ASCII text (identifiers): not worth the care.
+                _ => return None,
+            }
+        }
+        (!params.is_empty()).then_some(Shape { key, params })
+    }
+
+    /// True if every parameter of this shape is, in the parsed statement, an argument of a
+    /// `VEC_*_DISTANCE` call whose other argument is a column: then the optimizer cannot have
+    /// folded it into something else, and it reaches the plan as that literal.
+    pub fn well_placed(&self, stmt: &Statement) -> bool {
+        use std::ops::ControlFlow;
+        let is_param = |e: &ast::Expr| match e {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => self.params.contains(s),
+                _ => false,
+            },
+            _ => false,
+        };
+        let (mut total, mut placed) = (0usize, 0usize);
+        let _ = ast::visit_expressions(stmt, |e: &ast::Expr| {
+            if is_param(e) {
+                total += 1;
+            }
+            if let ast::Expr::Function(f) = e {
+                let name = f.name.to_string().to_ascii_lowercase();
+                if CALLS[..4].contains(&name.as_str()) {
+                    let args = crate::sql::rewrite::plain_args(f);
+                    if let [a, b] = args.as_slice() {
+                        let column = |e: &ast::Expr| matches!(e, ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_));
+                        if (column(a) && is_param(b)) || (is_param(a) && column(b)) {
+                            placed += 1;
+                        }
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        total == self.params.len() && placed == total
+    }
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$'
+}
+
+/// The end (one past the closing quote) of the quoted text starting at `start`, and whether its
+/// body needs no unescaping (no backslash, no doubled quote).
+fn quoted(b: &[u8], start: usize) -> Option<(usize, bool)> {
+    let q = b[start];
+    let mut plain = true;
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if q != b'`' => {
+                plain = false;
+                i += 2;
+            }
+            c if c == q => {
+                if b.get(i + 1) == Some(&q) {
+                    plain = false;
+                    i += 2;
+                } else {
+                    return Some((i + 1, plain));
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A statement waiting to learn whether its plan can be kept.
+pub struct Pending {
+    pub key: String,
+    pub shape: Shape,
+    /// The catalog version read before the statement's transaction began.
+    pub version: u64,
+}
+
+/// A kept plan.
+pub struct CachedPlan {
+    version: u64,
+    schema: SchemaRef,
+    plan: Arc<dyn ExecutionPlan>,
+    /// The parameters the plan was made with.
+    params: Vec<String>,
+    /// The parameter that is the ANN scan's query vector.
+    query_param: usize,
+    task: Arc<TaskContext>,
+}
+
+/// New parameter values for a cached plan.
+struct Binding {
+    query: Vec<f32>,
+    /// Old literal text → new.
+    literals: Vec<(String, String)>,
+}
+
+impl Binding {
+    fn new_text(&self, old: &str) -> Option<&str> {
+        self.literals.iter().find(|(o, _)| o == old).map(|(_, n)| n.as_str())
+    }
+
+    fn scalar(&self, v: &ScalarValue) -> Option<ScalarValue> {
+        match v {
+            ScalarValue::Utf8(Some(s)) => self.new_text(s).map(|n| ScalarValue::Utf8(Some(n.to_string()))),
+            ScalarValue::LargeUtf8(Some(s)) => self.new_text(s).map(|n| ScalarValue::LargeUtf8(Some(n.to_string()))),
+            ScalarValue::Utf8View(Some(s)) => self.new_text(s).map(|n| ScalarValue::Utf8View(Some(n.to_string()))),
+            _ => None,
+        }
+    }
+
+    fn logical(&self, e: Expr) -> Expr {
+        e.transform(|e| match &e {
+            Expr::Literal(v, meta) => match self.scalar(v) {
+                Some(n) => Ok(Transformed::yes(Expr::Literal(n, meta.clone()))),
+                None => Ok(Transformed::no(e)),
+            },
+            _ => Ok(Transformed::no(e)),
+        })
+        .map(|t| t.data)
+        .expect("infallible")
+    }
+
+    fn physical(&self, e: &Arc<dyn PhysicalExpr>) -> DfResult<Arc<dyn PhysicalExpr>> {
+        Ok(Arc::clone(e)
+            .transform(|x| {
+                if let Some(l) = x.downcast_ref::<Literal>() {
+                    if let Some(n) = self.scalar(l.value()) {
+                        return Ok(Transformed::yes(Arc::new(Literal::new(n)) as Arc<dyn PhysicalExpr>));
+                    }
+                }
+                Ok(Transformed::no(x))
+            })?
+            .data)
+    }
+}
+
+impl CachedPlan {
+    /// The binding of `params`, if they fit: positions that held the same text must again.
+    fn bind(&self, params: &[String]) -> Option<Binding> {
+        if params.len() != self.params.len() {
+            return None;
+        }
+        let mut literals: Vec<(String, String)> = Vec::new();
+        for (old, new) in self.params.iter().zip(params) {
+            match literals.iter().find(|(o, _)| o == old) {
+                Some((_, n)) if n != new => return None,
+                Some(_) => {}
+                None => literals.push((old.clone(), new.clone())),
+            }
+        }
+        let query = embedb_vector::parse_vector(&params[self.query_param]).ok()?;
+        Some(Binding { query, literals })
+    }
+
+    fn scan(&self) -> &AnnScanExec {
+        fn find(p: &Arc<dyn ExecutionPlan>) -> Option<&AnnScanExec> {
+            match p.downcast_ref::<AnnScanExec>() {
+                Some(a) => Some(a),
+                None => p.children().into_iter().find_map(find),
+            }
+        }
+        find(&self.plan).expect("a cached plan has an ANN scan")
+    }
+}
+
+/// One session's cached plans.
+#[derive(Default)]
+pub struct PlanCache {
+    entries: HashMap<String, Arc<CachedPlan>>,
+    pending: Option<Pending>,
+}
+
+impl PlanCache {
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.pending = None;
+    }
+
+    pub fn set_pending(&mut self, p: Pending) {
+        self.pending = Some(p);
+    }
+
+    pub fn take_pending(&mut self) -> Option<Pending> {
+        self.pending.take()
+    }
+
+    /// Keep `plan` for `pending`'s shape if it can be re-bound (see the module doc).
+    pub fn offer(&mut self, pending: Pending, schema: &SchemaRef, plan: &Arc<dyn ExecutionPlan>, task: &Arc<TaskContext>) {
+        let Some(query_param) = cacheable(plan, &pending.shape.params) else { return };
+        if self.entries.len() >= CAPACITY {
+            self.entries.clear();
+        }
+        let entry = CachedPlan {
+            version: pending.version,
+            schema: schema.clone(),
+            plan: plan.clone(),
+            params: pending.shape.params,
+            query_param,
+            task: task.clone(),
+        };
+        self.entries.insert(pending.key, Arc::new(entry));
+    }
+}
+
+/// The cache key: the shape within the current database.
+pub fn key(db: Option<&str>, shape: &Shape) -> String {
+    format!("{}\u{0}{}", db.unwrap_or(""), shape.key)
+}
+
+/// Which parameter is the query vector of `plan`'s ANN scan, if the plan can be re-bound: one
+/// leaf, a graph-served `AnnScanExec`; parameters found only in nodes [`rebuild`] knows; no
+/// list-typed literal (a vector folded from text), and no dynamic filter outside the sort that
+/// owns it (TopK state shared between nodes).
+fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<usize> {
+    fn walk(p: &Arc<dyn ExecutionPlan>, params: &[String], scans: &mut Vec<Vec<f32>>) -> bool {
+        if let Some(a) = p.downcast_ref::<AnnScanExec>() {
+            match &a.site {
+                Some(site) => {
+                    scans.push(site.table.spec.query.clone());
+                    return true;
+                }
+                None => return false,
+            }
+        }
+        let children = p.children();
+        if children.is_empty() {
+            return false;
+        }
+        let rebuilt = p.is::<ProjectionExec>() || p.is::<FilterExec>() || p.is::<SortExec>();
+        let mut ok = true;
+        let _ = p.apply_expressions(&mut |e| {
+            e.apply(|x| {
+                // A sort with a fetch holds its own TopK filter (made anew by `rebuild`); one
+                // pushed into another node would keep the last run's threshold.
+                if x.is::<DynamicFilterPhysicalExpr>() && !p.is::<SortExec>() {
+                    ok = false;
+                } else if let Some(l) = x.downcast_ref::<Literal>() {
+                    match l.value() {
+                        ScalarValue::List(_) | ScalarValue::LargeList(_) | ScalarValue::FixedSizeList(_) => ok = false,
+                        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
+                            if !rebuilt && params.contains(s) {
+                                ok = false;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(if ok { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+            })
+        });
+        ok && children.iter().all(|c| walk(c, params, scans))
+    }
+    let mut scans = Vec::new();
+    if !walk(plan, params, &mut scans) || scans.len() != 1 {
+        return None;
+    }
+    // The query vector must come from exactly one parameter text.
+    let matching: Vec<usize> = (0..params.len()).filter(|&i| embedb_vector::parse_vector(&params[i]).ok().as_ref() == Some(&scans[0])).collect();
+    let first = *matching.first()?;
+    matching.iter().all(|&i| params[i] == params[first]).then_some(first)
+}
+
+/// `plan` with `leaf` for its ANN scan and the binding's literals in every expression above it.
+/// Nodes are rebuilt (fresh state: a plan runs once per build).
+fn rebuild(plan: &Arc<dyn ExecutionPlan>, leaf: &Arc<dyn ExecutionPlan>, b: &Binding) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if plan.is::<AnnScanExec>() {
+        return Ok(leaf.clone());
+    }
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().map(|c| rebuild(c, leaf, b)).collect::<DfResult<_>>()?;
+    if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
+        let exprs: Vec<ProjectionExpr> =
+            p.expr().iter().map(|e| Ok(ProjectionExpr { expr: b.physical(&e.expr)?, alias: e.alias.clone() })).collect::<DfResult<_>>()?;
+        return Ok(Arc::new(ProjectionExec::try_new(exprs, children[0].clone())?));
+    }
+    if let Some(f) = plan.downcast_ref::<FilterExec>() {
+        let built = FilterExecBuilder::from(f).with_predicate(b.physical(f.predicate())?).with_input(children[0].clone()).build()?;
+        return Ok(Arc::new(built));
+    }
+    if let Some(s) = plan.downcast_ref::<SortExec>() {
+        let exprs: Vec<PhysicalSortExpr> =
+            s.expr().iter().map(|e| Ok(PhysicalSortExpr { expr: b.physical(&e.expr)?, options: e.options })).collect::<DfResult<_>>()?;
+        let ordering = LexOrdering::new(exprs).expect("a sort has keys");
+        let sort = SortExec::new(ordering, children[0].clone()).with_fetch(s.fetch()).with_preserve_partitioning(s.preserve_partitioning());
+        return Ok(Arc::new(sort));
+    }
+    datafusion::physical_plan::execution_plan::replace_children_if_necessary(plan.clone(), children)?.reset_state()
+}
+
+impl Session {
+    /// Run `sql` from this session's plan cache; None when it has no usable plan for the shape.
+    pub(crate) async fn run_cached(&mut self, sql: &str, shape: &Shape) -> Result<Option<Output>> {
+        let key = key(self.db.as_deref(), shape);
+        let Some(entry) = self.plan_cache.entries.get(&key).cloned() else { return Ok(None) };
+        if entry.version != self.engine.search.catalog_version() {
+            self.plan_cache.entries.remove(&key);
+            return Ok(None);
+        }
+        let Some(binding) = entry.bind(&shape.params) else { return Ok(None) };
+        let sql = sql.to_string();
+        let out = self.in_statement(move |s, txn| Box::pin(s.run_bound(sql, entry, binding, txn))).await?;
+        Ok(Some(out))
+    }
+
+    async fn run_bound(&mut self, sql: String, entry: Arc<CachedPlan>, b: Binding, txn: Arc<Txn>) -> Result<Output> {
+        // Checked again inside the transaction: its snapshot and the version are taken under the
+        // store's commit lock, so an equal version here means no DDL is in the snapshot.
+        let leaf = if entry.version == self.engine.search.catalog_version() {
+            let site = entry.scan().site.as_ref().expect("cached scans are graph-served");
+            let table = site.table.rebound(txn.clone(), b.query.clone(), &|e| b.logical(e));
+            let filters: Vec<Expr> = site.filters.iter().cloned().map(|e| b.logical(e)).collect();
+            let state = self.ctx.state_ref();
+            let state = state.read();
+            table.candidate_scan(&*state, site.projection.as_ref(), &filters)?
+        } else {
+            None
+        };
+        let Some(leaf) = leaf else {
+            // Plan it afresh (the text parses: it did when this plan was made).
+            // (Boxed: planning's deep futures stay off this statement's stack.)
+            let stmt = crate::sql::parser::parse_one(&sql)?;
+            return Box::pin(self.query(stmt, txn)).await;
+        };
+        let plan = rebuild(&entry.plan, &leaf, &b)?;
+        self.vars.insert(crate::sql::variables::LAST_PLAN_FROM_CACHE.into(), "1".into());
+        let batches = datafusion::physical_plan::collect(plan, entry.task.clone()).await?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        self.last_found_rows = rows as u64;
+        self.last_row_count = -1;
+        Ok(Output::Rows { schema: entry.schema.clone(), batches })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let s = Shape::of("SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '[1, 2]') LIMIT 3").unwrap();
+        assert_eq!(s.key, "SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, ?) LIMIT 3");
+        assert_eq!(s.params, vec!["[1, 2]".to_string()]);
+        let s = Shape::of("  select a, \"x'y\", `b c` from t where c = 'abc' order by vec_l2_distance(v,'[3]') limit 1").unwrap();
+        assert_eq!(s.key, "select a, \"x'y\", `b c` from t where c = 'abc' order by vec_l2_distance(v,?) limit 1");
+        // Not cacheable: no vector literal, variables, time, comments, other statements, unknown calls.
+        for sql in [
+            "SELECT 1",
+            "SELECT id FROM t WHERE c = 'a''b'",
+            "SELECT @x, vec_cosine_distance(v, '[1]') FROM t",
+            "SELECT vec_cosine_distance(v, '[1]') FROM t WHERE d < NOW()",
+            "SELECT vec_cosine_distance(v, '[1]') FROM t WHERE d < current_timestamp",
+            "SELECT vec_cosine_distance(v, '[1]') /* hint */ FROM t",
+            "SELECT vec_cosine_distance(v, '[1]') FROM t FOR UPDATE",
+            "INSERT INTO t VALUES ('[1]')",
+            "SELECTX vec_cosine_distance(v, '[1]') FROM t",
+            "SELECT vec_cosine_distance(v, '[1]') FROM t WHERE c = 'unterminated",
+            "SELECT rand(), vec_cosine_distance(v, '[1]') FROM t",
+        ] {
+            assert_eq!(Shape::of(sql), None, "{sql}");
+        }
+        // An escaped literal is not a parameter (its text is not its value) but stays in the key.
+        let s = Shape::of("SELECT vec_cosine_distance(v, '[1]') FROM t WHERE c = '[\\'2]'").unwrap();
+        assert_eq!(s.key, "SELECT vec_cosine_distance(v, ?) FROM t WHERE c = '[\\'2]'");
+        let s = Shape::of("SELECT vec_cosine_distance(v, '[1]') FROM t WHERE c = '[''2]'").unwrap();
+        assert_eq!(s.params, vec!["[1]".to_string()]);
+    }
+
+    #[test]
+    fn parameters_must_be_distance_arguments() {
+        let placed = |sql: &str| {
+            let shape = Shape::of(sql).unwrap();
+            shape.well_placed(&crate::sql::parser::parse_one(sql).unwrap())
+        };
+        assert!(placed("SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '[1,2]') LIMIT 3"));
+        assert!(placed("SELECT VEC_L2_DISTANCE('[1,2]', t.v) AS d FROM t ORDER BY d LIMIT 3"));
+        // Foldable or compared as text: the optimizer may consume the literal.
+        assert!(!placed("SELECT id FROM t WHERE c = '[1]' ORDER BY VEC_COSINE_DISTANCE(v, '[1,2]') LIMIT 3"));
+        assert!(!placed("SELECT VEC_COSINE_DISTANCE('[1]', '[1,2]') FROM t"));
+    }
+
+    use crate::session::{Engine, Output};
+
+    async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<String>> {
+        // Boxed: a statement's future is large in debug builds, and a test awaits many.
+        let out = Box::pin(s.run(sql)).await.unwrap_or_else(|e| panic!("{sql}: {}", e.message));
+        let Output::Rows { batches, .. } = out else { return vec![] };
+        let mut v = Vec::new();
+        for b in batches {
+            for r in 0..b.num_rows() {
+                v.push(b.columns().iter().map(|c| datafusion::arrow::util::display::array_value_to_string(c, r).unwrap()).collect());
+            }
+        }
+        v
+    }
+
+    async fn from_cache(s: &mut Session) -> bool {
+        rows(s, "SELECT @@last_plan_from_cache").await == vec![vec!["1".to_string()]]
+    }
+
+    fn point(i: i64) -> String {
+        let f = |k: i64| ((i * (2 * k + 3) + k * 7) % 13 - 6) as f32 / 3.0;
+        format!("[{},{},{},{}]", f(0), f(1), f(2), f(3))
+    }
+
+    /// Two sessions on one engine with a 300-row indexed table: one caching, one not.
+    async fn sessions() -> (Session, Session) {
+        let engine = Engine::with_store(crate::config::Config::default(), embedb_storage::Store::in_memory()).unwrap();
+        let mut s = Session::new(engine.clone(), 1, "root");
+        s.use_db("test").unwrap();
+        rows(&mut s, "CREATE TABLE t (id INT PRIMARY KEY, cat INT, v VECTOR(4), VECTOR INDEX vi ((VEC_COSINE_DISTANCE(v))))").await;
+        let values: Vec<String> = (1..=300).map(|i| format!("({i}, {}, '{}')", i % 5, point(i))).collect();
+        rows(&mut s, &format!("INSERT INTO t VALUES {}", values.join(","))).await;
+        let mut plain = Session::new(engine, 2, "root");
+        plain.use_db("test").unwrap();
+        rows(&mut plain, "SET tidb_enable_non_prepared_plan_cache = OFF").await;
+        (s, plain)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeats_come_from_the_cache_and_answer_as_planned() {
+        let (mut s, mut plain) = sessions().await;
+        let shapes = [
+            "SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 5",
+            "SELECT id, VEC_COSINE_DISTANCE(v, '{q}') AS d FROM t ORDER BY d, id LIMIT 7",
+            "SELECT id, cat FROM t WHERE cat = 2 ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 4",
+            "SELECT * FROM (SELECT id, v, VEC_COSINE_DISTANCE(v, '{q}') AS _distance FROM t) AS s ORDER BY _distance LIMIT 3",
+            "SELECT id, VEC_COSINE_DISTANCE(v, '{q}') AS d FROM t WHERE VEC_COSINE_DISTANCE(v, '{q}') < 0.5 ORDER BY d LIMIT 6",
+            "SELECT count(*) FROM (SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 8) AS k",
+        ];
+        for shape in shapes {
+            for (n, q) in [7, 11, 19, 23, 42].into_iter().enumerate() {
+                let sql = shape.replace("{q}", &point(q));
+                let got = rows(&mut s, &sql).await;
+                assert_eq!(from_cache(&mut s).await, n > 0, "{sql}");
+                assert_eq!(got, rows(&mut plain, &sql).await, "{sql}");
+                assert!(!from_cache(&mut plain).await);
+            }
+        }
+        // The same literal twice must bind to one new value twice; otherwise it is planned.
+        let sql = "SELECT VEC_COSINE_DISTANCE(v, '[1,0,0,0]') AS a, VEC_COSINE_DISTANCE(v, '[1,0,0,0]') AS b FROM t ORDER BY a LIMIT 2";
+        rows(&mut s, sql).await;
+        let mixed = "SELECT VEC_COSINE_DISTANCE(v, '[0,1,0,0]') AS a, VEC_COSINE_DISTANCE(v, '[0,0,1,0]') AS b FROM t ORDER BY a LIMIT 2";
+        assert_eq!(rows(&mut s, mixed).await, rows(&mut plain, mixed).await);
+        assert!(!from_cache(&mut s).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_ddl_and_bad_vectors_fall_back_to_planning() {
+        let (mut s, mut plain) = sessions().await;
+        let q = |i: i64| format!("SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{}') LIMIT 3", point(i));
+        rows(&mut s, &q(1)).await;
+        rows(&mut s, &q(2)).await;
+        assert!(from_cache(&mut s).await);
+        // Uncommitted writes: the index does not hold them, so the statement is planned (exact).
+        rows(&mut s, "BEGIN").await;
+        rows(&mut s, "INSERT INTO t VALUES (1000, 0, '[5,5,5,5]')").await;
+        let near = "SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '[5,5,5,4.9]') LIMIT 3";
+        assert_eq!(rows(&mut s, near).await[0], vec!["1000".to_string()]);
+        assert!(!from_cache(&mut s).await);
+        rows(&mut s, "ROLLBACK").await;
+        assert_ne!(rows(&mut s, near).await[0], vec!["1000".to_string()]);
+        assert!(from_cache(&mut s).await);
+        // A vector of the wrong dimension gets the same error as when planned.
+        let bad = "SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '[1,2]') LIMIT 3";
+        let e1 = Box::pin(s.run(bad)).await.err().expect("dimension error");
+        let e2 = Box::pin(plain.run(bad)).await.err().expect("dimension error");
+        assert_eq!((e1.code, e1.message), (e2.code, e2.message));
+        // DDL from another session: the cached plan is stale and the index gone.
+        rows(&mut plain, "DROP INDEX vi ON t").await;
+        assert_eq!(rows(&mut s, &q(3)).await, rows(&mut plain, &q(3)).await);
+        assert!(!from_cache(&mut s).await);
+        let explain = rows(&mut s, &format!("EXPLAIN {}", q(4))).await;
+        assert!(!format!("{explain:?}").contains("annIndex"), "{explain:?}");
+        // A table dropped and made again under the same name is a new table.
+        rows(&mut plain, "DROP TABLE t").await;
+        rows(&mut plain, "CREATE TABLE t (id INT PRIMARY KEY, cat INT, v VECTOR(4), VECTOR INDEX vi ((VEC_COSINE_DISTANCE(v))))").await;
+        rows(&mut plain, "INSERT INTO t VALUES (7, 0, '[1,1,1,1]')").await;
+        rows(&mut s, &q(5)).await;
+        assert_eq!(rows(&mut s, &q(6)).await, vec![vec!["7".to_string()]]);
+        assert!(from_cache(&mut s).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_switch_and_the_flag_are_tidb_variables() {
+        let (mut s, _) = sessions().await;
+        assert_eq!(rows(&mut s, "SELECT @@tidb_enable_non_prepared_plan_cache").await, vec![vec!["ON".to_string()]]);
+        let e = Box::pin(s.run("SET tidb_enable_non_prepared_plan_cache = maybe")).await.err().unwrap();
+        assert_eq!(e.code, 1231);
+        let e = Box::pin(s.run("SET last_plan_from_cache = 1")).await.err().unwrap();
+        assert_eq!(e.code, 1238);
+        let q = |i: i64| format!("SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{}') LIMIT 3", point(i));
+        rows(&mut s, &q(1)).await;
+        rows(&mut s, &q(2)).await;
+        assert!(from_cache(&mut s).await);
+        rows(&mut s, "SET tidb_enable_non_prepared_plan_cache = 0").await;
+        rows(&mut s, &q(3)).await;
+        assert!(!from_cache(&mut s).await);
+        rows(&mut s, "SET tidb_enable_non_prepared_plan_cache = ON").await;
+        rows(&mut s, &q(4)).await;
+        rows(&mut s, &q(5)).await;
+        assert!(from_cache(&mut s).await);
+        // Any other statement in between resets the flag.
+        rows(&mut s, "SELECT 1").await;
+        assert!(!from_cache(&mut s).await);
+    }
+}
