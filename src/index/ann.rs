@@ -16,8 +16,8 @@
 //!    returns them as an [`AnnScanExec`], which `EXPLAIN` shows as TiDB does:
 //!    `annIndex:COSINE(v..[1,2,3], limit:10)`.
 //!
-//! Candidates, without a filter: the graph's `2n + 10` nearest handles (`n` = k + offset), each
-//! read from the transaction (a row that is gone in this snapshot is skipped; if that leaves
+//! Candidates, without a filter: the graph's `n + 10` nearest handles (`n` = k + offset; `2n + 10`
+//! for an f16/i8 index, whose graph distances are approximate), each read from the transaction (a row that is gone in this snapshot is skipped; if that leaves
 //! fewer than `n`, the search is repeated wider).
 //!
 //! With a filter (a WHERE clause, or a condition on the distance itself) one of three ways,
@@ -77,7 +77,9 @@ use crate::sql::catalog::IndexKind;
 use crate::storage::table::{self, KvTable, Row};
 
 /// Graph candidates per needed row, plus a constant: re-ranking a few more than `n` exactly
-/// lifts recall, and covers rows the snapshot no longer has.
+/// lifts recall, and covers rows the snapshot no longer has. An unfiltered search of an f32
+/// index takes only `n + OVERFETCH_EXTRA`: its graph distances are already exact, so more
+/// candidates would only widen the beam, which is `ef_search`'s job.
 const OVERFETCH: usize = 2;
 const OVERFETCH_EXTRA: usize = 10;
 
@@ -571,12 +573,13 @@ impl AnnTable {
     fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry, ef: Option<usize>) -> crate::error::Result<Candidates> {
         let n = self.spec.n;
         let len = entry.index.len();
-        let mut want = n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA);
+        let per_row = if entry.index.params().quantization == embedb_ann::Quantization::F32 { 1 } else { OVERFETCH };
+        let mut want = n.saturating_mul(per_row).saturating_add(OVERFETCH_EXTRA);
         let mut seen = HashSet::new();
         let mut rows = Vec::new();
         for _ in 0..=MAX_RETRIES {
-            let hits = entry.index.search(&self.spec.query, want.min(len.max(1)), ef).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
-            for (key, _) in &hits {
+            let hits = entry.index.search_keys(&self.spec.query, want.min(len.max(1)), ef).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            for key in &hits {
                 let h = ann_handle(*key);
                 if seen.insert(h) {
                     if let Some(r) = table::get_row(&kv.txn, &kv.info, h)? {
@@ -821,16 +824,20 @@ impl AnnTable {
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
     ) -> DfResult<std::result::Result<Arc<dyn ExecutionPlan>, String>> {
-        let (rows, how) = match self.candidates(state, filters).map_err(crate::error::to_df)? {
+        let (mut rows, how) = match self.candidates(state, filters).map_err(crate::error::to_df)? {
             Candidates::Rows(rows, how) => (rows, how),
             Candidates::Exact(why) => return Ok(Err(why)),
         };
+        // In handle order, as the exact scan reads them: rows the ORDER BY leaves tied come out
+        // in the same order either way.
+        rows.sort_unstable_by_key(|r| r.handle);
         let kv = self.kv();
         let schema = self.base.schema();
         let batch = table::rows_to_batch(&kv.info, &rows, &schema, kv.with_handle).map_err(crate::error::to_df)?;
         let inner: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, projection.cloned())?;
         Ok(Ok(Arc::new(AnnScanExec {
-            label: format!("{}, {how}, rows:{}", self.spec.label(), rows.len()),
+            // The spec's part of the label is written only when displayed (it formats floats).
+            label: format!("{how}, rows:{}", rows.len()),
             inner,
             site: Some(ScanSite {
                 table: AnnTable { base: self.base.clone(), spec: self.spec.clone() },
@@ -864,6 +871,7 @@ pub struct ScanSite {
 /// The ANN scan's plan node: the candidate rows, shown with TiDB's `annIndex:` text.
 #[derive(Debug)]
 pub struct AnnScanExec {
+    /// How the rows were found; after the spec's label when there is no `site`.
     label: String,
     inner: Arc<dyn ExecutionPlan>,
     /// Set when the rows came from the graph (None: the exact scan).
@@ -872,7 +880,10 @@ pub struct AnnScanExec {
 
 impl DisplayAs for AnnScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "AnnIndexScan: {}", self.label)
+        match &self.site {
+            Some(site) => write!(f, "AnnIndexScan: {}, {}", site.table.spec.label(), self.label),
+            None => write!(f, "AnnIndexScan: {}", self.label),
+        }
     }
 }
 
@@ -949,10 +960,11 @@ mod tests {
         rows(s, &format!("EXPLAIN {sql}")).await.into_iter().map(|r| r.join(" ")).collect::<Vec<_>>().join("\n")
     }
 
-    /// A deterministic point on a 4-d grid (several share a direction: ties are broken by the
-    /// exact sort, the same way for both tables).
+    /// A deterministic point on a 4-d grid (a few share a direction: ties are broken by the
+    /// exact sort, the same way for both tables). Not periodic in `i` with a short period: a
+    /// group of tied rows larger than the candidate list would be broken by the graph's order.
     fn point(i: i64) -> String {
-        let f = |k: i64| ((i * (2 * k + 3) + k * 7) % 11 - 5) as f32 / 2.0;
+        let f = |k: i64| ((i * (2 * k + 3) + (i / 11) * (k + 5) + k * 7) % 11 - 5) as f32 / 2.0;
         format!("[{},{},{},{}]", f(0), f(1), f(2), f(3))
     }
 

@@ -17,7 +17,8 @@
 //! 3. On a hit ([`Session::run_cached`]) in the statement's own transaction: the catalog version
 //!    must still be the stamp (DDL from any session bumps it); the ANN scan is made again with the
 //!    new vector ([`AnnTable::candidate_scan`]); the nodes above it are rebuilt with the new
-//!    literals (projection, filter and sort expressions); the plan runs. If the scan now needs the
+//!    literals (projection, filter and sort expressions; the query vector goes in already parsed,
+//!    as a VECTOR value); the plan runs. If the scan now needs the
 //!    exact path (uncommitted writes, an index rebuild, a vector the graph cannot take) or the
 //!    parameters do not bind, the statement is planned from scratch instead.
 //!
@@ -28,6 +29,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Float32Array, ListArray};
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result as DfResult, ScalarValue};
@@ -218,6 +221,10 @@ pub struct CachedPlan {
 /// New parameter values for a cached plan.
 struct Binding {
     query: Vec<f32>,
+    /// The query vector as a VECTOR literal (the distance functions then need not parse it).
+    query_value: ScalarValue,
+    /// The old text of the query vector's parameter.
+    query_old: String,
     /// Old literal text → new.
     literals: Vec<(String, String)>,
 }
@@ -252,6 +259,10 @@ impl Binding {
         Ok(Arc::clone(e)
             .transform(|x| {
                 if let Some(l) = x.downcast_ref::<Literal>() {
+                    let is_query = matches!(l.value(), ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) if *s == self.query_old);
+                    if is_query {
+                        return Ok(Transformed::yes(Arc::new(Literal::new(self.query_value.clone())) as Arc<dyn PhysicalExpr>));
+                    }
                     if let Some(n) = self.scalar(l.value()) {
                         return Ok(Transformed::yes(Arc::new(Literal::new(n)) as Arc<dyn PhysicalExpr>));
                     }
@@ -277,7 +288,14 @@ impl CachedPlan {
             }
         }
         let query = embedb_vector::parse_vector(&params[self.query_param]).ok()?;
-        Some(Binding { query, literals })
+        let list = ListArray::new(
+            Arc::new(embedb_vector::vector_item_field()),
+            OffsetBuffer::from_lengths([query.len()]),
+            Arc::new(Float32Array::from(query.clone())),
+            None,
+        );
+        let query_value = ScalarValue::List(Arc::new(list));
+        Some(Binding { query, query_value, query_old: self.params[self.query_param].clone(), literals })
     }
 
     fn scan(&self) -> &AnnScanExec {

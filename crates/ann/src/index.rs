@@ -485,6 +485,35 @@ impl AnnIndex {
         Ok(out)
     }
 
+    /// Like [`AnnIndex::search`] without the distances: the keys of the approximate `k` nearest,
+    /// in the graph's order, for callers that score the rows themselves (the SQL scan reads each
+    /// row and computes its distance anyway). Skips reading each vector back.
+    pub fn search_keys(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<u64>, AnnError> {
+        self.check_query(query)?;
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let index = self.index.read();
+        let matches = {
+            let _permit = self.permits.acquire();
+            index.search(query, self.beam(k, ef)).map_err(usearch_err)?
+        };
+        let mut out: Vec<u64> = Vec::with_capacity(k.min(matches.keys.len()));
+        for &key in &matches.keys {
+            if out.len() == k {
+                break;
+            }
+            // An upsert racing the walk can surface one key from its old and new slot.
+            if !out.contains(&key) {
+                out.push(key);
+            }
+        }
+        if out.len() < k && out.len() < self.len() {
+            return Ok(self.scan(&index, query, k, &|_| true).into_iter().map(|(key, _)| key).collect());
+        }
+        Ok(out)
+    }
+
     /// Like [`AnnIndex::search`], restricted to keys for which `filter` returns true (it is
     /// called from usearch's search loop, so keep it cheap: a bitmap or hash-set probe). Returns
     /// `k` results whenever at least `k` keys pass. Chooses between the filtered graph walk and
