@@ -18,7 +18,7 @@
 //!    must still be the stamp (DDL from any session bumps it); the ANN scan is made again with the
 //!    new vector ([`AnnTable::candidate_scan`]); the nodes above it are rebuilt with the new
 //!    literals (projection, filter and sort expressions; the query vector goes in already parsed,
-//!    as a VECTOR value); the plan runs. If the scan now needs the
+//!    as a [`BoundVector`]); the plan runs. If the scan now needs the
 //!    exact path (uncommitted writes, an index rebuild, a vector the graph cannot take) or the
 //!    parameters do not bind, the statement is planned from scratch instead.
 //!
@@ -27,15 +27,17 @@
 //! names for both).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Float32Array, ListArray};
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{ColumnarValue, Expr};
 use datafusion::physical_expr::expressions::{DynamicFilterPhysicalExpr, Literal};
 use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
@@ -221,8 +223,9 @@ pub struct CachedPlan {
 /// New parameter values for a cached plan.
 struct Binding {
     query: Vec<f32>,
-    /// The query vector as a VECTOR literal (the distance functions then need not parse it).
-    query_value: ScalarValue,
+    /// The query vector, parsed, for the plan's expressions (the distance functions then need
+    /// not parse it again).
+    query_expr: Arc<dyn PhysicalExpr>,
     /// The old text of the query vector's parameter.
     query_old: String,
     /// Old literal text → new.
@@ -261,7 +264,7 @@ impl Binding {
                 if let Some(l) = x.downcast_ref::<Literal>() {
                     let is_query = matches!(l.value(), ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) if *s == self.query_old);
                     if is_query {
-                        return Ok(Transformed::yes(Arc::new(Literal::new(self.query_value.clone())) as Arc<dyn PhysicalExpr>));
+                        return Ok(Transformed::yes(self.query_expr.clone()));
                     }
                     if let Some(n) = self.scalar(l.value()) {
                         return Ok(Transformed::yes(Arc::new(Literal::new(n)) as Arc<dyn PhysicalExpr>));
@@ -270,6 +273,66 @@ impl Binding {
                 Ok(Transformed::no(x))
             })?
             .data)
+    }
+}
+
+/// The query vector of a re-bound plan: a constant VECTOR. Compared and hashed by its binding
+/// number, not its elements: building a plan's nodes hashes and compares their expressions, and
+/// a 384-element list literal is slow at both (slower than the distance function parsing text).
+#[derive(Debug)]
+struct BoundVector {
+    id: u64,
+    value: ScalarValue,
+    field: FieldRef,
+}
+
+impl BoundVector {
+    fn new(value: ScalarValue) -> BoundVector {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let field = Arc::new(Field::new("query_vector", value.data_type(), false));
+        BoundVector { id: NEXT.fetch_add(1, Ordering::Relaxed), value, field }
+    }
+}
+
+impl PartialEq for BoundVector {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for BoundVector {}
+
+impl std::hash::Hash for BoundVector {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state)
+    }
+}
+
+impl std::fmt::Display for BoundVector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "$query_vector#{}", self.id)
+    }
+}
+
+impl PhysicalExpr for BoundVector {
+    fn return_field(&self, _input_schema: &Schema) -> DfResult<FieldRef> {
+        Ok(self.field.clone())
+    }
+
+    fn evaluate(&self, _batch: &RecordBatch) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(self.value.clone()))
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
+        vec![]
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn PhysicalExpr>>) -> DfResult<Arc<dyn PhysicalExpr>> {
+        Ok(self)
+    }
+
+    fn fmt_sql(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -294,8 +357,8 @@ impl CachedPlan {
             Arc::new(Float32Array::from(query.clone())),
             None,
         );
-        let query_value = ScalarValue::List(Arc::new(list));
-        Some(Binding { query, query_value, query_old: self.params[self.query_param].clone(), literals })
+        let query_expr = Arc::new(BoundVector::new(ScalarValue::List(Arc::new(list))));
+        Some(Binding { query, query_expr, query_old: self.params[self.query_param].clone(), literals })
     }
 
     fn scan(&self) -> &AnnScanExec {
