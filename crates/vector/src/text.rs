@@ -151,6 +151,69 @@ fn json_number_len(s: &[u8]) -> Option<usize> {
     Some(i)
 }
 
+/// Exact powers of ten in f64 (10^22 is the largest).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// The JSON number at the start of `s` (grammar of [`json_number_len`]) as the correctly
+/// rounded f64, and its length; `None` when it is not one.
+///
+/// Vector literals are long lists of short decimals, so the common case is taken in one pass:
+/// when the digits form an integer below 2^53 and the decimal exponent is within ±22, both are
+/// exact in f64 and one multiplication or division rounds correctly (Clinger's fast path).
+/// Anything else goes to the standard library's parser.
+fn parse_json_number(s: &[u8]) -> Option<(f64, usize)> {
+    let len = json_number_len(s)?;
+    let text = &s[..len];
+    let mut i = 0;
+    let negative = text[0] == b'-';
+    if negative {
+        i += 1;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut exponent: i64 = 0;
+    let mut in_fraction = false;
+    while i < len {
+        match text[i] {
+            c @ b'0'..=b'9' => {
+                if mantissa == 0 && c == b'0' {
+                    // Leading zeros carry no digits.
+                } else {
+                    digits += 1;
+                    if digits > 19 {
+                        break;
+                    }
+                    mantissa = mantissa * 10 + u64::from(c - b'0');
+                }
+                if in_fraction {
+                    exponent -= 1;
+                }
+            }
+            b'.' => in_fraction = true,
+            _ => break,
+        }
+        i += 1;
+    }
+    if i < len && matches!(text[i], b'e' | b'E') {
+        let e = std::str::from_utf8(&text[i + 1..]).ok()?;
+        match e.parse::<i64>() {
+            Ok(e) => exponent = exponent.saturating_add(e),
+            Err(_) => exponent = i64::MAX,
+        }
+        i = len;
+    }
+    if i == len && mantissa < (1u64 << 53) && (-22..=22).contains(&exponent) {
+        let m = mantissa as f64;
+        let v = if exponent >= 0 { m * POW10[exponent as usize] } else { m / POW10[(-exponent) as usize] };
+        return Some((if negative { -v } else { v }, len));
+    }
+    let v: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    Some((v, len))
+}
+
 /// Checks one float64 element and narrows it to float32.
 pub fn float64_to_element(v: f64) -> Result<f32, VectorError> {
     if v.is_nan() {
@@ -210,10 +273,8 @@ pub fn parse_vector_into(s: &str, out: &mut Vec<f32>) -> Result<(), VectorError>
     } else {
         loop {
             skip_space(&mut i);
-            let len = json_number_len(&b[i..]).ok_or_else(invalid)?;
-            let text = &s[i..i + len];
+            let (v, len) = parse_json_number(&b[i..]).ok_or_else(invalid)?;
             i += len;
-            let v: f64 = text.parse().map_err(|_| invalid())?;
             if v.is_infinite() {
                 // Beyond float64: TiDB's JSON reader rejects the text itself.
                 return Err(invalid());
@@ -316,6 +377,37 @@ pub fn compare_vectors(a: &[f32], b: &[f32]) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fast_number_parse_matches_std() {
+        let mut texts: Vec<String> = [
+            "0", "-0", "1", "-1", "0.5", "10", "1e22", "1e23", "1e-22", "1e-23", "123456789012345678901234",
+            "9007199254740993", "9007199254740992", "0.000000000000000000000000001", "1.7976931348623157e308",
+            "4.9e-324", "1e-400", "2.5E+3", "-3.25e-2", "0.1", "0.2", "0.30000000000000004", "00", "1.", "-", "1e", ".5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Shortest forms of many f32 values, as clients print them, plus longer decimals.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = f32::from_bits((x >> 32) as u32);
+            if f.is_finite() {
+                texts.push(format!("{f}"));
+                texts.push(format!("{f:e}"));
+                texts.push(format!("{:.9}", f64::from(f) / 3.0));
+            }
+        }
+        for t in &texts {
+            let want = json_number_len(t.as_bytes()).filter(|&n| n == t.len()).and_then(|_| t.parse::<f64>().ok());
+            let got = parse_json_number(t.as_bytes()).filter(|&(_, n)| n == t.len()).map(|(v, _)| v);
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{t}");
+        }
+    }
+
     use super::*;
 
     fn err(s: &str) -> String {
