@@ -847,25 +847,46 @@ impl AnnTable {
         })))
     }
 
-    /// This search in another transaction, with another query vector, and with `subst` applied
-    /// to every filter (a filter may name the query vector too, e.g. a bound on the distance).
-    pub fn rebound(&self, txn: Arc<embedb_storage::Txn>, query: Vec<f32>, subst: &dyn Fn(Expr) -> Expr) -> AnnTable {
-        let kv = self.kv();
-        let base = Arc::new(KvTable::new(kv.info.clone(), txn, kv.with_handle));
-        let mut spec = self.spec.clone();
-        spec.query = query;
-        spec.filters = spec.filters.into_iter().map(subst).collect();
-        AnnTable { base, spec }
-    }
 }
 
 /// How a graph-served [`AnnScanExec`] was made, so that a cached plan can make it again.
 #[derive(Debug)]
 pub struct ScanSite {
-    pub table: AnnTable,
-    pub projection: Option<Vec<usize>>,
+    table: AnnTable,
+    projection: Option<Vec<usize>>,
     /// The filters DataFusion pushed into the scan.
-    pub filters: Vec<Expr>,
+    filters: Vec<Expr>,
+}
+
+/// A graph-served ANN scan without its transaction (and rows): what a cached plan keeps in
+/// order to make the scan again for another statement. (Keeping the scan itself would keep its
+/// transaction's storage snapshot alive for as long as the plan is cached.)
+#[derive(Debug)]
+pub struct DetachedScan {
+    info: crate::sql::catalog::TableInfo,
+    with_handle: bool,
+    pub spec: AnnSpec,
+    projection: Option<Vec<usize>>,
+    filters: Vec<Expr>,
+}
+
+impl DetachedScan {
+    /// The scan in `txn` for `query`, with `subst` applied to every filter (a filter may name the
+    /// query vector too, e.g. a bound on the distance); None when it needs the exact scan.
+    pub fn bind(
+        &self,
+        state: &dyn DfSession,
+        txn: Arc<embedb_storage::Txn>,
+        query: Vec<f32>,
+        subst: &dyn Fn(Expr) -> Expr,
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        let base = Arc::new(KvTable::new(self.info.clone(), txn, self.with_handle));
+        let mut spec = self.spec.clone();
+        spec.query = query;
+        spec.filters = spec.filters.into_iter().map(subst).collect();
+        let filters: Vec<Expr> = self.filters.iter().cloned().map(subst).collect();
+        AnnTable { base, spec }.candidate_scan(state, self.projection.as_ref(), &filters)
+    }
 }
 
 /// The ANN scan's plan node: the candidate rows, shown with TiDB's `annIndex:` text.
@@ -875,7 +896,29 @@ pub struct AnnScanExec {
     label: String,
     inner: Arc<dyn ExecutionPlan>,
     /// Set when the rows came from the graph (None: the exact scan).
-    pub site: Option<ScanSite>,
+    site: Option<ScanSite>,
+}
+
+impl AnnScanExec {
+    /// For a graph-served scan: the scan detached from its transaction, and a row-less node of
+    /// the same schema to stand in for it in a kept plan.
+    pub fn detach(&self) -> Option<(DetachedScan, Arc<dyn ExecutionPlan>)> {
+        let site = self.site.as_ref()?;
+        let kv = site.table.kv();
+        let detached = DetachedScan {
+            info: kv.info.clone(),
+            with_handle: kv.with_handle,
+            spec: site.table.spec.clone(),
+            projection: site.projection.clone(),
+            filters: site.filters.clone(),
+        };
+        let stand_in = AnnScanExec {
+            label: "detached".into(),
+            inner: Arc::new(datafusion::physical_plan::empty::EmptyExec::new(self.inner.schema())),
+            site: None,
+        };
+        Some((detached, Arc::new(stand_in)))
+    }
 }
 
 impl DisplayAs for AnnScanExec {
@@ -917,7 +960,7 @@ impl ExecutionPlan for AnnScanExec {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::session::{Engine, Output, Session};
 
@@ -960,11 +1003,18 @@ mod tests {
         rows(s, &format!("EXPLAIN {sql}")).await.into_iter().map(|r| r.join(" ")).collect::<Vec<_>>().join("\n")
     }
 
-    /// A deterministic point on a 4-d grid (a few share a direction: ties are broken by the
-    /// exact sort, the same way for both tables). Not periodic in `i` with a short period: a
-    /// group of tied rows larger than the candidate list would be broken by the graph's order.
-    fn point(i: i64) -> String {
-        let f = |k: i64| ((i * (2 * k + 3) + (i / 11) * (k + 5) + k * 7) % 11 - 5) as f32 / 2.0;
+    /// A deterministic pseudo-random point, no two alike or in the same direction. (Duplicates
+    /// make exact equality with the scan a matter of luck: HNSW links copies of one vector
+    /// poorly, and which of several tied rows it returns is arbitrary. Ties are the golden
+    /// tests' business, on tables small enough to be read whole.)
+    pub(crate) fn point(i: i64) -> String {
+        let f = |k: i64| {
+            let mut h = (i as u64).wrapping_mul(2_654_435_761).wrapping_add(k as u64 * 40_503) & 0xFFFF_FFFF;
+            h ^= h >> 13;
+            h = h.wrapping_mul(1_274_126_177) & 0xFFFF_FFFF;
+            h ^= h >> 16;
+            ((h % 1001) as f32 - 500.0) / 100.0
+        };
         format!("[{},{},{},{}]", f(0), f(1), f(2), f(3))
     }
 

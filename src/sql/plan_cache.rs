@@ -14,9 +14,11 @@
 //!    `VEC_*_DISTANCE(column, '[…]')` call (so no constant folding can have consumed it) and the
 //!    physical plan reads one table, through a graph-served `AnnScanExec`, the session keeps the
 //!    plan ([`PlanCache::offer`]), stamped with the catalog version read before its transaction.
+//!    The scan is kept detached from its transaction ([`DetachedScan`]): a kept transaction
+//!    would pin its storage snapshot.
 //! 3. On a hit ([`Session::run_cached`]) in the statement's own transaction: the catalog version
 //!    must still be the stamp (DDL from any session bumps it); the ANN scan is made again with the
-//!    new vector ([`AnnTable::candidate_scan`]); the nodes above it are rebuilt with the new
+//!    new vector ([`DetachedScan::bind`]); the nodes above it are rebuilt with the new
 //!    literals (projection, filter and sort expressions; the query vector goes in already parsed,
 //!    as a [`BoundVector`]); the plan runs. If the scan now needs the
 //!    exact path (uncommitted writes, an index rebuild, a vector the graph cannot take) or the
@@ -48,7 +50,7 @@ use datafusion::sql::sqlparser::ast::{self, Statement};
 use embedb_storage::Txn;
 
 use crate::error::Result;
-use crate::index::search::ann::AnnScanExec;
+use crate::index::search::ann::{AnnScanExec, DetachedScan};
 use crate::session::{Output, Session};
 
 /// Shapes kept per session; the cache is emptied when full (shapes are few in practice).
@@ -212,7 +214,10 @@ pub struct Pending {
 pub struct CachedPlan {
     version: u64,
     schema: SchemaRef,
+    /// The plan, with a row-less stand-in for its ANN scan.
     plan: Arc<dyn ExecutionPlan>,
+    /// The ANN scan, without its transaction.
+    scan: DetachedScan,
     /// The parameters the plan was made with.
     params: Vec<String>,
     /// The parameter that is the ANN scan's query vector.
@@ -361,15 +366,6 @@ impl CachedPlan {
         Some(Binding { query, query_expr, query_old: self.params[self.query_param].clone(), literals })
     }
 
-    fn scan(&self) -> &AnnScanExec {
-        fn find(p: &Arc<dyn ExecutionPlan>) -> Option<&AnnScanExec> {
-            match p.downcast_ref::<AnnScanExec>() {
-                Some(a) => Some(a),
-                None => p.children().into_iter().find_map(find),
-            }
-        }
-        find(&self.plan).expect("a cached plan has an ANN scan")
-    }
 }
 
 /// One session's cached plans.
@@ -395,16 +391,17 @@ impl PlanCache {
 
     /// Keep `plan` for `pending`'s shape if it can be re-bound (see the module doc).
     pub fn offer(&mut self, pending: Pending, schema: &SchemaRef, plan: &Arc<dyn ExecutionPlan>, task: &Arc<TaskContext>) {
-        let Some(query_param) = cacheable(plan, &pending.shape.params) else { return };
+        let Some(c) = cacheable(plan, &pending.shape.params) else { return };
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
         }
         let entry = CachedPlan {
             version: pending.version,
             schema: schema.clone(),
-            plan: plan.clone(),
+            plan: c.plan,
+            scan: c.scan,
             params: pending.shape.params,
-            query_param,
+            query_param: c.query_param,
             task: task.clone(),
         };
         self.entries.insert(pending.key, Arc::new(entry));
@@ -420,12 +417,12 @@ pub fn key(db: Option<&str>, shape: &Shape) -> String {
 /// leaf, a graph-served `AnnScanExec`; parameters found only in nodes [`rebuild`] knows; no
 /// list-typed literal (a vector folded from text), and no dynamic filter outside the sort that
 /// owns it (TopK state shared between nodes).
-fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<usize> {
-    fn walk(p: &Arc<dyn ExecutionPlan>, params: &[String], scans: &mut Vec<Vec<f32>>) -> bool {
+fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<Cacheable> {
+    fn walk(p: &Arc<dyn ExecutionPlan>, params: &[String], scans: &mut Vec<(DetachedScan, Arc<dyn ExecutionPlan>)>) -> bool {
         if let Some(a) = p.downcast_ref::<AnnScanExec>() {
-            match &a.site {
-                Some(site) => {
-                    scans.push(site.table.spec.query.clone());
+            match a.detach() {
+                Some(d) => {
+                    scans.push(d);
                     return true;
                 }
                 None => return false,
@@ -463,10 +460,33 @@ fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<usize> 
     if !walk(plan, params, &mut scans) || scans.len() != 1 {
         return None;
     }
+    let (scan, stand_in) = scans.pop().expect("one scan");
     // The query vector must come from exactly one parameter text.
-    let matching: Vec<usize> = (0..params.len()).filter(|&i| embedb_vector::parse_vector(&params[i]).ok().as_ref() == Some(&scans[0])).collect();
+    let query = &scan.spec.query;
+    let matching: Vec<usize> = (0..params.len()).filter(|&i| embedb_vector::parse_vector(&params[i]).ok().as_ref() == Some(query)).collect();
     let first = *matching.first()?;
-    matching.iter().all(|&i| params[i] == params[first]).then_some(first)
+    if !matching.iter().all(|&i| params[i] == params[first]) {
+        return None;
+    }
+    let kept = replace_scan(plan, &stand_in).ok()?;
+    Some(Cacheable { query_param: first, scan, plan: kept })
+}
+
+/// What [`cacheable`] finds: the plan with a stand-in for its scan, the scan detached, and the
+/// parameter that is the scan's query vector.
+struct Cacheable {
+    query_param: usize,
+    scan: DetachedScan,
+    plan: Arc<dyn ExecutionPlan>,
+}
+
+/// `plan` with `leaf` in place of its ANN scan, nothing else changed.
+fn replace_scan(plan: &Arc<dyn ExecutionPlan>, leaf: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if plan.is::<AnnScanExec>() {
+        return Ok(leaf.clone());
+    }
+    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().map(|c| replace_scan(c, leaf)).collect::<DfResult<_>>()?;
+    datafusion::physical_plan::execution_plan::replace_children_if_necessary(plan.clone(), children)
 }
 
 /// `plan` with `leaf` for its ANN scan and the binding's literals in every expression above it.
@@ -514,12 +534,9 @@ impl Session {
         // Checked again inside the transaction: its snapshot and the version are taken under the
         // store's commit lock, so an equal version here means no DDL is in the snapshot.
         let leaf = if entry.version == self.engine.search.catalog_version() {
-            let site = entry.scan().site.as_ref().expect("cached scans are graph-served");
-            let table = site.table.rebound(txn.clone(), b.query.clone(), &|e| b.logical(e));
-            let filters: Vec<Expr> = site.filters.iter().cloned().map(|e| b.logical(e)).collect();
             let state = self.ctx.state_ref();
             let state = state.read();
-            table.candidate_scan(&*state, site.projection.as_ref(), &filters)?
+            entry.scan.bind(&*state, txn.clone(), b.query.clone(), &|e| b.logical(e))?
         } else {
             None
         };
@@ -605,10 +622,7 @@ mod tests {
         rows(s, "SELECT @@last_plan_from_cache").await == vec![vec!["1".to_string()]]
     }
 
-    fn point(i: i64) -> String {
-        let f = |k: i64| ((i * (2 * k + 3) + k * 7) % 13 - 6) as f32 / 3.0;
-        format!("[{},{},{},{}]", f(0), f(1), f(2), f(3))
-    }
+    use crate::index::search::ann::tests::point;
 
     /// Two sessions on one engine with a 300-row indexed table: one caching, one not.
     async fn sessions() -> (Session, Session) {

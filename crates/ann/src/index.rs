@@ -468,27 +468,40 @@ impl AnnIndex {
     /// `ef` overrides [`AnnParams::ef_search`] for this query. Returns fewer than `k` only when
     /// the index holds fewer.
     pub fn search(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(u64, f64)>, AnnError> {
-        self.check_query(query)?;
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let index = self.index.read();
-        let matches = {
-            let _permit = self.permits.acquire();
-            index.search(query, self.beam(k, ef)).map_err(usearch_err)?
-        };
-        let out = self.finish(&index, query, k, &matches.keys, &matches.distances);
-        if out.len() < k && out.len() < self.len() {
-            // The walk came up short (e.g. a graph region cut off by tombstones).
-            return Ok(self.scan(&index, query, k, &|_| true));
-        }
-        Ok(out)
+        self.walk(query, k, ef, |index, keys, dists| self.finish(index, query, k, keys, dists), |hit| hit)
     }
 
     /// Like [`AnnIndex::search`] without the distances: the keys of the approximate `k` nearest,
     /// in the graph's order, for callers that score the rows themselves (the SQL scan reads each
     /// row and computes its distance anyway). Skips reading each vector back.
     pub fn search_keys(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<u64>, AnnError> {
+        let first_k = |_: &usearch::Index, keys: &[u64], _: &[f32]| {
+            let mut out: Vec<u64> = Vec::with_capacity(k.min(keys.len()));
+            for &key in keys {
+                if out.len() == k {
+                    break;
+                }
+                // An upsert racing the walk can surface one key from its old and new slot.
+                if !out.contains(&key) {
+                    out.push(key);
+                }
+            }
+            out
+        };
+        self.walk(query, k, ef, first_k, |(key, _)| key)
+    }
+
+    /// One graph walk for `k` results: `pick` turns usearch's matches into them; if that leaves
+    /// fewer than `k` in an index holding more (a graph region cut off by tombstones), the exact
+    /// scan's hits go through `from_scan` instead.
+    fn walk<T>(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        pick: impl FnOnce(&usearch::Index, &[u64], &[f32]) -> Vec<T>,
+        from_scan: impl Fn((u64, f64)) -> T,
+    ) -> Result<Vec<T>, AnnError> {
         self.check_query(query)?;
         if k == 0 {
             return Ok(Vec::new());
@@ -498,18 +511,9 @@ impl AnnIndex {
             let _permit = self.permits.acquire();
             index.search(query, self.beam(k, ef)).map_err(usearch_err)?
         };
-        let mut out: Vec<u64> = Vec::with_capacity(k.min(matches.keys.len()));
-        for &key in &matches.keys {
-            if out.len() == k {
-                break;
-            }
-            // An upsert racing the walk can surface one key from its old and new slot.
-            if !out.contains(&key) {
-                out.push(key);
-            }
-        }
+        let out = pick(&index, &matches.keys, &matches.distances);
         if out.len() < k && out.len() < self.len() {
-            return Ok(self.scan(&index, query, k, &|_| true).into_iter().map(|(key, _)| key).collect());
+            return Ok(self.scan(&index, query, k, &|_| true).into_iter().map(from_scan).collect());
         }
         Ok(out)
     }
