@@ -291,6 +291,8 @@ impl Session {
 
     async fn run_inner(&mut self, sql: &str, lower: &str) -> Result<Output> {
         use crate::sql::plan_cache::{self, Pending, Shape};
+        // A statement that failed before reaching `query` may have left one behind.
+        self.plan_cache.take_pending();
         let enabled = self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON");
         let shape = if enabled { Shape::of(sql) } else { None };
         if let Some(shape) = &shape {
