@@ -17,8 +17,9 @@
 //!    `annIndex:COSINE(v..[1,2,3], limit:10)`.
 //!
 //! Candidates, without a filter: the graph's `n + 10` nearest handles (`n` = k + offset; `2n + 10`
-//! for an f16/i8 index, whose graph distances are approximate), each read from the transaction (a row that is gone in this snapshot is skipped; if that leaves
-//! fewer than `n`, the search is repeated wider).
+//! for an f16/i8 index, whose graph distances are approximate), each read from the transaction
+//! (a row that is gone in this snapshot is skipped; if that leaves fewer than `n`, the search is
+//! repeated wider).
 //!
 //! With a filter (a WHERE clause, or a condition on the distance itself) one of three ways,
 //! chosen per query:
@@ -805,19 +806,9 @@ impl TableProvider for AnnTable {
 }
 
 impl AnnTable {
-    /// The scan of the candidate rows, or None when this search needs the exact scan (index
-    /// being built, uncommitted writes, a query vector the graph cannot take, …). Synchronous:
-    /// a cached plan re-binds its scan through here without planning again.
-    pub fn candidate_scan(
-        &self,
-        state: &dyn DfSession,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        Ok(self.graph_scan(state, projection, filters)?.ok())
-    }
-
-    /// The candidate rows' scan, or why the exact scan must be used instead.
+    /// The candidate rows' scan, or why the exact scan must be used instead (index being built,
+    /// uncommitted writes, a query vector the graph cannot take, …). Synchronous: a cached plan
+    /// re-binds its scan through here without planning again.
     fn graph_scan(
         &self,
         state: &dyn DfSession,
@@ -828,8 +819,9 @@ impl AnnTable {
             Candidates::Rows(rows, how) => (rows, how),
             Candidates::Exact(why) => return Ok(Err(why)),
         };
-        // In handle order, as the exact scan reads them: rows the ORDER BY leaves tied come out
-        // in the same order either way.
+        // In handle order, as the exact scan reads them: when the candidates cover the table,
+        // rows the ORDER BY leaves tied come out as the exact scan gives them (TopK is not
+        // stable, so no more than that is promised).
         rows.sort_unstable_by_key(|r| r.handle);
         let kv = self.kv();
         let schema = self.base.schema();
@@ -846,7 +838,6 @@ impl AnnTable {
             }),
         })))
     }
-
 }
 
 /// How a graph-served [`AnnScanExec`] was made, so that a cached plan can make it again.
@@ -885,7 +876,7 @@ impl DetachedScan {
         spec.query = query;
         spec.filters = spec.filters.into_iter().map(subst).collect();
         let filters: Vec<Expr> = self.filters.iter().cloned().map(subst).collect();
-        AnnTable { base, spec }.candidate_scan(state, self.projection.as_ref(), &filters)
+        Ok(AnnTable { base, spec }.graph_scan(state, self.projection.as_ref(), &filters)?.ok())
     }
 }
 

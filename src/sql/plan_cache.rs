@@ -237,18 +237,27 @@ struct Binding {
     literals: Vec<(String, String)>,
 }
 
+/// The text of a plain string literal (the types a parameter's literal can have in a plan).
+fn text(v: &ScalarValue) -> Option<&str> {
+    match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Some(s),
+        _ => None,
+    }
+}
+
 impl Binding {
     fn new_text(&self, old: &str) -> Option<&str> {
         self.literals.iter().find(|(o, _)| o == old).map(|(_, n)| n.as_str())
     }
 
+    /// `v` with its new text, of the same string type, if `v` is a parameter's old text.
     fn scalar(&self, v: &ScalarValue) -> Option<ScalarValue> {
-        match v {
-            ScalarValue::Utf8(Some(s)) => self.new_text(s).map(|n| ScalarValue::Utf8(Some(n.to_string()))),
-            ScalarValue::LargeUtf8(Some(s)) => self.new_text(s).map(|n| ScalarValue::LargeUtf8(Some(n.to_string()))),
-            ScalarValue::Utf8View(Some(s)) => self.new_text(s).map(|n| ScalarValue::Utf8View(Some(n.to_string()))),
-            _ => None,
-        }
+        let n = Some(self.new_text(text(v)?)?.to_string());
+        Some(match v {
+            ScalarValue::LargeUtf8(_) => ScalarValue::LargeUtf8(n),
+            ScalarValue::Utf8View(_) => ScalarValue::Utf8View(n),
+            _ => ScalarValue::Utf8(n),
+        })
     }
 
     fn logical(&self, e: Expr) -> Expr {
@@ -267,8 +276,7 @@ impl Binding {
         Ok(Arc::clone(e)
             .transform(|x| {
                 if let Some(l) = x.downcast_ref::<Literal>() {
-                    let is_query = matches!(l.value(), ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) if *s == self.query_old);
-                    if is_query {
+                    if text(l.value()) == Some(self.query_old.as_str()) {
                         return Ok(Transformed::yes(self.query_expr.clone()));
                     }
                     if let Some(n) = self.scalar(l.value()) {
@@ -441,14 +449,11 @@ fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<Cacheab
                 if x.is::<DynamicFilterPhysicalExpr>() && !p.is::<SortExec>() {
                     ok = false;
                 } else if let Some(l) = x.downcast_ref::<Literal>() {
-                    match l.value() {
-                        ScalarValue::List(_) | ScalarValue::LargeList(_) | ScalarValue::FixedSizeList(_) => ok = false,
-                        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => {
-                            if !rebuilt && params.contains(s) {
-                                ok = false;
-                            }
-                        }
-                        _ => {}
+                    let v = l.value();
+                    if matches!(v, ScalarValue::List(_) | ScalarValue::LargeList(_) | ScalarValue::FixedSizeList(_)) {
+                        ok = false;
+                    } else if !rebuilt && text(v).is_some_and(|s| params.iter().any(|p| p == s)) {
+                        ok = false;
                     }
                 }
                 Ok(if ok { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
