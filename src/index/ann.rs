@@ -78,11 +78,15 @@ use crate::sql::catalog::IndexKind;
 use crate::storage::table::{self, KvTable, Row};
 
 /// Graph candidates per needed row, plus a constant: re-ranking a few more than `n` exactly
-/// lifts recall, and covers rows the snapshot no longer has. An unfiltered search of an f32
-/// index takes only `n + OVERFETCH_EXTRA`: its graph distances are already exact, so more
-/// candidates would only widen the beam, which is `ef_search`'s job.
+/// lifts recall, and covers rows the snapshot no longer has.
 const OVERFETCH: usize = 2;
 const OVERFETCH_EXTRA: usize = 10;
+
+/// Candidates beyond `n` for an unfiltered search of an f32 index. Its graph distances are
+/// already exact, so more candidates would only widen the beam (`ef_search`'s job) and cost row
+/// reads; these few cover a distance the SQL function rounds differently from the graph's at
+/// the k-th place. Rows the snapshot no longer has are covered by searching again for more.
+const F32_EXTRA: usize = 2;
 
 /// A filtered search takes the passing rows themselves as candidates when at most this many
 /// pass, or at most this fraction of the index: computing those distances costs less than a
@@ -574,8 +578,11 @@ impl AnnTable {
     fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry, ef: Option<usize>) -> crate::error::Result<Candidates> {
         let n = self.spec.n;
         let len = entry.index.len();
-        let per_row = if entry.index.params().quantization == embedb_ann::Quantization::F32 { 1 } else { OVERFETCH };
-        let mut want = n.saturating_mul(per_row).saturating_add(OVERFETCH_EXTRA);
+        let mut want = if entry.index.params().quantization == embedb_ann::Quantization::F32 {
+            n.saturating_add(F32_EXTRA)
+        } else {
+            n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA)
+        };
         let mut seen = HashSet::new();
         let mut rows = Vec::new();
         for _ in 0..=MAX_RETRIES {
@@ -815,6 +822,25 @@ impl AnnTable {
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
     ) -> DfResult<std::result::Result<Arc<dyn ExecutionPlan>, String>> {
+        let (batch, label) = match self.graph_rows(state, filters)? {
+            Ok(found) => found,
+            Err(why) => return Ok(Err(why)),
+        };
+        let inner: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], self.base.schema(), projection.cloned())?;
+        Ok(Ok(Arc::new(AnnScanExec {
+            label,
+            inner,
+            site: Some(ScanSite {
+                table: AnnTable { base: self.base.clone(), spec: self.spec.clone() },
+                projection: projection.cloned(),
+                filters: filters.to_vec(),
+            }),
+        })))
+    }
+
+    /// The graph's candidate rows, all columns, with the EXPLAIN text of how they were found;
+    /// or why the exact scan must be used instead.
+    fn graph_rows(&self, state: &dyn DfSession, filters: &[Expr]) -> DfResult<std::result::Result<(RecordBatch, String), String>> {
         let (mut rows, how) = match self.candidates(state, filters).map_err(crate::error::to_df)? {
             Candidates::Rows(rows, how) => (rows, how),
             Candidates::Exact(why) => return Ok(Err(why)),
@@ -824,19 +850,9 @@ impl AnnTable {
         // stable, so no more than that is promised).
         rows.sort_unstable_by_key(|r| r.handle);
         let kv = self.kv();
-        let schema = self.base.schema();
-        let batch = table::rows_to_batch(&kv.info, &rows, &schema, kv.with_handle).map_err(crate::error::to_df)?;
-        let inner: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], schema, projection.cloned())?;
-        Ok(Ok(Arc::new(AnnScanExec {
-            // The spec's part of the label is written only when displayed (it formats floats).
-            label: format!("{how}, rows:{}", rows.len()),
-            inner,
-            site: Some(ScanSite {
-                table: AnnTable { base: self.base.clone(), spec: self.spec.clone() },
-                projection: projection.cloned(),
-                filters: filters.to_vec(),
-            }),
-        })))
+        let batch = table::rows_to_batch(&kv.info, &rows, &self.base.schema(), kv.with_handle).map_err(crate::error::to_df)?;
+        // The spec's part of the label is written only when displayed (it formats floats).
+        Ok(Ok((batch, format!("{how}, rows:{}", rows.len()))))
     }
 }
 
@@ -856,27 +872,39 @@ pub struct ScanSite {
 pub struct DetachedScan {
     info: crate::sql::catalog::TableInfo,
     with_handle: bool,
+    /// The table's schema as `KvTable` has it (made once, not per run).
+    table_schema: SchemaRef,
     pub spec: AnnSpec,
     projection: Option<Vec<usize>>,
     filters: Vec<Expr>,
 }
 
 impl DetachedScan {
-    /// The scan in `txn` for `query`, with `subst` applied to every filter (a filter may name the
-    /// query vector too, e.g. a bound on the distance); None when it needs the exact scan.
+    /// The scan's rows (projected as the plan reads them) in `txn` for `query`, with `subst`
+    /// applied to every filter (a filter may name the query vector too, e.g. a bound on the
+    /// distance); None when it needs the exact scan.
     pub fn bind(
         &self,
         state: &dyn DfSession,
         txn: Arc<embedb_storage::Txn>,
         query: Vec<f32>,
         subst: &dyn Fn(Expr) -> Expr,
-    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-        let base = Arc::new(KvTable::new(self.info.clone(), txn, self.with_handle));
-        let mut spec = self.spec.clone();
-        spec.query = query;
-        spec.filters = spec.filters.into_iter().map(subst).collect();
+    ) -> DfResult<Option<RecordBatch>> {
+        let base = Arc::new(KvTable::with_schema(self.info.clone(), txn, self.with_handle, self.table_schema.clone()));
+        let spec = AnnSpec {
+            table_ref: self.spec.table_ref.clone(),
+            column: self.spec.column.clone(),
+            metric: self.spec.metric,
+            query,
+            n: self.spec.n,
+            filters: self.spec.filters.iter().cloned().map(subst).collect(),
+        };
         let filters: Vec<Expr> = self.filters.iter().cloned().map(subst).collect();
-        Ok(AnnTable { base, spec }.graph_scan(state, self.projection.as_ref(), &filters)?.ok())
+        let Ok((batch, _)) = (AnnTable { base, spec }).graph_rows(state, &filters)? else { return Ok(None) };
+        Ok(Some(match &self.projection {
+            Some(p) => batch.project(p)?,
+            None => batch,
+        }))
     }
 }
 
@@ -891,24 +919,18 @@ pub struct AnnScanExec {
 }
 
 impl AnnScanExec {
-    /// For a graph-served scan: the scan detached from its transaction, and a row-less node of
-    /// the same schema to stand in for it in a kept plan.
-    pub fn detach(&self) -> Option<(DetachedScan, Arc<dyn ExecutionPlan>)> {
+    /// For a graph-served scan: the scan detached from its transaction.
+    pub fn detach(&self) -> Option<DetachedScan> {
         let site = self.site.as_ref()?;
         let kv = site.table.kv();
-        let detached = DetachedScan {
+        Some(DetachedScan {
             info: kv.info.clone(),
             with_handle: kv.with_handle,
+            table_schema: kv.schema(),
             spec: site.table.spec.clone(),
             projection: site.projection.clone(),
             filters: site.filters.clone(),
-        };
-        let stand_in = AnnScanExec {
-            label: "detached".into(),
-            inner: Arc::new(datafusion::physical_plan::empty::EmptyExec::new(self.inner.schema())),
-            site: None,
-        };
-        Some((detached, Arc::new(stand_in)))
+        })
     }
 }
 

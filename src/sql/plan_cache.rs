@@ -14,15 +14,16 @@
 //!    `VEC_*_DISTANCE(column, '[…]')` call (so no constant folding can have consumed it) and the
 //!    physical plan reads one table, through a graph-served `AnnScanExec`, the session keeps the
 //!    plan ([`PlanCache::offer`]), stamped with the catalog version read before its transaction.
-//!    The scan is kept detached from its transaction ([`DetachedScan`]): a kept transaction
-//!    would pin its storage snapshot.
+//!    In the kept plan the scan is a slot for rows ([`ScanSlot`]) and each parameter's literal a
+//!    slot for a value ([`Param`]; the query vector's holds it parsed). The scan itself is kept
+//!    detached from its transaction ([`DetachedScan`]): a kept transaction would pin its storage
+//!    snapshot.
 //! 3. On a hit ([`Session::run_cached`]) in the statement's own transaction: the catalog version
-//!    must still be the stamp (DDL from any session bumps it); the ANN scan is made again with the
-//!    new vector ([`DetachedScan::bind`]); the nodes above it are rebuilt with the new
-//!    literals (projection, filter and sort expressions; the query vector goes in already parsed,
-//!    as a [`BoundVector`]); the plan runs. If the scan now needs the
-//!    exact path (uncommitted writes, an index rebuild, a vector the graph cannot take) or the
-//!    parameters do not bind, the statement is planned from scratch instead.
+//!    must still be the stamp (DDL from any session bumps it); the ANN scan runs again with the
+//!    new vector ([`DetachedScan::bind`]); its rows and the new values fill the slots; a copy of
+//!    the plan's nodes with fresh state runs. If the scan now needs the exact path (uncommitted
+//!    writes, an index rebuild, a vector the graph cannot take) or the parameters do not bind,
+//!    the statement is planned from scratch instead.
 //!
 //! `SET` and DDL clear the session's cache; `SET tidb_enable_non_prepared_plan_cache = OFF` turns it
 //! off, and `SELECT @@last_plan_from_cache` says whether the previous statement used it (TiDB's
@@ -30,12 +31,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{Float32Array, ListArray};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::execution::TaskContext;
@@ -45,7 +46,9 @@ use datafusion::physical_expr::{LexOrdering, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::projection::{ProjectionExec, ProjectionExpr};
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream};
 use datafusion::sql::sqlparser::ast::{self, Statement};
 use embedb_storage::Txn;
 
@@ -214,8 +217,11 @@ pub struct Pending {
 pub struct CachedPlan {
     version: u64,
     schema: SchemaRef,
-    /// The plan, with a row-less stand-in for its ANN scan.
+    /// The plan, its ANN scan replaced by `leaf` and its parameters' literals by `slots`. Made
+    /// once; each run takes a copy of its nodes with fresh state ([`fresh`]).
     plan: Arc<dyn ExecutionPlan>,
+    leaf: Arc<ScanSlot>,
+    slots: Vec<Slot>,
     /// The ANN scan, without its transaction.
     scan: DetachedScan,
     /// The parameters the plan was made with.
@@ -225,12 +231,19 @@ pub struct CachedPlan {
     task: Arc<TaskContext>,
 }
 
+/// Where a parameter's literal was in a kept plan.
+struct Slot {
+    /// The literal's text when the plan was made.
+    text: String,
+    param: Arc<Param>,
+}
+
 /// New parameter values for a cached plan.
 struct Binding {
     query: Vec<f32>,
     /// The query vector, parsed, for the plan's expressions (the distance functions then need
     /// not parse it again).
-    query_expr: Arc<dyn PhysicalExpr>,
+    query_value: ScalarValue,
     /// The old text of the query vector's parameter.
     query_old: String,
     /// Old literal text → new.
@@ -245,25 +258,37 @@ fn text(v: &ScalarValue) -> Option<&str> {
     }
 }
 
+/// `text` as a string literal of `like`'s type.
+fn text_like(like: &DataType, text: &str) -> ScalarValue {
+    let t = Some(text.to_string());
+    match like {
+        DataType::LargeUtf8 => ScalarValue::LargeUtf8(t),
+        DataType::Utf8View => ScalarValue::Utf8View(t),
+        _ => ScalarValue::Utf8(t),
+    }
+}
+
+/// A parsed vector as the VECTOR type's scalar.
+fn vector_scalar(v: &[f32]) -> ScalarValue {
+    let list = ListArray::new(
+        Arc::new(embedb_vector::vector_item_field()),
+        OffsetBuffer::from_lengths([v.len()]),
+        Arc::new(Float32Array::from(v.to_vec())),
+        None,
+    );
+    ScalarValue::List(Arc::new(list))
+}
+
 impl Binding {
     fn new_text(&self, old: &str) -> Option<&str> {
         self.literals.iter().find(|(o, _)| o == old).map(|(_, n)| n.as_str())
     }
 
-    /// `v` with its new text, of the same string type, if `v` is a parameter's old text.
-    fn scalar(&self, v: &ScalarValue) -> Option<ScalarValue> {
-        let n = Some(self.new_text(text(v)?)?.to_string());
-        Some(match v {
-            ScalarValue::LargeUtf8(_) => ScalarValue::LargeUtf8(n),
-            ScalarValue::Utf8View(_) => ScalarValue::Utf8View(n),
-            _ => ScalarValue::Utf8(n),
-        })
-    }
-
+    /// `e` with each parameter's old literal text replaced by its new text.
     fn logical(&self, e: Expr) -> Expr {
         e.transform(|e| match &e {
-            Expr::Literal(v, meta) => match self.scalar(v) {
-                Some(n) => Ok(Transformed::yes(Expr::Literal(n, meta.clone()))),
+            Expr::Literal(v, meta) => match text(v).and_then(|t| self.new_text(t)) {
+                Some(n) => Ok(Transformed::yes(Expr::Literal(text_like(&v.data_type(), n), meta.clone()))),
                 None => Ok(Transformed::no(e)),
             },
             _ => Ok(Transformed::no(e)),
@@ -271,69 +296,59 @@ impl Binding {
         .map(|t| t.data)
         .expect("infallible")
     }
-
-    fn physical(&self, e: &Arc<dyn PhysicalExpr>) -> DfResult<Arc<dyn PhysicalExpr>> {
-        Ok(Arc::clone(e)
-            .transform(|x| {
-                if let Some(l) = x.downcast_ref::<Literal>() {
-                    if text(l.value()) == Some(self.query_old.as_str()) {
-                        return Ok(Transformed::yes(self.query_expr.clone()));
-                    }
-                    if let Some(n) = self.scalar(l.value()) {
-                        return Ok(Transformed::yes(Arc::new(Literal::new(n)) as Arc<dyn PhysicalExpr>));
-                    }
-                }
-                Ok(Transformed::no(x))
-            })?
-            .data)
-    }
 }
 
-/// The query vector of a re-bound plan: a constant VECTOR. Compared and hashed by its binding
-/// number, not its elements: building a plan's nodes hashes and compares their expressions, and
-/// a 384-element list literal is slow at both (slower than the distance function parsing text).
+/// A parameter in a kept plan: an expression whose value is set before each run. The query
+/// vector's parameter holds the vector already parsed (the distance functions then need not
+/// parse it again); any other parameter holds its text. Compared and hashed by its number, not
+/// its value: a plan's nodes hash and compare their expressions, and a 384-element list is slow
+/// at both.
 #[derive(Debug)]
-struct BoundVector {
+struct Param {
     id: u64,
-    value: ScalarValue,
     field: FieldRef,
+    value: Mutex<ScalarValue>,
 }
 
-impl BoundVector {
-    fn new(value: ScalarValue) -> BoundVector {
+impl Param {
+    fn new(value: ScalarValue) -> Param {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let field = Arc::new(Field::new("query_vector", value.data_type(), false));
-        BoundVector { id: NEXT.fetch_add(1, Ordering::Relaxed), value, field }
+        let field = Arc::new(Field::new("param", value.data_type(), false));
+        Param { id: NEXT.fetch_add(1, Ordering::Relaxed), field, value: Mutex::new(value) }
+    }
+
+    fn set(&self, v: ScalarValue) {
+        *self.value.lock().expect("param lock") = v;
     }
 }
 
-impl PartialEq for BoundVector {
+impl PartialEq for Param {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id
     }
 }
 
-impl Eq for BoundVector {}
+impl Eq for Param {}
 
-impl std::hash::Hash for BoundVector {
+impl std::hash::Hash for Param {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.id.hash(state)
     }
 }
 
-impl std::fmt::Display for BoundVector {
+impl std::fmt::Display for Param {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "$query_vector#{}", self.id)
+        write!(f, "$param#{}", self.id)
     }
 }
 
-impl PhysicalExpr for BoundVector {
+impl PhysicalExpr for Param {
     fn return_field(&self, _input_schema: &Schema) -> DfResult<FieldRef> {
         Ok(self.field.clone())
     }
 
     fn evaluate(&self, _batch: &RecordBatch) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(self.value.clone()))
+        Ok(ColumnarValue::Scalar(self.value.lock().expect("param lock").clone()))
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
@@ -346,6 +361,52 @@ impl PhysicalExpr for BoundVector {
 
     fn fmt_sql(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// The leaf of a kept plan, in place of its ANN scan: yields the rows the scan found for the
+/// current run (set by [`Session::run_bound`], taken by the run). It keeps rows only, never a
+/// transaction: a kept transaction would pin its storage snapshot.
+#[derive(Debug)]
+struct ScanSlot {
+    properties: Arc<PlanProperties>,
+    rows: Mutex<Option<RecordBatch>>,
+}
+
+impl DisplayAs for ScanSlot {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "CachedAnnIndexScan")
+    }
+}
+
+impl ExecutionPlan for ScanSlot {
+    fn name(&self) -> &str {
+        "CachedAnnIndexScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, _children: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let rows = self.rows.lock().expect("slot lock").take();
+        let rows = rows.ok_or_else(|| datafusion::error::DataFusionError::Internal("cached plan run without its rows".into()))?;
+        Ok(Box::pin(MemoryStream::try_new(vec![rows], self.properties.eq_properties.schema().clone(), None)?))
     }
 }
 
@@ -364,16 +425,21 @@ impl CachedPlan {
             }
         }
         let query = embedb_vector::parse_vector(&params[self.query_param]).ok()?;
-        let list = ListArray::new(
-            Arc::new(embedb_vector::vector_item_field()),
-            OffsetBuffer::from_lengths([query.len()]),
-            Arc::new(Float32Array::from(query.clone())),
-            None,
-        );
-        let query_expr = Arc::new(BoundVector::new(ScalarValue::List(Arc::new(list))));
-        Some(Binding { query, query_expr, query_old: self.params[self.query_param].clone(), literals })
+        let query_value = vector_scalar(&query);
+        Some(Binding { query, query_value, query_old: self.params[self.query_param].clone(), literals })
     }
 
+    /// Set the parameters' values and the scan's rows for the next run.
+    fn set(&self, b: &Binding, rows: RecordBatch) {
+        for slot in &self.slots {
+            if slot.text == b.query_old {
+                slot.param.set(b.query_value.clone());
+            } else if let Some(n) = b.new_text(&slot.text) {
+                slot.param.set(text_like(slot.param.field.data_type(), n));
+            }
+        }
+        *self.leaf.rows.lock().expect("slot lock") = Some(rows);
+    }
 }
 
 /// One session's cached plans.
@@ -400,13 +466,19 @@ impl PlanCache {
     /// Keep `plan` for `pending`'s shape if it can be re-bound (see the module doc).
     pub fn offer(&mut self, pending: Pending, schema: &SchemaRef, plan: &Arc<dyn ExecutionPlan>, task: &Arc<TaskContext>) {
         let Some(c) = cacheable(plan, &pending.shape.params) else { return };
+        let leaf = Arc::new(ScanSlot { properties: c.properties, rows: Mutex::new(None) });
+        let mut slots = Vec::new();
+        let leaf_plan: Arc<dyn ExecutionPlan> = leaf.clone();
+        let Ok(plan) = parametrize(plan, &leaf_plan, &pending.shape.params, c.query_param, &c.scan.spec.query, &mut slots) else { return };
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
         }
         let entry = CachedPlan {
             version: pending.version,
             schema: schema.clone(),
-            plan: c.plan,
+            plan,
+            leaf,
+            slots,
             scan: c.scan,
             params: pending.shape.params,
             query_param: c.query_param,
@@ -422,15 +494,15 @@ pub fn key(db: Option<&str>, shape: &Shape) -> String {
 }
 
 /// Which parameter is the query vector of `plan`'s ANN scan, if the plan can be re-bound: one
-/// leaf, a graph-served `AnnScanExec`; parameters found only in nodes [`rebuild`] knows; no
+/// leaf, a graph-served `AnnScanExec`; parameters found only in nodes [`parametrize`] knows; no
 /// list-typed literal (a vector folded from text), and no dynamic filter outside the sort that
 /// owns it (TopK state shared between nodes).
 fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<Cacheable> {
-    fn walk(p: &Arc<dyn ExecutionPlan>, params: &[String], scans: &mut Vec<(DetachedScan, Arc<dyn ExecutionPlan>)>) -> bool {
+    fn walk(p: &Arc<dyn ExecutionPlan>, params: &[String], scans: &mut Vec<(DetachedScan, Arc<PlanProperties>)>) -> bool {
         if let Some(a) = p.downcast_ref::<AnnScanExec>() {
             match a.detach() {
                 Some(d) => {
-                    scans.push(d);
+                    scans.push((d, p.properties().clone()));
                     return true;
                 }
                 None => return false,
@@ -440,19 +512,19 @@ fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<Cacheab
         if children.is_empty() {
             return false;
         }
-        let rebuilt = p.is::<ProjectionExec>() || p.is::<FilterExec>() || p.is::<SortExec>();
+        let parametrized = p.is::<ProjectionExec>() || p.is::<FilterExec>() || p.is::<SortExec>();
         let mut ok = true;
         let _ = p.apply_expressions(&mut |e| {
             e.apply(|x| {
-                // A sort with a fetch holds its own TopK filter (made anew by `rebuild`); one
-                // pushed into another node would keep the last run's threshold.
+                // A sort with a fetch holds its own TopK filter (made anew for each run by
+                // `fresh`); one pushed into another node would keep the last run's threshold.
                 if x.is::<DynamicFilterPhysicalExpr>() && !p.is::<SortExec>() {
                     ok = false;
                 } else if let Some(l) = x.downcast_ref::<Literal>() {
                     let v = l.value();
                     if matches!(v, ScalarValue::List(_) | ScalarValue::LargeList(_) | ScalarValue::FixedSizeList(_)) {
                         ok = false;
-                    } else if !rebuilt && text(v).is_some_and(|s| params.iter().any(|p| p == s)) {
+                    } else if !parametrized && text(v).is_some_and(|s| params.iter().any(|p| p == s)) {
                         ok = false;
                     }
                 }
@@ -465,7 +537,7 @@ fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<Cacheab
     if !walk(plan, params, &mut scans) || scans.len() != 1 {
         return None;
     }
-    let (scan, stand_in) = scans.pop().expect("one scan");
+    let (scan, properties) = scans.pop().expect("one scan");
     // The query vector must come from exactly one parameter text.
     let query = &scan.spec.query;
     let matching: Vec<usize> = (0..params.len()).filter(|&i| embedb_vector::parse_vector(&params[i]).ok().as_ref() == Some(query)).collect();
@@ -473,51 +545,86 @@ fn cacheable(plan: &Arc<dyn ExecutionPlan>, params: &[String]) -> Option<Cacheab
     if !matching.iter().all(|&i| params[i] == params[first]) {
         return None;
     }
-    let kept = replace_scan(plan, &stand_in).ok()?;
-    Some(Cacheable { query_param: first, scan, plan: kept })
+    Some(Cacheable { query_param: first, scan, properties })
 }
 
-/// What [`cacheable`] finds: the plan with a stand-in for its scan, the scan detached, and the
+/// What [`cacheable`] finds: the ANN scan, detached, with its plan properties, and the
 /// parameter that is the scan's query vector.
 struct Cacheable {
     query_param: usize,
     scan: DetachedScan,
-    plan: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
 }
 
-/// `plan` with `leaf` in place of its ANN scan, nothing else changed.
-fn replace_scan(plan: &Arc<dyn ExecutionPlan>, leaf: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+/// `plan` with `leaf` for its ANN scan and, in every expression above it, a [`Param`] for each
+/// literal that is one of `params`' text (`params[query_param]` becomes the vector `query`,
+/// parsed).
+/// Nodes whose expressions change are made again, so that their properties are worked out
+/// with the parameters in place.
+fn parametrize(
+    plan: &Arc<dyn ExecutionPlan>,
+    leaf: &Arc<dyn ExecutionPlan>,
+    params: &[String],
+    query_param: usize,
+    query: &[f32],
+    slots: &mut Vec<Slot>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
     if plan.is::<AnnScanExec>() {
         return Ok(leaf.clone());
     }
-    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().map(|c| replace_scan(c, leaf)).collect::<DfResult<_>>()?;
-    datafusion::physical_plan::execution_plan::replace_children_if_necessary(plan.clone(), children)
-}
-
-/// `plan` with `leaf` for its ANN scan and the binding's literals in every expression above it.
-/// Nodes are rebuilt (fresh state: a plan runs once per build).
-fn rebuild(plan: &Arc<dyn ExecutionPlan>, leaf: &Arc<dyn ExecutionPlan>, b: &Binding) -> DfResult<Arc<dyn ExecutionPlan>> {
-    if plan.is::<AnnScanExec>() {
-        return Ok(leaf.clone());
-    }
-    let children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().map(|c| rebuild(c, leaf, b)).collect::<DfResult<_>>()?;
+    let children: Vec<Arc<dyn ExecutionPlan>> =
+        plan.children().into_iter().map(|c| parametrize(c, leaf, params, query_param, query, slots)).collect::<DfResult<_>>()?;
+    let mut physical = |e: &Arc<dyn PhysicalExpr>| -> DfResult<Arc<dyn PhysicalExpr>> {
+        Ok(Arc::clone(e)
+            .transform(|x| {
+                let Some(t) = x.downcast_ref::<Literal>().and_then(|l| text(l.value())) else { return Ok(Transformed::no(x)) };
+                if !params.iter().any(|p| p == t) {
+                    return Ok(Transformed::no(x));
+                }
+                let value = if t == params[query_param] { vector_scalar(query) } else { x.downcast_ref::<Literal>().expect("literal").value().clone() };
+                let ty = value.data_type();
+                let found = slots.iter().find(|s| s.text == t && s.param.field.data_type() == &ty);
+                let param = match found {
+                    Some(s) => s.param.clone(),
+                    None => {
+                        let param = Arc::new(Param::new(value));
+                        slots.push(Slot { text: t.to_string(), param: param.clone() });
+                        param
+                    }
+                };
+                Ok(Transformed::yes(param as Arc<dyn PhysicalExpr>))
+            })?
+            .data)
+    };
     if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
         let exprs: Vec<ProjectionExpr> =
-            p.expr().iter().map(|e| Ok(ProjectionExpr { expr: b.physical(&e.expr)?, alias: e.alias.clone() })).collect::<DfResult<_>>()?;
+            p.expr().iter().map(|e| Ok(ProjectionExpr { expr: physical(&e.expr)?, alias: e.alias.clone() })).collect::<DfResult<_>>()?;
         return Ok(Arc::new(ProjectionExec::try_new(exprs, children[0].clone())?));
     }
     if let Some(f) = plan.downcast_ref::<FilterExec>() {
-        let built = FilterExecBuilder::from(f).with_predicate(b.physical(f.predicate())?).with_input(children[0].clone()).build()?;
+        let built = FilterExecBuilder::from(f).with_predicate(physical(f.predicate())?).with_input(children[0].clone()).build()?;
         return Ok(Arc::new(built));
     }
     if let Some(s) = plan.downcast_ref::<SortExec>() {
         let exprs: Vec<PhysicalSortExpr> =
-            s.expr().iter().map(|e| Ok(PhysicalSortExpr { expr: b.physical(&e.expr)?, options: e.options })).collect::<DfResult<_>>()?;
+            s.expr().iter().map(|e| Ok(PhysicalSortExpr { expr: physical(&e.expr)?, options: e.options })).collect::<DfResult<_>>()?;
         let ordering = LexOrdering::new(exprs).expect("a sort has keys");
         let sort = SortExec::new(ordering, children[0].clone()).with_fetch(s.fetch()).with_preserve_partitioning(s.preserve_partitioning());
         return Ok(Arc::new(sort));
     }
     datafusion::physical_plan::execution_plan::replace_children_if_necessary(plan.clone(), children)?.reset_state()
+}
+
+/// A copy of a kept plan's nodes with fresh state (TopK filters, metrics) for one run; the
+/// properties worked out when the plan was kept still hold, as the leaf's rows have the same
+/// schema and partitioning every run.
+fn fresh(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let children = plan.children();
+    if children.is_empty() {
+        return Ok(plan.clone());
+    }
+    let children: Vec<Arc<dyn ExecutionPlan>> = children.into_iter().map(fresh).collect::<DfResult<_>>()?;
+    plan.clone().replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep))?.reset_state()
 }
 
 impl Session {
@@ -538,22 +645,26 @@ impl Session {
     async fn run_bound(&mut self, sql: String, entry: Arc<CachedPlan>, b: Binding, txn: Arc<Txn>) -> Result<Output> {
         // Checked again inside the transaction: its snapshot and the version are taken under the
         // store's commit lock, so an equal version here means no DDL is in the snapshot.
-        let leaf = if entry.version == self.engine.search.catalog_version() {
+        let rows = if entry.version == self.engine.search.catalog_version() {
             let state = self.ctx.state_ref();
             let state = state.read();
             entry.scan.bind(&*state, txn.clone(), b.query.clone(), &|e| b.logical(e))?
         } else {
             None
         };
-        let Some(leaf) = leaf else {
+        let Some(rows) = rows else {
             // Plan it afresh (the text parses: it did when this plan was made).
             // (Boxed: planning's deep futures stay off this statement's stack.)
             let stmt = crate::sql::parser::parse_one(&sql)?;
             return Box::pin(self.query(stmt, txn)).await;
         };
-        let plan = rebuild(&entry.plan, &leaf, &b)?;
+        entry.set(&b, rows);
+        let plan = fresh(&entry.plan)?;
         self.vars.insert(crate::sql::variables::LAST_PLAN_FROM_CACHE.into(), "1".into());
-        let batches = datafusion::physical_plan::collect(plan, entry.task.clone()).await?;
+        let batches = datafusion::physical_plan::collect(plan, entry.task.clone()).await;
+        // Rows not taken (the run failed early) are not kept until the next run.
+        entry.leaf.rows.lock().expect("slot lock").take();
+        let batches = batches?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         self.last_found_rows = rows as u64;
         self.last_row_count = -1;

@@ -221,6 +221,11 @@ impl KvTable {
         KvTable { info, txn, with_handle, schema: Arc::new(Schema::new(fields)) }
     }
 
+    /// As `new`, with the schema `new` made for the same table (a cached plan keeps it).
+    pub fn with_schema(info: TableInfo, txn: Arc<Txn>, with_handle: bool, schema: SchemaRef) -> Self {
+        KvTable { info, txn, with_handle, schema }
+    }
+
     /// Handles selected by an equality/IN filter on the integer primary key, if any.
     fn pk_point_handles(&self, filters: &[Expr]) -> Option<Vec<i64>> {
         let pk = self.info.pk_handle.as_ref()?;
