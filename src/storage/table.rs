@@ -10,7 +10,6 @@
 //! hands DataFusion an in-memory source. Equality filters on the integer primary key become point
 //! gets, and on other indexed columns index lookups, instead of a full scan.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -43,10 +42,17 @@ pub struct Row {
 
 pub fn decode(table: &TableInfo, handle: i64, value: &[u8]) -> Result<Row> {
     let mut values = vec![Datum::Null; table.columns.len()];
-    let pos: HashMap<u32, usize> = table.columns.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    // Column ids are stored in column order, so the next column is almost always the match:
+    // no map to build per row.
+    let mut next = 0;
     for (id, d) in codec::decode_row(value)? {
-        if let Some(&i) = pos.get(&id) {
+        let found = match table.columns.get(next) {
+            Some(c) if c.id == id => Some(next),
+            _ => table.columns.iter().position(|c| c.id == id),
+        };
+        if let Some(i) = found {
             values[i] = d;
+            next = i + 1;
         }
     }
     Ok(Row { handle, values })
