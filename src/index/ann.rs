@@ -75,6 +75,7 @@ use parking_lot::Mutex;
 
 use super::{ann_handle, ann_key, SearchIndexes, VectorEntry};
 use crate::sql::catalog::IndexKind;
+use crate::sql::types::SqlType;
 use crate::storage::table::{self, KvTable, Row};
 
 /// Graph candidates per needed row, plus a constant: re-ranking a few more than `n` exactly
@@ -535,6 +536,26 @@ pub struct AnnTable {
     pub spec: AnnSpec,
 }
 
+/// The columns of a row that an index-only ANN scan fills from the graph (the others stay
+/// NULL: the plan does not read them).
+struct GraphColumns {
+    vector: usize,
+    /// The integer primary key, whose value is the handle.
+    pk: Option<usize>,
+    width: usize,
+}
+
+impl GraphColumns {
+    fn row(&self, handle: i64, vector: Vec<f32>) -> Row {
+        let mut values = vec![embedb_storage::Datum::Null; self.width];
+        values[self.vector] = embedb_storage::Datum::Vector(vector);
+        if let Some(pk) = self.pk {
+            values[pk] = embedb_storage::Datum::Int(handle);
+        }
+        Row { handle, values }
+    }
+}
+
 /// How the candidates were found (shown by EXPLAIN).
 enum Candidates {
     Rows(Vec<Row>, String),
@@ -546,7 +567,8 @@ impl AnnTable {
         self.base.downcast_ref::<KvTable>().expect("AnnTable wraps a KvTable")
     }
 
-    fn candidates(&self, state: &dyn DfSession, extra_filters: &[Expr]) -> crate::error::Result<Candidates> {
+    /// The candidate rows. `projection` is the columns the plan reads (None: all).
+    fn candidates(&self, state: &dyn DfSession, extra_filters: &[Expr], projection: Option<&Vec<usize>>) -> crate::error::Result<Candidates> {
         let kv = self.kv();
         let Some(search) = SearchIndexes::of_txn(&kv.txn) else { return Ok(Candidates::Exact("no index registry".into())) };
         let Some(entry) = search.vector_for(&kv.info, &self.spec.column, self.spec.metric) else {
@@ -569,13 +591,35 @@ impl AnnTable {
             }
         }
         if filters.is_empty() {
-            self.unfiltered(kv, &entry, session_ef(state))
+            let f32 = entry.index.params().quantization == embedb_ann::Quantization::F32;
+            let index_only = if f32 { self.index_only(kv, projection) } else { None };
+            self.unfiltered(kv, &entry, session_ef(state), index_only)
         } else {
             self.filtered(state, kv, &entry, &filters)
         }
     }
 
-    fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry, ef: Option<usize>) -> crate::error::Result<Candidates> {
+    /// Where the vector column and the integer primary key are, if the plan reads no other
+    /// column (`projection`): an f32 graph then holds all the plan needs of a row that the
+    /// snapshot has unchanged.
+    fn index_only(&self, kv: &KvTable, projection: Option<&Vec<usize>>) -> Option<GraphColumns> {
+        let info = &kv.info;
+        let vector = info.column_index(&self.spec.column)?;
+        let pk = info
+            .pk_handle
+            .as_ref()
+            .and_then(|pk| info.column_index(pk))
+            .filter(|&i| matches!(info.columns[i].ty, SqlType::Int { unsigned: false, .. }));
+        let needed = projection?;
+        needed
+            .iter()
+            .all(|&i| i == vector || Some(i) == pk || (kv.with_handle && i == info.columns.len()))
+            .then_some(GraphColumns { vector, pk, width: info.columns.len() })
+    }
+
+    /// The nearest rows by the graph. With `index_only`, a row the snapshot has unchanged since
+    /// the graph took it is made from the graph's copy instead of being read from the table.
+    fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry, ef: Option<usize>, index_only: Option<GraphColumns>) -> crate::error::Result<Candidates> {
         let n = self.spec.n;
         let len = entry.index.len();
         let mut want = if entry.index.params().quantization == embedb_ann::Quantization::F32 {
@@ -587,12 +631,32 @@ impl AnnTable {
         let mut rows = Vec::new();
         for _ in 0..=MAX_RETRIES {
             let hits = entry.index.search_keys(&self.spec.query, want.min(len.max(1)), ef).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            let mut from_graph: Vec<(i64, Vec<f32>)> = Vec::new();
+            let mut read: Vec<i64> = Vec::new();
             for key in &hits {
                 let h = ann_handle(*key);
                 if seen.insert(h) {
-                    if let Some(r) = table::get_row(&kv.txn, &kv.info, h)? {
-                        rows.push(r);
+                    match index_only.as_ref().and_then(|_| entry.index.get(*key)) {
+                        Some(v) => from_graph.push((h, v)),
+                        None => read.push(h),
                     }
+                }
+            }
+            if !from_graph.is_empty() {
+                let handles: Vec<i64> = from_graph.iter().map(|(h, _)| *h).collect();
+                let unchanged = entry.unchanged_since(&handles, kv.txn.start_version());
+                let cols = index_only.as_ref().expect("only read from the graph when index-only");
+                for ((h, v), ok) in from_graph.into_iter().zip(unchanged) {
+                    if ok {
+                        rows.push(cols.row(h, v));
+                    } else {
+                        read.push(h);
+                    }
+                }
+            }
+            for h in read {
+                if let Some(r) = table::get_row(&kv.txn, &kv.info, h)? {
+                    rows.push(r);
                 }
             }
             if rows.len() >= n || hits.len() < want || want >= len {
@@ -822,7 +886,7 @@ impl AnnTable {
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
     ) -> DfResult<std::result::Result<Arc<dyn ExecutionPlan>, String>> {
-        let (batch, label) = match self.graph_rows(state, filters)? {
+        let (batch, label) = match self.graph_rows(state, filters, projection)? {
             Ok(found) => found,
             Err(why) => return Ok(Err(why)),
         };
@@ -840,8 +904,13 @@ impl AnnTable {
 
     /// The graph's candidate rows, all columns, with the EXPLAIN text of how they were found;
     /// or why the exact scan must be used instead.
-    fn graph_rows(&self, state: &dyn DfSession, filters: &[Expr]) -> DfResult<std::result::Result<(RecordBatch, String), String>> {
-        let (mut rows, how) = match self.candidates(state, filters).map_err(crate::error::to_df)? {
+    fn graph_rows(
+        &self,
+        state: &dyn DfSession,
+        filters: &[Expr],
+        projection: Option<&Vec<usize>>,
+    ) -> DfResult<std::result::Result<(RecordBatch, String), String>> {
+        let (mut rows, how) = match self.candidates(state, filters, projection).map_err(crate::error::to_df)? {
             Candidates::Rows(rows, how) => (rows, how),
             Candidates::Exact(why) => return Ok(Err(why)),
         };
@@ -900,7 +969,7 @@ impl DetachedScan {
             filters: self.spec.filters.iter().cloned().map(subst).collect(),
         };
         let filters: Vec<Expr> = self.filters.iter().cloned().map(subst).collect();
-        let Ok((batch, _)) = (AnnTable { base, spec }).graph_rows(state, &filters)? else { return Ok(None) };
+        let Ok((batch, _)) = (AnnTable { base, spec }).graph_rows(state, &filters, self.projection.as_ref())? else { return Ok(None) };
         Ok(Some(match &self.projection {
             Some(p) => batch.project(p)?,
             None => batch,
@@ -1101,6 +1170,42 @@ pub(crate) mod tests {
         }
         explain(&mut s, "SELECT id FROM only_cos ORDER BY VEC_COSINE_DISTANCE(v, '[1,2]') LIMIT 3").await;
         assert!(s.warnings.is_empty());
+    }
+
+    /// A search that reads only the key and the vector takes rows from the graph, but only rows
+    /// no commit changed after its snapshot: a transaction that began before an UPDATE of a
+    /// vector still sees the old vector, read from the table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn index_only_rows_are_those_of_the_snapshot() {
+        let engine = Engine::with_store(crate::config::Config::default(), embedb_storage::Store::in_memory()).unwrap();
+        let mut a = Session::new(engine.clone(), 1, "root");
+        a.use_db("test").unwrap();
+        let mut b = Session::new(engine, 2, "root");
+        b.use_db("test").unwrap();
+        rows(&mut a, "CREATE TABLE t (id INT PRIMARY KEY, note TEXT, v VECTOR(4), VECTOR INDEX vl ((VEC_L2_DISTANCE(v))))").await;
+        let values: Vec<String> = (1..=200).map(|i| format!("({i}, 'n{i}', '{}')", point(i))).collect();
+        rows(&mut a, &format!("INSERT INTO t VALUES {}", values.join(","))).await;
+        let q = "SELECT id, VEC_L2_DISTANCE(v, '[0,0,0,0]') AS d FROM t ORDER BY d LIMIT 3";
+        let with_note = "SELECT id, note, VEC_L2_DISTANCE(v, '[0,0,0,0]') AS d FROM t ORDER BY d LIMIT 3";
+        assert!(explain(&mut a, q).await.contains("graph candidates"));
+        let before = rows(&mut a, q).await;
+        // Rows from the graph answer as rows from the table.
+        let full = rows(&mut a, with_note).await;
+        assert_eq!(full.iter().map(|r| (r[0].clone(), r[2].clone())).collect::<Vec<_>>(), before.iter().map(|r| (r[0].clone(), r[1].clone())).collect::<Vec<_>>());
+        rows(&mut a, "BEGIN").await;
+        assert_eq!(rows(&mut a, q).await, before);
+        // Another session moves the nearest row a little (still the nearest) and commits.
+        let nearest = &before[0][0];
+        let moved = rows(&mut b, "SELECT VEC_AS_TEXT(VEC_FROM_TEXT('[0.001,0,0,0]'))").await[0][0].clone();
+        rows(&mut b, &format!("UPDATE t SET v = '{moved}' WHERE id = {nearest}")).await;
+        let after_b = rows(&mut b, q).await;
+        assert_eq!(&after_b[0][0], nearest);
+        assert_ne!(after_b[0][1], before[0][1], "b sees the new vector");
+        // The open transaction still sees the old vector, and the same answer.
+        assert!(explain(&mut a, q).await.contains("graph candidates"));
+        assert_eq!(rows(&mut a, q).await, before);
+        rows(&mut a, "COMMIT").await;
+        assert_eq!(rows(&mut a, q).await, after_b);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

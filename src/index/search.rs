@@ -239,6 +239,13 @@ pub struct VectorEntry {
     built: Condvar,
     /// Built without error: the graph holds every row.
     ready: AtomicBool,
+    /// For each row a commit changed since the build began (or the index was loaded): the
+    /// version of the last such commit. Grows with the rows written while the index lives
+    /// (about 32 bytes each); a restart starts it empty.
+    changed: RwLock<HashMap<i64, u64>>,
+    /// The start version of the build's snapshot (0 for an index loaded from its files): the
+    /// version of every graph vector not in `changed`.
+    base_version: AtomicU64,
 }
 
 impl VectorEntry {
@@ -252,12 +259,21 @@ impl VectorEntry {
         }
     }
 
-    /// Apply committed changes (under the commit lock, with the build lock held as `b`), or the
-    /// build's snapshot rows (`from_build`); `None` = deleted. Vectors go in with one `add_batch`
-    /// (parallel inserts).
-    fn apply(&self, changes: &[(i64, Option<&table::Row>)], b: &mut Build, from_build: bool) {
+    /// Apply the changes of the commit of `version` (under the commit lock, with the build lock
+    /// held as `b`), or the build's snapshot rows (`version` None); `None` = deleted. Vectors go
+    /// in with one `add_batch` (parallel inserts).
+    fn apply(&self, changes: &[(i64, Option<&table::Row>)], b: &mut Build, version: Option<u64>) {
+        let from_build = version.is_none();
         if b.running && !from_build {
             b.touched.extend(changes.iter().map(|(h, _)| *h));
+        }
+        if let Some(version) = version {
+            // Before the graph changes: a reader checks versions after reading the graph (see
+            // `unchanged_since`).
+            let mut changed = self.changed.write();
+            for (h, _) in changes {
+                changed.insert(*h, version);
+            }
         }
         let mut off = self.offgraph.write();
         let mut keys = Vec::new();
@@ -303,6 +319,17 @@ impl VectorEntry {
                 }
             }
         }
+    }
+
+    /// For each of `handles`, whether the graph's vector is the row's vector in a snapshot that
+    /// started at `start` (no commit after `start` changed the row), so that the row itself
+    /// need not be read. Call after reading the vectors from the graph: a commit records its
+    /// version before it changes the graph, so a version at or below `start` seen here means
+    /// the vector read before was not yet changed.
+    pub fn unchanged_since(&self, handles: &[i64], start: u64) -> Vec<bool> {
+        let base = self.base_version.load(Ordering::SeqCst);
+        let changed = self.changed.read();
+        handles.iter().map(|h| changed.get(h).copied().unwrap_or(base) <= start).collect()
     }
 
     /// True when the graph holds every row (no build running or failed): searches may use it.
@@ -421,15 +448,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 struct WeakObserver(Weak<SearchIndexes>);
 
 impl CommitObserver for WeakObserver {
-    fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
         if let Some(s) = self.0.upgrade() {
-            s.committed(writes);
+            s.committed(version, writes);
         }
     }
 }
 
 impl CommitObserver for SearchIndexes {
-    fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
         if writes.iter().any(|(k, _)| k.starts_with(TABLE_DEF_PREFIX)) {
             self.catalog_changed.store(true, Ordering::SeqCst);
         }
@@ -470,7 +497,7 @@ impl CommitObserver for SearchIndexes {
                 let refs: Vec<(i64, Option<&table::Row>)> = rows.iter().map(|(h, r)| (*h, r.as_ref())).collect();
                 for v in &t.vector {
                     let mut b = v.build.lock();
-                    v.apply(&refs, &mut b, false);
+                    v.apply(&refs, &mut b, Some(version));
                 }
             }
         }
@@ -716,6 +743,8 @@ impl SearchIndexes {
                             build: Mutex::new(Build { running: !loaded, ..Default::default() }),
                             built: Condvar::new(),
                             ready: AtomicBool::new(loaded),
+                            changed: RwLock::new(HashMap::new()),
+                            base_version: AtomicU64::new(0),
                         });
                         if !loaded {
                             vector_builds.push((e.clone(), info.clone()));
@@ -855,6 +884,7 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     let started = std::time::Instant::now();
     let result = (|| -> Result<u64> {
         let txn = store.begin()?;
+        e.base_version.store(txn.start_version(), Ordering::SeqCst);
         let total = count_rows(&txn, info.id)?;
         {
             let mut b = e.build.lock();
@@ -874,7 +904,7 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
                 let mut b = e.build.lock();
                 let fresh: Vec<(i64, Option<&table::Row>)> =
                     step.iter().filter(|r| !b.touched.contains(&r.handle)).map(|r| (r.handle, Some(r))).collect();
-                e.apply(&fresh, &mut b, true);
+                e.apply(&fresh, &mut b, None);
                 done += step.len() as u64;
                 b.rows_indexed = done;
             }

@@ -57,7 +57,9 @@ pub struct Store {
 /// structures (search indexes) stay exactly in step with the data, and a transaction that begins
 /// after a commit also sees its effect on them. It must be quick and must not open transactions.
 pub trait CommitObserver: Send + Sync {
-    fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]);
+    /// `writes` were committed as the commit of `version` (a transaction that started at
+    /// `version` or later sees them). Called with the commit lock held.
+    fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]);
 }
 
 struct Shared {
@@ -436,7 +438,8 @@ impl Txn {
                 Some(o) => {
                     let r = self.shared.kv.write(batch.clone());
                     if r.is_ok() {
-                        o.committed(&batch);
+                        // `record` below gives this commit the next version.
+                        o.committed(commits.version + 1, &batch);
                     }
                     r
                 }
@@ -449,6 +452,12 @@ impl Txn {
         };
         commits.unregister(self.start);
         result
+    }
+
+    /// The version this transaction's snapshot was taken at: it sees exactly the commits of
+    /// versions up to this one.
+    pub fn start_version(&self) -> u64 {
+        self.start
     }
 
     /// Discards all buffered writes and finishes the transaction. Idempotent.
@@ -968,10 +977,10 @@ mod tests {
     #[test]
     fn the_observer_sees_exactly_the_committed_batches() {
         #[derive(Default)]
-        struct Seen(Mutex<Vec<Vec<(Vec<u8>, Option<Vec<u8>>)>>>);
+        struct Seen(Mutex<Vec<(u64, Vec<(Vec<u8>, Option<Vec<u8>>)>)>>);
         impl CommitObserver for Seen {
-            fn committed(&self, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
-                self.0.lock().push(writes.to_vec());
+            fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+                self.0.lock().push((version, writes.to_vec()));
             }
         }
         each_store(|store| {
@@ -990,9 +999,17 @@ mod tests {
             let c = store.begin().unwrap();
             c.put(b"never".to_vec(), b"x".to_vec());
             c.rollback();
+            let d = store.begin().unwrap();
+            d.put(b"later".to_vec(), b"y".to_vec());
+            d.commit().unwrap();
+            let e = store.begin().unwrap();
             let seen = seen.0.lock();
-            assert_eq!(seen.len(), 1, "conflicted and rolled-back transactions are not seen");
-            assert_eq!(seen[0], vec![(b"k".to_vec(), Some(b"1".to_vec())), (b"old".to_vec(), None)]);
+            assert_eq!(seen.len(), 2, "conflicted and rolled-back transactions are not seen");
+            assert_eq!(seen[0].1, vec![(b"k".to_vec(), Some(b"1".to_vec())), (b"old".to_vec(), None)]);
+            // Each commit's version is the start version of the transactions that first see it.
+            assert_eq!(seen[1].1, vec![(b"later".to_vec(), Some(b"y".to_vec()))]);
+            assert!(a.start_version() < seen[0].0 && seen[0].0 < seen[1].0);
+            assert_eq!(e.start_version(), seen[1].0);
         });
     }
 }
