@@ -25,6 +25,7 @@
 //!          --efs 16,32,64,128,256  --queries N (clustered sets)  --min-secs S
 //!          --rows-per-insert N  --lance-index IVF_HNSW_SQ|IVF_HNSW_FLAT  --wire-large
 //!          --no-filter (the in-process SQL engine skips its filtered searches, for profiling)
+//!          --sql-select "id, cat" (the in-process SQL engine's select list; default `id`)
 //! ```
 
 use std::collections::BTreeMap;
@@ -59,6 +60,9 @@ struct Opts {
     wire_large: bool,
     /// Run the filtered searches (off with --no-filter, e.g. to profile the plain ones).
     filter: bool,
+    /// The `sql` engine's select list (`id` by default; `id, cat` makes each candidate row be
+    /// read from the table, as any query reading more than the key and the vector does).
+    sql_select: String,
     embedb_bin: Option<PathBuf>,
 }
 
@@ -73,6 +77,7 @@ fn parse_opts() -> Opts {
         lance_index: "IVF_HNSW_SQ".into(),
         wire_large: false,
         filter: true,
+        sql_select: "id".into(),
         embedb_bin: std::env::var_os("EMBEDB_BIN").map(PathBuf::from),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -94,6 +99,7 @@ fn parse_opts() -> Opts {
             "--large" => o.sets.push("clustered1m".into()),
             "--wire-large" => o.wire_large = true,
             "--no-filter" => o.filter = false,
+            "--sql-select" => o.sql_select = value(),
             "--sets" => o.sets = list(&value()),
             "--engines" => o.engines = list(&value()),
             "--efs" => o.efs = list(&value()).iter().map(|e| e.parse().expect("--efs A,B,…")).collect(),
@@ -362,9 +368,9 @@ fn distance_fn(m: Metric) -> &'static str {
     }
 }
 
-fn query_sql(set: &Set, q: usize, filtered: bool) -> String {
+fn query_sql(set: &Set, q: usize, filtered: bool, select: &str) -> String {
     let w = if filtered { format!("WHERE cat = {FILTER_CAT} ") } else { String::new() };
-    format!("SELECT id FROM t {w}ORDER BY {}(v, '{}') LIMIT {K}", distance_fn(set.metric), vec_literal(set.queries.row(q)))
+    format!("SELECT {select} FROM t {w}ORDER BY {}(v, '{}') LIMIT {K}", distance_fn(set.metric), vec_literal(set.queries.row(q)))
 }
 
 fn insert_sql(set: &Set, lo: usize, hi: usize) -> String {
@@ -455,14 +461,17 @@ fn run_sql(set: &Set, o: &Opts) -> Row {
         }
         let build = t.elapsed();
         let mut row = Row { engine: "sql".into(), build: Some(load.as_secs_f64() + build.as_secs_f64()), ..Default::default() };
+        if o.sql_select != "id" {
+            row.notes.push(format!("SELECT {} FROM t …", o.sql_select));
+        }
         row.notes.push(format!(
             "INSERT {:.2} s ({} rows per statement) + CREATE VECTOR INDEX until TIFLASH_INDEXES shows 0 rows not indexed {:.2} s",
             load.as_secs_f64(),
             o.rows_per_insert,
             build.as_secs_f64()
         ));
-        let sqls: Vec<String> = (0..set.queries.len()).map(|q| query_sql(set, q, false)).collect();
-        let sqls_f: Vec<String> = (0..set.queries.len()).map(|q| query_sql(set, q, true)).collect();
+        let sqls: Vec<String> = (0..set.queries.len()).map(|q| query_sql(set, q, false, &o.sql_select)).collect();
+        let sqls_f: Vec<String> = (0..set.queries.len()).map(|q| query_sql(set, q, true, &o.sql_select)).collect();
         for sql in [&sqls[0], &sqls_f[0]] {
             let plan = text_rows(s.run(&format!("EXPLAIN {sql}")).await.expect("explain")).join("\n");
             if !plan.contains("annIndex") {

@@ -16,15 +16,19 @@
 //!    returns them as an [`AnnScanExec`], which `EXPLAIN` shows as TiDB does:
 //!    `annIndex:COSINE(v..[1,2,3], limit:10)`.
 //!
-//! Candidates, without a filter: the graph's `n + 10` nearest handles (`n` = k + offset; `2n + 10`
+//! Candidates, without a filter: the graph's `n + 2` nearest handles (`n` = k + offset; `2n + 10`
 //! for an f16/i8 index, whose graph distances are approximate), each read from the transaction
 //! (a row that is gone in this snapshot is skipped; if that leaves fewer than `n`, the search is
-//! repeated wider).
+//! repeated wider). When the plan reads nothing but the vector and the integer primary key (the
+//! handle), an f32 graph's own copy of a row serves instead of the table's, provided no commit
+//! changed the row after the statement's snapshot ([`VectorEntry::unchanged_since`]): the
+//! index-only search.
 //!
 //! With a filter (a WHERE clause, or a condition on the distance itself) one of three ways,
 //! chosen per query:
 //! - post-filtering, on indexes of 4000 rows or more: the filter is evaluated on ~512 rows the
-//!   index samples, giving its selectivity `s`; the graph's `m ≈ 1.5 (2n + 10) / s` nearest rows
+//!   index samples, giving its selectivity `s` (kept per filter text while the index's size
+//!   stays within 1/8 of the size it was sampled at); the graph's `m ≈ 1.5 (2n + 10) / s` nearest rows
 //!   are read and filtered, widening `m` until `2n + 10` pass. Cheap when the filter keeps a fair
 //!   share of the table (10 % of 20k rows: ~500 rows read instead of 20k), and exact up to the
 //!   graph's recall: if enough of the nearest `m` rows pass, the best passing rows are among them.
@@ -714,19 +718,27 @@ impl AnnTable {
         let cap = (len as f64 * POSTFILTER_MAX_FRACTION) as usize;
         let schema = TableProvider::schema(kv);
         let pass = |rows: &[Row]| evaluate_filters(state, &self.spec.table_ref, &schema, kv, rows, filters);
-        // The index's own sampler walks its key list evenly; it hands us the keys.
-        let sample = std::cell::RefCell::new(Vec::new());
-        entry.index.estimate_filter(1, None, &|k: u64| {
-            sample.borrow_mut().push(ann_handle(k));
-            false
-        });
-        let rows = kv.rows_by_handles(&sample.into_inner())?;
-        let Some(mask) = pass(&rows) else { return Ok(None) };
-        let passed = mask.iter().filter(|&&b| b).count();
-        if passed == 0 {
+        let filter_key = format!("{filters:?}");
+        let selectivity = match entry.selectivity(&filter_key) {
+            Some(s) => s,
+            None => {
+                // The index's own sampler walks its key list evenly; it hands us the keys.
+                let sample = std::cell::RefCell::new(Vec::new());
+                entry.index.estimate_filter(1, None, &|k: u64| {
+                    sample.borrow_mut().push(ann_handle(k));
+                    false
+                });
+                let rows = kv.rows_by_handles(&sample.into_inner())?;
+                let Some(mask) = pass(&rows) else { return Ok(None) };
+                let passed = mask.iter().filter(|&&b| b).count();
+                let s = passed as f64 / rows.len().max(1) as f64;
+                entry.remember_selectivity(filter_key, s);
+                s
+            }
+        };
+        if selectivity == 0.0 {
             return Ok(None);
         }
-        let selectivity = passed as f64 / rows.len() as f64;
         let mut m = (target as f64 / selectivity * 1.5).ceil() as usize + OVERFETCH_EXTRA;
         let (others, nulls): (Vec<i64>, Vec<i64>) = {
             let off = entry.offgraph();
@@ -739,8 +751,9 @@ impl AnnTable {
         let mut out: Vec<Row> = Vec::new();
         loop {
             let want = m.min(len);
-            let hits = entry.index.search(&self.spec.query, want, session_ef(state)).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
-            let fresh: Vec<i64> = hits.iter().map(|(k, _)| ann_handle(*k)).filter(|h| seen.insert(*h)).collect();
+            // Keys only: the plan computes the distances of the rows that pass.
+            let hits = entry.index.search_keys(&self.spec.query, want, session_ef(state)).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            let fresh: Vec<i64> = hits.iter().map(|k| ann_handle(*k)).filter(|h| seen.insert(*h)).collect();
             let rows = kv.rows_by_handles(&fresh)?;
             let Some(mask) = pass(&rows) else { return Ok(None) };
             out.extend(rows.into_iter().zip(mask).filter_map(|(r, keep)| keep.then_some(r)));
@@ -1206,6 +1219,30 @@ pub(crate) mod tests {
         assert_eq!(rows(&mut a, q).await, before);
         rows(&mut a, "COMMIT").await;
         assert_eq!(rows(&mut a, q).await, after_b);
+    }
+
+    /// A post-filtered search samples its filter's selectivity once and reuses it while the
+    /// index keeps about its size; a table grown by more than 1/8 is sampled again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn filter_selectivity_is_sampled_again_when_the_table_grows() {
+        let mut s = session();
+        rows(&mut s, "CREATE TABLE f (id INT PRIMARY KEY, cat INT, v VECTOR(4), VECTOR INDEX vl ((VEC_L2_DISTANCE(v))))").await;
+        let insert = |lo: i64, hi: i64, cat: fn(i64) -> i64| {
+            let values: Vec<String> = (lo..hi).map(|i| format!("({i}, {}, '{}')", cat(i), point(i))).collect();
+            format!("INSERT INTO f VALUES {}", values.join(","))
+        };
+        rows(&mut s, &insert(1, 5001, |i| i % 10)).await;
+        let q = "SELECT id FROM f WHERE cat = 0 ORDER BY VEC_L2_DISTANCE(v, '[0,0,0,0]') LIMIT 5";
+        let selectivity = |plan: String| plan.split("sampled selectivity ").nth(1).map(|t| t[..5].to_string());
+        let first = selectivity(explain(&mut s, q).await).expect("post-filtered");
+        let f: f64 = first.parse().unwrap();
+        assert!((0.05..0.15).contains(&f), "about 1 in 10: {f}");
+        assert_eq!(selectivity(explain(&mut s, q).await), Some(first));
+        // 2000 more rows, all with cat = 0: the kept 0.100 is stale, and a new sample sees more.
+        rows(&mut s, &insert(5001, 7001, |_| 0)).await;
+        let again: f64 = selectivity(explain(&mut s, q).await).unwrap().parse().unwrap();
+        assert!(again > 0.25, "sampled again (2,500 of 7,000 pass): {again}");
+        assert_eq!(rows(&mut s, q).await.len(), 5);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

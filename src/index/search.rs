@@ -25,7 +25,10 @@
 //! sync, so an index added by any DDL path is found even if that path did not call `sync`.
 //!
 //! A vector index ([`VectorEntry`]) holds each row's vector in an [`AnnIndex`] keyed by the row
-//! handle. Rows without a usable vector stay out of the graph but are remembered, because an
+//! handle, and the version of the last commit that changed each row since the index was built
+//! (a commit's version is the start version of the transactions that first see it). A search
+//! whose snapshot is at least that version may take the row's vector from the graph instead of
+//! reading the row (`ann`'s index-only search). Rows without a usable vector stay out of the graph but are remembered, because an
 //! exact `ORDER BY VEC_…_DISTANCE(…) LIMIT k` can return them: `nulls` (NULL vector, or all zeros
 //! under cosine, whose distance is NULL and sorts first) and `others` (a real distance the graph
 //! cannot hold, e.g. the one handle that maps onto usearch's reserved key).
@@ -68,6 +71,9 @@ const SMALL_BUILD_ROWS: u64 = 10_000;
 /// one thread, twice as slowly on two cores. (At 200k clustered 128-d rows that one-thread
 /// graph also had lower recall@10 at ef 128, 0.964 against 0.977–0.997 for two-thread builds.)
 const VECTOR_BUILD_STEP: usize = 1024;
+
+/// Filters whose sampled selectivity a vector index keeps (it forgets all when full).
+const SELECTIVITY_KEPT: usize = 256;
 
 /// Catalog keys of table definitions (`sql::catalog`).
 const TABLE_DEF_PREFIX: &[u8] = b"mTB:";
@@ -246,6 +252,10 @@ pub struct VectorEntry {
     /// The start version of the build's snapshot (0 for an index loaded from its files): the
     /// version of every graph vector not in `changed`.
     base_version: AtomicU64,
+    /// Sampled selectivity of the filters of post-filtered searches, by the filters' text, with
+    /// the index size it was sampled at (`ann`). Only sizes the graph read: a stale figure
+    /// costs time, never rows.
+    selectivity: Mutex<HashMap<String, (f64, usize)>>,
 }
 
 impl VectorEntry {
@@ -330,6 +340,22 @@ impl VectorEntry {
         let base = self.base_version.load(Ordering::SeqCst);
         let changed = self.changed.read();
         handles.iter().map(|h| changed.get(h).copied().unwrap_or(base) <= start).collect()
+    }
+
+    /// The selectivity sampled for `filter` while the index had about its present size.
+    pub fn selectivity(&self, filter: &str) -> Option<f64> {
+        let len = self.index.len();
+        let kept = self.selectivity.lock();
+        let &(s, at) = kept.get(filter)?;
+        (len.abs_diff(at) <= at / 8).then_some(s)
+    }
+
+    pub fn remember_selectivity(&self, filter: String, s: f64) {
+        let mut kept = self.selectivity.lock();
+        if kept.len() >= SELECTIVITY_KEPT {
+            kept.clear();
+        }
+        kept.insert(filter, (s, self.index.len()));
     }
 
     /// True when the graph holds every row (no build running or failed): searches may use it.
@@ -745,6 +771,7 @@ impl SearchIndexes {
                             ready: AtomicBool::new(loaded),
                             changed: RwLock::new(HashMap::new()),
                             base_version: AtomicU64::new(0),
+                            selectivity: Mutex::new(HashMap::new()),
                         });
                         if !loaded {
                             vector_builds.push((e.clone(), info.clone()));
