@@ -28,10 +28,11 @@
 //! handle, and the version of the last commit that changed each row since the index was built
 //! (a commit's version is the start version of the transactions that first see it). A search
 //! whose snapshot is at least that version may take the row's vector from the graph instead of
-//! reading the row (`ann`'s index-only search). Rows without a usable vector stay out of the graph but are remembered, because an
-//! exact `ORDER BY VEC_…_DISTANCE(…) LIMIT k` can return them: `nulls` (NULL vector, or all zeros
-//! under cosine, whose distance is NULL and sorts first) and `others` (a real distance the graph
-//! cannot hold, e.g. the one handle that maps onto usearch's reserved key).
+//! reading the row (`ann`'s index-only search). Rows without a usable vector stay out of the
+//! graph but are remembered, because an exact `ORDER BY VEC_…_DISTANCE(…) LIMIT k` can return
+//! them: `nulls` (NULL vector, or all zeros under cosine, whose distance is NULL and sorts first)
+//! and `others` (a real distance the graph cannot hold, e.g. the one handle that maps onto
+//! usearch's reserved key).
 //!
 //! Statements find these indexes through their transaction ([`SearchIndexes::of_txn`]): `sync`
 //! writes a per-process instance token into the store, and a registry maps the token back to
@@ -296,6 +297,7 @@ impl VectorEntry {
             if !matches!(slot, Some(Slot::Graph(_))) {
                 if let Err(e) = self.index.remove(ann_key(*h)) {
                     tracing::error!("vector index {}: cannot remove row {h}: {e}", self.index_name);
+                    self.never_index_only(*h);
                 }
             }
             match slot {
@@ -324,7 +326,9 @@ impl VectorEntry {
             for (i, (&k, &h)) in keys.iter().zip(&handles).enumerate() {
                 if let Err(e) = self.index.add(k, &vectors[i * dims..(i + 1) * dims]) {
                     tracing::error!("vector index {}: row {h} kept out of the graph: {e}", self.index_name);
-                    let _ = self.index.remove(k);
+                    if self.index.remove(k).is_err() {
+                        self.never_index_only(h);
+                    }
                     off.others.insert(h);
                 }
             }
@@ -340,6 +344,11 @@ impl VectorEntry {
         let base = self.base_version.load(Ordering::SeqCst);
         let changed = self.changed.read();
         handles.iter().map(|h| changed.get(h).copied().unwrap_or(base) <= start).collect()
+    }
+
+    /// A graph entry that may not match its row (a failed removal): searches read the row.
+    fn never_index_only(&self, handle: i64) {
+        self.changed.write().insert(handle, u64::MAX);
     }
 
     /// The selectivity sampled for `filter` while the index had about its present size.
