@@ -73,6 +73,9 @@ const SMALL_BUILD_ROWS: u64 = 10_000;
 /// graph also had lower recall@10 at ef 128, 0.964 against 0.977–0.997 for two-thread builds.)
 const VECTOR_BUILD_STEP: usize = 1024;
 
+/// Changed rows a vector index remembers before it first drops those no reader needs.
+const PRUNE_CHANGED_FROM: usize = 4096;
+
 /// Filters whose sampled selectivity a vector index keeps (it forgets all when full).
 const SELECTIVITY_KEPT: usize = 256;
 
@@ -95,6 +98,30 @@ type ScoreCache = (u64, String, Arc<HashMap<u64, f32>>);
 
 /// Decoded committed changes of one table: (handle, new row or None if deleted).
 type TableChanges = (Arc<TableSearch>, Vec<(i64, Option<table::Row>)>);
+
+/// Rows changed since a vector index was built, by the version of their last commit (see
+/// [`VectorEntry::unchanged_since`]). An entry at or below every live transaction's start (the
+/// horizon) tells no reader anything the build's version does not, so it is dropped once the
+/// map has doubled since the last pruning.
+#[derive(Default)]
+struct Changed {
+    rows: HashMap<i64, u64>,
+    prune_at: usize,
+}
+
+impl Changed {
+    fn prune(&mut self, horizon: u64, base: u64) {
+        if self.rows.len() < self.prune_at.max(PRUNE_CHANGED_FROM) {
+            return;
+        }
+        // Only once the build's own snapshot is visible to all (else a dropped row would be
+        // judged by a base version newer than some reader).
+        if base <= horizon {
+            self.rows.retain(|_, v| *v > horizon);
+            self.prune_at = self.rows.len().saturating_mul(2);
+        }
+    }
+}
 
 /// One FULLTEXT index.
 pub struct FulltextEntry {
@@ -247,9 +274,8 @@ pub struct VectorEntry {
     /// Built without error: the graph holds every row.
     ready: AtomicBool,
     /// For each row a commit changed since the build began (or the index was loaded): the
-    /// version of the last such commit. Grows with the rows written while the index lives
-    /// (about 32 bytes each); a restart starts it empty.
-    changed: RwLock<HashMap<i64, u64>>,
+    /// version of the last such commit, while a live transaction might be older than it.
+    changed: RwLock<Changed>,
     /// The start version of the build's snapshot (0 for an index loaded from its files): the
     /// version of every graph vector not in `changed`.
     base_version: AtomicU64,
@@ -271,20 +297,23 @@ impl VectorEntry {
     }
 
     /// Apply the changes of the commit of `version` (under the commit lock, with the build lock
-    /// held as `b`), or the build's snapshot rows (`version` None); `None` = deleted. Vectors go
-    /// in with one `add_batch` (parallel inserts).
-    fn apply(&self, changes: &[(i64, Option<&table::Row>)], b: &mut Build, version: Option<u64>) {
+    /// held as `b`; no transaction started before `horizon` is live), or the build's snapshot
+    /// rows (`commit` None); `None` = deleted. Vectors go in with one `add_batch` (parallel
+    /// inserts).
+    fn apply(&self, changes: &[(i64, Option<&table::Row>)], b: &mut Build, commit: Option<(u64, u64)>) {
+        let version = commit.map(|(v, _)| v);
         let from_build = version.is_none();
         if b.running && !from_build {
             b.touched.extend(changes.iter().map(|(h, _)| *h));
         }
-        if let Some(version) = version {
+        if let Some((version, horizon)) = commit {
             // Before the graph changes: a reader checks versions after reading the graph (see
             // `unchanged_since`).
             let mut changed = self.changed.write();
             for (h, _) in changes {
-                changed.insert(*h, version);
+                changed.rows.insert(*h, version);
             }
+            changed.prune(horizon, self.base_version.load(Ordering::SeqCst));
         }
         let mut off = self.offgraph.write();
         let mut keys = Vec::new();
@@ -343,12 +372,12 @@ impl VectorEntry {
     pub fn unchanged_since(&self, handles: &[i64], start: u64) -> Vec<bool> {
         let base = self.base_version.load(Ordering::SeqCst);
         let changed = self.changed.read();
-        handles.iter().map(|h| changed.get(h).copied().unwrap_or(base) <= start).collect()
+        handles.iter().map(|h| changed.rows.get(h).copied().unwrap_or(base) <= start).collect()
     }
 
     /// A graph entry that may not match its row (a failed removal): searches read the row.
     fn never_index_only(&self, handle: i64) {
-        self.changed.write().insert(handle, u64::MAX);
+        self.changed.write().rows.insert(handle, u64::MAX);
     }
 
     /// The selectivity sampled for `filter` while the index had about its present size.
@@ -483,15 +512,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 struct WeakObserver(Weak<SearchIndexes>);
 
 impl CommitObserver for WeakObserver {
-    fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    fn committed(&self, version: u64, horizon: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
         if let Some(s) = self.0.upgrade() {
-            s.committed(version, writes);
+            s.committed(version, horizon, writes);
         }
     }
 }
 
 impl CommitObserver for SearchIndexes {
-    fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    fn committed(&self, version: u64, horizon: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
         if writes.iter().any(|(k, _)| k.starts_with(TABLE_DEF_PREFIX)) {
             self.catalog_changed.store(true, Ordering::SeqCst);
         }
@@ -532,7 +561,7 @@ impl CommitObserver for SearchIndexes {
                 let refs: Vec<(i64, Option<&table::Row>)> = rows.iter().map(|(h, r)| (*h, r.as_ref())).collect();
                 for v in &t.vector {
                     let mut b = v.build.lock();
-                    v.apply(&refs, &mut b, Some(version));
+                    v.apply(&refs, &mut b, Some((version, horizon)));
                 }
             }
         }
@@ -778,7 +807,7 @@ impl SearchIndexes {
                             build: Mutex::new(Build { running: !loaded, ..Default::default() }),
                             built: Condvar::new(),
                             ready: AtomicBool::new(loaded),
-                            changed: RwLock::new(HashMap::new()),
+                            changed: RwLock::new(Changed::default()),
                             base_version: AtomicU64::new(0),
                             selectivity: Mutex::new(HashMap::new()),
                         });
@@ -971,4 +1000,35 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     }
     drop(b);
     e.built.notify_all();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Versions at or below the horizon go once the map is large (and doubled since the last
+    /// pruning); newer ones, and rows never to be served from the graph, stay.
+    #[test]
+    fn changed_rows_are_pruned_below_the_horizon() {
+        let mut c = Changed::default();
+        for h in 1..=5000 {
+            c.rows.insert(h, h as u64);
+        }
+        c.rows.insert(-1, u64::MAX);
+        // The build's snapshot is newer than the horizon: nothing may go yet.
+        c.prune(3000, 3500);
+        assert_eq!(c.rows.len(), 5001);
+        c.prune(3000, 10);
+        assert_eq!(c.rows.len(), 2001);
+        assert!(c.rows.keys().all(|&h| h > 3000 || h == -1));
+        // Not doubled since: the next commits do not scan the map again.
+        assert_eq!(c.prune_at, 4002);
+        c.prune(5000, 10);
+        assert_eq!(c.rows.len(), 2001);
+        for h in 5001..=9000 {
+            c.rows.insert(h, h as u64);
+        }
+        c.prune(8000, 10);
+        assert_eq!(c.rows.len(), 1001);
+    }
 }

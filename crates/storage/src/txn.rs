@@ -58,8 +58,9 @@ pub struct Store {
 /// after a commit also sees its effect on them. It must be quick and must not open transactions.
 pub trait CommitObserver: Send + Sync {
     /// `writes` were committed as the commit of `version` (a transaction that started at
-    /// `version` or later sees them). Called with the commit lock held.
-    fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]);
+    /// `version` or later sees them). Every live transaction, and every later one, started at
+    /// `horizon` or later. Called with the commit lock held.
+    fn committed(&self, version: u64, horizon: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]);
 }
 
 struct Shared {
@@ -103,6 +104,11 @@ impl CommitState {
         self.prune();
     }
 
+    /// The oldest start version of a live transaction (the present version if none is live).
+    fn horizon(&self) -> u64 {
+        self.live.keys().next().copied().unwrap_or(self.version)
+    }
+
     /// Did a commit newer than `start` write any of `keys`?
     fn conflicts<'a>(&self, start: u64, mut keys: impl Iterator<Item = &'a Vec<u8>>) -> bool {
         keys.any(|k| self.last_write.get(k).is_some_and(|&v| v > start))
@@ -119,7 +125,7 @@ impl CommitState {
     /// Forgets commits no live transaction can conflict with: those at or
     /// below the oldest live start version (or all of them if none is live).
     fn prune(&mut self) {
-        let horizon = self.live.keys().next().copied().unwrap_or(self.version);
+        let horizon = self.horizon();
         while self.recent.front().is_some_and(|(v, _)| *v <= horizon) {
             let (version, keys) = self.recent.pop_front().expect("checked non-empty");
             for key in keys {
@@ -439,7 +445,7 @@ impl Txn {
                     let r = self.shared.kv.write(batch.clone());
                     if r.is_ok() {
                         // `record` below gives this commit the next version.
-                        o.committed(commits.version + 1, &batch);
+                        o.committed(commits.version + 1, commits.horizon(), &batch);
                     }
                     r
                 }
@@ -977,10 +983,10 @@ mod tests {
     #[test]
     fn the_observer_sees_exactly_the_committed_batches() {
         #[derive(Default)]
-        struct Seen(Mutex<Vec<(u64, Vec<(Vec<u8>, Option<Vec<u8>>)>)>>);
+        struct Seen(Mutex<Vec<(u64, u64, Vec<(Vec<u8>, Option<Vec<u8>>)>)>>);
         impl CommitObserver for Seen {
-            fn committed(&self, version: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
-                self.0.lock().push((version, writes.to_vec()));
+            fn committed(&self, version: u64, horizon: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+                self.0.lock().push((version, horizon, writes.to_vec()));
             }
         }
         each_store(|store| {
@@ -1005,11 +1011,15 @@ mod tests {
             let e = store.begin().unwrap();
             let seen = seen.0.lock();
             assert_eq!(seen.len(), 2, "conflicted and rolled-back transactions are not seen");
-            assert_eq!(seen[0].1, vec![(b"k".to_vec(), Some(b"1".to_vec())), (b"old".to_vec(), None)]);
+            assert_eq!(seen[0].2, vec![(b"k".to_vec(), Some(b"1".to_vec())), (b"old".to_vec(), None)]);
             // Each commit's version is the start version of the transactions that first see it.
-            assert_eq!(seen[1].1, vec![(b"later".to_vec(), Some(b"y".to_vec()))]);
+            assert_eq!(seen[1].2, vec![(b"later".to_vec(), Some(b"y".to_vec()))]);
             assert!(a.start_version() < seen[0].0 && seen[0].0 < seen[1].0);
             assert_eq!(e.start_version(), seen[1].0);
+            // The horizon is the oldest live start: `b` (started with `a`) was live at the first
+            // commit; at the second only `d` itself, which started after the first.
+            assert_eq!(seen[0].1, a.start_version());
+            assert_eq!(seen[1].1, d.start_version());
         });
     }
 }
