@@ -640,7 +640,8 @@ impl AnnTable {
             for key in &hits {
                 let h = ann_handle(*key);
                 if seen.insert(h) {
-                    match index_only.as_ref().and_then(|_| entry.index.get(*key)) {
+                    let from_graph_copy = if index_only.is_some() { entry.index.get(*key) } else { None };
+                    match from_graph_copy {
                         Some(v) => from_graph.push((h, v)),
                         None => read.push(h),
                     }

@@ -296,17 +296,15 @@ impl VectorEntry {
         }
     }
 
-    /// Apply the changes of the commit of `version` (under the commit lock, with the build lock
-    /// held as `b`; no transaction started before `horizon` is live), or the build's snapshot
-    /// rows (`commit` None); `None` = deleted. Vectors go in with one `add_batch` (parallel
-    /// inserts).
+    /// Apply a commit's changes (`commit`: its version, and the horizon before which no live
+    /// transaction started; under the commit lock, with the build lock held as `b`), or the
+    /// build's snapshot rows (`commit` None); `None` = deleted. Vectors go in with one
+    /// `add_batch` (parallel inserts).
     fn apply(&self, changes: &[(i64, Option<&table::Row>)], b: &mut Build, commit: Option<(u64, u64)>) {
-        let version = commit.map(|(v, _)| v);
-        let from_build = version.is_none();
-        if b.running && !from_build {
-            b.touched.extend(changes.iter().map(|(h, _)| *h));
-        }
         if let Some((version, horizon)) = commit {
+            if b.running {
+                b.touched.extend(changes.iter().map(|(h, _)| *h));
+            }
             // Before the graph changes: a reader checks versions after reading the graph (see
             // `unchanged_since`).
             let mut changed = self.changed.write();
