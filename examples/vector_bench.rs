@@ -7,6 +7,8 @@
 //! - `sql`: full SQL through the library's in-process `Engine`/`Session`: batched multi-row
 //!   INSERTs, `CREATE VECTOR INDEX`, then `SELECT id FROM t ORDER BY VEC_…_DISTANCE(v, '[…]')
 //!   LIMIT 10` statements (planned and executed one by one, as a client would send them);
+//! - `raw·sql`: raw usearch again, on the graph the `sql` engine built (saved by its clean
+//!   shutdown): the same graph, so `raw·sql` / `sql` at equal ef is the cost of the SQL path;
 //! - `wire`: the same statements against a real `embedb serve` process, through PyMySQL;
 //! - `hnswlib` and `lancedb` (from PyPI) on the same vectors, through `scripts/bench/ann_engines.py`
 //!   (which also drives the wire client) in a virtualenv the bench creates
@@ -24,7 +26,7 @@
 //!          --engines raw,annindex,sql,wire,hnswlib,lancedb
 //!          --efs 16,32,64,128,256  --queries N (clustered sets)  --min-secs S
 //!          --rows-per-insert N  --lance-index IVF_HNSW_SQ|IVF_HNSW_FLAT  --wire-large
-//!          --no-filter (the in-process SQL engine skips its filtered searches, for profiling)
+//!          --no-filter (raw, raw·sql and sql skip their filtered searches, e.g. for profiling)
 //!          --sql-select "id, cat" (the in-process SQL engine's select list; default `id`)
 //! ```
 
@@ -261,6 +263,9 @@ fn print_table(set: &Set, rows: &[Row], efs: &[usize]) {
     if let Some(x) = ratio("raw", "sql") {
         println!("  raw / sql (in-process) = {x:.2}× (goal ≤ 1.3)");
     }
+    if let Some(x) = ratio("raw·sql", "sql") {
+        println!("  raw·sql / sql (in-process, one graph) = {x:.2}× (goal ≤ 1.3)");
+    }
     if let Some(x) = ratio("wire", "lancedb") {
         println!("  wire / lancedb = {x:.2}× (goal > 1)");
     }
@@ -307,15 +312,7 @@ fn run_raw(set: &Set, o: &Opts) -> Row {
         }
     });
     let mut row = Row { engine: "raw".into(), build: Some(t.elapsed().as_secs_f64()), ..Default::default() };
-    for &ef in &o.efs {
-        index.change_expansion_search(ef);
-        let (qps, found) = measure(&set.queries, o.min_secs, |q| index.search(q, K).unwrap().keys);
-        row.cells.insert(Some(ef), (eval::recall_at_k(&found, &set.truth, K), qps));
-    }
-    index.change_expansion_search(p.ef_search);
-    let (qps, found) =
-        measure(&set.queries, o.min_secs, |q| index.filtered_search(q, K, |key| cat_of(key) == FILTER_CAT).unwrap().keys);
-    row.filtered = Some((eval::recall_at_k(&found, &set.truth_filtered, K), qps));
+    measure_raw(&index, set, o, &mut row, |key| key);
     row.notes.push(format!(
         "usearch {} ({}), M {}, ef_construction {}, f32, filtered = usearch's filtered_search",
         usearch::version(),
@@ -324,6 +321,71 @@ fn run_raw(set: &Set, o: &Opts) -> Row {
         p.ef_construction
     ));
     row
+}
+
+/// raw usearch's searches on `index`, whose key `k` is row `id_of(k)`: each ef, then filtered at
+/// the default ef.
+fn measure_raw(index: &usearch::Index, set: &Set, o: &Opts, row: &mut Row, id_of: impl Fn(u64) -> u64) {
+    for &ef in &o.efs {
+        index.change_expansion_search(ef);
+        let (qps, found) =
+            measure(&set.queries, o.min_secs, |q| index.search(q, K).unwrap().keys.into_iter().map(&id_of).collect());
+        row.cells.insert(Some(ef), (eval::recall_at_k(&found, &set.truth, K), qps));
+    }
+    index.change_expansion_search(AnnParams::DEFAULT_EF_SEARCH);
+    if o.filter {
+        let (qps, found) = measure(&set.queries, o.min_secs, |q| {
+            index.filtered_search(q, K, |key| cat_of(id_of(key)) == FILTER_CAT).unwrap().keys.into_iter().map(&id_of).collect()
+        });
+        row.filtered = Some((eval::recall_at_k(&found, &set.truth_filtered, K), qps));
+    }
+}
+
+/// raw usearch on the graph the `sql` engine built, loaded from the file a clean shutdown of
+/// embedb saves: the two engines then search the same graph, so their QPS at equal ef compares
+/// the query paths alone. (Two builds link differently: at 1M, recall at one ef moved by up to
+/// 0.06 between builds of the same code, which decides a comparison of separate builds.)
+fn run_raw_on_saved(set: &Set, o: &Opts, dir: &Path) -> Option<Row> {
+    let graph = find_file(dir, ".usearch")?;
+    let p = AnnParams::new(set.metric, set.base.dims);
+    let opts = usearch::IndexOptions {
+        dimensions: p.dims,
+        metric: p.metric.usearch_kind(),
+        quantization: p.quantization.usearch_kind(),
+        connectivity: p.connectivity,
+        expansion_add: p.ef_construction,
+        expansion_search: p.ef_search,
+        multi: false,
+    };
+    let index = usearch::Index::new(&opts).ok()?;
+    let t = Instant::now();
+    index.load(graph.to_str()?).ok()?;
+    let loaded = t.elapsed();
+    index.reserve_capacity_and_threads(index.size().max(1), threads()).ok()?;
+    let mut row = Row { engine: "raw·sql".into(), build: None, ..Default::default() };
+    // embedb's index key for row handle h is h with its sign bit flipped (`ann_key`).
+    measure_raw(&index, set, o, &mut row, |key| key ^ (1 << 63));
+    row.notes.push(format!(
+        "raw usearch on the sql engine's own graph ({} vectors, loaded from {} in {:.2} s): raw·sql / sql compares the query paths on one graph",
+        index.size(),
+        graph.file_name()?.to_string_lossy(),
+        loaded.as_secs_f64()
+    ));
+    Some(row)
+}
+
+fn find_file(dir: &Path, suffix: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            if let Some(f) = find_file(&path, suffix) {
+                return Some(f);
+            }
+        } else if path.to_string_lossy().ends_with(suffix) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 fn run_annindex(set: &Set, o: &Opts) -> Row {
@@ -419,13 +481,14 @@ fn text_rows(out: Output) -> Vec<String> {
     }
 }
 
-fn run_sql(set: &Set, o: &Opts) -> Row {
+/// The `sql` row, then (when its graph was saved) the `raw·sql` row: raw usearch on that graph.
+fn run_sql(set: &Set, o: &Opts) -> Vec<Row> {
     let dir = std::env::temp_dir().join(format!("embedb-vector-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let engine = Engine::open(Config { data_dir: dir.clone(), ..Config::default() }).expect("engine");
     let row = rt.block_on(async {
-        let engine = Engine::open(Config { data_dir: dir.clone(), ..Config::default() }).expect("engine");
-        let mut s = Session::new(engine, 1, "root");
+        let mut s = Session::new(engine.clone(), 1, "root");
         s.run("CREATE DATABASE annbench").await.expect("create database");
         s.use_db("annbench").unwrap();
         s.run(&format!("CREATE TABLE t (id BIGINT PRIMARY KEY, cat INT, v VECTOR({}))", set.base.dims)).await.expect("create");
@@ -529,9 +592,16 @@ fn run_sql(set: &Set, o: &Opts) -> Row {
         }
         row
     });
+    engine.shutdown();
+    drop(engine);
     drop(rt);
+    let mut rows = vec![row];
+    match run_raw_on_saved(set, o, &dir) {
+        Some(r) => rows.push(r),
+        None => println!("(no saved graph of the sql engine found under {}: no raw·sql row)", dir.display()),
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    row
+    rows
 }
 
 // ---- Python engines (hnswlib, lancedb) and the wire client ---------------------------------------
@@ -729,7 +799,12 @@ fn main() {
             let row = match engine.as_str() {
                 "raw" => Some(run_raw(&set, &o)),
                 "annindex" => Some(run_annindex(&set, &o)),
-                "sql" => Some(run_sql(&set, &o)),
+                "sql" => {
+                    let r = run_sql(&set, &o);
+                    println!("  (sql done in {:.1} s)", t.elapsed().as_secs_f64());
+                    rows.extend(r);
+                    continue;
+                }
                 "wire" | "hnswlib" | "lancedb" => {
                     let Some(py) = &python else {
                         println!("SKIP {engine}: no Python virtualenv (python3 -m venv and pip install failed)");
