@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float32Type, Schema, SchemaRef};
 use datafusion::catalog::{Session as DfSession, TableProvider};
@@ -717,8 +717,7 @@ impl AnnTable {
         let len = entry.index.len();
         let target = n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA);
         let cap = (len as f64 * POSTFILTER_MAX_FRACTION) as usize;
-        let schema = TableProvider::schema(kv);
-        let pass = |rows: &[Row]| evaluate_filters(state, &self.spec.table_ref, &schema, kv, rows, filters);
+        let Some(filter) = RowFilter::new(state, &self.spec.table_ref, kv, filters) else { return Ok(None) };
         let filter_key = format!("{filters:?}");
         let selectivity = match entry.selectivity(&filter_key) {
             Some(s) => s,
@@ -729,10 +728,9 @@ impl AnnTable {
                     sample.borrow_mut().push(ann_handle(k));
                     false
                 });
-                let rows = kv.rows_by_handles(&sample.into_inner())?;
-                let Some(mask) = pass(&rows) else { return Ok(None) };
-                let passed = mask.iter().filter(|&&b| b).count();
-                let s = passed as f64 / rows.len().max(1) as f64;
+                let sample = sample.into_inner();
+                let Some((passed, read)) = filter.count(&sample)? else { return Ok(None) };
+                let s = passed as f64 / read.max(1) as f64;
                 entry.remember_selectivity(filter_key, s);
                 s
             }
@@ -755,9 +753,8 @@ impl AnnTable {
             // Keys only: the plan computes the distances of the rows that pass.
             let hits = entry.index.search_keys(&self.spec.query, want, session_ef(state)).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
             let fresh: Vec<i64> = hits.iter().map(|k| ann_handle(*k)).filter(|h| seen.insert(*h)).collect();
-            let rows = kv.rows_by_handles(&fresh)?;
-            let Some(mask) = pass(&rows) else { return Ok(None) };
-            out.extend(rows.into_iter().zip(mask).filter_map(|(r, keep)| keep.then_some(r)));
+            let Some(rows) = filter.passing(&fresh, usize::MAX)? else { return Ok(None) };
+            out.extend(rows);
             if out.len() >= target || hits.len() < want || want == len {
                 break;
             }
@@ -768,22 +765,16 @@ impl AnnTable {
         }
         let graph = out.len();
         // Rows outside the graph, as in the exact plan: all with a distance, n with NULL.
-        let rows = kv.rows_by_handles(&others)?;
-        let Some(mask) = pass(&rows) else { return Ok(None) };
-        out.extend(rows.into_iter().zip(mask).filter_map(|(r, keep)| keep.then_some(r)));
+        let Some(rows) = filter.passing(&others, usize::MAX)? else { return Ok(None) };
+        out.extend(rows);
         let mut taken = 0;
         for chunk in nulls.chunks(n.max(1).saturating_mul(2)) {
             if taken >= n {
                 break;
             }
-            let rows = kv.rows_by_handles(chunk)?;
-            let Some(mask) = pass(&rows) else { return Ok(None) };
-            for (r, keep) in rows.into_iter().zip(mask) {
-                if keep && taken < n {
-                    out.push(r);
-                    taken += 1;
-                }
-            }
+            let Some(rows) = filter.passing(chunk, n - taken)? else { return Ok(None) };
+            taken += rows.len();
+            out.extend(rows);
         }
         let how = format!("post-filtered graph: {} nearest read, {graph} pass (sampled selectivity {selectivity:.3})", seen.len());
         Ok(Some(Candidates::Rows(out, how)))
@@ -795,8 +786,8 @@ impl AnnTable {
     fn scan_filtered(&self, state: &dyn DfSession, kv: &KvTable, entry: &VectorEntry, filters: &[Expr]) -> crate::error::Result<Candidates> {
         let n = self.spec.n;
         let rows = kv.read_rows(filters)?;
-        let schema = TableProvider::schema(kv);
-        let passing = match evaluate_filters(state, &self.spec.table_ref, &schema, kv, &rows, filters) {
+        let mask = RowFilter::new(state, &self.spec.table_ref, kv, filters).and_then(|f| f.mask(&rows));
+        let passing = match mask {
             Some(mask) => rows.into_iter().zip(mask).filter_map(|(r, keep)| keep.then_some(r)).collect::<Vec<_>>(),
             None => return Ok(Candidates::Exact("filter not evaluable early".into())),
         };
@@ -833,27 +824,89 @@ impl AnnTable {
     }
 }
 
-/// Which of `rows` pass every filter; None when a filter cannot be evaluated here.
-fn evaluate_filters(
-    state: &dyn DfSession,
-    table_ref: &TableReference,
-    schema: &SchemaRef,
-    kv: &KvTable,
-    rows: &[Row],
-    filters: &[Expr],
-) -> Option<Vec<bool>> {
-    let batch = table::rows_to_batch(&kv.info, rows, schema, kv.with_handle).ok()?;
-    let df_schema = DFSchema::try_from_qualified_schema(table_ref.clone(), schema).ok()?;
-    let mut keep = vec![true; rows.len()];
-    for f in filters {
-        let phys: Arc<dyn PhysicalExpr> = state.create_physical_expr(f.clone(), &df_schema).ok()?;
-        let arr = phys.evaluate(&batch).ok()?.into_array(batch.num_rows()).ok()?;
-        let b: &BooleanArray = arr.as_boolean_opt()?;
-        for (i, k) in keep.iter_mut().enumerate() {
-            *k = *k && b.is_valid(i) && b.value(i);
+/// A search's filters, ready to run on rows read by handle. They are evaluated on a batch of the
+/// columns they read only, and those are the only columns decoded until a row passes: a
+/// post-filtered search reads hundreds of rows to keep a few dozen, and most of each row is
+/// usually its vector.
+struct RowFilter<'a> {
+    kv: &'a KvTable,
+    /// Table columns the filters read, and whether they read the hidden handle column.
+    positions: Vec<usize>,
+    handle: bool,
+    schema: SchemaRef,
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl<'a> RowFilter<'a> {
+    /// None when a filter cannot be evaluated here (the plan then filters the exact scan).
+    fn new(state: &dyn DfSession, table_ref: &TableReference, kv: &'a KvTable, filters: &[Expr]) -> Option<Self> {
+        let full = TableProvider::schema(kv);
+        let width = kv.info.columns.len();
+        let mut read: Vec<usize> = Vec::new();
+        for f in filters {
+            for c in f.column_refs() {
+                let i = full.index_of(&c.name).ok()?;
+                if !read.contains(&i) {
+                    read.push(i);
+                }
+            }
         }
+        read.sort_unstable();
+        let handle = read.last() == Some(&width);
+        let positions: Vec<usize> = read.iter().copied().filter(|&i| i < width).collect();
+        let schema = Arc::new(full.project(&read).ok()?);
+        let df_schema = DFSchema::try_from_qualified_schema(table_ref.clone(), &schema).ok()?;
+        let exprs = filters.iter().map(|f| state.create_physical_expr(f.clone(), &df_schema).ok()).collect::<Option<Vec<_>>>()?;
+        Some(RowFilter { kv, positions, handle, schema, exprs })
     }
-    Some(keep)
+
+    /// Which of `rows` (with at least the filters' columns decoded) pass every filter.
+    fn mask(&self, rows: &[Row]) -> Option<Vec<bool>> {
+        let info = &self.kv.info;
+        let mut columns = Vec::with_capacity(self.positions.len() + 1);
+        for &p in &self.positions {
+            let vals: Vec<&embedb_storage::Datum> = rows.iter().map(|r| &r.values[p]).collect();
+            columns.push(crate::sql::types::datums_to_array(&info.columns[p].ty, &vals).ok()?);
+        }
+        if self.handle {
+            columns.push(Arc::new(rows.iter().map(|r| r.handle).collect::<Int64Array>()) as ArrayRef);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options).ok()?;
+        let mut keep = vec![true; rows.len()];
+        for e in &self.exprs {
+            let arr = e.evaluate(&batch).ok()?.into_array(batch.num_rows()).ok()?;
+            let b: &BooleanArray = arr.as_boolean_opt()?;
+            for (i, k) in keep.iter_mut().enumerate() {
+                *k = *k && b.is_valid(i) && b.value(i);
+            }
+        }
+        Some(keep)
+    }
+
+    /// The rows of `handles` that exist and pass, whole, at most `limit` of them (in `handles`'
+    /// order). None when the filters cannot be evaluated on them.
+    fn passing(&self, handles: &[i64], limit: usize) -> crate::error::Result<Option<Vec<Row>>> {
+        let encoded = self.kv.encoded_rows_by_handles(handles)?;
+        let info = &self.kv.info;
+        let partial = encoded.iter().map(|(h, v)| table::decode_columns(info, *h, v, &self.positions)).collect::<crate::error::Result<Vec<_>>>()?;
+        let Some(mask) = self.mask(&partial) else { return Ok(None) };
+        let mut out = Vec::new();
+        for ((h, v), keep) in encoded.iter().zip(mask) {
+            if keep && out.len() < limit {
+                out.push(table::decode(info, *h, v)?);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Of the rows of `handles` that exist: how many pass, and how many there are.
+    fn count(&self, handles: &[i64]) -> crate::error::Result<Option<(usize, usize)>> {
+        let encoded = self.kv.encoded_rows_by_handles(handles)?;
+        let info = &self.kv.info;
+        let partial = encoded.iter().map(|(h, v)| table::decode_columns(info, *h, v, &self.positions)).collect::<crate::error::Result<Vec<_>>>()?;
+        Ok(self.mask(&partial).map(|m| (m.iter().filter(|&&b| b).count(), m.len())))
+    }
 }
 
 #[async_trait]
@@ -1220,6 +1273,40 @@ pub(crate) mod tests {
         assert_eq!(rows(&mut a, q).await, before);
         rows(&mut a, "COMMIT").await;
         assert_eq!(rows(&mut a, q).await, after_b);
+    }
+
+    /// A post-filtered search decodes only the filters' columns of the rows it reads, then the
+    /// passing rows whole: with a walk that visits the whole graph it answers exactly as the scan
+    /// of an unindexed copy, whatever columns the filters and the select list read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn post_filtered_rows_are_whole_and_answer_like_the_scan() {
+        let mut s = session();
+        rows(&mut s, "CREATE TABLE pf (id INT PRIMARY KEY, cat INT, note VARCHAR(20), v VECTOR(4), VECTOR INDEX vl ((VEC_L2_DISTANCE(v))))").await;
+        rows(&mut s, "CREATE TABLE pp (id INT PRIMARY KEY, cat INT, note VARCHAR(20), v VECTOR(4))").await;
+        let values: Vec<String> = (1..=5000)
+            .map(|i| {
+                let v = if i % 400 == 0 { "NULL".to_string() } else { format!("'{}'", point(i)) };
+                format!("({i}, {}, 'n{i}', {v})", i % 7)
+            })
+            .collect();
+        for t in ["pf", "pp"] {
+            rows(&mut s, &format!("INSERT INTO {t} VALUES {}", values.join(","))).await;
+        }
+        rows(&mut s, "SET SESSION embedb_hnsw_ef_search = 10000").await;
+        let queries = [
+            "SELECT id, cat, note, v FROM {t} WHERE cat = 3 ORDER BY VEC_L2_DISTANCE(v, '[1,2,3,4]'), id LIMIT 5",
+            "SELECT id, note FROM {t} WHERE note LIKE 'n1%' ORDER BY VEC_L2_DISTANCE(v, '[-1,0.5,2,0]'), id LIMIT 8",
+            "SELECT id, VEC_L2_DISTANCE(v, '[0,0,0,1]') AS d FROM {t} WHERE cat IN (1, 2) AND v IS NOT NULL ORDER BY d, id LIMIT 6",
+            "SELECT * FROM {t} WHERE cat < 3 AND id % 2 = 0 ORDER BY VEC_L2_DISTANCE(v, '[3,3,-3,3]'), id LIMIT 4",
+        ];
+        for q in queries {
+            let plan = explain(&mut s, &q.replace("{t}", "pf")).await;
+            assert!(plan.contains("post-filtered graph"), "{q}: {plan}");
+            let a = rows(&mut s, &q.replace("{t}", "pf")).await;
+            let b = rows(&mut s, &q.replace("{t}", "pp")).await;
+            assert!(!a.is_empty());
+            assert_eq!(a, b, "{q}");
+        }
     }
 
     /// A post-filtered search samples its filter's selectivity once and reuses it while the

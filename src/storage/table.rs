@@ -41,11 +41,22 @@ pub struct Row {
 }
 
 pub fn decode(table: &TableInfo, handle: i64, value: &[u8]) -> Result<Row> {
+    place(table, handle, codec::decode_row(value)?)
+}
+
+/// As [`decode`], with only the columns at `positions` filled in (the others are NULL): what a
+/// filter needs to be evaluated, without copying out the rest (a vector, a long text).
+pub fn decode_columns(table: &TableInfo, handle: i64, value: &[u8], positions: &[usize]) -> Result<Row> {
+    let ids: Vec<u32> = positions.iter().filter_map(|&p| table.columns.get(p).map(|c| c.id)).collect();
+    place(table, handle, codec::decode_row_only(value, |id| ids.contains(&id))?)
+}
+
+fn place(table: &TableInfo, handle: i64, cols: Vec<(u32, Datum)>) -> Result<Row> {
     let mut values = vec![Datum::Null; table.columns.len()];
     // Column ids are stored in column order, so the next column is almost always the match:
     // no map to build per row.
     let mut next = 0;
-    for (id, d) in codec::decode_row(value)? {
+    for (id, d) in cols {
         let found = match table.columns.get(next) {
             Some(c) if c.id == id => Some(next),
             _ => table.columns.iter().position(|c| c.id == id),
@@ -339,6 +350,17 @@ impl KvTable {
 
     /// The rows with these handles, in the given order; handles without a row in this
     /// transaction's view are skipped.
+    /// The stored (encoded) rows of `handles` that exist, for [`decode`] or [`decode_columns`].
+    pub fn encoded_rows_by_handles(&self, handles: &[i64]) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut rows = Vec::with_capacity(handles.len());
+        for &h in handles {
+            if let Some(v) = self.txn.get(&codec::row_key(self.info.id, h))? {
+                rows.push((h, v));
+            }
+        }
+        Ok(rows)
+    }
+
     pub fn rows_by_handles(&self, handles: &[i64]) -> Result<Vec<Row>> {
         let mut rows = Vec::with_capacity(handles.len());
         for &h in handles {

@@ -386,6 +386,12 @@ pub fn encode_row(cols: &[(u32, Datum)]) -> Vec<u8> {
 /// Decodes [`encode_row`] output. Never panics: any malformed input yields
 /// [`Error::Corrupt`].
 pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
+    decode_row_only(buf, |_| true)
+}
+
+/// As [`decode_row`], returning only the columns whose id `keep` accepts. The others are still
+/// checked but not copied out: a filter that reads one small column skips the row's vector.
+pub fn decode_row_only(buf: &[u8], keep: impl Fn(u32) -> bool) -> Result<Vec<(u32, Datum)>> {
     let mut r = Reader { buf };
     let version = r.byte()?;
     if version != ROW_VERSION {
@@ -397,6 +403,7 @@ pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
     let mut cols = Vec::with_capacity((count as usize).min(r.buf.len() / 2));
     for _ in 0..count {
         let id = u32::try_from(r.varint_u64()?).map_err(|_| corrupt("column id out of range"))?;
+        let kept = keep(id);
         let datum = match r.byte()? {
             TAG_NULL => Datum::Null,
             TAG_INT => Datum::Int(r.zigzag_i64()?),
@@ -405,7 +412,11 @@ pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
             TAG_BYTES => {
                 let len = usize::try_from(r.varint_u64()?)
                     .map_err(|_| corrupt("bytes length out of range"))?;
-                Datum::Bytes(r.take(len)?.to_vec())
+                let raw = r.take(len)?;
+                if !kept {
+                    continue;
+                }
+                Datum::Bytes(raw.to_vec())
             }
             TAG_DECIMAL => {
                 let scale = r.byte()?;
@@ -420,6 +431,9 @@ pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
                     .checked_mul(4)
                     .ok_or_else(|| corrupt("vector too large"))?;
                 let raw = r.take(len)?;
+                if !kept {
+                    continue;
+                }
                 Datum::Vector(
                     raw.chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -433,7 +447,9 @@ pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
             TAG_DATETIME => Datum::DateTime(r.zigzag_i64()?),
             tag => return Err(corrupt(format!("unknown column type tag {tag}"))),
         };
-        cols.push((id, datum));
+        if kept {
+            cols.push((id, datum));
+        }
     }
     if !r.buf.is_empty() {
         return Err(corrupt(format!("{} trailing bytes after row", r.buf.len())));
@@ -850,6 +866,27 @@ mod tests {
         // version + count + id + tag + dim + 4 bytes per value
         assert_eq!(row.len(), 4 + 4 + 384 * 4);
         assert_eq!(decode_row(&row).unwrap(), vec![(1, Datum::Vector(v))]);
+    }
+
+    #[test]
+    fn decode_row_only_returns_the_kept_columns_and_still_checks_the_rest() {
+        let mut rng = TestRng::new(9);
+        for _ in 0..200 {
+            let cols: Vec<(u32, Datum)> = (0..1 + rng.below(6))
+                .map(|i| (i as u32, random_datum(&mut rng)))
+                .collect();
+            let encoded = encode_row(&cols);
+            let keep = |id: u32| id % 2 == 1;
+            let want: Vec<(u32, Datum)> = cols.iter().filter(|(id, _)| keep(*id)).cloned().collect();
+            assert_eq!(decode_row_only(&encoded, keep).unwrap(), want);
+            // A skipped column is still parsed: truncating it is an error.
+            for len in 0..encoded.len() {
+                assert!(decode_row_only(&encoded[..len], keep).is_err(), "truncated to {len}: {cols:?}");
+            }
+        }
+        let v: Vec<f32> = (0..384).map(|i| i as f32).collect();
+        let row = encode_row(&[(1, Datum::Int(7)), (2, Datum::Vector(v)), (3, Datum::Bytes(b"abc".to_vec()))]);
+        assert_eq!(decode_row_only(&row, |id| id != 2).unwrap(), vec![(1, Datum::Int(7)), (3, Datum::Bytes(b"abc".to_vec()))]);
     }
 
     #[test]
