@@ -107,6 +107,10 @@ const MAX_RETRIES: usize = 3;
 /// more than this fraction of them.
 const POSTFILTER_MIN_ROWS: usize = 4 * EXACT_MAX_ROWS;
 const POSTFILTER_MAX_FRACTION: f64 = 0.25;
+/// Passing rows a post-filtered search collects beyond `n`. The graph's top-m is searched with a
+/// beam of m, so the n nearest passing rows lie well inside it; the margin covers the ranks near
+/// m, where an approximate top-m is least sure. (Each passing row costs about 1/s rows read.)
+const POSTFILTER_EXTRA: usize = 10;
 
 /// Warnings kept for the session (TiDB's `ANN index not used: …`).
 #[derive(Default, Debug)]
@@ -715,7 +719,7 @@ impl AnnTable {
     fn post_filtered(&self, state: &dyn DfSession, kv: &KvTable, entry: &VectorEntry, filters: &[Expr]) -> crate::error::Result<Option<Candidates>> {
         let n = self.spec.n;
         let len = entry.index.len();
-        let target = n.saturating_mul(OVERFETCH).saturating_add(OVERFETCH_EXTRA);
+        let target = n.saturating_add(POSTFILTER_EXTRA);
         let cap = (len as f64 * POSTFILTER_MAX_FRACTION) as usize;
         let Some(filter) = RowFilter::new(state, &self.spec.table_ref, kv, filters) else { return Ok(None) };
         let filter_key = format!("{filters:?}");
