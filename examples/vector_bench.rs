@@ -284,9 +284,9 @@ fn threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-fn run_raw(set: &Set, o: &Opts) -> Row {
-    let p = AnnParams::new(set.metric, set.base.dims);
-    let opts = usearch::IndexOptions {
+/// usearch options equal to embedb's index with parameters `p`.
+fn raw_options(p: &AnnParams) -> usearch::IndexOptions {
+    usearch::IndexOptions {
         dimensions: p.dims,
         metric: p.metric.usearch_kind(),
         quantization: p.quantization.usearch_kind(),
@@ -294,7 +294,12 @@ fn run_raw(set: &Set, o: &Opts) -> Row {
         expansion_add: p.ef_construction,
         expansion_search: p.ef_search,
         multi: false,
-    };
+    }
+}
+
+fn run_raw(set: &Set, o: &Opts) -> Row {
+    let p = AnnParams::new(set.metric, set.base.dims);
+    let opts = raw_options(&p);
     let t = Instant::now();
     let index = usearch::Index::new(&opts).unwrap();
     index.reserve_capacity_and_threads(set.base.len(), threads()).unwrap();
@@ -348,15 +353,7 @@ fn measure_raw(index: &usearch::Index, set: &Set, o: &Opts, row: &mut Row, id_of
 fn run_raw_on_saved(set: &Set, o: &Opts, dir: &Path) -> Option<Row> {
     let graph = find_file(dir, ".usearch")?;
     let p = AnnParams::new(set.metric, set.base.dims);
-    let opts = usearch::IndexOptions {
-        dimensions: p.dims,
-        metric: p.metric.usearch_kind(),
-        quantization: p.quantization.usearch_kind(),
-        connectivity: p.connectivity,
-        expansion_add: p.ef_construction,
-        expansion_search: p.ef_search,
-        multi: false,
-    };
+    let opts = raw_options(&p);
     let index = usearch::Index::new(&opts).ok()?;
     let t = Instant::now();
     index.load(graph.to_str()?).ok()?;
