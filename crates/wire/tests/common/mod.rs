@@ -576,11 +576,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     /// One payload (joining continuation packets); None at end of stream.
     pub async fn read_packet(&mut self) -> Option<Vec<u8>> {
+        self.read_packet_from(false).await
+    }
+
+    /// As `read_packet`, taking the first packet's sequence id as the server sends it: after a
+    /// write the server cut short, the client cannot know how many of its packets were read.
+    pub async fn read_packet_any_seq(&mut self) -> Option<Vec<u8>> {
+        self.read_packet_from(true).await
+    }
+
+    async fn read_packet_from(&mut self, mut resync: bool) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         loop {
             let mut h = [0u8; 4];
             self.s.read_exact(&mut h).await.ok()?;
             let len = u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize;
+            if resync {
+                self.seq = h[3];
+                resync = false;
+            }
             assert_eq!(h[3], self.seq, "sequence id");
             self.seq = self.seq.wrapping_add(1);
             let start = out.len();
