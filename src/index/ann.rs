@@ -834,8 +834,10 @@ impl AnnTable {
 /// usually its vector.
 struct RowFilter<'a> {
     kv: &'a KvTable,
-    /// Table columns the filters read, and whether they read the hidden handle column.
+    /// Table columns the filters read (positions, and their column ids for decoding), and
+    /// whether they read the hidden handle column.
     positions: Vec<usize>,
+    ids: Vec<u32>,
     handle: bool,
     schema: SchemaRef,
     exprs: Vec<Arc<dyn PhysicalExpr>>,
@@ -858,10 +860,11 @@ impl<'a> RowFilter<'a> {
         read.sort_unstable();
         let handle = read.last() == Some(&width);
         let positions: Vec<usize> = read.iter().copied().filter(|&i| i < width).collect();
+        let ids = positions.iter().map(|&p| kv.info.columns[p].id).collect();
         let schema = Arc::new(full.project(&read).ok()?);
         let df_schema = DFSchema::try_from_qualified_schema(table_ref.clone(), &schema).ok()?;
         let exprs = filters.iter().map(|f| state.create_physical_expr(f.clone(), &df_schema).ok()).collect::<Option<Vec<_>>>()?;
-        Some(RowFilter { kv, positions, handle, schema, exprs })
+        Some(RowFilter { kv, positions, ids, handle, schema, exprs })
     }
 
     /// Which of `rows` (with at least the filters' columns decoded) pass every filter.
@@ -888,17 +891,26 @@ impl<'a> RowFilter<'a> {
         Some(keep)
     }
 
+    /// The stored rows of `handles` that exist, and which of them pass (None when the filters
+    /// cannot be evaluated on them).
+    fn read(&self, handles: &[i64]) -> crate::error::Result<(Vec<(i64, Vec<u8>)>, Option<Vec<bool>>)> {
+        let encoded = self.kv.encoded_rows_by_handles(handles)?;
+        let partial = encoded
+            .iter()
+            .map(|(h, v)| table::decode_columns(&self.kv.info, *h, v, &self.ids))
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        let mask = self.mask(&partial);
+        Ok((encoded, mask))
+    }
+
     /// The rows of `handles` that exist and pass, whole, at most `limit` of them (in `handles`'
     /// order). None when the filters cannot be evaluated on them.
     fn passing(&self, handles: &[i64], limit: usize) -> crate::error::Result<Option<Vec<Row>>> {
-        let encoded = self.kv.encoded_rows_by_handles(handles)?;
-        let info = &self.kv.info;
-        let partial = encoded.iter().map(|(h, v)| table::decode_columns(info, *h, v, &self.positions)).collect::<crate::error::Result<Vec<_>>>()?;
-        let Some(mask) = self.mask(&partial) else { return Ok(None) };
+        let (encoded, Some(mask)) = self.read(handles)? else { return Ok(None) };
         let mut out = Vec::new();
         for ((h, v), keep) in encoded.iter().zip(mask) {
             if keep && out.len() < limit {
-                out.push(table::decode(info, *h, v)?);
+                out.push(table::decode(&self.kv.info, *h, v)?);
             }
         }
         Ok(Some(out))
@@ -906,10 +918,8 @@ impl<'a> RowFilter<'a> {
 
     /// Of the rows of `handles` that exist: how many pass, and how many there are.
     fn count(&self, handles: &[i64]) -> crate::error::Result<Option<(usize, usize)>> {
-        let encoded = self.kv.encoded_rows_by_handles(handles)?;
-        let info = &self.kv.info;
-        let partial = encoded.iter().map(|(h, v)| table::decode_columns(info, *h, v, &self.positions)).collect::<crate::error::Result<Vec<_>>>()?;
-        Ok(self.mask(&partial).map(|m| (m.iter().filter(|&&b| b).count(), m.len())))
+        let (_, mask) = self.read(handles)?;
+        Ok(mask.map(|m| (m.iter().filter(|&&b| b).count(), m.len())))
     }
 }
 

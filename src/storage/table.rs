@@ -44,10 +44,9 @@ pub fn decode(table: &TableInfo, handle: i64, value: &[u8]) -> Result<Row> {
     place(table, handle, codec::decode_row(value)?)
 }
 
-/// As [`decode`], with only the columns at `positions` filled in (the others are NULL): what a
-/// filter needs to be evaluated, without copying out the rest (a vector, a long text).
-pub fn decode_columns(table: &TableInfo, handle: i64, value: &[u8], positions: &[usize]) -> Result<Row> {
-    let ids: Vec<u32> = positions.iter().filter_map(|&p| table.columns.get(p).map(|c| c.id)).collect();
+/// As [`decode`], with only the columns whose ids are `ids` filled in (the others are NULL):
+/// what a filter needs to be evaluated, without copying out the rest (a vector, a long text).
+pub fn decode_columns(table: &TableInfo, handle: i64, value: &[u8], ids: &[u32]) -> Result<Row> {
     place(table, handle, codec::decode_row_only(value, |id| ids.contains(&id))?)
 }
 
