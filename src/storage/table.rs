@@ -349,22 +349,13 @@ impl KvTable {
 
     /// The rows with these handles, in the given order; handles without a row in this
     /// transaction's view are skipped.
-    /// The stored (encoded) rows of `handles` that exist, for [`decode`] or [`decode_columns`].
+    /// The stored (encoded) rows of `handles` that exist, in `handles`' order, for [`decode`] or
+    /// [`decode_columns`].
     pub fn encoded_rows_by_handles(&self, handles: &[i64]) -> Result<Vec<(i64, Vec<u8>)>> {
         let mut rows = Vec::with_capacity(handles.len());
         for &h in handles {
             if let Some(v) = self.txn.get(&codec::row_key(self.info.id, h))? {
                 rows.push((h, v));
-            }
-        }
-        Ok(rows)
-    }
-
-    pub fn rows_by_handles(&self, handles: &[i64]) -> Result<Vec<Row>> {
-        let mut rows = Vec::with_capacity(handles.len());
-        for &h in handles {
-            if let Some(r) = get_row(&self.txn, &self.info, h)? {
-                rows.push(r);
             }
         }
         Ok(rows)
