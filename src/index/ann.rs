@@ -14,7 +14,11 @@
 //!    Scans that expose the row handle (UPDATE/DELETE … ORDER BY … LIMIT targets) are left exact.
 //! 3. [`AnnTable::scan`] picks candidate rows (see below) from the statement's transaction and
 //!    returns them as an [`AnnScanExec`], which `EXPLAIN` shows as TiDB does:
-//!    `annIndex:COSINE(v..[1,2,3], limit:10)`.
+//!    `annIndex:COSINE(v..[1,2,3], limit:10)`. The rows come sorted by the distance (computed
+//!    by the SQL function's own kernel; NULL first, ties in handle order), and the scan's
+//!    properties say so. DataFusion's `EnforceSorting` then replaces the Sort above with a
+//!    limit: `ProjectionExec ← GlobalLimitExec(fetch=10) ← AnnIndexScan`. (A sort with a
+//!    second key, `ORDER BY d, id`, is not settled by that order and stays.)
 //!
 //! Candidates, without a filter: the graph's `n + 2` nearest handles (`n` = k + offset; `2n + 10`
 //! for an f16/i8 index, whose graph distances are approximate), each read from the transaction
@@ -196,6 +200,9 @@ pub struct AnnSpec {
     pub n: usize,
     /// Predicates on the table's rows (all must hold).
     pub filters: Vec<Expr>,
+    /// The ORDER BY key on the table's columns: `VEC_…_DISTANCE(col, const)`, either order.
+    /// The scan returns its rows sorted by it, and (see [`AnnTable::graph_scan`]) says so.
+    pub order: Expr,
 }
 
 impl AnnSpec {
@@ -515,7 +522,7 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
     if filters.iter().any(|f| f.is_volatile()) {
         return Ok(None);
     }
-    let spec = AnnSpec { table_ref: scan.table_name.clone(), column, metric, query, n, filters };
+    let spec = AnnSpec { table_ref: scan.table_name.clone(), column, metric, query, n, filters, order: key.clone() };
     if previous.as_ref() == Some(&spec) {
         return Ok(None);
     }
@@ -951,6 +958,7 @@ impl TableProvider for AnnTable {
         let inner = self.base.scan(state, projection, filters, limit).await?;
         Ok(Arc::new(AnnScanExec {
             label: format!("{}, exact scan ({why})", self.spec.label()),
+            properties: inner.properties().clone(),
             inner,
             site: None,
         }))
@@ -958,6 +966,49 @@ impl TableProvider for AnnTable {
 }
 
 impl AnnTable {
+    /// `batch` (all the table's columns) sorted by the distance of its vectors to the query,
+    /// ascending, NULL first, stably. The distances are the SQL function's own
+    /// ([`embedb_vector::distances_to`]), so the order is the one the ORDER BY asks for.
+    fn by_distance(&self, batch: RecordBatch) -> DfResult<RecordBatch> {
+        let Some(i) = self.kv().info.column_index(&self.spec.column) else { return Ok(batch) };
+        let function = match self.spec.metric {
+            Metric::Cosine => VectorFunction::CosineDistance,
+            Metric::L2 => VectorFunction::L2Distance,
+            Metric::InnerProduct => VectorFunction::NegativeInnerProduct,
+        };
+        let d = embedb_vector::distances_to(function, batch.column(i), &self.spec.query)?;
+        let d = d.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        // NULL first (as MySQL sorts ascending), then by value; a stable sort keeps handle order.
+        order.sort_by(|&a, &b| {
+            let key = |r: u32| d.is_valid(r as usize).then(|| d.value(r as usize));
+            match (key(a), key(b)) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (x, y) => x.is_some().cmp(&y.is_some()),
+            }
+        });
+        if order.windows(2).all(|w| w[0] < w[1]) {
+            return Ok(batch);
+        }
+        Ok(datafusion::arrow::compute::take_record_batch(&batch, &datafusion::arrow::array::UInt32Array::from(order))?)
+    }
+
+    /// The ordering the scan's rows have, as a sort over its output (`schema`) would state it:
+    /// `order ASC` (NULL first). Declared only for a key of the plain column, so that the value
+    /// sorted by is the value the key computes; DataFusion then drops the Sort above the scan
+    /// (or keeps only its limit), and a ranking window needs no sort of its own.
+    fn ordering(&self, state: &dyn DfSession, schema: &SchemaRef) -> Option<datafusion::physical_expr::LexOrdering> {
+        let (_, col, _) = distance_call(&self.spec.order)?;
+        let Expr::ScalarFunction(f) = &self.spec.order else { return None };
+        if !f.args.iter().any(|a| matches!(a, Expr::Column(c) if c == col)) {
+            return None;
+        }
+        let df_schema = DFSchema::try_from_qualified_schema(self.spec.table_ref.clone(), schema).ok()?;
+        let expr = state.create_physical_expr(self.spec.order.clone(), &df_schema).ok()?;
+        let options = datafusion::arrow::compute::SortOptions { descending: false, nulls_first: true };
+        datafusion::physical_expr::LexOrdering::new([datafusion::physical_expr::PhysicalSortExpr { expr, options }])
+    }
+
     /// The candidate rows' scan, or why the exact scan must be used instead (index being built,
     /// uncommitted writes, a query vector the graph cannot take, …). Synchronous: a cached plan
     /// re-binds its scan through here without planning again.
@@ -972,9 +1023,15 @@ impl AnnTable {
             Err(why) => return Ok(Err(why)),
         };
         let inner: Arc<dyn ExecutionPlan> = MemorySourceConfig::try_new_exec(&[vec![batch]], self.base.schema(), projection.cloned())?;
+        let mut properties = inner.properties().clone();
+        if let Some(ordering) = self.ordering(state, &inner.schema()) {
+            let eq = datafusion::physical_expr::EquivalenceProperties::new_with_orderings(inner.schema(), [ordering]);
+            properties = Arc::new(properties.as_ref().clone().with_eq_properties(eq));
+        }
         Ok(Ok(Arc::new(AnnScanExec {
             label,
             inner,
+            properties,
             site: Some(ScanSite {
                 table: AnnTable { base: self.base.clone(), spec: self.spec.clone() },
                 projection: projection.cloned(),
@@ -995,12 +1052,12 @@ impl AnnTable {
             Candidates::Rows(rows, how) => (rows, how),
             Candidates::Exact(why) => return Ok(Err(why)),
         };
-        // In handle order, as the exact scan reads them: when the candidates cover the table,
-        // rows the ORDER BY leaves tied come out as the exact scan gives them (TopK is not
-        // stable, so no more than that is promised).
+        // By distance, as the ORDER BY wants them, and rows at one distance in handle order
+        // (the order the exact scan reads them in).
         rows.sort_unstable_by_key(|r| r.handle);
         let kv = self.kv();
         let batch = table::rows_to_batch(&kv.info, &rows, &self.base.schema(), kv.with_handle).map_err(crate::error::to_df)?;
+        let batch = self.by_distance(batch)?;
         // The spec's part of the label is written only when displayed (it formats floats).
         Ok(Ok((batch, format!("{how}, rows:{}", rows.len()))))
     }
@@ -1048,6 +1105,7 @@ impl DetachedScan {
             query,
             n: self.spec.n,
             filters: self.spec.filters.iter().cloned().map(subst).collect(),
+            order: subst(self.spec.order.clone()),
         };
         let filters: Vec<Expr> = self.filters.iter().cloned().map(subst).collect();
         let Ok((batch, _)) = (AnnTable { base, spec }).graph_rows(state, &filters, self.projection.as_ref())? else { return Ok(None) };
@@ -1064,6 +1122,8 @@ pub struct AnnScanExec {
     /// How the rows were found; after the spec's label when there is no `site`.
     label: String,
     inner: Arc<dyn ExecutionPlan>,
+    /// `inner`'s, and for graph-served rows their order by distance.
+    properties: Arc<PlanProperties>,
     /// Set when the rows came from the graph (None: the exact scan).
     site: Option<ScanSite>,
 }
@@ -1099,7 +1159,7 @@ impl ExecutionPlan for AnnScanExec {
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        self.inner.properties()
+        &self.properties
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -1226,6 +1286,53 @@ pub(crate) mod tests {
         assert_eq!(a, vec![vec!["3".to_string()]]);
         let a = rows(&mut s, &format!("SELECT id FROM idx ORDER BY VEC_L2_DISTANCE(v, '{}') LIMIT 300", point(2))).await;
         assert!(!a.contains(&vec!["2".to_string()]));
+    }
+
+    /// The scan returns its rows by distance, NULL first and ties in handle order, and says so:
+    /// DataFusion then drops the sort above it (keeping the limit), in every shape a search
+    /// takes, planned or from the plan cache. A sort the order does not settle (a second key)
+    /// stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_come_by_distance_and_the_sort_is_dropped() {
+        let mut s = session();
+        two_tables(&mut s).await;
+        rows(&mut s, "SET SESSION embedb_hnsw_ef_search = 1000").await;
+        // `{q}` is the query vector; the expected answer is the scan's with `id` as second key.
+        let queries = [
+            ("SELECT id FROM {t} ORDER BY VEC_L2_DISTANCE(v, '{q}') LIMIT 10", "SELECT id FROM {t} ORDER BY VEC_L2_DISTANCE(v, '{q}'), id LIMIT 10"),
+            ("SELECT id, VEC_COSINE_DISTANCE(v, '{q}') AS d FROM {t} ORDER BY d LIMIT 8 OFFSET 2", "SELECT id, VEC_COSINE_DISTANCE(v, '{q}') AS d FROM {t} ORDER BY d, id LIMIT 8 OFFSET 2"),
+            ("SELECT id, cat FROM {t} WHERE cat = 3 ORDER BY VEC_L2_DISTANCE(v, '{q}') LIMIT 5", "SELECT id, cat FROM {t} WHERE cat = 3 ORDER BY VEC_L2_DISTANCE(v, '{q}'), id LIMIT 5"),
+            (
+                "SELECT id, _distance FROM (SELECT id, VEC_L2_DISTANCE(h.v, '{q}') AS _distance FROM {t} AS h ORDER BY _distance ASC LIMIT 6) AS c",
+                "SELECT id, _distance FROM (SELECT id, VEC_L2_DISTANCE(h.v, '{q}') AS _distance FROM {t} AS h ORDER BY _distance ASC, id LIMIT 6) AS c",
+            ),
+        ];
+        // NULL vectors, and zero ones under cosine, have NULL distances: they sort first.
+        let vectors = ["[1,1,1,1]", "[0.5,-1,2,0]", "[3,1,-1,2]", "[0,0,0,0.001]"];
+        for (q, want) in queries {
+            let sql = |t: &str, v: &str| q.replace("{t}", t).replace("{q}", v);
+            let plan = explain(&mut s, &sql("idx", vectors[0])).await;
+            assert!(plan.contains("annIndex:") && !plan.contains("SortExec"), "{q}: {plan}");
+            assert!(plan.contains("GlobalLimitExec") || plan.contains("fetch="), "{q}: {plan}");
+            for (i, v) in vectors.iter().enumerate() {
+                let a = rows(&mut s, &sql("idx", v)).await;
+                let cached = rows(&mut s, "SELECT @@last_plan_from_cache").await;
+                assert_eq!(cached[0][0], if i == 0 { "0" } else { "1" }, "{q} with {v}");
+                let b = rows(&mut s, &want.replace("{t}", "plain").replace("{q}", v)).await;
+                assert!(!a.is_empty());
+                assert_eq!(a, b, "{q} with {v}");
+            }
+        }
+        // The NULL vectors (ids 50, 100, …) come first, then the zero ones (25, 75, …), which tie
+        // under L2 from the origin: both in handle order, planned and cached.
+        let want: Vec<Vec<String>> = [50, 100, 150, 200, 250, 300, 25, 75, 125].iter().map(|i| vec![i.to_string()]).collect();
+        for cached in ["0", "1"] {
+            let tied = rows(&mut s, "SELECT id FROM idx ORDER BY VEC_L2_DISTANCE(v, '[0,0,0,0]') LIMIT 9").await;
+            assert_eq!(tied, want);
+            assert_eq!(rows(&mut s, "SELECT @@last_plan_from_cache").await[0][0], cached);
+        }
+        let plan = explain(&mut s, "SELECT id FROM idx ORDER BY VEC_L2_DISTANCE(v, '[1,1,1,1]'), id LIMIT 10").await;
+        assert!(plan.contains("annIndex:") && plan.contains("SortExec"), "{plan}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

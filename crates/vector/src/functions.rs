@@ -556,6 +556,22 @@ fn for_each_pair(
     Ok(())
 }
 
+/// `function(vectors[i], query)` for each row of a vector column, exactly as the SQL function
+/// computes it (NULL for a NULL row); an error for a row of another dimension. For callers that
+/// order rows by a distance themselves and must agree with the function to the last bit.
+pub fn distances_to(function: VectorFunction, vectors: &ArrayRef, query: &[f32]) -> Result<ArrayRef> {
+    if !matches!(
+        function,
+        VectorFunction::L1Distance | VectorFunction::L2Distance | VectorFunction::CosineDistance | VectorFunction::NegativeInnerProduct
+    ) {
+        return exec_err!("{} is not a distance function", function.name());
+    }
+    let column = ColumnarValue::Array(vectors.clone());
+    let a = VectorArg::try_new(&column)?;
+    let b = VectorArg::Scalar(Some(query.to_vec()));
+    eval_distance(function, &a, &b, vectors.len())
+}
+
 fn eval_distance(
     function: VectorFunction,
     a: &VectorArg,

@@ -27,7 +27,7 @@ pub use distance::{
     add_vectors, cosine_distance, inner_product, l1_distance, l2_distance, l2_norm,
     l2_squared_distance, negative_inner_product, squared_norm_f32, sub_vectors,
 };
-pub use functions::{all_udfs, parameter_count_error, udf, VectorFunction, VectorUdf};
+pub use functions::{all_udfs, distances_to, parameter_count_error, udf, VectorFunction, VectorUdf};
 pub use text::{
     check_declared_dimension, check_dimension, check_elements, compare_vectors, float64_to_element,
     format_vector, parse_vector, parse_vector_into, vector_from_bytes, vector_to_bytes,
