@@ -267,21 +267,25 @@ impl Session {
 
     /// Run one statement.
     pub async fn run(&mut self, sql: &str) -> Result<Output> {
-        let lower = sql.trim_start().to_ascii_lowercase();
-        let is_show_warnings = lower.starts_with("show warnings") || lower.starts_with("show errors") || lower.starts_with("show count");
+        // (No lowercase copy of the whole text here: a vector search's is kilobytes long, and the
+        // plan cache serves it without one.)
+        let head = sql.trim_start().as_bytes();
+        let starts = |p: &str| head.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()));
+        let is_show_warnings = starts("show warnings") || starts("show errors") || starts("show count");
         if !is_show_warnings {
             self.warnings.clear();
         }
         self.source = sql.to_string();
         self.interrupt.reset();
         // `@@last_plan_from_cache` describes the statement before the one that reads it.
-        if !lower.contains(variables::LAST_PLAN_FROM_CACHE) {
+        let needle = variables::LAST_PLAN_FROM_CACHE.as_bytes();
+        if !head.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)) {
             self.vars.insert(variables::LAST_PLAN_FROM_CACHE.into(), "0".into());
         }
         let r = match self.interrupt.check() {
             // A killed connection runs nothing more.
             Err(e) => Err(e),
-            Ok(()) => self.run_inner(sql, &lower).await,
+            Ok(()) => self.run_inner(sql).await,
         };
         if let Err(e) = &r {
             tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
@@ -289,7 +293,7 @@ impl Session {
         r
     }
 
-    async fn run_inner(&mut self, sql: &str, lower: &str) -> Result<Output> {
+    async fn run_inner(&mut self, sql: &str) -> Result<Output> {
         use crate::sql::plan_cache::{self, Pending, Shape};
         // A statement that failed before reaching `query` may have left one behind.
         self.plan_cache.take_pending();
@@ -300,7 +304,8 @@ impl Session {
                 return Ok(out);
             }
         }
-        if let Some(out) = self.run_special(sql, lower).await? {
+        let lower = sql.trim_start().to_ascii_lowercase();
+        if let Some(out) = self.run_special(sql, &lower).await? {
             return Ok(out);
         }
         let stmt = parser::parse_one(sql)?;
