@@ -8,7 +8,8 @@
 //!   INSERTs, `CREATE VECTOR INDEX`, then `SELECT id FROM t ORDER BY VEC_…_DISTANCE(v, '[…]')
 //!   LIMIT 10` statements (planned and executed one by one, as a client would send them);
 //! - `raw·sql`: raw usearch again, on the graph the `sql` engine built (saved by its clean
-//!   shutdown): the same graph, so `raw·sql` / `sql` at equal ef is the cost of the SQL path;
+//!   shutdown, then loaded by both): the same graph, so `raw·sql` / `sql` at equal ef is the cost
+//!   of the SQL path. The two are measured alternately (see [`run_sql`]);
 //! - `wire`: the same statements against a real `embedb serve` process, through PyMySQL;
 //! - `hnswlib` and `lancedb` (from PyPI) on the same vectors, through `scripts/bench/ann_engines.py`
 //!   (which also drives the wire client) in a virtualenv the bench creates

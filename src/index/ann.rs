@@ -996,7 +996,7 @@ impl AnnTable {
     /// The ordering the scan's rows have, as a sort over its output (`schema`) would state it:
     /// `order ASC` (NULL first). Declared only for a key of the plain column, so that the value
     /// sorted by is the value the key computes; DataFusion then drops the Sort above the scan
-    /// (or keeps only its limit), and a ranking window needs no sort of its own.
+    /// (or keeps only its limit).
     fn ordering(&self, state: &dyn DfSession, schema: &SchemaRef) -> Option<datafusion::physical_expr::LexOrdering> {
         let (_, col, _) = distance_call(&self.spec.order)?;
         let Expr::ScalarFunction(f) = &self.spec.order else { return None };
