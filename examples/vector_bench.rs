@@ -541,10 +541,7 @@ fn run_sql(set: &Set, o: &Opts) -> Vec<Row> {
         loop {
             match Engine::open(config()) {
                 Ok(e) => break e,
-                Err(e) if t.elapsed() < Duration::from_secs(60) => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(200));
-                }
+                Err(_) if t.elapsed() < Duration::from_secs(60) => std::thread::sleep(Duration::from_millis(200)),
                 Err(e) => panic!("engine reopened: {e:?}"),
             }
         }
