@@ -87,7 +87,7 @@ impl SqlError {
     }
     pub fn write_conflict() -> Self {
         Self::new(
-            9007,
+            WRITE_CONFLICT,
             "HY000",
             "Write conflict, reason=Optimistic [try again later]",
         )
@@ -96,6 +96,9 @@ impl SqlError {
         Self::new(1193, "HY000", format!("Unknown system variable '{name}'"))
     }
 }
+
+/// TiDB's code for a transaction that lost a write conflict at commit.
+pub const WRITE_CONFLICT: u16 = 9007;
 
 impl From<embedb_storage::Error> for SqlError {
     fn from(e: embedb_storage::Error) -> Self {

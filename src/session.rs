@@ -63,6 +63,10 @@ pub struct Engine {
     pub search: Arc<crate::index::search::SearchIndexes>,
 }
 
+/// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
+/// client.
+const AUTOCOMMIT_RETRIES: u32 = 10;
+
 pub fn server_version() -> String {
     format!("8.0.11-TiDB-v8.5.0-embedb-{}", env!("CARGO_PKG_VERSION"))
 }
@@ -165,6 +169,8 @@ pub struct Session {
     pub interrupt: Arc<crate::interrupt::Interrupt>,
     /// Physical plans of repeated vector searches (`sql::plan_cache`).
     pub plan_cache: crate::sql::plan_cache::PlanCache,
+    /// SQL `SAVEPOINT`s of the open transaction, oldest first (names compare case-insensitively).
+    pub savepoints: Vec<(String, embedb_storage::Savepoint)>,
 }
 
 impl Drop for Session {
@@ -216,6 +222,7 @@ impl Session {
             source: String::new(),
             interrupt,
             plan_cache: Default::default(),
+            savepoints: Vec::new(),
         }
     }
 
@@ -321,7 +328,23 @@ impl Session {
             }
             Statement::Explain { .. } => self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await,
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                self.in_statement(|s, txn| Box::pin(s.dml(stmt, txn))).await
+                if self.in_txn || !self.autocommit() {
+                    return self.in_statement(|s, txn| Box::pin(s.dml(stmt, txn))).await;
+                }
+                // An autocommit statement that loses a write conflict is run again on a new
+                // snapshot, as TiDB retries it: the client never sees 9007 for a statement it
+                // could not have retried better itself.
+                let mut tries = 0;
+                loop {
+                    let one = stmt.clone();
+                    match self.in_statement(|s, txn| Box::pin(s.dml(one, txn))).await {
+                        Err(e) if e.code == crate::error::WRITE_CONFLICT && tries < AUTOCOMMIT_RETRIES => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(1 << tries.min(6))).await;
+                        }
+                        r => return r,
+                    }
+                }
             }
             Statement::StartTransaction { .. } => {
                 self.commit_open()?;
@@ -333,8 +356,15 @@ impl Session {
                 self.commit_open()?;
                 Ok(Output::ok())
             }
+            Statement::Rollback { savepoint: Some(name), .. } => self.rollback_to_savepoint(&name.value),
             Statement::Rollback { .. } => {
                 self.rollback_open();
+                Ok(Output::ok())
+            }
+            Statement::Savepoint { name } => self.savepoint(&name.value),
+            Statement::ReleaseSavepoint { name } => {
+                let at = self.find_savepoint(&name.value)?;
+                self.savepoints.truncate(at);
                 Ok(Output::ok())
             }
             Statement::Use(u) => {
@@ -359,13 +389,15 @@ impl Session {
                 Ok(Output::ok())
             }
             Statement::Flush { .. } | Statement::LockTables { .. } | Statement::UnlockTables => Ok(Output::ok()),
-            other => {
+            other if crate::sql::ddl::commits_implicitly(&other) => {
                 self.plan_cache.clear();
                 let engine = self.engine.clone();
                 let _g = engine.ddl_lock.lock().await;
                 self.commit_open()?;
                 self.ddl(other).await
             }
+            // Anything else is refused before it can touch the open transaction.
+            other => Err(crate::sql::ddl::unsupported_statement(&other)),
         }
     }
 
@@ -394,9 +426,49 @@ impl Session {
         Ok(t)
     }
 
+    /// `SAVEPOINT name`: remembers the open transaction's state. Outside a transaction (autocommit
+    /// with no BEGIN) there is nothing to keep, as in MySQL: it answers OK and keeps nothing.
+    fn savepoint(&mut self, name: &str) -> Result<Output> {
+        if !(self.in_txn || !self.autocommit()) {
+            return Ok(Output::ok());
+        }
+        let txn = match &self.txn {
+            Some(t) => t.clone(),
+            None => {
+                self.in_txn = true;
+                self.begin()?
+            }
+        };
+        // A savepoint of the same name is replaced (MySQL deletes the old one).
+        self.savepoints.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.savepoints.push((name.to_string(), txn.savepoint()));
+        Ok(Output::ok())
+    }
+
+    /// `ROLLBACK TO [SAVEPOINT] name`: undoes the writes made after it; the savepoint itself stays,
+    /// the ones set after it go. The transaction stays open.
+    fn rollback_to_savepoint(&mut self, name: &str) -> Result<Output> {
+        let at = self.find_savepoint(name)?;
+        let sp = self.savepoints[at].1;
+        if let Some(t) = &self.txn {
+            t.rollback_to(sp);
+        }
+        self.savepoints.truncate(at + 1);
+        Ok(Output::ok())
+    }
+
+    /// Position of the savepoint `name`, or MySQL's 1305.
+    fn find_savepoint(&self, name: &str) -> Result<usize> {
+        self.savepoints
+            .iter()
+            .rposition(|(n, _)| n.eq_ignore_ascii_case(name))
+            .ok_or_else(|| SqlError::new(1305, "42000", format!("SAVEPOINT {name} does not exist")))
+    }
+
     /// Commit the open transaction, if any.
     pub fn commit_open(&mut self) -> Result<()> {
         self.in_txn = false;
+        self.savepoints.clear();
         if let Some(t) = self.txn.take() {
             t.commit()?;
         }
@@ -405,6 +477,7 @@ impl Session {
 
     pub fn rollback_open(&mut self) {
         self.in_txn = false;
+        self.savepoints.clear();
         if let Some(t) = self.txn.take() {
             t.rollback();
         }

@@ -290,13 +290,10 @@ fn arrow_column_def(name: &str, dt: &DataType) -> ColumnDef {
             d
         }
         DataType::Date32 | DataType::Date64 => ColumnDef::new(name, ColumnType::Date),
-        DataType::Timestamp(unit, _) => {
-            let mut d = ColumnDef::new(name, ColumnType::DateTime);
-            d.decimals = match unit {
-                TimeUnit::Second => 0,
-                _ => 6,
-            };
-            d
+        DataType::Timestamp(..) => {
+            // A computed date-time (CONVERT_TZ, NOW(6), …) has no declared precision: its text
+            // shows a fraction only when it has one (`2024-01-01 10:00:00`, as MySQL prints it).
+            ColumnDef::new(name, ColumnType::DateTime)
         }
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
             let mut d = ColumnDef::new(name, ColumnType::Blob);

@@ -149,7 +149,7 @@ impl Session {
                 Ok(Output::ok())
             }
             Statement::CreateView { .. } => Err(SqlError::unsupported("views")),
-            other => Err(SqlError::unsupported(format!("statement '{}'", first_words(&other.to_string())))),
+            other => Err(unsupported_statement(&other)),
         }
     }
 
@@ -303,7 +303,7 @@ impl Session {
         op: AlterTableOperation,
     ) -> Result<()> {
         match op {
-            AlterTableOperation::AddColumn { column_def, if_not_exists, .. } => {
+            AlterTableOperation::AddColumn { column_def, if_not_exists, column_position, .. } => {
                 if info.column(&column_def.name.value).is_some() {
                     if if_not_exists {
                         return Ok(());
@@ -345,6 +345,10 @@ impl Session {
                 }
                 if unique {
                     add_index(txn, info, None, vec![col.key()], true, false)?;
+                }
+                // Rows are encoded by column id: placing the column is a catalog change only.
+                if let Some(p) = &column_position {
+                    crate::sql::alter::place_column(info, info.columns.len() - 1, p)?;
                 }
                 Ok(())
             }
@@ -404,12 +408,57 @@ impl Session {
                 info.name = nt;
                 Ok(())
             }
-            AlterTableOperation::ModifyColumn { .. } | AlterTableOperation::ChangeColumn { .. } => {
-                Err(SqlError::unsupported("ALTER TABLE MODIFY/CHANGE COLUMN"))
+            AlterTableOperation::ModifyColumn { col_name, data_type, options, column_position } => {
+                let def = ColumnDef { name: col_name.clone(), data_type, options: options.into_iter().map(|option| ast::ColumnOptionDef { name: None, option }).collect() };
+                self.change_column(txn, info, &col_name, &def, column_position.as_ref()).await
             }
+            AlterTableOperation::ChangeColumn { old_name, new_name, data_type, options, column_position } => {
+                let def = ColumnDef { name: new_name, data_type, options: options.into_iter().map(|option| ast::ColumnOptionDef { name: None, option }).collect() };
+                self.change_column(txn, info, &old_name, &def, column_position.as_ref()).await
+            }
+            AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+                self.rename_column(info, &old_column_name, &new_column_name)
+            }
+            AlterTableOperation::AlterColumn { column_name, op } => match op {
+                ast::AlterColumnOperation::SetDefault { value } => {
+                    self.set_column_default(info, &column_name, Some(value.to_string())).await
+                }
+                ast::AlterColumnOperation::DropDefault => self.set_column_default(info, &column_name, None).await,
+                other => Err(SqlError::unsupported(format!("ALTER TABLE … ALTER COLUMN {other}"))),
+            },
+            AlterTableOperation::AutoIncrement { value, .. } => {
+                let n: u64 = value.value.to_string().parse().map_err(|_| SqlError::syntax(format!("near AUTO_INCREMENT = {}", value.value)))?;
+                self.engine.store.counter_rebase(&info.id_counter(), n.saturating_sub(1))?;
+                Ok(())
+            }
+            // MySQL's online-DDL hints: every change here is atomic already.
+            AlterTableOperation::Algorithm { .. } | AlterTableOperation::Lock { .. } => Ok(()),
             other => Err(SqlError::unsupported(format!("ALTER TABLE {other}"))),
         }
     }
+}
+
+/// Whether `stmt` is a schema change that ends the open transaction before it runs (MySQL's
+/// implicit commit), and so goes to [`Session::ddl`]. Statements this server does not run are not:
+/// they fail without touching the transaction.
+pub fn commits_implicitly(stmt: &Statement) -> bool {
+    matches!(
+        stmt,
+        Statement::CreateDatabase { .. }
+            | Statement::CreateSchema { .. }
+            | Statement::Drop { .. }
+            | Statement::CreateTable(_)
+            | Statement::Truncate(_)
+            | Statement::RenameTable(_)
+            | Statement::CreateIndex(_)
+            | Statement::AlterTable(_)
+            | Statement::CreateView { .. }
+    )
+}
+
+/// MySQL's 1235 for a statement this server does not run.
+pub fn unsupported_statement(stmt: &Statement) -> SqlError {
+    SqlError::unsupported(format!("statement '{}'", first_words(&stmt.to_string())))
 }
 
 fn create_database(s: &mut Session, cat: &Catalog, name: &str, if_not_exists: bool) -> Result<Output> {
@@ -531,7 +580,7 @@ pub fn index_column_name(e: &Expr) -> Result<String> {
 }
 
 /// Build a column from its definition; also says whether it was declared PRIMARY KEY / UNIQUE inline.
-fn column_from_ast(info: &mut TableInfo, cd: &ColumnDef) -> Result<(ColumnInfo, bool, bool)> {
+pub(crate) fn column_from_ast(info: &mut TableInfo, cd: &ColumnDef) -> Result<(ColumnInfo, bool, bool)> {
     let ty = SqlType::from_ast(&cd.data_type)?;
     let mut col = ColumnInfo {
         id: info.next_column_id,
@@ -618,6 +667,11 @@ fn add_index_def(info: &mut TableInfo, name: Option<String>, cols: Vec<String>, 
     info.next_index_id += 1;
     info.indexes.push(ix.clone());
     Ok(ix)
+}
+
+/// [`add_index`] for the other DDL files (not a primary key).
+pub(crate) fn add_index_pub(txn: &embedb_storage::Txn, info: &mut TableInfo, name: Option<String>, cols: Vec<String>, unique: bool) -> Result<()> {
+    add_index(txn, info, name, cols, unique, false)
 }
 
 fn add_index(

@@ -157,6 +157,9 @@ impl Session {
 
         // AUTO_INCREMENT values and row handles come from one allocator per table (as in TiDB).
         let mut first_auto_id: Option<u64> = None;
+        // The OK packet reports an explicit AUTO_INCREMENT value when none was generated (clients
+        // such as Django set the new object's key from it); LAST_INSERT_ID() does not change.
+        let mut last_explicit: Option<u64> = None;
         if let Some(a) = auto_col {
             let need = explicit_auto.iter().filter(|e| !**e).count() as u64;
             let mut next = if need > 0 { self.engine.store.alloc_ids(&info.id_counter(), need)? } else { 0 };
@@ -170,6 +173,7 @@ impl Session {
                         _ => 0,
                     };
                     max_explicit = max_explicit.max(v);
+                    last_explicit = u64::try_from(v).ok();
                 } else {
                     first_auto_id.get_or_insert(next);
                     r.values[a] = types::coerce(&ScalarValue::UInt64(Some(next)), &info.columns[a].ty, &Target { column: &info.columns[a].name, row: 1 })?;
@@ -238,7 +242,7 @@ impl Session {
         } else {
             String::new()
         };
-        Ok(Output::Ok { affected, last_insert_id: first_auto_id.unwrap_or(0), info: info_text })
+        Ok(Output::Ok { affected, last_insert_id: first_auto_id.or(last_explicit).unwrap_or(0), info: info_text })
     }
 
     /// ON DUPLICATE KEY UPDATE for one conflicting row. Returns whether the row changed.
@@ -538,7 +542,7 @@ fn assignment_column(t: &ast::AssignmentTarget) -> Result<String> {
     }
 }
 
-fn parse_expr(text: &str) -> Result<Expr> {
+pub(crate) fn parse_expr(text: &str) -> Result<Expr> {
     let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
     let mut p = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(text)
@@ -546,7 +550,7 @@ fn parse_expr(text: &str) -> Result<Expr> {
     p.parse_expr().map_err(|e| SqlError::syntax(e.to_string()))
 }
 
-fn referenced_columns(e: &Expr) -> HashSet<String> {
+pub(crate) fn referenced_columns(e: &Expr) -> HashSet<String> {
     let mut out = HashSet::new();
     let _ = ast::visit_expressions(e, |x| {
         match x {

@@ -15,6 +15,7 @@
 //! catalog view of the transaction, with our `functions` registered as UDFs. A repeat of the same
 //! search with another vector skips all of that: `plan_cache` re-binds the plan the first run left.
 
+pub mod alter;
 pub mod catalog;
 pub mod coerce;
 pub mod context;

@@ -66,7 +66,9 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
         truth_children(e);
         ControlFlow::<()>::Continue(())
     });
-    // 3. relations
+    // 3. relations, and the names that stand for them (table aliases, CTE names), which compare
+    // case-insensitively however they are quoted (`lower_case_table_names = 2`)
+    let _ = VisitMut::visit(stmt, &mut LowerAliases);
     let _ = visit_relations_mut(stmt, |name| {
         for part in name.0.iter_mut() {
             if let ObjectNamePart::Identifier(id) = part {
@@ -76,6 +78,46 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
         ControlFlow::<()>::Continue(())
     });
     Ok(())
+}
+
+/// Folds table aliases and CTE names to lower case, as the identifiers that refer to them are
+/// (``SELECT `T`.x FROM (…) AS `T` `` is Sequelize's and TypeORM's every query).
+struct LowerAliases;
+
+fn lower_alias(a: &mut Option<TableAlias>) {
+    if let Some(a) = a {
+        a.name.value = a.name.value.to_lowercase();
+        for c in a.columns.iter_mut() {
+            c.name.value = c.name.value.to_lowercase();
+        }
+    }
+}
+
+impl VisitorMut for LowerAliases {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        if let Some(with) = &mut q.with {
+            for cte in with.cte_tables.iter_mut() {
+                cte.alias.name.value = cte.alias.name.value.to_lowercase();
+                for c in cte.alias.columns.iter_mut() {
+                    c.name.value = c.name.value.to_lowercase();
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+        match t {
+            TableFactor::Table { alias, .. }
+            | TableFactor::Derived { alias, .. }
+            | TableFactor::TableFunction { alias, .. }
+            | TableFactor::Function { alias, .. }
+            | TableFactor::UNNEST { alias, .. }
+            | TableFactor::NestedJoin { alias, .. } => lower_alias(alias),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 struct Namer<'a> {
@@ -412,9 +454,42 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     f.name = ObjectName::from(vec![Ident::new("current_date")]);
                     None
                 }
-                "sysdate" | "localtime" | "localtimestamp" | "current_timestamp" if nargs == 0 => {
-                    f.name = ObjectName::from(vec![Ident::new("now")]);
+                "sysdate" | "localtime" | "localtimestamp" | "current_timestamp" | "now" if nargs <= 1 => {
+                    // NOW() is whole seconds; NOW(fsp) keeps the fraction (microseconds).
+                    let fsp = function_args(f).first().map(|a| a.to_string()).unwrap_or_default();
+                    let now = call("now", vec![]);
+                    Some(if fsp.is_empty() || fsp == "0" { call("date_trunc", vec![lit_str("second"), now]) } else { now })
+                }
+                "ucase" => {
+                    f.name = ObjectName::from(vec![Ident::new("upper")]);
                     None
+                }
+                "lcase" => {
+                    f.name = ObjectName::from(vec![Ident::new("lower")]);
+                    None
+                }
+                "truncate" => {
+                    f.name = ObjectName::from(vec![Ident::new("mysql_truncate")]);
+                    None
+                }
+                "uuid" if nargs == 0 => {
+                    f.name = ObjectName::from(vec![Ident::new("mysql_uuid")]);
+                    None
+                }
+                "curtime" | "current_time" => Some(call("mysql_curtime", vec![])),
+                "date_add" | "adddate" | "date_sub" | "subdate" if nargs == 2 => {
+                    let a = function_args(f);
+                    let target = if name == "date_add" || name == "adddate" { "mysql_date_add" } else { "mysql_date_sub" };
+                    Some(call(target, vec![a[0].clone(), interval_value(a[1])]))
+                }
+                "timestampdiff" | "timestampadd" if nargs == 3 => {
+                    // The unit is a bare word (`TIMESTAMPDIFF(DAY, a, b)`), not a column.
+                    let a = function_args(f);
+                    let unit = match a[0] {
+                        Expr::Identifier(id) => lit_str(id.value.to_ascii_uppercase()),
+                        other => other.clone(),
+                    };
+                    Some(call(&name, vec![unit, a[1].clone(), a[2].clone()]))
                 }
                 _ => None,
             };
@@ -498,6 +573,22 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `INTERVAL 1 DAY`'s value as text (`INTERVAL '1' DAY`), the form DataFusion plans.
+fn interval_value(e: &Expr) -> Expr {
+    match e {
+        Expr::Interval(i) => {
+            let mut i = i.clone();
+            if let Expr::Value(v) = i.value.as_ref() {
+                if let Value::Number(n, _) = &v.value {
+                    i.value = Box::new(lit_str(n.clone()));
+                }
+            }
+            Expr::Interval(i)
+        }
+        other => other.clone(),
+    }
 }
 
 /// A call's positional argument expressions (named and wildcard arguments are left out).

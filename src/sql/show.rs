@@ -75,6 +75,76 @@ fn tokens(sql: &str) -> Vec<String> {
     out
 }
 
+/// `COMMENT = 'x' ENGINE InnoDB, DEFAULT CHARSET = utf8mb4 …`: the table options of an ALTER
+/// TABLE that has nothing else, as (lower-case key, unquoted value); None when anything else is there.
+fn table_options(toks: &[String]) -> Option<Vec<(String, String)>> {
+    // Split `key=value` glued tokens at the first `=` outside quotes, and drop commas.
+    let mut words: Vec<String> = Vec::new();
+    for t in toks {
+        let t = t.trim_end_matches(',');
+        match t.find('=') {
+            Some(p) if !t[..p].contains(['\'', '"', '`']) => {
+                for w in [&t[..p], "=", &t[p + 1..]] {
+                    if !w.is_empty() {
+                        words.push(w.to_string());
+                    }
+                }
+            }
+            _ if !t.is_empty() => words.push(t.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].to_ascii_lowercase();
+        let (key, width) = match w.as_str() {
+            "default" => match words.get(i + 1).map(|x| x.to_ascii_lowercase()).as_deref() {
+                Some("charset") | Some("collate") => (words[i + 1].to_ascii_lowercase(), 2),
+                Some("character") => ("charset".into(), 3),
+                _ => return None,
+            },
+            "character" => ("charset".into(), 2),
+            "convert" => {
+                // CONVERT TO CHARACTER SET x [COLLATE y]
+                if words.get(i + 1)?.eq_ignore_ascii_case("to") {
+                    ("charset".into(), 4)
+                } else {
+                    return None;
+                }
+            }
+            "comment" | "engine" | "charset" | "collate" | "row_format" | "auto_increment" | "key_block_size"
+            | "stats_persistent" | "pack_keys" | "checksum" => (w.clone(), 1),
+            _ => return None,
+        };
+        i += width;
+        if words.get(i).is_some_and(|x| x == "=") {
+            i += 1;
+        }
+        let v = words.get(i)?;
+        out.push((key, unquote(v)));
+        i += 1;
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The inside of a single-quoted SQL string as MySQL's SHOW CREATE writes it: quotes doubled,
+/// line breaks and backslashes escaped, so the statement stays on its lines and reads back equal.
+fn sql_string_body(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn unquote(t: &str) -> String {
     let t = t.trim();
     if t.len() >= 2 && (t.starts_with('\'') || t.starts_with('"') || t.starts_with('`')) {
@@ -126,6 +196,38 @@ impl Session {
             let cs = if cs == "default" { "utf8mb4".to_string() } else { cs.clone() };
             self.set_names(&cs, None)?;
             return Ok(Some(Output::ok()));
+        }
+        // ALTER TABLE t COMMENT = '…' / ENGINE = … / [DEFAULT] CHARSET … (table options only;
+        // sqlparser does not know them after ALTER TABLE).
+        if toks.len() >= 4 && toks[0] == "alter" && toks[1] == "table" {
+            if let Some(opts) = table_options(&tokens(sql)[3..]) {
+                let (db, t) = split_name(&tokens(sql)[2]);
+                let db = match db {
+                    Some(d) => d,
+                    None => self.current_db()?,
+                };
+                let engine = self.engine.clone();
+                let _g = engine.ddl_lock.lock().await;
+                self.commit_open()?;
+                let txn = self.engine.store.begin()?;
+                let cat = Catalog::new(&txn);
+                let mut info = cat.must_table(&db, &t)?;
+                for (k, v) in opts {
+                    match k.as_str() {
+                        "comment" => info.comment = v,
+                        "auto_increment" => {
+                            let n: u64 = v.parse().map_err(|_| SqlError::syntax(format!("near 'AUTO_INCREMENT = {v}'")))?;
+                            self.engine.store.counter_rebase(&info.id_counter(), n.saturating_sub(1))?;
+                        }
+                        // One engine, one character set (utf8mb4): accepted as TiDB accepts them.
+                        _ => {}
+                    }
+                }
+                cat.put_table(&info)?;
+                txn.commit()?;
+                self.plan_cache.clear();
+                return Ok(Some(Output::ok()));
+            }
         }
         // ALTER TABLE t SET TIFLASH REPLICA n: TiDB needs it for vector indexes; we record it.
         if toks.len() >= 7 && toks[0] == "alter" && toks[1] == "table" && toks[3] == "set" && toks[4] == "tiflash" && toks[5] == "replica" {
@@ -529,7 +631,7 @@ fn comment_suffix(c: &str) -> String {
     if c.is_empty() {
         String::new()
     } else {
-        format!(" COMMENT '{}'", c.replace('\'', "''"))
+        format!(" COMMENT '{}'", sql_string_body(c))
     }
 }
 
@@ -597,7 +699,7 @@ pub fn show_create_table(info: &TableInfo) -> String {
             l.push_str(" ON UPDATE CURRENT_TIMESTAMP");
         }
         if !c.comment.is_empty() {
-            l.push_str(&format!(" COMMENT '{}'", c.comment.replace('\'', "''")));
+            l.push_str(&format!(" COMMENT '{}'", sql_string_body(&c.comment)));
         }
         lines.push(l);
     }
@@ -621,7 +723,7 @@ pub fn show_create_table(info: &TableInfo) -> String {
     }
     let mut out = format!("CREATE TABLE `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin", info.name, lines.join(",\n"));
     if !info.comment.is_empty() {
-        out.push_str(&format!(" COMMENT='{}'", info.comment.replace('\'', "''")));
+        out.push_str(&format!(" COMMENT='{}'", sql_string_body(&info.comment)));
     }
     out
 }

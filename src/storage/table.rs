@@ -220,6 +220,25 @@ pub struct KvTable {
     pub txn: Arc<Txn>,
     pub with_handle: bool,
     schema: SchemaRef,
+    /// The primary key and unique keys, so that DataFusion knows the functional dependencies
+    /// MySQL's `ONLY_FULL_GROUP_BY` allows (`GROUP BY id` makes the row's other columns selectable).
+    constraints: datafusion::common::Constraints,
+}
+
+/// The table's keys as DataFusion constraints (column positions).
+fn key_constraints(info: &TableInfo) -> datafusion::common::Constraints {
+    use datafusion::common::Constraint;
+    let mut out = Vec::new();
+    for ix in info.indexes.iter().filter(|i| i.unique && i.kind == crate::sql::catalog::IndexKind::Btree) {
+        let Some(cols) = ix.columns.iter().map(|c| info.column_index(c)).collect::<Option<Vec<usize>>>() else { continue };
+        // A unique key over nullable columns does not determine the row (NULLs repeat).
+        if ix.primary {
+            out.push(Constraint::PrimaryKey(cols));
+        } else if cols.iter().all(|&c| !info.columns[c].nullable) {
+            out.push(Constraint::Unique(cols));
+        }
+    }
+    datafusion::common::Constraints::new_unverified(out)
 }
 
 impl fmt::Debug for KvTable {
@@ -234,12 +253,14 @@ impl KvTable {
         if with_handle {
             fields.push(Field::new(HANDLE_COLUMN, DataType::Int64, false));
         }
-        KvTable { info, txn, with_handle, schema: Arc::new(Schema::new(fields)) }
+        let constraints = key_constraints(&info);
+        KvTable { info, txn, with_handle, schema: Arc::new(Schema::new(fields)), constraints }
     }
 
     /// As `new`, with the schema `new` made for the same table (a cached plan keeps it).
     pub fn with_schema(info: TableInfo, txn: Arc<Txn>, with_handle: bool, schema: SchemaRef) -> Self {
-        KvTable { info, txn, with_handle, schema }
+        let constraints = key_constraints(&info);
+        KvTable { info, txn, with_handle, schema, constraints }
     }
 
     /// Handles selected by an equality/IN filter on the integer primary key, if any.
@@ -531,6 +552,10 @@ fn equality_values(e: &Expr, col: &str) -> Option<Vec<ScalarValue>> {
 impl TableProvider for KvTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    fn constraints(&self) -> Option<&datafusion::common::Constraints> {
+        Some(&self.constraints)
     }
 
     fn table_type(&self) -> TableType {

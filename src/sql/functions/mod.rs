@@ -19,6 +19,11 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 
 use crate::sql::types::json_to_mysql_text;
 
+pub mod json;
+pub mod rowwise;
+pub mod string;
+pub mod time;
+
 pub fn all_udfs() -> Vec<ScalarUDF> {
     let mut v = vec![
         ScalarUDF::from(MysqlDiv::new()),
@@ -30,6 +35,9 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
         ScalarUDF::from(VecCheckDims::new()),
     ];
     v.extend(embedb_vector::all_udfs());
+    v.extend(time::udfs());
+    v.extend(json::udfs());
+    v.extend(string::udfs());
     v
 }
 
@@ -136,12 +144,12 @@ impl JsonExtract {
 }
 
 /// One step of a MySQL JSON path.
-enum Step {
+pub(crate) enum Step {
     Key(String),
     Index(usize),
 }
 
-fn parse_path(p: &str) -> Option<Vec<Step>> {
+pub(crate) fn parse_path(p: &str) -> Option<Vec<Step>> {
     let p = p.trim();
     let mut rest = p.strip_prefix('$')?;
     let mut steps = Vec::new();
@@ -167,7 +175,7 @@ fn parse_path(p: &str) -> Option<Vec<Step>> {
     Some(steps)
 }
 
-fn walk<'a>(v: &'a serde_json::Value, steps: &[Step]) -> Option<&'a serde_json::Value> {
+pub(crate) fn walk<'a>(v: &'a serde_json::Value, steps: &[Step]) -> Option<&'a serde_json::Value> {
     let mut cur = v;
     for s in steps {
         cur = match (s, cur) {
