@@ -297,7 +297,35 @@ impl Session {
         if let Err(e) = &r {
             tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
         }
-        r
+        r.map(|out| self.upper_case_catalog_headers(out))
+    }
+
+    /// MySQL 8 names information_schema's result columns in upper case (`TABLE_NAME`) unless the
+    /// statement gave them an alias; TypeORM and JDBC metadata read them by those names.
+    fn upper_case_catalog_headers(&self, out: Output) -> Output {
+        let Output::Rows { schema, batches } = out else { return out };
+        let upper = crate::sql::infoschema::UPPER_NAME_META;
+        if !schema.fields().iter().any(|f| f.metadata().contains_key(upper)) {
+            return Output::Rows { schema, batches };
+        }
+        let source = self.source.to_ascii_lowercase();
+        let aliased = |name: &str| {
+            source.contains(&format!("as {name}")) || source.contains(&format!("as `{name}`")) || source.contains(&format!("as \"{name}\""))
+        };
+        let fields: Vec<datafusion::arrow::datatypes::FieldRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.metadata().get(upper) {
+                Some(u) if f.name() == &u.to_ascii_lowercase() && !aliased(f.name()) && !f.metadata().contains_key(crate::sql::show::NAME_META) => {
+                    let mut md = f.metadata().clone();
+                    md.insert(crate::sql::show::NAME_META.to_string(), u.clone());
+                    Arc::new(f.as_ref().clone().with_metadata(md))
+                }
+                _ => f.clone(),
+            })
+            .collect();
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()));
+        Output::Rows { schema, batches }
     }
 
     async fn run_inner(&mut self, sql: &str) -> Result<Output> {

@@ -128,7 +128,33 @@ impl VisitorMut for Namer<'_> {
     type Break = ();
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         name_set_expr(&mut q.body, self.source);
+        order_by_aliases(q);
         ControlFlow::Continue(())
+    }
+}
+
+/// `ORDER BY `Name`` where `Name` is a quoted select alias with capitals: identifiers are folded
+/// to lower case and the alias is not, so the alias is replaced by the expression it names
+/// (MySQL resolves ORDER BY names to select aliases first).
+fn order_by_aliases(q: &mut Query) {
+    let SetExpr::Select(sel) = q.body.as_ref() else { return };
+    let Some(OrderBy { kind: OrderByKind::Expressions(items), .. }) = &mut q.order_by else { return };
+    for item in items.iter_mut() {
+        let Expr::Identifier(id) = &item.expr else { continue };
+        if !id.value.chars().any(|c| c.is_uppercase()) && id.quote_style.is_none() {
+            continue;
+        }
+        let found = sel.projection.iter().find_map(|p| match p {
+            SelectItem::ExprWithAlias { expr, alias }
+                if alias.value.eq_ignore_ascii_case(&id.value) && alias.value.chars().any(|c| c.is_uppercase()) =>
+            {
+                Some(expr.clone())
+            }
+            _ => None,
+        });
+        if let Some(expr) = found {
+            item.expr = expr;
+        }
     }
 }
 
@@ -331,6 +357,11 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 format: None,
             };
         }
+        Expr::TypedString(ts) if matches!(ts.data_type, DataType::Binary(_) | DataType::Varbinary(_)) => {
+            // `LIKE BINARY 'a%'`, `= BINARY 'x'`: a byte-wise comparison, which is what text
+            // comparisons are here already (utf8mb4_bin).
+            *e = Expr::Value(ts.value.clone());
+        }
         Expr::Value(v) if matches!(v.value, Value::Boolean(_)) => {
             // MySQL's TRUE and FALSE are the integers 1 and 0.
             let one = matches!(v.value, Value::Boolean(true));
@@ -496,6 +527,12 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             if let Some(r) = replacement {
                 *e = r;
             }
+        }
+        Expr::Cast { data_type: DataType::Binary(None), expr, .. } => {
+            // `BINARY x` (and CAST(x AS BINARY)): text compares byte-wise here already
+            // (utf8mb4_bin), so `LIKE BINARY 'a%'` needs nothing more than its operand.
+            let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+            *e = inner;
         }
         Expr::Cast { data_type, expr, .. } => match data_type {
             DataType::Signed | DataType::SignedInteger | DataType::Unsigned | DataType::UnsignedInteger => {

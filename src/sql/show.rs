@@ -58,7 +58,9 @@ fn tokens(sql: &str) -> Vec<String> {
             k += 1;
             if c == '\'' || c == '"' || c == '`' {
                 while k < b.len() && b[k] != c {
+                    // Escapes stay in the token (`unquote` reads them), so `\'` does not end it.
                     if b[k] == '\\' && k + 1 < b.len() {
+                        t.push(b[k]);
                         k += 1;
                     }
                     t.push(b[k]);
@@ -147,11 +149,35 @@ fn sql_string_body(s: &str) -> String {
 
 fn unquote(t: &str) -> String {
     let t = t.trim();
-    if t.len() >= 2 && (t.starts_with('\'') || t.starts_with('"') || t.starts_with('`')) {
-        t[1..t.len() - 1].to_string()
-    } else {
-        t.to_string()
+    if t.len() >= 2 && t.starts_with('`') {
+        return t[1..t.len() - 1].to_string();
     }
+    if !(t.len() >= 2 && (t.starts_with('\'') || t.starts_with('"'))) {
+        return t.to_string();
+    }
+    // A string literal: MySQL's escapes (`\%` and `\_` keep their backslash, for LIKE).
+    let mut out = String::new();
+    let mut chars = t[1..t.len() - 1].chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some('Z') => out.push('\u{1a}'),
+            Some(x @ ('%' | '_')) => {
+                out.push('\\');
+                out.push(x);
+            }
+            Some(x) => out.push(x),
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 /// `db.t`, `` `db`.`t` `` or `t`.
