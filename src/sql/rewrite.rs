@@ -45,7 +45,7 @@ pub trait SessionValues {
 
 pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<()> {
     // 1. headers
-    let mut namer = Namer { source: s.source() };
+    let mut namer = Namer { source: s.source(), depth: 0 };
     let _ = VisitMut::visit(stmt, &mut namer);
     // 2. expressions
     let mut err: Option<SqlError> = None;
@@ -68,7 +68,7 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
     });
     // 3. relations, and the names that stand for them (table aliases, CTE names), which compare
     // case-insensitively however they are quoted (`lower_case_table_names = 2`)
-    let _ = VisitMut::visit(stmt, &mut LowerAliases);
+    let _ = VisitMut::visit(stmt, &mut LowerAliases::default());
     let _ = visit_relations_mut(stmt, |name| {
         for part in name.0.iter_mut() {
             if let ObjectNamePart::Identifier(id) = part {
@@ -82,7 +82,11 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
 
 /// Folds table aliases and CTE names to lower case, as the identifiers that refer to them are
 /// (``SELECT `T`.x FROM (…) AS `T` `` is Sequelize's and TypeORM's every query).
-struct LowerAliases;
+#[derive(Default)]
+struct LowerAliases {
+    /// How deep in nested queries the visit is (1 = the statement's own query).
+    depth: usize,
+}
 
 fn lower_alias(a: &mut Option<TableAlias>) {
     if let Some(a) = a {
@@ -93,9 +97,50 @@ fn lower_alias(a: &mut Option<TableAlias>) {
     }
 }
 
+/// Select-list aliases of a nested query (a derived table, a CTE, a subquery) are names other
+/// parts of the statement refer to, folded like them; only the outermost query's name headers.
+fn lower_select_aliases(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(sel) => {
+            for item in sel.projection.iter_mut() {
+                if let SelectItem::ExprWithAlias { alias, .. } = item {
+                    alias.value = alias.value.to_lowercase();
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            lower_select_aliases(left);
+            lower_select_aliases(right);
+        }
+        SetExpr::Query(q) => lower_select_aliases(&mut q.body),
+        _ => {}
+    }
+}
+
 impl VisitorMut for LowerAliases {
     type Break = ();
+    fn post_visit_query(&mut self, _q: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_select(&mut self, sel: &mut Select) -> ControlFlow<()> {
+        // `` `User`.* ``: the qualifier names a table or alias, folded like them.
+        for item in sel.projection.iter_mut() {
+            if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), _) = item {
+                for part in n.0.iter_mut() {
+                    if let ObjectNamePart::Identifier(id) = part {
+                        id.value = id.value.to_lowercase();
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        if self.depth > 1 {
+            lower_select_aliases(&mut q.body);
+        }
         if let Some(with) = &mut q.with {
             for cte in with.cte_tables.iter_mut() {
                 cte.alias.name.value = cte.alias.name.value.to_lowercase();
@@ -122,12 +167,18 @@ impl VisitorMut for LowerAliases {
 
 struct Namer<'a> {
     source: &'a str,
+    depth: usize,
 }
 
 impl VisitorMut for Namer<'_> {
     type Break = ();
+    fn post_visit_query(&mut self, _q: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-        name_set_expr(&mut q.body, self.source);
+        self.depth += 1;
+        name_set_expr(&mut q.body, self.source, self.depth == 1);
         order_by_aliases(q);
         ControlFlow::Continue(())
     }
@@ -158,12 +209,12 @@ fn order_by_aliases(q: &mut Query) {
     }
 }
 
-fn name_set_expr(body: &mut SetExpr, source: &str) {
+fn name_set_expr(body: &mut SetExpr, source: &str, top: bool) {
     match body {
-        SetExpr::Select(sel) => name_select(sel, source),
+        SetExpr::Select(sel) => name_select(sel, source, top),
         // Only the first branch of a UNION names its columns; the others keep theirs.
-        SetExpr::SetOperation { left, .. } => name_set_expr(left, source),
-        SetExpr::Query(q) => name_set_expr(&mut q.body, source),
+        SetExpr::SetOperation { left, .. } => name_set_expr(left, source, top),
+        SetExpr::Query(q) => name_set_expr(&mut q.body, source, top),
         _ => {}
     }
 }
@@ -216,7 +267,9 @@ fn is_dual(t: &TableWithJoins) -> bool {
     matches!(&t.relation, TableFactor::Table { name, .. } if name.to_string().eq_ignore_ascii_case("dual"))
 }
 
-fn name_select(sel: &mut Select, source: &str) {
+/// `top`: the statement's own select list, whose headers the client sees. A nested query's plain
+/// column references keep their (folded) names, so the outer query can refer to them.
+fn name_select(sel: &mut Select, source: &str, top: bool) {
     if sel.from.len() == 1 && is_dual(&sel.from[0]) {
         sel.from.clear();
     }
@@ -225,6 +278,9 @@ fn name_select(sel: &mut Select, source: &str) {
     let mut dups = 0;
     for item in sel.projection.iter_mut() {
         if let SelectItem::UnnamedExpr(e) = item {
+            if !top && matches!(&*e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                continue;
+            }
             let header = match &*e {
                 Expr::Identifier(id) if id.value.starts_with('@') && !id.value.starts_with("@@") => Some(id.value.clone()),
                 Expr::Identifier(id) if !id.value.starts_with("@@") => {
