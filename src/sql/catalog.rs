@@ -22,6 +22,9 @@ use crate::sql::types::SqlType;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DatabaseInfo {
     pub name: String,
+    /// Default collation of the tables created in it ("" = TiDB's default).
+    #[serde(default)]
+    pub collation: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -45,6 +48,9 @@ pub struct ColumnInfo {
     pub on_update_current_timestamp: bool,
     #[serde(default)]
     pub comment: String,
+    /// `COLLATE` of a text column, when the column says; else the table's.
+    #[serde(default)]
+    pub collation: Option<String>,
 }
 
 impl ColumnInfo {
@@ -95,9 +101,23 @@ pub struct TableInfo {
     pub tiflash_replica: u64,
     #[serde(default)]
     pub create_time: String,
+    /// The table's default collation for text columns ("" = TiDB's default, utf8mb4_bin).
+    #[serde(default)]
+    pub collation: String,
 }
 
 impl TableInfo {
+    /// The table's default collation.
+    pub fn collation(&self) -> &str {
+        if self.collation.is_empty() { crate::sql::collation::DEFAULT } else { &self.collation }
+    }
+    /// A text column's collation (None for other types).
+    pub fn column_collation(&self, c: &ColumnInfo) -> Option<String> {
+        if !c.ty.is_text() {
+            return None;
+        }
+        Some(c.collation.clone().unwrap_or_else(|| self.collation().to_string()))
+    }
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         let n = name.to_lowercase();
         self.columns.iter().find(|c| c.key() == n)
@@ -123,6 +143,9 @@ impl TableInfo {
                     md.insert(crate::sql::types::DB_META.into(), self.db.clone());
                     md.insert(crate::sql::types::TABLE_META.into(), self.name.clone());
                     md.insert(crate::sql::types::COLUMN_META.into(), c.name.clone());
+                    if let Some(coll) = self.column_collation(c).filter(|x| crate::sql::collation::is_ci(x)) {
+                        md.insert(crate::sql::collation::COLLATION_META.into(), coll);
+                    }
                     f.with_metadata(md)
                 })
                 .collect::<Vec<_>>(),
@@ -174,7 +197,7 @@ impl<'a> Catalog<'a> {
 
     pub fn database(&self, db: &str) -> Result<Option<DatabaseInfo>> {
         if db.eq_ignore_ascii_case("information_schema") {
-            return Ok(Some(DatabaseInfo { name: "INFORMATION_SCHEMA".into() }));
+            return Ok(Some(DatabaseInfo { name: "INFORMATION_SCHEMA".into(), collation: "utf8_general_ci".into() }));
         }
         match self.txn.get(&db_key(db))? {
             Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(corrupt)?)),
@@ -190,7 +213,11 @@ impl<'a> Catalog<'a> {
     }
 
     pub fn create_database(&self, db: &str) -> Result<()> {
-        let info = DatabaseInfo { name: db.to_string() };
+        self.create_database_with(db, "")
+    }
+
+    pub fn create_database_with(&self, db: &str, collation: &str) -> Result<()> {
+        let info = DatabaseInfo { name: db.to_string(), collation: collation.to_string() };
         self.txn.put(db_key(db), serde_json::to_vec(&info).unwrap());
         Ok(())
     }

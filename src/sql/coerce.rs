@@ -40,7 +40,53 @@ fn call(f: ScalarUDF, args: Vec<Expr>) -> Expr {
     Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(f), args))
 }
 
+/// Whether `e` is a column of a case-insensitive collation (`sql::collation`).
+fn is_ci_column(e: &Expr, schema: &DFSchema) -> bool {
+    match e {
+        Expr::Column(c) => schema
+            .qualified_field_from_column(c)
+            .is_ok_and(|(_, f)| f.metadata().contains_key(crate::sql::collation::COLLATION_META)),
+        _ => false,
+    }
+}
+
+fn lower(e: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(datafusion::functions::string::lower(), vec![e]))
+}
+
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // A `_ci` column: LIKE matches case-insensitively (ILIKE), comparisons compare lower case.
+    if let Expr::Like(l) = &e {
+        if !l.case_insensitive && is_ci_column(&l.expr, schema) {
+            let Expr::Like(mut l) = e else { unreachable!() };
+            l.case_insensitive = true;
+            return Ok(Transformed::yes(Expr::Like(l)));
+        }
+    }
+    if let Expr::BinaryExpr(b) = &e {
+        let cmp = matches!(
+            b.op,
+            Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+                | Operator::IsDistinctFrom | Operator::IsNotDistinctFrom
+        );
+        let text = |x: &Expr| x.get_type(schema).is_ok_and(|t| is_string(&t));
+        if cmp && (is_ci_column(&b.left, schema) || is_ci_column(&b.right, schema)) && text(&b.left) && text(&b.right) {
+            let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { unreachable!() };
+            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(Box::new(lower(*left)), op, Box::new(lower(*right))))));
+        }
+    }
+    if let Expr::InList(l) = &e {
+        if is_ci_column(&l.expr, schema) && l.list.iter().all(|x| x.get_type(schema).is_ok_and(|t| is_string(&t))) {
+            let Expr::InList(mut l) = e else { unreachable!() };
+            l.expr = Box::new(lower(*l.expr));
+            l.list = l.list.into_iter().map(lower).collect();
+            return Ok(Transformed::yes(Expr::InList(l)));
+        }
+    }
+    rewrite_mysql(e, schema)
+}
+
+fn rewrite_mysql(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     // CAST(3.7 AS SIGNED) is 4 in MySQL: numbers round to the nearest integer (DataFusion truncates).
     if let Expr::Cast(c) = &e {
         let to_int = matches!(c.field.data_type(), DataType::Int64 | DataType::UInt64 | DataType::Int32);

@@ -35,13 +35,18 @@ impl Session {
     async fn ddl_in(&mut self, stmt: Statement, txn: &embedb_storage::Txn) -> Result<Output> {
         let cat = Catalog::new(txn);
         match stmt {
-            Statement::CreateDatabase { db_name, if_not_exists, .. } => {
+            Statement::CreateDatabase { db_name, if_not_exists, default_charset, default_collation, .. } => {
                 let name = ident_name(&db_name);
-                create_database(self, &cat, &name, if_not_exists)
+                let collation = match (default_collation, default_charset) {
+                    (Some(c), _) => crate::sql::collation::checked(&c)?,
+                    (None, Some(cs)) => crate::sql::collation::of_charset(&cs),
+                    (None, None) => String::new(),
+                };
+                create_database(self, &cat, &name, if_not_exists, &collation)
             }
             Statement::CreateSchema { schema_name, if_not_exists, .. } => {
                 let name = schema_name.to_string().trim_matches('`').to_string();
-                create_database(self, &cat, &name, if_not_exists)
+                create_database(self, &cat, &name, if_not_exists, "")
             }
             Statement::Drop { object_type, if_exists, names, table: on_table, .. } => match object_type {
                 ObjectType::Schema | ObjectType::Database => {
@@ -181,7 +186,18 @@ impl Session {
             comment: ct.comment.as_ref().map(comment_text).unwrap_or_default(),
             tiflash_replica: 0,
             create_time: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+            collation: String::new(),
         };
+        // Text columns' collation: the table's COLLATE/CHARSET, else the database's.
+        info.collation = match &ct.table_options {
+            ast::CreateTableOptions::With(v) | ast::CreateTableOptions::Options(v) | ast::CreateTableOptions::Plain(v) => {
+                let texts: Vec<String> = v.iter().map(|o| o.to_string()).collect();
+                crate::sql::collation::from_options(texts.iter().map(String::as_str))?
+            }
+            _ => None,
+        }
+        .or_else(|| cat.database(&db).ok().flatten().map(|d| d.collation).filter(|c| !c.is_empty()))
+        .unwrap_or_default();
         if info.comment.is_empty() {
             info.comment = table_comment(&ct.table_options);
         }
@@ -461,7 +477,7 @@ pub fn unsupported_statement(stmt: &Statement) -> SqlError {
     SqlError::unsupported(format!("statement '{}'", first_words(&stmt.to_string())))
 }
 
-fn create_database(s: &mut Session, cat: &Catalog, name: &str, if_not_exists: bool) -> Result<Output> {
+fn create_database(s: &mut Session, cat: &Catalog, name: &str, if_not_exists: bool, collation: &str) -> Result<Output> {
     if cat.database(name)?.is_some() {
         if if_not_exists {
             s.note(1007, format!("Can't create database '{name}'; database exists"));
@@ -469,7 +485,7 @@ fn create_database(s: &mut Session, cat: &Catalog, name: &str, if_not_exists: bo
         }
         return Err(SqlError::db_exists(name));
     }
-    cat.create_database(name)?;
+    cat.create_database_with(name, collation)?;
     Ok(Output::affected(1))
 }
 
@@ -592,6 +608,7 @@ pub(crate) fn column_from_ast(info: &mut TableInfo, cd: &ColumnDef) -> Result<(C
         generated: None,
         on_update_current_timestamp: false,
         comment: String::new(),
+        collation: None,
     };
     info.next_column_id += 1;
     let (mut pk, mut unique) = (false, false);
@@ -603,6 +620,7 @@ pub(crate) fn column_from_ast(info: &mut TableInfo, cd: &ColumnDef) -> Result<(C
             ColumnOption::PrimaryKey(_) => pk = true,
             ColumnOption::Unique(_) => unique = true,
             ColumnOption::Comment(c) => col.comment = c.clone(),
+            ColumnOption::Collation(n) => col.collation = Some(crate::sql::collation::checked(&n.to_string())?),
             ColumnOption::OnUpdate(_) => col.on_update_current_timestamp = true,
             ColumnOption::Generated { generation_expr: Some(e), generation_expr_mode, .. } => {
                 let stored = matches!(generation_expr_mode, Some(ast::GeneratedExpressionMode::Stored));

@@ -263,10 +263,10 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                     } else {
                         String::new()
                     };
-                    let (charset, collation) = if c.ty.is_text() || matches!(c.ty, crate::sql::types::SqlType::Json) {
-                        (s("utf8mb4"), s("utf8mb4_bin"))
-                    } else {
-                        (null(), null())
+                    let (charset, collation) = match t.column_collation(c) {
+                        Some(coll) => (s(coll.split('_').next().unwrap_or("utf8mb4")), s(coll)),
+                        None if matches!(c.ty, crate::sql::types::SqlType::Json) => (s("utf8mb4"), s("utf8mb4_bin")),
+                        None => (null(), null()),
                     };
                     rows.push(vec![
                         s("def"),

@@ -17,6 +17,7 @@
 
 pub mod alter;
 pub mod catalog;
+pub mod collation;
 pub mod coerce;
 pub mod context;
 pub mod ddl;

@@ -388,7 +388,14 @@ impl Session {
                             dynamic_first: None,
                             rows: vec![vec![
                                 s(&info.name),
-                                s(format!("CREATE DATABASE `{}` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin */", info.name)),
+                                s({
+                                    let coll = if info.collation.is_empty() { crate::sql::collation::DEFAULT } else { info.collation.as_str() };
+                                    format!(
+                                        "CREATE DATABASE `{}` /*!40100 DEFAULT CHARACTER SET {} COLLATE {coll} */",
+                                        info.name,
+                                        coll.split('_').next().unwrap_or("utf8mb4")
+                                    )
+                                }),
                             ]],
                         }
                     }
@@ -479,7 +486,7 @@ impl Session {
                 let rows = Catalog::new(&txn)
                     .tables(&db)?
                     .into_iter()
-                    .map(|t| vec![s(&t.name), s("InnoDB"), i(10), s("Compact"), s(&t.create_time), s("utf8mb4_bin"), s(&t.comment)])
+                    .map(|t| vec![s(&t.name), s("InnoDB"), i(10), s("Compact"), s(&t.create_time), s(t.collation()), s(&t.comment)])
                     .collect();
                 ShowTable {
                     headers: vec![
@@ -584,7 +591,10 @@ fn columns_table(info: &TableInfo, full: bool) -> ShowTable {
             };
             let mut r = vec![s(&c.name), s(c.ty.to_sql())];
             if full {
-                r.push(if c.ty.is_text() { s("utf8mb4_bin") } else { null() });
+                r.push(match info.column_collation(c) {
+                    Some(coll) => s(coll),
+                    None => null(),
+                });
             }
             r.extend([
                 s(if c.nullable { "YES" } else { "NO" }),
@@ -703,6 +713,9 @@ pub fn show_create_table(info: &TableInfo) -> String {
     let mut lines = Vec::new();
     for c in &info.columns {
         let mut l = format!("  `{}` {}", c.name, c.ty.to_sql());
+        if let Some(coll) = c.collation.as_deref().filter(|x| *x != info.collation()) {
+            l.push_str(&format!(" COLLATE {coll}"));
+        }
         if let Some(g) = &c.generated {
             l.push_str(&format!(" GENERATED ALWAYS AS ({}) {}", g.expr, if g.stored { "STORED" } else { "VIRTUAL" }));
         }
@@ -747,7 +760,9 @@ pub fn show_create_table(info: &TableInfo) -> String {
         };
         lines.push(l);
     }
-    let mut out = format!("CREATE TABLE `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin", info.name, lines.join(",\n"));
+    let coll = info.collation();
+    let charset = coll.split('_').next().unwrap_or("utf8mb4");
+    let mut out = format!("CREATE TABLE `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET={charset} COLLATE={coll}", info.name, lines.join(",\n"));
     if !info.comment.is_empty() {
         out.push_str(&format!(" COMMENT='{}'", sql_string_body(&info.comment)));
     }
@@ -867,6 +882,7 @@ impl Session {
                 comment: String::new(),
                 tiflash_replica: 0,
                 create_time: String::new(),
+                collation: String::new(),
             };
             for c in &ct.columns {
                 probe.columns.push(crate::sql::catalog::ColumnInfo {
@@ -879,6 +895,7 @@ impl Session {
                     generated: None,
                     on_update_current_timestamp: false,
                     comment: String::new(),
+                    collation: None,
                 });
             }
             for d in &defs {
