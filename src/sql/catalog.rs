@@ -104,6 +104,9 @@ pub struct TableInfo {
     /// The table's default collation for text columns ("" = TiDB's default, utf8mb4_bin).
     #[serde(default)]
     pub collation: String,
+    /// Foreign keys of this (child) table.
+    #[serde(default)]
+    pub foreign_keys: Vec<crate::sql::foreign_key::ForeignKeyInfo>,
 }
 
 impl TableInfo {

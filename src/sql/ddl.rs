@@ -74,6 +74,15 @@ impl Session {
                         let (db, t) = self.resolve_name(n)?;
                         match cat.table(&db, &t)? {
                             Some(info) => {
+                                if self.foreign_key_checks() {
+                                    let dropped: Vec<(String, String)> = names.iter().filter_map(|n| self.resolve_name(n).ok()).collect();
+                                    for (child, fk) in crate::sql::foreign_key::referencing(txn, &info)? {
+                                        let going = dropped.iter().any(|(d, x)| d.eq_ignore_ascii_case(&child.db) && x.eq_ignore_ascii_case(&child.name));
+                                        if !going {
+                                            return Err(SqlError::new(3730, "HY000", format!("Cannot drop table '{}' referenced by a foreign key constraint '{}' on table '{}'.", info.name, fk.name, child.name)));
+                                        }
+                                    }
+                                }
                                 cat.delete_table(&db, &t);
                                 table::delete_all(txn, info.id)?;
                             }
@@ -187,6 +196,7 @@ impl Session {
             tiflash_replica: 0,
             create_time: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             collation: String::new(),
+            foreign_keys: vec![],
         };
         // Text columns' collation: the table's COLLATE/CHARSET, else the database's.
         info.collation = match &ct.table_options {
@@ -218,6 +228,16 @@ impl Session {
                 uniques.push((None, vec![col.key()]));
             }
             info.columns.push(col);
+        }
+        let mut fks: Vec<ast::ForeignKeyConstraint> = Vec::new();
+        for cd in &ct.columns {
+            for o in &cd.options {
+                if let ColumnOption::ForeignKey(fk) = &o.option {
+                    let mut fk = fk.clone();
+                    fk.columns = vec![cd.name.clone()];
+                    fks.push(fk);
+                }
+            }
         }
         let mut plain: Vec<(Option<String>, Vec<String>)> = Vec::new();
         let mut comments: Vec<(Option<String>, String)> = Vec::new();
@@ -256,7 +276,8 @@ impl Session {
                         comment: String::new(),
                     });
                 }
-                // Foreign keys and CHECK constraints are accepted and not enforced (as TiDB before 8.5).
+                TableConstraint::ForeignKey(fk) => fks.push(fk.clone()),
+                // CHECK constraints are accepted and not enforced (TiDB's default).
                 _ => {}
             }
         }
@@ -307,8 +328,20 @@ impl Session {
                 ));
             }
         }
+        let checks = self.foreign_key_checks();
+        for fk in &fks {
+            let f = crate::sql::foreign_key::from_ast(&info, fk)?;
+            // (The txn sees the catalog: a key may reference a table made earlier in the session.)
+            crate::sql::foreign_key::validate_and_index(cat.txn, &mut info, &f, checks)?;
+            info.foreign_keys.push(f);
+        }
         cat.put_table(&info)?;
         Ok(Output::ok())
+    }
+
+    /// `foreign_key_checks` (on unless a load turned it off).
+    pub fn foreign_key_checks(&self) -> bool {
+        self.vars.get("foreign_key_checks").is_none_or(|v| v == "1" || v.eq_ignore_ascii_case("on"))
     }
 
     async fn alter_op(
@@ -410,9 +443,27 @@ impl Session {
                     add_index(txn, info, ix.name.as_ref().map(|i| i.value.clone()), cols, false, false)
                 }
                 TableConstraint::PrimaryKey(_) => Err(SqlError::unsupported("ALTER TABLE ADD PRIMARY KEY")),
+                TableConstraint::ForeignKey(fk) => {
+                    let f = crate::sql::foreign_key::from_ast(info, &fk)?;
+                    let checks = self.foreign_key_checks();
+                    crate::sql::foreign_key::validate_and_index(txn, info, &f, checks)?;
+                    info.foreign_keys.push(f);
+                    if checks {
+                        crate::sql::foreign_key::check_existing_rows(txn, info)?;
+                    }
+                    Ok(())
+                }
                 _ => Ok(()),
             },
             AlterTableOperation::DropIndex { name } => drop_index(txn, info, &name.value, false),
+            AlterTableOperation::DropForeignKey { name, .. } => {
+                let before = info.foreign_keys.len();
+                info.foreign_keys.retain(|f| !f.name.eq_ignore_ascii_case(&name.value));
+                if info.foreign_keys.len() == before {
+                    return Err(SqlError::new(1091, "42000", format!("Can't DROP '{}'; check that column/key exists", name.value)));
+                }
+                Ok(())
+            }
             AlterTableOperation::RenameTable { table_name } => {
                 let new = match table_name {
                     ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => n,

@@ -207,7 +207,12 @@ impl Session {
             _ => None,
         };
         let mut affected = 0u64;
+        let fk_checks = self.foreign_key_checks();
+        let parent_refs = if fk_checks && (replace) { crate::sql::foreign_key::referencing(&txn, &info)? } else { vec![] };
         for row in rows.iter() {
+            if fk_checks && !info.foreign_keys.is_empty() {
+                crate::sql::foreign_key::check_child_row(&txn, &info, row)?;
+            }
             loop {
                 let Some((h, key, shown)) = table::find_conflict(&txn, &info, row)? else {
                     table::put_row(&txn, &info, row)?;
@@ -216,6 +221,8 @@ impl Session {
                 };
                 if replace {
                     let old = table::get_row(&txn, &info, h)?.ok_or_else(|| SqlError::other("index points to a missing row"))?;
+                    // REPLACE deletes the old row: its children see a delete.
+                    crate::sql::foreign_key::on_parent_delete(&txn, &info, &parent_refs, &old, 0)?;
                     table::delete_row(&txn, &info, &old)?;
                     affected += 1;
                     continue;
@@ -309,6 +316,15 @@ impl Session {
         check_not_null(info, &updated, 1)?;
         if updated.values == old.values {
             return Ok(false);
+        }
+        if self.foreign_key_checks() {
+            if !info.foreign_keys.is_empty() {
+                crate::sql::foreign_key::check_child_row(txn, info, &updated)?;
+            }
+            let refs = crate::sql::foreign_key::referencing(txn, info)?;
+            if !refs.is_empty() {
+                crate::sql::foreign_key::on_parent_update(txn, info, &refs, old, &updated)?;
+            }
         }
         table::delete_row(txn, info, old)?;
         if let Some((_, key, shown)) = table::find_conflict(txn, info, &updated)? {
@@ -489,10 +505,12 @@ impl Session {
         let sql = target_select(&items, &name, alias.as_ref(), del.selection.as_ref(), &del.order_by, del.limit.as_ref());
         let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
         let mut affected = 0u64;
+        let refs = if self.foreign_key_checks() { crate::sql::foreign_key::referencing(&txn, &info)? } else { vec![] };
         for b in &batches {
             let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?;
             for r in 0..b.num_rows() {
                 if let Some(old) = table::get_row(&txn, &info, handles.value(r))? {
+                    crate::sql::foreign_key::on_parent_delete(&txn, &info, &refs, &old, 0)?;
                     table::delete_row(&txn, &info, &old)?;
                     affected += 1;
                 }

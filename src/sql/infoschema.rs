@@ -371,6 +371,25 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
         "key_column_usage" => {
             let mut rows = Vec::new();
             for t in all_tables(txn)? {
+                for fk in &t.foreign_keys {
+                    for (seq, (col, rcol)) in fk.columns.iter().zip(&fk.ref_columns).enumerate() {
+                        let name = t.column(col).map(|c| c.name.clone()).unwrap_or(col.clone());
+                        rows.push(vec![
+                            s("def"),
+                            s(&t.db),
+                            s(&fk.name),
+                            s("def"),
+                            s(&t.db),
+                            s(&t.name),
+                            s(name),
+                            i(seq as i64 + 1),
+                            i(seq as i64 + 1),
+                            s(&fk.ref_db),
+                            s(&fk.ref_table),
+                            s(rcol),
+                        ]);
+                    }
+                }
                 for ix in t.indexes.iter().filter(|ix| ix.unique && ix.kind == IndexKind::Btree) {
                     for (seq, col) in ix.columns.iter().enumerate() {
                         let name = t.column(col).map(|c| c.name.clone()).unwrap_or(col.clone());
@@ -440,7 +459,24 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                 S("TABLE_NAME"),
                 S("REFERENCED_TABLE_NAME"),
             ],
-            vec![],
+            all_tables(txn)?
+                .iter()
+                .flat_map(|t| {
+                    t.foreign_keys.iter().map(|fk| {
+                        vec![
+                            s("def"),
+                            s(&t.db),
+                            s(&fk.name),
+                            s(&fk.ref_db),
+                            s("PRIMARY"),
+                            s(&fk.on_update),
+                            s(&fk.on_delete),
+                            s(&t.name),
+                            s(&fk.ref_table),
+                        ]
+                    })
+                })
+                .collect(),
         ),
         "engines" => mem(
             &[S("ENGINE"), S("SUPPORT"), S("COMMENT"), S("TRANSACTIONS"), S("XA"), S("SAVEPOINTS")],
@@ -464,6 +500,9 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                 for ix in t.indexes.iter().filter(|ix| ix.unique && ix.kind == IndexKind::Btree) {
                     let (name, kind) = if ix.primary { ("PRIMARY", "PRIMARY KEY") } else { (ix.name.as_str(), "UNIQUE") };
                     rows.push(vec![s("def"), s(&t.db), s(name), s(&t.db), s(&t.name), s(kind), s("YES")]);
+                }
+                for fk in &t.foreign_keys {
+                    rows.push(vec![s("def"), s(&t.db), s(&fk.name), s(&t.db), s(&t.name), s("FOREIGN KEY"), s("YES")]);
                 }
             }
             mem(

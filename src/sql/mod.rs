@@ -21,6 +21,7 @@ pub mod collation;
 pub mod coerce;
 pub mod context;
 pub mod ddl;
+pub mod foreign_key;
 pub mod dml;
 pub mod functions;
 pub mod infoschema;

@@ -760,6 +760,9 @@ pub fn show_create_table(info: &TableInfo) -> String {
         };
         lines.push(l);
     }
+    for fk in &info.foreign_keys {
+        lines.push(crate::sql::foreign_key::show(info, fk));
+    }
     let coll = info.collation();
     let charset = coll.split('_').next().unwrap_or("utf8mb4");
     let mut out = format!("CREATE TABLE `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET={charset} COLLATE={coll}", info.name, lines.join(",\n"));
@@ -883,6 +886,7 @@ impl Session {
                 tiflash_replica: 0,
                 create_time: String::new(),
                 collation: String::new(),
+                foreign_keys: vec![],
             };
             for c in &ct.columns {
                 probe.columns.push(crate::sql::catalog::ColumnInfo {
