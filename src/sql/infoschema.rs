@@ -209,7 +209,9 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
         "schemata" => {
             let mut rows = vec![vec![s("def"), s("INFORMATION_SCHEMA"), s("utf8mb4"), s("utf8mb4_bin"), null()]];
             for db in Catalog::new(txn).databases()? {
-                rows.push(vec![s("def"), s(db.name), s("utf8mb4"), s("utf8mb4_bin"), null()]);
+                let coll = if db.collation.is_empty() { crate::sql::collation::DEFAULT.to_string() } else { db.collation.clone() };
+                let cs = coll.split('_').next().unwrap_or("utf8mb4").to_string();
+                rows.push(vec![s("def"), s(db.name), s(cs), s(coll), null()]);
             }
             mem(
                 &[S("CATALOG_NAME"), S("SCHEMA_NAME"), S("DEFAULT_CHARACTER_SET_NAME"), S("DEFAULT_COLLATION_NAME"), S("SQL_PATH")],
@@ -228,7 +230,7 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                         s("InnoDB"),
                         i(10),
                         s("Compact"),
-                        s("utf8mb4_bin"),
+                        s(t.collation()),
                         s(&t.create_time),
                         s(&t.comment),
                         i(t.id),
