@@ -418,6 +418,17 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             // comparisons are here already (utf8mb4_bin).
             *e = Expr::Value(ts.value.clone());
         }
+        Expr::IsNotNull(inner) | Expr::IsNull(inner) if matches!(inner.as_ref(), Expr::Subquery(_)) => {
+            // `(SELECT c FROM … WHERE <correlated> LIMIT 1) IS NOT NULL` (Sequelize's `required`
+            // include with a limit) is `EXISTS (SELECT 1 FROM … WHERE <correlated> AND c IS NOT
+            // NULL)`, which DataFusion can decorrelate; a LIMITed scalar subquery it cannot.
+            let negated = matches!(e, Expr::IsNull(_));
+            let (Expr::IsNotNull(inner) | Expr::IsNull(inner)) = &*e else { unreachable!() };
+            let Expr::Subquery(q) = inner.as_ref() else { unreachable!() };
+            if let Some(exists) = not_null_as_exists(q, negated) {
+                *e = exists;
+            }
+        }
         Expr::Value(v) if matches!(v.value, Value::Boolean(_)) => {
             // MySQL's TRUE and FALSE are the integers 1 and 0.
             let one = matches!(v.value, Value::Boolean(true));
@@ -831,6 +842,37 @@ const AGGREGATES: &[&str] = &[
     "count", "sum", "avg", "min", "max", "group_concat", "string_agg", "array_agg", "bit_and", "bit_or", "bit_xor",
     "stddev", "stddev_pop", "stddev_samp", "std", "variance", "var_pop", "var_samp", "json_arrayagg", "json_objectagg",
 ];
+
+/// `(q) IS [NOT] NULL` as `[NOT] EXISTS (…)` when `q` selects one plain expression from rows
+/// (no grouping or aggregate: then "the first row's value is not NULL" is "some row has a non-NULL
+/// value" only if the row order does not matter, which is so when the query has no ORDER BY).
+fn not_null_as_exists(q: &Query, negated: bool) -> Option<Expr> {
+    // Only with a LIMIT: without one, more than one row is MySQL's 1242, not a truth value.
+    if q.order_by.is_some() || q.with.is_some() || q.limit_clause.is_none() {
+        return None;
+    }
+    let SetExpr::Select(sel) = q.body.as_ref() else { return None };
+    if sel.projection.len() != 1 || sel.having.is_some() || !matches!(&sel.group_by, GroupByExpr::Expressions(g, _) if g.is_empty()) {
+        return None;
+    }
+    let value = match &sel.projection[0] {
+        SelectItem::UnnamedExpr(x) | SelectItem::ExprWithAlias { expr: x, .. } => x.clone(),
+        _ => return None,
+    };
+    if has_aggregate(&value) || sel.from.is_empty() {
+        return None;
+    }
+    let mut q = q.clone();
+    q.limit_clause = None;
+    let SetExpr::Select(sel) = q.body.as_mut() else { return None };
+    let not_null = Expr::IsNotNull(Box::new(value));
+    sel.selection = Some(match sel.selection.take() {
+        Some(w) => Expr::BinaryOp { left: Box::new(Expr::Nested(Box::new(w))), op: BinaryOperator::And, right: Box::new(not_null) },
+        None => not_null,
+    });
+    sel.projection = vec![SelectItem::UnnamedExpr(lit_num(1))];
+    Some(Expr::Exists { subquery: Box::new(q), negated })
+}
 
 fn has_aggregate(e: &Expr) -> bool {
     let mut found = false;

@@ -55,6 +55,8 @@ pub enum SqlType {
     Year,
     Json,
     Vector(Option<u32>),
+    /// `ENUM('a', 'b')`: one of the listed strings, stored as the member's text.
+    Enum(Vec<String>),
 }
 
 /// Field metadata key carrying the declared type through DataFusion, so result columns that come
@@ -79,7 +81,7 @@ impl SqlType {
             SqlType::Float => DataType::Float32,
             SqlType::Double => DataType::Float64,
             SqlType::Decimal { precision, scale } => DataType::Decimal128((*precision).max(1), *scale as i8),
-            SqlType::Char(_) | SqlType::VarChar(_) | SqlType::Text(_) | SqlType::Json | SqlType::Time(_) => {
+            SqlType::Char(_) | SqlType::VarChar(_) | SqlType::Text(_) | SqlType::Json | SqlType::Time(_) | SqlType::Enum(_) => {
                 DataType::Utf8
             }
             SqlType::Binary(_) | SqlType::VarBinary(_) | SqlType::Blob(_) => DataType::Binary,
@@ -157,6 +159,10 @@ impl SqlType {
             SqlType::Time(f) => format!("time({f})"),
             SqlType::Year => "year(4)".into(),
             SqlType::Json => "json".into(),
+            SqlType::Enum(members) => format!(
+                "enum({})",
+                members.iter().map(|m| format!("'{}'", m.replace('\'', "''"))).collect::<Vec<_>>().join(",")
+            ),
             SqlType::Vector(None) => "vector".into(),
             SqlType::Vector(Some(d)) => format!("vector({d})"),
         }
@@ -235,6 +241,15 @@ impl SqlType {
             D::Timestamp(p, _) => SqlType::Timestamp(p.unwrap_or(0) as u8),
             D::Time(p, _) => SqlType::Time(p.unwrap_or(0) as u8),
             D::JSON => SqlType::Json,
+            D::Enum(members, _) => SqlType::Enum(
+                members
+                    .iter()
+                    .map(|m| match m {
+                        datafusion::sql::sqlparser::ast::EnumMember::Name(n) => n.clone(),
+                        datafusion::sql::sqlparser::ast::EnumMember::NamedValue(n, _) => n.clone(),
+                    })
+                    .collect(),
+            ),
             D::Custom(name, args) => {
                 let n = name.to_string().to_ascii_lowercase();
                 match n.as_str() {
@@ -606,6 +621,18 @@ fn coerce_loose(l: Loose, ty: &SqlType, t: &Target) -> Result<Datum> {
             Ok(Datum::Bytes(s.into_bytes()))
         }
         SqlType::Time(_) => Ok(Datum::Bytes(loose_to_string(l).into_bytes())),
+        SqlType::Enum(members) => {
+            // A member's text (compared case-insensitively, stored as declared) or its 1-based index.
+            let s = loose_to_string(l);
+            let member = members.iter().find(|m| m.eq_ignore_ascii_case(s.trim_end())).cloned().or_else(|| {
+                let i: usize = s.trim().parse().ok()?;
+                (i >= 1).then(|| members.get(i - 1).cloned()).flatten()
+            });
+            match member {
+                Some(m) => Ok(Datum::Bytes(m.into_bytes())),
+                None => Err(SqlError::new(1265, "01000", format!("Data truncated for column '{}' at row {}", t.column, t.row))),
+            }
+        }
         SqlType::Binary(n) | SqlType::VarBinary(n) => {
             let b = loose_to_bytes(l);
             if b.len() > *n as usize {
@@ -957,6 +984,7 @@ pub fn zero_value(ty: &SqlType) -> Datum {
             Datum::Bytes(Vec::new())
         }
         SqlType::Json => Datum::Bytes(b"null".to_vec()),
+        SqlType::Enum(_) => Datum::Bytes(Vec::new()),
         SqlType::Date => Datum::Date(0),
         SqlType::DateTime(_) | SqlType::Timestamp(_) => Datum::DateTime(0),
         SqlType::Vector(_) => Datum::Vector(Vec::new()),
