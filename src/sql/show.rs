@@ -227,54 +227,57 @@ impl Session {
         // sqlparser does not know them after ALTER TABLE).
         if toks.len() >= 4 && toks[0] == "alter" && toks[1] == "table" {
             if let Some(opts) = table_options(&tokens(sql)[3..]) {
-                let (db, t) = split_name(&tokens(sql)[2]);
-                let db = match db {
-                    Some(d) => d,
-                    None => self.current_db()?,
-                };
-                let engine = self.engine.clone();
-                let _g = engine.ddl_lock.lock().await;
-                self.commit_open()?;
-                let txn = self.engine.store.begin()?;
-                let cat = Catalog::new(&txn);
-                let mut info = cat.must_table(&db, &t)?;
-                for (k, v) in opts {
-                    match k.as_str() {
-                        "comment" => info.comment = v,
-                        "auto_increment" => {
-                            let n: u64 = v.parse().map_err(|_| SqlError::syntax(format!("near 'AUTO_INCREMENT = {v}'")))?;
-                            self.engine.store.counter_rebase(&info.id_counter(), n.saturating_sub(1))?;
+                let store = self.engine.store.clone();
+                self.alter_table_entry(&tokens(sql)[2], |info| {
+                    for (k, v) in opts {
+                        match k.as_str() {
+                            "comment" => info.comment = v,
+                            "auto_increment" => {
+                                let n: u64 = v.parse().map_err(|_| SqlError::syntax(format!("near 'AUTO_INCREMENT = {v}'")))?;
+                                store.counter_rebase(&info.id_counter(), n.saturating_sub(1))?;
+                            }
+                            // One engine, one character set (utf8mb4): accepted as TiDB accepts them.
+                            _ => {}
                         }
-                        // One engine, one character set (utf8mb4): accepted as TiDB accepts them.
-                        _ => {}
                     }
-                }
-                cat.put_table(&info)?;
-                txn.commit()?;
-                self.plan_cache.clear();
+                    Ok(())
+                })
+                .await?;
                 return Ok(Some(Output::ok()));
             }
         }
         // ALTER TABLE t SET TIFLASH REPLICA n: TiDB needs it for vector indexes; we record it.
         if toks.len() >= 7 && toks[0] == "alter" && toks[1] == "table" && toks[3] == "set" && toks[4] == "tiflash" && toks[5] == "replica" {
             let n: u64 = toks[6].parse().map_err(|_| SqlError::syntax(format!("near '{}'", toks[6])))?;
-            let (db, t) = split_name(&tokens(sql)[2]);
-            let db = match db {
-                Some(d) => d,
-                None => self.current_db()?,
-            };
-            let engine = self.engine.clone();
-            let _g = engine.ddl_lock.lock().await;
-            self.commit_open()?;
-            let txn = self.engine.store.begin()?;
-            let cat = Catalog::new(&txn);
-            let mut info = cat.must_table(&db, &t)?;
-            info.tiflash_replica = n;
-            cat.put_table(&info)?;
-            txn.commit()?;
+            self.alter_table_entry(&tokens(sql)[2], |info| {
+                info.tiflash_replica = n;
+                Ok(())
+            })
+            .await?;
             return Ok(Some(Output::ok()));
         }
         Ok(None)
+    }
+
+    /// A catalog-only change of table `name` (a token, maybe `db.t`), as DDL: under the DDL lock,
+    /// after committing the open transaction, in a transaction of its own.
+    async fn alter_table_entry(&mut self, name: &str, change: impl FnOnce(&mut TableInfo) -> Result<()>) -> Result<()> {
+        let (db, t) = split_name(name);
+        let db = match db {
+            Some(d) => d,
+            None => self.current_db()?,
+        };
+        let engine = self.engine.clone();
+        let _g = engine.ddl_lock.lock().await;
+        self.commit_open()?;
+        let txn = self.engine.store.begin()?;
+        let cat = Catalog::new(&txn);
+        let mut info = cat.must_table(&db, &t)?;
+        change(&mut info)?;
+        cat.put_table(&info)?;
+        txn.commit()?;
+        self.plan_cache.clear();
+        Ok(())
     }
 
     async fn show(&mut self, sql: &str) -> Result<Output> {
@@ -825,7 +828,10 @@ mod tests {
     fn tokens_keep_qualified_names_whole() {
         assert_eq!(tokens("ALTER TABLE `db`.`t` ADD x"), ["ALTER", "TABLE", "`db`.`t`", "ADD", "x"]);
         assert_eq!(tokens("show create table `db`.t;"), ["show", "create", "table", "`db`.t"]);
-        assert_eq!(tokens("x db.`my t` 'a b' \"c\\\" d\""), ["x", "db.`my t`", "'a b'", "\"c\" d\""]);
+        // Escapes stay in the token; `unquote` reads them (MySQL keeps the backslash of \% and \_).
+        assert_eq!(tokens("x db.`my t` 'a b' \"c\\\" d\""), ["x", "db.`my t`", "'a b'", "\"c\\\" d\""]);
+        assert_eq!(unquote("\"c\\\" d\""), "c\" d");
+        assert_eq!(unquote("'a\\nb\\_c'"), "a\nb\\_c");
         assert_eq!(split_name("`db`.`t`"), (Some("db".to_string()), "t".to_string()));
         assert_eq!(split_name("`db`.t"), (Some("db".to_string()), "t".to_string()));
         assert_eq!(tokens("a 'unterminated"), ["a", "'unterminated"]);

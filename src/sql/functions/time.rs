@@ -78,21 +78,7 @@ pub fn arg_datetime(v: &ScalarValue) -> Option<NaiveDateTime> {
     }
 }
 
-/// MySQL's date-time text forms, including the number-like `20240131` and `20240131103000`.
-pub fn parse_datetime(s: &str) -> Option<NaiveDateTime> {
-    let t = s.trim();
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y%m%d%H%M%S"] {
-        if let Ok(d) = NaiveDateTime::parse_from_str(t, f) {
-            return Some(d);
-        }
-    }
-    for f in ["%Y-%m-%d", "%Y%m%d", "%Y/%m/%d"] {
-        if let Ok(d) = NaiveDate::parse_from_str(t, f) {
-            return d.and_hms_opt(0, 0, 0);
-        }
-    }
-    None
-}
+pub use crate::sql::types::parse_datetime;
 
 /// `YYYY-MM-DD hh:mm:ss` with `fsp` fractional digits when the value has a fraction.
 pub fn format_datetime(d: &NaiveDateTime, fsp: usize) -> String {
