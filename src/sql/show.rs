@@ -246,6 +246,23 @@ impl Session {
                 return Ok(Some(Output::ok()));
             }
         }
+        // ALTER TABLE t RENAME {INDEX|KEY} a TO b (sqlparser's MySQL dialect does not parse it).
+        if toks.len() == 8 && toks[0] == "alter" && toks[1] == "table" && toks[3] == "rename" && (toks[4] == "index" || toks[4] == "key") && toks[6] == "to" {
+            let raw = tokens(sql);
+            let (from, to) = (unquote(&raw[5]), unquote(&raw[7]));
+            self.alter_table_entry(&raw[2], |info| {
+                if !from.eq_ignore_ascii_case(&to) && info.indexes.iter().any(|i| i.name.eq_ignore_ascii_case(&to)) {
+                    return Err(SqlError::new(1061, "42000", format!("Duplicate key name '{to}'")));
+                }
+                let Some(ix) = info.indexes.iter_mut().find(|i| i.name.eq_ignore_ascii_case(&from) && !i.primary) else {
+                    return Err(SqlError::new(1176, "42000", format!("Key '{from}' doesn't exist in table '{}'", info.name)));
+                };
+                ix.name = to.clone();
+                Ok(())
+            })
+            .await?;
+            return Ok(Some(Output::ok()));
+        }
         // ALTER TABLE t SET TIFLASH REPLICA n: TiDB needs it for vector indexes; we record it.
         if toks.len() >= 7 && toks[0] == "alter" && toks[1] == "table" && toks[3] == "set" && toks[4] == "tiflash" && toks[5] == "replica" {
             let n: u64 = toks[6].parse().map_err(|_| SqlError::syntax(format!("near '{}'", toks[6])))?;
@@ -505,6 +522,19 @@ impl Session {
                     rows,
                 }
             }
+            // SHOW PROCEDURE STATUS / SHOW FUNCTION STATUS (mysqldump, GUI tools): no stored
+            // routines here, MySQL's columns.
+            "PROCEDURE" | "FUNCTION" => ShowTable {
+                headers: [
+                    "Db", "Name", "Type", "Definer", "Modified", "Created", "Security_type", "Comment",
+                    "character_set_client", "collation_connection", "Database Collation",
+                ]
+                .into_iter()
+                .map(|h| (h, DataType::Utf8))
+                .collect(),
+                dynamic_first: None,
+                rows: vec![],
+            },
             "MASTER" | "SLAVE" | "REPLICA" | "BINARY" | "PLUGINS" | "TRIGGERS" | "EVENTS" | "PROFILES" | "PRIVILEGES" | "OPEN" => {
                 ShowTable { headers: vec![("Value", DataType::Utf8)], dynamic_first: None, rows: vec![] }
             }
