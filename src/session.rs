@@ -238,9 +238,9 @@ impl Session {
         let Some(info) = info else { return Err(SqlError::unknown_db(db)) };
         let name = if info.name.eq_ignore_ascii_case("information_schema") { "information_schema".into() } else { info.name.to_lowercase() };
         // @@collation_database follows the current database (Django and ORMs read it).
-        let coll = if info.collation.is_empty() { crate::sql::collation::DEFAULT.to_string() } else { info.collation.clone() };
-        self.vars.insert("character_set_database".into(), coll.split('_').next().unwrap_or("utf8mb4").to_string());
-        self.vars.insert("collation_database".into(), coll);
+        let coll = info.collation();
+        self.vars.insert("character_set_database".into(), crate::sql::collation::charset_of(coll).to_string());
+        self.vars.insert("collation_database".into(), coll.to_string());
         self.db = Some(info.name);
         let state = self.ctx.state_ref();
         state.write().config_mut().options_mut().catalog.default_schema = name;

@@ -105,14 +105,12 @@ impl Session {
             for ix in &touched {
                 table::drop_index_entries(txn, info, ix)?;
             }
+            // Row values follow the new column order: where each new position's value was.
+            let old_at: Vec<usize> =
+                new_info.columns.iter().map(|c| info.columns.iter().position(|o| o.id == c.id).expect("same columns")).collect();
             for (n, r) in rows.iter().enumerate() {
                 let v = convert_value(&r.values[pos], &before.ty, &col, n + 1)?;
-                let mut values: Vec<Datum> = Vec::with_capacity(r.values.len());
-                // Row values follow the new column order.
-                for c in &new_info.columns {
-                    let old_at = info.columns.iter().position(|o| o.id == c.id).expect("same columns");
-                    values.push(if old_at == pos { v.clone() } else { r.values[old_at].clone() });
-                }
+                let values: Vec<Datum> = old_at.iter().map(|&i| if i == pos { v.clone() } else { r.values[i].clone() }).collect();
                 table::put_row(txn, &new_info, &table::Row { handle: r.handle, values })?;
             }
             let touched_new: Vec<_> = new_info.kv_indexes().filter(|i| touched.iter().any(|t| t.id == i.id)).cloned().collect();
@@ -136,7 +134,7 @@ impl Session {
         }
         *info = new_info;
         if unique && !info.indexes.iter().any(|i| i.unique && i.columns == [col.key()]) {
-            super::ddl::add_index_pub(txn, info, None, vec![col.key()], true)?;
+            super::ddl::add_index(txn, info, None, vec![col.key()], true, false)?;
         }
         Ok(())
     }

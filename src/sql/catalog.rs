@@ -27,6 +27,13 @@ pub struct DatabaseInfo {
     pub collation: String,
 }
 
+impl DatabaseInfo {
+    /// The database's default collation.
+    pub fn collation(&self) -> &str {
+        if self.collation.is_empty() { crate::sql::collation::DEFAULT } else { &self.collation }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Generated {
     /// The expression as SQL text, e.g. `CONCAT(a, b)` or `EMBED_TEXT('local/…', content)`.

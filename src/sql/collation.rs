@@ -16,6 +16,11 @@ pub const COLLATION_META: &str = "embedb.collation";
 /// TiDB's default.
 pub const DEFAULT: &str = "utf8mb4_bin";
 
+/// The character set a collation belongs to (`utf8mb4_general_ci` → `utf8mb4`).
+pub fn charset_of(collation: &str) -> &str {
+    collation.split('_').next().unwrap_or("utf8mb4")
+}
+
 /// Whether `name` compares case-insensitively.
 pub fn is_ci(name: &str) -> bool {
     name.to_ascii_lowercase().ends_with("_ci")

@@ -70,12 +70,13 @@ impl Session {
                 }
                 ObjectType::Table => {
                     let mut missing = Vec::new();
+                    // A parent may go when its referencing tables go in the same statement.
+                    let dropped: Vec<(String, String)> = names.iter().filter_map(|n| self.resolve_name(n).ok()).collect();
                     for n in &names {
                         let (db, t) = self.resolve_name(n)?;
                         match cat.table(&db, &t)? {
                             Some(info) => {
                                 if self.foreign_key_checks() {
-                                    let dropped: Vec<(String, String)> = names.iter().filter_map(|n| self.resolve_name(n).ok()).collect();
                                     for (child, fk) in crate::sql::foreign_key::referencing(txn, &info)? {
                                         let going = dropped.iter().any(|(d, x)| d.eq_ignore_ascii_case(&child.db) && x.eq_ignore_ascii_case(&child.name));
                                         if !going {
@@ -738,12 +739,7 @@ fn add_index_def(info: &mut TableInfo, name: Option<String>, cols: Vec<String>, 
     Ok(ix)
 }
 
-/// [`add_index`] for the other DDL files (not a primary key).
-pub(crate) fn add_index_pub(txn: &embedb_storage::Txn, info: &mut TableInfo, name: Option<String>, cols: Vec<String>, unique: bool) -> Result<()> {
-    add_index(txn, info, name, cols, unique, false)
-}
-
-fn add_index(
+pub(crate) fn add_index(
     txn: &embedb_storage::Txn,
     info: &mut TableInfo,
     name: Option<String>,

@@ -34,7 +34,7 @@ use crate::session::{Output, Session};
 use crate::sql::catalog::{Catalog, ColumnInfo, TableInfo};
 use crate::sql::context::PlanScope;
 use crate::sql::types::{self, coerce, Target};
-use crate::sql::{parser, rewrite};
+use crate::sql::{foreign_key, parser, rewrite};
 use crate::storage::table::{self, Row, HANDLE_COLUMN};
 
 /// One value of a source row: an evaluated value, or the DEFAULT keyword.
@@ -208,11 +208,11 @@ impl Session {
         };
         let mut affected = 0u64;
         let fk_checks = self.foreign_key_checks();
-        let parent_refs = if fk_checks && (replace) { crate::sql::foreign_key::referencing(&txn, &info)? } else { vec![] };
+        // The keys referencing this table matter when REPLACE deletes rows or ON DUPLICATE KEY
+        // UPDATE changes them.
+        let fk = if fk_checks { foreign_key::Keys::of(&txn, &info, replace || odku.is_some())? } else { foreign_key::Keys::off() };
         for row in rows.iter() {
-            if fk_checks && !info.foreign_keys.is_empty() {
-                crate::sql::foreign_key::check_child_row(&txn, &info, row)?;
-            }
+            fk.check_child_row(&txn, &info, row)?;
             loop {
                 let Some((h, key, shown)) = table::find_conflict(&txn, &info, row)? else {
                     table::put_row(&txn, &info, row)?;
@@ -222,14 +222,14 @@ impl Session {
                 if replace {
                     let old = table::get_row(&txn, &info, h)?.ok_or_else(|| SqlError::other("index points to a missing row"))?;
                     // REPLACE deletes the old row: its children see a delete.
-                    crate::sql::foreign_key::on_parent_delete(&txn, &info, &parent_refs, &old, 0)?;
+                    foreign_key::on_parent_delete(&txn, &info, &fk.referencing, &old, 0)?;
                     table::delete_row(&txn, &info, &old)?;
                     affected += 1;
                     continue;
                 }
                 if let Some(assignments) = &odku {
                     let old = table::get_row(&txn, &info, h)?.ok_or_else(|| SqlError::other("index points to a missing row"))?;
-                    let changed = self.on_duplicate_update(&txn, &info, &old, row, assignments).await?;
+                    let changed = self.on_duplicate_update(&txn, &info, &fk, &old, row, assignments).await?;
                     affected += if changed { 2 } else { 0 };
                     break;
                 }
@@ -257,6 +257,7 @@ impl Session {
         &mut self,
         txn: &Txn,
         info: &TableInfo,
+        fk: &foreign_key::Keys,
         old: &Row,
         new: &Row,
         assignments: &[ast::Assignment],
@@ -289,15 +290,17 @@ impl Session {
             updated.values[ci] = coerce(&vals[k][0], &c.ty, &Target { column: &c.name, row: 1 })?;
         }
         let changed_cols: HashSet<usize> = cols.iter().copied().collect();
-        self.write_updated_row(txn, info, old, updated, &changed_cols).await
+        self.write_updated_row(txn, info, fk, old, updated, &changed_cols).await
     }
 
     /// Apply an updated image of a row: recompute generated columns that depend on changed columns,
-    /// move the row if its handle changed, keep unique keys unique. Returns whether anything changed.
+    /// move the row if its handle changed, keep unique keys unique and foreign keys satisfied.
+    /// Returns whether anything changed.
     async fn write_updated_row(
         &mut self,
         txn: &Txn,
         info: &TableInfo,
+        fk: &foreign_key::Keys,
         old: &Row,
         mut updated: Row,
         changed_cols: &HashSet<usize>,
@@ -317,15 +320,8 @@ impl Session {
         if updated.values == old.values {
             return Ok(false);
         }
-        if self.foreign_key_checks() {
-            if !info.foreign_keys.is_empty() {
-                crate::sql::foreign_key::check_child_row(txn, info, &updated)?;
-            }
-            let refs = crate::sql::foreign_key::referencing(txn, info)?;
-            if !refs.is_empty() {
-                crate::sql::foreign_key::on_parent_update(txn, info, &refs, old, &updated)?;
-            }
-        }
+        fk.check_child_row(txn, info, &updated)?;
+        foreign_key::on_parent_update(txn, info, &fk.referencing, old, &updated)?;
         table::delete_row(txn, info, old)?;
         if let Some((_, key, shown)) = table::find_conflict(txn, info, &updated)? {
             return Err(SqlError::dup_entry(&shown, &format!("{}.{key}", info.name)));
@@ -461,6 +457,7 @@ impl Session {
         let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
         let (mut matched, mut changed) = (0u64, 0u64);
         let changed_cols: HashSet<usize> = cols.iter().copied().collect();
+        let fk = if self.foreign_key_checks() { foreign_key::Keys::of(&txn, &info, true)? } else { foreign_key::Keys::off() };
         for b in &batches {
             let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?.clone();
             for r in 0..b.num_rows() {
@@ -472,7 +469,7 @@ impl Session {
                     let v = types::scalar_at(b.column(k + 1), r)?;
                     updated.values[ci] = coerce(&v, &c.ty, &Target { column: &c.name, row: matched as usize })?;
                 }
-                if self.write_updated_row(&txn, &info, &old, updated, &changed_cols).await? {
+                if self.write_updated_row(&txn, &info, &fk, &old, updated, &changed_cols).await? {
                     changed += 1;
                 }
             }
@@ -505,12 +502,12 @@ impl Session {
         let sql = target_select(&items, &name, alias.as_ref(), del.selection.as_ref(), &del.order_by, del.limit.as_ref());
         let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
         let mut affected = 0u64;
-        let refs = if self.foreign_key_checks() { crate::sql::foreign_key::referencing(&txn, &info)? } else { vec![] };
+        let refs = if self.foreign_key_checks() { foreign_key::referencing(&txn, &info)? } else { vec![] };
         for b in &batches {
             let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?;
             for r in 0..b.num_rows() {
                 if let Some(old) = table::get_row(&txn, &info, handles.value(r))? {
-                    crate::sql::foreign_key::on_parent_delete(&txn, &info, &refs, &old, 0)?;
+                    foreign_key::on_parent_delete(&txn, &info, &refs, &old, 0)?;
                     table::delete_row(&txn, &info, &old)?;
                     affected += 1;
                 }

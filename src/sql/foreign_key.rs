@@ -8,7 +8,8 @@
 //!    (through the supporting index every foreign key has) and applies the key's action: RESTRICT
 //!    and NO ACTION fail with 1451, CASCADE deletes them (and their own children, recursively),
 //!    SET NULL clears their key columns;
-//! 3. an INSERT or UPDATE of a child row checks that its parent exists ([`check_child_row`], 1452).
+//! 3. an INSERT or UPDATE of a child row checks that its parent exists ([`Keys::check_child_row`],
+//!    1452); [`Keys`] holds what a statement needs, read from the catalog once.
 //!
 //! `SET foreign_key_checks = 0` turns all of it off (for loads and dumps), as in MySQL.
 
@@ -82,10 +83,8 @@ pub fn from_ast(info: &TableInfo, fk: &ForeignKeyConstraint) -> Result<ForeignKe
 /// Checks a new key against its parent table (which must exist and have the columns, unless
 /// checks are off) and gives the child the index the key is looked up by, as InnoDB does.
 pub fn validate_and_index(txn: &Txn, info: &mut TableInfo, fk: &ForeignKeyInfo, checks: bool) -> Result<()> {
-    let self_ref = fk.ref_db.eq_ignore_ascii_case(&info.db) && fk.ref_table.eq_ignore_ascii_case(&info.name);
     if checks {
-        let parent = if self_ref { Some(info.clone()) } else { Catalog::new(txn).table(&fk.ref_db, &fk.ref_table)? };
-        let Some(parent) = parent else {
+        let Some(parent) = parent_of(txn, info, fk)? else {
             return Err(SqlError::new(1824, "HY000", format!("Failed to open the referenced table '{}'", fk.ref_table)));
         };
         for c in &fk.ref_columns {
@@ -96,7 +95,7 @@ pub fn validate_and_index(txn: &Txn, info: &mut TableInfo, fk: &ForeignKeyInfo, 
     }
     let covered = info.indexes.iter().any(|i| i.columns.len() >= fk.columns.len() && i.columns[..fk.columns.len()] == fk.columns[..]);
     if !covered {
-        super::ddl::add_index_pub(txn, info, Some(fk.name.clone()), fk.columns.clone(), false)?;
+        super::ddl::add_index(txn, info, Some(fk.name.clone()), fk.columns.clone(), false, false)?;
     }
     Ok(())
 }
@@ -206,21 +205,47 @@ fn rows_with(txn: &Txn, t: &TableInfo, cols: &[String], key: &[Datum], limit: us
     Ok(out)
 }
 
-/// An inserted or updated child row must have its parent (1452).
-pub fn check_child_row(txn: &Txn, info: &TableInfo, row: &Row) -> Result<()> {
-    for fk in &info.foreign_keys {
-        let parent = if fk.ref_db.eq_ignore_ascii_case(&info.db) && fk.ref_table.eq_ignore_ascii_case(&info.name) {
-            Some(info.clone())
-        } else {
-            Catalog::new(txn).table(&fk.ref_db, &fk.ref_table)?
-        };
-        let Some(parent) = parent else { return Err(child_row_fails(info, fk)) };
-        let Some(key) = key_of(info, row, &fk.columns, &parent, &fk.ref_columns)? else { continue };
-        if key.iter().any(|d| matches!(d, Datum::Null)) || rows_with(txn, &parent, &fk.ref_columns, &key, 1)?.is_empty() {
-            return Err(child_row_fails(info, fk));
-        }
+/// The table `fk` of `info` references (`info` itself for a self-reference); None when missing.
+fn parent_of(txn: &Txn, info: &TableInfo, fk: &ForeignKeyInfo) -> Result<Option<TableInfo>> {
+    if fk.ref_db.eq_ignore_ascii_case(&info.db) && fk.ref_table.eq_ignore_ascii_case(&info.name) {
+        return Ok(Some(info.clone()));
     }
-    Ok(())
+    Catalog::new(txn).table(&fk.ref_db, &fk.ref_table)
+}
+
+/// A statement's view of the foreign keys around the one table it writes, read from the catalog
+/// once (not per row): the parent table of each of the table's keys and, for statements that
+/// delete or change rows, the keys of other tables that reference it. Empty when
+/// `foreign_key_checks = 0`.
+#[derive(Default)]
+pub struct Keys {
+    parents: Vec<Option<TableInfo>>,
+    pub referencing: Vec<(TableInfo, ForeignKeyInfo)>,
+}
+
+impl Keys {
+    /// Nothing to check (`foreign_key_checks = 0`).
+    pub fn off() -> Keys {
+        Keys::default()
+    }
+
+    pub fn of(txn: &Txn, info: &TableInfo, with_referencing: bool) -> Result<Keys> {
+        let parents = info.foreign_keys.iter().map(|fk| parent_of(txn, info, fk)).collect::<Result<_>>()?;
+        let referencing = if with_referencing { referencing(txn, info)? } else { Vec::new() };
+        Ok(Keys { parents, referencing })
+    }
+
+    /// An inserted or updated child row must have its parent (1452).
+    pub fn check_child_row(&self, txn: &Txn, info: &TableInfo, row: &Row) -> Result<()> {
+        for (fk, parent) in info.foreign_keys.iter().zip(&self.parents) {
+            let Some(parent) = parent else { return Err(child_row_fails(info, fk)) };
+            let Some(key) = key_of(info, row, &fk.columns, parent, &fk.ref_columns)? else { continue };
+            if key.iter().any(|d| matches!(d, Datum::Null)) || rows_with(txn, parent, &fk.ref_columns, &key, 1)?.is_empty() {
+                return Err(child_row_fails(info, fk));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The foreign keys (with their tables) that reference `parent`.
@@ -316,8 +341,9 @@ fn set_null(txn: &Txn, child: &TableInfo, fk: &ForeignKeyInfo, kids: Vec<Row>) -
 
 /// `ALTER TABLE … ADD FOREIGN KEY` on a table with rows: every row must have its parent.
 pub fn check_existing_rows(txn: &Txn, info: &TableInfo) -> Result<()> {
+    let keys = Keys::of(txn, info, false)?;
     for r in table::scan_rows(txn, info, usize::MAX)? {
-        check_child_row(txn, info, &r)?;
+        keys.check_child_row(txn, info, &r)?;
     }
     Ok(())
 }

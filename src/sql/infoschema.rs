@@ -50,17 +50,7 @@ const VIEWS: &[&str] = &[
     "tiflash_indexes",
     "table_constraints",
     "check_constraints",
-    "views",
-    "routines",
-    "parameters",
-    "triggers",
-    "events",
-    "partitions",
-    "files",
     "user_privileges",
-    "schema_privileges",
-    "table_privileges",
-    "column_privileges",
 ];
 
 /// Object kinds this server does not have (views, stored routines, triggers, events, partitions,
@@ -79,6 +69,11 @@ const EMPTY_VIEWS: &[(&str, &[&str])] = &[
     ("column_privileges", &["GRANTEE", "TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "PRIVILEGE_TYPE", "IS_GRANTABLE"]),
 ];
 
+/// Whether `information_schema` has the (lower-case) view `n`.
+fn is_view(n: &str) -> bool {
+    VIEWS.contains(&n) || EMPTY_VIEWS.iter().any(|(v, _)| *v == n)
+}
+
 /// MySQL's numeric-valued columns among the empty views' (the rest are text).
 const NUMERIC_COLUMNS: &[&str] = &[
     "CHARACTER_MAXIMUM_LENGTH", "CHARACTER_OCTET_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE", "DATETIME_PRECISION",
@@ -91,12 +86,12 @@ const NUMERIC_COLUMNS: &[&str] = &[
 #[async_trait]
 impl SchemaProvider for InfoSchema {
     fn table_names(&self) -> Vec<String> {
-        VIEWS.iter().map(|s| s.to_string()).collect()
+        VIEWS.iter().chain(EMPTY_VIEWS.iter().map(|(n, _)| n)).map(|s| s.to_string()).collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         let n = name.to_lowercase();
-        if !VIEWS.contains(&n.as_str()) {
+        if !is_view(&n) {
             return Ok(None);
         }
         if n == "tiflash_indexes" {
@@ -110,7 +105,7 @@ impl SchemaProvider for InfoSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        VIEWS.contains(&name.to_lowercase().as_str())
+        is_view(&name.to_lowercase())
     }
 }
 
@@ -209,9 +204,8 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
         "schemata" => {
             let mut rows = vec![vec![s("def"), s("INFORMATION_SCHEMA"), s("utf8mb4"), s("utf8mb4_bin"), null()]];
             for db in Catalog::new(txn).databases()? {
-                let coll = if db.collation.is_empty() { crate::sql::collation::DEFAULT.to_string() } else { db.collation.clone() };
-                let cs = coll.split('_').next().unwrap_or("utf8mb4").to_string();
-                rows.push(vec![s("def"), s(db.name), s(cs), s(coll), null()]);
+                let coll = db.collation();
+                rows.push(vec![s("def"), s(&db.name), s(crate::sql::collation::charset_of(coll)), s(coll), null()]);
             }
             mem(
                 &[S("CATALOG_NAME"), S("SCHEMA_NAME"), S("DEFAULT_CHARACTER_SET_NAME"), S("DEFAULT_COLLATION_NAME"), S("SQL_PATH")],
@@ -265,8 +259,9 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                     } else {
                         String::new()
                     };
+                    let (chars, numeric) = (char_length(&c.ty), numeric_precision(&c.ty));
                     let (charset, collation) = match t.column_collation(c) {
-                        Some(coll) => (s(coll.split('_').next().unwrap_or("utf8mb4")), s(coll)),
+                        Some(coll) => (s(crate::sql::collation::charset_of(&coll)), s(coll)),
                         None if matches!(c.ty, crate::sql::types::SqlType::Json) => (s("utf8mb4"), s("utf8mb4_bin")),
                         None => (null(), null()),
                     };
@@ -279,10 +274,10 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                         c.default.clone().map(|d| s(d.trim_matches('\''))).unwrap_or(null()),
                         s(if c.nullable { "YES" } else { "NO" }),
                         s(c.ty.data_type_name()),
-                        opt(char_length(&c.ty)),
-                        opt(char_length(&c.ty).map(|n| if c.ty.is_text() { n * 4 } else { n })),
-                        opt(numeric_precision(&c.ty).map(|p| p.0)),
-                        opt(numeric_precision(&c.ty).and_then(|p| p.1)),
+                        opt(chars),
+                        opt(chars.map(|n| if c.ty.is_text() { n * 4 } else { n })),
+                        opt(numeric.map(|p| p.0)),
+                        opt(numeric.and_then(|p| p.1)),
                         opt(datetime_precision(&c.ty)),
                         charset,
                         collation,
@@ -533,17 +528,11 @@ fn opt(v: Option<i64>) -> ScalarValue {
 
 /// CHARACTER_MAXIMUM_LENGTH: characters for text, bytes for binary and blobs.
 fn char_length(t: &crate::sql::types::SqlType) -> Option<i64> {
-    use crate::sql::types::{LobKind, SqlType as T};
-    let lob = |k: &LobKind| match k {
-        LobKind::Tiny => 255,
-        LobKind::Normal => 65_535,
-        LobKind::Medium => 16_777_215,
-        LobKind::Long => 4_294_967_295,
-    };
+    use crate::sql::types::{lob_max, LobKind, SqlType as T};
     match t {
         T::Char(n) | T::VarChar(n) | T::Binary(n) | T::VarBinary(n) => Some(*n as i64),
-        T::Text(k) | T::Blob(k) => Some(lob(k)),
-        T::Json => Some(4_294_967_295),
+        T::Text(k) | T::Blob(k) => Some(lob_max(*k) as i64),
+        T::Json => Some(lob_max(LobKind::Long) as i64),
         _ => None,
     }
 }

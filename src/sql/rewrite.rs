@@ -88,12 +88,10 @@ struct LowerAliases {
     depth: usize,
 }
 
-fn lower_alias(a: &mut Option<TableAlias>) {
-    if let Some(a) = a {
-        a.name.value = a.name.value.to_lowercase();
-        for c in a.columns.iter_mut() {
-            c.name.value = c.name.value.to_lowercase();
-        }
+fn lower_alias(a: &mut TableAlias) {
+    a.name.value = a.name.value.to_lowercase();
+    for c in a.columns.iter_mut() {
+        c.name.value = c.name.value.to_lowercase();
     }
 }
 
@@ -143,10 +141,7 @@ impl VisitorMut for LowerAliases {
         }
         if let Some(with) = &mut q.with {
             for cte in with.cte_tables.iter_mut() {
-                cte.alias.name.value = cte.alias.name.value.to_lowercase();
-                for c in cte.alias.columns.iter_mut() {
-                    c.name.value = c.name.value.to_lowercase();
-                }
+                lower_alias(&mut cte.alias);
             }
         }
         ControlFlow::Continue(())
@@ -158,7 +153,11 @@ impl VisitorMut for LowerAliases {
             | TableFactor::TableFunction { alias, .. }
             | TableFactor::Function { alias, .. }
             | TableFactor::UNNEST { alias, .. }
-            | TableFactor::NestedJoin { alias, .. } => lower_alias(alias),
+            | TableFactor::NestedJoin { alias, .. } => {
+                if let Some(a) = alias {
+                    lower_alias(a);
+                }
+            }
             _ => {}
         }
         ControlFlow::Continue(())

@@ -408,14 +408,12 @@ impl Session {
                             dynamic_first: None,
                             rows: vec![vec![
                                 s(&info.name),
-                                s({
-                                    let coll = if info.collation.is_empty() { crate::sql::collation::DEFAULT } else { info.collation.as_str() };
-                                    format!(
-                                        "CREATE DATABASE `{}` /*!40100 DEFAULT CHARACTER SET {} COLLATE {coll} */",
-                                        info.name,
-                                        coll.split('_').next().unwrap_or("utf8mb4")
-                                    )
-                                }),
+                                s(format!(
+                                    "CREATE DATABASE `{}` /*!40100 DEFAULT CHARACTER SET {} COLLATE {} */",
+                                    info.name,
+                                    crate::sql::collation::charset_of(info.collation()),
+                                    info.collation()
+                                )),
                             ]],
                         }
                     }
@@ -797,7 +795,7 @@ pub fn show_create_table(info: &TableInfo) -> String {
         lines.push(crate::sql::foreign_key::show(info, fk));
     }
     let coll = info.collation();
-    let charset = coll.split('_').next().unwrap_or("utf8mb4");
+    let charset = crate::sql::collation::charset_of(coll);
     let mut out = format!("CREATE TABLE `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET={charset} COLLATE={coll}", info.name, lines.join(",\n"));
     if !info.comment.is_empty() {
         out.push_str(&format!(" COMMENT='{}'", sql_string_body(&info.comment)));
@@ -974,21 +972,8 @@ impl Session {
     /// Add a search index to `table`'s definition with `add` (which checks TiDB's restrictions),
     /// as one DDL statement; the index is then built from the table's rows in the background
     /// (`index::search`).
-    async fn apply_index(&mut self, table: &str, add: impl FnOnce(&mut crate::sql::catalog::TableInfo) -> Result<()>) -> Result<Output> {
-        let (db, t) = split_name(table);
-        let db = match db {
-            Some(d) => d,
-            None => self.current_db()?,
-        };
-        let engine = self.engine.clone();
-        let _g = engine.ddl_lock.lock().await;
-        self.commit_open()?;
-        let txn = self.engine.store.begin()?;
-        let cat = Catalog::new(&txn);
-        let mut info = cat.must_table(&db, &t)?;
-        add(&mut info)?;
-        cat.put_table(&info)?;
-        txn.commit()?;
+    async fn apply_index(&mut self, table: &str, add: impl FnOnce(&mut TableInfo) -> Result<()>) -> Result<Output> {
+        self.alter_table_entry(table, add).await?;
         self.engine.search.sync(&self.engine.store)?;
         Ok(Output::ok())
     }

@@ -705,7 +705,8 @@ fn coerce_loose(l: Loose, ty: &SqlType, t: &Target) -> Result<Datum> {
     }
 }
 
-fn lob_max(k: LobKind) -> usize {
+/// The most bytes a TEXT/BLOB of this size holds.
+pub fn lob_max(k: LobKind) -> usize {
     match k {
         LobKind::Tiny => 255,
         LobKind::Normal => 65535,

@@ -222,7 +222,8 @@ pub struct KvTable {
     schema: SchemaRef,
     /// The primary key and unique keys, so that DataFusion knows the functional dependencies
     /// MySQL's `ONLY_FULL_GROUP_BY` allows (`GROUP BY id` makes the row's other columns selectable).
-    constraints: datafusion::common::Constraints,
+    /// Made when the planner first asks: a plan taken from the plan cache never does.
+    constraints: std::sync::OnceLock<datafusion::common::Constraints>,
 }
 
 /// The table's keys as DataFusion constraints (column positions).
@@ -253,14 +254,12 @@ impl KvTable {
         if with_handle {
             fields.push(Field::new(HANDLE_COLUMN, DataType::Int64, false));
         }
-        let constraints = key_constraints(&info);
-        KvTable { info, txn, with_handle, schema: Arc::new(Schema::new(fields)), constraints }
+        KvTable { info, txn, with_handle, schema: Arc::new(Schema::new(fields)), constraints: Default::default() }
     }
 
     /// As `new`, with the schema `new` made for the same table (a cached plan keeps it).
     pub fn with_schema(info: TableInfo, txn: Arc<Txn>, with_handle: bool, schema: SchemaRef) -> Self {
-        let constraints = key_constraints(&info);
-        KvTable { info, txn, with_handle, schema, constraints }
+        KvTable { info, txn, with_handle, schema, constraints: Default::default() }
     }
 
     /// Handles selected by an equality/IN filter on the integer primary key, if any.
@@ -555,7 +554,7 @@ impl TableProvider for KvTable {
     }
 
     fn constraints(&self) -> Option<&datafusion::common::Constraints> {
-        Some(&self.constraints)
+        Some(self.constraints.get_or_init(|| key_constraints(&self.info)))
     }
 
     fn table_type(&self) -> TableType {

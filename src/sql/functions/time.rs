@@ -128,7 +128,9 @@ pub fn mysql_format(d: &NaiveDateTime, fmt: &str) -> String {
             continue;
         }
         let Some(f) = chars.next() else { break };
-        let h12 = |h: u32| if h % 12 == 0 { 12 } else { h % 12 };
+        if push_time_spec(&mut out, f, d.hour() as u64, d.minute() as u64, d.second() as u64, d.nanosecond() / 1000) {
+            continue;
+        }
         match f {
             'a' => out += &d.format("%a").to_string(),
             'b' => out += &d.format("%b").to_string(),
@@ -146,19 +148,9 @@ pub fn mysql_format(d: &NaiveDateTime, fmt: &str) -> String {
             }
             'd' => out += &format!("{:02}", d.day()),
             'e' => out += &d.day().to_string(),
-            'f' => out += &format!("{:06}", d.nanosecond() / 1000),
-            'H' => out += &format!("{:02}", d.hour()),
-            'h' | 'I' => out += &format!("{:02}", h12(d.hour())),
-            'i' => out += &format!("{:02}", d.minute()),
             'j' => out += &format!("{:03}", d.ordinal()),
-            'k' => out += &d.hour().to_string(),
-            'l' => out += &h12(d.hour()).to_string(),
             'M' => out += &d.format("%B").to_string(),
             'm' => out += &format!("{:02}", d.month()),
-            'p' => out += if d.hour() < 12 { "AM" } else { "PM" },
-            'r' => out += &format!("{:02}:{:02}:{:02} {}", h12(d.hour()), d.minute(), d.second(), if d.hour() < 12 { "AM" } else { "PM" }),
-            'S' | 's' => out += &format!("{:02}", d.second()),
-            'T' => out += &d.format("%H:%M:%S").to_string(),
             'U' => out += &format!("{:02}", d.format("%U").to_string().parse::<u32>().unwrap_or(0)),
             'u' => out += &format!("{:02}", d.format("%W").to_string().parse::<u32>().unwrap_or(0)),
             'V' => out += &format!("{:02}", d.format("%U").to_string().parse::<u32>().unwrap_or(0).max(1)),
@@ -174,6 +166,27 @@ pub fn mysql_format(d: &NaiveDateTime, fmt: &str) -> String {
     out
 }
 
+/// The time-of-day specifiers, shared by `DATE_FORMAT` and `TIME_FORMAT` (whose hours may pass
+/// 24): writes `spec` for `h:m:s.micros` and says whether it was one of them.
+fn push_time_spec(out: &mut String, spec: char, h: u64, m: u64, s: u64, micros: u32) -> bool {
+    let h12 = if h % 12 == 0 { 12 } else { h % 12 };
+    let ampm = if h % 24 < 12 { "AM" } else { "PM" };
+    match spec {
+        'H' => *out += &format!("{h:02}"),
+        'k' => *out += &h.to_string(),
+        'h' | 'I' => *out += &format!("{h12:02}"),
+        'l' => *out += &h12.to_string(),
+        'i' => *out += &format!("{m:02}"),
+        'S' | 's' => *out += &format!("{s:02}"),
+        'f' => *out += &format!("{micros:06}"),
+        'p' => *out += ampm,
+        'T' => *out += &format!("{h:02}:{m:02}:{s:02}"),
+        'r' => *out += &format!("{h12:02}:{m:02}:{s:02} {ampm}"),
+        _ => return false,
+    }
+    true
+}
+
 fn date_format(a: &[ScalarValue]) -> Result<ScalarValue> {
     let (Some(d), Some(f)) = (arg_datetime(&a[0]), arg_text(&a[1])) else { return Ok(rowwise::null_text()) };
     Ok(ScalarValue::Utf8(Some(mysql_format(&d, &f))))
@@ -181,11 +194,9 @@ fn date_format(a: &[ScalarValue]) -> Result<ScalarValue> {
 
 fn time_format(a: &[ScalarValue]) -> Result<ScalarValue> {
     let (Some((secs, micros)), Some(f)) = (arg_time(&a[0]), arg_text(&a[1])) else { return Ok(rowwise::null_text()) };
-    let neg = secs < 0;
     let s = secs.unsigned_abs();
-    let (h, m, sec) = (s / 3600, (s / 60) % 60, s % 60);
     let mut out = String::new();
-    if neg {
+    if secs < 0 {
         out.push('-');
     }
     let mut chars = f.chars();
@@ -195,19 +206,8 @@ fn time_format(a: &[ScalarValue]) -> Result<ScalarValue> {
             continue;
         }
         let Some(x) = chars.next() else { break };
-        let h12 = if h % 12 == 0 { 12 } else { h % 12 };
-        match x {
-            'H' => out += &format!("{h:02}"),
-            'k' => out += &h.to_string(),
-            'h' | 'I' => out += &format!("{h12:02}"),
-            'l' => out += &h12.to_string(),
-            'i' => out += &format!("{m:02}"),
-            'S' | 's' => out += &format!("{sec:02}"),
-            'f' => out += &format!("{micros:06}"),
-            'p' => out += if h % 24 < 12 { "AM" } else { "PM" },
-            'T' => out += &format!("{h:02}:{m:02}:{sec:02}"),
-            'r' => out += &format!("{h12:02}:{m:02}:{sec:02} {}", if h % 24 < 12 { "AM" } else { "PM" }),
-            other => out.push(other),
+        if !push_time_spec(&mut out, x, s / 3600, (s / 60) % 60, s % 60, micros) {
+            out.push(x);
         }
     }
     Ok(ScalarValue::Utf8(Some(out)))
