@@ -158,7 +158,9 @@ pub struct Session {
     pub last_found_rows: u64,
     pub last_row_count: i64,
     pub ctx: SessionContext,
-    pub prepared: HashMap<u32, String>,
+    /// Prepared statements: the protocol's by statement id, SQL PREPARE's by lower-case name.
+    pub prepared: HashMap<u32, Arc<crate::sql::prepared::Prepared>>,
+    pub sql_prepared: HashMap<String, Arc<crate::sql::prepared::Prepared>>,
     /// `@name` user variables, kept as SQL literals.
     pub user_vars: HashMap<String, ast::Expr>,
     /// Whether the client allowed several statements in one COM_QUERY (CLIENT_MULTI_STATEMENTS).
@@ -217,6 +219,7 @@ impl Session {
             last_row_count: -1,
             ctx,
             prepared: HashMap::new(),
+            sql_prepared: HashMap::new(),
             user_vars: HashMap::new(),
             multi_statements: true,
             source: String::new(),
@@ -278,6 +281,15 @@ impl Session {
 
     /// Run one statement.
     pub async fn run(&mut self, sql: &str) -> Result<Output> {
+        self.run_source(sql, None).await
+    }
+
+    /// Run a statement already parsed (a bound prepared statement); `sql` is its text.
+    pub async fn run_parsed(&mut self, sql: &str, stmt: Statement) -> Result<Output> {
+        self.run_source(sql, Some(stmt)).await
+    }
+
+    async fn run_source(&mut self, sql: &str, parsed: Option<Statement>) -> Result<Output> {
         // (No lowercase copy of the whole text here: a vector search's is kilobytes long, and the
         // plan cache serves it without one.)
         let head = sql.trim_start().as_bytes();
@@ -296,23 +308,29 @@ impl Session {
         let r = match self.interrupt.check() {
             // A killed connection runs nothing more.
             Err(e) => Err(e),
-            Ok(()) => self.run_inner(sql).await,
+            Ok(()) => match parsed {
+                None => self.run_inner(sql).await,
+                Some(stmt) => {
+                    self.plan_cache.take_pending();
+                    self.run_statement(stmt, None).await
+                }
+            },
         };
         if let Err(e) = &r {
             tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
         }
-        r.map(|out| self.upper_case_catalog_headers(out))
+        r.map(|out| self.upper_case_catalog_headers_for(sql, out))
     }
 
     /// MySQL 8 names information_schema's result columns in upper case (`TABLE_NAME`) unless the
-    /// statement gave them an alias; TypeORM and JDBC metadata read them by those names.
-    fn upper_case_catalog_headers(&self, out: Output) -> Output {
+    /// statement (`source`) gave them an alias; TypeORM and JDBC metadata read them by those names.
+    pub(crate) fn upper_case_catalog_headers_for(&self, source: &str, out: Output) -> Output {
         let Output::Rows { schema, batches } = out else { return out };
         let upper = crate::sql::infoschema::UPPER_NAME_META;
         if !schema.fields().iter().any(|f| f.metadata().contains_key(upper)) {
             return Output::Rows { schema, batches };
         }
-        let source = self.source.to_ascii_lowercase();
+        let source = source.to_ascii_lowercase();
         let aliased = |name: &str| {
             source.contains(&format!("as {name}")) || source.contains(&format!("as `{name}`")) || source.contains(&format!("as \"{name}\""))
         };
@@ -333,7 +351,7 @@ impl Session {
     }
 
     async fn run_inner(&mut self, sql: &str) -> Result<Output> {
-        use crate::sql::plan_cache::{self, Pending, Shape};
+        use crate::sql::plan_cache::Shape;
         // A statement that failed before reaching `query` may have left one behind.
         self.plan_cache.take_pending();
         let enabled = self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON");
@@ -344,10 +362,21 @@ impl Session {
             }
         }
         let lower = sql.trim_start().to_ascii_lowercase();
+        if lower.starts_with("prepare") || lower.starts_with("execute") || lower.starts_with("deallocate") || lower.starts_with("drop prepare") {
+            if let Some(out) = Box::pin(self.sql_prepared_statement(sql)).await? {
+                return Ok(out);
+            }
+        }
         if let Some(out) = self.run_special(sql, &lower).await? {
             return Ok(out);
         }
         let stmt = parser::parse_one(sql)?;
+        self.run_statement(stmt, shape).await
+    }
+
+    /// Run a parsed statement; `shape` is its plan-cache shape when it has one.
+    async fn run_statement(&mut self, stmt: Statement, shape: Option<crate::sql::plan_cache::Shape>) -> Result<Output> {
+        use crate::sql::plan_cache::{self, Pending};
         match stmt {
             Statement::Query(_) => {
                 if let Some(shape) = shape.filter(|s| s.well_placed(&stmt)) {

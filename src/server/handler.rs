@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::*;
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::sql::sqlparser::ast;
 use embedb_wire::{collations, flags, ColumnDef, ColumnType, ConnInfo, ErrorInfo, OkInfo, PrepareInfo, Response, Value};
 
 use crate::error::SqlError;
@@ -102,21 +103,21 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_prepare(&mut self, statement_id: u32, sql: &str) -> Result<PrepareInfo, ErrorInfo> {
-        let params = count_placeholders(sql);
-        self.session().prepared.insert(statement_id, sql.to_string());
-        Ok(PrepareInfo { params, columns: vec![] })
+        let s = self.session();
+        let p = s.prepare(sql).await.map_err(err)?;
+        let columns = p.columns.as_ref().map(|c| c.fields().iter().map(|f| column_def(f)).collect()).unwrap_or_default();
+        let params = p.params;
+        s.prepared.insert(statement_id, Arc::new(p));
+        Ok(PrepareInfo { params, columns })
     }
 
     async fn on_execute(&mut self, statement_id: u32, params: Vec<Value>) -> Response {
         let s = self.session();
-        let Some(sql) = s.prepared.get(&statement_id).cloned() else {
+        let Some(p) = s.prepared.get(&statement_id).cloned() else {
             return Response::Error(ErrorInfo::new(1243, "HY000", format!("Unknown prepared statement handler ({statement_id}) given to mysqld_stmt_execute")));
         };
-        let text = match bind_params(&sql, &params) {
-            Ok(t) => t,
-            Err(e) => return Response::Error(err(e)),
-        };
-        let r = s.run(&text).await;
+        let args = params.iter().map(param_expr).collect();
+        let r = s.execute_prepared(&p, args).await;
         let warnings = s.warnings.len() as u16;
         to_response(r, warnings)
     }
@@ -393,86 +394,50 @@ fn cell(a: &ArrayRef, r: usize) -> Value {
     }
 }
 
-/// `?` placeholders outside quotes and comments.
-fn placeholder_positions(sql: &str) -> Vec<usize> {
-    let b = sql.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < b.len() && b[i] != q {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'?' => out.push(i),
-            _ => {}
-        }
-        i += 1;
-    }
-    out
-}
-
-fn count_placeholders(sql: &str) -> usize {
-    placeholder_positions(sql).len()
-}
-
-/// Substitute parameters as SQL literals (prepared statements run as text statements).
-fn bind_params(sql: &str, params: &[Value]) -> Result<String, SqlError> {
-    let pos = placeholder_positions(sql);
-    if pos.len() != params.len() {
-        return Err(SqlError::new(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute"));
-    }
-    let mut out = String::with_capacity(sql.len() + 16 * params.len());
-    let mut last = 0;
-    for (p, v) in pos.iter().zip(params) {
-        out.push_str(&sql[last..*p]);
-        out.push_str(&literal(v));
-        last = p + 1;
-    }
-    out.push_str(&sql[last..]);
-    Ok(out)
-}
-
-fn literal(v: &Value) -> String {
+/// A parameter the client bound, as the SQL literal it stands for: typed, never text to parse.
+fn param_expr(v: &Value) -> ast::Expr {
+    let lit = |v: ast::Value| ast::Expr::value(v);
+    let cast = |text: String, data_type: ast::DataType| ast::Expr::Cast {
+        kind: ast::CastKind::Cast,
+        expr: Box::new(lit(ast::Value::SingleQuotedString(text))),
+        data_type,
+        array: false,
+        format: None,
+    };
     match v {
-        Value::Null => "NULL".into(),
-        Value::Int(i) => i.to_string(),
-        Value::UInt(u) => u.to_string(),
-        Value::Float(f) => format!("CAST('{:e}' AS FLOAT)", f),
-        // Exact literals are DECIMALs; a DOUBLE parameter stays a DOUBLE.
-        Value::Double(d) => format!("CAST('{:e}' AS DOUBLE)", d),
-        Value::Bytes(b) => match std::str::from_utf8(b) {
-            Ok(s) => {
-                let mut q = String::with_capacity(s.len() + 2);
-                q.push('\'');
-                for c in s.chars() {
-                    match c {
-                        '\'' => q.push_str("''"),
-                        '\\' => q.push_str("\\\\"),
-                        '\0' => q.push_str("\\0"),
-                        c => q.push(c),
-                    }
-                }
-                q.push('\'');
-                q
-            }
-            Err(_) => format!("X'{}'", b.iter().map(|x| format!("{x:02X}")).collect::<String>()),
+        Value::Null => lit(ast::Value::Null),
+        Value::Int(i) => lit(ast::Value::Number(i.to_string(), false)),
+        Value::UInt(u) => lit(ast::Value::Number(u.to_string(), false)),
+        // Exact literals are DECIMALs; a FLOAT or DOUBLE parameter keeps its type.
+        Value::Float(f) => cast(format!("{f:e}"), ast::DataType::Float(ast::ExactNumberInfo::None)),
+        Value::Double(d) => cast(format!("{d:e}"), ast::DataType::Double(ast::ExactNumberInfo::None)),
+        // A decimal is an exact literal (the parser reads those as DECIMAL); text that is not a
+        // number stays a string, as MySQL would convert it.
+        Value::Decimal(d) if d.parse::<f64>().is_ok() && !d.contains(['e', 'E', 'n', 'N', 'i', 'I']) => match d.strip_prefix('-') {
+            Some(abs) => ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr: Box::new(lit(ast::Value::Number(abs.to_string(), false))) },
+            None => lit(ast::Value::Number(d.trim_start_matches('+').to_string(), false)),
         },
-        Value::Date { year, month, day } => format!("DATE '{year:04}-{month:02}-{day:02}'"),
+        Value::Decimal(d) => lit(ast::Value::SingleQuotedString(d.clone())),
+        Value::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) => lit(ast::Value::SingleQuotedString(s.to_string())),
+            Err(_) => lit(ast::Value::HexStringLiteral(b.iter().map(|x| format!("{x:02X}")).collect())),
+        },
+        Value::Date { year, month, day } => cast(format!("{year:04}-{month:02}-{day:02}"), ast::DataType::Date),
         Value::DateTime { year, month, day, hour, minute, second, micro } => {
             let frac = if *micro == 0 { String::new() } else { format!(".{micro:06}") };
-            // A quoted string, not a TIMESTAMP literal: DataFusion's timestamps are nanoseconds and
-            // cannot hold MySQL's range (1000-01-01 … 9999-12-31).
-            format!("'{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{frac}'")
+            let text = format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}{frac}");
+            // DataFusion's timestamps are nanoseconds and cannot hold all of MySQL's range
+            // (1000-01-01 … 9999-12-31): outside theirs the value stays a string, which the
+            // column it meets converts.
+            if (1678..=2261).contains(year) {
+                cast(text, ast::DataType::Datetime(if *micro == 0 { None } else { Some(6) }))
+            } else {
+                lit(ast::Value::SingleQuotedString(text))
+            }
         }
         Value::Time { negative, days, hours, minutes, seconds, micro } => {
             let h = *days as u64 * 24 + *hours as u64;
-            format!("'{}{h:02}:{minutes:02}:{seconds:02}.{micro:06}'", if *negative { "-" } else { "" })
+            lit(ast::Value::SingleQuotedString(format!("{}{h:02}:{minutes:02}:{seconds:02}.{micro:06}", if *negative { "-" } else { "" })))
         }
     }
 }
@@ -482,9 +447,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn binds_placeholders_outside_quotes() {
-        let s = bind_params("SELECT ?, '?', `a?` FROM t WHERE x = ?", &[Value::Int(1), Value::Bytes(b"it's".to_vec())]).unwrap();
-        assert_eq!(s, "SELECT 1, '?', `a?` FROM t WHERE x = 'it''s'");
+    fn parameters_keep_their_types() {
+        assert_eq!(param_expr(&Value::Bytes(b"it's".to_vec())).to_string(), "'it''s'");
+        assert_eq!(param_expr(&Value::Double(1.5)).to_string(), "CAST('1.5e0' AS DOUBLE)");
+        assert_eq!(param_expr(&Value::Bytes(vec![0xff, 0])).to_string(), "X'FF00'");
+        assert_eq!(param_expr(&Value::Date { year: 2024, month: 2, day: 29 }).to_string(), "CAST('2024-02-29' AS DATE)");
     }
 
     #[test]

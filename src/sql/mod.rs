@@ -27,6 +27,7 @@ pub mod functions;
 pub mod infoschema;
 pub mod parser;
 pub mod plan_cache;
+pub mod prepared;
 pub mod query;
 pub mod rewrite;
 pub mod show;

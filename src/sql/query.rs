@@ -27,22 +27,7 @@ impl Session {
     pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
         // Set by `run_inner` for a SELECT whose plan the plan cache may keep.
         let pending = self.plan_cache.take_pending();
-        // HYBRID_SEARCH(...) in FROM becomes its RRF query first; the passes below treat the
-        // expansion like any query the user wrote.
-        crate::index::hybrid::expand(&mut stmt, self.db.as_deref(), &Catalog::new(&txn))?;
-        rewrite::rewrite_statement(&mut stmt, self)?;
-        // Both rewrites below skip statements that do not name their functions: one look at the
-        // text serves both.
-        let text = stmt.to_string().to_ascii_lowercase();
-        self.rewrite_vec_embed(&mut stmt, &txn, &text)?;
-        let handle_tables = self.rewrite_fts(&mut stmt, &txn, &text)?;
-        let scope = PlanScope {
-            dml_target: None,
-            current_db: self.db.clone(),
-            embedder: Some(self.engine.embedder.clone()),
-            handle_tables,
-            search: Some(self.engine.search.clone()),
-        };
+        let scope = self.rewrite_query(&mut stmt, &txn)?;
         let (schema, plan, task) = self.plan_physical(stmt, txn, scope).await?;
         let batches = datafusion::physical_plan::collect(plan.clone(), task.clone()).await?;
         // TiDB's "ANN index not used: …" notes from the vector-index rule, for SHOW WARNINGS.
@@ -57,6 +42,38 @@ impl Session {
         self.last_found_rows = rows as u64;
         self.last_row_count = -1;
         Ok(Output::Rows { schema, batches })
+    }
+
+    /// The rewrites every query goes through before DataFusion plans it, and the scope it is
+    /// planned in.
+    fn rewrite_query(&mut self, stmt: &mut Statement, txn: &Arc<Txn>) -> Result<PlanScope> {
+        // HYBRID_SEARCH(...) in FROM becomes its RRF query first; the passes below treat the
+        // expansion like any query the user wrote.
+        crate::index::hybrid::expand(stmt, self.db.as_deref(), &Catalog::new(txn))?;
+        rewrite::rewrite_statement(stmt, self)?;
+        // Both rewrites below skip statements that do not name their functions: one look at the
+        // text serves both.
+        let text = stmt.to_string().to_ascii_lowercase();
+        self.rewrite_vec_embed(stmt, txn, &text)?;
+        let handle_tables = self.rewrite_fts(stmt, txn, &text)?;
+        Ok(PlanScope {
+            dml_target: None,
+            current_db: self.db.clone(),
+            embedder: Some(self.engine.embedder.clone()),
+            handle_tables,
+            search: Some(self.engine.search.clone()),
+        })
+    }
+
+    /// The result columns of a query, from its logical plan (nothing runs): what a prepared
+    /// statement reports at PREPARE. Unknown tables and columns fail here as they would on a run.
+    pub(crate) async fn describe_query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<SchemaRef> {
+        let scope = self.rewrite_query(&mut stmt, &txn)?;
+        let df_stmt = DFStatement::Statement(Box::new(stmt));
+        self.check_tables(&df_stmt, &txn)?;
+        self.ctx.register_catalog_list(Arc::new(TxnCatalogList::new(txn, scope)));
+        let plan = self.ctx.state().statement_to_plan(df_stmt).await?;
+        Ok(qualified_schema(plan.schema()))
     }
 
     /// Plan an (already rewritten) statement with DataFusion and run it to completion.
@@ -85,21 +102,7 @@ impl Session {
         let state = self.ctx.state();
         let plan = state.statement_to_plan(df_stmt).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
-        // Keep each column's table alias (the DataFusion qualifier) for the wire's column definitions.
-        let fields: Vec<datafusion::arrow::datatypes::Field> = df
-            .schema()
-            .iter()
-            .map(|(q, f)| {
-                let mut f = f.as_ref().clone();
-                if let Some(q) = q {
-                    let mut md = f.metadata().clone();
-                    md.insert(crate::sql::types::ALIAS_META.into(), q.table().to_string());
-                    f = f.with_metadata(md);
-                }
-                f
-            })
-            .collect();
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        let schema = qualified_schema(df.schema());
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
         Ok((schema, plan, task))
@@ -230,7 +233,7 @@ impl Session {
     }
 
     /// Every table a statement names must exist — checked here so the error is MySQL's.
-    fn check_tables(&self, stmt: &DFStatement, txn: &Txn) -> Result<()> {
+    pub(crate) fn check_tables(&self, stmt: &DFStatement, txn: &Txn) -> Result<()> {
         let (refs, _ctes) = datafusion::sql::resolve::resolve_table_references(stmt, true)?;
         let cat = Catalog::new(txn);
         for r in refs {
@@ -252,4 +255,22 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// A plan's output schema, each column keeping its table alias (the DataFusion qualifier) for
+/// the wire's column definitions.
+fn qualified_schema(schema: &datafusion::common::DFSchema) -> SchemaRef {
+    let fields: Vec<datafusion::arrow::datatypes::Field> = schema
+        .iter()
+        .map(|(q, f)| {
+            let mut f = f.as_ref().clone();
+            if let Some(q) = q {
+                let mut md = f.metadata().clone();
+                md.insert(crate::sql::types::ALIAS_META.into(), q.table().to_string());
+                f = f.with_metadata(md);
+            }
+            f
+        })
+        .collect();
+    Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
 }

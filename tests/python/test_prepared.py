@@ -29,8 +29,6 @@ import pytest
 
 from conftest import connect
 
-KNOWN_GAP_PARAMS = "embedb binds prepared-statement parameters as SQL text, so DECIMAL/DATETIME parameter types are not kept (issue 3 note)"
-
 mysql_connector = pytest.importorskip(
     "mysql.connector",
     reason="mysql-connector-python is not installed (pip install mysql-connector-python); "
@@ -217,13 +215,11 @@ def test_null_param_in_where(ptable) -> None:
 @pytest.mark.parametrize("value,want_type", [
     (7, int), (-7, int), (0, int), (18446744073709551615, int), (-9223372036854775808, int),
     (2.5, float), (-1e300, float),
-    pytest.param(Decimal("123.450"), Decimal, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAP_PARAMS)),
+    (Decimal("123.450"), Decimal), (Decimal("-0.5"), Decimal),
     ("o'neil \\ \"x\" ✓", str), (None, type(None)),
     (datetime.date(2020, 1, 31), datetime.date),
-    pytest.param(datetime.datetime(2020, 1, 31, 12, 0, 1), datetime.datetime,
-                 marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAP_PARAMS)),
-    pytest.param(datetime.datetime(2020, 1, 31, 12, 0, 1, 500), datetime.datetime,
-                 marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAP_PARAMS)),
+    (datetime.datetime(2020, 1, 31, 12, 0, 1), datetime.datetime),
+    (datetime.datetime(2020, 1, 31, 12, 0, 1, 500), datetime.datetime),
 ])
 def test_select_param_echo(pcur, value: Any, want_type: type) -> None:
     """SELECT ? returns the parameter with a type matching what was sent."""

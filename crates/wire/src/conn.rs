@@ -42,7 +42,17 @@ struct Stmt {
     types: Option<Vec<(u8, u8)>>,
     long_data: Vec<Option<Vec<u8>>>,
     long_data_too_big: bool,
+    /// A read-only cursor opened by the last execute: its columns and the rows not yet fetched.
+    cursor: Option<Cursor>,
 }
+
+struct Cursor {
+    columns: Vec<ColumnDef>,
+    rows: std::vec::IntoIter<Vec<Value>>,
+}
+
+/// COM_STMT_EXECUTE's flag asking for a read-only cursor.
+const CURSOR_TYPE_READ_ONLY: u8 = 0x01;
 
 struct Conn<'a, S, H> {
     ps: &'a mut PacketStream<S>,
@@ -318,11 +328,13 @@ where
                     }
                 }
             }
+            cmd::STMT_FETCH => self.fetch(body).await?,
             cmd::STMT_RESET => match Reader::new(body).u32() {
                 Ok(id) => match self.stmts.get_mut(&id) {
                     Some(st) => {
                         st.long_data.iter_mut().for_each(|d| *d = None);
                         st.long_data_too_big = false;
+                        st.cursor = None;
                         self.send_ok(&OkInfo::default(), 0).await?;
                     }
                     None => {
@@ -397,6 +409,7 @@ where
                 types: None,
                 long_data: vec![None; info.params],
                 long_data_too_big: false,
+                cursor: None,
             },
         );
         Ok(())
@@ -432,11 +445,10 @@ where
                 .send_err(&unknown_stmt(id, "mysqld_stmt_execute"))
                 .await;
         };
-        // Cursor flags are ignored: without SERVER_STATUS_CURSOR_EXISTS the
-        // client reads the rows straight away.
-        let (Ok(_flags), Ok(_iterations)) = (r.u8(), r.u32()) else {
+        let (Ok(flags), Ok(_iterations)) = (r.u8(), r.u32()) else {
             return self.send_err(&malformed()).await;
         };
+        st.cursor = None;
         let params = match decode_params(&mut r, st) {
             Ok(p) => p,
             Err(e) => {
@@ -454,7 +466,53 @@ where
         if gone {
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
-        self.send_response(&resp, false, true).await
+        match resp {
+            // A cursor: the columns now, the rows on COM_STMT_FETCH.
+            Response::ResultSet { columns, rows, .. } if flags & CURSOR_TYPE_READ_ONLY != 0 && !columns.is_empty() => {
+                let mut buf = Vec::with_capacity(16);
+                put_lenenc_int(&mut buf, columns.len() as u64);
+                self.ps.write_packet(&buf).await?;
+                for c in &columns {
+                    self.ps.write_packet(&column_def_packet(c, false)).await?;
+                }
+                if let Some(st) = self.stmts.get_mut(&id) {
+                    st.cursor = Some(Cursor { columns, rows: rows.into_iter() });
+                }
+                self.send_terminator(0, status::CURSOR_EXISTS).await
+            }
+            resp => self.send_response(&resp, false, true).await,
+        }
+    }
+
+    /// COM_STMT_FETCH: the next rows of the statement's open cursor; the cursor closes after its
+    /// last row (LAST_ROW_SENT).
+    async fn fetch(&mut self, body: &[u8]) -> io::Result<()> {
+        let mut r = Reader::new(body);
+        let (Ok(id), Ok(n)) = (r.u32(), r.u32()) else {
+            return self.send_err(&malformed()).await;
+        };
+        let Some(st) = self.stmts.get_mut(&id) else {
+            return self.send_err(&unknown_stmt(id, "mysqld_stmt_fetch")).await;
+        };
+        let Some(cursor) = st.cursor.as_mut() else {
+            let e = ErrorInfo::new(codes::ER_STMT_HAS_NO_OPEN_CURSOR, "HY000", format!("The statement ({id}) has no open cursor."));
+            return self.send_err(&e).await;
+        };
+        let mut packets = Vec::new();
+        for row in cursor.rows.by_ref().take(n.max(1) as usize) {
+            let mut buf = Vec::with_capacity(64);
+            put_binary_row(&mut buf, &cursor.columns, &row);
+            packets.push(buf);
+        }
+        let done = cursor.rows.len() == 0;
+        if done {
+            st.cursor = None;
+        }
+        for p in packets {
+            self.ps.write_packet(&p).await?;
+        }
+        let extra = if done { status::LAST_ROW_SENT } else { status::CURSOR_EXISTS };
+        self.send_terminator(0, extra).await
     }
 }
 

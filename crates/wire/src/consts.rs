@@ -110,6 +110,7 @@ pub mod codes {
     pub const ER_UNKNOWN_STMT_HANDLER: u16 = 1243;
     pub const ER_NOT_SUPPORTED_AUTH_MODE: u16 = 1251;
     pub const ER_PS_MANY_PARAM: u16 = 1390;
+    pub const ER_STMT_HAS_NO_OPEN_CURSOR: u16 = 1421;
     pub const ER_MALFORMED_PACKET: u16 = 1835;
     pub const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 }
@@ -128,6 +129,7 @@ pub(crate) mod command {
     pub const STMT_SEND_LONG_DATA: u8 = 0x18;
     pub const STMT_CLOSE: u8 = 0x19;
     pub const STMT_RESET: u8 = 0x1a;
+    pub const STMT_FETCH: u8 = 0x1c;
     pub const SET_OPTION: u8 = 0x1b;
     pub const RESET_CONNECTION: u8 = 0x1f;
 }

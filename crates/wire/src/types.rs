@@ -193,6 +193,8 @@ pub enum Value {
     Double(f64),
     /// Strings, decimals as text, blobs, JSON, vectors as text.
     Bytes(Vec<u8>),
+    /// A DECIMAL parameter of COM_STMT_EXECUTE, as its text (`-123.450`).
+    Decimal(String),
     Date {
         year: u16,
         month: u8,

@@ -141,6 +141,7 @@ fn text_of(v: &Value, col: Option<&ColumnDef>) -> String {
     match v {
         Value::Null => String::new(),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Decimal(d) => d.clone(),
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
         Value::Float(f) => match fixed_decimals(col) {
@@ -208,6 +209,7 @@ fn as_i64(v: &Value) -> i64 {
         Value::Float(f) => f.round() as i64,
         Value::Double(f) => f.round() as i64,
         Value::Bytes(b) => parse_i64(b),
+        Value::Decimal(d) => parse_i64(d.as_bytes()),
         Value::Date { year, month, day } => {
             *year as i64 * 10_000 + *month as i64 * 100 + *day as i64
         }
@@ -566,7 +568,8 @@ pub(crate) fn decode_param(r: &mut Reader<'_>, ty: u8, unsigned: bool) -> Parse<
             }
         }
         // DECIMAL, VARCHAR, BIT, the 0xf2.. string/blob/json/vector types.
-        0x00 | 0x0f | 0x10 | 0xf2..=0xff => Value::Bytes(r.lenenc_bytes()?.to_vec()),
+        0x00 | 0xf6 => Value::Decimal(String::from_utf8_lossy(r.lenenc_bytes()?).into_owned()),
+        0x0f | 0x10 | 0xf2..=0xff => Value::Bytes(r.lenenc_bytes()?.to_vec()),
         _ => return Err(Malformed),
     })
 }

@@ -565,7 +565,7 @@ async fn prepare_execute_all_param_types() {
         },
         Value::Bytes("héllo".as_bytes().to_vec()),
         Value::Bytes(vec![0, 1, 2, 255]),
-        Value::Bytes(b"12.34".to_vec()),
+        Value::Decimal("12.34".into()),
         Value::Bytes(b"{\"a\":1}".to_vec()),
         Value::Null,
         Value::Null,
