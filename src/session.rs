@@ -161,6 +161,8 @@ pub struct Session {
     /// Prepared statements: the protocol's by statement id, SQL PREPARE's by lower-case name.
     pub prepared: HashMap<u32, Arc<crate::sql::prepared::Prepared>>,
     pub sql_prepared: HashMap<String, Arc<crate::sql::prepared::Prepared>>,
+    /// Capitalised column names of the views the statement being planned reads (`sql::view`).
+    pub view_headers: Vec<String>,
     /// `@name` user variables, kept as SQL literals.
     pub user_vars: HashMap<String, ast::Expr>,
     /// Whether the client allowed several statements in one COM_QUERY (CLIENT_MULTI_STATEMENTS).
@@ -220,6 +222,7 @@ impl Session {
             ctx,
             prepared: HashMap::new(),
             sql_prepared: HashMap::new(),
+            view_headers: Vec::new(),
             user_vars: HashMap::new(),
             multi_statements: true,
             source: String::new(),
@@ -370,7 +373,7 @@ impl Session {
         if let Some(out) = self.run_special(sql, &lower).await? {
             return Ok(out);
         }
-        let stmt = parser::parse_one(sql)?;
+        let stmt = parser::parse_one(crate::sql::view::strip_check_option(sql).unwrap_or(sql))?;
         self.run_statement(stmt, shape).await
     }
 

@@ -14,7 +14,6 @@ use embedb_wire::{collations, flags, ColumnDef, ColumnType, ConnInfo, ErrorInfo,
 
 use crate::error::SqlError;
 use crate::session::{Engine, Output, Session};
-use crate::sql::show::NAME_META;
 use crate::sql::types::{self, IntKind, SqlType, TYPE_META};
 
 pub struct Connection {
@@ -202,7 +201,7 @@ fn to_response(r: Result<Output, SqlError>, warnings: u16) -> Response {
 
 /// The wire description of a result column.
 pub fn column_def(f: &Field) -> ColumnDef {
-    let name = f.metadata().get(NAME_META).cloned().unwrap_or_else(|| crate::sql::rewrite::display_name(f.name()).to_string());
+    let name = crate::sql::show::column_name(f);
     let declared = f.metadata().get(TYPE_META).and_then(|t| SqlType::parse(t));
     let mut d = match (&declared, f.data_type()) {
         (Some(SqlType::Int { kind, unsigned, .. }), _) => {

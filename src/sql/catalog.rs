@@ -6,6 +6,7 @@
 //! Keys:
 //! - `mDB:{db}`            → `DatabaseInfo`
 //! - `mTB:{db}\0{table}`   → `TableInfo`
+//! - `mVW:{db}\0{view}`    → `ViewInfo` (`sql::view`)
 //! - `mGV:{variable}`      → a persisted global system variable
 //!
 //! Names are compared case-insensitively (TiDB's `lower_case_table_names = 2`): keys use the
@@ -187,6 +188,16 @@ fn table_prefix(db: &str) -> Vec<u8> {
     k.push(0);
     k
 }
+fn view_key(db: &str, view: &str) -> Vec<u8> {
+    let mut k = view_prefix(db);
+    k.extend_from_slice(view.to_lowercase().as_bytes());
+    k
+}
+fn view_prefix(db: &str) -> Vec<u8> {
+    let mut k = format!("mVW:{}", db.to_lowercase()).into_bytes();
+    k.push(0);
+    k
+}
 fn global_key(name: &str) -> Vec<u8> {
     format!("mGV:{}", name.to_lowercase()).into_bytes()
 }
@@ -237,6 +248,9 @@ impl<'a> Catalog<'a> {
         for t in &tables {
             self.txn.delete(table_key(db, &t.name));
         }
+        for v in self.views(db)? {
+            self.delete_view(db, &v.name);
+        }
         self.txn.delete(db_key(db));
         Ok(tables)
     }
@@ -248,9 +262,35 @@ impl<'a> Catalog<'a> {
         }
     }
 
-    /// The table or MySQL's 1146.
+    /// The table or MySQL's 1146 (1347 when it is a view: views are read-only here, as in TiDB).
     pub fn must_table(&self, db: &str, table: &str) -> Result<TableInfo> {
-        self.table(db, table)?.ok_or_else(|| SqlError::no_such_table(db, table))
+        match self.table(db, table)? {
+            Some(t) => Ok(t),
+            None if self.view(db, table)?.is_some() => Err(crate::sql::view::not_base_table(db, table)),
+            None => Err(SqlError::no_such_table(db, table)),
+        }
+    }
+
+    pub fn view(&self, db: &str, view: &str) -> Result<Option<crate::sql::view::ViewInfo>> {
+        match self.txn.get(&view_key(db, view))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(corrupt)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn views(&self, db: &str) -> Result<Vec<crate::sql::view::ViewInfo>> {
+        let start = view_prefix(db);
+        let end = embedb_storage::codec::prefix_end(&start);
+        let rows = self.txn.scan(&start, &end, usize::MAX, false)?;
+        rows.iter().map(|(_, v)| serde_json::from_slice(v).map_err(corrupt)).collect()
+    }
+
+    pub fn put_view(&self, v: &crate::sql::view::ViewInfo) {
+        self.txn.put(view_key(&v.db, &v.name), serde_json::to_vec(v).unwrap());
+    }
+
+    pub fn delete_view(&self, db: &str, view: &str) {
+        self.txn.delete(view_key(db, view));
     }
 
     pub fn tables(&self, db: &str) -> Result<Vec<TableInfo>> {

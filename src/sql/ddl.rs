@@ -111,10 +111,28 @@ impl Session {
                     cat.put_table(&info)?;
                     Ok(Output::ok())
                 }
-                ObjectType::View => Err(SqlError::unsupported("views")),
+                ObjectType::View => self.drop_views(&cat, &names, if_exists),
                 other => Err(SqlError::unsupported(format!("DROP {other}"))),
             },
             Statement::CreateTable(ct) => self.create_table(&cat, ct),
+            Statement::CreateView(cv) => {
+                if cv.materialized || cv.temporary {
+                    return Err(SqlError::unsupported("MATERIALIZED or TEMPORARY views"));
+                }
+                let replace = if cv.or_replace || cv.or_alter { crate::sql::view::Replace::Or } else { crate::sql::view::Replace::No };
+                if cv.if_not_exists {
+                    let (db, v) = self.resolve_name(&cv.name)?;
+                    if cat.view(&db, &v)?.is_some() {
+                        return Ok(Output::ok());
+                    }
+                }
+                let columns = cv.columns.iter().map(|c| c.name.value.clone()).collect();
+                self.create_view(&cat, &cv.name, columns, *cv.query, replace).await
+            }
+            Statement::AlterView { name, columns, query, .. } => {
+                let columns = columns.iter().map(|c| c.value.clone()).collect();
+                self.create_view(&cat, &name, columns, *query, crate::sql::view::Replace::Only).await
+            }
             Statement::Truncate(tr) => {
                 for target in tr.table_names {
                     let (db, t) = self.resolve_name(&target.name)?;
@@ -163,7 +181,6 @@ impl Session {
                 cat.put_table(&info)?;
                 Ok(Output::ok())
             }
-            Statement::CreateView { .. } => Err(SqlError::unsupported("views")),
             other => Err(unsupported_statement(&other)),
         }
     }
@@ -173,7 +190,7 @@ impl Session {
         if cat.database(&db)?.is_none() {
             return Err(SqlError::unknown_db(&db));
         }
-        if cat.table(&db, &name)?.is_some() {
+        if cat.table(&db, &name)?.is_some() || cat.view(&db, &name)?.is_some() {
             if ct.if_not_exists {
                 self.note(1050, format!("Table '{db}.{name}' already exists"));
                 return Ok(Output::ok());
@@ -521,6 +538,7 @@ pub fn commits_implicitly(stmt: &Statement) -> bool {
             | Statement::CreateIndex(_)
             | Statement::AlterTable(_)
             | Statement::CreateView { .. }
+            | Statement::AlterView { .. }
     )
 }
 

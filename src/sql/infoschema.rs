@@ -36,6 +36,7 @@ impl fmt::Debug for InfoSchema {
 }
 
 const VIEWS: &[&str] = &[
+    "views",
     "schemata",
     "tables",
     "columns",
@@ -53,11 +54,10 @@ const VIEWS: &[&str] = &[
     "user_privileges",
 ];
 
-/// Object kinds this server does not have (views, stored routines, triggers, events, partitions,
+/// Object kinds this server does not have (stored routines, triggers, events, partitions,
 /// tablespace files, grants): MySQL's tables with MySQL's columns and no rows, so that the tools
 /// that read them (mysqldump, DBeaver, Workbench, JDBC metadata) get an answer instead of 1109.
 const EMPTY_VIEWS: &[(&str, &[&str])] = &[
-    ("views", &["TABLE_CATALOG", "TABLE_SCHEMA", "TABLE_NAME", "VIEW_DEFINITION", "CHECK_OPTION", "IS_UPDATABLE", "DEFINER", "SECURITY_TYPE", "CHARACTER_SET_CLIENT", "COLLATION_CONNECTION"]),
     ("routines", &["SPECIFIC_NAME", "ROUTINE_CATALOG", "ROUTINE_SCHEMA", "ROUTINE_NAME", "ROUTINE_TYPE", "DATA_TYPE", "CHARACTER_MAXIMUM_LENGTH", "CHARACTER_OCTET_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE", "DATETIME_PRECISION", "CHARACTER_SET_NAME", "COLLATION_NAME", "DTD_IDENTIFIER", "ROUTINE_BODY", "ROUTINE_DEFINITION", "EXTERNAL_NAME", "EXTERNAL_LANGUAGE", "PARAMETER_STYLE", "IS_DETERMINISTIC", "SQL_DATA_ACCESS", "SQL_PATH", "SECURITY_TYPE", "CREATED", "LAST_ALTERED", "SQL_MODE", "ROUTINE_COMMENT", "DEFINER", "CHARACTER_SET_CLIENT", "COLLATION_CONNECTION", "DATABASE_COLLATION"]),
     ("parameters", &["SPECIFIC_CATALOG", "SPECIFIC_SCHEMA", "SPECIFIC_NAME", "ORDINAL_POSITION", "PARAMETER_MODE", "PARAMETER_NAME", "DATA_TYPE", "CHARACTER_MAXIMUM_LENGTH", "CHARACTER_OCTET_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE", "DATETIME_PRECISION", "CHARACTER_SET_NAME", "COLLATION_NAME", "DTD_IDENTIFIER", "ROUTINE_TYPE"]),
     ("triggers", &["TRIGGER_CATALOG", "TRIGGER_SCHEMA", "TRIGGER_NAME", "EVENT_MANIPULATION", "EVENT_OBJECT_CATALOG", "EVENT_OBJECT_SCHEMA", "EVENT_OBJECT_TABLE", "ACTION_ORDER", "ACTION_CONDITION", "ACTION_STATEMENT", "ACTION_ORIENTATION", "ACTION_TIMING", "ACTION_REFERENCE_OLD_TABLE", "ACTION_REFERENCE_NEW_TABLE", "ACTION_REFERENCE_OLD_ROW", "ACTION_REFERENCE_NEW_ROW", "CREATED", "SQL_MODE", "DEFINER", "CHARACTER_SET_CLIENT", "COLLATION_CONNECTION", "DATABASE_COLLATION"]),
@@ -179,6 +179,15 @@ fn all_tables(txn: &Txn) -> Result<Vec<TableInfo>> {
     Ok(out)
 }
 
+fn all_views(txn: &Txn) -> Result<Vec<crate::sql::view::ViewInfo>> {
+    let cat = Catalog::new(txn);
+    let mut out = Vec::new();
+    for db in cat.databases()? {
+        out.extend(cat.views(&db.name)?);
+    }
+    Ok(out)
+}
+
 /// The column's key flag as `COLUMN_KEY` shows it.
 pub fn column_key(t: &TableInfo, col: &str) -> &'static str {
     let col = col.to_lowercase();
@@ -212,7 +221,44 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                 rows,
             )
         }
+        "views" => {
+            let rows = all_views(txn)?
+                .into_iter()
+                .map(|v| {
+                    vec![
+                        s("def"),
+                        s(&v.db),
+                        s(&v.name),
+                        s(&v.query),
+                        s("NONE"),
+                        s("NO"),
+                        s("root@%"),
+                        s("DEFINER"),
+                        s("utf8mb4"),
+                        s("utf8mb4_general_ci"),
+                    ]
+                })
+                .collect();
+            mem(
+                &[
+                    S("TABLE_CATALOG"),
+                    S("TABLE_SCHEMA"),
+                    S("TABLE_NAME"),
+                    S("VIEW_DEFINITION"),
+                    S("CHECK_OPTION"),
+                    S("IS_UPDATABLE"),
+                    S("DEFINER"),
+                    S("SECURITY_TYPE"),
+                    S("CHARACTER_SET_CLIENT"),
+                    S("COLLATION_CONNECTION"),
+                ],
+                rows,
+            )
+        }
         "tables" => {
+            let views = all_views(txn)?.into_iter().map(|v| {
+                vec![s("def"), s(&v.db), s(&v.name), s("VIEW"), null(), null(), null(), null(), s(&v.create_time), s("VIEW"), null()]
+            });
             let rows = all_tables(txn)?
                 .into_iter()
                 .map(|t| {
@@ -230,6 +276,7 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                         i(t.id),
                     ]
                 })
+                .chain(views)
                 .collect();
             mem(
                 &[
@@ -250,7 +297,8 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
         }
         "columns" => {
             let mut rows = Vec::new();
-            for t in all_tables(txn)? {
+            let views = all_views(txn)?.iter().map(|v| v.as_table()).collect::<Vec<_>>();
+            for t in all_tables(txn)?.into_iter().chain(views) {
                 for (pos, c) in t.columns.iter().enumerate() {
                     let extra = if c.auto_increment {
                         "auto_increment".to_string()

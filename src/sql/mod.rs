@@ -33,3 +33,4 @@ pub mod rewrite;
 pub mod show;
 pub mod types;
 pub mod variables;
+pub mod view;

@@ -29,6 +29,7 @@ impl Session {
         let pending = self.plan_cache.take_pending();
         let scope = self.rewrite_query(&mut stmt, &txn)?;
         let (schema, plan, task) = self.plan_physical(stmt, txn, scope).await?;
+        let schema = crate::sql::view::restore_headers(schema, &std::mem::take(&mut self.view_headers));
         let batches = datafusion::physical_plan::collect(plan.clone(), task.clone()).await?;
         // TiDB's "ANN index not used: …" notes from the vector-index rule, for SHOW WARNINGS.
         let warnings = crate::index::search::ann::take_warnings(&self.ctx);
@@ -47,8 +48,9 @@ impl Session {
     /// The rewrites every query goes through before DataFusion plans it, and the scope it is
     /// planned in.
     fn rewrite_query(&mut self, stmt: &mut Statement, txn: &Arc<Txn>) -> Result<PlanScope> {
-        // HYBRID_SEARCH(...) in FROM becomes its RRF query first; the passes below treat the
-        // expansion like any query the user wrote.
+        // Views become the SELECTs they stand for, and HYBRID_SEARCH(...) in FROM its RRF query,
+        // first; the passes below treat the expansions like any query the user wrote.
+        self.view_headers = crate::sql::view::expand(stmt, self.db.as_deref(), &Catalog::new(txn))?;
         crate::index::hybrid::expand(stmt, self.db.as_deref(), &Catalog::new(txn))?;
         rewrite::rewrite_statement(stmt, self)?;
         // Both rewrites below skip statements that do not name their functions: one look at the
@@ -73,7 +75,7 @@ impl Session {
         self.check_tables(&df_stmt, &txn)?;
         self.ctx.register_catalog_list(Arc::new(TxnCatalogList::new(txn, scope)));
         let plan = self.ctx.state().statement_to_plan(df_stmt).await?;
-        Ok(qualified_schema(plan.schema()))
+        Ok(crate::sql::view::restore_headers(qualified_schema(plan.schema()), &std::mem::take(&mut self.view_headers)))
     }
 
     /// Plan an (already rewritten) statement with DataFusion and run it to completion.

@@ -22,6 +22,12 @@ use crate::sql::variables;
 /// DataFusion plans with.
 pub const NAME_META: &str = "embedb.name";
 
+/// A result column's name as the client sees it: the header a SHOW or the statement's text gave
+/// it, else DataFusion's name for it made readable.
+pub fn column_name(f: &datafusion::arrow::datatypes::Field) -> String {
+    f.metadata().get(NAME_META).cloned().unwrap_or_else(|| crate::sql::rewrite::display_name(f.name()).to_string())
+}
+
 /// A small result table: headers and rows of text/integers.
 pub struct ShowTable {
     pub headers: Vec<(&'static str, DataType)>,
@@ -358,11 +364,10 @@ impl Session {
                 if cat.database(&db)?.is_none() {
                     return Err(SqlError::unknown_db(&db));
                 }
-                let rows = cat
-                    .tables(&db)?
-                    .into_iter()
-                    .map(|t| if full { vec![s(t.name), s("BASE TABLE")] } else { vec![s(t.name)] })
-                    .collect();
+                let mut named: Vec<(String, &str)> = cat.tables(&db)?.into_iter().map(|t| (t.name, "BASE TABLE")).collect();
+                named.extend(cat.views(&db)?.into_iter().map(|v| (v.name, "VIEW")));
+                named.sort_by_key(|(n, _)| n.to_lowercase());
+                let rows = named.into_iter().map(|(n, kind)| if full { vec![s(n), s(kind)] } else { vec![s(n)] }).collect();
                 let mut headers = vec![("Tables_in_", DataType::Utf8)];
                 if full {
                     headers.push(("Table_type", DataType::Utf8));
@@ -371,7 +376,7 @@ impl Session {
             }
             "COLUMNS" | "FIELDS" => {
                 let (db, t) = self.show_target(&from)?;
-                let info = Catalog::new(&txn).must_table(&db, &t)?;
+                let info = table_or_view(&Catalog::new(&txn), &db, &t)?;
                 columns_table(&info, full)
             }
             "INDEX" | "INDEXES" | "KEYS" => {
@@ -383,12 +388,22 @@ impl Session {
                 let kind = up.get(k - 1 + 1).cloned().unwrap_or_default();
                 let name = toks.get(k + 1).cloned().ok_or_else(|| SqlError::syntax("near SHOW CREATE"))?;
                 match kind.as_str() {
-                    "TABLE" => {
+                    "TABLE" | "VIEW" => {
                         let (db, t) = split_name(&name);
                         let db = match db {
                             Some(d) => d,
                             None => self.current_db()?,
                         };
+                        // SHOW CREATE TABLE of a view answers as SHOW CREATE VIEW does (MySQL).
+                        if let Some(v) = Catalog::new(&txn).view(&db, &t)? {
+                            return finish(view_create_table(&v), None, None, self).await;
+                        }
+                        if kind == "VIEW" {
+                            return Err(match Catalog::new(&txn).table(&db, &t)? {
+                                Some(_) => SqlError::new(1347, "HY000", format!("'{db}.{t}' is not VIEW")),
+                                None => SqlError::no_such_table(&db, &t),
+                            });
+                        }
                         let info = Catalog::new(&txn).must_table(&db, &t)?;
                         ShowTable {
                             headers: vec![("Table", DataType::Utf8), ("Create Table", DataType::Utf8)],
@@ -573,8 +588,30 @@ impl Session {
 
     /// DESCRIBE t / SHOW COLUMNS FROM t.
     pub async fn describe(&mut self, db: &str, table: &str, txn: Arc<Txn>, like_pat: Option<String>) -> Result<Output> {
-        let info = Catalog::new(&txn).must_table(db, table)?;
+        let info = table_or_view(&Catalog::new(&txn), db, table)?;
         finish(columns_table(&info, false), like_pat, None, self).await
+    }
+}
+
+/// A table, or a view's columns as a table (DESCRIBE and SHOW COLUMNS read both).
+fn table_or_view(cat: &Catalog, db: &str, name: &str) -> Result<TableInfo> {
+    match cat.view(db, name)? {
+        Some(v) => Ok(v.as_table()),
+        None => cat.must_table(db, name),
+    }
+}
+
+/// SHOW CREATE VIEW's one row.
+fn view_create_table(v: &crate::sql::view::ViewInfo) -> ShowTable {
+    ShowTable {
+        headers: vec![
+            ("View", DataType::Utf8),
+            ("Create View", DataType::Utf8),
+            ("character_set_client", DataType::Utf8),
+            ("collation_connection", DataType::Utf8),
+        ],
+        dynamic_first: None,
+        rows: vec![vec![s(&v.name), s(v.create_statement()), s("utf8mb4"), s("utf8mb4_general_ci")]],
     }
 }
 
