@@ -311,11 +311,12 @@ impl Session {
         let r = match self.interrupt.check() {
             // A killed connection runs nothing more.
             Err(e) => Err(e),
+            // Boxed: a statement's future is large, and callers nest it (tests run on 2 MB stacks).
             Ok(()) => match parsed {
-                None => self.run_inner(sql).await,
+                None => Box::pin(self.run_inner(sql)).await,
                 Some(stmt) => {
                     self.plan_cache.take_pending();
-                    self.run_statement(stmt, None).await
+                    Box::pin(self.run_statement(stmt, None)).await
                 }
             },
         };
@@ -374,7 +375,7 @@ impl Session {
             return Ok(out);
         }
         let stmt = parser::parse_one(crate::sql::view::strip_check_option(sql).unwrap_or(sql))?;
-        self.run_statement(stmt, shape).await
+        Box::pin(self.run_statement(stmt, shape)).await
     }
 
     /// Run a parsed statement; `shape` is its plan-cache shape when it has one.

@@ -62,6 +62,22 @@ pub struct ColumnInfo {
 }
 
 impl ColumnInfo {
+    /// A column with no default, generation, comment or collation of its own.
+    pub fn plain(id: u32, name: &str, ty: SqlType, nullable: bool) -> ColumnInfo {
+        ColumnInfo {
+            id,
+            name: name.to_string(),
+            ty,
+            nullable,
+            default: None,
+            auto_increment: false,
+            generated: None,
+            on_update_current_timestamp: false,
+            comment: String::new(),
+            collation: None,
+        }
+    }
+
     /// The name DataFusion sees (identifiers are normalised to lower case).
     pub fn key(&self) -> String {
         self.name.to_lowercase()

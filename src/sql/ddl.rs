@@ -668,18 +668,7 @@ pub fn index_column_name(e: &Expr) -> Result<String> {
 /// Build a column from its definition; also says whether it was declared PRIMARY KEY / UNIQUE inline.
 pub(crate) fn column_from_ast(info: &mut TableInfo, cd: &ColumnDef) -> Result<(ColumnInfo, bool, bool)> {
     let ty = SqlType::from_ast(&cd.data_type)?;
-    let mut col = ColumnInfo {
-        id: info.next_column_id,
-        name: cd.name.value.clone(),
-        ty,
-        nullable: true,
-        default: None,
-        auto_increment: false,
-        generated: None,
-        on_update_current_timestamp: false,
-        comment: String::new(),
-        collation: None,
-    };
+    let mut col = ColumnInfo::plain(info.next_column_id, &cd.name.value, ty, true);
     info.next_column_id += 1;
     let (mut pk, mut unique) = (false, false);
     for o in &cd.options {

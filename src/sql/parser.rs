@@ -10,11 +10,11 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::{Result, SqlError};
 
-/// Split on `;` outside quotes and comments. Returns the non-empty statements, trimmed.
-pub fn split_statements(sql: &str) -> Vec<String> {
+/// Byte offsets of `target` outside quoted strings, quoted identifiers and comments (MySQL's
+/// lexical rules: backslash escapes and doubled quotes in strings, `-- ` needs a space after it).
+pub fn code_positions(sql: &str, target: u8) -> Vec<usize> {
     let b = sql.as_bytes();
     let mut out = Vec::new();
-    let mut start = 0;
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -52,22 +52,24 @@ pub fn split_statements(sql: &str) -> Vec<String> {
                 }
                 i += 1;
             }
-            b';' => {
-                let s = strip_leading_comments(&sql[start..i]);
-                if !s.is_empty() {
-                    out.push(s.to_string());
-                }
-                start = i + 1;
-            }
+            c if c == target => out.push(i),
             _ => {}
         }
         i += 1;
     }
-    if start < sql.len() {
-        let s = strip_leading_comments(&sql[start..]);
+    out
+}
+
+/// Split on `;` outside quotes and comments. Returns the non-empty statements, trimmed.
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for end in code_positions(sql, b';').into_iter().chain([sql.len()]) {
+        let s = strip_leading_comments(&sql[start..end]);
         if !s.is_empty() {
             out.push(s.to_string());
         }
+        start = end + 1;
     }
     out
 }

@@ -960,18 +960,7 @@ impl Session {
                 foreign_keys: vec![],
             };
             for c in &ct.columns {
-                probe.columns.push(crate::sql::catalog::ColumnInfo {
-                    id: 0,
-                    name: c.name.value.clone(),
-                    ty: crate::sql::types::SqlType::from_ast(&c.data_type)?,
-                    nullable: true,
-                    default: None,
-                    auto_increment: false,
-                    generated: None,
-                    on_update_current_timestamp: false,
-                    comment: String::new(),
-                    collation: None,
-                });
+                probe.columns.push(crate::sql::catalog::ColumnInfo::plain(0, &c.name.value, crate::sql::types::SqlType::from_ast(&c.data_type)?, true));
             }
             for d in &defs {
                 crate::index::add_vector_index(&mut probe, d)?;

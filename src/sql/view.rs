@@ -62,18 +62,7 @@ impl ViewInfo {
                 .columns
                 .iter()
                 .enumerate()
-                .map(|(i, c)| ColumnInfo {
-                    id: i as u32 + 1,
-                    name: c.name.clone(),
-                    ty: c.ty.clone(),
-                    nullable: c.nullable,
-                    default: None,
-                    auto_increment: false,
-                    generated: None,
-                    on_update_current_timestamp: false,
-                    comment: String::new(),
-                    collation: None,
-                })
+                .map(|(i, c)| ColumnInfo::plain(i as u32 + 1, &c.name, c.ty.clone(), c.nullable))
                 .collect(),
             indexes: vec![],
             pk_handle: None,
