@@ -45,7 +45,9 @@ enum Source {
 }
 
 impl Session {
-    pub async fn dml(&mut self, stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
+    pub async fn dml(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
+        // Views the statement reads (not the table it writes) become their SELECTs.
+        crate::sql::view::expand_sources(&mut stmt, self.db.as_deref(), &crate::sql::catalog::Catalog::new(&txn))?;
         match stmt {
             Statement::Insert(ins) => self.insert(ins, txn).await,
             Statement::Update(up) => self.update(up, txn).await,

@@ -229,6 +229,47 @@ pub fn expand(stmt: &mut Statement, current_db: Option<&str>, cat: &Catalog) -> 
     Err(SqlError::new(1462, "HY000", "A view contains view recursion"))
 }
 
+/// [`expand`] for an INSERT/UPDATE/DELETE: in what it reads (INSERT's SELECT, WHERE and SET
+/// subqueries), never in the table it writes, which must stay a table (1347 for a view).
+pub fn expand_sources(stmt: &mut Statement, current_db: Option<&str>, cat: &Catalog) -> Result<()> {
+    match stmt {
+        Statement::Insert(ins) => {
+            if let Some(q) = ins.source.as_deref_mut() {
+                expand_in(q, current_db, cat)?;
+            }
+        }
+        Statement::Update(up) => {
+            if let Some(e) = up.selection.as_mut() {
+                expand_in(e, current_db, cat)?;
+            }
+            for a in up.assignments.iter_mut() {
+                expand_in(&mut a.value, current_db, cat)?;
+            }
+        }
+        Statement::Delete(del) => {
+            if let Some(e) = del.selection.as_mut() {
+                expand_in(e, current_db, cat)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_in<T: VisitMut>(part: &mut T, current_db: Option<&str>, cat: &Catalog) -> Result<()> {
+    for _ in 0..MAX_DEPTH {
+        let mut e = Expander { cat, current_db, ctes: cte_names(part), err: None, expanded: 0, headers: vec![] };
+        let _ = part.visit(&mut e);
+        if let Some(err) = e.err {
+            return Err(err);
+        }
+        if e.expanded == 0 {
+            return Ok(());
+        }
+    }
+    Err(SqlError::new(1462, "HY000", "A view contains view recursion"))
+}
+
 struct Expander<'a, 'b> {
     cat: &'a Catalog<'b>,
     current_db: Option<&'a str>,
@@ -301,7 +342,7 @@ pub fn restore_headers(schema: datafusion::arrow::datatypes::SchemaRef, headers:
 }
 
 /// Names of every WITH clause's tables in a statement.
-fn cte_names(stmt: &mut Statement) -> Vec<String> {
+fn cte_names<T: VisitMut>(node: &mut T) -> Vec<String> {
     struct Ctes(Vec<String>);
     impl VisitorMut for Ctes {
         type Break = ();
@@ -313,7 +354,7 @@ fn cte_names(stmt: &mut Statement) -> Vec<String> {
         }
     }
     let mut c = Ctes(vec![]);
-    let _ = VisitMut::visit(stmt, &mut c);
+    let _ = node.visit(&mut c);
     c.0
 }
 
