@@ -161,8 +161,6 @@ pub struct Session {
     /// Prepared statements: the protocol's by statement id, SQL PREPARE's by lower-case name.
     pub prepared: HashMap<u32, Arc<crate::sql::prepared::Prepared>>,
     pub sql_prepared: HashMap<String, Arc<crate::sql::prepared::Prepared>>,
-    /// Capitalised column names of the views the statement being planned reads (`sql::view`).
-    pub view_headers: Vec<String>,
     /// `@name` user variables, kept as SQL literals.
     pub user_vars: HashMap<String, ast::Expr>,
     /// Whether the client allowed several statements in one COM_QUERY (CLIENT_MULTI_STATEMENTS).
@@ -222,7 +220,6 @@ impl Session {
             ctx,
             prepared: HashMap::new(),
             sql_prepared: HashMap::new(),
-            view_headers: Vec::new(),
             user_vars: HashMap::new(),
             multi_statements: true,
             source: String::new(),

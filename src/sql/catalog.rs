@@ -236,16 +236,25 @@ impl<'a> Catalog<'a> {
         if db.eq_ignore_ascii_case("information_schema") {
             return Ok(Some(DatabaseInfo { name: "INFORMATION_SCHEMA".into(), collation: "utf8_general_ci".into() }));
         }
-        match self.txn.get(&db_key(db))? {
+        self.entry(&db_key(db))
+    }
+
+    pub fn databases(&self) -> Result<Vec<DatabaseInfo>> {
+        self.entries(b"mDB:".to_vec())
+    }
+
+    /// The catalog entry at `key`, decoded.
+    fn entry<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.txn.get(key)? {
             Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(corrupt)?)),
             None => Ok(None),
         }
     }
 
-    pub fn databases(&self) -> Result<Vec<DatabaseInfo>> {
-        let start = b"mDB:".to_vec();
-        let end = embedb_storage::codec::prefix_end(&start);
-        let rows = self.txn.scan(&start, &end, usize::MAX, false)?;
+    /// Every catalog entry under `prefix`, decoded, in key order.
+    fn entries<T: serde::de::DeserializeOwned>(&self, prefix: Vec<u8>) -> Result<Vec<T>> {
+        let end = embedb_storage::codec::prefix_end(&prefix);
+        let rows = self.txn.scan(&prefix, &end, usize::MAX, false)?;
         rows.iter().map(|(_, v)| serde_json::from_slice(v).map_err(corrupt)).collect()
     }
 
@@ -272,10 +281,7 @@ impl<'a> Catalog<'a> {
     }
 
     pub fn table(&self, db: &str, table: &str) -> Result<Option<TableInfo>> {
-        match self.txn.get(&table_key(db, table))? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(corrupt)?)),
-            None => Ok(None),
-        }
+        self.entry(&table_key(db, table))
     }
 
     /// The table or MySQL's 1146 (1347 when it is a view: views are read-only here, as in TiDB).
@@ -288,17 +294,11 @@ impl<'a> Catalog<'a> {
     }
 
     pub fn view(&self, db: &str, view: &str) -> Result<Option<crate::sql::view::ViewInfo>> {
-        match self.txn.get(&view_key(db, view))? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(corrupt)?)),
-            None => Ok(None),
-        }
+        self.entry(&view_key(db, view))
     }
 
     pub fn views(&self, db: &str) -> Result<Vec<crate::sql::view::ViewInfo>> {
-        let start = view_prefix(db);
-        let end = embedb_storage::codec::prefix_end(&start);
-        let rows = self.txn.scan(&start, &end, usize::MAX, false)?;
-        rows.iter().map(|(_, v)| serde_json::from_slice(v).map_err(corrupt)).collect()
+        self.entries(view_prefix(db))
     }
 
     pub fn put_view(&self, v: &crate::sql::view::ViewInfo) {
@@ -310,10 +310,7 @@ impl<'a> Catalog<'a> {
     }
 
     pub fn tables(&self, db: &str) -> Result<Vec<TableInfo>> {
-        let start = table_prefix(db);
-        let end = embedb_storage::codec::prefix_end(&start);
-        let rows = self.txn.scan(&start, &end, usize::MAX, false)?;
-        rows.iter().map(|(_, v)| serde_json::from_slice(v).map_err(corrupt)).collect()
+        self.entries(table_prefix(db))
     }
 
     pub fn put_table(&self, t: &TableInfo) -> Result<()> {

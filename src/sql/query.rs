@@ -27,9 +27,9 @@ impl Session {
     pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
         // Set by `run_inner` for a SELECT whose plan the plan cache may keep.
         let pending = self.plan_cache.take_pending();
-        let scope = self.rewrite_query(&mut stmt, &txn)?;
+        let (scope, view_headers) = self.rewrite_query(&mut stmt, &txn)?;
         let (schema, plan, task) = self.plan_physical(stmt, txn, scope).await?;
-        let schema = crate::sql::view::restore_headers(schema, &std::mem::take(&mut self.view_headers));
+        let schema = crate::sql::view::restore_headers(schema, &view_headers);
         let batches = datafusion::physical_plan::collect(plan.clone(), task.clone()).await?;
         // TiDB's "ANN index not used: …" notes from the vector-index rule, for SHOW WARNINGS.
         let warnings = crate::index::search::ann::take_warnings(&self.ctx);
@@ -45,12 +45,12 @@ impl Session {
         Ok(Output::Rows { schema, batches })
     }
 
-    /// The rewrites every query goes through before DataFusion plans it, and the scope it is
-    /// planned in.
-    fn rewrite_query(&mut self, stmt: &mut Statement, txn: &Arc<Txn>) -> Result<PlanScope> {
+    /// The rewrites every query goes through before DataFusion plans it; the scope it is planned
+    /// in, and the capitalised view column names its result headers take back (`sql::view`).
+    fn rewrite_query(&mut self, stmt: &mut Statement, txn: &Arc<Txn>) -> Result<(PlanScope, Vec<String>)> {
         // Views become the SELECTs they stand for, and HYBRID_SEARCH(...) in FROM its RRF query,
         // first; the passes below treat the expansions like any query the user wrote.
-        self.view_headers = crate::sql::view::expand(stmt, self.db.as_deref(), &Catalog::new(txn))?;
+        let view_headers = crate::sql::view::expand(stmt, self.db.as_deref(), &Catalog::new(txn))?;
         crate::index::hybrid::expand(stmt, self.db.as_deref(), &Catalog::new(txn))?;
         rewrite::rewrite_statement(stmt, self)?;
         // Both rewrites below skip statements that do not name their functions: one look at the
@@ -58,24 +58,22 @@ impl Session {
         let text = stmt.to_string().to_ascii_lowercase();
         self.rewrite_vec_embed(stmt, txn, &text)?;
         let handle_tables = self.rewrite_fts(stmt, txn, &text)?;
-        Ok(PlanScope {
+        let scope = PlanScope {
             dml_target: None,
             current_db: self.db.clone(),
             embedder: Some(self.engine.embedder.clone()),
             handle_tables,
             search: Some(self.engine.search.clone()),
-        })
+        };
+        Ok((scope, view_headers))
     }
 
     /// The result columns of a query, from its logical plan (nothing runs): what a prepared
     /// statement reports at PREPARE. Unknown tables and columns fail here as they would on a run.
     pub(crate) async fn describe_query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<SchemaRef> {
-        let scope = self.rewrite_query(&mut stmt, &txn)?;
-        let df_stmt = DFStatement::Statement(Box::new(stmt));
-        self.check_tables(&df_stmt, &txn)?;
-        self.ctx.register_catalog_list(Arc::new(TxnCatalogList::new(txn, scope)));
-        let plan = self.ctx.state().statement_to_plan(df_stmt).await?;
-        Ok(crate::sql::view::restore_headers(qualified_schema(plan.schema()), &std::mem::take(&mut self.view_headers)))
+        let (scope, view_headers) = self.rewrite_query(&mut stmt, &txn)?;
+        let plan = self.logical_plan(stmt, txn, scope).await?;
+        Ok(crate::sql::view::restore_headers(qualified_schema(plan.schema()), &view_headers))
     }
 
     /// Plan an (already rewritten) statement with DataFusion and run it to completion.
@@ -98,16 +96,21 @@ impl Session {
         txn: Arc<Txn>,
         scope: PlanScope,
     ) -> Result<(SchemaRef, Arc<dyn ExecutionPlan>, Arc<TaskContext>)> {
-        let df_stmt = DFStatement::Statement(Box::new(stmt));
-        self.check_tables(&df_stmt, &txn)?;
-        self.ctx.register_catalog_list(Arc::new(TxnCatalogList::new(txn, scope)));
-        let state = self.ctx.state();
-        let plan = state.statement_to_plan(df_stmt).await?;
+        let plan = self.logical_plan(stmt, txn, scope).await?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema = qualified_schema(df.schema());
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
         Ok((schema, plan, task))
+    }
+
+    /// DataFusion's logical plan of an (already rewritten) statement over `txn`; unknown tables
+    /// are MySQL's 1146/1049 rather than DataFusion's wording.
+    async fn logical_plan(&mut self, stmt: Statement, txn: Arc<Txn>, scope: PlanScope) -> Result<datafusion::logical_expr::LogicalPlan> {
+        let df_stmt = DFStatement::Statement(Box::new(stmt));
+        self.check_tables(&df_stmt, &txn)?;
+        self.ctx.register_catalog_list(Arc::new(TxnCatalogList::new(txn, scope)));
+        Ok(self.ctx.state().statement_to_plan(df_stmt).await?)
     }
 
     /// The tables a statement reads (those that exist).

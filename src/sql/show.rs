@@ -400,7 +400,7 @@ impl Session {
                         }
                         if kind == "VIEW" {
                             return Err(match Catalog::new(&txn).table(&db, &t)? {
-                                Some(_) => SqlError::new(1347, "HY000", format!("'{db}.{t}' is not VIEW")),
+                                Some(_) => crate::sql::view::not_view(&db, &t),
                                 None => SqlError::no_such_table(&db, &t),
                             });
                         }

@@ -192,7 +192,8 @@ pub(crate) enum Replace {
     Only,
 }
 
-fn not_view(db: &str, name: &str) -> SqlError {
+/// MySQL's 1347, for a table used where a view must be.
+pub fn not_view(db: &str, name: &str) -> SqlError {
     SqlError::new(1347, "HY000", format!("'{db}.{name}' is not VIEW"))
 }
 
@@ -214,19 +215,7 @@ pub fn strip_check_option(sql: &str) -> Option<&str> {
 /// Returns the views' column names that have capitals: identifiers are folded to lower case on
 /// the way through the planner, and [`restore_headers`] gives them back their spelling.
 pub fn expand(stmt: &mut Statement, current_db: Option<&str>, cat: &Catalog) -> Result<Vec<String>> {
-    let mut headers = Vec::new();
-    for _ in 0..MAX_DEPTH {
-        let mut e = Expander { cat, current_db, ctes: cte_names(stmt), err: None, expanded: 0, headers: vec![] };
-        let _ = VisitMut::visit(stmt, &mut e);
-        if let Some(err) = e.err {
-            return Err(err);
-        }
-        headers.extend(e.headers);
-        if e.expanded == 0 {
-            return Ok(headers);
-        }
-    }
-    Err(SqlError::new(1462, "HY000", "A view contains view recursion"))
+    expand_in(stmt, current_db, cat)
 }
 
 /// [`expand`] for an INSERT/UPDATE/DELETE: in what it reads (INSERT's SELECT, WHERE and SET
@@ -256,15 +245,19 @@ pub fn expand_sources(stmt: &mut Statement, current_db: Option<&str>, cat: &Cata
     Ok(())
 }
 
-fn expand_in<T: VisitMut>(part: &mut T, current_db: Option<&str>, cat: &Catalog) -> Result<()> {
+/// Expand the views under `part` until none is left (views over views); the capitalised column
+/// names met on the way.
+fn expand_in<T: VisitMut>(part: &mut T, current_db: Option<&str>, cat: &Catalog) -> Result<Vec<String>> {
+    let mut headers = Vec::new();
     for _ in 0..MAX_DEPTH {
         let mut e = Expander { cat, current_db, ctes: cte_names(part), err: None, expanded: 0, headers: vec![] };
         let _ = part.visit(&mut e);
         if let Some(err) = e.err {
             return Err(err);
         }
+        headers.extend(e.headers);
         if e.expanded == 0 {
-            return Ok(());
+            return Ok(headers);
         }
     }
     Err(SqlError::new(1462, "HY000", "A view contains view recursion"))

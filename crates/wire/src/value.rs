@@ -254,6 +254,7 @@ fn as_f64(v: &Value) -> f64 {
         Value::Float(f) => *f as f64,
         Value::Double(f) => *f,
         Value::Bytes(b) => String::from_utf8_lossy(b).trim().parse().unwrap_or(0.0),
+        Value::Decimal(d) => d.trim().parse().unwrap_or(0.0),
         other => as_i64(other) as f64,
     }
 }
