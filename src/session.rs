@@ -171,6 +171,8 @@ pub struct Session {
     pub interrupt: Arc<crate::interrupt::Interrupt>,
     /// Physical plans of repeated vector searches (`sql::plan_cache`).
     pub plan_cache: crate::sql::plan_cache::PlanCache,
+    /// Whether reads by key skip DataFusion (`sql::point_get`); tests turn it off to compare.
+    pub point_get: bool,
     /// SQL `SAVEPOINT`s of the open transaction, oldest first (names compare case-insensitively).
     pub savepoints: Vec<(String, embedb_storage::Savepoint)>,
 }
@@ -225,6 +227,7 @@ impl Session {
             source: String::new(),
             interrupt,
             plan_cache: Default::default(),
+            point_get: true,
             savepoints: Vec::new(),
         }
     }

@@ -14,6 +14,7 @@
 //! (MySQL → DataFusion semantics), then `query` plans it with DataFusion against `context`'s
 //! catalog view of the transaction, with our `functions` registered as UDFs. A repeat of the same
 //! search with another vector skips all of that: `plan_cache` re-binds the plan the first run left.
+//! A read of rows by key (`SELECT … WHERE id = 42`) skips DataFusion altogether: `point_get`.
 
 pub mod alter;
 pub mod catalog;
@@ -27,6 +28,7 @@ pub mod functions;
 pub mod infoschema;
 pub mod parser;
 pub mod plan_cache;
+pub mod point_get;
 pub mod prepared;
 pub mod query;
 pub mod rewrite;

@@ -27,6 +27,11 @@ impl Session {
     pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
         // Set by `run_inner` for a SELECT whose plan the plan cache may keep.
         let pending = self.plan_cache.take_pending();
+        if self.point_get {
+            if let Some(out) = self.point_get(&stmt, &txn)? {
+                return Ok(out);
+            }
+        }
         let (scope, view_headers) = self.rewrite_query(&mut stmt, &txn)?;
         let (schema, plan, task) = self.plan_physical(stmt, txn, scope).await?;
         let schema = crate::sql::view::restore_headers(schema, &view_headers);
@@ -43,6 +48,21 @@ impl Session {
         self.last_found_rows = rows as u64;
         self.last_row_count = -1;
         Ok(Output::Rows { schema, batches })
+    }
+
+    /// A statement read by key without DataFusion (`sql::point_get`), or its EXPLAIN.
+    fn point_get(&mut self, stmt: &Statement, txn: &Txn) -> Result<Option<Output>> {
+        use crate::sql::point_get::PointGet;
+        if let Statement::Explain { analyze: false, format: None, options: None, statement, .. } = stmt {
+            return Ok(PointGet::of(statement, self.db.as_deref(), txn)?.map(|p| p.explain()));
+        }
+        let Some(p) = PointGet::of(stmt, self.db.as_deref(), txn)? else { return Ok(None) };
+        let out = p.run(txn)?;
+        if let Output::Rows { batches, .. } = &out {
+            self.last_found_rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        }
+        self.last_row_count = -1;
+        Ok(Some(out))
     }
 
     /// The rewrites every query goes through before DataFusion plans it; the scope it is planned
