@@ -18,17 +18,18 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use embedb_storage::codec::{self, Datum};
 use embedb_storage::Txn;
 
 use crate::error::{to_df, Result, SqlError};
 use crate::sql::catalog::{IndexInfo, TableInfo};
-use crate::sql::types::{self, datums_to_array, Target};
+use crate::sql::types::{self, datums_to_array};
+use crate::storage::access::{self, Access, IndexHints};
+use crate::storage::scan::{self, KvScanExec};
 
 /// Name of the hidden row-handle column DML statements select to find the rows they change.
 pub const HANDLE_COLUMN: &str = "_tidb_rowid";
@@ -262,20 +263,6 @@ impl KvTable {
         KvTable { info, txn, with_handle, schema, constraints: Default::default() }
     }
 
-    /// Handles selected by an equality/IN filter on the integer primary key, if any.
-    fn pk_point_handles(&self, filters: &[Expr]) -> Option<Vec<i64>> {
-        let pk = self.info.pk_handle.as_ref()?;
-        for f in filters {
-            if let Some(vals) = equality_values(f, pk) {
-                let mut hs: Vec<i64> = vals.iter().filter_map(scalar_i64).collect();
-                hs.sort_unstable();
-                hs.dedup();
-                return Some(hs);
-            }
-        }
-        None
-    }
-
     /// Handles found through a secondary index for an equality filter on its first column.
     /// Handles selected by a `FTS_MATCH_WORD` predicate (`fts_match_word(q, handle,
     /// 'table:column[#k]')`, see `index::fulltext`): the rows the full-text index matches, or
@@ -304,63 +291,6 @@ impl KvTable {
         Ok(None)
     }
 
-    fn index_handles(&self, filters: &[Expr]) -> Result<Option<Vec<i64>>> {
-        for index in self.info.kv_indexes() {
-            if index.columns.len() != 1 {
-                continue;
-            }
-            let col = &index.columns[0];
-            let Some(ci) = self.info.column(col) else { continue };
-            for f in filters {
-                let Some(vals) = equality_values(f, col) else { continue };
-                let mut handles = Vec::new();
-                for v in vals {
-                    let Ok(d) = types::coerce(&v, &ci.ty, &Target { column: col, row: 1 }) else {
-                        // The literal cannot be a value of this column: let the scan decide.
-                        return Ok(None);
-                    };
-                    if matches!(d, Datum::Null) {
-                        continue;
-                    }
-                    let prefix = codec::index_key(self.info.id, index.id, &[d], None);
-                    let end = codec::prefix_end(&prefix);
-                    for (k, v) in self.txn.scan(&prefix, &end, usize::MAX, false)? {
-                        if v.len() == 8 && k.len() == prefix.len() {
-                            handles.push(i64::from_be_bytes(v.as_slice().try_into().unwrap()));
-                        } else {
-                            handles.push(codec::decode_index_key_handle(&k)?);
-                        }
-                    }
-                }
-                handles.sort_unstable();
-                handles.dedup();
-                return Ok(Some(handles));
-            }
-        }
-        Ok(None)
-    }
-
-    /// `[lo, hi]` handle bounds from range predicates on the integer primary key.
-    fn pk_range(&self, filters: &[Expr]) -> Option<(i64, i64)> {
-        let pk = self.info.pk_handle.as_ref()?;
-        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-        let mut found = false;
-        for f in filters {
-            for (op, v) in range_bounds(f, pk) {
-                let Some(x) = scalar_f64(&v) else { continue };
-                found = true;
-                match op {
-                    Operator::Gt => lo = lo.max(clamp_i64(x.floor() + 1.0)),
-                    Operator::GtEq => lo = lo.max(clamp_i64(x.ceil())),
-                    Operator::Lt => hi = hi.min(clamp_i64(x.ceil() - 1.0)),
-                    Operator::LtEq => hi = hi.min(clamp_i64(x.floor())),
-                    _ => {}
-                }
-            }
-        }
-        found.then_some((lo, hi))
-    }
-
     /// The rows `filters` may select, narrowed by primary-key and index lookups but not yet
     /// filtered (an ANN scan evaluates the filters itself).
     pub fn read_rows(&self, filters: &[Expr]) -> Result<Vec<Row>> {
@@ -381,38 +311,19 @@ impl KvTable {
         Ok(rows)
     }
 
-    fn read(&self, filters: &[Expr], limit: Option<usize>) -> Result<Vec<Row>> {
-        if let (None, Some((lo, hi))) = (self.pk_point_handles(filters), self.pk_range(filters)) {
-            if lo > hi {
-                return Ok(vec![]);
-            }
-            let start = codec::row_key(self.info.id, lo);
-            let end = if hi == i64::MAX { codec::prefix_end(&codec::record_prefix(self.info.id)) } else { codec::row_key(self.info.id, hi + 1) };
-            let kvs = self.txn.scan(&start, &end, usize::MAX, false)?;
-            return kvs.iter().map(|(k, v)| decode(&self.info, codec::decode_row_key_handle(k)?, v)).collect();
-        }
-        let handles = match self.pk_point_handles(filters) {
-            Some(h) => Some(h),
-            None => match self.fulltext_handles(filters)? {
-                Some(h) => Some(h),
-                None => self.index_handles(filters)?,
-            },
+    /// How the rows `filters` may select are read (`storage::access`).
+    pub fn access(&self, filters: &[Expr]) -> Result<Access> {
+        let fulltext = match access::pk_point_handles(&self.info, filters) {
+            Some(_) => None,
+            None => self.fulltext_handles(filters)?,
         };
-        match handles {
-            Some(hs) => {
-                let mut rows = Vec::with_capacity(hs.len());
-                for h in hs {
-                    if let Some(r) = get_row(&self.txn, &self.info, h)? {
-                        rows.push(r);
-                    }
-                }
-                Ok(rows)
-            }
-            None => {
-                let lim = if filters.is_empty() { limit.unwrap_or(usize::MAX) } else { usize::MAX };
-                scan_rows(&self.txn, &self.info, lim)
-            }
-        }
+        access::choose(&self.txn, &self.info, filters, fulltext, &IndexHints::default())
+    }
+
+    fn read(&self, filters: &[Expr], limit: Option<usize>) -> Result<Vec<Row>> {
+        let access = self.access(filters)?;
+        let lim = if filters.is_empty() { limit } else { None };
+        scan::stored_rows(&self.info, &self.txn, &access, lim)?.iter().map(|(h, v)| decode(&self.info, *h, v)).collect()
     }
 }
 
@@ -443,110 +354,6 @@ fn fts_filter(e: &Expr, table_id: i64) -> Option<(String, String, Option<usize>)
     Some((query, column, k))
 }
 
-fn scalar_i64(v: &ScalarValue) -> Option<i64> {
-    match v {
-        ScalarValue::Int64(Some(x)) => Some(*x),
-        ScalarValue::Int32(Some(x)) => Some(*x as i64),
-        ScalarValue::Int16(Some(x)) => Some(*x as i64),
-        ScalarValue::Int8(Some(x)) => Some(*x as i64),
-        ScalarValue::UInt64(Some(x)) => i64::try_from(*x).ok(),
-        ScalarValue::UInt32(Some(x)) => Some(*x as i64),
-        ScalarValue::Utf8(Some(s)) => s.trim().parse().ok(),
-        ScalarValue::Float64(Some(f)) if f.fract() == 0.0 => Some(*f as i64),
-        _ => None,
-    }
-}
-
-fn scalar_f64(v: &ScalarValue) -> Option<f64> {
-    match v {
-        ScalarValue::Utf8(Some(s)) => s.trim().parse().ok(),
-        other if other.data_type().is_numeric() => other.cast_to(&DataType::Float64).ok().and_then(|c| match c {
-            ScalarValue::Float64(Some(f)) => Some(f),
-            _ => None,
-        }),
-        _ => None,
-    }
-}
-
-fn clamp_i64(x: f64) -> i64 {
-    if x >= i64::MAX as f64 {
-        i64::MAX
-    } else if x <= i64::MIN as f64 {
-        i64::MIN
-    } else {
-        x as i64
-    }
-}
-
-/// A literal, possibly under the casts type coercion put around it.
-fn lit(e: &Expr) -> Option<ScalarValue> {
-    match e {
-        Expr::Literal(v, _) => Some(v.clone()),
-        Expr::Cast(c) => lit(&c.expr),
-        _ => None,
-    }
-}
-
-/// Range predicates on `col` as (operator with the column on the left, literal). Unlike equality,
-/// a cast of the column is not looked through: it may change the order.
-fn range_bounds(e: &Expr, col: &str) -> Vec<(Operator, ScalarValue)> {
-    fn is_col(e: &Expr, col: &str) -> bool {
-        matches!(e, Expr::Column(c) if c.name == col)
-    }
-    match e {
-        Expr::BinaryExpr(b) if b.op == Operator::And => {
-            let mut v = range_bounds(&b.left, col);
-            v.extend(range_bounds(&b.right, col));
-            v
-        }
-        Expr::BinaryExpr(b) if matches!(b.op, Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq) => {
-            if is_col(&b.left, col) {
-                lit(&b.right).map(|v| vec![(b.op, v)]).unwrap_or_default()
-            } else if is_col(&b.right, col) {
-                let flipped = match b.op {
-                    Operator::Gt => Operator::Lt,
-                    Operator::GtEq => Operator::LtEq,
-                    Operator::Lt => Operator::Gt,
-                    _ => Operator::GtEq,
-                };
-                lit(&b.left).map(|v| vec![(flipped, v)]).unwrap_or_default()
-            } else {
-                vec![]
-            }
-        }
-        Expr::Between(bt) if !bt.negated && is_col(&bt.expr, col) => match (lit(&bt.low), lit(&bt.high)) {
-            (Some(l), Some(h)) => vec![(Operator::GtEq, l), (Operator::LtEq, h)],
-            _ => vec![],
-        },
-        _ => vec![],
-    }
-}
-
-/// `col = lit`, `lit = col` or `col IN (lits)` → the literal values.
-fn equality_values(e: &Expr, col: &str) -> Option<Vec<ScalarValue>> {
-    fn is_col(e: &Expr, col: &str) -> bool {
-        match e {
-            Expr::Column(c) => c.name == col,
-            Expr::Cast(c) => is_col(&c.expr, col),
-            Expr::TryCast(c) => is_col(&c.expr, col),
-            _ => false,
-        }
-    }
-    match e {
-        Expr::BinaryExpr(b) if b.op == Operator::Eq => {
-            if is_col(&b.left, col) {
-                lit(&b.right).map(|v| vec![v])
-            } else if is_col(&b.right, col) {
-                lit(&b.left).map(|v| vec![v])
-            } else {
-                None
-            }
-        }
-        Expr::InList(il) if !il.negated && is_col(&il.expr, col) => il.list.iter().map(lit).collect(),
-        _ => None,
-    }
-}
-
 #[async_trait]
 impl TableProvider for KvTable {
     fn schema(&self) -> SchemaRef {
@@ -573,9 +380,13 @@ impl TableProvider for KvTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let rows = self.read(filters, limit).map_err(to_df)?;
-        let batch = rows_to_batch(&self.info, &rows, &self.schema, self.with_handle).map_err(to_df)?;
-        let exec = MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?;
-        Ok(exec)
+        let access = self.access(filters).map_err(to_df)?;
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&projection)?);
+        let limit = if filters.is_empty() { limit } else { None };
+        Ok(Arc::new(KvScanExec::new(self.info.clone(), self.txn.clone(), access, projection, schema, limit)))
     }
 }
