@@ -33,6 +33,8 @@ pub struct PlanScope {
     pub handle_tables: Vec<(String, String)>,
     /// Source of `information_schema.TIFLASH_INDEXES`.
     pub search: Option<Arc<crate::index::search::SearchIndexes>>,
+    /// `USE/FORCE/IGNORE INDEX` hints by `(db, table)`, lower case.
+    pub index_hints: Vec<((String, String), crate::storage::access::IndexHints)>,
 }
 
 pub struct TxnCatalogList {
@@ -118,12 +120,17 @@ impl SchemaProvider for DbSchema {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let info = Catalog::new(&self.txn).table(&self.db, name).map_err(to_df)?;
-        Ok(info.map(|info| {
-            let is = |(d, t): &(String, String)| d.eq_ignore_ascii_case(&self.db) && t.eq_ignore_ascii_case(name);
-            let with_handle = self.scope.dml_target.as_ref().is_some_and(is) || self.scope.handle_tables.iter().any(is);
-            Arc::new(KvTable::new(info, self.txn.clone(), with_handle)) as Arc<dyn TableProvider>
-        }))
+        let Some(info) = Catalog::new(&self.txn).table(&self.db, name).map_err(to_df)? else { return Ok(None) };
+        let is = |(d, t): &(String, String)| d.eq_ignore_ascii_case(&self.db) && t.eq_ignore_ascii_case(name);
+        let with_handle = self.scope.dml_target.as_ref().is_some_and(is) || self.scope.handle_tables.iter().any(is);
+        let mut table = KvTable::new(info, self.txn.clone(), with_handle);
+        if let Some((_, hints)) = self.scope.index_hints.iter().find(|(k, _)| is(k)) {
+            if let Some(unknown) = hints.names().find(|n| !n.eq_ignore_ascii_case("primary") && !table.info.indexes.iter().any(|i| i.name.eq_ignore_ascii_case(n))) {
+                return Err(to_df(crate::error::SqlError::new(1176, "42000", format!("Key '{unknown}' doesn't exist in table '{}'", table.info.name))));
+            }
+            table.hints = hints.clone();
+        }
+        Ok(Some(Arc::new(table) as Arc<dyn TableProvider>))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -84,6 +84,7 @@ impl Session {
             embedder: Some(self.engine.embedder.clone()),
             handle_tables,
             search: Some(self.engine.search.clone()),
+            index_hints: index_hints(stmt, self.db.as_deref()),
         };
         Ok((scope, view_headers))
     }
@@ -280,6 +281,35 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The `USE/FORCE/IGNORE INDEX` hints of every table reference, by `(db, table)`.
+fn index_hints(stmt: &Statement, current_db: Option<&str>) -> Vec<((String, String), crate::storage::access::IndexHints)> {
+    use datafusion::sql::sqlparser::ast::{TableFactor, Visit, Visitor};
+    use std::ops::ControlFlow;
+    struct Hints<'a>(Option<&'a str>, Vec<((String, String), crate::storage::access::IndexHints)>);
+    impl Visitor for Hints<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, index_hints, .. } = t {
+                if !index_hints.is_empty() {
+                    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident()).map(|i| i.value.to_lowercase()).collect();
+                    let key = match parts.as_slice() {
+                        [t] => self.0.map(|d| (d.to_lowercase(), t.clone())),
+                        [d, t] => Some((d.clone(), t.clone())),
+                        _ => None,
+                    };
+                    if let Some(key) = key {
+                        self.1.push((key, crate::storage::access::IndexHints::of(index_hints)));
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = Hints(current_db, Vec::new());
+    let _ = stmt.visit(&mut v);
+    v.1
 }
 
 /// A plan's output schema, each column keeping its table alias (the DataFusion qualifier) for

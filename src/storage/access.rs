@@ -132,7 +132,7 @@ pub fn handle_bounds(table_id: i64, lo: i64, hi: i64) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// `USE INDEX` / `FORCE INDEX` / `IGNORE INDEX` of the statement, for one table.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct IndexHints {
     /// Only these indexes may be used (USE/FORCE); `None` = any.
     pub only: Option<Vec<String>>,
@@ -142,6 +142,32 @@ pub struct IndexHints {
 }
 
 impl IndexHints {
+    /// The hints written on one table reference; `USE INDEX ()` allows none.
+    pub fn of(hints: &[datafusion::sql::sqlparser::ast::TableIndexHints]) -> IndexHints {
+        use datafusion::sql::sqlparser::ast::TableIndexHintType as T;
+        let mut out = IndexHints::default();
+        for h in hints {
+            // `FOR ORDER BY` / `FOR GROUP BY` hints concern sorting, which no index serves here yet.
+            if h.for_clause.as_ref().is_some_and(|f| !matches!(f, datafusion::sql::sqlparser::ast::TableIndexHintForClause::Join)) {
+                continue;
+            }
+            let names: Vec<String> = h.index_names.iter().map(|i| i.value.clone()).collect();
+            match h.hint_type {
+                T::Use | T::Force => {
+                    out.only.get_or_insert_with(Vec::new).extend(names);
+                    out.force |= h.hint_type == T::Force;
+                }
+                T::Ignore => out.ignore.extend(names),
+            }
+        }
+        out
+    }
+
+    /// Every index name the hints give (each must exist: MySQL's 1176).
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        self.only.iter().flatten().chain(self.ignore.iter())
+    }
+
     fn allows(&self, index: &str) -> bool {
         let named = |l: &Vec<String>| l.iter().any(|n| n.eq_ignore_ascii_case(index));
         self.only.as_ref().is_none_or(named) && !named(&self.ignore)
@@ -377,6 +403,16 @@ fn exact_datum(v: &ScalarValue, ci: &crate::sql::catalog::ColumnInfo, kind: KeyK
             (matches!(&d, Datum::Bytes(b) if b.as_slice() == s.as_bytes()) && !s.ends_with(' ')).then_some(d)
         }
         KeyKind::Temporal if is_text(v) => types::coerce(v, &ci.ty, &target).ok(),
+        KeyKind::Temporal => temporal_datum(v, ci),
+        _ => None,
+    }
+}
+
+/// A DATE or DATETIME literal the planner already converted, as the column's datum.
+fn temporal_datum(v: &ScalarValue, ci: &crate::sql::catalog::ColumnInfo) -> Option<Datum> {
+    match (v, &ci.ty) {
+        (ScalarValue::TimestampMicrosecond(Some(us), None), SqlType::DateTime(_)) => Some(Datum::DateTime(*us)),
+        (ScalarValue::Date32(Some(d)), SqlType::Date) => Some(Datum::Date(*d)),
         _ => None,
     }
 }
@@ -419,6 +455,7 @@ fn bound_datum(v: &ScalarValue, ci: &crate::sql::catalog::ColumnInfo, kind: KeyK
                 _ => Some(d),
             }
         }
+        KeyKind::Temporal => temporal_datum(v, ci),
         _ => None,
     }
 }
@@ -572,6 +609,12 @@ fn equality_values(e: &Expr, col: &str) -> Option<Vec<ScalarValue>> {
             }
         }
         Expr::InList(il) if !il.negated && is_col(&il.expr, col) => il.list.iter().map(lit).collect(),
+        // The planner writes a short IN list as ORs.
+        Expr::BinaryExpr(b) if b.op == Operator::Or => {
+            let mut v = equality_values(&b.left, col)?;
+            v.extend(equality_values(&b.right, col)?);
+            Some(v)
+        }
         _ => None,
     }
 }

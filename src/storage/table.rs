@@ -220,6 +220,8 @@ pub struct KvTable {
     pub info: TableInfo,
     pub txn: Arc<Txn>,
     pub with_handle: bool,
+    /// The statement's index hints for this table.
+    pub hints: IndexHints,
     schema: SchemaRef,
     /// The primary key and unique keys, so that DataFusion knows the functional dependencies
     /// MySQL's `ONLY_FULL_GROUP_BY` allows (`GROUP BY id` makes the row's other columns selectable).
@@ -255,12 +257,12 @@ impl KvTable {
         if with_handle {
             fields.push(Field::new(HANDLE_COLUMN, DataType::Int64, false));
         }
-        KvTable { info, txn, with_handle, schema: Arc::new(Schema::new(fields)), constraints: Default::default() }
+        KvTable { info, txn, with_handle, hints: IndexHints::default(), schema: Arc::new(Schema::new(fields)), constraints: Default::default() }
     }
 
     /// As `new`, with the schema `new` made for the same table (a cached plan keeps it).
     pub fn with_schema(info: TableInfo, txn: Arc<Txn>, with_handle: bool, schema: SchemaRef) -> Self {
-        KvTable { info, txn, with_handle, schema, constraints: Default::default() }
+        KvTable { info, txn, with_handle, hints: IndexHints::default(), schema, constraints: Default::default() }
     }
 
     /// Handles found through a secondary index for an equality filter on its first column.
@@ -317,7 +319,7 @@ impl KvTable {
             Some(_) => None,
             None => self.fulltext_handles(filters)?,
         };
-        access::choose(&self.txn, &self.info, filters, fulltext, &IndexHints::default())
+        access::choose(&self.txn, &self.info, filters, fulltext, &self.hints)
     }
 
     fn read(&self, filters: &[Expr], limit: Option<usize>) -> Result<Vec<Row>> {
