@@ -51,7 +51,7 @@ impl Session {
     }
 
     /// A statement read by key without DataFusion (`sql::point_get`), or its EXPLAIN.
-    fn point_get(&mut self, stmt: &Statement, txn: &Txn) -> Result<Option<Output>> {
+    fn point_get(&mut self, stmt: &Statement, txn: &Arc<Txn>) -> Result<Option<Output>> {
         use crate::sql::point_get::PointGet;
         if let Statement::Explain { analyze: false, format: None, options: None, statement, .. } = stmt {
             return Ok(PointGet::of(statement, self.db.as_deref(), txn)?.map(|p| p.explain()));

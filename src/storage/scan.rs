@@ -25,7 +25,7 @@ use crate::error::{to_df, Result, SqlError};
 use crate::sql::catalog::TableInfo;
 use crate::sql::types::datums_to_array;
 use crate::storage::access::{handle_bounds, Access};
-use crate::storage::table::decode_columns;
+use crate::storage::table::{decode_columns, Row};
 
 /// Rows per batch.
 pub const BATCH_ROWS: usize = 1024;
@@ -153,41 +153,73 @@ struct Reader {
 }
 
 impl Reader {
-    /// The next stored rows (handle, encoded row), at most `BATCH_ROWS` and `left`.
-    fn next_rows(&mut self) -> Result<Vec<(i64, Vec<u8>)>> {
+    /// Column ids to decode (none for the handle column).
+    fn ids(&self) -> Vec<u32> {
+        self.projection.iter().filter_map(|&i| self.table.columns.get(i).map(|c| c.id)).collect()
+    }
+
+    /// The next rows, decoded (only the projected columns), at most `BATCH_ROWS` and `left`;
+    /// with an empty projection only counted. Range scans read the store's bytes in place.
+    fn next_rows(&mut self) -> Result<(Vec<Row>, usize)> {
         let want = BATCH_ROWS.min(self.left);
         if want == 0 {
             self.cursor = Cursor::Done;
-            return Ok(vec![]);
+            return Ok((vec![], 0));
         }
+        let ids = self.ids();
+        let count_only = self.projection.is_empty();
+        let mut rows = Vec::new();
+        let mut n = 0;
         match &mut self.cursor {
-            Cursor::Done => Ok(vec![]),
+            Cursor::Done => {}
             Cursor::Range { next, end } => {
-                let kvs = self.txn.scan(next, end, want, false)?;
-                if kvs.len() < want {
-                    self.cursor = Cursor::Done;
-                } else if let Some((k, _)) = kvs.last() {
-                    let mut after = k.clone();
-                    after.push(0);
-                    *next = after;
+                let mut err = None;
+                let mut last = None;
+                self.txn.scan_visit(next, end, &mut |k, v| {
+                    if !count_only {
+                        match codec::decode_row_key_handle(k).map_err(SqlError::from).and_then(|h| decode_columns(&self.table, h, v, &ids)) {
+                            Ok(r) => rows.push(r),
+                            Err(e) => {
+                                err = Some(e);
+                                return false;
+                            }
+                        }
+                    }
+                    n += 1;
+                    if n == want {
+                        last = Some(k.to_vec());
+                        return false;
+                    }
+                    true
+                })?;
+                if let Some(e) = err {
+                    return Err(e);
                 }
-                kvs.into_iter().map(|(k, v)| Ok((codec::decode_row_key_handle(&k)?, v))).collect()
+                match last {
+                    Some(mut k) => {
+                        k.push(0);
+                        *next = k;
+                    }
+                    None => self.cursor = Cursor::Done,
+                }
             }
             Cursor::Handles { handles, at } => {
-                let mut out = Vec::with_capacity(want);
-                while out.len() < want && *at < handles.len() {
+                while n < want && *at < handles.len() {
                     let h = handles[*at];
                     *at += 1;
                     if let Some(v) = self.txn.get(&codec::row_key(self.table.id, h))? {
-                        out.push((h, v));
+                        if !count_only {
+                            rows.push(decode_columns(&self.table, h, &v, &ids)?);
+                        }
+                        n += 1;
                     }
                 }
                 if *at >= handles.len() {
                     self.cursor = Cursor::Done;
                 }
-                Ok(out)
             }
         }
+        Ok((rows, n))
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -195,51 +227,49 @@ impl Reader {
             if matches!(self.cursor, Cursor::Done) {
                 return Ok(None);
             }
-            let rows = self.next_rows()?;
-            if rows.is_empty() {
+            let (rows, n) = self.next_rows()?;
+            if n == 0 {
                 continue;
             }
-            self.left -= rows.len();
-            return rows_batch(&self.table, &rows, &self.projection, &self.schema).map(Some);
+            self.left -= n;
+            return rows_batch(&self.table, &rows, n, &self.projection, &self.schema).map(Some);
         }
     }
 }
 
-/// Every stored row (handle, encoded row) the path reads, up to `limit`.
-pub fn stored_rows(table: &TableInfo, txn: &Arc<Txn>, access: &Access, limit: Option<usize>) -> Result<Vec<(i64, Vec<u8>)>> {
+/// Every row the path reads (all columns decoded), up to `limit`.
+pub fn read_rows(table: &TableInfo, txn: &Arc<Txn>, access: &Access, limit: Option<usize>) -> Result<Vec<Row>> {
     let mut r = Reader {
         table: table.clone(),
         txn: txn.clone(),
-        projection: vec![],
+        projection: (0..table.columns.len()).collect(),
         schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
         left: limit.unwrap_or(usize::MAX),
         cursor: Cursor::new(table, access),
     };
     let mut out = Vec::new();
     while !matches!(r.cursor, Cursor::Done) {
-        let rows = r.next_rows()?;
-        r.left -= rows.len();
+        let (rows, n) = r.next_rows()?;
+        r.left -= n;
         out.extend(rows);
     }
     Ok(out)
 }
 
-/// Stored rows as a batch of the projected columns (only those are decoded).
-pub fn rows_batch(table: &TableInfo, rows: &[(i64, Vec<u8>)], projection: &[usize], schema: &SchemaRef) -> Result<RecordBatch> {
+/// Decoded rows as a batch of the projected columns; `n` rows when no column is projected.
+fn rows_batch(table: &TableInfo, rows: &[Row], n: usize, projection: &[usize], schema: &SchemaRef) -> Result<RecordBatch> {
     if projection.is_empty() {
-        let opts = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        let opts = RecordBatchOptions::new().with_row_count(Some(n));
         return RecordBatch::try_new_with_options(schema.clone(), vec![], &opts).map_err(|e| SqlError::other(e.to_string()));
     }
-    let ids: Vec<u32> = projection.iter().filter_map(|&i| table.columns.get(i).map(|c| c.id)).collect();
-    let decoded = rows.iter().map(|(h, v)| decode_columns(table, *h, v, &ids)).collect::<Result<Vec<_>>>()?;
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(projection.len());
     for &i in projection {
         match table.columns.get(i) {
             Some(c) => {
-                let vals: Vec<&Datum> = decoded.iter().map(|r| &r.values[i]).collect();
+                let vals: Vec<&Datum> = rows.iter().map(|r| &r.values[i]).collect();
                 columns.push(datums_to_array(&c.ty, &vals)?);
             }
-            None => columns.push(Arc::new(decoded.iter().map(|r| r.handle).collect::<Int64Array>())),
+            None => columns.push(Arc::new(rows.iter().map(|r| r.handle).collect::<Int64Array>())),
         }
     }
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| SqlError::other(e.to_string()))

@@ -325,7 +325,7 @@ impl KvTable {
     fn read(&self, filters: &[Expr], limit: Option<usize>) -> Result<Vec<Row>> {
         let access = self.access(filters)?;
         let lim = if filters.is_empty() { limit } else { None };
-        scan::stored_rows(&self.info, &self.txn, &access, lim)?.iter().map(|(h, v)| decode(&self.info, *h, v)).collect()
+        scan::read_rows(&self.info, &self.txn, &access, lim)
     }
 }
 

@@ -48,6 +48,29 @@ pub trait Snapshot: Send + Sync {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Forward scan of [start, end) handing each pair to `visit` as borrowed bytes, until it
+    /// returns `false`: a long scan allocates nothing per entry. The default copies through
+    /// [`Snapshot::scan`] in chunks; stores that can lend their bytes override it.
+    fn scan_visit(&self, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let mut from = start.to_vec();
+        loop {
+            let chunk = self.scan(&from, end, 1024, false)?;
+            let Some((last, _)) = chunk.last() else { return Ok(()) };
+            let mut next = last.clone();
+            next.push(0);
+            let full = chunk.len() == 1024;
+            for (k, v) in &chunk {
+                if !visit(k, v) {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+            from = next;
+        }
+    }
 }
 
 /// Bounds of a key range, as taken by `BTreeMap::range` and redb.

@@ -116,6 +116,19 @@ impl Snapshot for RedbSnapshot {
         }
         Ok(out)
     }
+
+    fn scan_visit(&self, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let Some(bounds) = scan_bounds(start, end) else {
+            return Ok(());
+        };
+        for entry in self.table.range::<&[u8]>(bounds).map_err(redb_err)? {
+            let (k, v) = entry.map_err(redb_err)?;
+            if !visit(k.value(), v.value()) {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

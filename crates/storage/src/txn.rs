@@ -380,6 +380,52 @@ impl Txn {
         Ok(out)
     }
 
+    /// Forward scan of `[start, end)` as [`Txn::scan`] sees it (buffered writes over the
+    /// snapshot), each pair lent to `visit` until it returns `false`: nothing is copied per entry
+    /// but this transaction's own buffered writes in the range.
+    pub fn scan_visit(&self, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
+        let Some(bounds) = scan_bounds(start, end) else {
+            return Ok(());
+        };
+        let buffered: Vec<(Vec<u8>, Option<Vec<u8>>)> = {
+            let state = self.state.lock();
+            state.writes.range::<[u8], _>(bounds).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let mut pending = buffered.iter().peekable();
+        let mut go = true;
+        self.snapshot.scan_visit(start, end, &mut |k, v| {
+            // Buffered keys before this one come first; an equal key is the buffer's version.
+            while let Some((bk, bv)) = pending.peek() {
+                if bk.as_slice() > k {
+                    break;
+                }
+                let same = bk.as_slice() == k;
+                if let Some(bv) = bv {
+                    if !visit(bk, bv) {
+                        go = false;
+                        return false;
+                    }
+                }
+                pending.next();
+                if same {
+                    return true;
+                }
+            }
+            go = visit(k, v);
+            go
+        })?;
+        if go {
+            for (bk, bv) in pending {
+                if let Some(bv) = bv {
+                    if !visit(bk, bv) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Buffers a write of `value` to `key`.
     pub fn put(&self, key: Vec<u8>, value: Vec<u8>) {
         self.state.lock().write(key, Some(value));
@@ -830,6 +876,18 @@ mod tests {
                     got, want,
                     "round {round} scan {s:?}..{e:?} limit {limit} rev {reverse}"
                 );
+                // The lending scan sees the same pairs, and stops when told.
+                let mut lent = Vec::new();
+                txn.scan_visit(&s, &e, &mut |k, v| {
+                    if lent.len() < limit {
+                        lent.push((k.to_vec(), v.to_vec()));
+                    }
+                    lent.len() < limit
+                })
+                .unwrap();
+                if !reverse {
+                    assert_eq!(lent, got, "round {round} scan_visit {s:?}..{e:?} limit {limit}");
+                }
             }
             txn.commit().unwrap();
         }
