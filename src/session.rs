@@ -874,3 +874,12 @@ impl SessionValues for Session {
         &self.source
     }
 }
+
+/// A session on a fresh in-memory store, in database `test`.
+#[cfg(test)]
+pub(crate) fn test_session() -> Session {
+    let engine = Engine::with_store(crate::config::Config::default(), embedb_storage::Store::in_memory()).unwrap();
+    let mut s = Session::new(engine, 1, "root");
+    s.use_db("test").unwrap();
+    s
+}

@@ -1198,10 +1198,7 @@ pub(crate) mod tests {
     }
 
     fn session() -> Session {
-        let engine = Engine::with_store(crate::config::Config::default(), embedb_storage::Store::in_memory()).unwrap();
-        let mut s = Session::new(engine, 1, "root");
-        s.use_db("test").unwrap();
-        s
+        crate::session::test_session()
     }
 
     /// Rows as text, one `Vec` per row.

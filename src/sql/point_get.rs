@@ -584,24 +584,18 @@ fn key_of(table: &TableInfo, equal: &[(usize, Vec<Literal>)]) -> Result<Option<K
 fn int_value(v: &Literal) -> Option<i64> {
     match v {
         Literal::Int(i) => Some(*i),
-        Literal::Text(s) => {
-            let digits = s.strip_prefix('-').unwrap_or(s);
-            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
-        }
+        Literal::Text(s) => crate::storage::access::exact_int(s),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{Engine, Session};
+    use crate::session::Session;
     use rand::{Rng, SeedableRng};
 
     fn session() -> Session {
-        let engine = Engine::with_store(crate::config::Config::default(), embedb_storage::Store::in_memory()).unwrap();
-        let mut s = Session::new(engine, 1, "root");
-        s.use_db("test").unwrap();
-        s
+        crate::session::test_session()
     }
 
     /// Everything a client sees of a result: each column's name, type, nullability and

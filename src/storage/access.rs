@@ -373,13 +373,7 @@ fn exact_datum(v: &ScalarValue, ci: &crate::sql::catalog::ColumnInfo, kind: KeyK
     match kind {
         KeyKind::Integer => {
             let x = match v {
-                ScalarValue::Utf8(Some(s)) => {
-                    let digits = s.strip_prefix('-').unwrap_or(s);
-                    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                        return None;
-                    }
-                    s.parse::<i64>().ok()?
-                }
+                ScalarValue::Utf8(Some(s)) => exact_int(s)?,
                 other if other.data_type().is_integer() => scalar_i64(other)?,
                 other if other.data_type().is_numeric() => {
                     let f = scalar_f64(other)?;
@@ -458,6 +452,15 @@ fn bound_datum(v: &ScalarValue, ci: &crate::sql::catalog::ColumnInfo, kind: KeyK
         KeyKind::Temporal => temporal_datum(v, ci),
         _ => None,
     }
+}
+
+/// Text that is exactly an integer (`'42'`, `'-7'`; not `' 42'` or `'4e1'`).
+pub(crate) fn exact_int(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn datum_f64(d: &Datum) -> Option<f64> {
@@ -621,14 +624,11 @@ fn equality_values(e: &Expr, col: &str) -> Option<Vec<ScalarValue>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::session::{Engine, Output, Session};
+    use crate::session::{Output, Session};
     use rand::{Rng, SeedableRng};
 
     fn session() -> Session {
-        let engine = Engine::with_store(crate::config::Config::default(), embedb_storage::Store::in_memory()).unwrap();
-        let mut s = Session::new(engine, 1, "root");
-        s.use_db("test").unwrap();
-        s
+        crate::session::test_session()
     }
 
     async fn rows(s: &mut Session, sql: &str) -> Vec<String> {
