@@ -261,8 +261,10 @@ impl PointGet {
     pub fn run(&self, txn: &Arc<Txn>) -> Result<Output> {
         let mut handles = match &self.key {
             Key::Range { access, conds } => {
-                let mut rows = crate::storage::scan::read_rows(&self.table, txn, access, None)?;
-                rows.retain(|r| conds.iter().all(|c| c.holds(&r.values[c.column])));
+                // Reading stops once OFFSET + LIMIT rows have matched.
+                let want = self.limit.map(|l| (l as usize).saturating_add(self.offset as usize));
+                let keep = |r: &crate::storage::table::Row| conds.iter().all(|c| c.holds(&r.values[c.column]));
+                let rows = crate::storage::scan::read_rows_where(&self.table, txn, access, want, &keep)?;
                 return self.output(rows);
             }
             Key::Handles(h) => h.clone(),

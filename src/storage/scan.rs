@@ -239,20 +239,26 @@ impl Reader {
 
 /// Every row the path reads (all columns decoded), up to `limit`.
 pub fn read_rows(table: &TableInfo, txn: &Arc<Txn>, access: &Access, limit: Option<usize>) -> Result<Vec<Row>> {
+    read_rows_where(table, txn, access, limit, &|_| true)
+}
+
+/// The rows the path reads for which `keep` holds, stopping once `want` are found.
+pub fn read_rows_where(table: &TableInfo, txn: &Arc<Txn>, access: &Access, want: Option<usize>, keep: &dyn Fn(&Row) -> bool) -> Result<Vec<Row>> {
+    let want = want.unwrap_or(usize::MAX);
     let mut r = Reader {
         table: table.clone(),
         txn: txn.clone(),
         projection: (0..table.columns.len()).collect(),
         schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
-        left: limit.unwrap_or(usize::MAX),
+        left: usize::MAX,
         cursor: Cursor::new(table, access),
     };
     let mut out = Vec::new();
-    while !matches!(r.cursor, Cursor::Done) {
-        let (rows, n) = r.next_rows()?;
-        r.left -= n;
-        out.extend(rows);
+    while out.len() < want && !matches!(r.cursor, Cursor::Done) {
+        let (rows, _) = r.next_rows()?;
+        out.extend(rows.into_iter().filter(|row| keep(row)));
     }
+    out.truncate(want);
     Ok(out)
 }
 
