@@ -95,7 +95,7 @@ pub fn choose(txn: &Txn, table: &TableInfo, filters: &[Expr], fulltext: Option<V
             continue;
         }
         let Some((ranges, shown)) = index_ranges(table, index, filters) else { continue };
-        let Some(handles) = read_index(txn, table, index, &ranges)? else { continue };
+        let Some(handles) = read_index(txn, index, &ranges)? else { continue };
         let n = handles.len();
         if best.as_ref().is_none_or(|(m, _)| n < *m) {
             let name = format!("{}({})", index.name, index.columns.join(", "));
@@ -181,7 +181,7 @@ impl IndexHints {
 }
 
 /// The handles in the index ranges, sorted; `None` when there are more than [`MAX_INDEX_RANGE`].
-fn read_index(txn: &Txn, table: &TableInfo, index: &IndexInfo, ranges: &[(Vec<u8>, Vec<u8>)]) -> Result<Option<Vec<i64>>> {
+fn read_index(txn: &Txn, index: &IndexInfo, ranges: &[(Vec<u8>, Vec<u8>)]) -> Result<Option<Vec<i64>>> {
     let mut handles = Vec::new();
     for (start, end) in ranges {
         let left = MAX_INDEX_RANGE + 1 - handles.len().min(MAX_INDEX_RANGE);
@@ -198,7 +198,6 @@ fn read_index(txn: &Txn, table: &TableInfo, index: &IndexInfo, ranges: &[(Vec<u8
             return Ok(None);
         }
     }
-    let _ = table;
     handles.sort_unstable();
     handles.dedup();
     Ok(Some(handles))
