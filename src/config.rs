@@ -32,6 +32,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Refuse logins that did not switch to TLS (MySQL's `require_secure_transport`).
     pub require_secure_transport: bool,
+    /// Client connections open at once; 0 = no limit (TiDB's default). Over it: 1040.
+    pub max_connections: u32,
 }
 
 impl Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             require_secure_transport: false,
+            max_connections: 0,
         }
     }
 }
@@ -94,6 +97,7 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub require_secure_transport: Option<bool>,
+    pub max_connections: Option<u32>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -115,6 +119,7 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub require_secure_transport: Option<bool>,
+    pub max_connections: Option<u32>,
 }
 
 /// `a, b,,c` → `["a", "b", "c"]`.
@@ -161,6 +166,7 @@ impl Config {
             tls_cert: o.tls_cert.or(f.tls_cert),
             tls_key: o.tls_key.or(f.tls_key),
             require_secure_transport: o.require_secure_transport.or(f.require_secure_transport).unwrap_or(d.require_secure_transport),
+            max_connections: o.max_connections.or(f.max_connections).unwrap_or(d.max_connections),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),

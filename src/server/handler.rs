@@ -41,6 +41,33 @@ fn err(e: SqlError) -> ErrorInfo {
     ErrorInfo::new(e.code, e.state, e.message)
 }
 
+/// Run one command's future so that a panic inside it becomes that command's error (see
+/// [`Connection::after_panic`]): the connection and every other one go on.
+async fn catch_panic<T>(fut: impl std::future::Future<Output = T>) -> std::result::Result<T, String> {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(fut).catch_unwind().await.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
+
+impl Connection {
+    /// The error for a statement that panicked. The open transaction is rolled back, because the
+    /// panic may have left it half-way through a statement.
+    fn after_panic(&mut self, what: String) -> SqlError {
+        tracing::error!(connection = self.id, "statement panicked: {what}");
+        let open = self.session.as_ref().is_some_and(|s| s.in_txn || s.txn.is_some());
+        if let Some(s) = self.session.as_mut() {
+            s.rollback_open();
+        }
+        let tail = if open { "; the open transaction was rolled back" } else { "" };
+        SqlError::new(1105, "HY000", format!("internal error in this statement ({what}){tail}"))
+    }
+}
+
 #[async_trait::async_trait]
 impl embedb_wire::Handler for Connection {
     async fn authenticate(&mut self, user: &str, plugin: &str, scramble: &[u8], auth_response: &[u8]) -> bool {
@@ -72,9 +99,11 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_query(&mut self, sql: &str) -> Vec<Response> {
-        let s = self.session();
-        let results = s.execute(sql).await;
-        let warnings = s.warnings.len() as u16;
+        let results = match catch_panic(self.session().execute(sql)).await {
+            Ok(r) => r,
+            Err(what) => vec![Err(self.after_panic(what))],
+        };
+        let warnings = self.session().warnings.len() as u16;
         results.into_iter().map(|r| to_response(r, warnings)).collect()
     }
 
@@ -102,8 +131,11 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_prepare(&mut self, statement_id: u32, sql: &str) -> Result<PrepareInfo, ErrorInfo> {
+        let p = match catch_panic(self.session().prepare(sql)).await {
+            Ok(p) => p.map_err(err)?,
+            Err(what) => return Err(err(self.after_panic(what))),
+        };
         let s = self.session();
-        let p = s.prepare(sql).await.map_err(err)?;
         let columns = p.columns.as_ref().map(|c| c.fields().iter().map(|f| column_def(f)).collect()).unwrap_or_default();
         let params = p.params;
         s.prepared.insert(statement_id, Arc::new(p));
@@ -116,8 +148,11 @@ impl embedb_wire::Handler for Connection {
             return Response::Error(ErrorInfo::new(1243, "HY000", format!("Unknown prepared statement handler ({statement_id}) given to mysqld_stmt_execute")));
         };
         let args = params.iter().map(param_expr).collect();
-        let r = s.execute_prepared(&p, args).await;
-        let warnings = s.warnings.len() as u16;
+        let r = match catch_panic(s.execute_prepared(&p, args)).await {
+            Ok(r) => r,
+            Err(what) => Err(self.after_panic(what)),
+        };
+        let warnings = self.session().warnings.len() as u16;
         to_response(r, warnings)
     }
 

@@ -65,10 +65,15 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let Some(slot) = ConnectionSlot::take(&engine) else {
+                    tokio::spawn(refuse_too_many(stream));
+                    continue;
+                };
                 let id = engine.next_connection_id();
                 let conn = Connection::new(engine.clone(), id, peer.ip().to_string());
                 let opts = opts.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     tracing::debug!(connection = id, %peer, "connected");
                     if let Err(e) = embedb_wire::serve_connection(stream, id, &opts, conn).await {
                         tracing::debug!(connection = id, "connection ended: {e}");
@@ -77,4 +82,45 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// One open client connection, counted in `Engine::open_connections` while it lives.
+struct ConnectionSlot(Arc<Engine>);
+
+impl ConnectionSlot {
+    /// A slot, unless `max_connections` (0 = no limit) are open already.
+    fn take(engine: &Arc<Engine>) -> Option<ConnectionSlot> {
+        use std::sync::atomic::Ordering;
+        let max = engine.globals.read().get("max_connections").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+        let open = engine.open_connections.fetch_add(1, Ordering::SeqCst);
+        if max > 0 && open >= max {
+            engine.open_connections.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(ConnectionSlot(engine.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// What MySQL does past `max_connections`: an ERR packet (1040) in place of the greeting.
+async fn refuse_too_many(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let message = b"Too many connections";
+    let mut payload = vec![0xff];
+    payload.extend_from_slice(&1040u16.to_le_bytes());
+    payload.extend_from_slice(b"#08004");
+    payload.extend_from_slice(message);
+    let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
+    packet.push(0);
+    packet.extend_from_slice(&payload);
+    let write = async {
+        stream.write_all(&packet).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
 }

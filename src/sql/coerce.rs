@@ -4,7 +4,9 @@
 //! - `+` / `-` between vectors (or a vector and its text) are element-wise (`vec_add` / `vec_sub`);
 //! - `CAST(vector AS CHAR)` gives the vector's text form `[1,2.5]`;
 //! - arithmetic between a string and a number converts the string to a number (`'3' + 1` = 4);
-//! - `JSON_EXTRACT(…)` compared with a string compares the unquoted value (`meta->'$.tag' = 'food'`);
+//! - `JSON_EXTRACT(…)` compared with a string compares the unquoted value (`meta->'$.tag' = 'food'`),
+//!   and with a number compares the JSON number (`functions::json::json_number`) — the same under
+//!   `=`, `<`…, `IN`, `NOT IN` and `BETWEEN`;
 //! - a string expression compared with a number is read as MySQL reads strings (`mysql_to_double`:
 //!   the leading number, else 0) rather than cast strictly. String literals are left to DataFusion,
 //!   which casts the literal once and keeps `int_col = '5'` a plain key comparison.
@@ -34,6 +36,21 @@ fn is_string(t: &DataType) -> bool {
 /// compares the JSON string's value, so that side is unquoted first.
 fn is_json_extract(e: &Expr) -> bool {
     matches!(e, Expr::ScalarFunction(f) if f.name() == "json_extract")
+}
+
+/// A string literal that DataFusion's strict cast reads as an integer (`'5'`): left to
+/// DataFusion, which casts it once and keeps `int_col = '5'` a key comparison. Any other string
+/// literal (`'10abc'`, `' 5'`, `'1e2'`) is read as MySQL reads it, as a double.
+fn is_clean_number(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(v, _) => match v {
+            datafusion::common::ScalarValue::Utf8(Some(t)) | datafusion::common::ScalarValue::Utf8View(Some(t)) | datafusion::common::ScalarValue::LargeUtf8(Some(t)) => {
+                t.parse::<i64>().is_ok()
+            }
+            _ => true,
+        },
+        _ => false,
+    }
 }
 
 fn call(f: ScalarUDF, args: Vec<Expr>) -> Expr {
@@ -83,7 +100,52 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             return Ok(Transformed::yes(Expr::InList(l)));
         }
     }
+    if let Some(t) = json_in_list_or_between(&e, schema) {
+        return Ok(Transformed::yes(t));
+    }
     rewrite_mysql(e, schema)
+}
+
+/// The side of a comparison with `JSON_EXTRACT(…)` as MySQL compares it against `other`'s type:
+/// a string compares with the JSON string's value, a number with the JSON number.
+fn json_side(x: Expr, other: &DataType) -> Expr {
+    if is_string(other) {
+        call(crate::sql::functions::json_unquote_udf(), vec![x])
+    } else if other.is_numeric() {
+        call(crate::sql::functions::json::json_number_udf(), vec![x])
+    } else {
+        x
+    }
+}
+
+/// `JSON_EXTRACT(…) [NOT] IN (…)` and `[NOT] BETWEEN`: the same rules as `=` and `<`, chosen by
+/// the type of the list (or bounds) — all strings or all numbers; a mixed list is left alone.
+fn json_in_list_or_between(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let kind = |xs: &[&Expr]| -> Option<DataType> {
+        let types: Vec<DataType> = xs.iter().map(|x| x.get_type(schema).ok()).collect::<Option<_>>()?;
+        if types.iter().all(is_string) {
+            Some(DataType::Utf8)
+        } else if types.iter().all(|t| t.is_numeric() || t.is_null()) {
+            Some(DataType::Float64)
+        } else {
+            None
+        }
+    };
+    match e {
+        Expr::InList(l) if is_json_extract(&l.expr) => {
+            let t = kind(&l.list.iter().collect::<Vec<_>>())?;
+            let mut l = l.clone();
+            l.expr = Box::new(json_side(*l.expr, &t));
+            Some(Expr::InList(l))
+        }
+        Expr::Between(b) if is_json_extract(&b.expr) => {
+            let t = kind(&[&b.low, &b.high])?;
+            let mut b = b.clone();
+            b.expr = Box::new(json_side(*b.expr, &t));
+            Some(Expr::Between(b))
+        }
+        _ => None,
+    }
 }
 
 fn rewrite_mysql(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
@@ -124,13 +186,13 @@ fn rewrite_mysql(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             Expr::BinaryExpr(BinaryExpr::new(Box::new(text(left, ls)), op, Box::new(text(right, rs))))
         }
         Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
-            if (is_json_extract(&left) && rs) || (ls && is_json_extract(&right)) =>
+            if (is_json_extract(&left) && (rs || rt.is_numeric())) || ((ls || lt.is_numeric()) && is_json_extract(&right)) =>
         {
-            let unquote = |x: Expr| if is_json_extract(&x) { call(crate::sql::functions::json_unquote_udf(), vec![x]) } else { x };
-            Expr::BinaryExpr(BinaryExpr::new(Box::new(unquote(left)), op, Box::new(unquote(right))))
+            let (l, r) = if is_json_extract(&left) { (json_side(left, &rt), right) } else { (left, json_side(right, &lt)) };
+            Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r)))
         }
         Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
-            if (ls && rt.is_numeric() && !matches!(left, Expr::Literal(..))) || (rs && lt.is_numeric() && !matches!(right, Expr::Literal(..))) =>
+            if (ls && rt.is_numeric() && !is_clean_number(&left)) || (rs && lt.is_numeric() && !is_clean_number(&right)) =>
         {
             let num = |x: Expr, s: bool| if s { call(crate::sql::functions::to_double_udf(), vec![x]) } else { x };
             Expr::BinaryExpr(BinaryExpr::new(Box::new(num(left, ls)), op, Box::new(num(right, rs))))

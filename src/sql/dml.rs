@@ -107,14 +107,33 @@ impl Session {
                 return Err(SqlError::wrong_value_count(i + 1));
             }
         }
-        for &t in &targets {
+        // Values given for generated columns: refused in strict mode (TiDB's default, 3105). Without
+        // it — as every mysqldump file runs — a restore keeps the dumped embedding of an
+        // auto-embedding column (re-embedding would call the provider again and might not give
+        // the same vector back), and any other generated value is recomputed, both with 1906.
+        let mut kept: HashSet<usize> = HashSet::new();
+        let mut source_rows = source_rows;
+        for (k, &t) in targets.iter().enumerate() {
             let c = &info.columns[t];
-            if c.generated.is_some() && source_rows.iter().any(|r| !matches!(r[targets.iter().position(|x| *x == t).unwrap()], Source::Default)) {
+            let Some(g) = &c.generated else { continue };
+            if source_rows.iter().all(|r| matches!(r[k], Source::Default)) {
+                continue;
+            }
+            if self.strict_mode() {
                 return Err(SqlError::new(
                     3105,
                     "HY000",
                     format!("The value specified for generated column '{}' in table '{}' is not allowed.", c.name, info.name),
                 ));
+            }
+            if crate::sql::ddl::embed_text_call(&g.expr).is_some() && source_rows.iter().all(|r| !matches!(r[k], Source::Default)) {
+                kept.insert(t);
+                self.warn(1906, format!("The value specified for generated column '{}' in table '{}' has been kept as given (a restore)", c.name, info.name));
+            } else {
+                for r in source_rows.iter_mut() {
+                    r[k] = Source::Default;
+                }
+                self.warn(1906, format!("The value specified for generated column '{}' in table '{}' has been ignored", c.name, info.name));
             }
         }
 
@@ -128,6 +147,7 @@ impl Session {
             for (k, &ci) in targets.iter().enumerate() {
                 let c = &info.columns[ci];
                 values[ci] = match &src[k] {
+                    Source::Default if c.generated.is_some() => Datum::Null,
                     Source::Default => self.column_default_value(c).await?,
                     Source::Value(v) if ins.ignore => {
                         let (d, warning) = types::coerce_lenient(v, &c.ty, &Target { column: &c.name, row: ri + 1 })?;
@@ -186,7 +206,7 @@ impl Session {
                 self.engine.store.counter_rebase(&info.id_counter(), max_explicit as u64)?;
             }
         }
-        self.fill_generated(&info, &mut rows, None).await?;
+        self.fill_generated_except(&info, &mut rows, None, &kept).await?;
         assign_handles(self, &info, &mut rows)?;
         for (i, r) in rows.iter_mut().enumerate() {
             if ins.ignore {
@@ -396,6 +416,11 @@ impl Session {
     /// Compute generated columns for a batch of rows in one evaluation per column. With
     /// `changed`, only columns whose expression reads a changed column are recomputed (UPDATE).
     pub async fn fill_generated(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>) -> Result<()> {
+        self.fill_generated_except(info, rows, changed, &HashSet::new()).await
+    }
+
+    /// `fill_generated`, leaving the columns in `kept` as they are (values a restore gave).
+    async fn fill_generated_except(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>, kept: &HashSet<usize>) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -403,6 +428,9 @@ impl Session {
         let mut exprs = Vec::new();
         for (ci, c) in info.columns.iter().enumerate() {
             let Some(g) = &c.generated else { continue };
+            if kept.contains(&ci) {
+                continue;
+            }
             let e = parse_expr(&g.expr)?;
             if let Some(changed) = changed {
                 let refs = referenced_columns(&e);
@@ -426,6 +454,15 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Whether `sql_mode` is strict (STRICT_TRANS_TABLES, STRICT_ALL_TABLES or TRADITIONAL), as it
+    /// is by default.
+    pub fn strict_mode(&self) -> bool {
+        self.vars.get("sql_mode").is_none_or(|m| {
+            let m = m.to_ascii_uppercase();
+            m.contains("STRICT_TRANS_TABLES") || m.contains("STRICT_ALL_TABLES") || m.contains("TRADITIONAL")
+        })
     }
 
     // ---- UPDATE ------------------------------------------------------------------------------

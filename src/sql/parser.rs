@@ -60,8 +60,47 @@ pub fn code_positions(sql: &str, target: u8) -> Vec<usize> {
     out
 }
 
-/// Split on `;` outside quotes and comments. Returns the non-empty statements, trimmed.
+/// The version that executable comments are compared with: the MySQL version we report (8.0.11).
+const EXECUTABLE_COMMENT_VERSION: u32 = 80011;
+
+/// MySQL's executable comments, as mysqldump writes them: `/*! body */` and `/*!NNNNN body */`
+/// with NNNNN ≤ 80011 become `body`; a newer version's comment, MariaDB's `/*M!…*/` and TiDB's
+/// feature comments `/*T![feature] … */` stay comments. Text in quotes is never touched.
+pub fn expand_executable_comments(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains("/*!") {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let starts = code_positions(sql, b'/');
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for at in starts {
+        if at < copied || !sql[at..].starts_with("/*!") {
+            continue;
+        }
+        let Some(len) = sql[at + 3..].find("*/") else { break };
+        let body = &sql[at + 3..at + 3 + len];
+        let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+        let runs = match digits {
+            0 => true,
+            5 | 6 => body[..digits].parse::<u32>().is_ok_and(|v| v <= EXECUTABLE_COMMENT_VERSION),
+            _ => false,
+        };
+        out.push_str(&sql[copied..at]);
+        out.push(' ');
+        if runs {
+            out.push_str(&body[digits..]);
+            out.push(' ');
+        }
+        copied = at + 3 + len + 2;
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// Split on `;` outside quotes and comments, after running executable comments
+/// ([`expand_executable_comments`]). Returns the non-empty statements, trimmed.
 pub fn split_statements(sql: &str) -> Vec<String> {
+    let sql = &*expand_executable_comments(sql);
     let mut out = Vec::new();
     let mut start = 0;
     for end in code_positions(sql, b';').into_iter().chain([sql.len()]) {
@@ -99,9 +138,134 @@ fn strip_leading_comments(s: &str) -> &str {
     }
 }
 
+/// How deep an expression tree may nest. The planner and the evaluator walk expression trees
+/// recursively (DataFusion's derived `Clone` and `Drop` included), so a bound on depth is a bound
+/// on stack: statements run on threads with [`STATEMENT_STACK_BYTES`] of stack, which the
+/// crash test (`tests/python/test_hostile.py`) shows holds this depth with room to spare.
+pub const MAX_NESTING: usize = 3000;
+
+/// How deeply SELECTs may nest inside each other. DataFusion's plan checks walk nested
+/// subqueries in time that doubles with each level, so 50 levels would run for hours; MySQL's
+/// own limit is 63 (1473).
+pub const MAX_QUERY_NESTING: usize = 16;
+
+/// How deep the parser itself may recurse (see `parse_one`).
+pub const PARSER_RECURSION_LIMIT: usize = 500;
+
+/// The stack of every thread that runs statements (the server's runtime workers).
+pub const STATEMENT_STACK_BYTES: usize = 64 << 20;
+
+/// Refuse texts whose expression trees would nest deeper than [`MAX_NESTING`], before they are
+/// parsed: the parser builds `1+1+…+1` as a left-deep tree without recursing, but everything after
+/// it recurses, and even dropping the tree does. MySQL answers such a statement with 1436.
+///
+/// The depth is over-estimated from the tokens, without parsing: inside each parenthesis, every
+/// operator since the last comma may add a level (a left-deep chain), and every open parenthesis
+/// adds one. Lists (`IN (…)`, VALUES rows, select lists) reset at their commas, so long lists pass.
+pub fn check_nesting(sql: &str) -> Result<()> {
+    let b = sql.as_bytes();
+    // Per open parenthesis: the operators seen since its last comma. `depth` = their sum + levels.
+    let mut frames: Vec<usize> = vec![0];
+    let mut ops = 0usize;
+    let mut deepest = 0usize;
+    // Per open parenthesis: whether a SELECT opened inside it (a subquery level).
+    let mut queries: Vec<bool> = vec![false];
+    let mut query_depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\'' | b'"' | b'`' => {
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'\\' && c != b'`' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == c {
+                        if b.get(i + 1) == Some(&c) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'(' => {
+                frames.push(0);
+                queries.push(false);
+            }
+            b')' => {
+                if frames.len() > 1 {
+                    ops -= frames.pop().unwrap_or(0);
+                    if queries.pop() == Some(true) {
+                        query_depth -= 1;
+                    }
+                }
+            }
+            b',' => {
+                let last = frames.last_mut().expect("the outermost frame is never popped");
+                ops -= *last;
+                *last = 0;
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'~' | b'!' | b'=' | b'<' | b'>' => {
+                // `<=`, `<>`, `->>`, `||` are one operator; `- - 1` and `!!1` are several.
+                let start = i;
+                while i + 1 < b.len() && matches!(b[i + 1], b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'~' | b'!' | b'=' | b'<' | b'>') {
+                    i += 1;
+                }
+                let run = &b[start..=i];
+                let n = if run.iter().all(|c| matches!(c, b'-' | b'+' | b'~' | b'!')) { run.len() } else { 1 };
+                *frames.last_mut().expect("outermost frame") += n;
+                ops += n;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i + 1 < b.len() && (b[i + 1].is_ascii_alphanumeric() || b[i + 1] == b'_' || b[i + 1] == b'$') {
+                    i += 1;
+                }
+                let w = &b[start..=i];
+                if w.eq_ignore_ascii_case(b"SELECT") {
+                    let q = queries.last_mut().expect("outermost frame");
+                    if !*q {
+                        *q = true;
+                        query_depth += 1;
+                        if query_depth > MAX_QUERY_NESTING {
+                            return Err(SqlError::new(1473, "HY000", format!("Too high level of nesting for select: more than {MAX_QUERY_NESTING} levels of subqueries")));
+                        }
+                    }
+                }
+                let op = ["AND", "OR", "XOR", "NOT", "IS", "LIKE", "REGEXP", "RLIKE", "IN", "DIV", "MOD", "BETWEEN", "COLLATE", "ESCAPE", "UNION", "EXCEPT", "INTERSECT"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k.as_bytes()));
+                if op {
+                    *frames.last_mut().expect("outermost frame") += 1;
+                    ops += 1;
+                }
+            }
+            _ => {}
+        }
+        deepest = deepest.max(ops + frames.len());
+        i += 1;
+    }
+    if deepest > MAX_NESTING {
+        return Err(SqlError::new(
+            1436,
+            "HY000",
+            format!("Thread stack overrun: the statement's expressions nest about {deepest} levels deep, more than the {MAX_NESTING} allowed; split it or use an IN list"),
+        ));
+    }
+    Ok(())
+}
+
 /// Parse one statement.
 pub fn parse_one(sql: &str) -> Result<Statement> {
-    let mut stmts = Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| {
+    check_nesting(sql)?;
+    // sqlparser's own bound on its recursion (nested parentheses, subqueries, unary operators);
+    // its default of 50 refuses statements that MySQL and ORMs write.
+    let parsed = Parser::new(&MySqlDialect {}).with_recursion_limit(PARSER_RECURSION_LIMIT).try_with_sql(sql).and_then(|mut p| p.parse_statements());
+    let mut stmts = parsed.map_err(|e| {
         let msg = e.to_string();
         let msg = msg.trim_start_matches("sql parser error: ");
         SqlError::syntax(format!("near \"{}\": {msg}", near(sql)))
@@ -125,6 +289,42 @@ mod tests {
     fn splits_outside_quotes_and_comments() {
         let s = split_statements("select 'a;b'; select \"c;\" -- x;y\n; /* ; */ select `d;`;;");
         assert_eq!(s, vec!["select 'a;b'", "select \"c;\" -- x;y", "select `d;`"]);
+    }
+
+    #[test]
+    fn nesting_is_bounded_but_lists_are_not() {
+        let chain = |n: usize, op: &str| format!("SELECT {}", vec!["1"; n].join(op));
+        assert!(check_nesting(&chain(MAX_NESTING - 10, "+")).is_ok());
+        assert_eq!(check_nesting(&chain(MAX_NESTING + 10, "+")).unwrap_err().code, 1436);
+        assert_eq!(check_nesting(&chain(MAX_NESTING + 10, " OR ")).unwrap_err().code, 1436);
+        assert_eq!(check_nesting(&format!("SELECT {}1", "- ".repeat(MAX_NESTING + 1))).unwrap_err().code, 1436);
+        assert_eq!(check_nesting(&format!("SELECT {}1", "NOT ".repeat(MAX_NESTING + 1))).unwrap_err().code, 1436);
+        assert_eq!(check_nesting(&format!("SELECT {}1{}", "ABS(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING))).unwrap_err().code, 1436);
+        // Lists reset at their commas, quoted text is not read, and each row of VALUES is its own.
+        let list: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+        assert!(check_nesting(&format!("SELECT 1 IN ({})", list.join(","))).is_ok());
+        assert!(check_nesting(&format!("SELECT '{}'", "+".repeat(100_000))).is_ok());
+        let rows: Vec<String> = (0..10_000).map(|i| format!("({i}, 'a-b', {i}*2+1)")).collect();
+        assert!(check_nesting(&format!("INSERT INTO t VALUES {}", rows.join(","))).is_ok());
+        let nested = |n: usize| format!("SELECT {}1{}", "(SELECT ".repeat(n - 1), ")".repeat(n - 1));
+        assert!(check_nesting(&nested(MAX_QUERY_NESTING)).is_ok());
+        assert_eq!(check_nesting(&nested(MAX_QUERY_NESTING + 1)).unwrap_err().code, 1473);
+        let side_by_side: Vec<String> = (0..100).map(|i| format!("(SELECT {i})")).collect();
+        assert!(check_nesting(&format!("SELECT {}", side_by_side.join(", "))).is_ok());
+        let conds: Vec<String> = (0..900).map(|i| format!("a <= {i}")).collect();
+        assert!(check_nesting(&format!("SELECT * FROM t WHERE {}", conds.join(" AND "))).is_ok());
+    }
+
+    #[test]
+    fn executable_comments_run_up_to_our_version() {
+        let x = |s: &str| expand_executable_comments(s).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(x("/*!40101 SET NAMES utf8mb4 */"), "SET NAMES utf8mb4");
+        assert_eq!(x("/*!SET a=1*/"), "SET a=1");
+        assert_eq!(x("CREATE TABLE t (a INT) /*!50100 ENGINE=InnoDB */ /*!90000 FUTURE */"), "CREATE TABLE t (a INT) ENGINE=InnoDB");
+        assert_eq!(x("/*M!100616 SET NOTE_VERBOSITY=@@NOTE_VERBOSITY */"), "/*M!100616 SET NOTE_VERBOSITY=@@NOTE_VERBOSITY */");
+        assert_eq!(x("SELECT '/*!40101 x */'"), "SELECT '/*!40101 x */'");
+        assert_eq!(x("/*!80011 A */ /*!80012 B */"), "A");
+        assert_eq!(split_statements("/*!40101 SET @a=1 */;\n/*!40014 SET @b=2 */;"), vec!["SET @a=1", "SET @b=2"]);
     }
 
     #[test]

@@ -31,7 +31,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use datafusion::arrow::array::{Float32Array, ListArray};
 use datafusion::arrow::buffer::OffsetBuffer;
@@ -318,7 +320,7 @@ impl Param {
     }
 
     fn set(&self, v: ScalarValue) {
-        *self.value.lock().expect("param lock") = v;
+        *self.value.lock() = v;
     }
 }
 
@@ -348,7 +350,7 @@ impl PhysicalExpr for Param {
     }
 
     fn evaluate(&self, _batch: &RecordBatch) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(self.value.lock().expect("param lock").clone()))
+        Ok(ColumnarValue::Scalar(self.value.lock().clone()))
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
@@ -404,7 +406,7 @@ impl ExecutionPlan for ScanSlot {
     }
 
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
-        let rows = self.rows.lock().expect("slot lock").take();
+        let rows = self.rows.lock().take();
         let rows = rows.ok_or_else(|| datafusion::error::DataFusionError::Internal("cached plan run without its rows".into()))?;
         Ok(Box::pin(MemoryStream::try_new(vec![rows], self.properties.eq_properties.schema().clone(), None)?))
     }
@@ -438,7 +440,7 @@ impl CachedPlan {
                 slot.param.set(text_like(slot.param.field.data_type(), n));
             }
         }
-        *self.leaf.rows.lock().expect("slot lock") = Some(rows);
+        *self.leaf.rows.lock() = Some(rows);
     }
 }
 
@@ -663,7 +665,7 @@ impl Session {
         self.vars.insert(crate::sql::variables::LAST_PLAN_FROM_CACHE.into(), "1".into());
         let batches = datafusion::physical_plan::collect(plan, entry.task.clone()).await;
         // Rows not taken (the run failed early) are not kept until the next run.
-        entry.leaf.rows.lock().expect("slot lock").take();
+        entry.leaf.rows.lock().take();
         let batches = batches?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         self.last_found_rows = rows as u64;

@@ -57,6 +57,7 @@ enum Body {
 impl Session {
     /// PREPARE: parse, check and describe `sql` (see the module doc).
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        let sql = &*parser::expand_executable_comments(sql);
         let first = sql.trim_start().split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or("").to_ascii_lowercase();
         // `run_special` reads these from their text before any parsing; SET only when the
         // parser does not know it (`SET CHARACTER SET`).

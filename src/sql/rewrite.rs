@@ -47,6 +47,18 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
     // 1. headers
     let mut namer = Namer { source: s.source(), depth: 0 };
     let _ = VisitMut::visit(stmt, &mut namer);
+    // 1b. MySQL's `->` / `->>` bind tighter than any operator; sqlparser gives them the lowest
+    // precedence (`doc->'$.a' = 'b'` arrives as `doc -> ('$.a' = 'b')`), so hand the path back.
+    let _ = visit_expressions_mut(stmt, |e| {
+        if let Expr::BinaryOp { op: op @ (BinaryOperator::Arrow | BinaryOperator::LongArrow), left, right } = e {
+            if !is_string_literal(right) {
+                let (op, base) = (op.clone(), std::mem::replace(left.as_mut(), Expr::value(Value::Null)));
+                let rest = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+                *e = rebind_arrow(base, op, rest);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
     // 2. expressions
     let mut err: Option<SqlError> = None;
     let _ = visit_expressions_mut(stmt, |e| {
@@ -668,6 +680,22 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 format: None,
             };
         }
+        Expr::RLike { negated, expr, pattern, .. } => {
+            // `a REGEXP p` / `RLIKE`: case-sensitive, as under TiDB's default binary collation.
+            let x = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+            let p = std::mem::replace(pattern.as_mut(), Expr::value(Value::Null));
+            let matched = call("regexp_like", vec![x, p]);
+            let negated = *negated;
+            *e = if negated { Expr::UnaryOp { op: datafusion::sql::sqlparser::ast::UnaryOperator::Not, expr: Box::new(Expr::Nested(Box::new(matched))) } } else { matched };
+        }
+        Expr::BinaryOp { op: op @ (BinaryOperator::Arrow | BinaryOperator::LongArrow), left, right } => {
+            // MySQL's `doc->'$.p'` is JSON_EXTRACT(doc, '$.p'); `->>` unquotes it too.
+            let unquote = matches!(op, BinaryOperator::LongArrow);
+            let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+            let extract = call("json_extract", vec![l, r]);
+            *e = if unquote { call("json_unquote", vec![extract]) } else { extract };
+        }
         Expr::BinaryOp { op: BinaryOperator::Divide, left, right } => {
             let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
             let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
@@ -676,6 +704,35 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+fn is_string_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_)))
+}
+
+/// `base -> rest`, where `rest` was parsed as an operator expression whose leftmost operand is
+/// the path: the arrow moves down onto that operand (`doc -> ('$.a' = 'b')` → `(doc -> '$.a') = 'b'`).
+fn rebind_arrow(base: Expr, op: BinaryOperator, mut rest: Expr) -> Expr {
+    let slot = leftmost_operand(&mut rest);
+    let path = std::mem::replace(slot, Expr::value(Value::Null));
+    *slot = Expr::BinaryOp { left: Box::new(base), op, right: Box::new(path) };
+    rest
+}
+
+/// The leftmost operand of an operator expression (the expression itself when it is none).
+fn leftmost_operand(e: &mut Expr) -> &mut Expr {
+    match e {
+        Expr::BinaryOp { left: x, .. }
+        | Expr::InList { expr: x, .. }
+        | Expr::InSubquery { expr: x, .. }
+        | Expr::Between { expr: x, .. }
+        | Expr::Like { expr: x, .. }
+        | Expr::ILike { expr: x, .. }
+        | Expr::RLike { expr: x, .. }
+        | Expr::IsNull(x)
+        | Expr::IsNotNull(x) => leftmost_operand(x),
+        other => other,
+    }
 }
 
 /// `INTERVAL 1 DAY`'s value as text (`INTERVAL '1' DAY`), the form DataFusion plans.

@@ -203,8 +203,14 @@ impl SqlType {
             D::BigInt(x) => int(IntKind::Big, false, w(x)),
             D::BigIntUnsigned(x) => int(IntKind::Big, true, w(x)),
             D::Bool | D::Boolean => SqlType::bool(),
-            D::Float(_) | D::Real | D::Float4 => SqlType::Float,
-            D::Double(_) | D::DoublePrecision | D::Float8 | D::Float64 => SqlType::Double,
+            // FLOAT(p): single precision up to 24 bits, DOUBLE from 25 to 53 (MySQL and TiDB);
+            // REAL is DOUBLE unless sql_mode has REAL_AS_FLOAT, which we do not offer.
+            D::Float(ExactNumberInfo::Precision(p)) if *p > 53 => {
+                return Err(SqlError::new(1063, "42000", "Incorrect column specifier for column (FLOAT precision above 53)"));
+            }
+            D::Float(ExactNumberInfo::Precision(p)) if *p > 24 => SqlType::Double,
+            D::Float(_) | D::Float4 => SqlType::Float,
+            D::Double(_) | D::DoublePrecision | D::Float8 | D::Float64 | D::Real => SqlType::Double,
             D::Decimal(info) | D::Numeric(info) | D::Dec(info) => match info {
                 ExactNumberInfo::None => SqlType::Decimal { precision: 10, scale: 0 },
                 ExactNumberInfo::Precision(p) => SqlType::Decimal { precision: (*p).min(65) as u8, scale: 0 },

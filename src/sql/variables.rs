@@ -58,6 +58,7 @@ pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, St
     set("default_storage_engine", "InnoDB");
     set("storage_engine", "InnoDB");
     set("max_execution_time", "0");
+    set("max_connections", "0");
     set("sql_safe_updates", "0");
     set("foreign_key_checks", "1");
     set("unique_checks", "1");
@@ -128,6 +129,11 @@ pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
                 }
             }
         }
+        "max_connections" => {
+            if !value.parse::<u32>().is_ok_and(|n| n <= 100_000) {
+                return Err(bad());
+            }
+        }
         crate::index::search::ann::EF_SEARCH_VAR => {
             if !value.parse::<usize>().is_ok_and(|n| n <= MAX_EF_SEARCH) {
                 return Err(bad());
@@ -156,7 +162,7 @@ pub fn is_secret(name: &str) -> bool {
 /// Only GLOBAL scope exists for these (TiDB: "Variable 'x' is a GLOBAL variable").
 pub fn is_global_only(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.starts_with("tidb_exp_embed_")
+    n.starts_with("tidb_exp_embed_") || n == "max_connections"
 }
 
 /// What a read shows: secrets are masked (an empty key stays empty so users can see it is unset).

@@ -33,8 +33,28 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("json_merge_patch", 2, MANY, rowwise::text, |a| json_merge(a, true)),
         udf("json_merge_preserve", 2, MANY, rowwise::text, |a| json_merge(a, false)),
         udf("json_merge", 2, MANY, rowwise::text, |a| json_merge(a, false)),
+        udf("json_number", 1, 1, rowwise::double, json_number),
         udf("json_pretty", 1, 1, rowwise::text, |a| with_doc(a, |d| Ok(ScalarValue::Utf8(serde_json::to_string_pretty(d).ok())))),
     ]
+}
+
+/// A JSON value (text) as MySQL ranks it against an SQL number: a JSON number is its value; a
+/// string, object, array or boolean ranks above every number (MySQL's JSON type order), so
+/// `= 1` and `IN (1, 2)` never match it and `> 1` does; JSON null and a missing path are NULL.
+/// `sql::coerce` wraps `JSON_EXTRACT(…)` in this wherever it meets a number.
+fn json_number(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let Some(t) = arg_text(&a[0]) else { return Ok(ScalarValue::Float64(None)) };
+    Ok(ScalarValue::Float64(match serde_json::from_str::<J>(&t) {
+        Ok(J::Number(n)) => n.as_f64(),
+        Ok(J::Null) => None,
+        Ok(_) => Some(f64::INFINITY),
+        Err(_) => None,
+    }))
+}
+
+/// The `json_number` function, for `sql::coerce`.
+pub fn json_number_udf() -> ScalarUDF {
+    udf("json_number", 1, 1, rowwise::double, json_number)
 }
 
 /// An argument as a JSON value: text that is a JSON document stays text (a string), as in MySQL
