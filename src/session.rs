@@ -683,6 +683,8 @@ impl Session {
                     self.engine.globals.read().get(&var).cloned().unwrap_or_default()
                 }
             }
+            // `SET sql_mode = @saved` (every mysqldump file): the parser gives `@saved` as a name.
+            ast::Expr::Identifier(id) if id.quote_style.is_none() && id.value.starts_with('@') => self.eval_constant(ast::Expr::Identifier(id)).await?,
             ast::Expr::Identifier(id) => id.value,
             ast::Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => {
                 if v.value.to_string().eq_ignore_ascii_case("true") { "1".into() } else { "0".into() }

@@ -13,8 +13,19 @@ use crate::error::{Result, SqlError};
 /// Byte offsets of `target` outside quoted strings, quoted identifiers and comments (MySQL's
 /// lexical rules: backslash escapes and doubled quotes in strings, `-- ` needs a space after it).
 pub fn code_positions(sql: &str, target: u8) -> Vec<usize> {
-    let b = sql.as_bytes();
     let mut out = Vec::new();
+    scan(sql, |i, c| {
+        if c == target {
+            out.push(i)
+        }
+    }, |_, _| {});
+    out
+}
+
+/// MySQL's lexical walk: `code(i, byte)` for each byte outside quoted strings, quoted
+/// identifiers and comments; `block_comment(start, end)` for each `/* … */` (end past the `*/`).
+fn scan(sql: &str, mut code: impl FnMut(usize, u8), mut block_comment: impl FnMut(usize, usize)) {
+    let b = sql.as_bytes();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -46,18 +57,20 @@ pub fn code_positions(sql: &str, target: u8) -> Vec<usize> {
                 }
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
+                let start = i;
                 i += 2;
                 while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
                     i += 1;
                 }
                 i += 1;
+                if i < b.len() {
+                    block_comment(start, i + 1);
+                }
             }
-            c if c == target => out.push(i),
-            _ => {}
+            c => code(i, c),
         }
         i += 1;
     }
-    out
 }
 
 /// The version that executable comments are compared with: the MySQL version we report (8.0.11).
@@ -70,15 +83,12 @@ pub fn expand_executable_comments(sql: &str) -> std::borrow::Cow<'_, str> {
     if !sql.contains("/*!") {
         return std::borrow::Cow::Borrowed(sql);
     }
-    let starts = code_positions(sql, b'/');
+    let mut comments = Vec::new();
+    scan(sql, |_, _| {}, |start, end| comments.push((start, end)));
     let mut out = String::with_capacity(sql.len());
     let mut copied = 0;
-    for at in starts {
-        if at < copied || !sql[at..].starts_with("/*!") {
-            continue;
-        }
-        let Some(len) = sql[at + 3..].find("*/") else { break };
-        let body = &sql[at + 3..at + 3 + len];
+    for (at, end) in comments {
+        let Some(body) = sql[at..end - 2].strip_prefix("/*!") else { continue };
         let digits = body.bytes().take_while(u8::is_ascii_digit).count();
         let runs = match digits {
             0 => true,
@@ -91,7 +101,7 @@ pub fn expand_executable_comments(sql: &str) -> std::borrow::Cow<'_, str> {
             out.push_str(&body[digits..]);
             out.push(' ');
         }
-        copied = at + 3 + len + 2;
+        copied = end;
     }
     out.push_str(&sql[copied.min(sql.len())..]);
     std::borrow::Cow::Owned(out)

@@ -59,6 +59,12 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
         }
         ControlFlow::<()>::Continue(())
     });
+    // 1c. without ONLY_FULL_GROUP_BY in sql_mode (mysqldump and old applications turn it off),
+    // a selected column that is not grouped is any value of its group, as in MySQL.
+    let loose = s.system_var("sql_mode", None).is_ok_and(|m| !m.to_ascii_uppercase().contains("ONLY_FULL_GROUP_BY"));
+    if loose {
+        let _ = VisitMut::visit(stmt, &mut LooseGroupBy);
+    }
     // 2. expressions
     let mut err: Option<SqlError> = None;
     let _ = visit_expressions_mut(stmt, |e| {
@@ -90,6 +96,54 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
         ControlFlow::<()>::Continue(())
     });
     Ok(())
+}
+
+/// `ONLY_FULL_GROUP_BY` off: bare columns in a grouped select list that are not grouped become
+/// `ANY_VALUE(col) AS col`.
+struct LooseGroupBy;
+
+impl VisitorMut for LooseGroupBy {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(sel) = q.body.as_mut() else { return ControlFlow::Continue(()) };
+        let GroupByExpr::Expressions(groups, _) = &sel.group_by else { return ControlFlow::Continue(()) };
+        if groups.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let last = |e: &Expr| match e {
+            Expr::Identifier(i) => Some(i.value.to_lowercase()),
+            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_lowercase()),
+            _ => None,
+        };
+        let grouped: Vec<String> = groups.iter().filter_map(last).collect();
+        let aliases: Vec<String> = sel
+            .projection
+            .iter()
+            .filter_map(|i| match i {
+                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.to_lowercase()),
+                _ => None,
+            })
+            .collect();
+        for item in sel.projection.iter_mut() {
+            let (e, alias) = match item {
+                SelectItem::UnnamedExpr(e) => (e, None),
+                SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+                _ => continue,
+            };
+            let Some(name) = last(e) else { continue };
+            if grouped.contains(&name) || (alias.is_none() && aliases.contains(&name)) {
+                continue;
+            }
+            let header = alias.unwrap_or_else(|| match e {
+                Expr::Identifier(i) => i.clone(),
+                Expr::CompoundIdentifier(p) => p.last().cloned().unwrap_or_else(|| Ident::new(name.clone())),
+                _ => Ident::new(name.clone()),
+            });
+            let col = std::mem::replace(e, Expr::value(Value::Null));
+            *item = SelectItem::ExprWithAlias { expr: call("first_value", vec![col]), alias: header };
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// Folds table aliases and CTE names to lower case, as the identifiers that refer to them are
@@ -552,7 +606,7 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     format: None,
                 }),
                 "length" | "octet_length" => {
-                    f.name = ObjectName::from(vec![Ident::new("octet_length")]);
+                    f.name = ObjectName::from(vec![Ident::new("mysql_length")]);
                     None
                 }
                 "char_length" | "character_length" => {
@@ -568,6 +622,10 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     let fsp = function_args(f).first().map(|a| a.to_string()).unwrap_or_default();
                     let now = call("now", vec![]);
                     Some(if fsp.is_empty() || fsp == "0" { call("date_trunc", vec![lit_str("second"), now]) } else { now })
+                }
+                "any_value" => {
+                    f.name = ObjectName::from(vec![Ident::new("first_value")]);
+                    None
                 }
                 "ucase" => {
                     f.name = ObjectName::from(vec![Ident::new("upper")]);

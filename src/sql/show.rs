@@ -269,6 +269,15 @@ impl Session {
             .await?;
             return Ok(Some(Output::ok()));
         }
+        // ALTER TABLE t {DISABLE|ENABLE} KEYS (every mysqldump file) and ALTER TABLE t COMPACT
+        // [TIFLASH REPLICA]: accepted for an existing table and change nothing, as in TiDB —
+        // indexes here are always maintained, and there is no columnar replica to compact.
+        let keys = toks.len() == 5 && (toks[3] == "disable" || toks[3] == "enable") && toks[4] == "keys";
+        let compact = toks.len() >= 4 && toks[3] == "compact" && (toks.len() == 4 || toks[4..] == ["tiflash", "replica"]);
+        if toks.len() >= 4 && toks[0] == "alter" && toks[1] == "table" && (keys || compact) {
+            self.alter_table_entry(&tokens(sql)[2], |_| Ok(())).await?;
+            return Ok(Some(Output::ok()));
+        }
         // ALTER TABLE t SET TIFLASH REPLICA n: TiDB needs it for vector indexes; we record it.
         if toks.len() >= 7 && toks[0] == "alter" && toks[1] == "table" && toks[3] == "set" && toks[4] == "tiflash" && toks[5] == "replica" {
             let n: u64 = toks[6].parse().map_err(|_| SqlError::syntax(format!("near '{}'", toks[6])))?;

@@ -62,6 +62,9 @@ pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, St
     set("sql_safe_updates", "0");
     set("foreign_key_checks", "1");
     set("unique_checks", "1");
+    set("sql_quote_show_create", "1");
+    set("sql_notes", "1");
+    set("sql_warnings", "0");
     set("warning_count", "0");
     set("error_count", "0");
     set("default_week_format", "0");
@@ -109,7 +112,7 @@ pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
     };
     match name {
         "autocommit" | "sql_safe_updates" | "foreign_key_checks" | "unique_checks" | "transaction_read_only" | "tx_read_only"
-        | "sql_auto_is_null" => {
+        | "sql_auto_is_null" | "sql_quote_show_create" | "sql_notes" | "sql_warnings" => {
             if value != "0" && value != "1" {
                 return Err(bad());
             }
@@ -179,7 +182,7 @@ pub fn normalize(name: &str, value: &str) -> String {
     let n = name.to_ascii_lowercase();
     let boolish = matches!(
         n.as_str(),
-        "autocommit" | "sql_safe_updates" | "foreign_key_checks" | "unique_checks" | "transaction_read_only" | "tx_read_only" | "sql_auto_is_null"
+        "autocommit" | "sql_safe_updates" | "foreign_key_checks" | "unique_checks" | "transaction_read_only" | "tx_read_only" | "sql_auto_is_null" | "sql_quote_show_create" | "sql_notes" | "sql_warnings"
     );
     if boolish {
         match value.to_ascii_lowercase().as_str() {

@@ -83,8 +83,23 @@ impl ViewInfo {
             "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`%` SQL SECURITY DEFINER VIEW `{}` ({}) AS {}",
             self.name.replace('`', "``"),
             cols.join(", "),
-            self.query
+            self.portable_query()
         )
+    }
+
+    /// The SELECT with the view's own database left off its tables (MySQL shows them so), so
+    /// that a dump restored under another database name reads that database's tables.
+    fn portable_query(&self) -> String {
+        let Ok(Statement::Query(mut q)) = crate::sql::parser::parse_one(&self.query) else { return self.query.clone() };
+        let _ = visit_relations_mut(q.as_mut(), |name| {
+            if let [ObjectNamePart::Identifier(d), ObjectNamePart::Identifier(t)] = name.0.as_slice() {
+                if d.value.eq_ignore_ascii_case(&self.db) {
+                    name.0 = vec![ObjectNamePart::Identifier(t.clone())];
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        q.to_string()
     }
 }
 

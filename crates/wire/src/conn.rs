@@ -248,7 +248,7 @@ where
                 }
             }
             cmd::QUERY => {
-                let sql = String::from_utf8_lossy(body);
+                let sql = crate::text::statement_text(body);
                 debug!(len = sql.len(), "COM_QUERY");
                 let interrupt = self.handler.interrupter();
                 let (responses, gone) = {
@@ -358,7 +358,7 @@ where
     }
 
     async fn prepare(&mut self, body: &[u8]) -> io::Result<()> {
-        let sql = String::from_utf8_lossy(body);
+        let sql = crate::text::statement_text(body);
         let id = self.next_stmt_id;
         self.next_stmt_id = self.next_stmt_id.checked_add(1).unwrap_or(1);
         debug!(id, len = sql.len(), "COM_STMT_PREPARE");

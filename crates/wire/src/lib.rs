@@ -41,6 +41,7 @@ mod conn;
 mod consts;
 mod handshake;
 mod packet;
+mod text;
 mod transport;
 mod types;
 mod value;
@@ -55,6 +56,7 @@ pub use auth::{
 };
 pub use consts::{capabilities, codes, collations, flags, plugins, status};
 pub use packet::MAX_ALLOWED_PACKET;
+pub use text::statement_text;
 /// The rustls this crate speaks TLS with, for building [`ServerOptions::tls`].
 pub use tokio_rustls::rustls;
 pub use types::{
