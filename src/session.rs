@@ -378,6 +378,18 @@ impl Session {
         if let Some(out) = self.run_special(sql, &lower).await? {
             return Ok(out);
         }
+        // START TRANSACTION WITH CONSISTENT SNAPSHOT (mysqldump --single-transaction): every
+        // transaction here reads one snapshot taken when it starts, so the phrase changes nothing.
+        let without_snapshot;
+        let sql = match lower.find("with consistent snapshot") {
+            Some(at) if lower.starts_with("start transaction") => {
+                let sql = sql.trim_start();
+                let rest = sql[at + "with consistent snapshot".len()..].trim_start();
+                without_snapshot = format!("{} {}", &sql[..at], rest.strip_prefix(',').unwrap_or(rest));
+                without_snapshot.as_str()
+            }
+            _ => sql,
+        };
         let stmt = parser::parse_one(crate::sql::view::strip_check_option(sql).unwrap_or(sql))?;
         Box::pin(self.run_statement(stmt, shape)).await
     }
