@@ -34,9 +34,16 @@ pub struct Config {
     pub require_secure_transport: bool,
     /// Client connections open at once; 0 = no limit (TiDB's default). Over it: 1040.
     pub max_connections: u32,
+    /// The key that seals provider keys at rest (`crate::secrets`); None = `<data_dir>/secret.key`.
+    pub secret_key_file: Option<PathBuf>,
 }
 
 impl Config {
+    /// Where the key that seals provider keys lives.
+    pub fn secret_key_path(&self) -> PathBuf {
+        self.secret_key_file.clone().unwrap_or_else(|| self.data_dir.join("secret.key"))
+    }
+
     /// The remote providers' HTTP settings.
     pub fn http_settings(&self) -> crate::embed::http::HttpSettings {
         crate::embed::http::HttpSettings {
@@ -75,6 +82,7 @@ impl Default for Config {
             tls_key: None,
             require_secure_transport: false,
             max_connections: 0,
+            secret_key_file: None,
         }
     }
 }
@@ -98,6 +106,7 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub require_secure_transport: Option<bool>,
     pub max_connections: Option<u32>,
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -120,6 +129,7 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     pub require_secure_transport: Option<bool>,
     pub max_connections: Option<u32>,
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `a, b,,c` → `["a", "b", "c"]`.
@@ -167,6 +177,7 @@ impl Config {
             tls_key: o.tls_key.or(f.tls_key),
             require_secure_transport: o.require_secure_transport.or(f.require_secure_transport).unwrap_or(d.require_secure_transport),
             max_connections: o.max_connections.or(f.max_connections).unwrap_or(d.max_connections),
+            secret_key_file: o.secret_key_file.or(f.secret_key_file),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),

@@ -10,6 +10,7 @@ pub mod embed;
 pub mod error;
 pub mod index;
 pub mod interrupt;
+pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod sql;

@@ -72,9 +72,12 @@ struct ServeArgs {
     /// Client connections open at once; more get error 1040; 0 = no limit (also `SET GLOBAL max_connections`) [default: 0]
     #[arg(long, env = "EMBEDB_MAX_CONNECTIONS")]
     max_connections: Option<u32>,
+    /// File of the key that seals provider keys at rest; keep it apart from backups of the data [default: <data-dir>/secret.key]
+    #[arg(long, env = "EMBEDB_SECRET_KEY_FILE", value_name = "PATH")]
+    secret_key_file: Option<PathBuf>,
     /// TOML config file (keys: host, port, data_dir, log_level, model_dir, embed_timeout_secs,
     /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, tls_cert, tls_key,
-    /// require_secure_transport, max_connections, [users])
+    /// require_secure_transport, max_connections, secret_key_file, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -120,6 +123,7 @@ fn main() {
                 tls_key: args.tls_key,
                 require_secure_transport: args.require_secure_transport,
                 max_connections: args.max_connections,
+                secret_key_file: args.secret_key_file,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,
@@ -149,7 +153,12 @@ fn main() {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The SQL parser logs each statement's text at debug level, and a statement may carry a
+    // provider key (`SET GLOBAL …_API_KEY = '…'`); DataFusion logs plans with their literals at debug
+    // level. Theirs stop at warnings and at info whatever the level.
+    let quiet = "sqlparser=warn,datafusion=info";
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},{quiet}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info,{quiet}")));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 

@@ -63,6 +63,8 @@ pub struct Engine {
     pub search: Arc<crate::index::search::SearchIndexes>,
     /// Client connections open now (`server::serve` counts them against `max_connections`).
     pub open_connections: std::sync::atomic::AtomicU32,
+    /// Seals provider keys before they are stored.
+    pub secrets: crate::secrets::SecretBox,
 }
 
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
@@ -76,14 +78,15 @@ pub fn server_version() -> String {
 impl Engine {
     /// Open (or create) the data directory and load persisted global variables.
     pub fn open(config: Config) -> Result<Arc<Engine>> {
+        let secrets = crate::secrets::SecretBox::open(&config.secret_key_path())?;
         let store = Store::open(&config.data_dir)?;
         let index_dir = config.data_dir.join("indexes");
-        Self::build(config, store, Some(index_dir))
+        Self::build(config, store, Some(index_dir), secrets)
     }
 
     /// An engine over `store`; search indexes live in memory only (rebuilt at every start).
     pub fn with_store(config: Config, store: Store) -> Result<Arc<Engine>> {
-        Self::build(config, store, None)
+        Self::build(config, store, None, crate::secrets::SecretBox::ephemeral())
     }
 
     /// Clean shutdown: save the vector indexes (so the next start loads them instead of
@@ -96,7 +99,7 @@ impl Engine {
         }
     }
 
-    fn build(config: Config, store: Store, index_dir: Option<std::path::PathBuf>) -> Result<Arc<Engine>> {
+    fn build(config: Config, store: Store, index_dir: Option<std::path::PathBuf>, secrets: crate::secrets::SecretBox) -> Result<Arc<Engine>> {
         let mut defaults = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
         defaults.insert("max_connections".into(), config.max_connections.to_string());
         let mut globals = defaults.clone();
@@ -107,8 +110,23 @@ impl Engine {
             if cat.database("test")?.is_none() {
                 cat.create_database("test")?;
             }
-            for (k, v) in cat.global_vars()? {
-                globals.insert(k, v);
+            for (k, stored) in cat.global_vars()? {
+                if !variables::is_secret(&k) {
+                    globals.insert(k, String::from_utf8_lossy(&stored).into_owned());
+                    continue;
+                }
+                match secrets.unseal(&k, &stored) {
+                    Ok(Some(v)) => {
+                        globals.insert(k, v);
+                    }
+                    // Written before keys were sealed: seal it now.
+                    Ok(None) => {
+                        let v = String::from_utf8_lossy(&stored).into_owned();
+                        cat.set_global_var(&k, &secrets.seal(&k, &v));
+                        globals.insert(k, v);
+                    }
+                    Err(()) => tracing::warn!("{k} cannot be opened with this secret key file; it is unset until set again"),
+                }
             }
         }
         txn.commit()?;
@@ -133,6 +151,7 @@ impl Engine {
             connections: Default::default(),
             search,
             open_connections: AtomicU32::new(0),
+            secrets,
         }))
     }
 
@@ -325,7 +344,12 @@ impl Session {
             },
         };
         if let Err(e) = &r {
-            tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
+            // An error's text may quote the statement, and the statement may hold a key.
+            if crate::sql::variables::mentions_secret(sql) {
+                tracing::debug!(connection = self.connection_id, code = e.code, "statement failed (its text is not logged: it names a secret)");
+            } else {
+                tracing::debug!(connection = self.connection_id, code = e.code, "statement failed: {}", e.message);
+            }
         }
         r.map(|out| self.upper_case_catalog_headers_for(sql, out))
     }
@@ -713,7 +737,8 @@ impl Session {
         }
         if global {
             let txn = self.engine.store.begin()?;
-            Catalog::new(&txn).set_global_var(&var, &value);
+            let stored = if variables::is_secret(&var) { self.engine.secrets.seal(&var, &value) } else { value.as_bytes().to_vec() };
+            Catalog::new(&txn).set_global_var(&var, &stored);
             txn.commit()?;
             self.engine.globals.write().insert(var.clone(), value.clone());
             // Secrets and server-wide settings apply to every session at once.

@@ -326,7 +326,8 @@ impl<'a> Catalog<'a> {
         Ok(self.txn.get(&global_key(name))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    pub fn global_vars(&self) -> Result<Vec<(String, String)>> {
+    /// Persisted global variables, their values as stored (secrets sealed: `crate::secrets`).
+    pub fn global_vars(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let start = b"mGV:".to_vec();
         let end = embedb_storage::codec::prefix_end(&start);
         Ok(self
@@ -334,12 +335,12 @@ impl<'a> Catalog<'a> {
             .scan(&start, &end, usize::MAX, false)?
             .into_iter()
             .map(|(k, v)| {
-                (String::from_utf8_lossy(&k[4..]).into_owned(), String::from_utf8_lossy(&v).into_owned())
+                (String::from_utf8_lossy(&k[4..]).into_owned(), v)
             })
             .collect())
     }
 
-    pub fn set_global_var(&self, name: &str, value: &str) {
-        self.txn.put(global_key(name), value.as_bytes().to_vec());
+    pub fn set_global_var(&self, name: &str, value: &[u8]) {
+        self.txn.put(global_key(name), value.to_vec());
     }
 }

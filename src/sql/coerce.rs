@@ -188,7 +188,13 @@ fn rewrite_mysql(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
             if (is_json_extract(&left) && (rs || rt.is_numeric())) || ((ls || lt.is_numeric()) && is_json_extract(&right)) =>
         {
-            let (l, r) = if is_json_extract(&left) { (json_side(left, &rt), right) } else { (left, json_side(right, &lt)) };
+            let (l, r) = match (is_json_extract(&left), is_json_extract(&right)) {
+                // JSON against JSON (Django's `JSON_EXTRACT(doc, '$.k') = JSON_EXTRACT('"v"', '$')`):
+                // both sides' values.
+                (true, true) => (json_side(left, &DataType::Utf8), json_side(right, &DataType::Utf8)),
+                (true, false) => (json_side(left, &rt), right),
+                _ => (left, json_side(right, &lt)),
+            };
             Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r)))
         }
         Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq

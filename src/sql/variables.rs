@@ -168,6 +168,12 @@ pub fn is_global_only(name: &str) -> bool {
     n.starts_with("tidb_exp_embed_") || n == "max_connections"
 }
 
+/// Whether a statement's text names a secret variable (so neither it nor an error quoting it
+/// may be logged).
+pub fn mentions_secret(sql: &str) -> bool {
+    sql.as_bytes().windows(8).any(|w| w.eq_ignore_ascii_case(b"_api_key"))
+}
+
 /// What a read shows: secrets are masked (an empty key stays empty so users can see it is unset).
 pub fn display_value(name: &str, value: &str) -> String {
     if is_secret(name) && !value.is_empty() {
