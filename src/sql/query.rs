@@ -131,7 +131,12 @@ impl Session {
         let df_stmt = DFStatement::Statement(Box::new(stmt));
         self.check_tables(&df_stmt, &txn)?;
         self.ctx.register_catalog_list(Arc::new(TxnCatalogList::new(txn, scope)));
-        Ok(self.ctx.state().statement_to_plan(df_stmt).await?)
+        let plan = self.ctx.state().statement_to_plan(df_stmt).await;
+        // The plan holds the tables it needs. Left registered, the catalog would keep this
+        // transaction's snapshot alive while the connection idles: redb could not reuse the
+        // pages it pins, and a reopen after a disk-full error would wait for it.
+        self.ctx.register_catalog_list(Arc::new(datafusion::catalog::MemoryCatalogProviderList::new()));
+        Ok(plan?)
     }
 
     /// The tables a statement reads (those that exist).

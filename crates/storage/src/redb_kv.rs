@@ -19,9 +19,22 @@
 //!
 //! redb allows one writer at a time; the transaction layer already serializes
 //! commits, so that costs nothing extra.
+//!
+//! Faults heal: after a write fails with an I/O error (disk full, say), redb
+//! refuses every later write until the database is closed and opened again.
+//! So the failed write starts a healer thread. It checks that the file system
+//! has room, waits for a moment when no snapshot reads the file (backing off
+//! while one does: an open transaction holds its snapshot), closes the file and
+//! opens it again — redb's recovery finds the last committed state — and ends.
+//! No restart; reads go on meanwhile, and writes fail at once with a clear
+//! error until the healer has reopened the file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use parking_lot::RwLock;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
 use crate::kv::{scan_bounds, Kv, Snapshot};
@@ -31,21 +44,139 @@ use crate::{Error, Result};
 /// keys lexicographically, which is the order the codecs rely on.
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
+/// How long a reopen waits for open snapshots to finish (new ones wait with
+/// it); then the old handle serves on and the healer tries again.
+const REOPEN_WAIT: Duration = Duration::from_secs(3);
+
+const STILL_READ: &str = "open transactions still read the old file";
+
+/// Free bytes the file system must have before a reopen is tried: recovery writes.
+const REOPEN_MIN_FREE: u64 = 1 << 20;
+
 /// A [`Kv`] stored in a single redb database file.
 pub struct RedbKv {
-    db: Database,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    /// None only between closing and reopening the file; snapshots hold a clone,
+    /// so a reopen can tell when the old file is no longer read.
+    db: RwLock<Option<Arc<Database>>>,
+    /// A write failed with an I/O error and the healer has not reopened yet.
+    poisoned: AtomicBool,
+}
+
+fn open_database(path: &Path) -> Result<Database> {
+    let db = Database::create(path).map_err(redb_err)?;
+    // Create the table up front so read transactions can always open it.
+    let txn = db.begin_write().map_err(redb_err)?;
+    txn.open_table(TABLE).map_err(redb_err)?;
+    txn.commit().map_err(redb_err)?;
+    Ok(db)
 }
 
 impl RedbKv {
     /// Opens the database file at `path`, creating it if missing.
     pub fn open(path: &Path) -> Result<RedbKv> {
-        let db = Database::create(path).map_err(redb_err)?;
-        // Create the table up front so read transactions can always open it.
-        let txn = db.begin_write().map_err(redb_err)?;
-        txn.open_table(TABLE).map_err(redb_err)?;
-        txn.commit().map_err(redb_err)?;
-        Ok(RedbKv { db })
+        let db = open_database(path)?;
+        let inner = Inner { path: path.to_path_buf(), db: RwLock::new(Some(Arc::new(db))), poisoned: AtomicBool::new(false) };
+        Ok(RedbKv { inner: Arc::new(inner) })
     }
+
+    /// Start the healer (once per fault); it ends when the file is open again or the store is gone.
+    fn start_healer(&self) {
+        if self.inner.poisoned.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new().name("redb-heal".into()).spawn(move || {
+            // Quick while the disk is full (a cheap check); slower after waiting on readers,
+            // which stalls new snapshots while it lasts.
+            let mut pause = Duration::from_millis(200);
+            loop {
+                std::thread::sleep(pause);
+                let Some(inner) = weak.upgrade() else { return };
+                match inner.reopen() {
+                    Ok(()) => return,
+                    Err(Error::Storage(m)) if m.starts_with(STILL_READ) => pause = (pause * 2).min(Duration::from_secs(30)),
+                    Err(_) => {}
+                }
+            }
+        });
+        if spawned.is_err() {
+            self.inner.poisoned.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Inner {
+    fn current(&self) -> Result<Arc<Database>> {
+        self.db.read().clone().ok_or_else(|| Error::Storage("the data file is being reopened after an I/O error; try again".into()))
+    }
+
+    /// Close the file and open it again (see the module doc).
+    fn reopen(&self) -> Result<()> {
+        if let Some(free) = free_bytes(&self.path) {
+            if free < REOPEN_MIN_FREE {
+                return Err(Error::Storage(format!("the disk is full ({free} bytes free)")));
+            }
+        }
+        // Wait for a moment when nothing reads the old file. The lock is held only to look, so
+        // that a statement opening a second snapshot while it holds one never waits on us.
+        let deadline = Instant::now() + REOPEN_WAIT;
+        let mut slot = loop {
+            let slot = self.db.write();
+            if slot.as_ref().is_none_or(|old| Arc::strong_count(old) == 1) {
+                break slot;
+            }
+            drop(slot);
+            if Instant::now() > deadline {
+                return Err(Error::Storage(STILL_READ.into()));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        // The file lock is released with the last handle, before the file is opened again.
+        *slot = None;
+        let db = open_database(&self.path)?;
+        *slot = Some(Arc::new(db));
+        self.poisoned.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Free bytes on the file system of `path`'s directory (None where unknown).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Whether a failed write left redb needing a reopen.
+fn is_io(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
+}
+
+fn write_batch(db: &Database, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    {
+        let mut table = txn.open_table(TABLE)?;
+        for (key, value) in batch {
+            match value {
+                Some(value) => table.insert(key.as_slice(), value.as_slice()),
+                None => table.remove(key.as_slice()),
+            }?;
+        }
+    }
+    // On any error above, dropping `txn` aborts it: nothing is applied.
+    txn.commit()?;
+    Ok(())
 }
 
 /// Maps any redb error to ours, keeping corruption distinguishable.
@@ -58,33 +189,37 @@ fn redb_err(e: impl Into<redb::Error>) -> Error {
 
 impl Kv for RedbKv {
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
-        let txn = self.db.begin_read().map_err(redb_err)?;
+        let db = self.inner.current()?;
+        let txn = db.begin_read().map_err(redb_err)?;
         // The table handle keeps the read transaction (and its MVCC root) alive.
         let table = txn.open_table(TABLE).map_err(redb_err)?;
-        Ok(Box::new(RedbSnapshot { table }))
+        Ok(Box::new(RedbSnapshot { table, _db: db }))
     }
 
     fn write(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
-        let mut txn = self.db.begin_write().map_err(redb_err)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(redb_err)?;
-        {
-            let mut table = txn.open_table(TABLE).map_err(redb_err)?;
-            for (key, value) in &batch {
-                match value {
-                    Some(value) => table.insert(key.as_slice(), value.as_slice()),
-                    None => table.remove(key.as_slice()),
-                }
-                .map_err(redb_err)?;
-            }
+        if self.inner.poisoned.load(Ordering::SeqCst) {
+            // Fail at once: the healer may be waiting for this writer's own snapshot to end.
+            return Err(Error::Storage("an earlier write failed with an I/O error (disk full?); nothing of this write was applied, and writes resume once the fault is gone".into()));
         }
-        // On any error above, dropping `txn` aborts it: nothing is applied.
-        txn.commit().map_err(redb_err)
+        let db = self.inner.current()?;
+        let r = write_batch(&db, &batch);
+        drop(db);
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if is_io(&e) => {
+                self.start_healer();
+                let e = if matches!(e, redb::Error::PreviousIo) { "an earlier write failed with an I/O error".to_string() } else { e.to_string() };
+                Err(Error::Storage(format!("{e}; nothing of this write was applied, and writes resume once the fault is gone")))
+            }
+            Err(e) => Err(redb_err(e)),
+        }
     }
 }
 
 struct RedbSnapshot {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
+    /// Keeps count of the readers of this file (`RedbKv::reopen` waits for them).
+    _db: Arc<Database>,
 }
 
 impl Snapshot for RedbSnapshot {
