@@ -14,4 +14,5 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod stats;
 pub mod storage;

@@ -65,6 +65,8 @@ pub struct Engine {
     pub open_connections: std::sync::atomic::AtomicU32,
     /// Seals provider keys before they are stored.
     pub secrets: crate::secrets::SecretBox,
+    /// SHOW STATUS counters and the process list.
+    pub stats: Arc<crate::stats::ServerStats>,
 }
 
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
@@ -152,6 +154,7 @@ impl Engine {
             search,
             open_connections: AtomicU32::new(0),
             secrets,
+            stats: Arc::new(crate::stats::ServerStats::new()),
         }))
     }
 
@@ -203,6 +206,7 @@ pub struct Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.engine.connections.unregister(self.connection_id, &self.interrupt);
+        self.engine.stats.unregister(self.connection_id);
     }
 }
 
@@ -223,6 +227,8 @@ impl Session {
         }
         let interrupt = crate::interrupt::Interrupt::new();
         engine.connections.register(connection_id, interrupt.clone());
+        // (The server's handler registers it again with the client's host.)
+        engine.stats.register(connection_id, user, "localhost");
         let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone())));
         ctx.register_udf(crate::index::fulltext::fts_match_word_udf(engine.search.clone()));
         let vars = engine.globals.read().clone();
@@ -331,6 +337,7 @@ impl Session {
         if !head.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle)) {
             self.vars.insert(variables::LAST_PLAN_FROM_CACHE.into(), "0".into());
         }
+        self.engine.stats.statement_started(self.connection_id, self.db.as_deref(), sql);
         let r = match self.interrupt.check() {
             // A killed connection runs nothing more.
             Err(e) => Err(e),
@@ -343,6 +350,7 @@ impl Session {
                 }
             },
         };
+        self.engine.stats.statement_ended(self.connection_id, self.db.as_deref());
         if let Err(e) = &r {
             // An error's text may quote the statement, and the statement may hold a key.
             if crate::sql::variables::mentions_secret(sql) {

@@ -45,6 +45,9 @@ pub fn parse_model(spec: &str) -> Result<(String, String)> {
     if p.is_empty() || m.is_empty() {
         return Err(SqlError::other(format!("model name must be in format 'provider/model', got: {spec}")));
     }
+    if p == "tidbcloud_free" {
+        return free_tier_model(&m);
+    }
     if !PROVIDERS.contains(&p.as_str()) {
         return Err(SqlError::other(format!(
             "unknown embedding provider '{p}', available providers: {}",
@@ -57,6 +60,22 @@ pub fn parse_model(spec: &str) -> Result<(String, String)> {
         )));
     }
     Ok((p, m))
+}
+
+/// TiDB Cloud's hosted models (`tidbcloud_free/<provider>/<model>`) exist only on TiDB Cloud.
+/// Where the same provider is available here (`cohere`, `jina_ai`, …) the name routes to it, so
+/// the DDL of a TiDB Cloud tutorial runs unchanged once that provider's key is set; otherwise
+/// (`amazon/titan-…`: no Bedrock here) the error says what to use instead.
+fn free_tier_model(m: &str) -> Result<(String, String)> {
+    let (inner, model) = m.split_once('/').unwrap_or(("", m));
+    let inner = inner.to_ascii_lowercase();
+    if PROVIDERS.contains(&inner.as_str()) && inner != "local" && !model.is_empty() {
+        return parse_model(&format!("{inner}/{model}"));
+    }
+    Err(SqlError::other(format!(
+        "'tidbcloud_free/{m}' is served by TiDB Cloud only; embedb runs the same SQL with a model it can reach: \
+         'local/all-MiniLM-L6-v2' (no key), or a provider you have a key for (jina_ai, openai, cohere, gemini, huggingface, nvidia_nim)"
+    )))
 }
 
 /// A model name is pasted into a request path (remote providers) or joined to the model directory
@@ -87,6 +106,9 @@ mod name_tests {
         assert!(parse_model("local//etc/passwd").is_err());
         assert!(parse_model("huggingface/../../../x").is_err());
         assert_eq!(parse_model("Local/all-MiniLM-L6-v2").unwrap(), ("local".into(), "all-MiniLM-L6-v2".into()));
+        assert_eq!(parse_model("tidbcloud_free/cohere/embed-multilingual-v3.0").unwrap(), ("cohere".into(), "embed-multilingual-v3.0".into()));
+        let titan = parse_model("tidbcloud_free/amazon/titan-embed-text-v2").unwrap_err().message;
+        assert!(titan.contains("TiDB Cloud only") && titan.contains("local/all-MiniLM-L6-v2"), "{titan}");
     }
 }
 

@@ -32,6 +32,7 @@ impl Connection {
     fn session(&mut self) -> &mut Session {
         if self.session.is_none() {
             self.session = Some(Session::new(self.engine.clone(), self.id, &self.user));
+            self.engine.stats.register(self.id, &self.user, &self.host);
         }
         self.session.as_mut().unwrap()
     }

@@ -97,6 +97,7 @@ impl ConnectionSlot {
             engine.open_connections.fetch_sub(1, Ordering::SeqCst);
             return None;
         }
+        engine.stats.connected(open as u64 + 1);
         Some(ConnectionSlot(engine.clone()))
     }
 }

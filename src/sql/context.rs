@@ -31,6 +31,8 @@ pub struct PlanScope {
     pub embedder: Option<Arc<crate::embed::Embedder>>,
     /// `(db, table)`s whose hidden row id `FTS_MATCH_WORD` reads (tables without an integer key).
     pub handle_tables: Vec<(String, String)>,
+    /// Source of `information_schema.PROCESSLIST`.
+    pub stats: Option<Arc<crate::stats::ServerStats>>,
     /// Source of `information_schema.TIFLASH_INDEXES`.
     pub search: Option<Arc<crate::index::search::SearchIndexes>>,
     /// `USE/FORCE/IGNORE INDEX` hints by `(db, table)`, lower case.

@@ -52,6 +52,7 @@ const VIEWS: &[&str] = &[
     "table_constraints",
     "check_constraints",
     "user_privileges",
+    "processlist",
 ];
 
 /// Object kinds this server does not have (stored routines, triggers, events, partitions,
@@ -96,6 +97,9 @@ impl SchemaProvider for InfoSchema {
         }
         if n == "tiflash_indexes" {
             return Ok(Some(Arc::new(tiflash_indexes(self.scope.search.as_deref()).map_err(to_df)?)));
+        }
+        if n == "processlist" {
+            return Ok(Some(Arc::new(processlist(self.scope.stats.as_deref()).map_err(to_df)?)));
         }
         if n == "embedding_usage" {
             return Ok(Some(Arc::new(embedding_usage(self.scope.embedder.as_deref()).map_err(to_df)?)));
@@ -670,6 +674,29 @@ fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Resu
 }
 
 /// Per (provider, model): calls, texts sent, cache hits, errors and the last error — since start.
+/// Every connection: what it runs and since when (`crate::stats`).
+fn processlist(stats: Option<&crate::stats::ServerStats>) -> Result<MemTable> {
+    use C::*;
+    let rows = stats
+        .map(|s| s.processes())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            vec![
+                i(p.id as i64),
+                s(p.user),
+                s(p.host),
+                p.db.map(s).unwrap_or(null()),
+                s(p.command),
+                i(p.since.elapsed().as_secs() as i64),
+                s(if p.command == "Query" { "executing" } else { "" }),
+                p.info.map(s).unwrap_or(null()),
+            ]
+        })
+        .collect();
+    mem(&[I("ID"), S("USER"), S("HOST"), S("DB"), S("COMMAND"), I("TIME"), S("STATE"), S("INFO")], rows)
+}
+
 fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
     use C::*;
     let rows = e

@@ -82,6 +82,7 @@ impl Session {
             dml_target: None,
             current_db: self.db.clone(),
             embedder: Some(self.engine.embedder.clone()),
+            stats: Some(self.engine.stats.clone()),
             handle_tables,
             search: Some(self.engine.search.clone()),
             index_hints: index_hints(stmt, self.db.as_deref()),

@@ -352,11 +352,15 @@ impl Session {
         let txn = Arc::new(self.engine.store.begin()?);
         let table = match what.as_str() {
             "VARIABLES" => self.show_variables(scope_global),
-            "STATUS" => ShowTable {
-                headers: vec![("Variable_name", DataType::Utf8), ("Value", DataType::Utf8)],
-                dynamic_first: None,
-                rows: vec![vec![s("Uptime"), s("1")], vec![s("Threads_connected"), s("1")]],
-            },
+            "STATUS" => {
+                // One server-wide set: SESSION and GLOBAL show the same counters.
+                let open = self.engine.open_connections.load(std::sync::atomic::Ordering::SeqCst) as u64;
+                ShowTable {
+                    headers: vec![("Variable_name", DataType::Utf8), ("Value", DataType::Utf8)],
+                    dynamic_first: None,
+                    rows: self.engine.stats.status(open).into_iter().map(|(k, v)| vec![s(k), s(v)]).collect(),
+                }
+            }
             "DATABASES" | "SCHEMAS" => {
                 let mut rows = vec![vec![s("INFORMATION_SCHEMA")]];
                 for d in Catalog::new(&txn).databases()? {
@@ -504,16 +508,26 @@ impl Session {
                     ("Info", DataType::Utf8),
                 ],
                 dynamic_first: None,
-                rows: vec![vec![
-                    i(self.connection_id as i64),
-                    s(&self.user),
-                    s("localhost"),
-                    self.db.clone().map(s).unwrap_or(null()),
-                    s("Query"),
-                    i(0),
-                    s("autocommit"),
-                    s(sql),
-                ]],
+                // Every connection; without FULL a statement shows its first 100 characters.
+                rows: self
+                    .engine
+                    .stats
+                    .processes()
+                    .into_iter()
+                    .map(|p| {
+                        let info = p.info.map(|t| if full { t } else { t.chars().take(100).collect() });
+                        vec![
+                            i(p.id as i64),
+                            s(p.user),
+                            s(p.host),
+                            p.db.map(s).unwrap_or(null()),
+                            s(p.command),
+                            i(p.since.elapsed().as_secs() as i64),
+                            s(if p.command == "Query" { "executing" } else { "" }),
+                            info.map(s).unwrap_or(null()),
+                        ]
+                    })
+                    .collect(),
             },
             "GRANTS" => ShowTable {
                 headers: vec![("Grants", DataType::Utf8)],

@@ -288,3 +288,32 @@ def test_model_names_stay_inside_the_model_directory(embedb_server):
     # A missing model and one whose folder would exist elsewhere say the same thing.
     _, missing = error_of("local/no-such-model")
     assert "unknown model" in missing and "no-such-model" in missing
+
+
+# ---- status --------------------------------------------------------------------------------------
+
+def test_status_counters_and_process_list_are_live(private_server):
+    host, port = private_server.address
+    a, b = connect(host, port, database="test"), connect(host, port, database="test")
+    status = lambda cur: dict(cur.fetchall())
+    with a.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS")
+        before = status(cur)
+        for _ in range(5):
+            cur.execute("SELECT 1")
+        cur.execute("SHOW STATUS LIKE 'Com_select'")
+        assert int(status(cur)["Com_select"]) >= int(before["Com_select"]) + 5
+        cur.execute("SHOW GLOBAL STATUS")
+        after = status(cur)
+        assert int(after["Questions"]) >= int(before["Questions"]) + 6
+        assert int(after["Threads_connected"]) == 2
+        assert int(after["Connections"]) >= 2
+        cur.execute("SHOW FULL PROCESSLIST")
+        rows = cur.fetchall()
+        assert {r[0] for r in rows} >= {a.thread_id(), b.thread_id()}
+        mine = [r for r in rows if r[0] == a.thread_id()][0]
+        assert mine[4] == "Query" and mine[7] == "SHOW FULL PROCESSLIST"
+        cur.execute("SELECT ID, COMMAND FROM information_schema.PROCESSLIST WHERE ID = %s", (b.thread_id(),))
+        assert cur.fetchall() == ((b.thread_id(), "Sleep"),)
+    a.close()
+    b.close()

@@ -1,0 +1,181 @@
+//! What the server reports about itself: the counters of `SHOW [GLOBAL] STATUS` and the process
+//! list of `SHOW [FULL] PROCESSLIST` and `information_schema.PROCESSLIST`.
+//!
+//! A session registers itself when it is made and leaves when dropped; each statement passes
+//! through [`ServerStats::statement_started`] and [`ServerStats::statement_ended`], which count it
+//! (`Questions`, `Com_<kind>`, `Slow_queries`) and show it in the process list while it runs.
+//! Counters start at zero with each process, as MySQL's do. A statement that names a provider key
+//! is listed without its text.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// MySQL's default `long_query_time`: statements slower than this count in `Slow_queries`.
+pub const LONG_QUERY_TIME: Duration = Duration::from_secs(10);
+
+/// One connection as the process list shows it.
+#[derive(Clone, Debug)]
+pub struct Process {
+    pub id: u32,
+    pub user: String,
+    pub host: String,
+    pub db: Option<String>,
+    /// `Query` while a statement runs, else `Sleep`.
+    pub command: &'static str,
+    /// Since the current command began.
+    pub since: Instant,
+    /// The running statement's text.
+    pub info: Option<String>,
+}
+
+#[derive(Default)]
+pub struct ServerStats {
+    started: Option<Instant>,
+    questions: AtomicU64,
+    connections: AtomicU64,
+    slow_queries: AtomicU64,
+    max_used_connections: AtomicU64,
+    com: Mutex<BTreeMap<String, u64>>,
+    processes: Mutex<BTreeMap<u32, Process>>,
+}
+
+/// The `Com_` counters shown even at zero (the ones monitoring dashboards chart).
+const COMMON: &[&str] = &[
+    "begin", "commit", "create_db", "create_index", "create_table", "delete", "drop_db", "drop_index", "drop_table",
+    "insert", "replace", "rollback", "select", "set_option", "show_databases", "show_status", "show_tables", "update",
+];
+
+impl ServerStats {
+    pub fn new() -> ServerStats {
+        ServerStats { started: Some(Instant::now()), ..Default::default() }
+    }
+
+    /// A client connection was accepted (`Connections`), `open` now being open.
+    pub fn connected(&self, open: u64) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        self.max_used_connections.fetch_max(open, Ordering::Relaxed);
+    }
+
+    pub fn register(&self, id: u32, user: &str, host: &str) {
+        let p = Process { id, user: user.into(), host: host.into(), db: None, command: "Sleep", since: Instant::now(), info: None };
+        self.processes.lock().insert(id, p);
+    }
+
+    pub fn unregister(&self, id: u32) {
+        self.processes.lock().remove(&id);
+    }
+
+    pub fn statement_started(&self, id: u32, db: Option<&str>, sql: &str) {
+        self.questions.fetch_add(1, Ordering::Relaxed);
+        *self.com.lock().entry(com_kind(sql)).or_default() += 1;
+        if let Some(p) = self.processes.lock().get_mut(&id) {
+            p.command = "Query";
+            p.since = Instant::now();
+            p.db = db.map(str::to_string);
+            p.info = Some(if crate::sql::variables::mentions_secret(sql) { "/* a statement that sets a secret */".into() } else { sql.to_string() });
+        }
+    }
+
+    pub fn statement_ended(&self, id: u32, db: Option<&str>) {
+        if let Some(p) = self.processes.lock().get_mut(&id) {
+            if p.since.elapsed() > LONG_QUERY_TIME {
+                self.slow_queries.fetch_add(1, Ordering::Relaxed);
+            }
+            p.command = "Sleep";
+            p.since = Instant::now();
+            p.db = db.map(str::to_string);
+            p.info = None;
+        }
+    }
+
+    /// The process list, by connection id.
+    pub fn processes(&self) -> Vec<Process> {
+        self.processes.lock().values().cloned().collect()
+    }
+
+    /// `SHOW STATUS`'s rows: (name, value), sorted by name. `open` = connections open now.
+    pub fn status(&self, open: u64) -> Vec<(String, String)> {
+        let uptime = self.started.map(|s| s.elapsed().as_secs()).unwrap_or(0);
+        let running = self.processes.lock().values().filter(|p| p.command == "Query").count();
+        let mut rows: BTreeMap<String, String> = BTreeMap::new();
+        let mut put = |k: &str, v: u64| {
+            rows.insert(k.to_string(), v.to_string());
+        };
+        put("Uptime", uptime);
+        put("Uptime_since_flush_status", uptime);
+        put("Questions", self.questions.load(Ordering::Relaxed));
+        put("Queries", self.questions.load(Ordering::Relaxed));
+        put("Connections", self.connections.load(Ordering::Relaxed));
+        put("Threads_connected", open);
+        put("Threads_running", running as u64);
+        put("Max_used_connections", self.max_used_connections.load(Ordering::Relaxed));
+        put("Slow_queries", self.slow_queries.load(Ordering::Relaxed));
+        let com = self.com.lock();
+        for k in COMMON {
+            put(&format!("Com_{k}"), 0);
+        }
+        for (k, v) in com.iter() {
+            put(&format!("Com_{k}"), *v);
+        }
+        rows.into_iter().collect()
+    }
+}
+
+/// The `Com_` counter a statement counts in, from its first words (`create_table`, `select` …).
+fn com_kind(sql: &str) -> String {
+    let mut words = sql.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| !w.is_empty()).map(|w| w.to_ascii_lowercase());
+    let first = words.next().unwrap_or_default();
+    match first.as_str() {
+        "create" | "drop" | "alter" => {
+            let mut second = words.next().unwrap_or_default();
+            if matches!(second.as_str(), "unique" | "fulltext" | "vector" | "or" | "temporary") {
+                second = words.find(|w| matches!(w.as_str(), "index" | "table" | "view" | "key")).unwrap_or(second);
+            }
+            let object = match second.as_str() {
+                "database" | "schema" => "db",
+                "key" => "index",
+                other => other,
+            };
+            format!("{first}_{object}")
+        }
+        "show" => format!("show_{}", words.find(|w| !matches!(w.as_str(), "full" | "global" | "session")).unwrap_or_default()),
+        "set" => "set_option".into(),
+        "start" => "begin".into(),
+        "use" => "change_db".into(),
+        "with" | "" => "select".into(),
+        other => other.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_count_by_kind_and_show_while_running() {
+        let s = ServerStats::new();
+        s.register(7, "app", "10.0.0.1");
+        s.statement_started(7, Some("shop"), "SELECT * FROM t");
+        let p = &s.processes()[0];
+        assert_eq!((p.command, p.db.as_deref(), p.info.as_deref()), ("Query", Some("shop"), Some("SELECT * FROM t")));
+        s.statement_ended(7, Some("shop"));
+        s.statement_started(7, None, "SET GLOBAL tidb_exp_embed_jina_ai_api_key = 'jina_x'");
+        assert!(!s.processes()[0].info.as_deref().unwrap().contains("jina_x"));
+        s.statement_ended(7, None);
+        for sql in ["create table a (x int)", "CREATE UNIQUE INDEX i ON a (x)", "drop database d", "insert into a values (1)", "show full tables"] {
+            s.statement_started(7, None, sql);
+        }
+        let status: BTreeMap<String, String> = s.status(1).into_iter().collect();
+        assert_eq!(status["Questions"], "7");
+        for k in ["Com_select", "Com_set_option", "Com_create_table", "Com_create_index", "Com_drop_db", "Com_insert", "Com_show_tables"] {
+            assert_eq!(status[k], "1", "{k}");
+        }
+        assert_eq!(status["Com_update"], "0");
+        assert_eq!(status["Threads_running"], "1");
+        s.unregister(7);
+        assert!(s.processes().is_empty());
+    }
+}
