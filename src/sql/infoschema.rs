@@ -673,15 +673,24 @@ fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Resu
     )
 }
 
-/// Per (provider, model): calls, texts sent, cache hits, errors and the last error — since start.
 /// Every connection: what it runs and since when (`crate::stats`).
 fn processlist(stats: Option<&crate::stats::ServerStats>) -> Result<MemTable> {
     use C::*;
-    let rows = stats
-        .map(|s| s.processes())
-        .unwrap_or_default()
+    let rows = stats.map(|st| process_rows(st, None)).unwrap_or_default();
+    mem(&[I("ID"), S("USER"), S("HOST"), S("DB"), S("COMMAND"), I("TIME"), S("STATE"), S("INFO")], rows)
+}
+
+/// The process list's rows (Id, User, Host, db, Command, Time, State, Info), each statement's
+/// text cut to `max_info` characters when given (SHOW PROCESSLIST without FULL).
+pub fn process_rows(stats: &crate::stats::ServerStats, max_info: Option<usize>) -> Vec<Vec<ScalarValue>> {
+    stats
+        .processes()
         .into_iter()
         .map(|p| {
+            let info = p.info.map(|t| match max_info {
+                Some(n) => t.chars().take(n).collect(),
+                None => t,
+            });
             vec![
                 i(p.id as i64),
                 s(p.user),
@@ -690,13 +699,13 @@ fn processlist(stats: Option<&crate::stats::ServerStats>) -> Result<MemTable> {
                 s(p.command),
                 i(p.since.elapsed().as_secs() as i64),
                 s(if p.command == "Query" { "executing" } else { "" }),
-                p.info.map(s).unwrap_or(null()),
+                info.map(s).unwrap_or(null()),
             ]
         })
-        .collect();
-    mem(&[I("ID"), S("USER"), S("HOST"), S("DB"), S("COMMAND"), I("TIME"), S("STATE"), S("INFO")], rows)
+        .collect()
 }
 
+/// Per (provider, model): calls, texts sent, cache hits, errors and the last error — since start.
 fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
     use C::*;
     let rows = e

@@ -509,25 +509,7 @@ impl Session {
                 ],
                 dynamic_first: None,
                 // Every connection; without FULL a statement shows its first 100 characters.
-                rows: self
-                    .engine
-                    .stats
-                    .processes()
-                    .into_iter()
-                    .map(|p| {
-                        let info = p.info.map(|t| if full { t } else { t.chars().take(100).collect() });
-                        vec![
-                            i(p.id as i64),
-                            s(p.user),
-                            s(p.host),
-                            p.db.map(s).unwrap_or(null()),
-                            s(p.command),
-                            i(p.since.elapsed().as_secs() as i64),
-                            s(if p.command == "Query" { "executing" } else { "" }),
-                            info.map(s).unwrap_or(null()),
-                        ]
-                    })
-                    .collect(),
+                rows: crate::sql::infoschema::process_rows(&self.engine.stats, if full { None } else { Some(100) }),
             },
             "GRANTS" => ShowTable {
                 headers: vec![("Grants", DataType::Utf8)],
