@@ -211,7 +211,13 @@ impl Drop for Session {
 }
 
 impl Session {
+    /// A session of an in-process caller (its process-list host is `localhost`).
     pub fn new(engine: Arc<Engine>, connection_id: u32, user: &str) -> Session {
+        Self::for_client(engine, connection_id, user, "localhost")
+    }
+
+    /// A session for a client connected from `host`.
+    pub fn for_client(engine: Arc<Engine>, connection_id: u32, user: &str, host: &str) -> Session {
         let mut cfg = SessionConfig::new()
             .with_default_catalog_and_schema(crate::sql::context::CATALOG, "")
             .with_create_default_catalog_and_schema(false)
@@ -227,8 +233,7 @@ impl Session {
         }
         let interrupt = crate::interrupt::Interrupt::new();
         engine.connections.register(connection_id, interrupt.clone());
-        // (The server's handler registers it again with the client's host.)
-        engine.stats.register(connection_id, user, "localhost");
+        engine.stats.register(connection_id, user, host);
         let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone())));
         ctx.register_udf(crate::index::fulltext::fts_match_word_udf(engine.search.clone()));
         let vars = engine.globals.read().clone();

@@ -31,9 +31,8 @@ pub struct Process {
     pub info: Option<String>,
 }
 
-#[derive(Default)]
 pub struct ServerStats {
-    started: Option<Instant>,
+    started: Instant,
     questions: AtomicU64,
     connections: AtomicU64,
     slow_queries: AtomicU64,
@@ -50,7 +49,15 @@ const COMMON: &[&str] = &[
 
 impl ServerStats {
     pub fn new() -> ServerStats {
-        ServerStats { started: Some(Instant::now()), ..Default::default() }
+        ServerStats {
+            started: Instant::now(),
+            questions: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            slow_queries: AtomicU64::new(0),
+            max_used_connections: AtomicU64::new(0),
+            com: Mutex::new(BTreeMap::new()),
+            processes: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// A client connection was accepted (`Connections`), `open` now being open.
@@ -98,7 +105,7 @@ impl ServerStats {
 
     /// `SHOW STATUS`'s rows: (name, value), sorted by name. `open` = connections open now.
     pub fn status(&self, open: u64) -> Vec<(String, String)> {
-        let uptime = self.started.map(|s| s.elapsed().as_secs()).unwrap_or(0);
+        let uptime = self.started.elapsed().as_secs();
         let running = self.processes.lock().values().filter(|p| p.command == "Query").count();
         let mut rows: BTreeMap<String, String> = BTreeMap::new();
         let mut put = |k: &str, v: u64| {

@@ -31,8 +31,7 @@ impl Connection {
 
     fn session(&mut self) -> &mut Session {
         if self.session.is_none() {
-            self.session = Some(Session::new(self.engine.clone(), self.id, &self.user));
-            self.engine.stats.register(self.id, &self.user, &self.host);
+            self.session = Some(Session::for_client(self.engine.clone(), self.id, &self.user, &self.host));
         }
         self.session.as_mut().unwrap()
     }

@@ -109,19 +109,7 @@ impl Drop for ConnectionSlot {
 }
 
 /// What MySQL does past `max_connections`: an ERR packet (1040) in place of the greeting.
-async fn refuse_too_many(mut stream: tokio::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    let message = b"Too many connections";
-    let mut payload = vec![0xff];
-    payload.extend_from_slice(&1040u16.to_le_bytes());
-    payload.extend_from_slice(b"#08004");
-    payload.extend_from_slice(message);
-    let mut packet = (payload.len() as u32).to_le_bytes()[..3].to_vec();
-    packet.push(0);
-    packet.extend_from_slice(&payload);
-    let write = async {
-        stream.write_all(&packet).await?;
-        stream.shutdown().await
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
+async fn refuse_too_many(stream: tokio::net::TcpStream) {
+    let error = embedb_wire::ErrorInfo::new(1040, "08004", "Too many connections");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), embedb_wire::refuse_connection(stream, &error)).await;
 }

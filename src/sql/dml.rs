@@ -459,10 +459,7 @@ impl Session {
     /// Whether `sql_mode` is strict (STRICT_TRANS_TABLES, STRICT_ALL_TABLES or TRADITIONAL), as it
     /// is by default.
     pub fn strict_mode(&self) -> bool {
-        self.vars.get("sql_mode").is_none_or(|m| {
-            let m = m.to_ascii_uppercase();
-            m.contains("STRICT_TRANS_TABLES") || m.contains("STRICT_ALL_TABLES") || m.contains("TRADITIONAL")
-        })
+        self.vars.get("sql_mode").is_none_or(|m| crate::sql::variables::sql_mode_strict(m))
     }
 
     // ---- UPDATE ------------------------------------------------------------------------------

@@ -169,104 +169,137 @@ pub const STATEMENT_STACK_BYTES: usize = 64 << 20;
 /// parsed: the parser builds `1+1+…+1` as a left-deep tree without recursing, but everything after
 /// it recurses, and even dropping the tree does. MySQL answers such a statement with 1436.
 ///
-/// The depth is over-estimated from the tokens, without parsing: inside each parenthesis, every
-/// operator since the last comma may add a level (a left-deep chain), and every open parenthesis
-/// adds one. Lists (`IN (…)`, VALUES rows, select lists) reset at their commas, so long lists pass.
+/// The depth is over-estimated from the tokens (read by the same lexical walk as statement
+/// splitting, so quoted text and comments count for nothing), without parsing: inside each
+/// parenthesis, every operator since the last comma may add a level (a left-deep chain), and every
+/// open parenthesis adds one. Lists (`IN (…)`, VALUES rows, select lists) reset at their commas,
+/// so long lists pass.
 pub fn check_nesting(sql: &str) -> Result<()> {
     let b = sql.as_bytes();
-    // Per open parenthesis: the operators seen since its last comma. `depth` = their sum + levels.
-    let mut frames: Vec<usize> = vec![0];
-    let mut ops = 0usize;
-    let mut deepest = 0usize;
-    // Per open parenthesis: whether a SELECT opened inside it (a subquery level).
-    let mut queries: Vec<bool> = vec![false];
-    let mut query_depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'\'' | b'"' | b'`' => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == b'\\' && c != b'`' {
-                        i += 2;
-                        continue;
-                    }
-                    if b[i] == c {
-                        if b.get(i + 1) == Some(&c) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            b'(' => {
-                frames.push(0);
-                queries.push(false);
-            }
-            b')' => {
-                if frames.len() > 1 {
-                    ops -= frames.pop().unwrap_or(0);
-                    if queries.pop() == Some(true) {
-                        query_depth -= 1;
+    let mut n = Nesting { frames: vec![0], queries: vec![false], ..Default::default() };
+    // The token being read: (start, end, is a word). Words and operator runs span several bytes;
+    // a gap in the code bytes (a quoted string, a comment) ends one.
+    let mut token: Option<(usize, usize, bool)> = None;
+    let flush = |n: &mut Nesting, t: Option<(usize, usize, bool)>| match t {
+        Some((start, end, true)) => n.word(&b[start..end]),
+        Some((start, end, false)) => n.operators(&b[start..end]),
+        None => {}
+    };
+    scan(
+        sql,
+        |i, c| {
+            let kind = if c.is_ascii_alphanumeric() || c == b'_' || c == b'$' {
+                Some(true)
+            } else if is_operator(c) {
+                Some(false)
+            } else {
+                None
+            };
+            match (token, kind) {
+                (Some((start, end, word)), Some(k)) if k == word && end == i => token = Some((start, i + 1, word)),
+                _ => {
+                    flush(&mut n, token.take());
+                    match kind {
+                        Some(k) => token = Some((i, i + 1, k)),
+                        None => n.punctuation(c),
                     }
                 }
             }
-            b',' => {
-                let last = frames.last_mut().expect("the outermost frame is never popped");
-                ops -= *last;
-                *last = 0;
-            }
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'~' | b'!' | b'=' | b'<' | b'>' => {
-                // `<=`, `<>`, `->>`, `||` are one operator; `- - 1` and `!!1` are several.
-                let start = i;
-                while i + 1 < b.len() && matches!(b[i + 1], b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'~' | b'!' | b'=' | b'<' | b'>') {
-                    i += 1;
-                }
-                let run = &b[start..=i];
-                let n = if run.iter().all(|c| matches!(c, b'-' | b'+' | b'~' | b'!')) { run.len() } else { 1 };
-                *frames.last_mut().expect("outermost frame") += n;
-                ops += n;
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                let start = i;
-                while i + 1 < b.len() && (b[i + 1].is_ascii_alphanumeric() || b[i + 1] == b'_' || b[i + 1] == b'$') {
-                    i += 1;
-                }
-                let w = &b[start..=i];
-                if w.eq_ignore_ascii_case(b"SELECT") {
-                    let q = queries.last_mut().expect("outermost frame");
-                    if !*q {
-                        *q = true;
-                        query_depth += 1;
-                        if query_depth > MAX_QUERY_NESTING {
-                            return Err(SqlError::new(1473, "HY000", format!("Too high level of nesting for select: more than {MAX_QUERY_NESTING} levels of subqueries")));
-                        }
-                    }
-                }
-                let op = ["AND", "OR", "XOR", "NOT", "IS", "LIKE", "REGEXP", "RLIKE", "IN", "DIV", "MOD", "BETWEEN", "COLLATE", "ESCAPE", "UNION", "EXCEPT", "INTERSECT"]
-                    .iter()
-                    .any(|k| w.eq_ignore_ascii_case(k.as_bytes()));
-                if op {
-                    *frames.last_mut().expect("outermost frame") += 1;
-                    ops += 1;
-                }
-            }
-            _ => {}
-        }
-        deepest = deepest.max(ops + frames.len());
-        i += 1;
+        },
+        |_, _| {},
+    );
+    flush(&mut n, token);
+    if let Some(e) = n.error {
+        return Err(e);
     }
-    if deepest > MAX_NESTING {
+    if n.deepest > MAX_NESTING {
         return Err(SqlError::new(
             1436,
             "HY000",
-            format!("Thread stack overrun: the statement's expressions nest about {deepest} levels deep, more than the {MAX_NESTING} allowed; split it or use an IN list"),
+            format!(
+                "Thread stack overrun: the statement's expressions nest about {} levels deep, more than the {MAX_NESTING} allowed; split it or use an IN list",
+                n.deepest
+            ),
         ));
     }
     Ok(())
+}
+
+fn is_operator(c: u8) -> bool {
+    matches!(c, b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'^' | b'~' | b'!' | b'=' | b'<' | b'>')
+}
+
+/// `check_nesting`'s count, fed one token at a time.
+#[derive(Default)]
+struct Nesting {
+    /// Per open parenthesis (the statement itself first): operators since its last comma.
+    frames: Vec<usize>,
+    /// Per open parenthesis: whether a SELECT opened inside it (a subquery level).
+    queries: Vec<bool>,
+    /// The sum of `frames`.
+    ops: usize,
+    query_depth: usize,
+    deepest: usize,
+    error: Option<SqlError>,
+}
+
+impl Nesting {
+    fn add_ops(&mut self, k: usize) {
+        *self.frames.last_mut().expect("the outermost frame is never popped") += k;
+        self.ops += k;
+        self.deepest = self.deepest.max(self.ops + self.frames.len());
+    }
+
+    fn punctuation(&mut self, c: u8) {
+        match c {
+            b'(' => {
+                self.frames.push(0);
+                self.queries.push(false);
+            }
+            b')' if self.frames.len() > 1 => {
+                self.ops -= self.frames.pop().unwrap_or(0);
+                if self.queries.pop() == Some(true) {
+                    self.query_depth -= 1;
+                }
+            }
+            b',' => {
+                let last = self.frames.last_mut().expect("the outermost frame is never popped");
+                self.ops -= *last;
+                *last = 0;
+            }
+            _ => {}
+        }
+        self.deepest = self.deepest.max(self.ops + self.frames.len());
+    }
+
+    /// A run of operator characters: `<=`, `<>`, `->>`, `||` are one operator; `- - 1` and
+    /// `!!1` are several.
+    fn operators(&mut self, run: &[u8]) {
+        let k = if run.iter().all(|c| matches!(c, b'-' | b'+' | b'~' | b'!')) { run.len() } else { 1 };
+        self.add_ops(k);
+    }
+
+    fn word(&mut self, w: &[u8]) {
+        if w.eq_ignore_ascii_case(b"SELECT") {
+            let q = self.queries.last_mut().expect("the outermost frame is never popped");
+            if !*q {
+                *q = true;
+                self.query_depth += 1;
+                if self.query_depth > MAX_QUERY_NESTING && self.error.is_none() {
+                    self.error = Some(SqlError::new(
+                        1473,
+                        "HY000",
+                        format!("Too high level of nesting for select: more than {MAX_QUERY_NESTING} levels of subqueries"),
+                    ));
+                }
+            }
+        }
+        const OPERATOR_WORDS: &[&str] =
+            &["AND", "OR", "XOR", "NOT", "IS", "LIKE", "REGEXP", "RLIKE", "IN", "DIV", "MOD", "BETWEEN", "COLLATE", "ESCAPE", "UNION", "EXCEPT", "INTERSECT"];
+        if OPERATOR_WORDS.iter().any(|k| w.eq_ignore_ascii_case(k.as_bytes())) {
+            self.add_ops(1);
+        }
+    }
 }
 
 /// Parse one statement.
@@ -314,6 +347,9 @@ mod tests {
         let list: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
         assert!(check_nesting(&format!("SELECT 1 IN ({})", list.join(","))).is_ok());
         assert!(check_nesting(&format!("SELECT '{}'", "+".repeat(100_000))).is_ok());
+        assert!(check_nesting(&format!("SELECT 1 /* {} */", "(+".repeat(100_000))).is_ok());
+        // A quoted string or a comment between two words keeps them two tokens.
+        assert_eq!(check_nesting(&format!("SELECT 1{}", " OR/**/1".repeat(MAX_NESTING))).unwrap_err().code, 1436);
         let rows: Vec<String> = (0..10_000).map(|i| format!("({i}, 'a-b', {i}*2+1)")).collect();
         assert!(check_nesting(&format!("INSERT INTO t VALUES {}", rows.join(","))).is_ok());
         let nested = |n: usize| format!("SELECT {}1{}", "(SELECT ".repeat(n - 1), ")".repeat(n - 1));

@@ -61,7 +61,7 @@ pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<
     });
     // 1c. without ONLY_FULL_GROUP_BY in sql_mode (mysqldump and old applications turn it off),
     // a selected column that is not grouped is any value of its group, as in MySQL.
-    let loose = s.system_var("sql_mode", None).is_ok_and(|m| !m.to_ascii_uppercase().contains("ONLY_FULL_GROUP_BY"));
+    let loose = s.system_var("sql_mode", None).is_ok_and(|m| !crate::sql::variables::sql_mode_has(&m, "ONLY_FULL_GROUP_BY"));
     if loose {
         let _ = VisitMut::visit(stmt, &mut LooseGroupBy);
     }
@@ -110,12 +110,13 @@ impl VisitorMut for LooseGroupBy {
         if groups.is_empty() {
             return ControlFlow::Continue(());
         }
-        let last = |e: &Expr| match e {
-            Expr::Identifier(i) => Some(i.value.to_lowercase()),
-            Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.to_lowercase()),
+        // A bare column's name (`c` or `t.c`).
+        let column = |e: &Expr| match e {
+            Expr::Identifier(i) => Some(i.clone()),
+            Expr::CompoundIdentifier(p) => p.last().cloned(),
             _ => None,
         };
-        let grouped: Vec<String> = groups.iter().filter_map(last).collect();
+        let grouped: Vec<String> = groups.iter().filter_map(column).map(|i| i.value.to_lowercase()).collect();
         let aliases: Vec<String> = sel
             .projection
             .iter()
@@ -130,15 +131,12 @@ impl VisitorMut for LooseGroupBy {
                 SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
                 _ => continue,
             };
-            let Some(name) = last(e) else { continue };
+            let Some(ident) = column(e) else { continue };
+            let name = ident.value.to_lowercase();
             if grouped.contains(&name) || (alias.is_none() && aliases.contains(&name)) {
                 continue;
             }
-            let header = alias.unwrap_or_else(|| match e {
-                Expr::Identifier(i) => i.clone(),
-                Expr::CompoundIdentifier(p) => p.last().cloned().unwrap_or_else(|| Ident::new(name.clone())),
-                _ => Ident::new(name.clone()),
-            });
+            let header = alias.unwrap_or(ident);
             let col = std::mem::replace(e, Expr::value(Value::Null));
             *item = SelectItem::ExprWithAlias { expr: call("first_value", vec![col]), alias: header };
         }

@@ -168,6 +168,16 @@ pub fn is_global_only(name: &str) -> bool {
     n.starts_with("tidb_exp_embed_") || n == "max_connections"
 }
 
+/// Whether an `sql_mode` value holds `flag` (its comma-separated names, any case).
+pub fn sql_mode_has(sql_mode: &str, flag: &str) -> bool {
+    sql_mode.split(',').any(|m| m.trim().eq_ignore_ascii_case(flag))
+}
+
+/// Whether an `sql_mode` value is strict (STRICT_TRANS_TABLES, STRICT_ALL_TABLES or TRADITIONAL).
+pub fn sql_mode_strict(sql_mode: &str) -> bool {
+    ["STRICT_TRANS_TABLES", "STRICT_ALL_TABLES", "TRADITIONAL"].iter().any(|f| sql_mode_has(sql_mode, f))
+}
+
 /// Whether a statement's text names a secret variable (so neither it nor an error quoting it
 /// may be logged).
 pub fn mentions_secret(sql: &str) -> bool {

@@ -10,7 +10,7 @@
   with ``restart_server(server, hard=True)`` to kill -9 it and start it again
   on the same data dir.
 * ``connect(host, port, database=None, **kw)``: a pymysql connection with
-  autocommit on.
+  autocommit on; ``assert_serves(host, port, **kw)``: it answers ``SELECT 1``.
 * ``db`` / ``conn``: a fresh database on the shared server and a connection
   that uses it.
 
@@ -65,6 +65,18 @@ def connect(host: str, port: int, database: Optional[str] = None, **kwargs) -> p
                   read_timeout=STATEMENT_TIMEOUT, write_timeout=STATEMENT_TIMEOUT)
     params.update(kwargs)
     return pymysql.connect(**params)
+
+
+def assert_serves(host: str, port: int, **kwargs) -> None:
+    """The server answers `SELECT 1` on a new connection (it did not crash or wedge); `kwargs`
+    go to `connect` (a database, TLS settings)."""
+    c = connect(host, port, **kwargs)
+    try:
+        with c.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        c.close()
 
 
 def restart_server(server: EmbedbServer, hard: bool = True) -> tuple[str, int]:

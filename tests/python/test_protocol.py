@@ -21,7 +21,7 @@ import pymysql
 import pytest
 from pymysql.constants import CLIENT, FIELD_TYPE
 
-from conftest import connect
+from conftest import assert_serves, connect
 from sqltest import EmbedbServer, ServerError
 
 BINARY_CHARSET = 63
@@ -208,13 +208,7 @@ def test_quit_then_server_still_serves(embedb_server: tuple[str, int]) -> None:
     for _ in range(5):
         c = connect(*embedb_server, database="test")
         c.close()  # COM_QUIT
-    c = connect(*embedb_server, database="test")
-    try:
-        with c.cursor() as cur:
-            cur.execute("SELECT 1")
-            assert cur.fetchone() == (1,)
-    finally:
-        c.close()
+    assert_serves(*embedb_server, database="test")
 
 
 @pytest.fixture

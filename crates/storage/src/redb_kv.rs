@@ -44,11 +44,19 @@ use crate::{Error, Result};
 /// keys lexicographically, which is the order the codecs rely on.
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
-/// How long a reopen waits for open snapshots to finish (new ones wait with
-/// it); then the old handle serves on and the healer tries again.
+/// How long a reopen waits for a moment without snapshots; then the old handle
+/// serves on and the healer tries again later.
 const REOPEN_WAIT: Duration = Duration::from_secs(3);
 
-const STILL_READ: &str = "open transactions still read the old file";
+/// Why a reopen did not happen (yet).
+enum NotReopened {
+    /// The file system is still (nearly) full.
+    NoRoom,
+    /// Snapshots kept reading the old file for all of [`REOPEN_WAIT`].
+    StillRead,
+    /// Opening the file failed.
+    Open,
+}
 
 /// Free bytes the file system must have before a reopen is tried: recovery writes.
 const REOPEN_MIN_FREE: u64 = 1 << 20;
@@ -91,16 +99,16 @@ impl RedbKv {
         }
         let weak = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new().name("redb-heal".into()).spawn(move || {
-            // Quick while the disk is full (a cheap check); slower after waiting on readers,
-            // which stalls new snapshots while it lasts.
+            // Quick while the disk is full (a cheap check); backing off while a snapshot that
+            // lives long (an idle open transaction) keeps the old file in use.
             let mut pause = Duration::from_millis(200);
             loop {
                 std::thread::sleep(pause);
                 let Some(inner) = weak.upgrade() else { return };
                 match inner.reopen() {
                     Ok(()) => return,
-                    Err(Error::Storage(m)) if m.starts_with(STILL_READ) => pause = (pause * 2).min(Duration::from_secs(30)),
-                    Err(_) => {}
+                    Err(NotReopened::StillRead) => pause = (pause * 2).min(Duration::from_secs(30)),
+                    Err(NotReopened::NoRoom | NotReopened::Open) => {}
                 }
             }
         });
@@ -116,11 +124,9 @@ impl Inner {
     }
 
     /// Close the file and open it again (see the module doc).
-    fn reopen(&self) -> Result<()> {
-        if let Some(free) = free_bytes(&self.path) {
-            if free < REOPEN_MIN_FREE {
-                return Err(Error::Storage(format!("the disk is full ({free} bytes free)")));
-            }
+    fn reopen(&self) -> std::result::Result<(), NotReopened> {
+        if free_bytes(&self.path).is_some_and(|free| free < REOPEN_MIN_FREE) {
+            return Err(NotReopened::NoRoom);
         }
         // Wait for a moment when nothing reads the old file. The lock is held only to look, so
         // that a statement opening a second snapshot while it holds one never waits on us.
@@ -132,13 +138,13 @@ impl Inner {
             }
             drop(slot);
             if Instant::now() > deadline {
-                return Err(Error::Storage(STILL_READ.into()));
+                return Err(NotReopened::StillRead);
             }
             std::thread::sleep(Duration::from_millis(2));
         };
         // The file lock is released with the last handle, before the file is opened again.
         *slot = None;
-        let db = open_database(&self.path)?;
+        let db = open_database(&self.path).map_err(|_| NotReopened::Open)?;
         *slot = Some(Arc::new(db));
         self.poisoned.store(false, Ordering::SeqCst);
         Ok(())

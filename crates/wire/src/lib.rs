@@ -170,6 +170,18 @@ impl Default for ServerOptions {
 /// Drive one client connection to completion: handshake, authentication,
 /// then commands until COM_QUIT or end of stream. Returns `Ok(())` on a
 /// clean close or a refused login, `Err` on I/O errors and broken framing.
+/// Turn a connection away before its greeting, as MySQL does past `max_connections` (1040):
+/// one ERR packet in place of the handshake, then the stream is shut.
+pub async fn refuse_connection<S>(stream: S, error: &ErrorInfo) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut ps = packet::PacketStream::new(stream);
+    ps.write_packet(&codec::err_packet(error)).await?;
+    ps.flush().await?;
+    ps.shutdown().await
+}
+
 pub async fn serve_connection<S, H>(
     stream: S,
     connection_id: u32,

@@ -28,7 +28,7 @@ pub fn statement_text(body: &[u8]) -> Cow<'_, str> {
         while i < body.len() {
             let b = body[i];
             if b == b'\\' && i + 1 < body.len() {
-                value.extend_from_slice(unescape(body[i + 1]));
+                unescape(body[i + 1], &mut value);
                 i += 2;
                 continue;
             }
@@ -59,35 +59,20 @@ pub fn statement_text(body: &[u8]) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// MySQL's backslash escapes in string literals (`\%` and `\_` keep their backslash).
-fn unescape(c: u8) -> &'static [u8] {
+/// MySQL's backslash escapes in string literals, appended to `value` (`\%` and `\_` keep their
+/// backslash; any other escaped byte stands for itself).
+fn unescape(c: u8, value: &mut Vec<u8>) {
     match c {
-        b'0' => b"\0",
-        b'n' => b"\n",
-        b'r' => b"\r",
-        b't' => b"\t",
-        b'b' => b"\x08",
-        b'Z' => b"\x1a",
-        b'%' => b"\\%",
-        b'_' => b"\\_",
-        b'\\' => b"\\",
-        b'\'' => b"'",
-        b'"' => b"\"",
-        // Any other escaped byte stands for itself.
-        other => std::slice::from_ref(&BYTES[other as usize]),
+        b'0' => value.push(0),
+        b'n' => value.push(b'\n'),
+        b'r' => value.push(b'\r'),
+        b't' => value.push(b'\t'),
+        b'b' => value.push(0x08),
+        b'Z' => value.push(0x1a),
+        b'%' | b'_' => value.extend_from_slice(&[b'\\', c]),
+        other => value.push(other),
     }
 }
-
-/// Every byte value, so that `unescape` can lend a one-byte slice of any of them.
-static BYTES: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = i as u8;
-        i += 1;
-    }
-    t
-};
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("json_merge_patch", 2, MANY, rowwise::text, |a| json_merge(a, true)),
         udf("json_merge_preserve", 2, MANY, rowwise::text, |a| json_merge(a, false)),
         udf("json_merge", 2, MANY, rowwise::text, |a| json_merge(a, false)),
-        udf("json_number", 1, 1, rowwise::double, json_number),
+        json_number_udf(),
         udf("json_pretty", 1, 1, rowwise::text, |a| with_doc(a, |d| Ok(ScalarValue::Utf8(serde_json::to_string_pretty(d).ok())))),
     ]
 }

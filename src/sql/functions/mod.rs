@@ -32,6 +32,7 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
         ScalarUDF::from(MysqlTruth::new()),
         ScalarUDF::from(MysqlToDouble::new()),
         ScalarUDF::from(MysqlConcat::new()),
+        ScalarUDF::from(MysqlLength::new()),
         ScalarUDF::from(VecCheckDims::new()),
     ];
     v.extend(embedb_vector::all_udfs());
@@ -398,6 +399,50 @@ impl ScalarUDFImpl for MysqlToDouble {
         let s = a.as_any().downcast_ref::<StringArray>().unwrap();
         let out: Float64Array = (0..n).map(|i| (!s.is_null(i)).then(|| leading_number(s.value(i)))).collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `LENGTH(x)` / `OCTET_LENGTH(x)`: bytes, of binary values too (DataFusion's `octet_length`
+/// takes only strings). Strings and binaries are measured by Arrow's kernel; any other type as
+/// its MySQL text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MysqlLength {
+    signature: Signature,
+}
+
+impl MysqlLength {
+    fn new() -> Self {
+        MysqlLength { signature: Signature::any(1, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for MysqlLength {
+    fn name(&self) -> &str {
+        "mysql_length"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _t: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let a = args.args[0].to_array(n)?;
+        let measured = match a.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                cast(&datafusion::arrow::compute::kernels::length::length(&a)?, &DataType::Int64)?
+            }
+            _ => {
+                let mut out = datafusion::arrow::array::Int64Builder::with_capacity(n);
+                for i in 0..n {
+                    let v = datafusion::common::ScalarValue::try_from_array(&a, i)?;
+                    out.append_option(rowwise::arg_bytes(&v).map(|b| b.len() as i64));
+                }
+                Arc::new(out.finish()) as ArrayRef
+            }
+        };
+        Ok(ColumnarValue::Array(measured))
     }
 }
 

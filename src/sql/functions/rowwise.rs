@@ -145,6 +145,14 @@ pub fn arg_text(v: &ScalarValue) -> Option<String> {
     })
 }
 
+/// The argument's bytes: a binary value's own, anything else's text (`arg_text`).
+pub fn arg_bytes(v: &ScalarValue) -> Option<Vec<u8>> {
+    match v {
+        ScalarValue::Binary(b) | ScalarValue::LargeBinary(b) | ScalarValue::BinaryView(b) | ScalarValue::FixedSizeBinary(_, b) => b.clone(),
+        other => arg_text(other).map(String::into_bytes),
+    }
+}
+
 /// The argument as a 64-bit integer (text is read as MySQL reads a number); None for NULL.
 pub fn arg_i64(v: &ScalarValue) -> Option<i64> {
     if v.is_null() {

@@ -7,7 +7,7 @@ use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::ScalarUDF;
 use sha1::Digest;
 
-use super::rowwise::{self, arg_f64, arg_i64, arg_text, udf, MANY};
+use super::rowwise::{self, arg_bytes, arg_f64, arg_i64, arg_text, udf, MANY};
 
 pub fn udfs() -> Vec<ScalarUDF> {
     vec![
@@ -21,8 +21,6 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("elt", 2, MANY, rowwise::text, elt),
         udf("format", 2, 3, rowwise::text, format_number),
         udf("hex", 1, 1, rowwise::text, hex),
-        // LENGTH / OCTET_LENGTH: bytes, of binary values too.
-        udf("mysql_length", 1, 1, rowwise::int, |a| Ok(ScalarValue::Int64(arg_bytes(&a[0]).map(|b| b.len() as i64)))),
         udf("unhex", 1, 1, rowwise::text, unhex),
         udf("conv", 3, 3, rowwise::text, conv),
         udf("insert", 4, 4, rowwise::text, insert),
@@ -129,14 +127,6 @@ fn hex(a: &[ScalarValue]) -> Result<ScalarValue> {
         return Ok(ScalarValue::Utf8(arg_i64(&a[0]).map(|n| format!("{:X}", n as u64))));
     }
     Ok(ScalarValue::Utf8(arg_bytes(&a[0]).map(|b| hex_of(&b).to_uppercase())))
-}
-
-/// The argument's bytes: a binary value's own, anything else's text.
-fn arg_bytes(v: &ScalarValue) -> Option<Vec<u8>> {
-    match v {
-        ScalarValue::Binary(b) | ScalarValue::LargeBinary(b) | ScalarValue::BinaryView(b) | ScalarValue::FixedSizeBinary(_, b) => b.clone(),
-        other => arg_text(other).map(String::into_bytes),
-    }
 }
 
 fn unhex(a: &[ScalarValue]) -> Result<ScalarValue> {
