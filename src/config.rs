@@ -36,6 +36,8 @@ pub struct Config {
     pub max_connections: u32,
     /// The key that seals provider keys at rest (`crate::secrets`); None = `<data_dir>/secret.key`.
     pub secret_key_file: Option<PathBuf>,
+    /// `host:port` of the Prometheus `/metrics` endpoint; None = off.
+    pub metrics_addr: Option<String>,
 }
 
 impl Config {
@@ -83,6 +85,7 @@ impl Default for Config {
             require_secure_transport: false,
             max_connections: 0,
             secret_key_file: None,
+            metrics_addr: None,
         }
     }
 }
@@ -107,6 +110,7 @@ pub struct FileConfig {
     pub require_secure_transport: Option<bool>,
     pub max_connections: Option<u32>,
     pub secret_key_file: Option<PathBuf>,
+    pub metrics_addr: Option<String>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -130,6 +134,7 @@ pub struct Overrides {
     pub require_secure_transport: Option<bool>,
     pub max_connections: Option<u32>,
     pub secret_key_file: Option<PathBuf>,
+    pub metrics_addr: Option<String>,
 }
 
 /// `a, b,,c` → `["a", "b", "c"]`.
@@ -178,6 +183,7 @@ impl Config {
             require_secure_transport: o.require_secure_transport.or(f.require_secure_transport).unwrap_or(d.require_secure_transport),
             max_connections: o.max_connections.or(f.max_connections).unwrap_or(d.max_connections),
             secret_key_file: o.secret_key_file.or(f.secret_key_file),
+            metrics_addr: o.metrics_addr.or(f.metrics_addr),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),

@@ -2,8 +2,9 @@
 //!
 //! Rooms: `server` (wire protocol ⇄ sessions), `session` (one connection's state; runs statements),
 //! `sql` (parsing, catalog, planning with DataFusion, DML/DDL), `storage` (tables on the KV),
-//! `config`. The library is usable in-process: open an [`session::Engine`], make a
-//! [`session::Session`], and call `execute`.
+//! `privileges` (accounts, grants and the check each statement passes), `config`. The library is
+//! usable in-process: open an [`session::Engine`], make a [`session::Session`], and call
+//! `execute`.
 
 pub mod config;
 pub mod embed;
@@ -14,5 +15,6 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod sql;
+pub mod privileges;
 pub mod stats;
 pub mod storage;

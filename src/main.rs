@@ -75,9 +75,12 @@ struct ServeArgs {
     /// File of the key that seals provider keys at rest; keep it apart from backups of the data [default: <data-dir>/secret.key]
     #[arg(long, env = "EMBEDB_SECRET_KEY_FILE", value_name = "PATH")]
     secret_key_file: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP at http://ADDR/metrics (e.g. 127.0.0.1:9090) [default: off]
+    #[arg(long, env = "EMBEDB_METRICS_ADDR", value_name = "HOST:PORT")]
+    metrics_addr: Option<String>,
     /// TOML config file (keys: host, port, data_dir, log_level, model_dir, embed_timeout_secs,
     /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, tls_cert, tls_key,
-    /// require_secure_transport, max_connections, secret_key_file, [users])
+    /// require_secure_transport, max_connections, secret_key_file, metrics_addr, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -124,6 +127,7 @@ fn main() {
                 require_secure_transport: args.require_secure_transport,
                 max_connections: args.max_connections,
                 secret_key_file: args.secret_key_file,
+                metrics_addr: args.metrics_addr,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,
@@ -175,6 +179,11 @@ async fn serve(config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let engine = Engine::open(config).map_err(|e| format!("cannot open data dir {}: {}", data_dir.display(), e.message))?;
     let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    if let Some(maddr) = engine.config.metrics_addr.clone() {
+        let mlistener = tokio::net::TcpListener::bind(&maddr).await.map_err(|e| format!("cannot listen on {maddr} for metrics: {e}"))?;
+        tracing::info!("metrics at http://{}/metrics", mlistener.local_addr().map(|a| a.to_string()).unwrap_or(maddr));
+        tokio::spawn(embedb::server::metrics::serve(engine.clone(), mlistener));
+    }
     let shown = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
     tracing::info!("embedb {} listening on {} (MySQL protocol), data in {}", server_version(), listener.local_addr().map(|a| a.to_string()).unwrap_or(addr), shown.display());
     tracing::info!("{tls_note}");

@@ -31,9 +31,18 @@ pub struct Process {
     pub info: Option<String>,
 }
 
+/// Upper bounds (seconds) of the statement-latency histogram's buckets (`/metrics`).
+pub const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 pub struct ServerStats {
     started: Instant,
     questions: AtomicU64,
+    errors: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    /// Statements per latency bucket (the last one: slower than every bound), and their sum.
+    latency: [AtomicU64; 15],
+    latency_sum_micros: AtomicU64,
     connections: AtomicU64,
     slow_queries: AtomicU64,
     max_used_connections: AtomicU64,
@@ -52,6 +61,11 @@ impl ServerStats {
         ServerStats {
             started: Instant::now(),
             questions: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            latency: Default::default(),
+            latency_sum_micros: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             slow_queries: AtomicU64::new(0),
             max_used_connections: AtomicU64::new(0),
@@ -86,11 +100,25 @@ impl ServerStats {
         }
     }
 
-    pub fn statement_ended(&self, id: u32, db: Option<&str>) {
+    /// Bytes a client connection read and wrote (`Bytes_received`, `Bytes_sent`).
+    pub fn traffic(&self, received: u64, sent: u64) {
+        self.bytes_received.fetch_add(received, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(sent, Ordering::Relaxed);
+    }
+
+    pub fn statement_ended(&self, id: u32, db: Option<&str>, failed: bool) {
+        if failed {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(p) = self.processes.lock().get_mut(&id) {
-            if p.since.elapsed() > LONG_QUERY_TIME {
+            let took = p.since.elapsed();
+            if took > LONG_QUERY_TIME {
                 self.slow_queries.fetch_add(1, Ordering::Relaxed);
             }
+            let secs = took.as_secs_f64();
+            let bucket = LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(LATENCY_BUCKETS.len());
+            self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+            self.latency_sum_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
             p.command = "Sleep";
             p.since = Instant::now();
             p.db = db.map(str::to_string);
@@ -120,6 +148,8 @@ impl ServerStats {
         put("Threads_running", running as u64);
         put("Max_used_connections", self.max_used_connections.load(Ordering::Relaxed));
         put("Slow_queries", self.slow_queries.load(Ordering::Relaxed));
+        put("Bytes_received", self.bytes_received.load(Ordering::Relaxed));
+        put("Bytes_sent", self.bytes_sent.load(Ordering::Relaxed));
         let com = self.com.lock();
         for k in COMMON {
             put(&format!("Com_{k}"), 0);
@@ -128,6 +158,41 @@ impl ServerStats {
             put(&format!("Com_{k}"), *v);
         }
         rows.into_iter().collect()
+    }
+}
+
+impl ServerStats {
+    /// The statement counters in Prometheus' text format (`/metrics`).
+    pub fn prometheus(&self, open: u64, out: &mut String) {
+        use std::fmt::Write;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        counter("embedb_statements_total", "Statements run (SHOW STATUS Questions).", load(&self.questions));
+        counter("embedb_statement_errors_total", "Statements that ended in an error.", load(&self.errors));
+        counter("embedb_slow_statements_total", "Statements slower than long_query_time (10 s).", load(&self.slow_queries));
+        counter("embedb_connections_total", "Client connections accepted.", load(&self.connections));
+        counter("embedb_received_bytes_total", "Bytes of MySQL packets read from clients.", load(&self.bytes_received));
+        counter("embedb_sent_bytes_total", "Bytes of MySQL packets written to clients.", load(&self.bytes_sent));
+        let running = self.processes.lock().values().filter(|p| p.command == "Query").count();
+        let _ = writeln!(out, "# HELP embedb_connections_open Client connections open now.\n# TYPE embedb_connections_open gauge\nembedb_connections_open {open}");
+        let _ = writeln!(out, "# HELP embedb_statements_running Statements running now.\n# TYPE embedb_statements_running gauge\nembedb_statements_running {running}");
+        let _ = writeln!(out, "# HELP embedb_uptime_seconds Seconds since the server started.\n# TYPE embedb_uptime_seconds gauge\nembedb_uptime_seconds {}", self.started.elapsed().as_secs());
+        let _ = writeln!(out, "# HELP embedb_statements_by_kind_total Statements by kind (SHOW STATUS Com_*).\n# TYPE embedb_statements_by_kind_total counter");
+        for (k, v) in self.com.lock().iter() {
+            let _ = writeln!(out, "embedb_statements_by_kind_total{{kind=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(out, "# HELP embedb_statement_duration_seconds Statement latency.\n# TYPE embedb_statement_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (k, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += load(&self.latency[k]);
+            let _ = writeln!(out, "embedb_statement_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += load(&self.latency[LATENCY_BUCKETS.len()]);
+        let _ = writeln!(out, "embedb_statement_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "embedb_statement_duration_seconds_sum {}", load(&self.latency_sum_micros) as f64 / 1e6);
+        let _ = writeln!(out, "embedb_statement_duration_seconds_count {cumulative}");
     }
 }
 
@@ -168,10 +233,10 @@ mod tests {
         s.statement_started(7, Some("shop"), "SELECT * FROM t");
         let p = &s.processes()[0];
         assert_eq!((p.command, p.db.as_deref(), p.info.as_deref()), ("Query", Some("shop"), Some("SELECT * FROM t")));
-        s.statement_ended(7, Some("shop"));
+        s.statement_ended(7, Some("shop"), false);
         s.statement_started(7, None, "SET GLOBAL tidb_exp_embed_jina_ai_api_key = 'jina_x'");
         assert!(!s.processes()[0].info.as_deref().unwrap().contains("jina_x"));
-        s.statement_ended(7, None);
+        s.statement_ended(7, None, true);
         for sql in ["create table a (x int)", "CREATE UNIQUE INDEX i ON a (x)", "drop database d", "insert into a values (1)", "show full tables"] {
             s.statement_started(7, None, sql);
         }

@@ -71,9 +71,9 @@ impl Connection {
 #[async_trait::async_trait]
 impl embedb_wire::Handler for Connection {
     async fn authenticate(&mut self, user: &str, plugin: &str, scramble: &[u8], auth_response: &[u8]) -> bool {
-        let Some(password) = self.engine.config.users.get(user) else { return false };
+        let Some(account) = self.engine.accounts.current().for_login(user, &self.host) else { return false };
         self.user = user.to_string();
-        embedb_wire::verify_password(plugin, password, scramble, auth_response)
+        account.verify(plugin, scramble, auth_response)
     }
 
     async fn on_connect(&mut self, info: &ConnInfo) -> Result<(), ErrorInfo> {
@@ -82,6 +82,16 @@ impl embedb_wire::Handler for Connection {
             None => tracing::debug!(connection = self.id, user = %info.user, "login without TLS"),
         }
         self.user = info.user.clone();
+        if let Some(account) = self.engine.accounts.current().for_login(&info.user, &self.host) {
+            if account.locked {
+                return Err(ErrorInfo::new(3118, "HY000", format!("Access denied for user {}. Account is locked.", crate::privileges::quoted(&info.user, &self.host))));
+            }
+            let limit = account.max_user_connections;
+            // (This connection joins the process list below, with its session.)
+            if limit > 0 && self.engine.stats.processes().iter().filter(|p| p.user == info.user).count() >= limit as usize {
+                return Err(ErrorInfo::new(1203, "42000", format!("User {} already has more than 'max_user_connections' active connections", info.user)));
+            }
+        }
         let found_rows = info.found_rows;
         let s = self.session();
         s.found_rows_flag = found_rows;
@@ -110,6 +120,7 @@ impl embedb_wire::Handler for Connection {
     async fn on_field_list(&mut self, table: &str) -> Result<Vec<ColumnDef>, ErrorInfo> {
         let s = self.session();
         let db = s.current_db().map_err(err)?;
+        s.require_sees_table("SELECT", &db, table).map_err(err)?;
         let txn = s.engine.store.begin().map_err(|e| err(e.into()))?;
         let info = crate::sql::catalog::Catalog::new(&txn).must_table(&db, table).map_err(err)?;
         txn.rollback();
@@ -192,6 +203,10 @@ impl embedb_wire::Handler for Connection {
         st
     }
 
+    fn on_traffic(&mut self, received: u64, sent: u64) {
+        self.engine.stats.traffic(received, sent);
+    }
+
     fn client_host(&self) -> String {
         self.host.clone()
     }
@@ -207,6 +222,7 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_kill(&mut self, connection_id: u32) -> Result<(), ErrorInfo> {
+        self.session().may_kill(connection_id as u64).map_err(err)?;
         self.engine.connections.kill(connection_id as u64, true).map_err(err)
     }
 }

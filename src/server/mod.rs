@@ -5,6 +5,7 @@
 //! development certificate of `embedb cert`.
 
 mod handler;
+pub mod metrics;
 pub mod tls;
 
 use std::sync::Arc;

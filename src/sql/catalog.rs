@@ -8,6 +8,7 @@
 //! - `mTB:{db}\0{table}`   → `TableInfo`
 //! - `mVW:{db}\0{view}`    → `ViewInfo` (`sql::view`)
 //! - `mGV:{variable}`      → a persisted global system variable
+//! - `mUS:{user}\0{host}`  → a user account and its grants (`crate::privileges::store`)
 //!
 //! Names are compared case-insensitively (TiDB's `lower_case_table_names = 2`): keys use the
 //! lower-cased name, the info keeps the name as the user wrote it.
@@ -218,6 +219,14 @@ fn global_key(name: &str) -> Vec<u8> {
     format!("mGV:{}", name.to_lowercase()).into_bytes()
 }
 
+/// 3552 for DDL in a schema the server builds itself (`mysql`, `information_schema`).
+pub fn system_schema_guard(db: &str) -> Result<()> {
+    if db.eq_ignore_ascii_case("mysql") || db.eq_ignore_ascii_case("information_schema") {
+        return Err(SqlError::new(3552, "HY000", format!("Access to system schema '{}' is rejected.", db.to_lowercase())));
+    }
+    Ok(())
+}
+
 fn corrupt(e: serde_json::Error) -> SqlError {
     SqlError::other(format!("catalog entry is corrupt: {e}"))
 }
@@ -235,6 +244,9 @@ impl<'a> Catalog<'a> {
     pub fn database(&self, db: &str) -> Result<Option<DatabaseInfo>> {
         if db.eq_ignore_ascii_case("information_schema") {
             return Ok(Some(DatabaseInfo { name: "INFORMATION_SCHEMA".into(), collation: "utf8_general_ci".into() }));
+        }
+        if db.eq_ignore_ascii_case("mysql") {
+            return Ok(Some(DatabaseInfo { name: "mysql".into(), collation: String::new() }));
         }
         self.entry(&db_key(db))
     }
@@ -314,6 +326,7 @@ impl<'a> Catalog<'a> {
     }
 
     pub fn put_table(&self, t: &TableInfo) -> Result<()> {
+        system_schema_guard(&t.db)?;
         self.txn.put(table_key(&t.db, &t.name), serde_json::to_vec(t).unwrap());
         Ok(())
     }

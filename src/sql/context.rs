@@ -37,6 +37,8 @@ pub struct PlanScope {
     pub search: Option<Arc<crate::index::search::SearchIndexes>>,
     /// `USE/FORCE/IGNORE INDEX` hints by `(db, table)`, lower case.
     pub index_hints: Vec<((String, String), crate::storage::access::IndexHints)>,
+    /// A restricted session's privileges: `information_schema` shows only what they reach.
+    pub visibility: Option<Arc<crate::privileges::Privileges>>,
 }
 
 pub struct TxnCatalogList {
@@ -88,12 +90,16 @@ impl CatalogProvider for TxnCatalog {
         let cat = Catalog::new(&self.txn);
         let mut names: Vec<String> = cat.databases().unwrap_or_default().into_iter().map(|d| d.name.to_lowercase()).collect();
         names.push("information_schema".into());
+        names.push("mysql".into());
         names
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
         if name.eq_ignore_ascii_case("information_schema") {
             return Some(Arc::new(infoschema::InfoSchema::new(self.txn.clone(), self.scope.clone())));
+        }
+        if name.eq_ignore_ascii_case("mysql") {
+            return Some(Arc::new(crate::sql::mysql_schema::MysqlSchema::new(self.txn.clone())));
         }
         let cat = Catalog::new(&self.txn);
         match cat.database(name) {
@@ -118,7 +124,8 @@ impl fmt::Debug for DbSchema {
 #[async_trait]
 impl SchemaProvider for DbSchema {
     fn table_names(&self) -> Vec<String> {
-        Catalog::new(&self.txn).tables(&self.db).unwrap_or_default().into_iter().map(|t| t.name.to_lowercase()).collect()
+        let tables = Catalog::new(&self.txn).tables(&self.db).unwrap_or_default();
+        tables.into_iter().filter(|t| !crate::session::temporary::is_hidden(&t.name)).map(|t| t.name.to_lowercase()).collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {

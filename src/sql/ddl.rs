@@ -52,7 +52,8 @@ impl Session {
                 ObjectType::Schema | ObjectType::Database => {
                     for n in names {
                         let name = ident_name(&n);
-                        if cat.database(&name)?.is_none() || name.eq_ignore_ascii_case("information_schema") {
+                        crate::sql::catalog::system_schema_guard(&name)?;
+                        if cat.database(&name)?.is_none() {
                             if if_exists {
                                 self.note(1008, format!("Can't drop database '{name}'; database doesn't exist"));
                                 continue;

@@ -95,16 +95,18 @@ impl SchemaProvider for InfoSchema {
         if !is_view(&n) {
             return Ok(None);
         }
-        if n == "tiflash_indexes" {
-            return Ok(Some(Arc::new(tiflash_indexes(self.scope.search.as_deref()).map_err(to_df)?)));
+        let t = match n.as_str() {
+            "tiflash_indexes" => tiflash_indexes(self.scope.search.as_deref()),
+            "processlist" => processlist(self.scope.stats.as_deref()),
+            "embedding_usage" => embedding_usage(self.scope.embedder.as_deref()),
+            "user_privileges" => user_privileges(&self.txn),
+            _ => build(&self.txn, &n),
         }
-        if n == "processlist" {
-            return Ok(Some(Arc::new(processlist(self.scope.stats.as_deref()).map_err(to_df)?)));
-        }
-        if n == "embedding_usage" {
-            return Ok(Some(Arc::new(embedding_usage(self.scope.embedder.as_deref()).map_err(to_df)?)));
-        }
-        let t = build(&self.txn, &n).map_err(to_df)?;
+        .map_err(to_df)?;
+        let t = match &self.scope.visibility {
+            Some(p) => visible_only(t, p).await.map_err(to_df)?,
+            None => t,
+        };
         Ok(Some(Arc::new(t)))
     }
 
@@ -178,7 +180,7 @@ fn all_tables(txn: &Txn) -> Result<Vec<TableInfo>> {
     let cat = Catalog::new(txn);
     let mut out = Vec::new();
     for db in cat.databases()? {
-        out.extend(cat.tables(&db.name)?);
+        out.extend(cat.tables(&db.name)?.into_iter().filter(|t| !crate::session::temporary::is_hidden(&t.name)));
     }
     Ok(out)
 }
@@ -560,10 +562,6 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
             )
         }
         "check_constraints" => mem(&[S("CONSTRAINT_CATALOG"), S("CONSTRAINT_SCHEMA"), S("CONSTRAINT_NAME"), S("CHECK_CLAUSE")], vec![]),
-        "user_privileges" => mem(
-            &[S("GRANTEE"), S("TABLE_CATALOG"), S("PRIVILEGE_TYPE"), S("IS_GRANTABLE")],
-            vec![vec![s("'root'@'%'"), s("def"), s("ALL PRIVILEGES"), s("YES")]],
-        ),
         other => match EMPTY_VIEWS.iter().find(|(n, _)| *n == other) {
             Some((_, cols)) => {
                 let cols: Vec<C> = cols.iter().map(|c| if NUMERIC_COLUMNS.contains(c) { C::I(c) } else { C::S(c) }).collect();
@@ -674,6 +672,61 @@ fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Resu
 }
 
 /// Every connection: what it runs and since when (`crate::stats`).
+/// One row per global privilege of each account (MySQL's USER_PRIVILEGES).
+fn user_privileges(txn: &Txn) -> Result<MemTable> {
+    use crate::privileges as p;
+    use C::*;
+    let mut rows = Vec::new();
+    for a in p::store::load(txn)? {
+        let grantable = if a.global & p::GRANT_OPTION != 0 { "YES" } else { "NO" };
+        let held: Vec<&str> = p::NAMES.iter().filter(|(bit, _)| *bit != p::GRANT_OPTION && a.global & bit != 0).map(|(_, n)| *n).collect();
+        let names = if held.is_empty() { vec!["USAGE"] } else { held };
+        for name in names {
+            rows.push(vec![s(a.quoted()), s("def"), s(name), s(grantable)]);
+        }
+    }
+    mem(&[S("GRANTEE"), S("TABLE_CATALOG"), S("PRIVILEGE_TYPE"), S("IS_GRANTABLE")], rows)
+}
+
+/// The rows of a view that a restricted session may see: those naming a database or table it
+/// holds something on, its own connections (without PROCESS) and its own account's privileges.
+async fn visible_only(t: MemTable, p: &crate::privileges::Privileges) -> Result<MemTable> {
+    use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+    let schema = t.schema();
+    let col = |names: &[&str]| names.iter().find_map(|n| schema.index_of(n).ok());
+    let db_col = col(&["table_schema", "schema_name", "constraint_schema", "trigger_schema", "routine_schema"]);
+    let table_col = col(&["table_name"]);
+    let user_col = if p.has_global(crate::privileges::PROCESS) { None } else { col(&["user"]) };
+    let grantee_col = col(&["grantee"]);
+    if db_col.is_none() && user_col.is_none() && grantee_col.is_none() {
+        return Ok(t);
+    }
+    let me = crate::privileges::quoted(&p.user, &p.host);
+    let text = |b: &RecordBatch, c: usize, r: usize| -> Option<String> {
+        let a = b.column(c).as_string_opt::<i32>()?;
+        (!a.is_null(r)).then(|| a.value(r).to_string())
+    };
+    let mut out = Vec::new();
+    for part in &t.batches {
+        for b in part.read().await.iter() {
+            let keep: BooleanArray = (0..b.num_rows())
+                .map(|r| {
+                    let db = db_col.and_then(|c| text(b, c, r));
+                    let ok = match (&db, table_col.and_then(|c| text(b, c, r))) {
+                        (Some(d), Some(t)) => p.sees_table(d, &t),
+                        (Some(d), None) => p.sees_db(d),
+                        _ => true,
+                    } && user_col.is_none_or(|c| text(b, c, r).as_deref() == Some(p.user.as_str()))
+                        && grantee_col.is_none_or(|c| text(b, c, r).as_deref() == Some(me.as_str()));
+                    Some(ok)
+                })
+                .collect();
+            out.push(datafusion::arrow::compute::filter_record_batch(b, &keep).map_err(|e| SqlError::other(e.to_string()))?);
+        }
+    }
+    MemTable::try_new(schema, vec![out]).map_err(SqlError::from)
+}
+
 fn processlist(stats: Option<&crate::stats::ServerStats>) -> Result<MemTable> {
     use C::*;
     let rows = stats.map(|st| process_rows(st, None)).unwrap_or_default();

@@ -26,6 +26,7 @@ pub mod foreign_key;
 pub mod dml;
 pub mod functions;
 pub mod infoschema;
+pub mod mysql_schema;
 pub mod parser;
 pub mod plan_cache;
 pub mod point_get;

@@ -72,6 +72,8 @@ impl Session {
             }
         };
         let params = number_placeholders(&mut stmt);
+        // Checked here too, so that PREPARE does not describe a table the session may not read.
+        self.authorize(&stmt)?;
         let columns = self.check_and_describe(sql, &stmt, params).await?;
         Ok(Prepared { sql: sql.to_string(), params, columns, body: Body::Parsed(stmt) })
     }

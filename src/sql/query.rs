@@ -86,6 +86,7 @@ impl Session {
             handle_tables,
             search: Some(self.engine.search.clone()),
             index_hints: index_hints(stmt, self.db.as_deref()),
+            visibility: self.catalog_visibility(),
         };
         Ok((scope, view_headers))
     }
@@ -277,6 +278,12 @@ impl Session {
             let Some(db) = db else { return Err(SqlError::no_db()) };
             if db.eq_ignore_ascii_case("information_schema") {
                 continue;
+            }
+            if db.eq_ignore_ascii_case("mysql") {
+                if crate::sql::mysql_schema::has_table(&table) {
+                    continue;
+                }
+                return Err(SqlError::no_such_table(&db, &table));
             }
             if cat.database(&db)?.is_none() {
                 return Err(SqlError::unknown_db(&db));

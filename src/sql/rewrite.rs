@@ -33,7 +33,10 @@ pub trait SessionValues {
     fn current_db(&self) -> Option<String>;
     fn last_insert_id(&self) -> u64;
     fn connection_id(&self) -> u32;
+    /// `USER()`: `name@client-host`.
     fn user(&self) -> String;
+    /// `CURRENT_USER()`: `name@account-host`, the account the checks use.
+    fn current_user(&self) -> String;
     fn version(&self) -> String;
     fn found_rows(&self) -> u64;
     fn row_count(&self) -> i64;
@@ -514,9 +517,8 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     "Release Version: {}\nEdition: Community\nGit Commit Hash: embedb\nStore: embedb (redb)",
                     s.version()
                 ))),
-                "user" | "current_user" | "session_user" | "system_user" if nargs == 0 => {
-                    Some(lit_str(format!("{}@%", s.user())))
-                }
+                "user" | "session_user" | "system_user" if nargs == 0 => Some(lit_str(s.user())),
+                "current_user" if nargs == 0 => Some(lit_str(s.current_user())),
                 "connection_id" if nargs == 0 => Some(lit_num(s.connection_id())),
                 "last_insert_id" if nargs == 0 => Some(lit_num(s.last_insert_id())),
                 "found_rows" if nargs == 0 => Some(lit_num(s.found_rows())),

@@ -294,11 +294,17 @@ impl Session {
     /// A catalog-only change of table `name` (a token, maybe `db.t`), as DDL: under the DDL lock,
     /// after committing the open transaction, in a transaction of its own.
     async fn alter_table_entry(&mut self, name: &str, change: impl FnOnce(&mut TableInfo) -> Result<()>) -> Result<()> {
+        self.alter_table_entry_as(name, crate::privileges::ALTER, change).await
+    }
+
+    /// [`Self::alter_table_entry`] for a session holding `privs` on the table.
+    async fn alter_table_entry_as(&mut self, name: &str, privs: crate::privileges::Privs, change: impl FnOnce(&mut TableInfo) -> Result<()>) -> Result<()> {
         let (db, t) = split_name(name);
         let db = match db {
             Some(d) => d,
             None => self.current_db()?,
         };
+        self.require(crate::privileges::Need::Table { db: db.clone(), table: t.clone(), privs })?;
         let engine = self.engine.clone();
         let _g = engine.ddl_lock.lock().await;
         self.commit_open()?;
@@ -363,8 +369,13 @@ impl Session {
             }
             "DATABASES" | "SCHEMAS" => {
                 let mut rows = vec![vec![s("INFORMATION_SCHEMA")]];
+                if self.sees_db("mysql") {
+                    rows.push(vec![s("mysql")]);
+                }
                 for d in Catalog::new(&txn).databases()? {
-                    rows.push(vec![s(d.name)]);
+                    if self.sees_db(&d.name) {
+                        rows.push(vec![s(d.name)]);
+                    }
                 }
                 ShowTable { headers: vec![("Database", DataType::Utf8)], dynamic_first: None, rows }
             }
@@ -373,12 +384,14 @@ impl Session {
                     Some(d) => unquote(d),
                     None => self.current_db()?,
                 };
+                self.require(crate::privileges::Need::AnyInDb { db: db.clone() })?;
                 let cat = Catalog::new(&txn);
                 if cat.database(&db)?.is_none() {
                     return Err(SqlError::unknown_db(&db));
                 }
                 let mut named: Vec<(String, &str)> = cat.tables(&db)?.into_iter().map(|t| (t.name, "BASE TABLE")).collect();
                 named.extend(cat.views(&db)?.into_iter().map(|v| (v.name, "VIEW")));
+                named.retain(|(n, _)| !crate::session::temporary::is_hidden(n) && self.sees_table(&db, n));
                 named.sort_by_key(|(n, _)| n.to_lowercase());
                 let rows = named.into_iter().map(|(n, kind)| if full { vec![s(n), s(kind)] } else { vec![s(n)] }).collect();
                 let mut headers = vec![("Tables_in_", DataType::Utf8)];
@@ -389,11 +402,13 @@ impl Session {
             }
             "COLUMNS" | "FIELDS" => {
                 let (db, t) = self.show_target(&from)?;
+                self.require_sees_table("SELECT", &db, &t)?;
                 let info = table_or_view(&Catalog::new(&txn), &db, &t)?;
                 columns_table(&info, full)
             }
             "INDEX" | "INDEXES" | "KEYS" => {
                 let (db, t) = self.show_target(&from)?;
+                self.require_sees_table("SELECT", &db, &t)?;
                 let info = Catalog::new(&txn).must_table(&db, &t)?;
                 index_table(&info)
             }
@@ -407,6 +422,7 @@ impl Session {
                             Some(d) => d,
                             None => self.current_db()?,
                         };
+                        self.require_sees_table("SHOW", &db, &t)?;
                         // SHOW CREATE TABLE of a view answers as SHOW CREATE VIEW does (MySQL).
                         if let Some(v) = Catalog::new(&txn).view(&db, &t)? {
                             return finish(view_create_table(&v), None, None, self).await;
@@ -430,6 +446,7 @@ impl Session {
                             n = toks.get(k + 4).cloned().unwrap_or_default();
                         }
                         let db = unquote(&n);
+                        self.require(crate::privileges::Need::AnyInDb { db: db.clone() })?;
                         let info = Catalog::new(&txn).database(&db)?.ok_or_else(|| SqlError::unknown_db(&db))?;
                         ShowTable {
                             headers: vec![("Database", DataType::Utf8), ("Create Database", DataType::Utf8)],
@@ -508,22 +525,27 @@ impl Session {
                     ("Info", DataType::Utf8),
                 ],
                 dynamic_first: None,
-                // Every connection; without FULL a statement shows its first 100 characters.
-                rows: crate::sql::infoschema::process_rows(&self.engine.stats, if full { None } else { Some(100) }),
-            },
-            "GRANTS" => ShowTable {
-                headers: vec![("Grants", DataType::Utf8)],
-                dynamic_first: Some(format!("Grants for {}@%", self.user)),
-                rows: vec![vec![s(format!("GRANT ALL PRIVILEGES ON *.* TO '{}'@'%' WITH GRANT OPTION", self.user))]],
+                // Without FULL a statement shows its first 100 characters; without PROCESS, only
+                // the session's own user's connections.
+                rows: {
+                    let only = self.process_filter();
+                    let mut rows = crate::sql::infoschema::process_rows(&self.engine.stats, if full { None } else { Some(100) });
+                    if let Some(user) = only {
+                        rows.retain(|r| r[1] == s(&user));
+                    }
+                    rows
+                },
             },
             "TABLE" => {
                 let db = match from.first() {
                     Some(d) => unquote(d),
                     None => self.current_db()?,
                 };
+                self.require(crate::privileges::Need::AnyInDb { db: db.clone() })?;
                 let rows = Catalog::new(&txn)
                     .tables(&db)?
                     .into_iter()
+                    .filter(|t| !crate::session::temporary::is_hidden(&t.name) && self.sees_table(&db, &t.name))
                     .map(|t| vec![s(&t.name), s("InnoDB"), i(10), s("Compact"), s(&t.create_time), s(t.collation()), s(&t.comment)])
                     .collect();
                 ShowTable {
@@ -973,6 +995,7 @@ impl Session {
             for d in &fdefs {
                 crate::index::fulltext::add_index(&mut probe, d)?;
             }
+            self.authorize(&stmt)?;
             let engine = self.engine.clone();
             let _g = engine.ddl_lock.lock().await;
             self.commit_open()?;
@@ -1004,7 +1027,7 @@ impl Session {
     /// as one DDL statement; the index is then built from the table's rows in the background
     /// (`index::search`).
     async fn apply_index(&mut self, table: &str, add: impl FnOnce(&mut TableInfo) -> Result<()>) -> Result<Output> {
-        self.alter_table_entry(table, add).await?;
+        self.alter_table_entry_as(table, crate::privileges::INDEX, add).await?;
         self.engine.search.sync(&self.engine.store)?;
         Ok(Output::ok())
     }

@@ -128,6 +128,28 @@ pub fn verify_caching_sha2_password(password: &str, scramble: &[u8], response: &
     )
 }
 
+/// `SHA256(SHA256(password))`: enough to check a `caching_sha2_password` fast-path proof
+/// without the plaintext (see [`verify_caching_sha2_password_hash`]).
+pub fn caching_sha2_password_hash(password: &str) -> [u8; 32] {
+    Sha256::digest(Sha256::digest(password.as_bytes())).into()
+}
+
+/// Check a `caching_sha2_password` fast-path response against a stored
+/// [`caching_sha2_password_hash`]: the proof XOR `SHA256(hash ++ scramble)` gives `SHA256(pw)`,
+/// whose own SHA-256 must be the hash.
+pub fn verify_caching_sha2_password_hash(hash: &[u8; 32], scramble: &[u8], response: &[u8]) -> bool {
+    let response = normalize_response(response);
+    if response.len() != 32 {
+        return false;
+    }
+    let mut h = Sha256::new();
+    h.update(hash);
+    h.update(nonce(scramble));
+    let mix = h.finalize();
+    let stage1: Vec<u8> = response.iter().zip(mix.iter()).map(|(a, b)| a ^ b).collect();
+    ct_eq(&Sha256::digest(&stage1), hash)
+}
+
 /// Verify `response` for whichever of the two built-in plugins `plugin` names
 /// (false for any other plugin).
 pub fn verify_password(plugin: &str, password: &str, scramble: &[u8], response: &[u8]) -> bool {
@@ -193,6 +215,8 @@ mod tests {
         let r = scramble_caching_sha2_password("pässword", &s);
         assert_eq!(r.len(), 32);
         assert!(verify_caching_sha2_password("pässword", &s, &r));
+        assert!(verify_caching_sha2_password_hash(&caching_sha2_password_hash("pässword"), &s, &r));
+        assert!(!verify_caching_sha2_password_hash(&caching_sha2_password_hash("password"), &s, &r));
         assert!(!verify_caching_sha2_password("password", &s, &r));
         assert!(verify_caching_sha2_password("", &s, &[]));
         assert!(!verify_caching_sha2_password("x", &s, &[]));

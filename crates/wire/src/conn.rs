@@ -129,7 +129,10 @@ where
             }
             Err(e) => return Err(e),
         };
-        if !conn.dispatch(&packet).await? {
+        let more = conn.dispatch(&packet).await?;
+        let (received, sent) = conn.ps.take_traffic();
+        conn.handler.on_traffic(received, sent);
+        if !more {
             return Ok(());
         }
         conn.ps.flush().await?;

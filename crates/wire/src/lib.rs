@@ -50,8 +50,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::Instrument;
 
 pub use auth::{
-    native_password_hash, scramble_caching_sha2_password, scramble_native_password,
-    verify_caching_sha2_password, verify_native_password, verify_native_password_hash,
+    caching_sha2_password_hash, native_password_hash, scramble_caching_sha2_password,
+    scramble_native_password, verify_caching_sha2_password, verify_caching_sha2_password_hash,
+    verify_native_password, verify_native_password_hash,
     verify_password, SCRAMBLE_LEN,
 };
 pub use consts::{capabilities, codes, collations, flags, plugins, status};
@@ -124,6 +125,9 @@ pub trait Handler: Send {
     fn interrupter(&self) -> Option<std::sync::Arc<dyn Fn() + Send + Sync>> {
         None
     }
+    /// Bytes of MySQL packets read and written for the command just answered (and, on the
+    /// first call, the handshake before it): `Bytes_received`/`Bytes_sent`. Default: ignored.
+    fn on_traffic(&mut self, _received: u64, _sent: u64) {}
     /// True once the connection must end (KILL CONNECTION): it is closed before the next command
     /// is answered. Default: never.
     fn closed(&self) -> bool {

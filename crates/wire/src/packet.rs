@@ -47,6 +47,9 @@ fn buffered<S: AsyncRead + AsyncWrite + Unpin>(t: Transport<S>) -> Buffered<S> {
 pub(crate) struct PacketStream<S> {
     io: Buffered<S>,
     seq: u8,
+    /// Bytes of packets (headers included) read and written since the last [`Self::take_traffic`].
+    received: u64,
+    sent: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
@@ -54,6 +57,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
         PacketStream {
             io: buffered(Transport::Plain(stream)),
             seq: 0,
+            received: 0,
+            sent: 0,
         }
     }
 
@@ -109,6 +114,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
             if got != len {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
+            self.received += 4 + len as u64;
             if len < MAX_CHUNK {
                 return Ok(Some(payload));
             }
@@ -136,12 +142,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
                 .write_all(&[len[0], len[1], len[2], self.seq])
                 .await?;
             self.io.write_all(&rest[..n]).await?;
+            self.sent += 4 + n as u64;
             self.seq = self.seq.wrapping_add(1);
             rest = &rest[n..];
             if n < MAX_CHUNK {
                 return Ok(());
             }
         }
+    }
+
+    /// (received, sent) bytes since the last call.
+    pub fn take_traffic(&mut self) -> (u64, u64) {
+        (std::mem::take(&mut self.received), std::mem::take(&mut self.sent))
     }
 
     pub async fn flush(&mut self) -> io::Result<()> {

@@ -29,6 +29,9 @@ use crate::sql::catalog::Catalog;
 use crate::sql::rewrite::SessionValues;
 use crate::sql::{functions, parser, variables};
 
+mod accounts;
+pub mod temporary;
+
 /// The result of one statement.
 #[derive(Debug)]
 pub enum Output {
@@ -67,6 +70,8 @@ pub struct Engine {
     pub secrets: crate::secrets::SecretBox,
     /// SHOW STATUS counters and the process list.
     pub stats: Arc<crate::stats::ServerStats>,
+    /// User accounts and their grants, as committed.
+    pub accounts: crate::privileges::AccountCache,
 }
 
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
@@ -132,6 +137,13 @@ impl Engine {
             }
         }
         txn.commit()?;
+        let accounts = crate::privileges::AccountCache::default();
+        accounts.replace(accounts::bootstrap(&store, &config)?);
+        // Temporary tables of sessions that ended in a crash.
+        let left = temporary::drop_hidden(&store, |_, _| true)?;
+        if left > 0 {
+            tracing::info!("dropped {left} temporary table(s) left by a previous run");
+        }
         let globals = Arc::new(RwLock::new(globals));
         let search = crate::index::search::SearchIndexes::new();
         if let Some(dir) = index_dir {
@@ -155,6 +167,7 @@ impl Engine {
             open_connections: AtomicU32::new(0),
             secrets,
             stats: Arc::new(crate::stats::ServerStats::new()),
+            accounts,
         }))
     }
 
@@ -201,10 +214,17 @@ pub struct Session {
     pub point_get: bool,
     /// SQL `SAVEPOINT`s of the open transaction, oldest first (names compare case-insensitively).
     pub savepoints: Vec<(String, embedb_storage::Savepoint)>,
+    /// Who the session is and what it may do (`crate::privileges`).
+    pub privileges: crate::privileges::Privileges,
+    /// The client's address (`USER()`'s host).
+    pub client_host: String,
+    /// `CREATE TEMPORARY TABLE`s of this session (`temporary`).
+    pub temp_tables: Vec<temporary::TempTable>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.drop_temporary_tables();
         self.engine.connections.unregister(self.connection_id, &self.interrupt);
         self.engine.stats.unregister(self.connection_id);
     }
@@ -237,6 +257,15 @@ impl Session {
         let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone())));
         ctx.register_udf(crate::index::fulltext::fts_match_word_udf(engine.search.clone()));
         let vars = engine.globals.read().clone();
+        let privileges = {
+            let account = engine.accounts.current().for_login(user, host);
+            crate::privileges::Privileges {
+                user: user.to_string(),
+                host: account.as_ref().map_or_else(|| "%".to_string(), |a| a.host.clone()),
+                account,
+                version: engine.accounts.version(),
+            }
+        };
         if let Some(ef) = vars.get(crate::index::search::ann::EF_SEARCH_VAR) {
             crate::index::search::ann::set_ef_search(&ctx, ef);
         }
@@ -263,6 +292,9 @@ impl Session {
             plan_cache: Default::default(),
             point_get: true,
             savepoints: Vec::new(),
+            privileges,
+            client_host: host.to_string(),
+            temp_tables: Vec::new(),
         }
     }
 
@@ -272,6 +304,7 @@ impl Session {
 
     /// Switch the current database (USE / COM_INIT_DB / the handshake's database).
     pub fn use_db(&mut self, db: &str) -> Result<()> {
+        self.require(crate::privileges::Need::AnyInDb { db: db.to_string() })?;
         let txn = self.engine.store.begin()?;
         let info = Catalog::new(&txn).database(db)?;
         txn.rollback();
@@ -355,7 +388,8 @@ impl Session {
                 }
             },
         };
-        self.engine.stats.statement_ended(self.connection_id, self.db.as_deref());
+        self.engine.stats.statement_ended(self.connection_id, self.db.as_deref(), r.is_err());
+        let r = r.map_err(|e| self.unhide(e));
         if let Err(e) = &r {
             // An error's text may quote the statement, and the statement may hold a key.
             if crate::sql::variables::mentions_secret(sql) {
@@ -401,6 +435,9 @@ impl Session {
         self.plan_cache.take_pending();
         let enabled = self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON");
         let shape = if enabled { Shape::of(sql) } else { None };
+        // Grants changed since the last statement: the cached plans go (they were checked
+        // under the old ones).
+        self.privileges();
         if let Some(shape) = &shape {
             if let Some(out) = Box::pin(self.run_cached(sql, shape)).await? {
                 return Ok(out);
@@ -411,6 +448,9 @@ impl Session {
             if let Some(out) = Box::pin(self.sql_prepared_statement(sql)).await? {
                 return Ok(out);
             }
+        }
+        if let Some(stmt) = crate::privileges::statements::parse(sql, self.db.as_deref()) {
+            return self.account_statement(stmt?).await;
         }
         if let Some(out) = self.run_special(sql, &lower).await? {
             return Ok(out);
@@ -432,7 +472,15 @@ impl Session {
     }
 
     /// Run a parsed statement; `shape` is its plan-cache shape when it has one.
-    async fn run_statement(&mut self, stmt: Statement, shape: Option<crate::sql::plan_cache::Shape>) -> Result<Output> {
+    async fn run_statement(&mut self, mut stmt: Statement, shape: Option<crate::sql::plan_cache::Shape>) -> Result<Output> {
+        let change = self.rewrite_temporary(&mut stmt)?;
+        self.authorize(&stmt)?;
+        let out = Box::pin(self.run_authorized(stmt, shape)).await?;
+        self.apply_temp_change(change);
+        Ok(out)
+    }
+
+    async fn run_authorized(&mut self, stmt: Statement, shape: Option<crate::sql::plan_cache::Shape>) -> Result<Output> {
         use crate::sql::plan_cache::{self, Pending};
         match stmt {
             Statement::Query(_) => {
@@ -503,6 +551,7 @@ impl Session {
             }
             Statement::Kill { modifier, id } => {
                 let connection = !matches!(modifier, Some(ast::KillType::Query));
+                self.may_kill(id)?;
                 self.engine.connections.kill(id, connection)?;
                 Ok(Output::ok())
             }
@@ -723,6 +772,9 @@ impl Session {
         if variables::is_read_only(&var) {
             return Err(SqlError::new(1238, "HY000", format!("Variable '{var}' is a read only variable")));
         }
+        if global {
+            self.require_global(crate::privileges::SUPER | crate::privileges::SYSTEM_VARIABLES_ADMIN)?;
+        }
         let value = match value {
             ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case("default") && id.quote_style.is_none() => {
                 // Session DEFAULT is the global value; GLOBAL DEFAULT the built-in one.
@@ -912,7 +964,10 @@ impl SessionValues for Session {
         self.connection_id
     }
     fn user(&self) -> String {
-        self.user.clone()
+        format!("{}@{}", self.user, self.client_host)
+    }
+    fn current_user(&self) -> String {
+        format!("{}@{}", self.privileges.user, self.privileges.host)
     }
     fn version(&self) -> String {
         server_version()
