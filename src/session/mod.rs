@@ -30,6 +30,7 @@ use crate::sql::rewrite::SessionValues;
 use crate::sql::{functions, parser, variables};
 
 mod accounts;
+mod locking;
 pub mod temporary;
 
 /// The result of one statement.
@@ -72,6 +73,8 @@ pub struct Engine {
     pub stats: Arc<crate::stats::ServerStats>,
     /// User accounts and their grants, as committed.
     pub accounts: crate::privileges::AccountCache,
+    /// Row locks of pessimistic transactions.
+    pub locks: crate::storage::locks::LockTable,
 }
 
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
@@ -168,6 +171,7 @@ impl Engine {
             secrets,
             stats: Arc::new(crate::stats::ServerStats::new()),
             accounts,
+            locks: Default::default(),
         }))
     }
 
@@ -220,11 +224,14 @@ pub struct Session {
     pub client_host: String,
     /// `CREATE TEMPORARY TABLE`s of this session (`temporary`).
     pub temp_tables: Vec<temporary::TempTable>,
+    /// Lock owner of the open transaction, once it took a row lock (`locking`).
+    pub lock_owner: Option<u64>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         self.drop_temporary_tables();
+        self.release_locks();
         self.engine.connections.unregister(self.connection_id, &self.interrupt);
         self.engine.stats.unregister(self.connection_id);
     }
@@ -295,6 +302,7 @@ impl Session {
             privileges,
             client_host: host.to_string(),
             temp_tables: Vec::new(),
+            lock_owner: None,
         }
     }
 
@@ -483,6 +491,9 @@ impl Session {
     async fn run_authorized(&mut self, stmt: Statement, shape: Option<crate::sql::plan_cache::Shape>) -> Result<Output> {
         use crate::sql::plan_cache::{self, Pending};
         match stmt {
+            Statement::Query(ref q) if !q.locks.is_empty() && self.pessimistic() && (self.in_txn || !self.autocommit()) => {
+                self.locking_select(stmt).await
+            }
             Statement::Query(_) => {
                 if let Some(shape) = shape.filter(|s| s.well_placed(&stmt)) {
                     // Read before the transaction begins (see `plan_cache`).
@@ -494,6 +505,9 @@ impl Session {
             }
             Statement::Explain { .. } => self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await,
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                if self.pessimistic() {
+                    return self.locking_dml(stmt).await;
+                }
                 if self.in_txn || !self.autocommit() {
                     return self.in_statement(|s, txn| Box::pin(s.dml(stmt, txn))).await;
                 }
@@ -636,10 +650,12 @@ impl Session {
     pub fn commit_open(&mut self) -> Result<()> {
         self.in_txn = false;
         self.savepoints.clear();
-        if let Some(t) = self.txn.take() {
-            t.commit()?;
-        }
-        Ok(())
+        let r = match self.txn.take() {
+            Some(t) => t.commit(),
+            None => Ok(()),
+        };
+        self.release_locks();
+        Ok(r?)
     }
 
     pub fn rollback_open(&mut self) {
@@ -648,6 +664,7 @@ impl Session {
         if let Some(t) = self.txn.take() {
             t.rollback();
         }
+        self.release_locks();
     }
 
     /// Run `f` as one atomic statement inside the right transaction.

@@ -553,7 +553,7 @@ impl Session {
         Ok(Output::affected(affected))
     }
 
-    async fn select_targets(&mut self, sql: &str, db: &str, table: &str, txn: Arc<Txn>) -> Result<Vec<RecordBatch>> {
+    pub(crate) async fn select_targets(&mut self, sql: &str, db: &str, table: &str, txn: Arc<Txn>) -> Result<Vec<RecordBatch>> {
         let mut stmt = parser::parse_one(sql)?;
         rewrite::rewrite_statement(&mut stmt, self)?;
         let scope = PlanScope { dml_target: Some((db.to_string(), table.to_string())), current_db: self.db.clone(), ..Default::default() };
@@ -562,7 +562,7 @@ impl Session {
     }
 }
 
-fn target_select(
+pub(crate) fn target_select(
     items: &[String],
     name: &ast::ObjectName,
     alias: Option<&ast::TableAlias>,

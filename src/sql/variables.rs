@@ -19,6 +19,9 @@ pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, St
     set("version_compile_machine", std::env::consts::ARCH);
     set("tidb_server_version", "0");
     set("autocommit", "1");
+    // TiDB's default: DML and SELECT … FOR UPDATE lock the rows they touch (`storage::locks`).
+    set(TXN_MODE_VAR, "pessimistic");
+    set("innodb_lock_wait_timeout", "50");
     set("transaction_isolation", "REPEATABLE-READ");
     set("tx_isolation", "REPEATABLE-READ");
     set("transaction_read_only", "0");
@@ -102,6 +105,9 @@ pub fn is_read_only(name: &str) -> bool {
     )
 }
 
+/// `tidb_txn_mode`: `pessimistic` (the default, also when empty) or `optimistic`.
+pub const TXN_MODE_VAR: &str = "tidb_txn_mode";
+
 /// The widest HNSW beam a session may ask for.
 pub const MAX_EF_SEARCH: usize = 10_000;
 
@@ -144,6 +150,16 @@ pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
         }
         PLAN_CACHE_VAR => {
             if !matches!(value.to_ascii_lowercase().as_str(), "on" | "off" | "1" | "0" | "true" | "false") {
+                return Err(bad());
+            }
+        }
+        TXN_MODE_VAR => {
+            if !matches!(value.to_ascii_lowercase().as_str(), "pessimistic" | "optimistic" | "") {
+                return Err(bad());
+            }
+        }
+        "innodb_lock_wait_timeout" => {
+            if !value.parse::<u64>().is_ok_and(|n| (1..=3600).contains(&n)) {
                 return Err(bad());
             }
         }

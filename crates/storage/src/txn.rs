@@ -206,8 +206,8 @@ impl Store {
         drop(commits);
         Ok(Txn {
             shared: self.shared.clone(),
-            snapshot,
-            start,
+            snapshot: parking_lot::RwLock::new(snapshot),
+            start: std::sync::atomic::AtomicU64::new(start),
             state: Mutex::new(TxnState::default()),
         })
     }
@@ -280,8 +280,9 @@ pub struct Savepoint(usize);
 /// Dropping an unfinished transaction rolls it back.
 pub struct Txn {
     shared: Arc<Shared>,
-    snapshot: Box<dyn Snapshot>,
-    start: u64,
+    /// Replaced (with `start`) only by [`Txn::refresh`].
+    snapshot: parking_lot::RwLock<Box<dyn Snapshot>>,
+    start: std::sync::atomic::AtomicU64,
     state: Mutex<TxnState>,
 }
 
@@ -316,7 +317,7 @@ impl Txn {
         if let Some(buffered) = self.state.lock().writes.get(key) {
             return Ok(buffered.clone());
         }
-        self.snapshot.get(key)
+        self.snapshot.read().get(key)
     }
 
     /// Ordered scan of `[start, end)` (empty `end` = unbounded) returning at
@@ -346,7 +347,7 @@ impl Txn {
         // Each buffered key can shadow at most one snapshot entry, so fetching
         // `limit + buffered` snapshot entries is enough to fill `limit`.
         let fetch = limit.saturating_add(buffered.len());
-        let snap = self.snapshot.scan(start, end, fetch, reverse)?;
+        let snap = self.snapshot.read().scan(start, end, fetch, reverse)?;
 
         let mut out = Vec::with_capacity(limit.min(snap.len() + buffered.len()));
         let mut snap = snap.into_iter().peekable();
@@ -393,7 +394,7 @@ impl Txn {
         };
         let mut pending = buffered.iter().peekable();
         let mut go = true;
-        self.snapshot.scan_visit(start, end, &mut |k, v| {
+        self.snapshot.read().scan_visit(start, end, &mut |k, v| {
             // Buffered keys before this one come first; an equal key is the buffer's version.
             while let Some((bk, bv)) = pending.peek() {
                 if bk.as_slice() > k {
@@ -480,7 +481,7 @@ impl Txn {
             Ok(())
         } else if self.shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
             Err(Error::Storage("the server is shutting down: commit refused".into()))
-        } else if commits.conflicts(self.start, writes.keys()) {
+        } else if commits.conflicts(self.start(), writes.keys()) {
             Err(Error::WriteConflict)
         } else {
             let keys: Vec<Vec<u8>> = writes.keys().cloned().collect();
@@ -502,14 +503,59 @@ impl Txn {
             commits.record(keys);
             result
         };
-        commits.unregister(self.start);
+        commits.unregister(self.start());
         result
+    }
+
+    fn start(&self) -> u64 {
+        self.start.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keys written since `sp` (a statement's writes: what a pessimistic transaction locks).
+    pub fn written_since(&self, sp: &Savepoint) -> Vec<Vec<u8>> {
+        let state = self.state.lock();
+        let mut keys: Vec<Vec<u8>> = state.undo[sp.0.min(state.undo.len())..].iter().map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Whether a commit newer than this transaction's snapshot wrote any of `keys`.
+    pub fn conflicts_on(&self, keys: &[Vec<u8>]) -> bool {
+        self.shared.commits.lock().conflicts(self.start(), keys.iter())
+    }
+
+    /// Whether commits were made after this transaction's snapshot.
+    pub fn is_stale(&self) -> bool {
+        self.shared.commits.lock().version > self.start()
+    }
+
+    /// Move the snapshot to now, keeping the buffered writes (a pessimistic transaction's
+    /// statements read what is committed when they start, TiDB's `for_update_ts`). Fails with
+    /// [`Error::WriteConflict`] if a newer commit wrote a key this transaction wrote: its locks
+    /// should have prevented that, and moving on would lose that commit's write.
+    pub fn refresh(&self) -> Result<()> {
+        let state = self.state.lock();
+        if state.finished {
+            return Err(Error::Storage("transaction already finished".into()));
+        }
+        let mut commits = self.shared.commits.lock();
+        let old = self.start();
+        if commits.conflicts(old, state.writes.keys()) {
+            return Err(Error::WriteConflict);
+        }
+        let snapshot = self.shared.kv.snapshot()?;
+        let start = commits.register();
+        commits.unregister(old);
+        *self.snapshot.write() = snapshot;
+        self.start.store(start, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// The version this transaction's snapshot was taken at: it sees exactly the commits of
     /// versions up to this one.
     pub fn start_version(&self) -> u64 {
-        self.start
+        self.start()
     }
 
     /// Discards all buffered writes and finishes the transaction. Idempotent.
@@ -522,7 +568,7 @@ impl Txn {
         state.writes = BTreeMap::new();
         state.undo = Vec::new();
         drop(state);
-        self.shared.commits.lock().unregister(self.start);
+        self.shared.commits.lock().unregister(self.start());
     }
 }
 
