@@ -143,7 +143,14 @@ fn mem(cols: &[C], rows: Vec<Vec<ScalarValue>>) -> Result<MemTable> {
     let fields: Vec<Field> = cols
         .iter()
         .map(|c| match c {
-            C::S(n) => header(n, Field::new(n.to_lowercase(), DataType::Utf8, true)),
+            // information_schema's text compares case-insensitively, as MySQL's utf8_general_ci
+            // does (Connector/J's getColumns asks `IS_NULLABLE = 'yes'`).
+            C::S(n) => {
+                let f = header(n, Field::new(n.to_lowercase(), DataType::Utf8, true));
+                let mut md = f.metadata().clone();
+                md.insert(crate::sql::collation::COLLATION_META.to_string(), "utf8mb4_general_ci".to_string());
+                f.with_metadata(md)
+            }
             C::I(n) => header(n, Field::new(n.to_lowercase(), DataType::Int64, true)),
         })
         .collect();

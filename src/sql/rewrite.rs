@@ -664,6 +664,12 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 *e = r;
             }
         }
+        Expr::Convert { expr, data_type: Some(dt), charset: None, styles, .. } if styles.is_empty() => {
+            // CONVERT(x, UNSIGNED) is CAST(x AS UNSIGNED) (Connector/J's getColumns sends it).
+            let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+            *e = Expr::Cast { kind: CastKind::Cast, expr: Box::new(inner), data_type: dt.clone(), array: false, format: None };
+            return rewrite_expr(e, s);
+        }
         Expr::Cast { data_type: DataType::Binary(None), expr, .. } => {
             // `BINARY x` (and CAST(x AS BINARY)): text compares byte-wise here already
             // (utf8mb4_bin), so `LIKE BINARY 'a%'` needs nothing more than its operand.
