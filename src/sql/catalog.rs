@@ -219,9 +219,10 @@ fn global_key(name: &str) -> Vec<u8> {
     format!("mGV:{}", name.to_lowercase()).into_bytes()
 }
 
-/// 3552 for DDL in a schema the server builds itself (`mysql`, `information_schema`).
+/// 3552 for DDL in a schema the server builds itself (`mysql`, `information_schema`,
+/// `performance_schema`).
 pub fn system_schema_guard(db: &str) -> Result<()> {
-    if db.eq_ignore_ascii_case("mysql") || db.eq_ignore_ascii_case("information_schema") {
+    if ["mysql", "information_schema", "performance_schema"].iter().any(|s| db.eq_ignore_ascii_case(s)) {
         return Err(SqlError::new(3552, "HY000", format!("Access to system schema '{}' is rejected.", db.to_lowercase())));
     }
     Ok(())
@@ -247,6 +248,9 @@ impl<'a> Catalog<'a> {
         }
         if db.eq_ignore_ascii_case("mysql") {
             return Ok(Some(DatabaseInfo { name: "mysql".into(), collation: String::new() }));
+        }
+        if db.eq_ignore_ascii_case("performance_schema") {
+            return Ok(Some(DatabaseInfo { name: "performance_schema".into(), collation: String::new() }));
         }
         self.entry(&db_key(db))
     }

@@ -39,6 +39,8 @@ pub struct PlanScope {
     pub index_hints: Vec<((String, String), crate::storage::access::IndexHints)>,
     /// A restricted session's privileges: `information_schema` shows only what they reach.
     pub visibility: Option<Arc<crate::privileges::Privileges>>,
+    /// Source of `performance_schema`'s tables: filled only when the statement names it.
+    pub perf: Option<Arc<crate::sql::perf_schema::PerfData>>,
 }
 
 pub struct TxnCatalogList {
@@ -91,6 +93,7 @@ impl CatalogProvider for TxnCatalog {
         let mut names: Vec<String> = cat.databases().unwrap_or_default().into_iter().map(|d| d.name.to_lowercase()).collect();
         names.push("information_schema".into());
         names.push("mysql".into());
+        names.push("performance_schema".into());
         names
     }
 
@@ -100,6 +103,9 @@ impl CatalogProvider for TxnCatalog {
         }
         if name.eq_ignore_ascii_case("mysql") {
             return Some(Arc::new(crate::sql::mysql_schema::MysqlSchema::new(self.txn.clone())));
+        }
+        if name.eq_ignore_ascii_case("performance_schema") {
+            return Some(Arc::new(crate::sql::perf_schema::PerfSchema::new(self.scope.perf.clone())));
         }
         let cat = Catalog::new(&self.txn);
         match cat.database(name) {

@@ -237,7 +237,7 @@ impl Session {
             fk.check_child_row(&txn, &info, row)?;
             loop {
                 let Some((h, key, shown)) = table::find_conflict(&txn, &info, row)? else {
-                    table::put_row(&txn, &info, row)?;
+                    table::insert_row(&txn, &info, row)?;
                     affected += 1;
                     break;
                 };
@@ -245,7 +245,7 @@ impl Session {
                     let old = table::get_row(&txn, &info, h)?.ok_or_else(|| SqlError::other("index points to a missing row"))?;
                     // REPLACE deletes the old row: its children see a delete.
                     foreign_key::on_parent_delete(&txn, &info, &fk.referencing, &old, 0)?;
-                    table::delete_row(&txn, &info, &old)?;
+                    table::remove_row(&txn, &info, &old)?;
                     affected += 1;
                     continue;
                 }
@@ -544,7 +544,7 @@ impl Session {
             for r in 0..b.num_rows() {
                 if let Some(old) = table::get_row(&txn, &info, handles.value(r))? {
                     foreign_key::on_parent_delete(&txn, &info, &refs, &old, 0)?;
-                    table::delete_row(&txn, &info, &old)?;
+                    table::remove_row(&txn, &info, &old)?;
                     affected += 1;
                 }
             }

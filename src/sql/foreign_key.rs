@@ -282,7 +282,7 @@ pub fn on_parent_delete(txn: &Txn, parent: &TableInfo, refs: &[(TableInfo, Forei
                 let grand = referencing(txn, child)?;
                 for k in kids {
                     on_parent_delete(txn, child, &grand, &k, depth + 1)?;
-                    table::delete_row(txn, child, &k)?;
+                    table::remove_row(txn, child, &k)?;
                 }
             }
             "SET NULL" => set_null(txn, child, fk, kids)?,

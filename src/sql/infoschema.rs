@@ -269,28 +269,42 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
             )
         }
         "tables" => {
+            // MySQL 8.0's columns in its order; sizes are estimates (storage::table::table_sizes).
             let views = all_views(txn)?.into_iter().map(|v| {
-                vec![s("def"), s(&v.db), s(&v.name), s("VIEW"), null(), null(), null(), null(), s(&v.create_time), s("VIEW"), null()]
+                let mut r = vec![s("def"), s(&v.db), s(&v.name), s("VIEW")];
+                r.extend((0..10).map(|_| null()));
+                r.extend([s(&v.create_time), null(), null(), null(), null(), null(), s("VIEW"), null()]);
+                r
             });
-            let rows = all_tables(txn)?
-                .into_iter()
-                .map(|t| {
-                    vec![
-                        s("def"),
-                        s(&t.db),
-                        s(&t.name),
-                        s("BASE TABLE"),
-                        s("InnoDB"),
-                        i(10),
-                        s("Compact"),
-                        s(t.collation()),
-                        s(&t.create_time),
-                        s(&t.comment),
-                        i(t.id),
-                    ]
-                })
-                .chain(views)
-                .collect();
+            let mut rows = Vec::new();
+            for t in all_tables(txn)? {
+                let z = crate::storage::table::table_sizes(txn, &t)?;
+                rows.push(vec![
+                    s("def"),
+                    s(&t.db),
+                    s(&t.name),
+                    s("BASE TABLE"),
+                    s("InnoDB"),
+                    i(10),
+                    s("Compact"),
+                    i(z.rows as i64),
+                    i(z.avg_row_length as i64),
+                    i(z.data_length as i64),
+                    i(0),
+                    i(z.index_length as i64),
+                    i(0),
+                    opt(z.auto_increment.map(|n| n as i64)),
+                    s(&t.create_time),
+                    null(),
+                    null(),
+                    s(t.collation()),
+                    null(),
+                    s(""),
+                    s(&t.comment),
+                    i(t.id),
+                ]);
+            }
+            rows.extend(views);
             mem(
                 &[
                     S("TABLE_CATALOG"),
@@ -300,8 +314,19 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
                     S("ENGINE"),
                     I("VERSION"),
                     S("ROW_FORMAT"),
-                    S("TABLE_COLLATION"),
+                    I("TABLE_ROWS"),
+                    I("AVG_ROW_LENGTH"),
+                    I("DATA_LENGTH"),
+                    I("MAX_DATA_LENGTH"),
+                    I("INDEX_LENGTH"),
+                    I("DATA_FREE"),
+                    I("AUTO_INCREMENT"),
                     S("CREATE_TIME"),
+                    S("UPDATE_TIME"),
+                    S("CHECK_TIME"),
+                    S("TABLE_COLLATION"),
+                    I("CHECKSUM"),
+                    S("CREATE_OPTIONS"),
                     S("TABLE_COMMENT"),
                     I("TIDB_TABLE_ID"),
                 ],

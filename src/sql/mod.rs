@@ -28,6 +28,7 @@ pub mod functions;
 pub mod infoschema;
 pub mod mysql_schema;
 pub mod parser;
+pub mod perf_schema;
 pub mod plan_cache;
 pub mod point_get;
 pub mod prepared;

@@ -87,6 +87,8 @@ impl Session {
             search: Some(self.engine.search.clone()),
             index_hints: index_hints(stmt, self.db.as_deref()),
             visibility: self.catalog_visibility(),
+            perf: (text.contains("performance_schema") || self.db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("performance_schema")))
+                .then(|| Arc::new(self.perf_data())),
         };
         Ok((scope, view_headers))
     }
@@ -281,6 +283,12 @@ impl Session {
             }
             if db.eq_ignore_ascii_case("mysql") {
                 if crate::sql::mysql_schema::has_table(&table) {
+                    continue;
+                }
+                return Err(SqlError::no_such_table(&db, &table));
+            }
+            if db.eq_ignore_ascii_case("performance_schema") {
+                if crate::sql::perf_schema::has_table(&table) {
                     continue;
                 }
                 return Err(SqlError::no_such_table(&db, &table));

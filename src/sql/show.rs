@@ -372,6 +372,7 @@ impl Session {
                 if self.sees_db("mysql") {
                     rows.push(vec![s("mysql")]);
                 }
+                rows.push(vec![s("performance_schema")]);
                 for d in Catalog::new(&txn).databases()? {
                     if self.sees_db(&d.name) {
                         rows.push(vec![s(d.name)]);
@@ -391,6 +392,9 @@ impl Session {
                 }
                 let mut named: Vec<(String, &str)> = cat.tables(&db)?.into_iter().map(|t| (t.name, "BASE TABLE")).collect();
                 named.extend(cat.views(&db)?.into_iter().map(|v| (v.name, "VIEW")));
+                if db.eq_ignore_ascii_case("performance_schema") {
+                    named.extend(["global_status", "global_variables", "session_status", "session_variables"].map(|t| (t.to_string(), "BASE TABLE")));
+                }
                 named.retain(|(n, _)| !crate::session::temporary::is_hidden(n) && self.sees_table(&db, n));
                 named.sort_by_key(|(n, _)| n.to_lowercase());
                 let rows = named.into_iter().map(|(n, kind)| if full { vec![s(n), s(kind)] } else { vec![s(n)] }).collect();
@@ -542,20 +546,68 @@ impl Session {
                     None => self.current_db()?,
                 };
                 self.require(crate::privileges::Need::AnyInDb { db: db.clone() })?;
-                let rows = Catalog::new(&txn)
-                    .tables(&db)?
-                    .into_iter()
-                    .filter(|t| !crate::session::temporary::is_hidden(&t.name) && self.sees_table(&db, &t.name))
-                    .map(|t| vec![s(&t.name), s("InnoDB"), i(10), s("Compact"), s(&t.create_time), s(t.collation()), s(&t.comment)])
-                    .collect();
+                let cat = Catalog::new(&txn);
+                let int = |n: Option<u64>| ScalarValue::Int64(n.map(|n| n as i64));
+                let mut rows = Vec::new();
+                for t in cat.tables(&db)? {
+                    if crate::session::temporary::is_hidden(&t.name) || !self.sees_table(&db, &t.name) {
+                        continue;
+                    }
+                    let z = crate::storage::table::table_sizes(&txn, &t)?;
+                    rows.push(vec![
+                        s(&t.name),
+                        s("InnoDB"),
+                        i(10),
+                        s("Compact"),
+                        int(Some(z.rows)),
+                        int(Some(z.avg_row_length)),
+                        int(Some(z.data_length)),
+                        int(Some(0)),
+                        int(Some(z.index_length)),
+                        int(Some(0)),
+                        int(z.auto_increment),
+                        s(&t.create_time),
+                        ScalarValue::Utf8(None),
+                        ScalarValue::Utf8(None),
+                        s(t.collation()),
+                        ScalarValue::Int64(None),
+                        s(""),
+                        s(&t.comment),
+                    ]);
+                }
+                for v in cat.views(&db)? {
+                    if !self.sees_table(&db, &v.name) {
+                        continue;
+                    }
+                    let mut r = vec![s(&v.name), ScalarValue::Utf8(None), ScalarValue::Int64(None), ScalarValue::Utf8(None)];
+                    r.extend((0..7).map(|_| ScalarValue::Int64(None)));
+                    r.extend([s(&v.create_time), ScalarValue::Utf8(None), ScalarValue::Utf8(None), ScalarValue::Utf8(None)]);
+                    r.extend([ScalarValue::Int64(None), ScalarValue::Utf8(None), s("VIEW")]);
+                    rows.push(r);
+                }
+                rows.sort_by_key(|r| match &r[0] {
+                    ScalarValue::Utf8(Some(n)) => n.to_lowercase(),
+                    _ => String::new(),
+                });
                 ShowTable {
                     headers: vec![
                         ("Name", DataType::Utf8),
                         ("Engine", DataType::Utf8),
                         ("Version", DataType::Int64),
                         ("Row_format", DataType::Utf8),
+                        ("Rows", DataType::Int64),
+                        ("Avg_row_length", DataType::Int64),
+                        ("Data_length", DataType::Int64),
+                        ("Max_data_length", DataType::Int64),
+                        ("Index_length", DataType::Int64),
+                        ("Data_free", DataType::Int64),
+                        ("Auto_increment", DataType::Int64),
                         ("Create_time", DataType::Utf8),
+                        ("Update_time", DataType::Utf8),
+                        ("Check_time", DataType::Utf8),
                         ("Collation", DataType::Utf8),
+                        ("Checksum", DataType::Int64),
+                        ("Create_options", DataType::Utf8),
                         ("Comment", DataType::Utf8),
                     ],
                     dynamic_first: None,
@@ -596,6 +648,25 @@ impl Session {
     }
 
     fn show_variables(&self, global: bool) -> ShowTable {
+        ShowTable {
+            headers: vec![("Variable_name", DataType::Utf8), ("Value", DataType::Utf8)],
+            dynamic_first: None,
+            rows: self.variable_rows(global).into_iter().map(|(k, v)| vec![s(k), s(v)]).collect(),
+        }
+    }
+
+    /// What `performance_schema` shows of this session and the server.
+    pub(crate) fn perf_data(&self) -> crate::sql::perf_schema::PerfData {
+        let open = self.engine.open_connections.load(std::sync::atomic::Ordering::SeqCst) as u64;
+        crate::sql::perf_schema::PerfData {
+            session_variables: self.variable_rows(false),
+            global_variables: self.variable_rows(true),
+            status: self.engine.stats.status(open),
+        }
+    }
+
+    /// Variables and their shown values, by name: the session's over the globals (or the globals).
+    fn variable_rows(&self, global: bool) -> Vec<(String, String)> {
         let globals = self.engine.globals.read().clone();
         let vars = if global { globals } else {
             let mut m = globals;
@@ -606,11 +677,7 @@ impl Session {
             }
             m
         };
-        ShowTable {
-            headers: vec![("Variable_name", DataType::Utf8), ("Value", DataType::Utf8)],
-            dynamic_first: None,
-            rows: vars.iter().map(|(k, v)| vec![s(k), s(variables::display_value(k, v))]).collect(),
-        }
+        vars.iter().map(|(k, v)| (k.clone(), variables::display_value(k, v).to_string())).collect()
     }
 
     /// DESCRIBE t / SHOW COLUMNS FROM t.

@@ -150,6 +150,75 @@ pub fn put_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
     Ok(())
 }
 
+/// Write a new row (INSERT): [`put_row`], counted in the table's row count.
+pub fn insert_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
+    put_row(txn, table, row)?;
+    txn.count_rows(table.id, 1);
+    Ok(())
+}
+
+/// Delete a row for good (DELETE, REPLACE, a cascade): [`delete_row`], counted. An UPDATE's
+/// delete-then-put of the same row uses the uncounted pair.
+pub fn remove_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
+    delete_row(txn, table, row)?;
+    txn.count_rows(table.id, -1);
+    Ok(())
+}
+
+/// The table's row count: known counts are kept current by every commit; the first ask after
+/// a start counts the row keys once (`TABLE_ROWS`, `SHOW TABLE STATUS`, the planner's estimates).
+pub fn estimated_rows(txn: &Txn, table_id: i64) -> Result<u64> {
+    Ok(txn.estimated_rows(table_id, || {
+        let start = codec::record_prefix(table_id);
+        let end = codec::prefix_end(&start);
+        let mut n = 0u64;
+        txn.scan_visit(&start, &end, &mut |_, _| {
+            n += 1;
+            true
+        })?;
+        Ok(n)
+    })?)
+}
+
+/// What `information_schema.TABLES` and `SHOW TABLE STATUS` report of a table's size.
+pub struct TableSizes {
+    pub rows: u64,
+    pub avg_row_length: u64,
+    pub data_length: u64,
+    pub index_length: u64,
+    /// The next AUTO_INCREMENT value, for a table with an AUTO_INCREMENT column.
+    pub auto_increment: Option<u64>,
+}
+
+/// Rows from [`estimated_rows`]; lengths from the bytes of the first rows and index entries
+/// (a sample of up to 64 each), times the row count: an estimate, as MySQL's are.
+pub fn table_sizes(txn: &Txn, table: &TableInfo) -> Result<TableSizes> {
+    const SAMPLE: usize = 64;
+    let avg = |start: Vec<u8>| -> Result<u64> {
+        let end = codec::prefix_end(&start);
+        let kvs = txn.scan(&start, &end, SAMPLE, false)?;
+        let bytes: usize = kvs.iter().map(|(k, v)| k.len() + v.len()).sum();
+        Ok(if kvs.is_empty() { 0 } else { (bytes / kvs.len()) as u64 })
+    };
+    let rows = estimated_rows(txn, table.id)?;
+    let avg_row_length = avg(codec::record_prefix(table.id))?;
+    let mut index_entry = 0;
+    for index in table.kv_indexes() {
+        index_entry += avg(codec::index_prefix(table.id, index.id))?;
+    }
+    let auto_increment = match table.auto_increment_column() {
+        Some(_) => Some(txn.peek_counter(&table.id_counter())?),
+        None => None,
+    };
+    Ok(TableSizes {
+        rows,
+        avg_row_length,
+        data_length: rows * avg_row_length,
+        index_length: rows * index_entry,
+        auto_increment,
+    })
+}
+
 /// Delete a row and its index entries.
 pub fn delete_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
     txn.delete(codec::row_key(table.id, row.handle));
@@ -162,6 +231,7 @@ pub fn delete_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
 
 /// Delete every row and index entry of a table (DROP / TRUNCATE).
 pub fn delete_all(txn: &Txn, table_id: i64) -> Result<()> {
+    txn.forget_row_count(table_id);
     let start = codec::table_prefix(table_id);
     let end = codec::prefix_end(&start);
     loop {

@@ -72,6 +72,9 @@ struct Shared {
     counters: Mutex<()>,
     /// Set by [`Store::close_commits`]: every later commit fails.
     closed: std::sync::atomic::AtomicBool,
+    /// Row counts of the tables counted since the store was opened, kept current by the row
+    /// deltas of each commit: what `TABLE_ROWS` and the planner's estimates read.
+    row_counts: Mutex<HashMap<i64, i64>>,
 }
 
 /// Bookkeeping for conflict detection, guarded by the commit lock.
@@ -148,6 +151,7 @@ impl Store {
                 commits: Mutex::new(CommitState::default()),
                 counters: Mutex::new(()),
                 closed: Default::default(),
+                row_counts: Default::default(),
             }),
         }
     }
@@ -274,6 +278,11 @@ fn counter_key(name: &[u8]) -> Vec<u8> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Savepoint(usize);
 
+/// A transaction's net rows added per table id; `None` once the table was emptied (its count
+/// is then unknown again and recounted on demand).
+#[derive(Default, Clone)]
+struct RowDeltas(HashMap<i64, Option<i64>>);
+
 /// A transaction. `Send + Sync` (state behind a mutex), so the SQL layer can
 /// share an `Arc<Txn>` between a statement and the scans it runs.
 ///
@@ -298,6 +307,9 @@ struct TxnState {
     undo: Vec<UndoEntry>,
     savepoints: bool,
     finished: bool,
+    rows: RowDeltas,
+    /// `rows` as each savepoint found it, by the undo log's length then.
+    row_marks: Vec<(usize, RowDeltas)>,
 }
 
 impl TxnState {
@@ -441,12 +453,26 @@ impl Txn {
     pub fn savepoint(&self) -> Savepoint {
         let mut state = self.state.lock();
         state.savepoints = true;
-        Savepoint(state.undo.len())
+        let at = state.undo.len();
+        // Row counts change only with writes: one mark per undo position is enough.
+        if state.row_marks.last().map(|m| m.0) != Some(at) {
+            let rows = state.rows.clone();
+            state.row_marks.push((at, rows));
+        }
+        Savepoint(at)
     }
 
     /// Undoes every write made after `sp` was taken; earlier writes stay.
     pub fn rollback_to(&self, sp: Savepoint) {
         let mut state = self.state.lock();
+        while state.row_marks.last().is_some_and(|m| m.0 > sp.0) {
+            state.row_marks.pop();
+        }
+        if let Some((at, rows)) = state.row_marks.last() {
+            if *at == sp.0 {
+                state.rows = rows.clone();
+            }
+        }
         while state.undo.len() > sp.0 {
             let (key, prev) = state.undo.pop().expect("non-empty");
             match prev {
@@ -454,6 +480,36 @@ impl Txn {
                 None => state.writes.remove(&key),
             };
         }
+    }
+
+    /// The next id counter `name` would hand out (1 if never used), as last committed.
+    pub fn peek_counter(&self, name: &[u8]) -> Result<u64> {
+        Store { shared: self.shared.clone() }.read_counter(&counter_key(name))
+    }
+
+    /// Counts `delta` rows added to (negative: removed from) table `table_id` when this
+    /// transaction commits. The SQL layer calls it where rows are inserted and deleted.
+    pub fn count_rows(&self, table_id: i64, delta: i64) {
+        if let Some(n) = self.state.lock().rows.0.entry(table_id).or_insert(Some(0)) {
+            *n += delta;
+        }
+    }
+
+    /// Marks table `table_id` emptied (TRUNCATE, DROP): its count is forgotten at commit.
+    pub fn forget_row_count(&self, table_id: i64) {
+        self.state.lock().rows.0.insert(table_id, None);
+    }
+
+    /// The row count of table `table_id` as the latest commit left it, if known; otherwise
+    /// `count` (a scan the caller does) becomes the known count. An estimate: rows committed
+    /// while `count` runs may be missed.
+    pub fn estimated_rows(&self, table_id: i64, count: impl FnOnce() -> Result<u64>) -> Result<u64> {
+        if let Some(&n) = self.shared.row_counts.lock().get(&table_id) {
+            return Ok(n.max(0) as u64);
+        }
+        let n = count()?;
+        self.shared.row_counts.lock().entry(table_id).or_insert(n as i64);
+        Ok(n)
     }
 
     /// True if no writes are buffered.
@@ -474,8 +530,9 @@ impl Txn {
             }
             state.finished = true;
             state.undo = Vec::new();
-            std::mem::take(&mut state.writes)
+            (std::mem::take(&mut state.writes), std::mem::take(&mut state.rows))
         };
+        let (writes, rows) = writes;
         let mut commits = self.shared.commits.lock();
         let result = if writes.is_empty() {
             Ok(())
@@ -498,6 +555,21 @@ impl Txn {
                 }
                 None => self.shared.kv.write(batch),
             };
+            if result.is_ok() {
+                let mut counts = self.shared.row_counts.lock();
+                for (table, delta) in rows.0 {
+                    match delta {
+                        None => {
+                            counts.remove(&table);
+                        }
+                        Some(d) => {
+                            if let Some(n) = counts.get_mut(&table) {
+                                *n += d;
+                            }
+                        }
+                    }
+                }
+            }
             // Even a failed write may have reached the disk; recording it
             // keeps conflict detection conservative.
             commits.record(keys);
@@ -592,6 +664,44 @@ mod tests {
 
     fn b(s: &str) -> Vec<u8> {
         s.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn row_counts_follow_commits_savepoints_and_emptying() {
+        each_store(|store| {
+            let scans = std::cell::Cell::new(0);
+            let count = |n: u64| {
+                scans.set(scans.get() + 1);
+                Ok(n)
+            };
+            // Unknown until counted once; then every commit's deltas keep it current.
+            assert_eq!(store.begin().unwrap().estimated_rows(7, || count(10)).unwrap(), 10);
+            let t = store.begin().unwrap();
+            t.count_rows(7, 3);
+            t.put(b("k1"), b("v"));
+            let sp = t.savepoint();
+            t.count_rows(7, 5);
+            t.put(b("k2"), b("v"));
+            t.rollback_to(sp);
+            t.count_rows(7, -1);
+            t.put(b("k3"), b("v"));
+            t.commit().unwrap();
+            assert_eq!(store.begin().unwrap().estimated_rows(7, || count(99)).unwrap(), 12);
+            // A rolled-back transaction counts nothing.
+            let t = store.begin().unwrap();
+            t.count_rows(7, 100);
+            t.put(b("k4"), b("v"));
+            t.rollback();
+            assert_eq!(store.begin().unwrap().estimated_rows(7, || count(99)).unwrap(), 12);
+            assert_eq!(scans.get(), 1);
+            // Emptied: forgotten at commit, counted again on the next ask.
+            let t = store.begin().unwrap();
+            t.forget_row_count(7);
+            t.put(b("k5"), b("v"));
+            t.commit().unwrap();
+            assert_eq!(store.begin().unwrap().estimated_rows(7, || count(0)).unwrap(), 0);
+            assert_eq!(scans.get(), 2);
+        });
     }
 
     #[test]
