@@ -587,8 +587,17 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     let a = function_args(f);
                     Some(Expr::Cast { kind: CastKind::Cast, expr: Box::new(a[0].clone()), data_type: DataType::Date, array: false, format: None })
                 }
-                "year" | "month" | "day" | "dayofmonth" | "hour" | "minute" | "second" | "quarter" | "week" if nargs == 1 => {
-                    let part = if name == "dayofmonth" { "day".to_string() } else { name.clone() };
+                "hour" | "minute" | "second" if nargs == 1 => {
+                    // Of a TIME too ('100:00:00' has hour 100), which date_part cannot read.
+                    let a = function_args(f);
+                    Some(call("mysql_time_part", vec![lit_str(name.clone()), a[0].clone()]))
+                }
+                "year" | "month" | "day" | "dayofmonth" | "quarter" | "week" | "weekofyear" if nargs == 1 => {
+                    let part = match name.as_str() {
+                        "dayofmonth" => "day".to_string(),
+                        "weekofyear" => "week".to_string(),
+                        _ => name.clone(),
+                    };
                     let a = function_args(f);
                     Some(Expr::Cast {
                         kind: CastKind::Cast,
@@ -631,6 +640,53 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     f.name = ObjectName::from(vec![Ident::new("upper")]);
                     None
                 }
+                // Other spellings of DataFusion's functions; STD/STDDEV/VARIANCE are population
+                // statistics in MySQL.
+                "ceiling" if nargs == 1 => Some(Expr::Cast {
+                    // As CEIL (below): an integral value.
+                    kind: CastKind::Cast,
+                    expr: Box::new(Expr::Ceil {
+                        expr: Box::new(function_args(f)[0].clone()),
+                        field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime),
+                    }),
+                    data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(38, 0)),
+                    array: false,
+                    format: None,
+                }),
+                "mid" | "std" | "stddev" | "variance" | "sign" | "approx_count_distinct" => {
+                    let to = match name.as_str() {
+                        "mid" => "substr",
+                        "std" | "stddev" => "stddev_pop",
+                        "variance" => "var_pop",
+                        "sign" => "mysql_sign",
+                        _ => "approx_distinct",
+                    };
+                    f.name = ObjectName::from(vec![Ident::new(to)]);
+                    None
+                }
+                "approx_percentile" if nargs == 2 => {
+                    let a = function_args(f);
+                    let p = Expr::BinaryOp { left: Box::new(a[1].clone()), op: BinaryOperator::Divide, right: Box::new(Expr::value(Value::Number("100.0".into(), false))) };
+                    Some(call("approx_percentile_cont", vec![a[0].clone(), p]))
+                }
+                "isnull" if nargs == 1 => Some(Expr::IsNull(Box::new(function_args(f)[0].clone()))),
+                "name_const" if nargs == 2 => Some(function_args(f)[1].clone()),
+                "time" if nargs == 1 => Some(call("mysql_time", vec![function_args(f)[0].clone()])),
+                "timestamp" if nargs == 1 || nargs == 2 => Some(call("mysql_timestamp", function_args(f).into_iter().cloned().collect())),
+                "get_format" if nargs == 2 => {
+                    // The first argument is a bare word (`GET_FORMAT(DATE, 'ISO')`).
+                    let a = function_args(f);
+                    let kind = match a[0] {
+                        Expr::Identifier(id) => lit_str(id.value.to_ascii_uppercase()),
+                        other => lit_str(other.to_string().to_ascii_uppercase()),
+                    };
+                    Some(call("get_format", vec![kind, a[1].clone()]))
+                }
+                "json_arrayagg" if nargs == 1 => Some(call("json_from_list", vec![call("array_agg", vec![function_args(f)[0].clone()])])),
+                "json_objectagg" if nargs == 2 => {
+                    let a = function_args(f);
+                    Some(call("json_from_pairs", vec![call("array_agg", vec![a[0].clone()]), call("array_agg", vec![a[1].clone()])]))
+                }
                 "lcase" => {
                     f.name = ObjectName::from(vec![Ident::new("lower")]);
                     None
@@ -663,6 +719,13 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             if let Some(r) = replacement {
                 *e = r;
             }
+        }
+        Expr::UnaryOp { op: UnaryOperator::BitwiseNot, expr } => {
+            let inner = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+            *e = call("mysql_bitnot", vec![inner]);
+        }
+        Expr::MemberOf(m) => {
+            *e = call("json_memberof", vec![(*m.value).clone(), (*m.array).clone()]);
         }
         Expr::Convert { expr, data_type: Some(dt), charset: None, styles, .. } if styles.is_empty() => {
             // CONVERT(x, UNSIGNED) is CAST(x AS UNSIGNED) (Connector/J's getColumns sends it).

@@ -35,7 +35,158 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("json_merge", 2, MANY, rowwise::text, |a| json_merge(a, false)),
         json_number_udf(),
         udf("json_pretty", 1, 1, rowwise::text, |a| with_doc(a, |d| Ok(ScalarValue::Utf8(serde_json::to_string_pretty(d).ok())))),
+        udf("json_array_append", 3, MANY, rowwise::text, |a| json_array_add(a, false)),
+        udf("json_array_insert", 3, MANY, rowwise::text, |a| json_array_add(a, true)),
+        udf("json_overlaps", 2, 2, rowwise::int, json_overlaps),
+        udf("json_memberof", 2, 2, rowwise::int, json_memberof),
+        udf("json_search", 3, MANY, rowwise::text, json_search),
+        udf("json_storage_size", 1, 1, rowwise::int, |a| {
+            with_doc(a, |d| Ok(ScalarValue::Int64(Some(serde_json::to_string(d).map(|t| t.len() as i64).unwrap_or(0)))))
+        }),
+        udf("json_storage_free", 1, 1, rowwise::int, |a| with_doc(a, |_| Ok(ScalarValue::Int64(Some(0))))),
+        udf("json_from_list", 1, 1, rowwise::text, json_from_list),
+        udf("json_from_pairs", 2, 2, rowwise::text, json_from_pairs),
     ]
+}
+
+/// JSON_ARRAY_APPEND (append to the array at each path; a scalar there becomes an array) and
+/// JSON_ARRAY_INSERT (insert at the path's index, shifting later elements).
+fn json_array_add(a: &[ScalarValue], insert: bool) -> Result<ScalarValue> {
+    let name = if insert { "json_array_insert" } else { "json_array_append" };
+    if a.len() % 2 != 1 {
+        return exec_err!("Incorrect parameter count in the call to native function '{name}'");
+    }
+    let Some(mut d) = doc(&a[0], name)? else { return Ok(ScalarValue::Utf8(None)) };
+    for pv in a[1..].chunks(2) {
+        let Some(steps) = path(&pv[0])? else { return Ok(ScalarValue::Utf8(None)) };
+        let v = as_json_value(&pv[1]);
+        if insert {
+            let Some((Step::Index(i), parents)) = steps.split_last() else {
+                return exec_err!("A path expression is not a path to a cell in an array.");
+            };
+            if let Some(J::Array(arr)) = get_mut(&mut d, parents) {
+                arr.insert((*i).min(arr.len()), v);
+            }
+        } else if let Some(target) = get_mut(&mut d, &steps) {
+            match target {
+                J::Array(arr) => arr.push(v),
+                other => {
+                    let old = std::mem::replace(other, J::Null);
+                    *other = J::Array(vec![old, v]);
+                }
+            }
+        }
+    }
+    Ok(text(&d))
+}
+
+/// JSON_OVERLAPS: two arrays share an element, two objects a key-value pair, or scalars are equal.
+fn json_overlaps(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let (Some(x), Some(y)) = (doc(&a[0], "json_overlaps")?, doc(&a[1], "json_overlaps")?) else {
+        return Ok(ScalarValue::Int64(None));
+    };
+    let r = match (&x, &y) {
+        (J::Array(p), J::Array(q)) => p.iter().any(|e| q.contains(e)),
+        (J::Array(p), s) | (s, J::Array(p)) => p.contains(s),
+        (J::Object(p), J::Object(q)) => p.iter().any(|(k, v)| q.get(k) == Some(v)),
+        _ => x == y,
+    };
+    Ok(ScalarValue::Int64(Some(r as i64)))
+}
+
+/// `value MEMBER OF (array)`: the value is an element of the array (or equals a scalar).
+fn json_memberof(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let Some(d) = doc(&a[1], "member of")? else { return Ok(ScalarValue::Int64(None)) };
+    if a[0].is_null() {
+        return Ok(ScalarValue::Int64(None));
+    }
+    let v = as_json_value(&a[0]);
+    let r = match &d {
+        J::Array(items) => items.contains(&v),
+        other => *other == v,
+    };
+    Ok(ScalarValue::Int64(Some(r as i64)))
+}
+
+/// JSON_SEARCH(doc, 'one' | 'all', pattern [, escape [, path …]]): the paths of string values
+/// matching a LIKE pattern.
+fn json_search(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let Some(d) = doc(&a[0], "json_search")? else { return Ok(ScalarValue::Utf8(None)) };
+    let (Some(mode), Some(pat)) = (arg_text(&a[1]), arg_text(&a[2])) else { return Ok(ScalarValue::Utf8(None)) };
+    let all = match mode.to_ascii_lowercase().as_str() {
+        "all" => true,
+        "one" => false,
+        _ => return exec_err!("The oneOrAll argument to json_search may take these values: 'one' or 'all'."),
+    };
+    let escape = a.get(3).and_then(arg_text).and_then(|e| e.chars().next()).unwrap_or('\\');
+    let mut found = Vec::new();
+    fn walk(j: &J, at: String, pat: &str, escape: char, found: &mut Vec<String>) {
+        match j {
+            J::String(s) if super::string::like_match(s, pat, escape) => found.push(at),
+            J::Array(items) => items.iter().enumerate().for_each(|(i, e)| walk(e, format!("{at}[{i}]"), pat, escape, found)),
+            J::Object(m) => m.iter().for_each(|(k, e)| walk(e, format!("{at}.{}", path_key(k)), pat, escape, found)),
+            _ => {}
+        }
+    }
+    walk(&d, "$".into(), &pat, escape, &mut found);
+    if a.len() > 4 {
+        let mut prefixes = Vec::new();
+        for p in &a[4..] {
+            if let Some(t) = arg_text(p) {
+                prefixes.push(t.replace(' ', ""));
+            }
+        }
+        found.retain(|f| prefixes.iter().any(|p| f.starts_with(p.as_str())));
+    }
+    Ok(match (found.len(), all) {
+        (0, _) => ScalarValue::Utf8(None),
+        (1, _) | (_, false) => text(&J::String(found.swap_remove(0))),
+        _ => text(&J::Array(found.into_iter().map(J::String).collect())),
+    })
+}
+
+fn path_key(k: &str) -> String {
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.starts_with(|c: char| c.is_ascii_digit()) {
+        k.to_string()
+    } else {
+        J::String(k.to_string()).to_string()
+    }
+}
+
+/// The elements of an aggregated list (ARRAY_AGG's result) as scalars.
+fn list_items(v: &ScalarValue) -> Result<Option<Vec<ScalarValue>>> {
+    use datafusion::arrow::array::Array;
+    match v {
+        ScalarValue::List(l) if !l.is_null(0) => {
+            let values = l.value(0);
+            Ok(Some((0..values.len()).map(|i| ScalarValue::try_from_array(&values, i)).collect::<Result<_>>()?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// JSON_ARRAYAGG(x) is `json_from_list(ARRAY_AGG(x))`: the aggregated values as a JSON array.
+fn json_from_list(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let Some(items) = list_items(&a[0])? else { return Ok(ScalarValue::Utf8(None)) };
+    Ok(text(&J::Array(items.iter().map(json_element).collect())))
+}
+
+/// JSON_OBJECTAGG(k, v) is `json_from_pairs(ARRAY_AGG(k), ARRAY_AGG(v))`.
+fn json_from_pairs(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let (Some(keys), Some(values)) = (list_items(&a[0])?, list_items(&a[1])?) else { return Ok(ScalarValue::Utf8(None)) };
+    let mut m = Map::new();
+    for (k, v) in keys.iter().zip(values.iter()) {
+        let Some(k) = arg_text(k) else {
+            return exec_err!("JSON documents may not contain NULL member names.");
+        };
+        m.insert(k, json_element(v));
+    }
+    Ok(text(&J::Object(m)))
+}
+
+/// An aggregated value as a JSON element: JSON text from a JSON column or function stays JSON.
+fn json_element(v: &ScalarValue) -> J {
+    as_json_value(v)
 }
 
 /// A JSON value (text) as MySQL ranks it against an SQL number: a JSON number is its value; a

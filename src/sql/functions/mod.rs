@@ -20,6 +20,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 use crate::sql::types::json_to_mysql_text;
 
 pub mod json;
+pub mod misc;
 pub mod rowwise;
 pub mod string;
 pub mod time;
@@ -39,6 +40,7 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
     v.extend(time::udfs());
     v.extend(json::udfs());
     v.extend(string::udfs());
+    v.extend(misc::udfs());
     v
 }
 

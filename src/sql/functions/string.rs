@@ -212,3 +212,43 @@ mod tests {
         assert_eq!(locate(&[s("bar"), s("foobarbar"), ScalarValue::Int64(Some(5))]).unwrap(), ScalarValue::Int64(Some(7)));
     }
 }
+
+/// SQL LIKE: `%` any run, `_` one character, `escape` makes the next character literal.
+/// Dynamic programming over (pattern token, text position): linear in text times pattern.
+pub fn like_match(s: &str, pat: &str, escape: char) -> bool {
+    enum Tok {
+        Any,
+        One,
+        Lit(char),
+    }
+    let mut toks = Vec::new();
+    let mut it = pat.chars();
+    while let Some(c) = it.next() {
+        toks.push(match c {
+            '%' => Tok::Any,
+            '_' => Tok::One,
+            c if c == escape => Tok::Lit(it.next().unwrap_or(c)),
+            c => Tok::Lit(c),
+        });
+    }
+    let s: Vec<char> = s.chars().collect();
+    // reach[i]: the tokens so far can consume exactly s[..i].
+    let mut reach = vec![false; s.len() + 1];
+    reach[0] = true;
+    for t in &toks {
+        let mut next = vec![false; s.len() + 1];
+        match t {
+            Tok::Any => {
+                let mut on = false;
+                for i in 0..=s.len() {
+                    on |= reach[i];
+                    next[i] = on;
+                }
+            }
+            Tok::One => (0..s.len()).for_each(|i| next[i + 1] = reach[i]),
+            Tok::Lit(c) => (0..s.len()).for_each(|i| next[i + 1] = reach[i] && s[i] == *c),
+        }
+        reach = next;
+    }
+    reach[s.len()]
+}

@@ -41,7 +41,148 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("yearweek", 1, 2, rowwise::int, yearweek),
         udf("microsecond", 1, 1, rowwise::int, |a| Ok(ScalarValue::Int64(arg_datetime(&a[0]).map(|d| (d.nanosecond() / 1000) as i64)))),
         udf("mysql_curtime", 0, MANY, rowwise::text, |_| Ok(ScalarValue::Utf8(Some(chrono::Utc::now().format("%H:%M:%S").to_string())))),
+        udf("utc_time", 0, 1, rowwise::text, |_| Ok(ScalarValue::Utf8(Some(chrono::Utc::now().format("%H:%M:%S").to_string())))),
+        udf("mysql_time_part", 2, 2, rowwise::int, time_part),
+        udf("mysql_time", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(arg_time(&a[0]).map(|(s, us)| time_text(s, us))))),
+        udf("mysql_timestamp", 1, 2, rowwise::datetime, timestamp),
+        udf("to_seconds", 1, 1, rowwise::int, |a| {
+            Ok(ScalarValue::Int64(arg_datetime(&a[0]).map(|d| (d.date().num_days_from_ce() as i64 + 365) * 86400 + d.num_seconds_from_midnight() as i64)))
+        }),
+        udf("addtime", 2, 2, rowwise::text, |a| add_time(a, 1)),
+        udf("subtime", 2, 2, rowwise::text, |a| add_time(a, -1)),
+        udf("timediff", 2, 2, rowwise::text, timediff),
+        udf("maketime", 3, 3, rowwise::text, maketime),
+        udf("period_add", 2, 2, rowwise::int, period_add),
+        udf("period_diff", 2, 2, rowwise::int, |a| {
+            Ok(ScalarValue::Int64(arg_i64(&a[0]).zip(arg_i64(&a[1])).map(|(p, q)| period_months(p) - period_months(q))))
+        }),
+        udf("get_format", 2, 2, rowwise::text, get_format),
     ]
+}
+
+/// HOUR / MINUTE / SECOND of a time or date-time (`HOUR('100:00:00')` is 100, as in MySQL).
+fn time_part(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let part = arg_text(&a[0]).unwrap_or_default();
+    Ok(ScalarValue::Int64(arg_time(&a[1]).map(|(s, _)| {
+        let s = s.abs();
+        match part.as_str() {
+            "hour" => s / 3600,
+            "minute" => s / 60 % 60,
+            _ => s % 60,
+        }
+    })))
+}
+
+/// A TIME value's text: `[-]hh:mm:ss[.ffffff]`, hours capped at 838 as MySQL's TIME range is.
+fn time_text(secs: i64, micros: u32) -> String {
+    time_text_micros(signed_micros((secs, micros)))
+}
+
+fn time_text_micros(total: i64) -> String {
+    let sign = if total < 0 { "-" } else { "" };
+    let (s, micros) = (total.unsigned_abs() / 1_000_000, total.unsigned_abs() % 1_000_000);
+    let s = s.min(838 * 3600 + 59 * 60 + 59);
+    let base = format!("{sign}{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+    if micros == 0 { base } else { format!("{base}.{micros:06}") }
+}
+
+/// TIMESTAMP(expr [, time]): the date-time, plus the time when given.
+fn timestamp(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let Some(d) = arg_datetime(&a[0]) else { return Ok(ScalarValue::TimestampMicrosecond(None, None)) };
+    let d = match a.get(1) {
+        Some(t) => match arg_time(t) {
+            Some((s, us)) => d + Duration::seconds(s) + Duration::microseconds(if s < 0 { -(us as i64) } else { us as i64 }),
+            None => return Ok(ScalarValue::TimestampMicrosecond(None, None)),
+        },
+        None => d,
+    };
+    Ok(datetime_value(d))
+}
+
+fn is_datetime_text(v: &ScalarValue) -> bool {
+    match v {
+        ScalarValue::Utf8(Some(s)) => s.trim().len() >= 8 && s.contains('-') && !s.trim_start().starts_with('-'),
+        other => matches!(other.data_type(), DataType::Timestamp(..) | DataType::Date32),
+    }
+}
+
+fn signed_micros((s, us): (i64, u32)) -> i64 {
+    s * 1_000_000 + if s < 0 { -(us as i64) } else { us as i64 }
+}
+
+/// ADDTIME / SUBTIME: a date-time stays a date-time, a time stays a time.
+fn add_time(a: &[ScalarValue], sign: i64) -> Result<ScalarValue> {
+    let Some(t) = arg_time(&a[1]) else { return Ok(rowwise::null_text()) };
+    let delta = sign * signed_micros(t);
+    if is_datetime_text(&a[0]) {
+        let Some(d) = arg_datetime(&a[0]) else { return Ok(rowwise::null_text()) };
+        return Ok(ScalarValue::Utf8(Some(format_datetime(&(d + Duration::microseconds(delta)), 6))));
+    }
+    let Some(base) = arg_time(&a[0]) else { return Ok(rowwise::null_text()) };
+    let total = signed_micros(base) + delta;
+    Ok(ScalarValue::Utf8(Some(time_text_micros(total))))
+}
+
+/// TIMEDIFF: both date-times or both times; the difference as a time.
+fn timediff(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let micros = if is_datetime_text(&a[0]) && is_datetime_text(&a[1]) {
+        match (arg_datetime(&a[0]), arg_datetime(&a[1])) {
+            (Some(x), Some(y)) => (x - y).num_microseconds(),
+            _ => None,
+        }
+    } else if !is_datetime_text(&a[0]) && !is_datetime_text(&a[1]) {
+        arg_time(&a[0]).zip(arg_time(&a[1])).map(|(x, y)| signed_micros(x) - signed_micros(y))
+    } else {
+        None
+    };
+    Ok(ScalarValue::Utf8(micros.map(time_text_micros)))
+}
+
+fn maketime(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let (Some(h), Some(m), Some(s)) = (arg_i64(&a[0]), arg_i64(&a[1]), rowwise::arg_f64(&a[2])) else { return Ok(rowwise::null_text()) };
+    if !(0..60).contains(&m) || !(0.0..60.0).contains(&s) {
+        return Ok(rowwise::null_text());
+    }
+    let whole = s.trunc() as i64;
+    let micros = ((s - s.trunc()) * 1e6).round() as u32;
+    let secs = h.abs() * 3600 + m * 60 + whole;
+    Ok(ScalarValue::Utf8(Some(time_text(if h < 0 { -secs } else { secs }, micros))))
+}
+
+/// A period (`YYMM` or `YYYYMM`) as months since year 0.
+fn period_months(p: i64) -> i64 {
+    let (y, m) = (p / 100, p % 100);
+    let y = if y < 70 { y + 2000 } else if y < 100 { y + 1900 } else { y };
+    y * 12 + m - 1
+}
+
+fn period_add(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let (Some(p), Some(n)) = (arg_i64(&a[0]), arg_i64(&a[1])) else { return Ok(ScalarValue::Int64(None)) };
+    if p == 0 {
+        return Ok(ScalarValue::Int64(Some(0)));
+    }
+    let months = period_months(p) + n;
+    Ok(ScalarValue::Int64(Some(months / 12 * 100 + months % 12 + 1)))
+}
+
+/// GET_FORMAT(DATE | TIME | DATETIME | TIMESTAMP, 'EUR' | 'USA' | 'JIS' | 'ISO' | 'INTERNAL').
+fn get_format(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let (Some(kind), Some(std)) = (arg_text(&a[0]), arg_text(&a[1])) else { return Ok(rowwise::null_text()) };
+    let f = match (kind.to_ascii_uppercase().as_str(), std.to_ascii_uppercase().as_str()) {
+        ("DATE", "USA") => "%m.%d.%Y",
+        ("DATE", "JIS" | "ISO") => "%Y-%m-%d",
+        ("DATE", "EUR") => "%d.%m.%Y",
+        ("DATE", "INTERNAL") => "%Y%m%d",
+        ("DATETIME" | "TIMESTAMP", "USA" | "EUR") => "%Y-%m-%d %H.%i.%s",
+        ("DATETIME" | "TIMESTAMP", "JIS" | "ISO") => "%Y-%m-%d %H:%i:%s",
+        ("DATETIME" | "TIMESTAMP", "INTERNAL") => "%Y%m%d%H%i%s",
+        ("TIME", "USA") => "%h:%i:%s %p",
+        ("TIME", "JIS" | "ISO") => "%H:%i:%s",
+        ("TIME", "EUR") => "%H.%i.%s",
+        ("TIME", "INTERNAL") => "%H%i%s",
+        _ => return Ok(rowwise::null_text()),
+    };
+    Ok(ScalarValue::Utf8(Some(f.to_string())))
 }
 
 fn date_or_datetime(a: &[DataType]) -> DataType {
@@ -96,10 +237,15 @@ fn arg_time(v: &ScalarValue) -> Option<(i64, u32)> {
         ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Some(s.trim()),
         _ => None,
     } {
-        if s.len() <= 16 && s.contains(':') && !s.contains('-') || s.starts_with('-') && s.contains(':') && s.len() <= 17 {
+        if s.len() <= 24 && s.contains(':') && !s.contains('-') || s.starts_with('-') && s.contains(':') && s.len() <= 25 {
             let (neg, body) = match s.strip_prefix('-') {
                 Some(b) => (true, b),
                 None => (false, s),
+            };
+            // `D hh:mm:ss`: a day count before the time (ADDTIME's '1 1:1:1').
+            let (days, body) = match body.split_once(' ') {
+                Some((d, rest)) => (d.trim().parse::<i64>().ok()?, rest.trim()),
+                None => (0, body),
             };
             let (hms, frac) = body.split_once('.').unwrap_or((body, ""));
             let parts: Vec<i64> = hms.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
@@ -109,6 +255,7 @@ fn arg_time(v: &ScalarValue) -> Option<(i64, u32)> {
                 _ => return None,
             };
             let micros = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().ok()? };
+            let secs = secs + days * 86400;
             return Some((if neg { -secs } else { secs }, micros));
         }
     }
