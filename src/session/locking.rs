@@ -57,6 +57,8 @@ impl Session {
 
     /// An INSERT, UPDATE or DELETE of a pessimistic transaction.
     pub(crate) async fn locking_dml(&mut self, stmt: Statement) -> Result<Output> {
+        // Shared, not copied, between tries (a bulk INSERT's VALUES are large).
+        let stmt = std::sync::Arc::new(stmt);
         let explicit = self.in_txn || !self.autocommit();
         let on_locked = OnLocked::Wait(self.lock_wait());
         let mut tries = 0;
@@ -70,9 +72,13 @@ impl Session {
                         if explicit && txn.is_stale() {
                             txn.refresh()?;
                         }
-                        let sp = txn.savepoint();
-                        let out = s.dml(one, txn.clone()).await?;
-                        let keys = txn.written_since(&sp);
+                        // An autocommit statement's writes are all of its transaction's.
+                        let sp = explicit.then(|| txn.savepoint());
+                        let out = s.dml_ref(&one, txn.clone()).await?;
+                        let keys = match &sp {
+                            Some(sp) => txn.written_since(sp),
+                            None => txn.written_keys(),
+                        };
                         s.wait_for_locks(owner, &keys, on_locked).await?;
                         // (An autocommit statement's own commit checks the same at once.)
                         if explicit && txn.conflicts_on(&keys) {

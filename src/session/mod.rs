@@ -683,9 +683,11 @@ impl Session {
         if explicit {
             self.in_txn = true;
         }
-        let sp = txn.savepoint();
+        // Only a statement inside a transaction needs its own savepoint (a failed autocommit
+        // statement rolls back everything): without one, writes keep no undo log.
+        let sp = explicit.then(|| txn.savepoint());
         let r = f(self, txn.clone()).await;
-        if explicit {
+        if let Some(sp) = sp {
             if r.is_err() {
                 txn.rollback_to(sp);
             }

@@ -603,7 +603,7 @@ fn check_embed_text(e: &Expr) -> Result<()> {
 
 /// The model and options of a generated column defined as a direct `EMBED_TEXT` call.
 pub fn embed_text_call(expr: &str) -> Option<(String, Option<String>)> {
-    let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
+    let dialect = crate::sql::dialect::TidbDialect::default();
     let e = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(expr).ok()?.parse_expr().ok()?;
     let Expr::Function(f) = e else { return None };
     if !f.name.to_string().eq_ignore_ascii_case("embed_text") {

@@ -49,16 +49,31 @@ impl Session {
         // Views the statement reads (not the table it writes) become their SELECTs.
         crate::sql::view::expand_sources(&mut stmt, self.db.as_deref(), &crate::sql::catalog::Catalog::new(&txn))?;
         match stmt {
-            Statement::Insert(ins) => self.insert(ins, txn).await,
+            Statement::Insert(ins) => self.insert(&ins, txn).await,
             Statement::Update(up) => self.update(up, txn).await,
             Statement::Delete(del) => self.delete(del, txn).await,
             _ => Err(SqlError::other("not a DML statement")),
         }
     }
 
+    /// A DML statement that the caller keeps (to run it again after a write conflict): an INSERT
+    /// of VALUES is run from the reference (a 1000-row statement is not copied); anything else
+    /// from a copy, as `dml` needs one.
+    pub async fn dml_ref(&mut self, stmt: &Statement, txn: Arc<Txn>) -> Result<Output> {
+        if let Statement::Insert(ins) = stmt {
+            let plain_values = ins.source.as_ref().is_some_and(|q| {
+                q.with.is_none() && matches!(q.body.as_ref(), SetExpr::Values(v) if v.rows.iter().all(|r| r.content.iter().all(|e| literal(e).is_some())))
+            });
+            if plain_values && ins.assignments.is_empty() {
+                return self.insert(ins, txn).await;
+            }
+        }
+        self.dml(stmt.clone(), txn).await
+    }
+
     // ---- INSERT / REPLACE --------------------------------------------------------------------
 
-    async fn insert(&mut self, ins: ast::Insert, txn: Arc<Txn>) -> Result<Output> {
+    async fn insert(&mut self, ins: &ast::Insert, txn: Arc<Txn>) -> Result<Output> {
         let name = match &ins.table {
             ast::TableObject::TableName(n) => n.clone(),
             other => return Err(SqlError::unsupported(format!("INSERT INTO {other}"))),
@@ -77,23 +92,23 @@ impl Session {
                 targets.push(info.column_index(&col).ok_or_else(|| SqlError::unknown_column(&col, "field list"))?);
                 row.push(a.value.clone());
             }
-            source_rows = vec![self.eval_row(row).await?];
+            source_rows = vec![self.eval_row(&row).await?];
         } else {
             for c in &ins.columns {
                 let n = c.0.last().map(|p| p.to_string()).unwrap_or_default();
                 let n = n.trim_matches('`').to_string();
                 targets.push(info.column_index(&n).ok_or_else(|| SqlError::unknown_column(&n, "field list"))?);
             }
-            let source = ins.source.clone().ok_or_else(|| SqlError::syntax("near INSERT: missing VALUES"))?;
+            let source = ins.source.as_ref().ok_or_else(|| SqlError::syntax("near INSERT: missing VALUES"))?;
             source_rows = match source.body.as_ref() {
                 SetExpr::Values(v) if source.with.is_none() => {
                     let mut rows = Vec::with_capacity(v.rows.len());
                     for r in &v.rows {
-                        rows.push(self.eval_row(r.content.clone()).await?);
+                        rows.push(self.eval_row(&r.content).await?);
                     }
                     rows
                 }
-                _ => self.eval_query_rows(Statement::Query(source), txn.clone()).await?,
+                _ => self.eval_query_rows(Statement::Query(source.clone()), txn.clone()).await?,
             };
             if targets.is_empty() {
                 let width = source_rows.first().map(|r| r.len()).unwrap_or(0);
@@ -353,11 +368,11 @@ impl Session {
     }
 
     /// Evaluate one VALUES row: literals directly, the rest through DataFusion in one query.
-    async fn eval_row(&mut self, exprs: Vec<Expr>) -> Result<Vec<Source>> {
+    async fn eval_row(&mut self, exprs: &[Expr]) -> Result<Vec<Source>> {
         let mut out: Vec<Option<Source>> = Vec::with_capacity(exprs.len());
-        let mut pending: Vec<(usize, Expr)> = Vec::new();
-        for (i, e) in exprs.into_iter().enumerate() {
-            match literal(&e) {
+        let mut pending: Vec<(usize, &Expr)> = Vec::new();
+        for (i, e) in exprs.iter().enumerate() {
+            match literal(e) {
                 Some(s) => out.push(Some(s)),
                 None => {
                     out.push(None);
@@ -405,7 +420,7 @@ impl Session {
         let expr = parse_expr(d)?;
         let src = match literal(&expr) {
             Some(s) => s,
-            None => self.eval_row(vec![expr]).await?.pop().unwrap(),
+            None => self.eval_row(std::slice::from_ref(&expr)).await?.pop().unwrap(),
         };
         match src {
             Source::Value(v) => coerce(&v, &c.ty, &Target { column: &c.name, row: 1 }),
@@ -594,7 +609,7 @@ fn assignment_column(t: &ast::AssignmentTarget) -> Result<String> {
 }
 
 pub(crate) fn parse_expr(text: &str) -> Result<Expr> {
-    let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
+    let dialect = crate::sql::dialect::TidbDialect::default();
     let mut p = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(text)
         .map_err(|e| SqlError::syntax(e.to_string()))?;

@@ -22,6 +22,7 @@ pub mod collation;
 pub mod coerce;
 pub mod context;
 pub mod ddl;
+pub mod dialect;
 pub mod foreign_key;
 pub mod dml;
 pub mod functions;

@@ -5,7 +5,6 @@
 //! statement must not stop the first two from running — exactly as MySQL behaves.
 
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::sql::sqlparser::dialect::MySqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::error::{Result, SqlError};
@@ -307,7 +306,7 @@ pub fn parse_one(sql: &str) -> Result<Statement> {
     check_nesting(sql)?;
     // sqlparser's own bound on its recursion (nested parentheses, subqueries, unary operators);
     // its default of 50 refuses statements that MySQL and ORMs write.
-    let parsed = Parser::new(&MySqlDialect {}).with_recursion_limit(PARSER_RECURSION_LIMIT).try_with_sql(sql).and_then(|mut p| p.parse_statements());
+    let parsed = Parser::new(&crate::sql::dialect::TidbDialect::default()).with_recursion_limit(PARSER_RECURSION_LIMIT).try_with_sql(sql).and_then(|mut p| p.parse_statements());
     let mut stmts = parsed.map_err(|e| {
         let msg = e.to_string();
         let msg = msg.trim_start_matches("sql parser error: ");

@@ -839,7 +839,7 @@ fn comment_suffix(c: &str) -> String {
 pub fn default_display(c: &crate::sql::catalog::ColumnInfo) -> Option<(String, bool)> {
     use datafusion::sql::sqlparser::ast::{Expr as E, UnaryOperator, Value as V};
     let text = c.default.as_ref()?;
-    let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
+    let dialect = crate::sql::dialect::TidbDialect::default();
     let expr = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(text).ok()?.parse_expr().ok()?;
     let lit = match &expr {
         E::Value(v) => match &v.value {

@@ -177,7 +177,7 @@ impl SqlType {
     /// Parse the text written by `to_sql` (and any plain MySQL type name) back. Used for metadata that
     /// travels as text (Arrow field metadata).
     pub fn parse(s: &str) -> Option<SqlType> {
-        let dialect = datafusion::sql::sqlparser::dialect::MySqlDialect {};
+        let dialect = crate::sql::dialect::TidbDialect::default();
         let sql = format!("CREATE TABLE t (c {s})");
         let stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql).ok()?;
         if let Some(datafusion::sql::sqlparser::ast::Statement::CreateTable(ct)) = stmts.first() {

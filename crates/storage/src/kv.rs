@@ -33,7 +33,7 @@ pub trait Kv: Send + Sync + 'static {
     /// A consistent point-in-time read view.
     fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
     /// Atomically and durably apply a batch (all or nothing; fsync'd before returning Ok).
-    fn write(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()>;
+    fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
 }
 
 /// A frozen view of a [`Kv`]; later writes are never visible through it.
@@ -113,14 +113,14 @@ impl Kv for MemKv {
         Ok(Box::new(MemSnapshot(self.map.read().clone())))
     }
 
-    fn write(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+    fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         // Holding the write lock for the whole batch makes it atomic for readers.
         let mut guard = self.map.write();
         let map = Arc::make_mut(&mut guard);
         for (key, value) in batch {
             match value {
-                Some(value) => map.insert(key, value),
-                None => map.remove(&key),
+                Some(value) => map.insert(key.clone(), value.clone()),
+                None => map.remove(key),
             };
         }
         Ok(())
@@ -160,11 +160,11 @@ mod tests {
 
     fn kv_with(keys: &[&str]) -> MemKv {
         let kv = MemKv::new();
-        let batch = keys
+        let batch: Vec<_> = keys
             .iter()
             .map(|k| (k.as_bytes().to_vec(), Some(k.as_bytes().to_vec())))
             .collect();
-        kv.write(batch).unwrap();
+        kv.write(&batch).unwrap();
         kv
     }
 
@@ -179,7 +179,7 @@ mod tests {
     fn snapshot_is_frozen() {
         let kv = kv_with(&["a"]);
         let snap = kv.snapshot().unwrap();
-        kv.write(vec![
+        kv.write(&[
             (b"a".to_vec(), None),
             (b"b".to_vec(), Some(b"x".to_vec())),
         ])

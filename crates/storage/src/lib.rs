@@ -27,6 +27,7 @@ pub mod codec;
 pub mod kv;
 pub mod redb_kv;
 pub mod txn;
+pub mod wal;
 
 pub use codec::Datum;
 pub use kv::{Kv, MemKv, Snapshot};

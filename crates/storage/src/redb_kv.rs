@@ -1,17 +1,20 @@
 //! The on-disk [`Kv`]: one redb file holding one table of `bytes -> bytes`.
 //!
 //! A transaction commit reaches this module as one batch. [`RedbKv::write`]
-//! opens a redb write transaction, applies every put and delete to the table,
-//! and commits with [`Durability::Immediate`], so `Ok` means the batch is on
-//! disk. A [`RedbKv::snapshot`] is a redb read transaction; later commits never
-//! show through it.
+//! logs it in the write-ahead log (`crate::wal`: one append, one sync), then
+//! applies every put and delete to the table in a redb commit with
+//! [`Durability::None`]; every few MB of log a durable redb commit (a
+//! checkpoint) makes the file itself current and the log starts over. `Ok`
+//! means the batch is on disk (in the log). Opening the store replays the
+//! log's records into redb. A [`RedbKv::snapshot`] is a redb read transaction;
+//! later commits never show through it.
 //!
 //! Why redb:
 //! - **Single file**, nothing else to manage or back up.
 //! - **ACID copy-on-write B-tree**: a commit writes new pages and then flips
 //!   a checksummed commit slot in the header. After a crash, recovery finds
-//!   either the old or the new root, never a mix, so a batch is all or nothing
-//!   with no write-ahead log of our own.
+//!   either the old or the new root, never a mix. (Its durable commit syncs
+//!   several pages, which is why single-row commits go through our log first.)
 //! - **MVCC readers**: a read transaction pins the root it started with and
 //!   readers never block the writer, which is exactly the snapshot read our
 //!   transaction layer needs.
@@ -25,7 +28,8 @@
 //! So the failed write starts a healer thread. It checks that the file system
 //! has room, waits for a moment when no snapshot reads the file (backing off
 //! while one does: an open transaction holds its snapshot), closes the file and
-//! opens it again — redb's recovery finds the last committed state — and ends.
+//! opens it again — redb's recovery finds the last durable state, and the log's
+//! records are applied to it — and ends.
 //! No restart; reads go on meanwhile, and writes fail at once with a clear
 //! error until the healer has reopened the file.
 
@@ -38,6 +42,7 @@ use parking_lot::RwLock;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
 use crate::kv::{scan_bounds, Kv, Snapshot};
+use crate::wal::{self, Wal};
 use crate::{Error, Result};
 
 /// The only table. Keys and values are opaque bytes; redb orders `&[u8]`
@@ -73,22 +78,55 @@ struct Inner {
     db: RwLock<Option<Arc<Database>>>,
     /// A write failed with an I/O error and the healer has not reopened yet.
     poisoned: AtomicBool,
+    /// That I/O error's text (the cause later writes are refused for).
+    fault: parking_lot::Mutex<String>,
+    /// The write-ahead log. Held for the whole of a write, so the log's order is redb's.
+    wal: parking_lot::Mutex<Wal>,
 }
 
-fn open_database(path: &Path) -> Result<Database> {
+/// Opens the database and its log, and applies the log's records in one durable commit (the
+/// log then starts over).
+fn open_database(path: &Path) -> Result<(Database, Wal)> {
     let db = Database::create(path).map_err(redb_err)?;
-    // Create the table up front so read transactions can always open it.
-    let txn = db.begin_write().map_err(redb_err)?;
-    txn.open_table(TABLE).map_err(redb_err)?;
+    let (mut log, batches) = Wal::open(&path.with_extension("wal"))?;
+    // Creating the table up front lets read transactions always open it.
+    let mut txn = db.begin_write().map_err(redb_err)?;
+    txn.set_durability(Durability::Immediate).map_err(redb_err)?;
+    {
+        let mut table = txn.open_table(TABLE).map_err(redb_err)?;
+        for batch in &batches {
+            apply(&mut table, batch).map_err(redb_err)?;
+        }
+    }
     txn.commit().map_err(redb_err)?;
-    Ok(db)
+    if !batches.is_empty() {
+        tracing::info!("applied {} committed batches from the write-ahead log", batches.len());
+    }
+    log.reset()?;
+    Ok((db, log))
+}
+
+fn apply(table: &mut redb::Table<&[u8], &[u8]>, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), redb::StorageError> {
+    for (key, value) in batch {
+        match value {
+            Some(value) => table.insert(key.as_slice(), value.as_slice()).map(|_| ()),
+            None => table.remove(key.as_slice()).map(|_| ()),
+        }?;
+    }
+    Ok(())
 }
 
 impl RedbKv {
     /// Opens the database file at `path`, creating it if missing.
     pub fn open(path: &Path) -> Result<RedbKv> {
-        let db = open_database(path)?;
-        let inner = Inner { path: path.to_path_buf(), db: RwLock::new(Some(Arc::new(db))), poisoned: AtomicBool::new(false) };
+        let (db, log) = open_database(path)?;
+        let inner = Inner {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(Arc::new(db))),
+            poisoned: AtomicBool::new(false),
+            fault: parking_lot::Mutex::new(String::new()),
+            wal: parking_lot::Mutex::new(log),
+        };
         Ok(RedbKv { inner: Arc::new(inner) })
     }
 
@@ -144,7 +182,9 @@ impl Inner {
         };
         // The file lock is released with the last handle, before the file is opened again.
         *slot = None;
-        let db = open_database(&self.path).map_err(|_| NotReopened::Open)?;
+        let mut log = self.wal.lock();
+        let (db, fresh) = open_database(&self.path).map_err(|_| NotReopened::Open)?;
+        *log = fresh;
         *slot = Some(Arc::new(db));
         self.poisoned.store(false, Ordering::SeqCst);
         Ok(())
@@ -168,21 +208,54 @@ fn is_io(e: &redb::Error) -> bool {
     matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
 }
 
-fn write_batch(db: &Database, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), redb::Error> {
+fn write_batch(db: &Database, batch: &[(Vec<u8>, Option<Vec<u8>>)], durability: Durability) -> std::result::Result<(), redb::Error> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
+    txn.set_durability(durability)?;
     {
         let mut table = txn.open_table(TABLE)?;
-        for (key, value) in batch {
-            match value {
-                Some(value) => table.insert(key.as_slice(), value.as_slice()),
-                None => table.remove(key.as_slice()),
-            }?;
-        }
+        apply(&mut table, batch)?;
     }
     // On any error above, dropping `txn` aborts it: nothing is applied.
     txn.commit()?;
     Ok(())
+}
+
+/// Log `batch`, then apply it without a sync; a checkpoint when the log has grown. A batch too
+/// big for the log is committed durably instead (which also makes everything before it durable).
+/// `Ok(Some(e))`: the batch is written, but the checkpoint after it failed with `e`.
+fn logged_write(db: &Database, log: &mut Wal, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<Option<redb::Error>, redb::Error> {
+    if !log.fits(batch) {
+        write_batch(db, batch, Durability::Immediate)?;
+        reset_log(log);
+        return Ok(None);
+    }
+    if let Err(e) = log.append(batch) {
+        return Err(redb::Error::Io(std::io::Error::other(e.to_string())));
+    }
+    if let Err(e) = write_batch(db, batch, Durability::None) {
+        // Told it failed, so it must not come back at recovery.
+        if let Err(r) = log.revoke_last(batch) {
+            tracing::error!("a failed write could not be removed from the write-ahead log ({r}): a restart may apply it");
+        }
+        return Err(e);
+    }
+    if log.used() >= wal::CHECKPOINT_BYTES {
+        // The batch is durable in the log already, so a failed checkpoint fails nothing (the
+        // next one, or the healer's reopen, catches up).
+        match write_batch(db, &[], Durability::Immediate) {
+            Ok(()) => reset_log(log),
+            Err(e) => return Ok(Some(e)),
+        }
+    }
+    Ok(None)
+}
+
+fn reset_log(log: &mut Wal) {
+    // Everything logged is durable in redb now; should the reset fail, replaying the old
+    // records again later is harmless.
+    if let Err(e) = log.reset() {
+        tracing::warn!("write-ahead log reset failed: {e}");
+    }
 }
 
 /// Maps any redb error to ours, keeping corruption distinguishable.
@@ -202,19 +275,35 @@ impl Kv for RedbKv {
         Ok(Box::new(RedbSnapshot { table, _db: db }))
     }
 
-    fn write(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+    fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         if self.inner.poisoned.load(Ordering::SeqCst) {
             // Fail at once: the healer may be waiting for this writer's own snapshot to end.
-            return Err(Error::Storage("an earlier write failed with an I/O error (disk full?); nothing of this write was applied, and writes resume once the fault is gone".into()));
+            return Err(Error::Storage(format!(
+                "an earlier write failed with an I/O error ({}); nothing of this write was applied, and writes resume once the fault is gone",
+                self.inner.fault.lock()
+            )));
         }
         let db = self.inner.current()?;
-        let r = write_batch(&db, &batch);
+        let r = logged_write(&db, &mut self.inner.wal.lock(), batch);
         drop(db);
         match r {
-            Ok(()) => Ok(()),
+            Ok(None) => Ok(()),
+            Ok(Some(checkpoint)) => {
+                tracing::warn!("checkpoint failed: {checkpoint}; the write-ahead log keeps the writes");
+                if is_io(&checkpoint) {
+                    *self.inner.fault.lock() = checkpoint.to_string();
+                    self.start_healer();
+                }
+                Ok(())
+            }
             Err(e) if is_io(&e) => {
+                let e = if matches!(e, redb::Error::PreviousIo) {
+                    format!("an earlier write failed with an I/O error ({})", self.inner.fault.lock())
+                } else {
+                    *self.inner.fault.lock() = e.to_string();
+                    e.to_string()
+                };
                 self.start_healer();
-                let e = if matches!(e, redb::Error::PreviousIo) { "an earlier write failed with an I/O error".to_string() } else { e.to_string() };
                 Err(Error::Storage(format!("{e}; nothing of this write was applied, and writes resume once the fault is gone")))
             }
             Err(e) => Err(redb_err(e)),
@@ -283,13 +372,13 @@ mod tests {
         {
             let kv = RedbKv::open(&path).unwrap();
             let before = kv.snapshot().unwrap();
-            kv.write(vec![
+            kv.write(&[
                 (b"a".to_vec(), Some(b"1".to_vec())),
                 (b"b".to_vec(), Some(b"2".to_vec())),
                 (b"c".to_vec(), Some(b"3".to_vec())),
             ])
             .unwrap();
-            kv.write(vec![(b"b".to_vec(), None)]).unwrap();
+            kv.write(&[(b"b".to_vec(), None)]).unwrap();
             // MVCC: the older snapshot still sees the empty table.
             assert_eq!(before.get(b"a").unwrap(), None);
             let s = kv.snapshot().unwrap();

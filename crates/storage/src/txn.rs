@@ -117,8 +117,13 @@ impl CommitState {
         keys.any(|k| self.last_write.get(k).is_some_and(|&v| v > start))
     }
 
+    /// Records a commit (call after unregistering the committing transaction): with no live
+    /// transaction left, none can conflict with it, and its keys need not be kept.
     fn record(&mut self, keys: Vec<Vec<u8>>) {
         self.version += 1;
+        if self.live.is_empty() {
+            return;
+        }
         for key in &keys {
             self.last_write.insert(key.clone(), self.version);
         }
@@ -183,7 +188,7 @@ impl Store {
     /// detection, no observer. Only for keys no transaction writes (e.g. a derived structure's
     /// "saved cleanly" marker), and usable while the commit lock is held.
     pub fn write_outside_txn(&self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
-        self.shared.kv.write(batch)
+        self.shared.kv.write(&batch)
     }
 
     /// Opens (creating if needed) the durable store in `dir`, i.e. the redb
@@ -229,7 +234,7 @@ impl Store {
         if n > 0 {
             self.shared
                 .kv
-                .write(vec![(key, Some(next.to_be_bytes().to_vec()))])?;
+                .write(&[(key, Some(next.to_be_bytes().to_vec()))])?;
         }
         Ok(first)
     }
@@ -244,7 +249,7 @@ impl Store {
         if self.read_counter(&key)? < target {
             self.shared
                 .kv
-                .write(vec![(key, Some(target.to_be_bytes().to_vec()))])?;
+                .write(&[(key, Some(target.to_be_bytes().to_vec()))])?;
         }
         Ok(())
     }
@@ -541,19 +546,18 @@ impl Txn {
         } else if commits.conflicts(self.start(), writes.keys()) {
             Err(Error::WriteConflict)
         } else {
-            let keys: Vec<Vec<u8>> = writes.keys().cloned().collect();
             let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.into_iter().collect();
             let observer = self.shared.observer.read().clone();
             let result = match &observer {
                 Some(o) => {
-                    let r = self.shared.kv.write(batch.clone());
+                    let r = self.shared.kv.write(&batch);
                     if r.is_ok() {
                         // `record` below gives this commit the next version.
                         o.committed(commits.version + 1, commits.horizon(), &batch);
                     }
                     r
                 }
-                None => self.shared.kv.write(batch),
+                None => self.shared.kv.write(&batch),
             };
             if result.is_ok() {
                 let mut counts = self.shared.row_counts.lock();
@@ -572,8 +576,9 @@ impl Txn {
             }
             // Even a failed write may have reached the disk; recording it
             // keeps conflict detection conservative.
-            commits.record(keys);
-            result
+            commits.unregister(self.start());
+            commits.record(batch.into_iter().map(|(k, _)| k).collect());
+            return result;
         };
         commits.unregister(self.start());
         result
@@ -590,6 +595,11 @@ impl Txn {
         keys.sort();
         keys.dedup();
         keys
+    }
+
+    /// Every key this transaction has written, in key order.
+    pub fn written_keys(&self) -> Vec<Vec<u8>> {
+        self.state.lock().writes.keys().cloned().collect()
     }
 
     /// Whether a commit newer than this transaction's snapshot wrote any of `keys`.
