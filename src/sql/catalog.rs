@@ -296,8 +296,25 @@ impl<'a> Catalog<'a> {
         Ok(tables)
     }
 
+    /// Decoded entries are cached by their stored bytes (every statement reads its tables'
+    /// entries; decoding the JSON cost more than the rest of a point select's planning), so a
+    /// changed entry is never served stale.
     pub fn table(&self, db: &str, table: &str) -> Result<Option<TableInfo>> {
-        self.entry(&table_key(db, table))
+        use std::collections::HashMap;
+        use std::sync::OnceLock;
+        static DECODED: OnceLock<parking_lot::RwLock<HashMap<Vec<u8>, TableInfo>>> = OnceLock::new();
+        let Some(bytes) = self.txn.get(&table_key(db, table))? else { return Ok(None) };
+        let cache = DECODED.get_or_init(Default::default);
+        if let Some(t) = cache.read().get(&bytes) {
+            return Ok(Some(t.clone()));
+        }
+        let t: TableInfo = serde_json::from_slice(&bytes).map_err(corrupt)?;
+        let mut w = cache.write();
+        if w.len() >= 1024 {
+            w.clear();
+        }
+        w.insert(bytes, t.clone());
+        Ok(Some(t))
     }
 
     /// The table or MySQL's 1146 (1347 when it is a view: views are read-only here, as in TiDB).

@@ -176,7 +176,25 @@ impl SqlType {
 
     /// Parse the text written by `to_sql` (and any plain MySQL type name) back. Used for metadata that
     /// travels as text (Arrow field metadata).
+    /// Results are cached (types are few): every result column of every statement asks.
     pub fn parse(s: &str) -> Option<SqlType> {
+        use std::collections::HashMap;
+        use std::sync::OnceLock;
+        static CACHE: OnceLock<parking_lot::RwLock<HashMap<String, Option<SqlType>>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        if let Some(t) = cache.read().get(s) {
+            return t.clone();
+        }
+        let t = Self::parse_uncached(s);
+        let mut w = cache.write();
+        if w.len() >= 4096 {
+            w.clear();
+        }
+        w.insert(s.to_string(), t.clone());
+        t
+    }
+
+    fn parse_uncached(s: &str) -> Option<SqlType> {
         let dialect = crate::sql::dialect::TidbDialect::default();
         let sql = format!("CREATE TABLE t (c {s})");
         let stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql).ok()?;
