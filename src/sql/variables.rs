@@ -230,6 +230,13 @@ pub fn normalize(name: &str, value: &str) -> String {
             _ => {}
         }
     }
+    if n == "max_allowed_packet" {
+        // MySQL's range, in whole KiB: a client sizes its own packets by it, so a tiny value
+        // would make every later connection unusable.
+        if let Ok(v) = value.parse::<u64>() {
+            return (v.clamp(1024, 1 << 30) / 1024 * 1024).to_string();
+        }
+    }
     value.to_string()
 }
 
