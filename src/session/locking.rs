@@ -55,6 +55,22 @@ impl Session {
         }
     }
 
+    /// A locking statement's outcome: `None` to run it again (a commit it waited for changed its
+    /// rows), else its answer; a deadlock victim's transaction ends, as InnoDB's and TiDB's do.
+    fn after_try(&mut self, r: Result<Output>, tries: &mut u32) -> Option<Result<Output>> {
+        match r {
+            Err(e) if e.code == WRITE_CONFLICT && *tries < RETRIES => {
+                *tries += 1;
+                None
+            }
+            Err(e) if e.code == 1213 => {
+                self.rollback_open();
+                Some(Err(e))
+            }
+            r => Some(r),
+        }
+    }
+
     /// An INSERT, UPDATE or DELETE of a pessimistic transaction.
     pub(crate) async fn locking_dml(&mut self, stmt: Statement) -> Result<Output> {
         // Shared, not copied, between tries (a bulk INSERT's VALUES are large).
@@ -91,14 +107,8 @@ impl Session {
             if !explicit {
                 self.engine.locks.release_all(owner);
             }
-            match r {
-                Err(e) if e.code == WRITE_CONFLICT && tries < RETRIES => tries += 1,
-                Err(e) if e.code == 1213 => {
-                    // InnoDB and TiDB end the deadlock victim's transaction.
-                    self.rollback_open();
-                    return Err(e);
-                }
-                r => return r,
+            if let Some(done) = self.after_try(r, &mut tries) {
+                return done;
             }
         }
     }
@@ -164,13 +174,8 @@ impl Session {
                     })
                 })
                 .await;
-            match r {
-                Err(e) if e.code == WRITE_CONFLICT && tries < RETRIES => tries += 1,
-                Err(e) if e.code == 1213 => {
-                    self.rollback_open();
-                    return Err(e);
-                }
-                r => return r,
+            if let Some(done) = self.after_try(r, &mut tries) {
+                return done;
             }
         }
     }

@@ -584,14 +584,7 @@ impl Session {
 
     /// `db.table` or `table` in the current database.
     pub fn resolve_name(&self, name: &ast::ObjectName) -> Result<(String, String)> {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| match p {
-                ast::ObjectNamePart::Identifier(i) => i.value.clone(),
-                other => other.to_string(),
-            })
-            .collect();
+        let parts = name_parts(name);
         match parts.len() {
             1 => Ok((self.current_db()?, parts[0].clone())),
             2 => Ok((parts[0].clone(), parts[1].clone())),
@@ -761,14 +754,7 @@ impl Session {
     }
 
     async fn set_one(&mut self, scope: Option<ast::ContextModifier>, name: &ast::ObjectName, value: ast::Expr) -> Result<()> {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| match p {
-                ast::ObjectNamePart::Identifier(i) => i.value.clone(),
-                other => other.to_string(),
-            })
-            .collect();
+        let parts = name_parts(name);
         let mut global = matches!(scope, Some(ast::ContextModifier::Global));
         let mut var = parts.join(".");
         if let Some(first) = parts.first() {
@@ -939,6 +925,7 @@ pub fn new_context(cfg: SessionConfig, embed: Option<(Arc<crate::embed::Embedder
         .with_default_features()
         .with_analyzer_rules(rules)
         .with_optimizer_rule(ann_rule)
+        .with_physical_optimizer_rule(Arc::new(crate::sql::recursion_limit::RecursionLimit))
         .build();
     let ctx = SessionContext::new_with_state(state);
     for f in functions::all_udfs() {
@@ -1012,4 +999,15 @@ pub(crate) fn test_session() -> Session {
     let mut s = Session::new(engine, 1, "root");
     s.use_db("test").unwrap();
     s
+}
+
+/// A dotted name's parts, unquoted.
+fn name_parts(name: &ast::ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => i.value.clone(),
+            other => other.to_string(),
+        })
+        .collect()
 }

@@ -33,6 +33,7 @@ pub mod perf_schema;
 pub mod plan_cache;
 pub mod point_get;
 pub mod prepared;
+pub mod recursion_limit;
 pub mod query;
 pub mod rewrite;
 pub mod show;
