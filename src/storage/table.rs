@@ -48,7 +48,7 @@ pub fn decode(table: &TableInfo, handle: i64, value: &[u8]) -> Result<Row> {
 /// As [`decode`], with only the columns whose ids are `ids` filled in (the others are NULL):
 /// what a filter needs to be evaluated, without copying out the rest (a vector, a long text).
 pub fn decode_columns(table: &TableInfo, handle: i64, value: &[u8], ids: &[u32]) -> Result<Row> {
-    place(table, handle, codec::decode_row_only(value, |id| ids.contains(&id))?)
+    place(table, handle, codec::decode_row_some(value, ids)?)
 }
 
 fn place(table: &TableInfo, handle: i64, cols: Vec<(u32, Datum)>) -> Result<Row> {

@@ -392,6 +392,16 @@ pub fn decode_row(buf: &[u8]) -> Result<Vec<(u32, Datum)>> {
 /// As [`decode_row`], returning only the columns whose id `keep` accepts. The others are still
 /// checked but not copied out: a filter that reads one small column skips the row's vector.
 pub fn decode_row_only(buf: &[u8], keep: impl Fn(u32) -> bool) -> Result<Vec<(u32, Datum)>> {
+    decode_row_until(buf, keep, None)
+}
+
+/// The columns `ids` of a row (those stored: a NULL is not), reading no further than the last
+/// of them: a scan that needs two leading columns skips the rest of every row.
+pub fn decode_row_some(buf: &[u8], ids: &[u32]) -> Result<Vec<(u32, Datum)>> {
+    decode_row_until(buf, |id| ids.contains(&id), Some(ids.len()))
+}
+
+fn decode_row_until(buf: &[u8], keep: impl Fn(u32) -> bool, all: Option<usize>) -> Result<Vec<(u32, Datum)>> {
     let mut r = Reader { buf };
     let version = r.byte()?;
     if version != ROW_VERSION {
@@ -449,6 +459,9 @@ pub fn decode_row_only(buf: &[u8], keep: impl Fn(u32) -> bool) -> Result<Vec<(u3
         };
         if kept {
             cols.push((id, datum));
+            if Some(cols.len()) == all {
+                return Ok(cols);
+            }
         }
     }
     if !r.buf.is_empty() {
@@ -887,6 +900,23 @@ mod tests {
         let v: Vec<f32> = (0..384).map(|i| i as f32).collect();
         let row = encode_row(&[(1, Datum::Int(7)), (2, Datum::Vector(v)), (3, Datum::Bytes(b"abc".to_vec()))]);
         assert_eq!(decode_row_only(&row, |id| id != 2).unwrap(), vec![(1, Datum::Int(7)), (3, Datum::Bytes(b"abc".to_vec()))]);
+    }
+
+    #[test]
+    fn decode_row_some_returns_the_asked_columns_and_stops_after_them() {
+        let mut rng = TestRng::new(10);
+        for _ in 0..200 {
+            let cols: Vec<(u32, Datum)> = (0..1 + rng.below(6)).map(|i| (i as u32, random_datum(&mut rng))).collect();
+            let encoded = encode_row(&cols);
+            for ids in [vec![0], vec![1, 2], vec![0, 3, 9], vec![4, 5]] {
+                let want: Vec<(u32, Datum)> = cols.iter().filter(|(id, _)| ids.contains(id)).cloned().collect();
+                assert_eq!(decode_row_some(&encoded, &ids).unwrap(), want, "{ids:?} of {cols:?}");
+            }
+        }
+        // The columns after the last one asked for are not read (here: garbage).
+        let mut row = encode_row(&[(1, Datum::Int(7)), (2, Datum::Int(8))]);
+        row.extend_from_slice(b"not a column");
+        assert_eq!(decode_row_some(&row, &[1]).unwrap(), vec![(1, Datum::Int(7))]);
     }
 
     #[test]
