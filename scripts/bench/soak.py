@@ -15,7 +15,6 @@ import argparse
 import multiprocessing as mp
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,28 +22,11 @@ import time
 
 import pymysql
 
+from servers import free_port, wait_port
+
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/embedb-target"))
 DIMS = 16
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            sys.exit(f"embedb exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    sys.exit("embedb did not start")
 
 
 def rss_mb(pid):
@@ -124,7 +106,7 @@ def main():
         proc = subprocess.Popen([a.embedb, "serve", "--port", str(port), "--data-dir", os.path.join(tmp, "data")],
                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "embedb.log"), "w"))
         try:
-            wait_port(port, proc)
+            wait_port(port, proc, "embedb")
             c = pymysql.connect(host="127.0.0.1", port=port, user="root", password="", autocommit=True)
             cur = c.cursor()
             cur.execute("CREATE DATABASE soak")

@@ -886,21 +886,11 @@ fn scan_chunks(
     }
 }
 
-/// The table's row count as `txn` sees it: an estimate for a build's progress figures.
-fn count_rows(txn: &embedb_storage::Txn, table_id: i64) -> Result<u64> {
-    let mut total = 0u64;
-    scan_chunks(txn, table_id, |chunk| {
-        total += chunk.len() as u64;
-        Ok(())
-    })?;
-    Ok(total)
-}
-
 fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
     let started = std::time::Instant::now();
     let result = (|| -> Result<u64> {
         let txn = store.begin()?;
-        e.build.lock().rows_total = count_rows(&txn, info.id)?;
+        e.build.lock().rows_total = crate::storage::table::estimated_rows(&txn, info.id)?;
         let mut done = 0u64;
         scan_chunks(&txn, info.id, |chunk| {
             let mut b = e.build.lock();
@@ -948,7 +938,7 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     let result = (|| -> Result<u64> {
         let txn = store.begin()?;
         e.base_version.store(txn.start_version(), Ordering::SeqCst);
-        let total = count_rows(&txn, info.id)?;
+        let total = crate::storage::table::estimated_rows(&txn, info.id)?;
         {
             let mut b = e.build.lock();
             b.rows_total = total;

@@ -300,21 +300,9 @@ impl<'a> Catalog<'a> {
     /// entries; decoding the JSON cost more than the rest of a point select's planning), so a
     /// changed entry is never served stale.
     pub fn table(&self, db: &str, table: &str) -> Result<Option<TableInfo>> {
-        use std::collections::HashMap;
-        use std::sync::OnceLock;
-        static DECODED: OnceLock<parking_lot::RwLock<HashMap<Vec<u8>, TableInfo>>> = OnceLock::new();
+        static DECODED: crate::sql::memo::Memo<Vec<u8>, TableInfo> = crate::sql::memo::Memo::new(1024);
         let Some(bytes) = self.txn.get(&table_key(db, table))? else { return Ok(None) };
-        let cache = DECODED.get_or_init(Default::default);
-        if let Some(t) = cache.read().get(&bytes) {
-            return Ok(Some(t.clone()));
-        }
-        let t: TableInfo = serde_json::from_slice(&bytes).map_err(corrupt)?;
-        let mut w = cache.write();
-        if w.len() >= 1024 {
-            w.clear();
-        }
-        w.insert(bytes, t.clone());
-        Ok(Some(t))
+        DECODED.get_or_try(bytes.as_slice(), || serde_json::from_slice(&bytes).map_err(corrupt)).map(Some)
     }
 
     /// The table or MySQL's 1146 (1347 when it is a view: views are read-only here, as in TiDB).

@@ -62,7 +62,7 @@ impl Session {
     pub async fn dml_ref(&mut self, stmt: &Statement, txn: Arc<Txn>) -> Result<Output> {
         if let Statement::Insert(ins) = stmt {
             let plain_values = ins.source.as_ref().is_some_and(|q| {
-                q.with.is_none() && matches!(q.body.as_ref(), SetExpr::Values(v) if v.rows.iter().all(|r| r.content.iter().all(|e| literal(e).is_some())))
+                q.with.is_none() && matches!(q.body.as_ref(), SetExpr::Values(v) if v.rows.iter().all(|r| r.content.iter().all(|e| lit_of(e).is_some())))
             });
             if plain_values && ins.assignments.is_empty() {
                 return self.insert(ins, txn).await;
@@ -635,25 +635,44 @@ pub(crate) fn referenced_columns(e: &Expr) -> HashSet<String> {
 
 /// A VALUES item that needs no evaluation. Numbers stay text so DECIMAL and string columns get
 /// exactly the digits the user wrote.
-fn literal(e: &Expr) -> Option<Source> {
+/// A VALUES item that needs no evaluation, borrowed from the statement.
+enum Lit<'a> {
+    Text(&'a str),
+    Negative(&'a str),
+    Null,
+    Bool(bool),
+    Default,
+}
+
+fn lit_of(e: &Expr) -> Option<Lit<'_>> {
     match e {
-        Expr::Value(v) => Some(Source::Value(match &v.value {
-            Value::Number(n, _) => ScalarValue::Utf8(Some(n.clone())),
-            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => ScalarValue::Utf8(Some(s.clone())),
-            Value::Null => ScalarValue::Null,
-            Value::Boolean(b) => ScalarValue::Int64(Some(*b as i64)),
-            _ => return None,
-        })),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(Lit::Text(n)),
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(Lit::Text(s)),
+            Value::Null => Some(Lit::Null),
+            Value::Boolean(b) => Some(Lit::Bool(*b)),
+            _ => None,
+        },
         Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match expr.as_ref() {
             Expr::Value(v) => match &v.value {
-                Value::Number(n, _) => Some(Source::Value(ScalarValue::Utf8(Some(format!("-{n}"))))),
+                Value::Number(n, _) => Some(Lit::Negative(n)),
                 _ => None,
             },
             _ => None,
         },
-        Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") => Some(Source::Default),
+        Expr::Identifier(id) if id.quote_style.is_none() && id.value.eq_ignore_ascii_case("default") => Some(Lit::Default),
         _ => None,
     }
+}
+
+fn literal(e: &Expr) -> Option<Source> {
+    Some(match lit_of(e)? {
+        Lit::Text(t) => Source::Value(ScalarValue::Utf8(Some(t.to_string()))),
+        Lit::Negative(n) => Source::Value(ScalarValue::Utf8(Some(format!("-{n}")))),
+        Lit::Null => Source::Value(ScalarValue::Null),
+        Lit::Bool(b) => Source::Value(ScalarValue::Int64(Some(b as i64))),
+        Lit::Default => Source::Default,
+    })
 }
 
 fn check_not_null(info: &TableInfo, r: &Row, _row: usize) -> Result<()> {

@@ -24,6 +24,7 @@ pub mod context;
 pub mod ddl;
 pub mod dialect;
 pub mod foreign_key;
+pub mod memo;
 pub mod dml;
 pub mod functions;
 pub mod infoschema;

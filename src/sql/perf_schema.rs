@@ -13,7 +13,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result as DfResult;
 
-const TABLES: &[&str] = &["session_variables", "global_variables", "session_status", "global_status"];
+pub const TABLES: &[&str] = &["session_variables", "global_variables", "session_status", "global_status"];
 
 /// Whether `performance_schema.<name>` is served here.
 pub fn has_table(name: &str) -> bool {

@@ -642,17 +642,12 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 }
                 // Other spellings of DataFusion's functions; STD/STDDEV/VARIANCE are population
                 // statistics in MySQL.
-                "ceiling" if nargs == 1 => Some(Expr::Cast {
-                    // As CEIL (below): an integral value.
-                    kind: CastKind::Cast,
-                    expr: Box::new(Expr::Ceil {
-                        expr: Box::new(function_args(f)[0].clone()),
-                        field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime),
-                    }),
-                    data_type: DataType::Decimal(ExactNumberInfo::PrecisionAndScale(38, 0)),
-                    array: false,
-                    format: None,
-                }),
+                "ceiling" if nargs == 1 => {
+                    // CEIL's other name: rewritten as CEIL is (below).
+                    let arg = function_args(f)[0].clone();
+                    *e = Expr::Ceil { expr: Box::new(arg), field: CeilFloorKind::DateTimeField(DateTimeField::NoDateTime) };
+                    return rewrite_expr(e, s);
+                }
                 "mid" | "std" | "stddev" | "variance" | "sign" | "approx_count_distinct" => {
                     let to = match name.as_str() {
                         "mid" => "substr",
@@ -699,7 +694,8 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     f.name = ObjectName::from(vec![Ident::new("mysql_uuid")]);
                     None
                 }
-                "curtime" | "current_time" => Some(call("mysql_curtime", vec![])),
+                // The server's time zone is UTC: UTC_TIME is CURTIME.
+                "curtime" | "current_time" | "utc_time" => Some(call("mysql_curtime", vec![])),
                 "date_add" | "adddate" | "date_sub" | "subdate" if nargs == 2 => {
                     let a = function_args(f);
                     let target = if name == "date_add" || name == "adddate" { "mysql_date_add" } else { "mysql_date_sub" };

@@ -393,7 +393,7 @@ impl Session {
                 let mut named: Vec<(String, &str)> = cat.tables(&db)?.into_iter().map(|t| (t.name, "BASE TABLE")).collect();
                 named.extend(cat.views(&db)?.into_iter().map(|v| (v.name, "VIEW")));
                 if db.eq_ignore_ascii_case("performance_schema") {
-                    named.extend(["global_status", "global_variables", "session_status", "session_variables"].map(|t| (t.to_string(), "BASE TABLE")));
+                    named.extend(crate::sql::perf_schema::TABLES.iter().map(|t| (t.to_string(), "BASE TABLE")));
                 }
                 named.retain(|(n, _)| !crate::session::temporary::is_hidden(n) && self.sees_table(&db, n));
                 named.sort_by_key(|(n, _)| n.to_lowercase());

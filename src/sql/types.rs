@@ -178,20 +178,8 @@ impl SqlType {
     /// travels as text (Arrow field metadata).
     /// Results are cached (types are few): every result column of every statement asks.
     pub fn parse(s: &str) -> Option<SqlType> {
-        use std::collections::HashMap;
-        use std::sync::OnceLock;
-        static CACHE: OnceLock<parking_lot::RwLock<HashMap<String, Option<SqlType>>>> = OnceLock::new();
-        let cache = CACHE.get_or_init(Default::default);
-        if let Some(t) = cache.read().get(s) {
-            return t.clone();
-        }
-        let t = Self::parse_uncached(s);
-        let mut w = cache.write();
-        if w.len() >= 4096 {
-            w.clear();
-        }
-        w.insert(s.to_string(), t.clone());
-        t
+        static PARSED: crate::sql::memo::Memo<String, Option<SqlType>> = crate::sql::memo::Memo::new(4096);
+        PARSED.get_or_try(s, || Ok::<_, std::convert::Infallible>(Self::parse_uncached(s))).unwrap_or_else(|e| match e {})
     }
 
     fn parse_uncached(s: &str) -> Option<SqlType> {

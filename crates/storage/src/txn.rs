@@ -77,6 +77,39 @@ struct Shared {
     row_counts: Mutex<HashMap<i64, i64>>,
 }
 
+impl Shared {
+    /// A commit's row deltas, applied to the counts that are known.
+    fn apply_row_deltas(&self, rows: RowDeltas) {
+        let mut counts = self.row_counts.lock();
+        for (table, delta) in rows.0 {
+            match delta {
+                None => {
+                    counts.remove(&table);
+                }
+                Some(d) => {
+                    if let Some(n) = counts.get_mut(&table) {
+                        *n += d;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next id counter `key` would hand out (1 if never used).
+    fn read_counter(&self, key: &[u8]) -> Result<u64> {
+        match self.kv.snapshot()?.get(key)? {
+            None => Ok(1),
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("id counter is not 8 bytes".into()))?;
+                Ok(u64::from_be_bytes(bytes))
+            }
+        }
+    }
+}
+
 /// Bookkeeping for conflict detection, guarded by the commit lock.
 #[derive(Default)]
 struct CommitState {
@@ -227,7 +260,7 @@ impl Store {
     pub fn alloc_ids(&self, name: &[u8], n: u64) -> Result<u64> {
         let _guard = self.shared.counters.lock();
         let key = counter_key(name);
-        let first = self.read_counter(&key)?;
+        let first = self.shared.read_counter(&key)?;
         let next = first
             .checked_add(n)
             .ok_or_else(|| Error::Storage("id counter overflow".into()))?;
@@ -246,26 +279,12 @@ impl Store {
         let _guard = self.shared.counters.lock();
         let key = counter_key(name);
         let target = at_least.saturating_add(1);
-        if self.read_counter(&key)? < target {
+        if self.shared.read_counter(&key)? < target {
             self.shared
                 .kv
                 .write(&[(key, Some(target.to_be_bytes().to_vec()))])?;
         }
         Ok(())
-    }
-
-    /// The next id counter `key` would hand out (1 if never used).
-    fn read_counter(&self, key: &[u8]) -> Result<u64> {
-        match self.shared.kv.snapshot()?.get(key)? {
-            None => Ok(1),
-            Some(bytes) => {
-                let bytes: [u8; 8] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| Error::Corrupt("id counter is not 8 bytes".into()))?;
-                Ok(u64::from_be_bytes(bytes))
-            }
-        }
     }
 
     #[cfg(test)]
@@ -489,7 +508,7 @@ impl Txn {
 
     /// The next id counter `name` would hand out (1 if never used), as last committed.
     pub fn peek_counter(&self, name: &[u8]) -> Result<u64> {
-        Store { shared: self.shared.clone() }.read_counter(&counter_key(name))
+        self.shared.read_counter(&counter_key(name))
     }
 
     /// Counts `delta` rows added to (negative: removed from) table `table_id` when this
@@ -528,7 +547,7 @@ impl Txn {
     /// The transaction is finished afterwards whatever the outcome; on error
     /// none of its writes are applied.
     pub fn commit(&self) -> Result<()> {
-        let writes = {
+        let (writes, rows) = {
             let mut state = self.state.lock();
             if state.finished {
                 return Err(Error::Storage("transaction already finished".into()));
@@ -537,50 +556,32 @@ impl Txn {
             state.undo = Vec::new();
             (std::mem::take(&mut state.writes), std::mem::take(&mut state.rows))
         };
-        let (writes, rows) = writes;
         let mut commits = self.shared.commits.lock();
-        let result = if writes.is_empty() {
-            Ok(())
+        // The keys of a write that was attempted: recorded for conflict detection below.
+        let (result, written) = if writes.is_empty() {
+            (Ok(()), None)
         } else if self.shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(Error::Storage("the server is shutting down: commit refused".into()))
+            (Err(Error::Storage("the server is shutting down: commit refused".into())), None)
         } else if commits.conflicts(self.start(), writes.keys()) {
-            Err(Error::WriteConflict)
+            (Err(Error::WriteConflict), None)
         } else {
             let batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.into_iter().collect();
-            let observer = self.shared.observer.read().clone();
-            let result = match &observer {
-                Some(o) => {
-                    let r = self.shared.kv.write(&batch);
-                    if r.is_ok() {
-                        // `record` below gives this commit the next version.
-                        o.committed(commits.version + 1, commits.horizon(), &batch);
-                    }
-                    r
-                }
-                None => self.shared.kv.write(&batch),
-            };
+            let result = self.shared.kv.write(&batch);
             if result.is_ok() {
-                let mut counts = self.shared.row_counts.lock();
-                for (table, delta) in rows.0 {
-                    match delta {
-                        None => {
-                            counts.remove(&table);
-                        }
-                        Some(d) => {
-                            if let Some(n) = counts.get_mut(&table) {
-                                *n += d;
-                            }
-                        }
-                    }
+                if let Some(o) = self.shared.observer.read().clone() {
+                    // `record` below gives this commit the next version.
+                    o.committed(commits.version + 1, commits.horizon(), &batch);
                 }
+                self.shared.apply_row_deltas(rows);
             }
-            // Even a failed write may have reached the disk; recording it
-            // keeps conflict detection conservative.
-            commits.unregister(self.start());
-            commits.record(batch.into_iter().map(|(k, _)| k).collect());
-            return result;
+            (result, Some(batch.into_iter().map(|(k, _)| k).collect()))
         };
         commits.unregister(self.start());
+        // Even a failed write may have reached the disk; recording it keeps conflict
+        // detection conservative.
+        if let Some(keys) = written {
+            commits.record(keys);
+        }
         result
     }
 

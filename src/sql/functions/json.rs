@@ -136,7 +136,9 @@ fn json_search(a: &[ScalarValue]) -> Result<ScalarValue> {
                 prefixes.push(t.replace(' ', ""));
             }
         }
-        found.retain(|f| prefixes.iter().any(|p| f.starts_with(p.as_str())));
+        // Under a path: that path itself or a member or element of it (`$[1]` is not `$[10]`).
+        let under = |f: &str, p: &str| f.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']));
+        found.retain(|f| prefixes.iter().any(|p| under(f, p)));
     }
     Ok(match (found.len(), all) {
         (0, _) => ScalarValue::Utf8(None),
@@ -168,7 +170,7 @@ fn list_items(v: &ScalarValue) -> Result<Option<Vec<ScalarValue>>> {
 /// JSON_ARRAYAGG(x) is `json_from_list(ARRAY_AGG(x))`: the aggregated values as a JSON array.
 fn json_from_list(a: &[ScalarValue]) -> Result<ScalarValue> {
     let Some(items) = list_items(&a[0])? else { return Ok(ScalarValue::Utf8(None)) };
-    Ok(text(&J::Array(items.iter().map(json_element).collect())))
+    Ok(text(&J::Array(items.iter().map(as_json_value).collect())))
 }
 
 /// JSON_OBJECTAGG(k, v) is `json_from_pairs(ARRAY_AGG(k), ARRAY_AGG(v))`.
@@ -179,14 +181,9 @@ fn json_from_pairs(a: &[ScalarValue]) -> Result<ScalarValue> {
         let Some(k) = arg_text(k) else {
             return exec_err!("JSON documents may not contain NULL member names.");
         };
-        m.insert(k, json_element(v));
+        m.insert(k, as_json_value(v));
     }
     Ok(text(&J::Object(m)))
-}
-
-/// An aggregated value as a JSON element: JSON text from a JSON column or function stays JSON.
-fn json_element(v: &ScalarValue) -> J {
-    as_json_value(v)
 }
 
 /// A JSON value (text) as MySQL ranks it against an SQL number: a JSON number is its value; a

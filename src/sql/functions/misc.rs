@@ -209,7 +209,7 @@ fn password(a: &[ScalarValue]) -> Result<ScalarValue> {
         return Ok(ScalarValue::Utf8(Some(String::new())));
     }
     let twice = sha1::Sha1::digest(sha1::Sha1::digest(p.as_bytes()));
-    Ok(ScalarValue::Utf8(Some(format!("*{}", twice.iter().map(|b| format!("{b:02X}")).collect::<String>()))))
+    Ok(ScalarValue::Utf8(Some(format!("*{}", super::string::hex_of(&twice).to_ascii_uppercase()))))
 }
 
 fn random_bytes(a: &[ScalarValue]) -> Result<ScalarValue> {
@@ -263,15 +263,25 @@ fn uuid_to_bin(a: &[ScalarValue]) -> Result<ScalarValue> {
     let Some(s) = arg_text(&a[0]) else { return Ok(ScalarValue::Binary(None)) };
     let Some(mut b) = parse_uuid(&s) else { return exec_err!("Incorrect string value: '{s}' for function uuid_to_bin") };
     if a.get(1).and_then(arg_i64).unwrap_or(0) != 0 {
-        // swap_flag: time-high first, so that time-based UUIDs sort by time.
-        let mut out = [0u8; 16];
-        out[..2].copy_from_slice(&b[6..8]);
-        out[2..4].copy_from_slice(&b[4..6]);
-        out[4..8].copy_from_slice(&b[..4]);
-        out[8..].copy_from_slice(&b[8..]);
-        b = out;
+        b = swap_time_fields(b, true);
     }
     Ok(ScalarValue::Binary(Some(b.to_vec())))
+}
+
+/// UUID_TO_BIN's swap flag: time-high, time-mid, then time-low first, so that time-based UUIDs
+/// sort by time; `to_bin` false undoes it (BIN_TO_UUID).
+fn swap_time_fields(b: [u8; 16], to_bin: bool) -> [u8; 16] {
+    // Where each of the first 8 bytes of the swapped form comes from in the UUID.
+    const FROM: [usize; 8] = [6, 7, 4, 5, 0, 1, 2, 3];
+    let mut out = b;
+    for (i, &j) in FROM.iter().enumerate() {
+        if to_bin {
+            out[i] = b[j];
+        } else {
+            out[j] = b[i];
+        }
+    }
+    out
 }
 
 fn bin_to_uuid(a: &[ScalarValue]) -> Result<ScalarValue> {
@@ -281,14 +291,9 @@ fn bin_to_uuid(a: &[ScalarValue]) -> Result<ScalarValue> {
     }
     let mut b: [u8; 16] = b.try_into().expect("16 bytes");
     if a.get(1).and_then(arg_i64).unwrap_or(0) != 0 {
-        let mut out = [0u8; 16];
-        out[..4].copy_from_slice(&b[4..8]);
-        out[4..6].copy_from_slice(&b[2..4]);
-        out[6..8].copy_from_slice(&b[..2]);
-        out[8..].copy_from_slice(&b[8..]);
-        b = out;
+        b = swap_time_fields(b, false);
     }
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = super::string::hex_of(&b);
     Ok(ScalarValue::Utf8(Some(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))))
 }
 

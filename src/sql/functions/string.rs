@@ -38,7 +38,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
     ]
 }
 
-fn hex_of(b: &[u8]) -> String {
+pub(super) fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

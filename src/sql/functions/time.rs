@@ -41,7 +41,6 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("yearweek", 1, 2, rowwise::int, yearweek),
         udf("microsecond", 1, 1, rowwise::int, |a| Ok(ScalarValue::Int64(arg_datetime(&a[0]).map(|d| (d.nanosecond() / 1000) as i64)))),
         udf("mysql_curtime", 0, MANY, rowwise::text, |_| Ok(ScalarValue::Utf8(Some(chrono::Utc::now().format("%H:%M:%S").to_string())))),
-        udf("utc_time", 0, 1, rowwise::text, |_| Ok(ScalarValue::Utf8(Some(chrono::Utc::now().format("%H:%M:%S").to_string())))),
         udf("mysql_time_part", 2, 2, rowwise::int, time_part),
         udf("mysql_time", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(arg_time(&a[0]).map(|(s, us)| time_text(s, us))))),
         udf("mysql_timestamp", 1, 2, rowwise::datetime, timestamp),
@@ -81,7 +80,8 @@ fn time_text(secs: i64, micros: u32) -> String {
 fn time_text_micros(total: i64) -> String {
     let sign = if total < 0 { "-" } else { "" };
     let (s, micros) = (total.unsigned_abs() / 1_000_000, total.unsigned_abs() % 1_000_000);
-    let s = s.min(838 * 3600 + 59 * 60 + 59);
+    const CAP: u64 = 838 * 3600 + 59 * 60 + 59;
+    let (s, micros) = if s > CAP { (CAP, 0) } else { (s, micros) };
     let base = format!("{sign}{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
     if micros == 0 { base } else { format!("{base}.{micros:06}") }
 }
@@ -91,7 +91,10 @@ fn timestamp(a: &[ScalarValue]) -> Result<ScalarValue> {
     let Some(d) = arg_datetime(&a[0]) else { return Ok(ScalarValue::TimestampMicrosecond(None, None)) };
     let d = match a.get(1) {
         Some(t) => match arg_time(t) {
-            Some((s, us)) => d + Duration::seconds(s) + Duration::microseconds(if s < 0 { -(us as i64) } else { us as i64 }),
+            Some(t) => match d.checked_add_signed(Duration::microseconds(signed_micros(t))) {
+                Some(d) => d,
+                None => return Ok(ScalarValue::TimestampMicrosecond(None, None)),
+            },
             None => return Ok(ScalarValue::TimestampMicrosecond(None, None)),
         },
         None => d,
@@ -106,20 +109,21 @@ fn is_datetime_text(v: &ScalarValue) -> bool {
     }
 }
 
+/// Saturating: beyond TIME's range every value shows as its cap anyway.
 fn signed_micros((s, us): (i64, u32)) -> i64 {
-    s * 1_000_000 + if s < 0 { -(us as i64) } else { us as i64 }
+    s.saturating_mul(1_000_000).saturating_add(if s < 0 { -(us as i64) } else { us as i64 })
 }
 
 /// ADDTIME / SUBTIME: a date-time stays a date-time, a time stays a time.
 fn add_time(a: &[ScalarValue], sign: i64) -> Result<ScalarValue> {
     let Some(t) = arg_time(&a[1]) else { return Ok(rowwise::null_text()) };
-    let delta = sign * signed_micros(t);
+    let delta = sign.saturating_mul(signed_micros(t));
     if is_datetime_text(&a[0]) {
         let Some(d) = arg_datetime(&a[0]) else { return Ok(rowwise::null_text()) };
-        return Ok(ScalarValue::Utf8(Some(format_datetime(&(d + Duration::microseconds(delta)), 6))));
+        return Ok(ScalarValue::Utf8(d.checked_add_signed(Duration::microseconds(delta)).map(|r| format_datetime(&r, 6))));
     }
     let Some(base) = arg_time(&a[0]) else { return Ok(rowwise::null_text()) };
-    let total = signed_micros(base) + delta;
+    let total = signed_micros(base).saturating_add(delta);
     Ok(ScalarValue::Utf8(Some(time_text_micros(total))))
 }
 
@@ -131,7 +135,7 @@ fn timediff(a: &[ScalarValue]) -> Result<ScalarValue> {
             _ => None,
         }
     } else if !is_datetime_text(&a[0]) && !is_datetime_text(&a[1]) {
-        arg_time(&a[0]).zip(arg_time(&a[1])).map(|(x, y)| signed_micros(x) - signed_micros(y))
+        arg_time(&a[0]).zip(arg_time(&a[1])).map(|(x, y)| signed_micros(x).saturating_sub(signed_micros(y)))
     } else {
         None
     };
@@ -145,7 +149,7 @@ fn maketime(a: &[ScalarValue]) -> Result<ScalarValue> {
     }
     let whole = s.trunc() as i64;
     let micros = ((s - s.trunc()) * 1e6).round() as u32;
-    let secs = h.abs() * 3600 + m * 60 + whole;
+    let secs = h.saturating_abs().saturating_mul(3600).saturating_add(m * 60 + whole);
     Ok(ScalarValue::Utf8(Some(time_text(if h < 0 { -secs } else { secs }, micros))))
 }
 
@@ -249,13 +253,18 @@ fn arg_time(v: &ScalarValue) -> Option<(i64, u32)> {
             };
             let (hms, frac) = body.split_once('.').unwrap_or((body, ""));
             let parts: Vec<i64> = hms.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+            // Checked: a time too large for any TIME is no time (NULL), not an overflow.
+            let hms = |h: i64, m: i64, s: i64| h.checked_mul(3600)?.checked_add(m.checked_mul(60)?)?.checked_add(s);
             let secs = match parts.as_slice() {
-                [h, m, s] => h * 3600 + m * 60 + s,
-                [h, m] => h * 3600 + m * 60,
+                [h, m, s] => hms(*h, *m, *s)?,
+                [h, m] => hms(*h, *m, 0)?,
                 _ => return None,
             };
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
             let micros = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().ok()? };
-            let secs = secs + days * 86400;
+            let secs = secs.checked_add(days.checked_mul(86400)?)?;
             return Some((if neg { -secs } else { secs }, micros));
         }
     }
@@ -608,11 +617,7 @@ fn time_to_sec(a: &[ScalarValue]) -> Result<ScalarValue> {
 }
 
 fn sec_to_time(a: &[ScalarValue]) -> Result<ScalarValue> {
-    Ok(ScalarValue::Utf8(arg_i64(&a[0]).map(|s| {
-        let sign = if s < 0 { "-" } else { "" };
-        let s = s.unsigned_abs().min(838 * 3600 + 59 * 60 + 59);
-        format!("{sign}{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-    })))
+    Ok(ScalarValue::Utf8(arg_i64(&a[0]).map(|s| time_text(s, 0))))
 }
 
 fn yearweek(a: &[ScalarValue]) -> Result<ScalarValue> {
