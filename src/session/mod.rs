@@ -926,6 +926,7 @@ pub fn new_context(cfg: SessionConfig, embed: Option<(Arc<crate::embed::Embedder
         .with_analyzer_rules(rules)
         .with_optimizer_rule(ann_rule)
         .with_physical_optimizer_rule(Arc::new(crate::sql::recursion_limit::RecursionLimit))
+        .with_physical_optimizer_rule(Arc::new(crate::storage::order::IndexOrder))
         .build();
     let ctx = SessionContext::new_with_state(state);
     for f in functions::all_udfs() {

@@ -53,6 +53,10 @@ pub enum Access {
     TableRangeScan { lo: i64, hi: i64 },
     /// Rows by the handles an index range gave (sorted), and how the range reads for EXPLAIN.
     IndexRangeScan { index: String, ranges: String, handles: Vec<i64> },
+    /// Rows in key order, for an ORDER BY that needs no sort (TiDB's `keep order:true`): the
+    /// table's rows (`index: None`) or an index's entries and then their rows, over `ranges` in
+    /// key order, read backwards when `desc`; `label` is the path in TiDB's words.
+    Ordered { index: Option<IndexInfo>, label: String, ranges: Vec<(Vec<u8>, Vec<u8>)>, desc: bool },
 }
 
 impl Access {
@@ -63,6 +67,7 @@ impl Access {
             Access::Handles { how, handles } => format!("{how} handles:{}", handles.len()),
             Access::TableRangeScan { lo, hi } => format!("TableRangeScan range:{}", handle_range(*lo, *hi)),
             Access::IndexRangeScan { index, ranges, handles } => format!("IndexRangeScan index:{index} range:{ranges} rows:{}", handles.len()),
+            Access::Ordered { label, desc, .. } => format!("{label} keep order:true{}", if *desc { ", desc" } else { "" }),
         }
     }
 }
@@ -114,14 +119,114 @@ pub fn choose(txn: &Txn, table: &TableInfo, filters: &[Expr], fulltext: Option<V
     let probe = n.saturating_mul(3);
     let (start, end) = match pk_range {
         Some((lo, hi)) => handle_bounds(table.id, lo, hi),
-        None => {
-            let s = codec::record_prefix(table.id);
-            let e = codec::prefix_end(&s);
-            (s, e)
-        }
+        None => full_table_range(table.id),
     };
     let other = txn.scan(&start, &end, probe, false)?.len();
     Ok(if other >= probe { index_path } else { fallback })
+}
+
+/// The path that reads `table` in the order of `keys` (table column positions; ties of the last
+/// one in any order), ascending or (`desc`) descending, where a key order gives it for free or
+/// for less than a sort: the primary key's order over the full or ranged scan `current` already
+/// reads; or an index whose columns, after those the filters pin to one value, begin with `keys`
+/// (non-unique entries of equal values are in handle order, so `ORDER BY k, id` is served too) —
+/// taken when `current` reads a range of that index, or of another index whose range is no
+/// smaller than this one's, or when `limited` (a LIMIT stops the read early) and `current` would
+/// read the whole table.
+pub fn ordered(txn: &Txn, table: &TableInfo, current: &Access, filters: &[Expr], keys: &[usize], desc: bool, limited: bool, hints: &IndexHints) -> Result<Option<Access>> {
+    let handle_col = table.pk_handle.as_ref().and_then(|c| table.column_index(c));
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    if Some(keys[0]) == handle_col {
+        // The handle is unique: the keys after it order nothing.
+        let (ranges, label) = match current {
+            Access::TableFullScan => (vec![full_table_range(table.id)], "TableFullScan".to_string()),
+            Access::TableRangeScan { lo, hi } if lo <= hi => (vec![handle_bounds(table.id, *lo, *hi)], format!("TableRangeScan range:{}", handle_range(*lo, *hi))),
+            _ => return Ok(None),
+        };
+        return Ok(Some(Access::Ordered { index: None, label, ranges, desc }));
+    }
+    let current_index = match current {
+        Access::IndexRangeScan { index, handles, .. } => Some((index.as_str(), handles.len())),
+        Access::TableFullScan if limited => None,
+        _ => return Ok(None),
+    };
+    for index in table.kv_indexes() {
+        let name = format!("{}({})", index.name, index.columns.join(", "));
+        if !hints.allows(&index.name) || !serves_order(table, index, filters, keys, handle_col) {
+            continue;
+        }
+        let (ranges, label) = match index_ranges(table, index, filters) {
+            Some((ranges, shown)) => (ranges, format!("IndexRangeScan index:{name} range:{shown}")),
+            None => {
+                let start = codec::index_prefix(table.id, index.id);
+                let end = codec::prefix_end(&start);
+                (vec![(start, end)], format!("IndexFullScan index:{name}"))
+            }
+        };
+        if let Some((current_name, n)) = current_index {
+            if current_name != name && !range_within(txn, &ranges, n)? {
+                continue;
+            }
+        }
+        return Ok(Some(Access::Ordered { index: Some(index.clone()), label, ranges, desc }));
+    }
+    Ok(None)
+}
+
+/// Whether the key ranges hold at most `n` entries.
+fn range_within(txn: &Txn, ranges: &[(Vec<u8>, Vec<u8>)], n: usize) -> Result<bool> {
+    let mut seen = 0;
+    for (start, end) in ranges {
+        seen += txn.scan(start, end, n + 1 - seen, false)?.len();
+        if seen > n {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `index`'s key order is the order of `keys`: its columns, skipping those the filters
+/// pin to a single value, begin with `keys` (each of a kind whose key bytes sort as the column
+/// compares), or with all of `keys` but a last one that is the handle.
+fn serves_order(table: &TableInfo, index: &IndexInfo, filters: &[Expr], keys: &[usize], handle_col: Option<usize>) -> bool {
+    let mut k = 0;
+    for col in &index.columns {
+        if k == keys.len() {
+            return true;
+        }
+        let Some(pos) = table.column_index(col) else { return false };
+        let ci = &table.columns[pos];
+        if keys[k] == pos {
+            if key_kind(table, ci).is_none() {
+                return false;
+            }
+            k += 1;
+            continue;
+        }
+        match column_cond(table, ci, col, filters) {
+            Some(ColumnCond::Points(vals)) if vals.len() <= 1 => {}
+            _ => return false,
+        }
+    }
+    k == keys.len() || (k + 1 == keys.len() && Some(keys[k]) == handle_col)
+}
+
+/// Keys `[start, end)` of every row of the table.
+fn full_table_range(table_id: i64) -> (Vec<u8>, Vec<u8>) {
+    let start = codec::record_prefix(table_id);
+    let end = codec::prefix_end(&start);
+    (start, end)
+}
+
+/// The handle an index entry points at: a unique entry's value holds it, a non-unique (or NULL
+/// holding) entry's key ends with it.
+pub fn entry_handle(index: &IndexInfo, key: &[u8], value: &[u8]) -> Result<i64> {
+    if index.unique && value.len() == 8 {
+        return Ok(i64::from_be_bytes(value.try_into().expect("8 bytes")));
+    }
+    Ok(codec::decode_index_key_handle(key)?)
 }
 
 /// Keys `[start, end)` of the rows with handles `lo..=hi`.
@@ -187,12 +292,7 @@ fn read_index(txn: &Txn, index: &IndexInfo, ranges: &[(Vec<u8>, Vec<u8>)]) -> Re
         let left = MAX_INDEX_RANGE + 1 - handles.len().min(MAX_INDEX_RANGE);
         let entries = txn.scan(start, end, left, false)?;
         for (k, v) in entries {
-            // A unique entry holds the handle; a non-unique one ends with it.
-            if index.unique && v.len() == 8 {
-                handles.push(i64::from_be_bytes(v.as_slice().try_into().unwrap()));
-            } else {
-                handles.push(codec::decode_index_key_handle(&k)?);
-            }
+            handles.push(entry_handle(index, &k, &v)?);
         }
         if handles.len() > MAX_INDEX_RANGE {
             return Ok(None);
@@ -700,12 +800,29 @@ mod tests {
             }
         };
         let mut used_index = 0;
-        for round in 0..500 {
+        let mut kept_order = 0;
+        for round in 0..600 {
             let n = rng.gen_range(1..4);
             let preds: Vec<String> = (0..n).map(|_| pred(&mut rng)).collect();
             let wh = preds.join(" AND ");
-            let select = |t: &str| format!("SELECT * FROM {t} WHERE {wh} ORDER BY id");
-            if round == 250 {
+            // Orders an index may serve (ties broken by the handle, so the answer is one), with
+            // and without a LIMIT.
+            let dir = if rng.gen_range(0..2) == 0 { "" } else { " DESC" };
+            let order = match rng.gen_range(0..6) {
+                0 | 1 => "id".to_string(),
+                2 => format!("{}{dir}, id{dir}", ["a", "b", "c", "d", "u", "e"][rng.gen_range(0..6)]),
+                3 => format!("a{dir}, b{dir}, id{dir}"),
+                4 => format!("b{dir}, e{dir}, id{dir}"),
+                _ => format!("id{dir}"),
+            };
+            let limit = match rng.gen_range(0..3) {
+                0 => String::new(),
+                1 => format!(" LIMIT {}", rng.gen_range(1..20)),
+                _ => format!(" LIMIT {}, {}", rng.gen_range(0..10), rng.gen_range(1..20)),
+            };
+            let wh = if rng.gen_range(0..8) == 0 { "TRUE".to_string() } else { wh };
+            let select = |t: &str| format!("SELECT * FROM {t} WHERE {wh} ORDER BY {order}{limit}");
+            if round == 300 {
                 // Uncommitted writes of the transaction must be seen through every path.
                 s.run("BEGIN").await.unwrap();
                 for t in ["ix", "plain"] {
@@ -721,7 +838,11 @@ mod tests {
             if plan.contains("IndexRangeScan") {
                 used_index += 1;
             }
+            if plan.contains("keep order:true") && !plan.contains("SortExec") {
+                kept_order += 1;
+            }
         }
-        assert!(used_index > 100, "the indexes served only {used_index} of 500 statements");
+        assert!(used_index > 100, "the indexes served only {used_index} of 600 statements");
+        assert!(kept_order > 100, "key order spared the sort of only {kept_order} of 600 statements");
     }
 }

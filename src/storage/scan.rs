@@ -14,7 +14,10 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::SortOrderPushdownResult;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties, SendableRecordBatchStream};
@@ -24,7 +27,8 @@ use embedb_storage::Txn;
 use crate::error::{to_df, Result, SqlError};
 use crate::sql::catalog::TableInfo;
 use crate::sql::types::datums_to_array;
-use crate::storage::access::{handle_bounds, Access};
+use crate::sql::catalog::IndexInfo;
+use crate::storage::access::{self, handle_bounds, Access, IndexHints};
 use crate::storage::table::{decode_columns, Row};
 
 /// Rows per batch.
@@ -34,6 +38,10 @@ pub struct KvScanExec {
     table: TableInfo,
     txn: Arc<Txn>,
     access: Access,
+    /// The statement's filters on this table and its index hints: an ORDER BY pushed down later
+    /// ([`KvScanExec::in_order`]) chooses its path with them.
+    filters: Vec<Expr>,
+    hints: IndexHints,
     /// Positions of the output columns among the table's columns; `table.columns.len()` is the
     /// hidden handle column.
     projection: Vec<usize>,
@@ -43,14 +51,50 @@ pub struct KvScanExec {
 }
 
 impl KvScanExec {
-    pub fn new(table: TableInfo, txn: Arc<Txn>, access: Access, projection: Vec<usize>, schema: SchemaRef, limit: Option<usize>) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
-        KvScanExec { table, txn, access, projection, schema, limit, properties }
+    pub fn new(table: TableInfo, txn: Arc<Txn>, access: Access, filters: Vec<Expr>, hints: IndexHints, projection: Vec<usize>, schema: SchemaRef, limit: Option<usize>) -> Self {
+        let properties = Self::properties_for(&schema, None);
+        KvScanExec { table, txn, access, filters, hints, projection, schema, limit, properties }
+    }
+
+    fn properties_for(schema: &SchemaRef, ordering: Option<Vec<PhysicalSortExpr>>) -> Arc<PlanProperties> {
+        let eq = match ordering {
+            Some(o) => EquivalenceProperties::new_with_orderings(schema.clone(), [o]),
+            None => EquivalenceProperties::new(schema.clone()),
+        };
+        Arc::new(PlanProperties::new(eq, Partitioning::UnknownPartitioning(1), EmissionType::Incremental, Boundedness::Bounded))
+    }
+
+    /// This scan reading its rows in `order` (sort expressions over its output columns) when
+    /// the primary key or an index gives that order (`access::ordered`); `limited` says a LIMIT
+    /// above stops the read early, which makes an index read in order worth more than a sort.
+    pub fn in_order(&self, order: &[PhysicalSortExpr], limited: bool) -> Option<KvScanExec> {
+        let desc = order.first()?.options.descending;
+        let mut keys = Vec::with_capacity(order.len());
+        for e in order {
+            // MySQL's NULLs sort as the smallest value, as they do in keys.
+            if e.options.descending != desc || e.options.nulls_first == desc {
+                return None;
+            }
+            let col = e.expr.downcast_ref::<Column>()?;
+            let pos = *self.projection.get(col.index())?;
+            if pos >= self.table.columns.len() {
+                return None; // the hidden handle column
+            }
+            keys.push(pos);
+        }
+        // A failed read here only loses the order; the scan reports it when it runs.
+        let access = access::ordered(&self.txn, &self.table, &self.access, &self.filters, &keys, desc, limited, &self.hints).ok()??;
+        Some(KvScanExec {
+            table: self.table.clone(),
+            txn: self.txn.clone(),
+            access,
+            filters: self.filters.clone(),
+            hints: self.hints.clone(),
+            projection: self.projection.clone(),
+            schema: self.schema.clone(),
+            limit: self.limit,
+            properties: Self::properties_for(&self.schema, Some(order.to_vec())),
+        })
     }
 }
 
@@ -92,6 +136,42 @@ impl ExecutionPlan for KvScanExec {
         Ok(self)
     }
 
+    /// DataFusion's sort pushdown (a sort right above the scan, or above projections of it): taken
+    /// where reading in order costs no more than the scan chosen already.
+    fn try_pushdown_sort(&self, order: &[PhysicalSortExpr]) -> DfResult<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        Ok(match self.in_order(order, false) {
+            Some(scan) => SortOrderPushdownResult::Exact { inner: Arc::new(scan) },
+            None => SortOrderPushdownResult::Unsupported,
+        })
+    }
+
+    /// A LIMIT right above the scan stops it (no filter sits between: filters leave a
+    /// `FilterExec` above the scan).
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        if !self.filters.is_empty() {
+            return None;
+        }
+        let limit = match (limit, self.limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(Arc::new(KvScanExec {
+            table: self.table.clone(),
+            txn: self.txn.clone(),
+            access: self.access.clone(),
+            filters: vec![],
+            hints: self.hints.clone(),
+            projection: self.projection.clone(),
+            schema: self.schema.clone(),
+            limit,
+            properties: self.properties.clone(),
+        }))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.limit
+    }
+
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
         let cursor = Cursor::new(&self.table, &self.access);
         let reader = Reader {
@@ -120,6 +200,9 @@ impl ExecutionPlan for KvScanExec {
 enum Cursor {
     /// The next key to read and the end of the range.
     Range { next: Vec<u8>, end: Vec<u8> },
+    /// Key ranges still to read in order (the first is the current one, narrowed as it is read):
+    /// row keys, or entries of `index` whose rows are then read by handle.
+    Ordered { ranges: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>, desc: bool, index: Option<IndexInfo> },
     /// The handles still to read.
     Handles { handles: Vec<i64>, at: usize },
     Done,
@@ -139,6 +222,13 @@ impl Cursor {
                 Cursor::Range { next, end }
             }
             Access::Handles { handles, .. } | Access::IndexRangeScan { handles, .. } => Cursor::Handles { handles: handles.clone(), at: 0 },
+            Access::Ordered { index, ranges, desc, .. } => {
+                let mut ranges: std::collections::VecDeque<_> = ranges.iter().cloned().collect();
+                if *desc {
+                    ranges.make_contiguous().reverse();
+                }
+                Cursor::Ordered { ranges, desc: *desc, index: index.clone() }
+            }
         }
     }
 }
@@ -215,6 +305,46 @@ impl Reader {
                     }
                 }
                 if *at >= handles.len() {
+                    self.cursor = Cursor::Done;
+                }
+            }
+            Cursor::Ordered { ranges, desc, index } => {
+                while n < want {
+                    let Some((start, end)) = ranges.front_mut() else { break };
+                    let entries = self.txn.scan(start, end, want - n, *desc)?;
+                    let exhausted = entries.len() < want - n;
+                    for (k, v) in &entries {
+                        let (handle, row) = match index {
+                            None => (codec::decode_row_key_handle(k)?, None),
+                            Some(ix) => {
+                                let h = access::entry_handle(ix, k, v)?;
+                                match self.txn.get(&codec::row_key(self.table.id, h))? {
+                                    Some(row) => (h, Some(row)),
+                                    None => continue,
+                                }
+                            }
+                        };
+                        if !count_only {
+                            rows.push(decode_columns(&self.table, handle, row.as_deref().unwrap_or(v), &ids)?);
+                        }
+                        n += 1;
+                    }
+                    match entries.last() {
+                        Some((last, _)) if !exhausted => {
+                            if *desc {
+                                *end = last.clone();
+                            } else {
+                                let mut next = last.clone();
+                                next.push(0);
+                                *start = next;
+                            }
+                        }
+                        _ => {
+                            ranges.pop_front();
+                        }
+                    }
+                }
+                if ranges.is_empty() {
                     self.cursor = Cursor::Done;
                 }
             }

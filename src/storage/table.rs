@@ -459,6 +459,6 @@ impl TableProvider for KvTable {
         };
         let schema = Arc::new(self.schema.project(&projection)?);
         let limit = if filters.is_empty() { limit } else { None };
-        Ok(Arc::new(KvScanExec::new(self.info.clone(), self.txn.clone(), access, projection, schema, limit)))
+        Ok(Arc::new(KvScanExec::new(self.info.clone(), self.txn.clone(), access, filters.to_vec(), self.hints.clone(), projection, schema, limit)))
     }
 }
