@@ -207,13 +207,14 @@ fn check_no_generated_dependency(info: &TableInfo, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Indexes keep lower-cased column names; a rename rewrites them (and the int-handle marker).
+/// Indexes and the table's own foreign keys keep lower-cased column names; a rename rewrites them
+/// (and the int-handle marker). Keys that reference the column follow in
+/// `foreign_key::follow_parent`.
 fn rename_in_indexes(info: &mut TableInfo, before: &str, after: &str) {
-    for ix in info.indexes.iter_mut() {
-        for c in ix.columns.iter_mut() {
-            if c == before {
-                *c = after.to_string();
-            }
+    let cols = info.indexes.iter_mut().flat_map(|ix| ix.columns.iter_mut()).chain(info.foreign_keys.iter_mut().flat_map(|fk| fk.columns.iter_mut()));
+    for c in cols {
+        if c == before {
+            *c = after.to_string();
         }
     }
     if info.pk_handle.as_deref() == Some(before) {

@@ -176,9 +176,11 @@ impl Session {
                     }
                     return Err(SqlError::no_such_table(&db, &t));
                 };
+                let before = info.clone();
                 for op in at.operations {
                     self.alter_op(txn, &cat, &mut info, op).await?;
                 }
+                crate::sql::foreign_key::follow_parent(&cat, &before, &mut info)?;
                 cat.put_table(&info)?;
                 Ok(Output::ok())
             }
@@ -386,9 +388,14 @@ impl Session {
                     return Err(SqlError::unsupported("ADD COLUMN … AUTO_INCREMENT"));
                 }
                 // Fill existing rows with the column's default (or generated value).
-                let default = self.column_default_value(&col).await?;
-                if !col.nullable && matches!(default, Datum::Null) && col.generated.is_none() {
-                    // MySQL fills the type's zero value for NOT NULL columns without a default.
+                let mut default = self.column_default_value(&col).await?;
+                if !col.nullable && matches!(default, Datum::Null) && col.generated.is_none() && col.default.is_none() {
+                    // MySQL fills the type's implicit default for NOT NULL columns without one.
+                    default = match &col.ty {
+                        // An ENUM's implicit default is its first member.
+                        crate::sql::types::SqlType::Enum(members) => Datum::Bytes(members.first().cloned().unwrap_or_default().into_bytes()),
+                        ty => crate::sql::types::zero_value(ty),
+                    };
                 }
                 let old = info.clone();
                 info.columns.push(col.clone());
@@ -569,8 +576,10 @@ fn rename_table(cat: &Catalog, db: &str, old: &str, ndb: &str, new: &str) -> Res
         return Err(SqlError::table_exists(new));
     }
     cat.delete_table(db, old);
+    let before = info.clone();
     info.db = ndb.to_string();
     info.name = new.to_string();
+    crate::sql::foreign_key::follow_parent(cat, &before, &mut info)?;
     cat.put_table(&info)
 }
 

@@ -327,7 +327,26 @@ impl Session {
             updated.values[ci] = coerce(&vals[k][0], &c.ty, &Target { column: &c.name, row: 1 })?;
         }
         let changed_cols: HashSet<usize> = cols.iter().copied().collect();
-        self.write_updated_row(txn, info, fk, old, updated, &changed_cols).await
+        let stamp = self.on_update_stamp(info, &changed_cols).await?;
+        self.write_updated_row(txn, info, fk, old, updated, &changed_cols, &stamp).await
+    }
+
+    /// The values an UPDATE gives the `ON UPDATE CURRENT_TIMESTAMP` columns it does not set, once
+    /// per statement (every row of one statement gets one time, as in MySQL).
+    async fn on_update_stamp(&mut self, info: &TableInfo, set: &HashSet<usize>) -> Result<Vec<(usize, Datum)>> {
+        let mut out = Vec::new();
+        for (ci, c) in info.columns.iter().enumerate() {
+            if !c.on_update_current_timestamp || set.contains(&ci) {
+                continue;
+            }
+            let now = crate::sql::show::on_update_text(c);
+            let v = match self.eval_row(&[parse_expr(&now)?]).await?.pop() {
+                Some(Source::Value(v)) => coerce(&v, &c.ty, &Target { column: &c.name, row: 1 })?,
+                _ => Datum::Null,
+            };
+            out.push((ci, v));
+        }
+        Ok(out)
     }
 
     /// Apply an updated image of a row: recompute generated columns that depend on changed columns,
@@ -341,6 +360,7 @@ impl Session {
         old: &Row,
         mut updated: Row,
         changed_cols: &HashSet<usize>,
+        stamp: &[(usize, Datum)],
     ) -> Result<bool> {
         let mut rows = vec![updated.clone()];
         self.fill_generated(info, &mut rows, Some(changed_cols)).await?;
@@ -356,6 +376,10 @@ impl Session {
         check_not_null(info, &updated, 1)?;
         if updated.values == old.values {
             return Ok(false);
+        }
+        // A row that changes takes the statement's time in its ON UPDATE CURRENT_TIMESTAMP columns.
+        for (ci, v) in stamp {
+            updated.values[*ci] = v.clone();
         }
         fk.check_child_row(txn, info, &updated)?;
         foreign_key::on_parent_update(txn, info, &fk.referencing, old, &updated)?;
@@ -508,6 +532,7 @@ impl Session {
         let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
         let (mut matched, mut changed) = (0u64, 0u64);
         let changed_cols: HashSet<usize> = cols.iter().copied().collect();
+        let stamp = self.on_update_stamp(&info, &changed_cols).await?;
         let fk = if self.foreign_key_checks() { foreign_key::Keys::of(&txn, &info, true)? } else { foreign_key::Keys::off() };
         for b in &batches {
             let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?.clone();
@@ -520,7 +545,7 @@ impl Session {
                     let v = types::scalar_at(b.column(k + 1), r)?;
                     updated.values[ci] = coerce(&v, &c.ty, &Target { column: &c.name, row: matched as usize })?;
                 }
-                if self.write_updated_row(&txn, &info, &fk, &old, updated, &changed_cols).await? {
+                if self.write_updated_row(&txn, &info, &fk, &old, updated, &changed_cols, &stamp).await? {
                     changed += 1;
                 }
             }

@@ -264,6 +264,39 @@ pub fn referencing(txn: &Txn, parent: &TableInfo) -> Result<Vec<(TableInfo, Fore
     Ok(out)
 }
 
+/// After `before` became `after` (renamed, moved to another database, columns renamed): the
+/// foreign keys that reference it, in other tables and in its own catalog entry `after`, follow
+/// it, as MySQL's do. Columns are matched by their ids.
+pub fn follow_parent(cat: &Catalog, before: &TableInfo, after: &mut TableInfo) -> Result<()> {
+    let renamed = |cols: &[String]| -> Vec<String> {
+        cols.iter()
+            .map(|c| {
+                let id = before.column(c).map(|ci| ci.id);
+                after.columns.iter().find(|a| Some(a.id) == id).map(|a| a.key()).unwrap_or_else(|| c.clone())
+            })
+            .collect()
+    };
+    let points_here = |fk: &ForeignKeyInfo| fk.ref_db.eq_ignore_ascii_case(&before.db) && fk.ref_table.eq_ignore_ascii_case(&before.name);
+    let follow = |fk: &mut ForeignKeyInfo| {
+        fk.ref_columns = renamed(&fk.ref_columns);
+        fk.ref_db = after.db.clone();
+        fk.ref_table = after.name.clone();
+    };
+    let mut own = after.foreign_keys.clone();
+    own.iter_mut().filter(|fk| points_here(fk)).for_each(follow);
+    for db in cat.databases()? {
+        for mut t in cat.tables(&db.name)? {
+            if t.id == after.id || !t.foreign_keys.iter().any(points_here) {
+                continue;
+            }
+            t.foreign_keys.iter_mut().filter(|fk| points_here(fk)).for_each(follow);
+            cat.put_table(&t)?;
+        }
+    }
+    after.foreign_keys = own;
+    Ok(())
+}
+
 /// Before `row` of `parent` is deleted: the children's ON DELETE actions.
 pub fn on_parent_delete(txn: &Txn, parent: &TableInfo, refs: &[(TableInfo, ForeignKeyInfo)], row: &Row, depth: usize) -> Result<()> {
     if depth > 15 {

@@ -338,13 +338,7 @@ fn build(txn: &Txn, view: &str) -> Result<MemTable> {
             let views = all_views(txn)?.iter().map(|v| v.as_table()).collect::<Vec<_>>();
             for t in all_tables(txn)?.into_iter().chain(views) {
                 for (pos, c) in t.columns.iter().enumerate() {
-                    let extra = if c.auto_increment {
-                        "auto_increment".to_string()
-                    } else if let Some(g) = &c.generated {
-                        if g.stored { "STORED GENERATED".into() } else { "VIRTUAL GENERATED".into() }
-                    } else {
-                        String::new()
-                    };
+                    let extra = crate::sql::show::column_extra(c);
                     let (chars, numeric) = (char_length(&c.ty), numeric_precision(&c.ty));
                     let (charset, collation) = match t.column_collation(c) {
                         Some(coll) => (s(crate::sql::collation::charset_of(&coll)), s(coll)),

@@ -744,13 +744,7 @@ fn columns_table(info: &TableInfo, full: bool) -> ShowTable {
         .columns
         .iter()
         .map(|c| {
-            let extra = if c.auto_increment {
-                "auto_increment".to_string()
-            } else if let Some(g) = &c.generated {
-                if g.stored { "STORED GENERATED".into() } else { "VIRTUAL GENERATED".into() }
-            } else {
-                String::new()
-            };
+            let extra = column_extra(c);
             let mut r = vec![s(&c.name), s(c.ty.to_sql())];
             if full {
                 r.push(match info.column_collation(c) {
@@ -870,6 +864,33 @@ pub fn default_display(c: &crate::sql::catalog::ColumnInfo) -> Option<(String, b
     }
 }
 
+/// `CURRENT_TIMESTAMP` with the column's fractional digits, as an `ON UPDATE` clause names it.
+pub fn on_update_text(c: &crate::sql::catalog::ColumnInfo) -> String {
+    match c.ty {
+        crate::sql::types::SqlType::DateTime(fsp) | crate::sql::types::SqlType::Timestamp(fsp) if fsp > 0 => format!("CURRENT_TIMESTAMP({fsp})"),
+        _ => "CURRENT_TIMESTAMP".into(),
+    }
+}
+
+/// The `Extra` of `SHOW COLUMNS` and `information_schema.COLUMNS.EXTRA`, as MySQL 8 words it
+/// (ORMs compare it to decide whether a column needs altering).
+pub fn column_extra(c: &crate::sql::catalog::ColumnInfo) -> String {
+    if c.auto_increment {
+        return "auto_increment".into();
+    }
+    if let Some(g) = &c.generated {
+        return if g.stored { "STORED GENERATED".into() } else { "VIRTUAL GENERATED".into() };
+    }
+    let mut parts = Vec::new();
+    if matches!(default_display(c), Some((_, false))) {
+        parts.push("DEFAULT_GENERATED".to_string());
+    }
+    if c.on_update_current_timestamp {
+        parts.push(format!("on update {}", on_update_text(c)));
+    }
+    parts.join(" ")
+}
+
 /// `SHOW CREATE TABLE` text, TiDB style.
 pub fn show_create_table(info: &TableInfo) -> String {
     let mut lines = Vec::new();
@@ -897,7 +918,7 @@ pub fn show_create_table(info: &TableInfo) -> String {
             None => {}
         }
         if c.on_update_current_timestamp {
-            l.push_str(" ON UPDATE CURRENT_TIMESTAMP");
+            l.push_str(&format!(" ON UPDATE {}", on_update_text(c)));
         }
         if !c.comment.is_empty() {
             l.push_str(&format!(" COMMENT '{}'", sql_string_body(&c.comment)));
