@@ -526,14 +526,46 @@ impl Session {
                 ));
             }
             cols.push(ci);
-            items.push(format!("{} AS `__set{k}`", a.value));
+            // `SET c = DEFAULT`: the column's default expression.
+            let value = match lit_of(&a.value) {
+                Some(Lit::Default) => info.columns[ci].default.clone().unwrap_or_else(|| "NULL".into()),
+                _ => a.value.to_string(),
+            };
+            items.push(format!("{value} AS `__set{k}`"));
         }
-        let sql = target_select(&items, &name, alias.as_ref(), up.selection.as_ref(), &up.order_by, up.limit.as_ref());
-        let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
         let (mut matched, mut changed) = (0u64, 0u64);
         let changed_cols: HashSet<usize> = cols.iter().copied().collect();
         let stamp = self.on_update_stamp(&info, &changed_cols).await?;
         let fk = if self.foreign_key_checks() { foreign_key::Keys::of(&txn, &info, true)? } else { foreign_key::Keys::off() };
+        // `UPDATE t SET c = 'v', … WHERE id = 7`: the rows by key and literal values, with no plan
+        // (TiDB's Point_Get under an Update).
+        let values: Option<Vec<Source>> = up.assignments.iter().map(|a| literal(&a.value)).collect();
+        if let (Some(values), None) = (values, &up.limit) {
+            if let Some(handles) = self.key_handles(&txn, &info, &db, &name, alias.as_ref(), up.selection.as_ref(), &up.order_by)? {
+                let mut new = Vec::with_capacity(values.len());
+                for (&ci, v) in cols.iter().zip(values) {
+                    let c = &info.columns[ci];
+                    new.push(match v {
+                        Source::Value(v) => coerce(&v, &c.ty, &Target { column: &c.name, row: 1 })?,
+                        Source::Default => self.column_default_value(c).await?,
+                    });
+                }
+                for h in handles {
+                    let Some(old) = table::get_row(&txn, &info, h)? else { continue };
+                    matched += 1;
+                    let mut updated = old.clone();
+                    for (&ci, v) in cols.iter().zip(&new) {
+                        updated.values[ci] = v.clone();
+                    }
+                    if self.write_updated_row(&txn, &info, &fk, &old, updated, &changed_cols, &stamp).await? {
+                        changed += 1;
+                    }
+                }
+                return Ok(self.updated(matched, changed));
+            }
+        }
+        let sql = target_select(&items, &name, alias.as_ref(), up.selection.as_ref(), &up.order_by, up.limit.as_ref());
+        let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
         for b in &batches {
             let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?.clone();
             for r in 0..b.num_rows() {
@@ -550,13 +582,42 @@ impl Session {
                 }
             }
         }
+        Ok(self.updated(matched, changed))
+    }
+
+    /// An UPDATE's answer: rows changed (or matched, with CLIENT_FOUND_ROWS) and MySQL's info text.
+    fn updated(&mut self, matched: u64, changed: u64) -> Output {
         let affected = if self.found_rows_flag { matched } else { changed };
         self.last_row_count = affected as i64;
-        Ok(Output::Ok {
+        Output::Ok {
             affected,
             last_insert_id: 0,
             info: format!("Rows matched: {matched}  Changed: {changed}  Warnings: 0"),
-        })
+        }
+    }
+
+    /// The rows an UPDATE or DELETE names by primary or unique key (`point_get::dml_handles`),
+    /// when its WHERE is such a key and no ORDER BY could change which rows a LIMIT takes.
+    #[allow(clippy::too_many_arguments)]
+    fn key_handles(
+        &self,
+        txn: &Txn,
+        info: &TableInfo,
+        db: &str,
+        name: &ast::ObjectName,
+        alias: Option<&ast::TableAlias>,
+        selection: Option<&Expr>,
+        order_by: &[ast::OrderByExpr],
+    ) -> Result<Option<Vec<i64>>> {
+        let Some(selection) = selection else { return Ok(None) };
+        if !order_by.is_empty() || alias.is_some_and(|a| !a.columns.is_empty()) {
+            return Ok(None);
+        }
+        let qualifier = match alias {
+            Some(a) => a.name.value.to_lowercase(),
+            None => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.to_lowercase()).unwrap_or_default(),
+        };
+        crate::sql::point_get::dml_handles(txn, info, db, &qualifier, alias.is_some(), selection)
     }
 
     // ---- DELETE ------------------------------------------------------------------------------
@@ -574,11 +635,25 @@ impl Session {
         };
         let (db, tname) = self.resolve_name(&name)?;
         let info = Catalog::new(&txn).must_table(&db, &tname)?;
+        let mut affected = 0u64;
+        let refs = if self.foreign_key_checks() { foreign_key::referencing(&txn, &info)? } else { vec![] };
+        // `DELETE FROM t WHERE id = 7`: the rows by key, with no plan.
+        if del.limit.is_none() {
+            if let Some(handles) = self.key_handles(&txn, &info, &db, &name, alias.as_ref(), del.selection.as_ref(), &del.order_by)? {
+                for h in handles {
+                    if let Some(old) = table::get_row(&txn, &info, h)? {
+                        foreign_key::on_parent_delete(&txn, &info, &refs, &old, 0)?;
+                        table::remove_row(&txn, &info, &old)?;
+                        affected += 1;
+                    }
+                }
+                self.last_row_count = affected as i64;
+                return Ok(Output::affected(affected));
+            }
+        }
         let items = vec![format!("`{HANDLE_COLUMN}`")];
         let sql = target_select(&items, &name, alias.as_ref(), del.selection.as_ref(), &del.order_by, del.limit.as_ref());
         let batches = self.select_targets(&sql, &db, &tname, txn.clone()).await?;
-        let mut affected = 0u64;
-        let refs = if self.foreign_key_checks() { foreign_key::referencing(&txn, &info)? } else { vec![] };
         for b in &batches {
             let handles = b.column(0).as_any().downcast_ref::<Int64Array>().ok_or_else(|| SqlError::other("bad handle column"))?;
             for r in 0..b.num_rows() {

@@ -144,26 +144,8 @@ impl PointGet {
             Some(a) => a.name.value.to_lowercase(),
             None => parts.last().unwrap().value.to_lowercase(),
         };
-        let column_of = |e: &Expr| -> Option<usize> {
-            let (q, c) = match e {
-                Expr::Identifier(c) => (None, c),
-                Expr::CompoundIdentifier(ids) => match ids.as_slice() {
-                    [t, c] => (Some(vec![t]), c),
-                    [d, t, c] if alias.is_none() => (Some(vec![d, t]), c),
-                    _ => return None,
-                },
-                _ => return None,
-            };
-            if let Some(q) = q {
-                if q.last().unwrap().value.to_lowercase() != qualifier {
-                    return None;
-                }
-                if q.len() == 2 && !q[0].value.eq_ignore_ascii_case(&db) {
-                    return None;
-                }
-            }
-            table.column_index(&c.value)
-        };
+        let names = Names { table: &table, db: &db, qualifier: &qualifier, aliased: alias.is_some() };
+        let column_of = |e: &Expr| names.column_of(e);
 
         let mut columns = Vec::new();
         for item in &s.projection {
@@ -202,64 +184,13 @@ impl PointGet {
             return Ok(None);
         }
 
-        // WHERE: a conjunction of `column = literal`, `column IN (literals)`, and (for a short
-        // range) `column <op> literal` / `column BETWEEN literal AND literal`.
-        let mut conjuncts = Vec::new();
-        split_and(selection, &mut conjuncts);
-        let mut equal: Vec<(usize, Vec<Literal>)> = Vec::new();
-        let mut compared: Vec<(usize, ast::BinaryOperator, Literal)> = Vec::new();
-        for c in conjuncts {
-            use ast::BinaryOperator as B;
-            let (col, values) = match c {
-                Expr::BinaryOp { left, op: B::Eq, right } => match (column_of(left), literal(right), column_of(right), literal(left)) {
-                    (Some(i), Some(v), _, _) | (_, _, Some(i), Some(v)) => (i, vec![v]),
-                    _ => return Ok(None),
-                },
-                Expr::InList { expr, list, negated: false } => match (column_of(expr), list.iter().map(literal).collect::<Option<Vec<_>>>()) {
-                    (Some(i), Some(vs)) if !vs.is_empty() => (i, vs),
-                    _ => return Ok(None),
-                },
-                Expr::BinaryOp { left, op: op @ (B::Lt | B::LtEq | B::Gt | B::GtEq), right } => {
-                    match (column_of(left), literal(right), column_of(right), literal(left)) {
-                        (Some(i), Some(v), _, _) => compared.push((i, op.clone(), v)),
-                        (_, _, Some(i), Some(v)) => compared.push((i, flip(op), v)),
-                        _ => return Ok(None),
-                    }
-                    continue;
-                }
-                Expr::Between { expr, negated: false, low, high } => match (column_of(expr), literal(low), literal(high)) {
-                    (Some(i), Some(l), Some(h)) => {
-                        compared.push((i, B::GtEq, l));
-                        compared.push((i, B::LtEq, h));
-                        continue;
-                    }
-                    _ => return Ok(None),
-                },
-                _ => return Ok(None),
-            };
-            if equal.iter().any(|(i, _)| *i == col) {
-                return Ok(None);
-            }
-            equal.push((col, values));
-        }
-
-        let key = if compared.is_empty() {
-            match key_of(&table, &equal)? {
-                Some(k) => k,
-                None => return Ok(None),
-            }
-        } else {
-            match range_of(txn, &table, &equal, &compared)? {
-                Some(k) => k,
-                None => return Ok(None),
-            }
-        };
+        let Some(key) = where_key(txn, &names, selection)? else { return Ok(None) };
         Ok(Some(PointGet { table, alias: qualifier, columns, key, limit, offset }))
     }
 
     /// Read the rows in `txn`.
     pub fn run(&self, txn: &Arc<Txn>) -> Result<Output> {
-        let mut handles = match &self.key {
+        let handles = match &self.key {
             Key::Range { access, conds } => {
                 // Reading stops once OFFSET + LIMIT rows have matched.
                 let want = self.limit.map(|l| (l as usize).saturating_add(self.offset as usize));
@@ -267,21 +198,8 @@ impl PointGet {
                 let rows = crate::storage::scan::read_rows_where(&self.table, txn, access, want, &keep)?;
                 return self.output(rows);
             }
-            Key::Handles(h) => h.clone(),
-            Key::Unique { index, tuples } => {
-                let mut hs = Vec::with_capacity(tuples.len());
-                for t in tuples {
-                    if let Some(v) = txn.get(&codec::index_key(self.table.id, index.id, t, None))? {
-                        if let Ok(b) = <[u8; 8]>::try_from(v.as_slice()) {
-                            hs.push(i64::from_be_bytes(b));
-                        }
-                    }
-                }
-                hs
-            }
+            key => key.handles(txn, &self.table)?,
         };
-        handles.sort_unstable();
-        handles.dedup();
         let ids: Vec<u32> = self.columns.iter().map(|(_, i, _)| self.table.columns[*i].id).collect();
         let mut rows = Vec::with_capacity(handles.len());
         for h in handles {
@@ -366,6 +284,127 @@ fn explain_row(id: &str, est_rows: usize, access: String, info: String) -> Outpu
     let arrays: Vec<ArrayRef> = vals.iter().map(|v| Arc::new(StringArray::from(vec![v.as_str()])) as ArrayRef).collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays).expect("five text columns");
     Output::Rows { schema, batches: vec![batch] }
+}
+
+/// How a statement names the columns of its one table: bare, or qualified by its alias (or else
+/// its name, and `db.name`). Table names and aliases are case-insensitive: the planner sees them
+/// in lower case.
+struct Names<'a> {
+    table: &'a TableInfo,
+    db: &'a str,
+    qualifier: &'a str,
+    aliased: bool,
+}
+
+impl Names<'_> {
+    fn column_of(&self, e: &Expr) -> Option<usize> {
+        let (q, c) = match e {
+            Expr::Identifier(c) => (None, c),
+            Expr::CompoundIdentifier(ids) => match ids.as_slice() {
+                [t, c] => (Some(vec![t]), c),
+                [d, t, c] if !self.aliased => (Some(vec![d, t]), c),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        if let Some(q) = q {
+            if q.last().unwrap().value.to_lowercase() != self.qualifier {
+                return None;
+            }
+            if q.len() == 2 && !q[0].value.eq_ignore_ascii_case(self.db) {
+                return None;
+            }
+        }
+        self.table.column_index(&c.value)
+    }
+}
+
+/// The key a WHERE names: a conjunction of `column = literal`, `column IN (literals)` on every
+/// column of the integer primary key or a unique index, or (for a short range) with
+/// `column <op> literal` / `column BETWEEN literal AND literal`; `None` when it is anything else.
+fn where_key(txn: &Txn, names: &Names, selection: &Expr) -> Result<Option<Key>> {
+    // WHERE: a conjunction of `column = literal`, `column IN (literals)`, and (for a short
+    // range) `column <op> literal` / `column BETWEEN literal AND literal`.
+    let mut conjuncts = Vec::new();
+    split_and(selection, &mut conjuncts);
+    let mut equal: Vec<(usize, Vec<Literal>)> = Vec::new();
+    let mut compared: Vec<(usize, ast::BinaryOperator, Literal)> = Vec::new();
+    for c in conjuncts {
+        use ast::BinaryOperator as B;
+        let (col, values) = match c {
+            Expr::BinaryOp { left, op: B::Eq, right } => match (names.column_of(left), literal(right), names.column_of(right), literal(left)) {
+                (Some(i), Some(v), _, _) | (_, _, Some(i), Some(v)) => (i, vec![v]),
+                _ => return Ok(None),
+            },
+            Expr::InList { expr, list, negated: false } => match (names.column_of(expr), list.iter().map(literal).collect::<Option<Vec<_>>>()) {
+                (Some(i), Some(vs)) if !vs.is_empty() => (i, vs),
+                _ => return Ok(None),
+            },
+            Expr::BinaryOp { left, op: op @ (B::Lt | B::LtEq | B::Gt | B::GtEq), right } => {
+                match (names.column_of(left), literal(right), names.column_of(right), literal(left)) {
+                    (Some(i), Some(v), _, _) => compared.push((i, op.clone(), v)),
+                    (_, _, Some(i), Some(v)) => compared.push((i, flip(op), v)),
+                    _ => return Ok(None),
+                }
+                continue;
+            }
+            Expr::Between { expr, negated: false, low, high } => match (names.column_of(expr), literal(low), literal(high)) {
+                (Some(i), Some(l), Some(h)) => {
+                    compared.push((i, B::GtEq, l));
+                    compared.push((i, B::LtEq, h));
+                    continue;
+                }
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        };
+        if equal.iter().any(|(i, _)| *i == col) {
+            return Ok(None);
+        }
+        equal.push((col, values));
+    }
+
+    if compared.is_empty() {
+        key_of(names.table, &equal)
+    } else {
+        range_of(txn, names.table, &equal, &compared)
+    }
+}
+
+/// The rows an UPDATE or DELETE's WHERE names by key, by handle (sorted; a handle may name no
+/// row): when the WHERE is a point get's on the integer primary key or a unique index
+/// ([`where_key`] without ranges), else `None` and the statement is planned as usual.
+pub fn dml_handles(txn: &Txn, table: &TableInfo, db: &str, qualifier: &str, aliased: bool, selection: &Expr) -> Result<Option<Vec<i64>>> {
+    let names = Names { table, db, qualifier, aliased };
+    let Some(key) = where_key(txn, &names, selection)? else { return Ok(None) };
+    match key {
+        Key::Range { .. } => Ok(None),
+        key => key.handles(txn, table).map(Some),
+    }
+}
+
+impl Key {
+    /// The handles of a point or unique key's rows (sorted; a handle may name no row).
+    fn handles(&self, txn: &Txn, table: &TableInfo) -> Result<Vec<i64>> {
+        let mut hs = match self {
+            Key::Handles(h) => h.clone(),
+            Key::Unique { index, tuples } => {
+                let mut hs = Vec::with_capacity(tuples.len());
+                for t in tuples {
+                    if let Some(v) = txn.get(&codec::index_key(table.id, index.id, t, None))? {
+                        if let Ok(b) = <[u8; 8]>::try_from(v.as_slice()) {
+                            hs.push(i64::from_be_bytes(b));
+                        }
+                    }
+                }
+                hs
+            }
+            Key::Range { .. } => vec![],
+        };
+        hs.sort_unstable();
+        hs.dedup();
+        Ok(hs)
+    }
 }
 
 fn flip(op: &ast::BinaryOperator) -> ast::BinaryOperator {
@@ -761,5 +800,57 @@ mod tests {
         // Not a key read: planned as usual.
         assert!(!served_by_key(&mut s, "SELECT * FROM t WHERE v = 10").await);
         assert!(!served_by_key(&mut s, "SELECT * FROM t WHERE id = 1 OR id = 2").await);
+    }
+
+    /// UPDATE and DELETE by primary or unique key (served without a plan) leave the same rows,
+    /// errors and counts as the same statements on a table without keys (always planned).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn dml_by_key_changes_what_the_planner_would() {
+        use rand::{Rng, SeedableRng};
+        let mut s = session();
+        s.run("CREATE TABLE kd (id INT PRIMARY KEY, u VARCHAR(10) UNIQUE, a INT NOT NULL DEFAULT 7, d DECIMAL(5,2))").await.unwrap();
+        s.run("CREATE TABLE pd (id INT, u VARCHAR(10), a INT NOT NULL DEFAULT 7, d DECIMAL(5,2))").await.unwrap();
+        let rows: Vec<String> = (0..40).map(|i| format!("({i}, 'u{i}', {}, {}.5)", i % 5, i)).collect();
+        for t in ["kd", "pd"] {
+            s.run(&format!("INSERT INTO {t} VALUES {}", rows.join(", "))).await.unwrap();
+        }
+        // The fast path takes these WHEREs.
+        let txn = std::sync::Arc::new(s.engine.store.begin().unwrap());
+        let info = Catalog::new(&txn).must_table("test", "kd").unwrap();
+        for w in ["id = 3", "kd.id IN (1, 2, 99)", "u = 'u5'", "test.kd.u IN ('u1', 'x')"] {
+            let e = crate::sql::dml::parse_expr(w).unwrap();
+            assert!(dml_handles(&txn, &info, "test", "kd", false, &e).unwrap().is_some(), "{w}");
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for round in 0..300 {
+            let id = rng.gen_range(-2..45);
+            let wh = match rng.gen_range(0..5) {
+                0 => format!("id = {id}"),
+                1 => format!("id IN ({id}, {}, {})", rng.gen_range(0..45), rng.gen_range(0..45)),
+                2 => format!("u = 'u{id}'"),
+                3 => format!("u IN ('u{id}', 'nope', 'u{}')", rng.gen_range(0..45)),
+                _ => format!("'{id}' = id"),
+            };
+            let set = match rng.gen_range(0..6) {
+                0 => format!("a = {}", rng.gen_range(-3..9)),
+                1 => "a = DEFAULT".to_string(),
+                2 => format!("d = '{}.25', a = '{}'", rng.gen_range(-99..99), rng.gen_range(0..4)),
+                3 => "a = NULL".to_string(),
+                4 => format!("d = {}.125", rng.gen_range(0..9)),
+                _ => "d = NULL, a = 1".to_string(),
+            };
+            let delete = rng.gen_range(0..4) == 0;
+            let stmt = |t: &str| if delete { format!("DELETE FROM {t} WHERE {wh}") } else { format!("UPDATE {t} SET {set} WHERE {wh}") };
+            let (k, p) = (stmt("kd"), stmt("pd"));
+            let (rk, rp) = (s.run(&k).await, s.run(&p).await);
+            match (rk, rp) {
+                (Ok(Output::Ok { affected: a, info: i, .. }), Ok(Output::Ok { affected: b, info: j, .. })) => assert_eq!((a, i), (b, j), "round {round}: {k}"),
+                (Err(a), Err(b)) => assert_eq!((a.code, a.message), (b.code, b.message), "round {round}: {k}"),
+                (a, b) => panic!("round {round}: {k}: {:?} vs {:?}", a.map(|_| ()), b.map(|_| ())),
+            }
+            let (_, want) = answer(&mut s, "SELECT * FROM pd ORDER BY id").await.unwrap();
+            let (_, got) = answer(&mut s, "SELECT * FROM kd ORDER BY id").await.unwrap();
+            assert_eq!(got, want, "round {round}: {k}");
+        }
     }
 }

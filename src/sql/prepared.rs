@@ -232,7 +232,8 @@ impl Session {
             Statement::Update(up) => {
                 // The WHERE clause and the assigned values are checked by planning them as a
                 // SELECT over the same tables; the assigned columns against the table.
-                let mut items: Vec<String> = up.assignments.iter().map(|a| a.value.to_string()).collect();
+                let is_default = |e: &ast::Expr| matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+                let mut items: Vec<String> = up.assignments.iter().map(|a| if is_default(&a.value) { "NULL".into() } else { a.value.to_string() }).collect();
                 if items.is_empty() {
                     items.push("1".into());
                 }
