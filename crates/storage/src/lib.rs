@@ -25,6 +25,7 @@
 
 pub mod codec;
 pub mod kv;
+mod memtable;
 pub mod redb_kv;
 pub mod txn;
 pub mod wal;

@@ -1,13 +1,15 @@
 //! The on-disk [`Kv`]: one redb file holding one table of `bytes -> bytes`.
 //!
 //! A transaction commit reaches this module as one batch. [`RedbKv::write`]
-//! logs it in the write-ahead log (`crate::wal`: one append, one sync), then
-//! applies every put and delete to the table in a redb commit with
-//! [`Durability::None`]; every few MB of log a durable redb commit (a
-//! checkpoint) makes the file itself current and the log starts over. `Ok`
-//! means the batch is on disk (in the log). Opening the store replays the
-//! log's records into redb. A [`RedbKv::snapshot`] is a redb read transaction;
-//! later commits never show through it.
+//! logs it in the active write-ahead log (`crate::wal`: one append, one sync),
+//! then adds it to the active memtable (`crate::memtable`) under the next
+//! sequence number. Every few MB of log the pair rotates: commits go on into
+//! the other log and a new memtable, while a background checkpoint writes the
+//! frozen memtable to redb in one durable commit and then resets its log. `Ok`
+//! means the batch is on disk (in a log). Opening the store replays both logs'
+//! records into redb, the older epoch first. A [`RedbKv::snapshot`] is a redb
+//! read transaction with the memtables as they were laid over it; later
+//! commits never show through it.
 //!
 //! Why redb:
 //! - **Single file**, nothing else to manage or back up.
@@ -42,6 +44,7 @@ use parking_lot::RwLock;
 use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, TableDefinition};
 
 use crate::kv::{scan_bounds, Kv, Snapshot};
+use crate::memtable::{Memtable, Overlay};
 use crate::wal::{self, Wal};
 use crate::{Error, Result};
 
@@ -80,30 +83,60 @@ struct Inner {
     poisoned: AtomicBool,
     /// That I/O error's text (the cause later writes are refused for).
     fault: parking_lot::Mutex<String>,
-    /// The write-ahead log. Held for the whole of a write, so the log's order is redb's.
-    wal: parking_lot::Mutex<Wal>,
+    /// The two write-ahead logs: commits append to `logs[active]`; the other one is empty, or
+    /// holds what the running checkpoint is writing to redb.
+    logs: [parking_lot::Mutex<Wal>; 2],
+    /// Which log takes appends. Held for the whole of a write, so the logs' order is the
+    /// memtables'.
+    active: parking_lot::Mutex<usize>,
+    mem: RwLock<MemState>,
+    /// The background checkpoint, while one runs.
+    inflight: parking_lot::Mutex<Option<std::thread::JoinHandle<std::result::Result<(), redb::Error>>>>,
 }
 
-/// Opens the database and its log, and applies the log's records in one durable commit (the
-/// log then starts over).
-fn open_database(path: &Path) -> Result<(Database, Wal)> {
+/// The active log's writes (`active`), the frozen log's while its checkpoint runs (`frozen`),
+/// and the sequence number of the last write.
+struct MemState {
+    active: Arc<Memtable>,
+    frozen: Option<Arc<Memtable>>,
+    seq: u64,
+}
+
+impl MemState {
+    fn empty(seq: u64) -> MemState {
+        MemState { active: Arc::new(Memtable::default()), frozen: None, seq }
+    }
+}
+
+/// Opens the database and its two logs, and applies the logs' records (the older epoch's first)
+/// in one durable commit; both logs then start over.
+fn open_database(path: &Path) -> Result<(Database, [Wal; 2])> {
     let db = Database::create(path).map_err(redb_err)?;
-    let (mut log, batches) = Wal::open(&path.with_extension("wal"))?;
+    let (a, mut first) = Wal::open(&path.with_extension("wal"))?;
+    let (b, mut second) = Wal::open(&path.with_extension("wal2"))?;
+    if b.epoch() < a.epoch() {
+        std::mem::swap(&mut first, &mut second);
+    }
     // Creating the table up front lets read transactions always open it.
     let mut txn = db.begin_write().map_err(redb_err)?;
     txn.set_durability(Durability::Immediate).map_err(redb_err)?;
     {
         let mut table = txn.open_table(TABLE).map_err(redb_err)?;
-        for batch in &batches {
+        for batch in first.iter().chain(&second) {
             apply(&mut table, batch).map_err(redb_err)?;
         }
     }
     txn.commit().map_err(redb_err)?;
-    if !batches.is_empty() {
-        tracing::info!("applied {} committed batches from the write-ahead log", batches.len());
+    let n = first.len() + second.len();
+    if n > 0 {
+        tracing::info!("applied {n} committed batches from the write-ahead logs");
     }
-    log.reset()?;
-    Ok((db, log))
+    let mut logs = [a, b];
+    let top = logs[0].epoch().max(logs[1].epoch());
+    logs[1].reset_after(top)?;
+    let top = logs[1].epoch();
+    logs[0].reset_after(top)?;
+    Ok((db, logs))
 }
 
 fn apply(table: &mut redb::Table<&[u8], &[u8]>, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), redb::StorageError> {
@@ -116,16 +149,26 @@ fn apply(table: &mut redb::Table<&[u8], &[u8]>, batch: &[(Vec<u8>, Option<Vec<u8
     Ok(())
 }
 
+impl Drop for RedbKv {
+    /// A checkpoint still writing holds the file: it ends before the store does.
+    fn drop(&mut self) {
+        let _ = self.inner.finish_checkpoint(None);
+    }
+}
+
 impl RedbKv {
     /// Opens the database file at `path`, creating it if missing.
     pub fn open(path: &Path) -> Result<RedbKv> {
-        let (db, log) = open_database(path)?;
+        let (db, [a, b]) = open_database(path)?;
         let inner = Inner {
             path: path.to_path_buf(),
             db: RwLock::new(Some(Arc::new(db))),
             poisoned: AtomicBool::new(false),
             fault: parking_lot::Mutex::new(String::new()),
-            wal: parking_lot::Mutex::new(log),
+            logs: [parking_lot::Mutex::new(a), parking_lot::Mutex::new(b)],
+            active: parking_lot::Mutex::new(0),
+            mem: RwLock::new(MemState::empty(0)),
+            inflight: parking_lot::Mutex::new(None),
         };
         Ok(RedbKv { inner: Arc::new(inner) })
     }
@@ -157,6 +200,99 @@ impl RedbKv {
 }
 
 impl Inner {
+    /// Waits for the running checkpoint, if any; its error if it failed. A failed checkpoint
+    /// leaves its memtable frozen and its log (`frozen_log`) as they are: with `Some(frozen_log)`
+    /// it is tried again here, before that log may be reused.
+    fn finish_checkpoint(&self, frozen_log: Option<usize>) -> std::result::Result<(), redb::Error> {
+        if let Some(h) = self.inflight.lock().take() {
+            h.join().unwrap_or_else(|_| Err(redb::Error::Io(std::io::Error::other("the checkpoint thread panicked"))))?;
+        }
+        let Some(log) = frozen_log else { return Ok(()) };
+        let Some(frozen) = self.mem.read().frozen.clone() else { return Ok(()) };
+        let db = self.current().map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
+        write_batch(&db, &frozen.latest(), Durability::Immediate)?;
+        self.mem.write().frozen = None;
+        reset_log(&mut self.logs[log].lock());
+        Ok(())
+    }
+
+    /// Commits go on in the other log and a new memtable; a background checkpoint writes the
+    /// frozen memtable to redb durably, then resets the frozen log.
+    fn rotate(self: &Arc<Self>, db: &Arc<Database>, active: &mut usize) -> std::result::Result<(), redb::Error> {
+        // The previous checkpoint must be done: its log is the one that takes over.
+        self.finish_checkpoint(Some(1 - *active))?;
+        let (old, new) = (*active, 1 - *active);
+        let epoch = self.logs[old].lock().epoch();
+        self.logs[new].lock().reset_after(epoch).map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
+        let frozen = {
+            let mut st = self.mem.write();
+            let frozen = std::mem::replace(&mut st.active, Arc::new(Memtable::default()));
+            st.frozen = Some(frozen.clone());
+            frozen
+        };
+        *active = new;
+        let (inner, db) = (Arc::clone(self), Arc::clone(db));
+        let handle = std::thread::Builder::new()
+            .name("redb-checkpoint".into())
+            .spawn(move || {
+                write_batch(&db, &frozen.latest(), Durability::Immediate)?;
+                inner.mem.write().frozen = None;
+                // Its records are in redb now; should the reset fail, replaying them is harmless.
+                if let Err(e) = inner.logs[old].lock().reset() {
+                    tracing::warn!("write-ahead log reset failed: {e}");
+                }
+                Ok(())
+            })
+            .map_err(redb::Error::Io)?;
+        *self.inflight.lock() = Some(handle);
+        Ok(())
+    }
+
+    /// Log `batch` and add it to the memtable; the pair rotates when the log has grown. A batch
+    /// too big for a log goes to redb with the memtable in one durable commit instead.
+    /// `Ok(Some(e))`: the batch is written, but the rotation after it failed with `e`.
+    fn logged_write(self: &Arc<Self>, db: &Arc<Database>, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<Option<redb::Error>, redb::Error> {
+        let mut active = self.active.lock();
+        if !Wal::ever_fits(batch) {
+            self.finish_checkpoint(Some(1 - *active))?;
+            let mem = self.mem.read().active.clone();
+            let mut writes = mem.latest();
+            writes.extend_from_slice(batch);
+            write_batch(db, &writes, Durability::Immediate)?;
+            {
+                let mut st = self.mem.write();
+                let seq = st.seq + 1;
+                *st = MemState::empty(seq);
+            }
+            reset_log(&mut self.logs[*active].lock());
+            return Ok(None);
+        }
+        if !self.logs[*active].lock().fits(batch) {
+            self.rotate(db, &mut active)?;
+        }
+        let used = {
+            let mut log = self.logs[*active].lock();
+            if let Err(e) = log.append(batch) {
+                return Err(redb::Error::Io(std::io::Error::other(e.to_string())));
+            }
+            log.used()
+        };
+        {
+            let mut st = self.mem.write();
+            let seq = st.seq + 1;
+            st.active.insert(seq, batch);
+            st.seq = seq;
+        }
+        if used >= wal::CHECKPOINT_BYTES {
+            // The batch is durable in the log already, so a failed rotation fails nothing (the
+            // next one, or the healer's reopen, catches up).
+            if let Err(e) = self.rotate(db, &mut active) {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
     fn current(&self) -> Result<Arc<Database>> {
         self.db.read().clone().ok_or_else(|| Error::Storage("the data file is being reopened after an I/O error; try again".into()))
     }
@@ -182,9 +318,18 @@ impl Inner {
         };
         // The file lock is released with the last handle, before the file is opened again.
         *slot = None;
-        let mut log = self.wal.lock();
-        let (db, fresh) = open_database(&self.path).map_err(|_| NotReopened::Open)?;
-        *log = fresh;
+        let mut active = self.active.lock();
+        // A checkpoint that ran (it held the file, so it has ended) is superseded by the replay.
+        if let Some(h) = self.inflight.lock().take() {
+            let _ = h.join();
+        }
+        let (db, [a, b]) = open_database(&self.path).map_err(|_| NotReopened::Open)?;
+        *self.logs[0].lock() = a;
+        *self.logs[1].lock() = b;
+        *active = 0;
+        // The logs' records are in redb now: the memtables start over with the logs.
+        let seq = self.mem.read().seq;
+        *self.mem.write() = MemState::empty(seq);
         *slot = Some(Arc::new(db));
         self.poisoned.store(false, Ordering::SeqCst);
         Ok(())
@@ -220,36 +365,6 @@ fn write_batch(db: &Database, batch: &[(Vec<u8>, Option<Vec<u8>>)], durability: 
     Ok(())
 }
 
-/// Log `batch`, then apply it without a sync; a checkpoint when the log has grown. A batch too
-/// big for the log is committed durably instead (which also makes everything before it durable).
-/// `Ok(Some(e))`: the batch is written, but the checkpoint after it failed with `e`.
-fn logged_write(db: &Database, log: &mut Wal, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<Option<redb::Error>, redb::Error> {
-    if !log.fits(batch) {
-        write_batch(db, batch, Durability::Immediate)?;
-        reset_log(log);
-        return Ok(None);
-    }
-    if let Err(e) = log.append(batch) {
-        return Err(redb::Error::Io(std::io::Error::other(e.to_string())));
-    }
-    if let Err(e) = write_batch(db, batch, Durability::None) {
-        // Told it failed, so it must not come back at recovery.
-        if let Err(r) = log.revoke_last(batch) {
-            tracing::error!("a failed write could not be removed from the write-ahead log ({r}): a restart may apply it");
-        }
-        return Err(e);
-    }
-    if log.used() >= wal::CHECKPOINT_BYTES {
-        // The batch is durable in the log already, so a failed checkpoint fails nothing (the
-        // next one, or the healer's reopen, catches up).
-        match write_batch(db, &[], Durability::Immediate) {
-            Ok(()) => reset_log(log),
-            Err(e) => return Ok(Some(e)),
-        }
-    }
-    Ok(None)
-}
-
 fn reset_log(log: &mut Wal) {
     // Everything logged is durable in redb now; should the reset fail, replaying the old
     // records again later is harmless.
@@ -269,10 +384,21 @@ fn redb_err(e: impl Into<redb::Error>) -> Error {
 impl Kv for RedbKv {
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
         let db = self.inner.current()?;
+        // The memtable and the redb root are taken together: a checkpoint writes redb and then
+        // starts a new memtable, all under the log's lock, so no commit lands between the two.
+        let st = self.inner.mem.read();
+        let layers: Vec<Arc<Memtable>> = std::iter::once(&st.active).chain(st.frozen.as_ref()).filter(|m| !m.is_empty()).cloned().collect();
+        let seq = st.seq;
         let txn = db.begin_read().map_err(redb_err)?;
+        drop(st);
         // The table handle keeps the read transaction (and its MVCC root) alive.
         let table = txn.open_table(TABLE).map_err(redb_err)?;
-        Ok(Box::new(RedbSnapshot { table, _db: db }))
+        let base = Box::new(RedbSnapshot { table, _db: db });
+        // Later commits get later numbers: an empty memtable stays empty for this snapshot.
+        if layers.is_empty() {
+            return Ok(base);
+        }
+        Ok(Box::new(Overlay { base, layers, seq }))
     }
 
     fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
@@ -284,7 +410,7 @@ impl Kv for RedbKv {
             )));
         }
         let db = self.inner.current()?;
-        let r = logged_write(&db, &mut self.inner.wal.lock(), batch);
+        let r = self.inner.logged_write(&db, batch);
         drop(db);
         match r {
             Ok(None) => Ok(()),
@@ -397,5 +523,88 @@ mod tests {
         assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(s.get(b"b").unwrap(), None);
         assert_eq!(s.scan(b"b", b"d", 10, false).unwrap().len(), 1);
+    }
+
+    /// Random batches over few keys, big enough that checkpoints happen: every snapshot, old or
+    /// new, reads (get, scans both ways with limits, the lending scan) exactly the model's state
+    /// at its time; and a reopen reads the last state.
+    #[test]
+    fn memtable_overlay_matches_a_model() {
+        use std::collections::BTreeMap;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.redb");
+        let mut seed = 0x2545F4914F6CDD1Du64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let kv = RedbKv::open(&path).unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut kept: Vec<(Box<dyn Snapshot>, BTreeMap<Vec<u8>, Vec<u8>>)> = Vec::new();
+        let mut checkpoints = 0;
+        for round in 0..400 {
+            let mut batch = Vec::new();
+            for _ in 0..rnd(8) + 1 {
+                let k = vec![b'a' + rnd(5) as u8, b'a' + rnd(5) as u8];
+                if rnd(3) == 0 {
+                    batch.push((k, None));
+                } else {
+                    // Big values now and then, so the log fills and checkpoints run.
+                    let len = if rnd(4) == 0 { 60_000 } else { 8 };
+                    batch.push((k, Some(vec![b'0' + (round % 10) as u8; len])));
+                }
+            }
+            let active_before = *kv.inner.active.lock();
+            kv.write(&batch).unwrap();
+            if *kv.inner.active.lock() != active_before {
+                checkpoints += 1;
+            }
+            for (k, v) in &batch {
+                match v {
+                    Some(v) => model.insert(k.clone(), v.clone()),
+                    None => model.remove(k),
+                };
+            }
+            if rnd(5) == 0 {
+                kept.push((kv.snapshot().unwrap(), model.clone()));
+            }
+            if kept.len() > 6 {
+                kept.remove(rnd(kept.len() as u64) as usize);
+            }
+            let now = (kv.snapshot().unwrap(), model.clone());
+            for (snap, want) in kept.iter().chain(std::iter::once(&now)) {
+                let key = vec![b'a' + rnd(5) as u8, b'a' + rnd(5) as u8];
+                assert_eq!(snap.get(&key).unwrap().as_ref(), want.get(&key), "round {round} get {key:?}");
+                let (mut lo, mut hi) = (vec![b'a' + rnd(6) as u8], vec![b'a' + rnd(6) as u8, b'c']);
+                if lo > hi {
+                    std::mem::swap(&mut lo, &mut hi);
+                }
+                if rnd(4) == 0 {
+                    hi.clear();
+                }
+                let limit = rnd(30) as usize;
+                let reverse = rnd(2) == 0;
+                let in_range = want.iter().filter(|(k, _)| **k >= lo && (hi.is_empty() || **k < hi)).map(|(k, v)| (k.clone(), v.clone()));
+                let expect: Vec<_> = if reverse { in_range.rev().take(limit).collect() } else { in_range.take(limit).collect() };
+                assert_eq!(snap.scan(&lo, &hi, limit, reverse).unwrap(), expect, "round {round} scan {lo:?}..{hi:?} {limit} {reverse}");
+                let mut lent = Vec::new();
+                snap.scan_visit(&lo, &hi, &mut |k, v| {
+                    lent.push((k.to_vec(), v.to_vec()));
+                    true
+                })
+                .unwrap();
+                let all: Vec<_> = want.iter().filter(|(k, _)| **k >= lo && (hi.is_empty() || **k < hi)).map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(lent, all, "round {round} scan_visit {lo:?}..{hi:?}");
+            }
+        }
+        assert!(checkpoints >= 3, "only {checkpoints} checkpoints ran");
+        drop(kept);
+        drop(kv);
+        let kv = RedbKv::open(&path).unwrap();
+        let s = kv.snapshot().unwrap();
+        let all: BTreeMap<Vec<u8>, Vec<u8>> = s.scan(b"", b"", usize::MAX, false).unwrap().into_iter().collect();
+        assert_eq!(all, model);
     }
 }

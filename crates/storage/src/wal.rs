@@ -7,9 +7,10 @@
 //! 1. [`Wal::append`] writes the batch as one record at the log's tail and syncs it: from here
 //!    the batch survives a crash.
 //! 2. The batch is applied to redb with `Durability::None` (visible to new snapshots, not synced).
-//! 3. Every [`CHECKPOINT_BYTES`] of log (or when the log is full) a durable redb commit makes
-//!    everything applied so far durable in the database file, and [`Wal::reset`] starts the log
-//!    over under a new epoch.
+//! 3. Every [`CHECKPOINT_BYTES`] of log (or when the log is full) commits go on in the other log
+//!    of a pair while a durable redb commit makes everything in this one durable in the
+//!    database file; then [`Wal::reset`] starts it over under a new epoch. Of the two logs, the
+//!    one of the older epoch holds the older records.
 //!
 //! On open, the records of the current epoch are read in order until the first one that is torn
 //! (a crash during its write: it was never acknowledged) and applied again in one durable commit.
@@ -163,12 +164,24 @@ impl Wal {
     /// Starts the log over (everything logged is durable elsewhere now): a new epoch in the
     /// header makes every older record stale.
     pub fn reset(&mut self) -> Result<()> {
+        self.reset_after(self.epoch)
+    }
+
+    /// The epoch of this log's records: of two logs, the records of the older epoch came first.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// [`Wal::reset`] to an epoch above both this log's and `other` (the other log of a pair),
+    /// so that this log's next records replay after the other's.
+    pub fn reset_after(&mut self, other: u64) -> Result<()> {
+        let epoch = self.epoch.max(other) + 1;
         let mut head = Vec::with_capacity(12);
         head.extend_from_slice(&MAGIC.to_le_bytes());
-        head.extend_from_slice(&(self.epoch + 1).to_le_bytes());
+        head.extend_from_slice(&epoch.to_le_bytes());
         self.file.write_all_at(&head, 0).map_err(io)?;
         self.file.sync_data().map_err(io)?;
-        self.epoch += 1;
+        self.epoch = epoch;
         self.next_seq = 0;
         self.tail = HEADER;
         Ok(())
