@@ -18,7 +18,9 @@
 //!    (TiKV) can replace the local one later. [`MemKv`] implements it in
 //!    memory for tests.
 //! 4. [`redb_kv`] implements [`Kv`] on a single redb file, which provides
-//!    durability and crash safety.
+//!    durability and crash safety; commits reach it through a write-ahead
+//!    log ([`wal`]) and an in-memory table of recent writes (`memtable`),
+//!    and reach the file in background checkpoints.
 //!
 //! Most callers only need [`Store::open`] (or [`Store::in_memory`]),
 //! [`Store::begin`] and the [`Txn`] methods.
