@@ -84,6 +84,7 @@ impl KvScanExec {
         }
         // A failed read here only loses the order; the scan reports it when it runs.
         let access = access::ordered(&self.txn, &self.table, &self.access, &self.filters, &keys, desc, limited, &self.hints).ok()??;
+        let access = access::covering(&self.table, &access, &self.filters, &self.projection).unwrap_or(access);
         Some(KvScanExec {
             table: self.table.clone(),
             txn: self.txn.clone(),
@@ -202,7 +203,8 @@ enum Cursor {
     Range { next: Vec<u8>, end: Vec<u8> },
     /// Key ranges still to read in order (the first is the current one, narrowed as it is read):
     /// row keys, or entries of `index` whose rows are then read by handle.
-    Ordered { ranges: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>, desc: bool, index: Option<IndexInfo> },
+    /// With `covering`, the rows are made from the index entries (`Covering`), none is read.
+    Ordered { ranges: std::collections::VecDeque<(Vec<u8>, Vec<u8>)>, desc: bool, index: Option<IndexInfo>, covering: Option<Covering> },
     /// The handles still to read.
     Handles { handles: Vec<i64>, at: usize },
     Done,
@@ -222,12 +224,16 @@ impl Cursor {
                 Cursor::Range { next, end }
             }
             Access::Handles { handles, .. } | Access::IndexRangeScan { handles, .. } => Cursor::Handles { handles: handles.clone(), at: 0 },
-            Access::Ordered { index, ranges, desc, .. } => {
+            Access::Ordered { index, ranges, desc, covering, .. } => {
                 let mut ranges: std::collections::VecDeque<_> = ranges.iter().cloned().collect();
                 if *desc {
                     ranges.make_contiguous().reverse();
                 }
-                Cursor::Ordered { ranges, desc: *desc, index: index.clone() }
+                let covering = match index {
+                    Some(ix) if *covering => Some(Covering::new(table, ix)),
+                    _ => None,
+                };
+                Cursor::Ordered { ranges, desc: *desc, index: index.clone(), covering }
             }
         }
     }
@@ -308,12 +314,19 @@ impl Reader {
                     self.cursor = Cursor::Done;
                 }
             }
-            Cursor::Ordered { ranges, desc, index } => {
+            Cursor::Ordered { ranges, desc, index, covering } => {
                 while n < want {
                     let Some((start, end)) = ranges.front_mut() else { break };
                     let entries = self.txn.scan(start, end, want - n, *desc)?;
                     let exhausted = entries.len() < want - n;
                     for (k, v) in &entries {
+                        if let (Some(cover), Some(ix)) = (covering.as_ref(), index.as_ref()) {
+                            if !count_only {
+                                rows.push(cover.row(&self.table, ix, k, v)?);
+                            }
+                            n += 1;
+                            continue;
+                        }
                         let (handle, row) = match index {
                             None => (codec::decode_row_key_handle(k)?, None),
                             Some(ix) => {
@@ -390,6 +403,44 @@ pub fn read_rows_where(table: &TableInfo, txn: &Arc<Txn>, access: &Access, want:
     }
     out.truncate(want);
     Ok(out)
+}
+
+/// How a covering read makes a row from an index entry: where each of the index's columns goes
+/// (its position in the table, and its decimal scale), and where the handle goes.
+struct Covering {
+    places: Vec<(usize, Option<u8>)>,
+    handle: Option<(usize, bool)>,
+}
+
+impl Covering {
+    fn new(table: &TableInfo, index: &IndexInfo) -> Covering {
+        let places = index
+            .columns
+            .iter()
+            .filter_map(|c| table.column_index(c))
+            .map(|i| (i, match table.columns[i].ty { crate::sql::types::SqlType::Decimal { scale, .. } => Some(scale), _ => None }))
+            .collect();
+        let handle = table.pk_handle.as_ref().and_then(|c| table.column_index(c)).map(|i| {
+            (i, matches!(table.columns[i].ty, crate::sql::types::SqlType::Int { unsigned: true, .. }))
+        });
+        Covering { places, handle }
+    }
+
+    fn row(&self, table: &TableInfo, index: &IndexInfo, key: &[u8], value: &[u8]) -> Result<Row> {
+        let h = access::entry_handle(index, key, value)?;
+        let mut values = vec![Datum::Null; table.columns.len()];
+        for ((i, scale), d) in self.places.iter().zip(codec::decode_index_values(key, index.columns.len())?) {
+            values[*i] = match (d, scale) {
+                // Keys keep a decimal at its smallest scale; the column's is the row's.
+                (Datum::Decimal { value, scale: s }, Some(want)) if s < *want => Datum::Decimal { value: value * 10i128.pow((*want - s) as u32), scale: *want },
+                (d, _) => d,
+            };
+        }
+        if let Some((i, unsigned)) = self.handle {
+            values[i] = if unsigned { Datum::UInt(h as u64) } else { Datum::Int(h) };
+        }
+        Ok(Row { handle: h, values })
+    }
 }
 
 /// Decoded rows as a batch of the projected columns; `n` rows when no column is projected.

@@ -457,6 +457,7 @@ impl TableProvider for KvTable {
             Some(p) => p.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
+        let access = access::covering(&self.info, &access, filters, &projection).unwrap_or(access);
         let schema = Arc::new(self.schema.project(&projection)?);
         let limit = if filters.is_empty() { limit } else { None };
         Ok(Arc::new(KvScanExec::new(self.info.clone(), self.txn.clone(), access, filters.to_vec(), self.hints.clone(), projection, schema, limit)))

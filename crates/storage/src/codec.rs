@@ -313,6 +313,82 @@ fn encode_decimal_cmp(buf: &mut Vec<u8>, value: i128, scale: u8) {
     }
 }
 
+/// Reads one value written by [`encode_key_datum`] from the front of `buf` and advances it: an
+/// index entry's key gives back its column values (a covering read needs no row). A decimal
+/// comes back at its smallest scale (12.30 as 12.3).
+pub fn decode_key_datum(buf: &mut &[u8]) -> Result<Datum> {
+    fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+        if buf.len() < n {
+            return Err(Error::Corrupt("index key ends inside a value".into()));
+        }
+        let (head, rest) = buf.split_at(n);
+        *buf = rest;
+        Ok(head)
+    }
+    let flag = take(buf, 1)?[0];
+    Ok(match flag {
+        FLAG_NULL => Datum::Null,
+        FLAG_INT => Datum::Int(decode_i64_cmp(take(buf, 8)?)?),
+        FLAG_UINT => Datum::UInt(u64::from_be_bytes(take(buf, 8)?.try_into().expect("8"))),
+        FLAG_FLOAT => {
+            let bits = u64::from_be_bytes(take(buf, 8)?.try_into().expect("8"));
+            Datum::Float(f64::from_bits(if bits & SIGN_BIT != 0 { bits & !SIGN_BIT } else { !bits }))
+        }
+        FLAG_BYTES => {
+            let mut out = Vec::new();
+            loop {
+                let group = take(buf, GROUP + 1)?;
+                let pad = (GROUP_MARKER - group[GROUP]) as usize;
+                if pad > GROUP {
+                    return Err(Error::Corrupt("bad group marker in an index key".into()));
+                }
+                out.extend_from_slice(&group[..GROUP - pad]);
+                if pad > 0 {
+                    break;
+                }
+            }
+            Datum::Bytes(out)
+        }
+        FLAG_DECIMAL => {
+            let class = take(buf, 1)?[0];
+            if class == DEC_ZERO {
+                return Ok(Datum::Decimal { value: 0, scale: 0 });
+            }
+            let neg = class == DEC_NEG;
+            let byte = |b: u8| if neg { !b } else { b };
+            let e = take(buf, 2)?;
+            let exp = (u16::from_be_bytes([byte(e[0]), byte(e[1])]) ^ 0x8000) as i16 as i32;
+            let mut mag: i128 = 0;
+            let mut n: i32 = 0;
+            loop {
+                let b = byte(take(buf, 1)?[0]);
+                if b == 0 {
+                    break;
+                }
+                let pair = (b - 1) as i128;
+                mag = mag.checked_mul(100).and_then(|m| m.checked_add(pair)).ok_or_else(|| Error::Corrupt("decimal too long in an index key".into()))?;
+                n += 2;
+            }
+            // mag holds n digits: the value is 0.digits × 10^exp.
+            let (mut value, mut scale) = if exp >= n { (mag * 10i128.pow((exp - n) as u32), 0) } else { (mag, (n - exp) as u8) };
+            while scale > 0 && value % 10 == 0 {
+                value /= 10;
+                scale -= 1;
+            }
+            Datum::Decimal { value: if neg { -value } else { value }, scale }
+        }
+        FLAG_DATE => Datum::Date((u32::from_be_bytes(take(buf, 4)?.try_into().expect("4")) ^ (1 << 31)) as i32),
+        FLAG_DATETIME => Datum::DateTime(decode_i64_cmp(take(buf, 8)?)?),
+        other => return Err(Error::Corrupt(format!("unknown key value flag {other:#x}"))),
+    })
+}
+
+/// The column values of an index entry's key (`count` of them, after the index prefix).
+pub fn decode_index_values(key: &[u8], count: usize) -> Result<Vec<Datum>> {
+    let mut rest = key.get(INDEX_PREFIX_LEN..).ok_or_else(|| Error::Corrupt("not an index key".into()))?;
+    (0..count).map(|_| decode_key_datum(&mut rest)).collect()
+}
+
 // ---------------------------------------------------------------- rows ----
 
 const ROW_VERSION: u8 = 1;
@@ -957,5 +1033,32 @@ mod tests {
         long_varint.extend([0xff; 30]);
         assert!(decode_row(&long_varint).is_err());
         assert!(matches!(decode_row(&[1, 1]), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn key_values_decode_to_what_was_encoded() {
+        let values = vec![
+            Datum::Null,
+            Datum::Int(-5),
+            Datum::Int(i64::MAX),
+            Datum::UInt(u64::MAX),
+            Datum::Float(-2.5),
+            Datum::Float(1e300),
+            Datum::Bytes(b"".to_vec()),
+            Datum::Bytes(b"exactly8".to_vec()),
+            Datum::Bytes(b"a longer text value".to_vec()),
+            Datum::Decimal { value: -1234, scale: 2 },
+            Datum::Decimal { value: 5, scale: 0 },
+            Datum::Decimal { value: 1200, scale: 0 },
+            Datum::Decimal { value: 7, scale: 4 },
+            Datum::Decimal { value: 0, scale: 0 },
+            Datum::Date(-3),
+            Datum::DateTime(1_700_000_000_123_456),
+        ];
+        let key = index_key(7, 3, &values, Some(42));
+        assert_eq!(decode_index_values(&key, values.len()).unwrap(), values);
+        assert_eq!(decode_index_key_handle(&key).unwrap(), 42);
+        // 12.30 comes back as 12.3.
+        assert_eq!(decode_index_values(&index_key(1, 1, &[Datum::Decimal { value: 1230, scale: 2 }], None), 1).unwrap(), vec![Datum::Decimal { value: 123, scale: 1 }]);
     }
 }
