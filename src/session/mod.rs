@@ -32,6 +32,7 @@ use crate::sql::{functions, parser, variables};
 mod accounts;
 mod locking;
 pub mod temporary;
+pub mod user_locks;
 
 /// The result of one statement.
 #[derive(Debug)]
@@ -75,6 +76,8 @@ pub struct Engine {
     pub accounts: crate::privileges::AccountCache,
     /// Row locks of pessimistic transactions.
     pub locks: crate::storage::locks::LockTable,
+    /// `GET_LOCK`'s named locks.
+    pub user_locks: user_locks::UserLocks,
 }
 
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
@@ -172,6 +175,7 @@ impl Engine {
             stats: Arc::new(crate::stats::ServerStats::new()),
             accounts,
             locks: Default::default(),
+            user_locks: Default::default(),
         }))
     }
 
@@ -232,6 +236,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.drop_temporary_tables();
         self.release_locks();
+        self.engine.user_locks.release_all(self.connection_id);
         self.engine.connections.unregister(self.connection_id, &self.interrupt);
         self.engine.stats.unregister(self.connection_id);
     }
@@ -990,6 +995,39 @@ impl SessionValues for Session {
     }
     fn source(&self) -> &str {
         &self.source
+    }
+    fn user_lock(&self, function: &str, args: &[ast::Expr]) -> Result<ast::Expr> {
+        use crate::sql::rewrite::{literal_text, lit_num};
+        let text = |i: usize| args.get(i).map(literal_text);
+        let null = || ast::Expr::value(ast::Value::Null);
+        let bad = || SqlError::new(1210, "HY000", format!("Incorrect arguments to {}", function.to_uppercase()));
+        let conn = self.connection_id;
+        let locks = &self.engine.user_locks;
+        Ok(match (function, args.len()) {
+            ("get_lock", 2) => {
+                let (Some(Some(name)), Some(t)) = (text(0), text(1)) else { return Ok(null()) };
+                let secs: f64 = t.as_deref().unwrap_or("0").trim().parse().map_err(|_| bad())?;
+                let timeout = (secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs.min(31_536_000.0)));
+                let interrupt = self.interrupt.clone();
+                // The wait blocks this worker; the runtime moves its other tasks elsewhere.
+                let got = tokio::task::block_in_place(|| locks.get(conn, &name, timeout, &|| interrupt.is_set()))?;
+                lit_num(got as u8)
+            }
+            ("release_lock", 1) => match text(0) {
+                Some(Some(name)) => locks.release(conn, &name)?.map_or_else(null, |r| lit_num(r as u8)),
+                _ => null(),
+            },
+            ("release_all_locks", 0) => lit_num(locks.release_all(conn)),
+            ("is_free_lock", 1) => match text(0) {
+                Some(Some(name)) => lit_num(locks.holder(&name)?.is_none() as u8),
+                _ => null(),
+            },
+            ("is_used_lock", 1) => match text(0) {
+                Some(Some(name)) => locks.holder(&name)?.map_or_else(null, lit_num),
+                _ => null(),
+            },
+            _ => return Err(SqlError::param_count(function)),
+        })
     }
 }
 

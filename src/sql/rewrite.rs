@@ -44,6 +44,31 @@ pub trait SessionValues {
     fn user_var(&self, name: &str) -> Expr;
     /// The statement's text, for column headers as the user typed them.
     fn source(&self) -> &str;
+    /// `GET_LOCK` and the other user-lock functions (`session::user_locks`), called with
+    /// literal arguments: the call's result as a literal.
+    fn user_lock(&self, function: &str, args: &[Expr]) -> Result<Expr>;
+}
+
+/// Whether `e` is a constant a user-lock call can take: a string, a number (signed) or NULL.
+fn lit_of_value(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => matches!(v.value, Value::SingleQuotedString(_) | Value::DoubleQuotedString(_) | Value::Number(..) | Value::Null),
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..))),
+        _ => false,
+    }
+}
+
+/// A constant's text (`None` for NULL), as [`lit_of_value`] accepts them.
+pub fn literal_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } => literal_text(expr).map(|t| format!("-{t}")),
+        _ => None,
+    }
 }
 
 pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<()> {
@@ -415,7 +440,7 @@ fn exists_as_count(e: &mut Expr) {
 fn lit_str(s: impl Into<String>) -> Expr {
     Expr::value(Value::SingleQuotedString(s.into()))
 }
-fn lit_num(n: impl ToString) -> Expr {
+pub fn lit_num(n: impl ToString) -> Expr {
     Expr::value(Value::Number(n.to_string(), false))
 }
 
@@ -523,6 +548,14 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 "last_insert_id" if nargs == 0 => Some(lit_num(s.last_insert_id())),
                 "found_rows" if nargs == 0 => Some(lit_num(s.found_rows())),
                 "row_count" if nargs == 0 => Some(lit_num(s.row_count())),
+                "get_lock" | "release_lock" | "release_all_locks" | "is_free_lock" | "is_used_lock" => {
+                    // Side effects happen once, here: the arguments must be constants.
+                    let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+                    if !args.iter().all(|a| lit_of_value(a)) {
+                        return Err(SqlError::unsupported(format!("{} with arguments that are not constants", name.to_uppercase())));
+                    }
+                    Some(s.user_lock(&name, &args)?)
+                }
                 "if" if nargs == 3 => {
                     let a = function_args(f);
                     Some(Expr::Case {

@@ -128,3 +128,31 @@ def test_optimistic_mode_checks_at_commit(two) -> None:
         q(a, "COMMIT")
     assert e.value.args[0] == 9007
     assert q(a, "SELECT @@tidb_txn_mode") == [("optimistic",)]
+
+
+def test_named_user_locks_between_connections(two, embedb_server, db) -> None:
+    """GET_LOCK: a second connection waits for a held lock (and times out), gets it once the
+    holder releases it, and a holder's locks go when its connection closes."""
+    a, b = two
+    assert q(a, "SELECT GET_LOCK('deploy', 5)") == [(1,)]
+    start = time.monotonic()
+    assert q(b, "SELECT GET_LOCK('DEPLOY', 0.3)") == [(0,)]
+    assert time.monotonic() - start >= 0.25
+    a_id = q(a, "SELECT CONNECTION_ID()")[0][0]
+    assert q(b, "SELECT IS_USED_LOCK('deploy'), IS_FREE_LOCK('deploy'), RELEASE_LOCK('deploy')") == [(a_id, 0, 0)]
+    t, box = in_thread(lambda: q(b, "SELECT GET_LOCK('deploy', 10)"))
+    time.sleep(0.3)
+    assert t.is_alive(), "the second GET_LOCK should wait"
+    assert q(a, "SELECT RELEASE_LOCK('deploy')") == [(1,)]
+    t.join(5)
+    assert box.get("value") == [(1,)], box
+    b_id = q(b, "SELECT CONNECTION_ID()")[0][0]
+    assert q(a, "SELECT IS_USED_LOCK('deploy')") == [(b_id,)]
+    assert q(b, "SELECT RELEASE_LOCK('deploy')") == [(1,)]
+    c = connect(*embedb_server, db)
+    assert q(c, "SELECT GET_LOCK('deploy', 1)") == [(1,)]
+    c.close()
+    deadline = time.monotonic() + 5
+    while q(a, "SELECT IS_FREE_LOCK('deploy')") != [(1,)]:
+        assert time.monotonic() < deadline, "a closed connection's lock was not released"
+        time.sleep(0.05)
