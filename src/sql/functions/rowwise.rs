@@ -56,6 +56,9 @@ pub const MANY: usize = usize::MAX;
 pub fn text(_: &[DataType]) -> DataType {
     DataType::Utf8
 }
+pub fn binary(_: &[DataType]) -> DataType {
+    DataType::Binary
+}
 pub fn int(_: &[DataType]) -> DataType {
     DataType::Int64
 }

@@ -14,6 +14,9 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("sha1", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(arg_text(&a[0]).map(|s| hex_of(&sha1::Sha1::digest(s.as_bytes())))))),
         udf("sha", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(arg_text(&a[0]).map(|s| hex_of(&sha1::Sha1::digest(s.as_bytes())))))),
         udf("sha2", 2, 2, rowwise::text, sha2),
+        udf("sm3", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(arg_bytes(&a[0]).map(|b| hex_of(&sm3::Sm3::digest(&b)))))),
+        udf("aes_encrypt", 2, 3, rowwise::binary, |a| Ok(ScalarValue::Binary(aes_args(a).map(|(d, k)| aes_ecb(&d, &k, true)).flatten()))),
+        udf("aes_decrypt", 2, 3, rowwise::binary, |a| Ok(ScalarValue::Binary(aes_args(a).map(|(d, k)| aes_ecb(&d, &k, false)).flatten()))),
         udf("mysql_truncate", 2, 2, |a| if a.first().is_some_and(|t| t.is_integer()) { DataType::Int64 } else { DataType::Float64 }, truncate),
         udf("locate", 2, 3, rowwise::int, locate),
         udf("space", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(arg_i64(&a[0]).map(|n| " ".repeat(n.clamp(0, 1 << 20) as usize))))),
@@ -127,6 +130,46 @@ fn hex(a: &[ScalarValue]) -> Result<ScalarValue> {
         return Ok(ScalarValue::Utf8(arg_i64(&a[0]).map(|n| format!("{:X}", n as u64))));
     }
     Ok(ScalarValue::Utf8(arg_bytes(&a[0]).map(|b| hex_of(&b).to_uppercase())))
+}
+
+/// AES_ENCRYPT / AES_DECRYPT's data and key; NULL for a NULL of either.
+fn aes_args(a: &[ScalarValue]) -> Option<(Vec<u8>, Vec<u8>)> {
+    Some((arg_bytes(&a[0])?, arg_bytes(&a[1])?))
+}
+
+/// AES-128-ECB as MySQL and TiDB do it by default (`block_encryption_mode = 'aes-128-ecb'`, so
+/// a third argument, the IV, is not used): the key is folded into 16 bytes by XOR, the data
+/// padded by PKCS#7. Decryption of data that is not a whole number of blocks or whose padding
+/// is wrong gives NULL.
+fn aes_ecb(data: &[u8], key: &[u8], encrypt: bool) -> Option<Vec<u8>> {
+    use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+    let mut k = [0u8; 16];
+    for (i, b) in key.iter().enumerate() {
+        k[i % 16] ^= b;
+    }
+    let cipher = aes::Aes128::new(&k.into());
+    if encrypt {
+        let pad = 16 - data.len() % 16;
+        let mut out = data.to_vec();
+        out.extend(std::iter::repeat_n(pad as u8, pad));
+        for block in out.chunks_mut(16) {
+            cipher.encrypt_block(aes::Block::from_mut_slice(block));
+        }
+        return Some(out);
+    }
+    if data.is_empty() || data.len() % 16 != 0 {
+        return None;
+    }
+    let mut out = data.to_vec();
+    for block in out.chunks_mut(16) {
+        cipher.decrypt_block(aes::Block::from_mut_slice(block));
+    }
+    let pad = *out.last()? as usize;
+    if pad == 0 || pad > 16 || out[out.len() - pad..].iter().any(|&b| b as usize != pad) {
+        return None;
+    }
+    out.truncate(out.len() - pad);
+    Some(out)
 }
 
 fn unhex(a: &[ScalarValue]) -> Result<ScalarValue> {
