@@ -6,6 +6,7 @@
 //! usable in-process: open an [`session::Engine`], make a [`session::Session`], and call
 //! `execute`.
 
+pub mod cli;
 pub mod config;
 pub mod embed;
 pub mod error;

@@ -1,0 +1,317 @@
+//! `embedb._embedb`: the database inside a Python process.
+//!
+//! `embedb.connect("./data")` opens the same engine `embedb serve` runs (`Engine::open`) and a
+//! session on it; `db.execute("SELECT … WHERE id = ?", (7,))` prepares the statement, binds each
+//! Python value as a SQL value (never pasted into the text: `Session::execute_prepared` gets
+//! literals in the AST) and runs it on the package's tokio runtime with the GIL released. The
+//! result's Arrow batches become Python values (ints, floats, str, bytes, `decimal.Decimal`,
+//! `datetime`) under the GIL again. `db.cursor()` is another session on the same engine, for
+//! another thread. `db.serve(port)` starts the MySQL protocol on loopback beside it, for tools
+//! that need a URL. `cli(argv)` is the `embedb` command of the wheel (`embedb::cli::run`).
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
+use datafusion::sql::sqlparser::ast::{Expr, Value};
+use embedb::config::Config;
+use embedb::error::SqlError;
+use embedb::session::{Engine, Output, Session};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+use pyo3::IntoPyObjectExt;
+
+create_exception!(_embedb, Error, PyException, "A statement failed: `args` is (MySQL error code, message); also `.code` and `.msg`.");
+
+/// Statements run here, on workers with the server's stack size.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_stack_size(embedb::sql::parser::STATEMENT_STACK_BYTES)
+            .build()
+            .expect("tokio runtime")
+    })
+}
+
+fn sql_error(py: Python<'_>, e: SqlError) -> PyErr {
+    let err = Error::new_err((e.code, e.message.clone()));
+    let v = err.value(py);
+    let _ = v.setattr("code", e.code);
+    let _ = v.setattr("msg", e.message);
+    let _ = v.setattr("sqlstate", e.state);
+    err
+}
+
+/// One session: the database's own, or a cursor's.
+#[pyclass(module = "embedb._embedb")]
+struct Connection {
+    engine: Arc<Engine>,
+    session: Arc<tokio::sync::Mutex<Session>>,
+    /// Servers started by `serve`, stopped by `close`.
+    servers: Arc<std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
+    /// Whether this connection opened the engine (and so shuts it down on close).
+    owner: bool,
+}
+
+fn new_session(engine: &Arc<Engine>) -> PyResult<Session> {
+    let id = engine.next_connection_id();
+    let mut s = Session::new(engine.clone(), id, "root");
+    Python::attach(|py| s.use_db("test").map_err(|e| sql_error(py, e)))?;
+    Ok(s)
+}
+
+/// Opens the data directory `path` (created if missing), or an in-memory database.
+#[pyfunction]
+#[pyo3(signature = (path=None))]
+fn connect(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<Connection> {
+    let engine = py
+        .detach(|| {
+            let _guard = runtime().enter();
+            match path {
+                Some(p) => {
+                    std::fs::create_dir_all(&p).map_err(|e| SqlError::other(format!("cannot create data dir {}: {e}", p.display())))?;
+                    let config = Config { data_dir: p, ..Config::default() };
+                    Engine::open(config)
+                }
+                None => Engine::with_store(Config::default(), embedb_storage_in_memory()),
+            }
+        })
+        .map_err(|e| sql_error(py, e))?;
+    let session = new_session(&engine)?;
+    Ok(Connection { engine, session: Arc::new(tokio::sync::Mutex::new(session)), servers: Default::default(), owner: true })
+}
+
+fn embedb_storage_in_memory() -> embedb::storage::Store {
+    embedb::storage::Store::in_memory()
+}
+
+/// A Python value as a SQL value.
+fn to_sql(v: &Bound<'_, PyAny>) -> PyResult<Expr> {
+    let lit = |s: String| Expr::value(Value::SingleQuotedString(s));
+    if v.is_none() {
+        return Ok(Expr::value(Value::Null));
+    }
+    if let Ok(b) = v.extract::<bool>() {
+        if v.is_instance_of::<pyo3::types::PyBool>() {
+            return Ok(Expr::value(Value::Boolean(b)));
+        }
+    }
+    if v.is_instance_of::<pyo3::types::PyInt>() {
+        return Ok(Expr::value(Value::Number(v.str()?.to_string(), false)));
+    }
+    if let Ok(f) = v.extract::<f64>() {
+        if v.is_instance_of::<pyo3::types::PyFloat>() {
+            if !f.is_finite() {
+                return Err(PyValueError::new_err(format!("{f} is not a SQL number")));
+            }
+            return Ok(Expr::value(Value::Number(v.repr()?.to_string(), false)));
+        }
+    }
+    if let Ok(s) = v.extract::<String>() {
+        return Ok(lit(s));
+    }
+    if let Ok(b) = v.cast::<PyBytes>() {
+        let hex: String = b.as_bytes().iter().map(|x| format!("{x:02X}")).collect();
+        return Ok(Expr::value(Value::HexStringLiteral(hex)));
+    }
+    let ty = v.get_type().name()?.to_string();
+    match ty.as_str() {
+        "Decimal" => return Ok(Expr::value(Value::Number(v.str()?.to_string(), false))),
+        "datetime" | "date" | "time" => return Ok(lit(v.call_method1("isoformat", (" ",)).or_else(|_| v.call_method0("isoformat"))?.to_string())),
+        _ => {}
+    }
+    // A sequence of numbers (a list, a tuple, numpy's tolist()) is a vector: '[1,2,3]'.
+    if let Ok(items) = v.extract::<Vec<f64>>() {
+        let parts: Vec<String> = items.iter().map(|x| format!("{x}")).collect();
+        return Ok(lit(format!("[{}]", parts.join(","))));
+    }
+    Err(PyValueError::new_err(format!("cannot bind a {ty} as a SQL value")))
+}
+
+/// What a statement gave back, converted to Python values.
+#[pyclass(module = "embedb._embedb")]
+struct QueryResult {
+    #[pyo3(get)]
+    columns: Vec<String>,
+    #[pyo3(get)]
+    rowcount: i64,
+    #[pyo3(get)]
+    lastrowid: u64,
+    rows: Vec<Py<PyTuple>>,
+    at: usize,
+}
+
+#[pymethods]
+impl QueryResult {
+    /// The rows not fetched yet, as tuples.
+    fn fetchall(&mut self, py: Python<'_>) -> Vec<Py<PyTuple>> {
+        let rest: Vec<Py<PyTuple>> = self.rows[self.at..].iter().map(|r| r.clone_ref(py)).collect();
+        self.at = self.rows.len();
+        rest
+    }
+
+    /// The next row, or None.
+    fn fetchone(&mut self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        let r = self.rows.get(self.at).map(|r| r.clone_ref(py));
+        if r.is_some() {
+            self.at += 1;
+        }
+        r
+    }
+}
+
+fn cell(py: Python<'_>, col: &ArrayRef, i: usize) -> PyResult<Py<PyAny>> {
+    if col.is_null(i) {
+        return Ok(py.None());
+    }
+    let dt = || py.import("datetime");
+    Ok(match col.data_type() {
+        DataType::Boolean => col.as_boolean().value(i).into_py_any(py)?,
+        DataType::Int8 => col.as_primitive::<Int8Type>().value(i).into_py_any(py)?,
+        DataType::Int16 => col.as_primitive::<Int16Type>().value(i).into_py_any(py)?,
+        DataType::Int32 => col.as_primitive::<Int32Type>().value(i).into_py_any(py)?,
+        DataType::Int64 => col.as_primitive::<Int64Type>().value(i).into_py_any(py)?,
+        DataType::UInt8 => col.as_primitive::<UInt8Type>().value(i).into_py_any(py)?,
+        DataType::UInt16 => col.as_primitive::<UInt16Type>().value(i).into_py_any(py)?,
+        DataType::UInt32 => col.as_primitive::<UInt32Type>().value(i).into_py_any(py)?,
+        DataType::UInt64 => col.as_primitive::<UInt64Type>().value(i).into_py_any(py)?,
+        DataType::Float32 => col.as_primitive::<Float32Type>().value(i).into_py_any(py)?,
+        DataType::Float64 => col.as_primitive::<Float64Type>().value(i).into_py_any(py)?,
+        DataType::Utf8 => col.as_string::<i32>().value(i).into_py_any(py)?,
+        DataType::LargeUtf8 => col.as_string::<i64>().value(i).into_py_any(py)?,
+        DataType::Utf8View => col.as_string_view().value(i).into_py_any(py)?,
+        DataType::Binary => PyBytes::new(py, col.as_binary::<i32>().value(i)).into_any().unbind(),
+        DataType::LargeBinary => PyBytes::new(py, col.as_binary::<i64>().value(i)).into_any().unbind(),
+        DataType::Decimal128(..) => {
+            let text = datafusion::arrow::util::display::array_value_to_string(col, i).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            py.import("decimal")?.getattr("Decimal")?.call1((text,))?.unbind()
+        }
+        DataType::Date32 => {
+            let days = col.as_primitive::<datafusion::arrow::datatypes::Date32Type>().value(i) as i64;
+            let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days);
+            use chrono::Datelike;
+            dt()?.getattr("date")?.call1((d.year(), d.month(), d.day()))?.unbind()
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, None) => {
+            let us = col.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>().value(i);
+            let t = chrono::DateTime::from_timestamp_micros(us).map(|t| t.naive_utc()).ok_or_else(|| PyValueError::new_err("timestamp out of range"))?;
+            use chrono::{Datelike, Timelike};
+            dt()?.getattr("datetime")?.call1((t.year(), t.month(), t.day(), t.hour(), t.minute(), t.second(), t.nanosecond() / 1000))?.unbind()
+        }
+        _ => datafusion::arrow::util::display::array_value_to_string(col, i).map_err(|e| PyValueError::new_err(e.to_string()))?.into_py_any(py)?,
+    })
+}
+
+fn to_python(py: Python<'_>, out: Output) -> PyResult<QueryResult> {
+    match out {
+        Output::Ok { affected, last_insert_id, .. } => Ok(QueryResult { columns: vec![], rowcount: affected as i64, lastrowid: last_insert_id, rows: vec![], at: 0 }),
+        Output::Rows { schema, batches } => {
+            let columns: Vec<String> = schema.fields().iter().map(|f| embedb::sql::show::column_name(f)).collect();
+            let mut rows = Vec::new();
+            for b in &batches {
+                for r in 0..b.num_rows() {
+                    let cells: Vec<Py<PyAny>> = b.columns().iter().map(|c| cell(py, c, r)).collect::<PyResult<_>>()?;
+                    rows.push(PyTuple::new(py, cells)?.unbind());
+                }
+            }
+            let n = rows.len() as i64;
+            Ok(QueryResult { columns, rowcount: n, lastrowid: 0, rows, at: 0 })
+        }
+    }
+}
+
+#[pymethods]
+impl Connection {
+    /// Runs one statement; `params` (a sequence) binds its `?` placeholders.
+    #[pyo3(signature = (sql, params=None))]
+    fn execute(&self, py: Python<'_>, sql: String, params: Option<Bound<'_, PyAny>>) -> PyResult<QueryResult> {
+        let args: Option<Vec<Expr>> = match params {
+            None => None,
+            Some(p) if p.is_none() => None,
+            Some(p) => Some(p.try_iter()?.map(|v| to_sql(&v?)).collect::<PyResult<_>>()?),
+        };
+        let session = self.session.clone();
+        let out = py.detach(|| {
+            runtime().block_on(async move {
+                runtime()
+                    .spawn(async move {
+                        let mut s = session.lock().await;
+                        match args {
+                            None => s.run(&sql).await,
+                            Some(args) => {
+                                let p = s.prepare(&sql).await?;
+                                if p.params != args.len() {
+                                    return Err(SqlError::new(1210, "HY000", format!("Incorrect arguments to EXECUTE: {} placeholders, {} values", p.params, args.len())));
+                                }
+                                s.execute_prepared(&p, args).await
+                            }
+                        }
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(SqlError::other(format!("the statement's task failed: {e}"))))
+            })
+        });
+        let out = out.map_err(|e| sql_error(py, e))?;
+        to_python(py, out)
+    }
+
+    /// Another session on the same database (for another thread, or a separate transaction).
+    fn cursor(&self) -> PyResult<Connection> {
+        let session = new_session(&self.engine)?;
+        Ok(Connection { engine: self.engine.clone(), session: Arc::new(tokio::sync::Mutex::new(session)), servers: self.servers.clone(), owner: false })
+    }
+
+    /// Starts the MySQL protocol on `host:port` (0: any free port) in this process; returns the
+    /// port.
+    #[pyo3(signature = (host="127.0.0.1".to_string(), port=0))]
+    fn serve(&self, py: Python<'_>, host: String, port: u16) -> PyResult<u16> {
+        let engine = self.engine.clone();
+        let opts = embedb::server::wire_options(&engine.config).map_err(PyValueError::new_err)?;
+        let listener = py
+            .detach(|| runtime().block_on(tokio::net::TcpListener::bind((host.as_str(), port))))
+            .map_err(|e| PyValueError::new_err(format!("cannot listen on {host}:{port}: {e}")))?;
+        let bound = listener.local_addr().map_err(|e| PyValueError::new_err(e.to_string()))?.port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        runtime().spawn(async move {
+            let _ = embedb::server::serve(engine, listener, opts, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        self.servers.lock().expect("servers").push(tx);
+        Ok(bound)
+    }
+
+    /// Stops the servers `serve` started; the database's own connection also saves the vector
+    /// indexes (committed data needs nothing: it is durable).
+    fn close(&self, py: Python<'_>) {
+        for tx in self.servers.lock().expect("servers").drain(..) {
+            let _ = tx.send(());
+        }
+        if self.owner {
+            let engine = self.engine.clone();
+            py.detach(|| engine.shutdown());
+        }
+    }
+}
+
+/// The `embedb` command (`embedb serve …`), as the Rust binary runs it.
+#[pyfunction]
+fn cli(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| embedb::cli::run(argv))
+}
+
+#[pymodule]
+fn _embedb(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(connect, m)?)?;
+    m.add_function(wrap_pyfunction!(cli, m)?)?;
+    m.add_class::<Connection>()?;
+    m.add_class::<QueryResult>()?;
+    m.add("Error", m.py().get_type::<Error>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

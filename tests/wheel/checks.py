@@ -1,0 +1,117 @@
+"""In-process checks of the embedb wheel, run by tests/python/test_wheel.py with the python of a
+fresh venv holding only the wheel. Each check prints `PASS name`; the first failure raises.
+
+Usage: checks.py MODE [ARGS]
+  api             parameters, types, errors, transactions, threads, a second connect's lock
+  serve PYTHON    db.serve(), then PYTHON (a venv with pymysql) queries it over the wire
+  write DIR N     insert rows 0..N-1 into DIR one by one, printing each acknowledged id
+  count DIR       print the rows in DIR
+"""
+
+import datetime
+import decimal
+import subprocess
+import sys
+import threading
+
+import embedb
+
+
+def check(name, cond, detail=""):
+    if not cond:
+        raise AssertionError(f"{name}: {detail}")
+    print(f"PASS {name}", flush=True)
+
+
+def api():
+    db = embedb.connect()
+    db.execute("CREATE TABLE t (id INT PRIMARY KEY, s VARCHAR(20), d DECIMAL(6,2), f DOUBLE, "
+               "dt DATETIME, day DATE, b VARBINARY(10), ok BOOLEAN, v VECTOR(3))")
+    r = db.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (1, "it's 'quoted'", decimal.Decimal("1.25"), 2.5, datetime.datetime(2026, 1, 2, 3, 4, 5),
+                    datetime.date(2026, 2, 3), b"\x00\xff'", True, [1.0, 2.0, 3.0]))
+    check("insert with parameters", r.rowcount == 1, r.rowcount)
+    row = db.sql("SELECT id, s, d, f, dt, day, b, ok FROM t").fetchone()
+    check("values come back typed", row == (1, "it's 'quoted'", decimal.Decimal("1.25"), 2.5,
+                                            datetime.datetime(2026, 1, 2, 3, 4, 5), datetime.date(2026, 2, 3),
+                                            b"\x00\xff'", 1), row)
+    # A parameter is a value, never SQL text.
+    got = db.sql("SELECT id FROM t WHERE s = ?", ("x' OR '1'='1",)).fetchall()
+    check("parameters are not pasted into the text", got == [], got)
+    got = db.sql("SELECT VEC_COSINE_DISTANCE(v, ?) FROM t", ([1.0, 2.0, 3.0],)).fetchall()
+    check("a list binds as a vector", abs(got[0][0]) < 1e-6, got)
+    try:
+        db.execute("SELECT * FROM nope")
+        check("an error raises", False)
+    except embedb.Error as e:
+        check("an error carries MySQL's code", e.code == 1146 and "nope" in e.msg, (e.code, e.msg))
+    with db.transaction():
+        db.execute("INSERT INTO t (id) VALUES (2)")
+    try:
+        with db.transaction():
+            db.execute("INSERT INTO t (id) VALUES (3)")
+            raise RuntimeError("undo")
+    except RuntimeError:
+        pass
+    ids = [r[0] for r in db.sql("SELECT id FROM t ORDER BY id").fetchall()]
+    check("transactions commit and roll back", ids == [1, 2], ids)
+    errors = []
+
+    def worker(k):
+        try:
+            c = db.cursor()
+            for i in range(50):
+                c.execute("INSERT INTO t (id) VALUES (?)", (1000 + k * 100 + i,))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    n = db.sql("SELECT COUNT(*) FROM t WHERE id >= 1000").fetchone()[0]
+    check("threads on cursors", not errors and n == 200, (errors, n))
+    cols = db.sql("SELECT id AS ident, s, COUNT(*) FROM t WHERE id = 1 GROUP BY id, s").columns
+    check("column names", cols == ["ident", "s", "COUNT(*)"], cols)
+
+
+def serve(python):
+    db = embedb.connect()
+    db.execute("CREATE TABLE w (id INT PRIMARY KEY, s TEXT)")
+    db.execute("INSERT INTO w VALUES (1, 'in-process')")
+    url = db.serve()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    check("serve gives a SQLAlchemy URL", url.startswith("mysql+pymysql://root@127.0.0.1:"), url)
+    code = ("import pymysql,sys; c=pymysql.connect(host='127.0.0.1',port=int(sys.argv[1]),user='root',database='test');"
+            "cur=c.cursor(); cur.execute('SELECT s FROM w'); print(cur.fetchall()[0][0]);"
+            "cur.execute('INSERT INTO w VALUES (2, %s)', ('over the wire',)); c.commit()")
+    out = subprocess.run([python, "-c", code, str(port)], capture_output=True, text=True, timeout=60)
+    check("a MySQL client reads through db.serve()", out.stdout.strip() == "in-process", out.stdout + out.stderr)
+    got = db.sql("SELECT s FROM w WHERE id = 2").fetchall()
+    check("and its writes are seen in-process", got == [("over the wire",)], got)
+    db.close()
+
+
+def write(path, n):
+    db = embedb.connect(path)
+    db.execute("CREATE TABLE IF NOT EXISTS k (id INT PRIMARY KEY)")
+    for i in range(n):
+        db.execute("INSERT INTO k VALUES (?)", (i,))
+        print(i, flush=True)
+
+
+def count(path):
+    db = embedb.connect(path)
+    print(db.sql("SELECT COUNT(*), COALESCE(MAX(id), -1) FROM k").fetchone())
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    if mode == "api":
+        api()
+    elif mode == "serve":
+        serve(sys.argv[2])
+    elif mode == "write":
+        write(sys.argv[2], int(sys.argv[3]))
+    elif mode == "count":
+        count(sys.argv[2])
