@@ -16,6 +16,7 @@
 
 import assert from 'node:assert/strict';
 import knexFactory from 'knex';
+import { stepper } from './steps.mjs';
 
 const host = process.env.EMBEDB_HOST || '127.0.0.1';
 const port = Number(process.env.EMBEDB_PORT || 4000);
@@ -36,7 +37,6 @@ if (logSql) {
 }
 
 // --- harness -------------------------------------------------------------------------------------
-let failures = 0;
 const STEP_TIMEOUT_MS = 60000;
 
 function describeError(e) {
@@ -46,22 +46,7 @@ function describeError(e) {
   return s.replace(/\s*\n\s*/g, ' ');
 }
 
-async function step(name, fn) {
-  if (logSql) console.log(`---- ${name}`);
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`step timed out after ${STEP_TIMEOUT_MS / 1000} s`)), STEP_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([fn(), timeout]);
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    failures += 1;
-    console.log(`FAIL ${name}: ${describeError(e)}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const { step, finish } = stepper(describeError, { logSql, timeoutMs: STEP_TIMEOUT_MS });
 
 const sorted = (xs) => [...xs].sort();
 const num = (v) => Number(v);
@@ -488,5 +473,4 @@ await step('dropTable', async () => {
 });
 
 await Promise.race([knex.destroy().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000))]);
-console.log(failures ? `${failures} step(s) failed` : 'all steps passed');
-process.exit(failures ? 1 : 0);
+finish();

@@ -9,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { DataTypes, Op, QueryTypes, Sequelize } from 'sequelize';
+import { stepper } from './steps.mjs';
 
 const host = process.env.EMBEDB_HOST || '127.0.0.1';
 const port = Number(process.env.EMBEDB_PORT || 4000);
@@ -78,7 +79,6 @@ function defineModels(sequelize, version) {
 }
 
 // --- harness -------------------------------------------------------------------------------------
-let failures = 0;
 const STEP_TIMEOUT_MS = 60000;
 
 // close a pool without waiting forever for a connection a failed step left checked out
@@ -95,22 +95,7 @@ function describeError(e) {
   return s.replace(/\s*\n\s*/g, ' ');
 }
 
-async function step(name, fn) {
-  if (logSql) console.log(`---- ${name}`);
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`step timed out after ${STEP_TIMEOUT_MS / 1000} s`)), STEP_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([fn(), timeout]);
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    failures += 1;
-    console.log(`FAIL ${name}: ${describeError(e)}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const { step, finish } = stepper(describeError, { logSql, timeoutMs: STEP_TIMEOUT_MS });
 
 // JSON comes back parsed from MySQL (JSON column type); MariaDB stores JSON as LONGTEXT and the
 // mysql dialect returns the text. Accept both.
@@ -583,5 +568,4 @@ await step('drop', async () => {
 });
 
 await closeSequelize(sequelize);
-console.log(failures ? `${failures} step(s) failed` : 'all steps passed');
-process.exit(failures ? 1 : 0);
+finish();

@@ -21,6 +21,7 @@ import assert from 'node:assert/strict';
 import {
   DataSource, EntitySchema, In, IsNull, LessThan, Like, MoreThan, Not, Table, TableColumn, TableIndex,
 } from 'typeorm';
+import { stepper } from './steps.mjs';
 
 const host = process.env.EMBEDB_HOST || '127.0.0.1';
 const port = Number(process.env.EMBEDB_PORT || 4000);
@@ -176,7 +177,6 @@ function makeDataSource(version, extra = {}) {
 }
 
 // --- harness -------------------------------------------------------------------------------------
-let failures = 0;
 const STEP_TIMEOUT_MS = 60000;
 
 function describeError(e) {
@@ -187,22 +187,7 @@ function describeError(e) {
   return s.replace(/\s*\n\s*/g, ' ');
 }
 
-async function step(name, fn) {
-  if (logSql) console.log(`---- ${name}`);
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`step timed out after ${STEP_TIMEOUT_MS / 1000} s`)), STEP_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([fn(), timeout]);
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    failures += 1;
-    console.log(`FAIL ${name}: ${describeError(e)}`);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const { step, finish } = stepper(describeError, { logSql, timeoutMs: STEP_TIMEOUT_MS });
 
 async function destroy(ds) {
   if (ds && ds.isInitialized) {
@@ -594,5 +579,4 @@ await step('dropDatabase', async () => {
 });
 
 await destroy(ds);
-console.log(failures ? `${failures} step(s) failed` : 'all steps passed');
-process.exit(failures ? 1 : 0);
+finish();

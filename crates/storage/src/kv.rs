@@ -73,6 +73,84 @@ pub trait Snapshot: Send + Sync {
     }
 }
 
+/// A scan's result with newer versions laid over it: `base` and `overlay` hold the same range in
+/// the scan's order (reversed when `reverse`); an overlay key replaces an equal base key (`None`:
+/// deleted). At most `limit` pairs. `base` must hold `limit` plus the overlay's length pairs (or
+/// all there are), since each overlay key hides at most one of them.
+pub(crate) fn merge_overlaid(base: Vec<(Vec<u8>, Vec<u8>)>, overlay: Vec<(&[u8], Option<&[u8]>)>, limit: usize, reverse: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(limit.min(base.len() + overlay.len()));
+    let (mut b, mut o) = (base.into_iter().peekable(), overlay.into_iter().peekable());
+    while out.len() < limit {
+        let from_overlay = match (b.peek(), o.peek()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some((bk, _)), Some((ok, _))) => {
+                let order = if reverse { ok.cmp(&bk.as_slice()) } else { bk.as_slice().cmp(ok) };
+                match order {
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Greater => true,
+                    std::cmp::Ordering::Equal => {
+                        b.next(); // replaced by the overlay's version
+                        true
+                    }
+                }
+            }
+        };
+        if from_overlay {
+            let (k, v) = o.next().expect("peeked");
+            if let Some(v) = v {
+                out.push((k.to_vec(), v.to_vec()));
+            }
+        } else {
+            out.push(b.next().expect("peeked"));
+        }
+    }
+    out
+}
+
+/// A lending forward scan with newer versions laid over it: `base` lends its pairs to the visitor
+/// it is given; `overlay` holds newer versions of keys in the same range, in key order (`None`: a
+/// delete). Each overlay key comes before the base's keys after it and replaces an equal one.
+/// Used for a transaction's own writes over its snapshot and for memtables over redb.
+pub(crate) fn visit_overlaid<'a>(
+    overlay: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    base: impl FnOnce(&mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()>,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<()> {
+    let mut pending = overlay.peekable();
+    let mut go = true;
+    base(&mut |k, v| {
+        while let Some(&(ok, ov)) = pending.peek() {
+            if ok > k {
+                break;
+            }
+            pending.next();
+            if let Some(ov) = ov {
+                if !visit(ok, ov) {
+                    go = false;
+                    return false;
+                }
+            }
+            if ok == k {
+                return true;
+            }
+        }
+        go = visit(k, v);
+        go
+    })?;
+    if go {
+        for (ok, ov) in pending {
+            if let Some(ov) = ov {
+                if !visit(ok, ov) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Bounds of a key range, as taken by `BTreeMap::range` and redb.
 pub(crate) type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 

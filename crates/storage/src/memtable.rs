@@ -138,35 +138,7 @@ impl Snapshot for Overlay {
         }
         // Each memtable entry shadows at most one of redb's, so this many of redb's fill `limit`.
         let base = self.base.scan(start, end, limit.saturating_add(mem.len()), reverse)?;
-        let mut out = Vec::with_capacity(limit.min(base.len() + mem.len()));
-        let (mut b, mut m) = (base.into_iter().peekable(), mem.into_iter().peekable());
-        while out.len() < limit {
-            let take_mem = match (b.peek(), m.peek()) {
-                (None, None) => break,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some((bk, _)), Some((mk, _))) => {
-                    let order = if reverse { mk.cmp(&bk.as_slice()) } else { bk.as_slice().cmp(mk) };
-                    match order {
-                        std::cmp::Ordering::Less => false,
-                        std::cmp::Ordering::Greater => true,
-                        std::cmp::Ordering::Equal => {
-                            b.next(); // shadowed by the memtable
-                            true
-                        }
-                    }
-                }
-            };
-            if take_mem {
-                let (k, v) = m.next().expect("peeked");
-                if let Some(v) = v {
-                    out.push((k.to_vec(), v.to_vec()));
-                }
-            } else {
-                out.push(b.next().expect("peeked"));
-            }
-        }
-        Ok(out)
+        Ok(crate::kv::merge_overlaid(base, mem, limit, reverse))
     }
 
     fn scan_visit(&self, start: &[u8], end: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<()> {
@@ -179,36 +151,6 @@ impl Snapshot for Overlay {
             drop(guards);
             return self.base.scan_visit(start, end, visit);
         }
-        let mut go = true;
-        self.base.scan_visit(start, end, &mut |k, v| {
-            // The memtables' keys before this one come first; an equal key is theirs.
-            while let Some(&(mk, mv)) = mem.peek() {
-                if mk > k {
-                    break;
-                }
-                mem.next();
-                if let Some(mv) = mv {
-                    if !visit(mk, mv) {
-                        go = false;
-                        return false;
-                    }
-                }
-                if mk == k {
-                    return true;
-                }
-            }
-            go = visit(k, v);
-            go
-        })?;
-        if go {
-            for (mk, mv) in mem {
-                if let Some(mv) = mv {
-                    if !visit(mk, mv) {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
+        crate::kv::visit_overlaid(mem, |lend| self.base.scan_visit(start, end, lend), visit)
     }
 }

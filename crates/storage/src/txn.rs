@@ -385,36 +385,8 @@ impl Txn {
         let fetch = limit.saturating_add(buffered.len());
         let snap = self.snapshot.read().scan(start, end, fetch, reverse)?;
 
-        let mut out = Vec::with_capacity(limit.min(snap.len() + buffered.len()));
-        let mut snap = snap.into_iter().peekable();
-        let mut buffered = buffered.into_iter().peekable();
-        while out.len() < limit {
-            let from_buffer = match (snap.peek(), buffered.peek()) {
-                (None, None) => break,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some((sk, _)), Some((bk, _))) => {
-                    let order = if reverse { bk.cmp(sk) } else { sk.cmp(bk) };
-                    match order {
-                        std::cmp::Ordering::Less => false,
-                        std::cmp::Ordering::Greater => true,
-                        std::cmp::Ordering::Equal => {
-                            snap.next(); // shadowed by the buffer
-                            true
-                        }
-                    }
-                }
-            };
-            if from_buffer {
-                let (key, value) = buffered.next().expect("peeked");
-                if let Some(value) = value {
-                    out.push((key, value));
-                }
-            } else {
-                out.push(snap.next().expect("peeked"));
-            }
-        }
-        Ok(out)
+        let overlay = buffered.iter().map(|(k, v)| (k.as_slice(), v.as_deref())).collect();
+        Ok(crate::kv::merge_overlaid(snap, overlay, limit, reverse))
     }
 
     /// Forward scan of `[start, end)` as [`Txn::scan`] sees it (buffered writes over the
@@ -428,39 +400,8 @@ impl Txn {
             let state = self.state.lock();
             state.writes.range::<[u8], _>(bounds).map(|(k, v)| (k.clone(), v.clone())).collect()
         };
-        let mut pending = buffered.iter().peekable();
-        let mut go = true;
-        self.snapshot.read().scan_visit(start, end, &mut |k, v| {
-            // Buffered keys before this one come first; an equal key is the buffer's version.
-            while let Some((bk, bv)) = pending.peek() {
-                if bk.as_slice() > k {
-                    break;
-                }
-                let same = bk.as_slice() == k;
-                if let Some(bv) = bv {
-                    if !visit(bk, bv) {
-                        go = false;
-                        return false;
-                    }
-                }
-                pending.next();
-                if same {
-                    return true;
-                }
-            }
-            go = visit(k, v);
-            go
-        })?;
-        if go {
-            for (bk, bv) in pending {
-                if let Some(bv) = bv {
-                    if !visit(bk, bv) {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
+        let overlay = buffered.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
+        crate::kv::visit_overlaid(overlay, |lend| self.snapshot.read().scan_visit(start, end, lend), visit)
     }
 
     /// Buffers a write of `value` to `key`.
