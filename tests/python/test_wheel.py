@@ -3,7 +3,11 @@ fresh venv that holds nothing else, and used from there:
 
 * in-process: parameters of each type bound as values, typed results, MySQL error codes,
   transactions, threads on cursors (tests/wheel/checks.py);
-* `db.serve()`: a MySQL client (pymysql, from the suite's own venv) reads and writes through it;
+* `db.serve()`: a MySQL client (pymysql, from the suite's own venv) reads and writes through it,
+  and pytidb's quick-start (an auto-embedded field; dense, full-text and hybrid search) runs
+  against it;
+* results as pandas DataFrames with their dtypes (and pyarrow Tables where installed), numpy
+  arrays bound as vectors;
 * `kill -9` of the Python process while it inserts: every acknowledged row is there on reopen,
   and a data directory open in one process is refused to a second with a clear error;
 * the wheel's `embedb` command: `embedb version`, and the golden SQL scripts (tests/sqltest.py)
@@ -47,8 +51,9 @@ def venv(tmp_path_factory) -> Path:
     return venv
 
 
-def run_checks(venv: Path, *args: str, timeout: int = 300) -> str:
-    p = subprocess.run([str(venv / "bin" / "python"), str(CHECKS), *args], capture_output=True, text=True, timeout=timeout)
+def run_checks(venv: Path, *args: str, timeout: int = 300, env: dict | None = None) -> str:
+    p = subprocess.run([str(venv / "bin" / "python"), str(CHECKS), *args], capture_output=True, text=True,
+                       timeout=timeout, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     return p.stdout
 
@@ -61,6 +66,25 @@ def test_in_process_api(venv: Path) -> None:
 def test_serve_for_tools_that_need_a_url(venv: Path) -> None:
     out = run_checks(venv, "serve", sys.executable)
     assert "PASS and its writes are seen in-process" in out, out
+
+
+def with_suite_packages() -> dict:
+    """The environment that lends the fresh venv this suite's packages (pandas, numpy, pytidb):
+    the wheel is the only thing installed in the venv itself."""
+    site = [p for p in sys.path if p.endswith("site-packages")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(site))
+
+
+def test_dataframes_and_numpy(venv: Path) -> None:
+    pytest.importorskip("pandas")
+    out = run_checks(venv, "frames", env=with_suite_packages())
+    assert "PASS a numpy array binds as a vector" in out, out
+
+
+def test_pytidb_quick_start_through_serve(venv: Path, tmp_path: Path) -> None:
+    pytest.importorskip("pytidb")
+    out = run_checks(venv, "pytidb", str(tmp_path / "data"), env=with_suite_packages(), timeout=600)
+    assert "PASS pytidb's rows are seen in-process" in out, out
 
 
 def test_kill_9_loses_nothing_acknowledged(venv: Path, tmp_path: Path) -> None:

@@ -4,6 +4,9 @@ fresh venv holding only the wheel. Each check prints `PASS name`; the first fail
 Usage: checks.py MODE [ARGS]
   api             parameters, types, errors, transactions, threads, a second connect's lock
   serve PYTHON    db.serve(), then PYTHON (a venv with pymysql) queries it over the wire
+  frames          results as pandas DataFrames (and pyarrow Tables when installed), numpy vectors
+  pytidb DIR      pytidb's quick-start through db.serve(): auto-embedded field, dense, full-text
+                  and hybrid search (pytidb, pandas, numpy come from PYTHONPATH)
   write DIR N     insert rows 0..N-1 into DIR one by one, printing each acknowledged id
   count DIR       print the rows in DIR
 """
@@ -92,6 +95,61 @@ def serve(python):
     db.close()
 
 
+def frames():
+    import numpy
+    import pandas
+
+    db = embedb.connect()
+    db.execute("CREATE TABLE f (id BIGINT PRIMARY KEY, x DOUBLE, s VARCHAR(10), t DATETIME, v VECTOR(2))")
+    db.execute("INSERT INTO f VALUES (?, ?, ?, ?, ?)", (1, 0.5, "a", datetime.datetime(2026, 1, 1), numpy.array([1.0, 0.0], dtype=numpy.float32)))
+    db.execute("INSERT INTO f VALUES (?, ?, ?, ?, ?)", (numpy.int64(2), numpy.float64(1.5), "b", datetime.datetime(2026, 1, 2), [0.0, 1.0]))
+    df = db.sql("SELECT id, x, s, t FROM f ORDER BY id").df()
+    check("a DataFrame", list(df.columns) == ["id", "x", "s", "t"] and len(df) == 2, df)
+    dtypes = {c: str(t) for c, t in df.dtypes.items()}
+    check("DataFrame dtypes", dtypes["id"] == "int64" and dtypes["x"] == "float64" and dtypes["t"].startswith("datetime64"), dtypes)
+    near = db.sql("SELECT id FROM f ORDER BY VEC_COSINE_DISTANCE(v, ?) LIMIT 1", (numpy.array([0.1, 0.9]),)).fetchall()
+    check("a numpy array binds as a vector", near == [(2,)], near)
+    try:
+        import pyarrow
+    except ImportError:
+        return
+    t = db.sql("SELECT id, x, s FROM f ORDER BY id").arrow()
+    check("an Arrow table", t.schema.field("id").type == pyarrow.int64() and t.schema.field("x").type == pyarrow.float64() and t.num_rows == 2, t.schema)
+
+
+def quick_start(path):
+    from pytidb import TiDBClient
+    from pytidb.datatype import TEXT
+    from pytidb.embeddings import EmbeddingFunction
+    from pytidb.schema import Field, FullTextField, TableModel
+
+    db = embedb.connect(path)
+    url = db.serve()
+    client = TiDBClient.connect(url)
+
+    class Doc(TableModel):
+        __tablename__ = "docs"
+        id: int = Field(primary_key=True)
+        content: str = FullTextField()
+        embedding: list[float] = EmbeddingFunction("local/all-MiniLM-L6-v2", dimensions=384).VectorField(source_field="content")
+
+    table = client.create_table(schema=Doc, if_exists="overwrite")
+    table.bulk_insert([Doc(id=1, content="Java: Object-oriented language for cross-platform development."),
+                       Doc(id=2, content="Java coffee: Bold Indonesian beans with low acidity."),
+                       Doc(id=3, content="Java island: Densely populated, home to Jakarta."),
+                       Doc(id=4, content="Java's syntax is used in Android apps.")])
+    dense = [r["id"] for r in table.search("How to start learning Java programming?").limit(2).to_list()]
+    check("pytidb dense search through db.serve()", dense == [1, 4], dense)
+    fts = [r["id"] for r in table.search("coffee beans", search_type="fulltext").limit(2).to_list()]
+    check("pytidb full-text search", fts[:1] == [2], fts)
+    hybrid = [r["id"] for r in table.search("Java coffee beans", search_type="hybrid").limit(3).to_list()]
+    check("pytidb hybrid search", 2 in hybrid, hybrid)
+    n = db.sql("SELECT COUNT(*) FROM docs").fetchone()[0]
+    check("pytidb's rows are seen in-process", n == 4, n)
+    client.disconnect()
+    db.close()
+
+
 def write(path, n):
     db = embedb.connect(path)
     db.execute("CREATE TABLE IF NOT EXISTS k (id INT PRIMARY KEY)")
@@ -111,6 +169,10 @@ if __name__ == "__main__":
         api()
     elif mode == "serve":
         serve(sys.argv[2])
+    elif mode == "frames":
+        frames()
+    elif mode == "pytidb":
+        quick_start(sys.argv[2])
     elif mode == "write":
         write(sys.argv[2], int(sys.argv[3]))
     elif mode == "count":
