@@ -996,7 +996,7 @@ impl SessionValues for Session {
     fn source(&self) -> &str {
         &self.source
     }
-    fn user_lock(&self, function: &str, args: &[ast::Expr]) -> Result<ast::Expr> {
+    fn session_function(&self, function: &str, args: &[ast::Expr]) -> Result<ast::Expr> {
         use crate::sql::rewrite::{literal_text, lit_num};
         let text = |i: usize| args.get(i).map(literal_text);
         let null = || ast::Expr::value(ast::Value::Null);
@@ -1009,9 +1009,26 @@ impl SessionValues for Session {
                 let secs: f64 = t.as_deref().unwrap_or("0").trim().parse().map_err(|_| bad())?;
                 let timeout = (secs >= 0.0).then(|| std::time::Duration::from_secs_f64(secs.min(31_536_000.0)));
                 let interrupt = self.interrupt.clone();
-                // The wait blocks this worker; the runtime moves its other tasks elsewhere.
-                let got = tokio::task::block_in_place(|| locks.get(conn, &name, timeout, &|| interrupt.is_set()))?;
+                let got = blocking(|| locks.get(conn, &name, timeout, &|| interrupt.is_set()))?;
                 lit_num(got as u8)
+            }
+            ("sleep", 1) => {
+                let secs: f64 = text(0).flatten().unwrap_or_else(|| "0".into()).trim().parse().map_err(|_| bad())?;
+                if secs < 0.0 {
+                    return Err(bad());
+                }
+                let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.min(31_536_000.0));
+                let interrupt = self.interrupt.clone();
+                let woken = blocking(|| {
+                    while std::time::Instant::now() < until {
+                        if interrupt.is_set() {
+                            return true;
+                        }
+                        std::thread::sleep((until - std::time::Instant::now()).min(std::time::Duration::from_millis(20)));
+                    }
+                    false
+                });
+                lit_num(woken as u8)
             }
             ("release_lock", 1) => match text(0) {
                 Some(Some(name)) => locks.release(conn, &name)?.map_or_else(null, |r| lit_num(r as u8)),
@@ -1028,6 +1045,15 @@ impl SessionValues for Session {
             },
             _ => return Err(SqlError::param_count(function)),
         })
+    }
+}
+
+/// Runs a blocking wait on a statement's thread: on a multi-threaded runtime the worker hands its
+/// other tasks to the rest first.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 

@@ -44,9 +44,10 @@ pub trait SessionValues {
     fn user_var(&self, name: &str) -> Expr;
     /// The statement's text, for column headers as the user typed them.
     fn source(&self) -> &str;
-    /// `GET_LOCK` and the other user-lock functions (`session::user_locks`), called with
-    /// literal arguments: the call's result as a literal.
-    fn user_lock(&self, function: &str, args: &[Expr]) -> Result<Expr>;
+    /// Functions that act on the session or the server rather than compute — `GET_LOCK` and the
+    /// other user-lock functions (`session::user_locks`), `SLEEP` (which KILL must be able to
+    /// stop) — called with literal arguments: the call's result as a literal.
+    fn session_function(&self, function: &str, args: &[Expr]) -> Result<Expr>;
 }
 
 /// Whether `e` is a constant a user-lock call can take: a string, a number (signed) or NULL.
@@ -554,7 +555,13 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     if !args.iter().all(|a| lit_of_value(a)) {
                         return Err(SqlError::unsupported(format!("{} with arguments that are not constants", name.to_uppercase())));
                     }
-                    Some(s.user_lock(&name, &args)?)
+                    Some(s.session_function(&name, &args)?)
+                }
+                // SLEEP(constant) waits here, where KILL QUERY (or Ctrl-C in-process) can end it
+                // (MySQL then returns 1); SLEEP of a column stays the per-row function.
+                "sleep" if nargs == 1 && lit_of_value(function_args(f)[0]) => {
+                    let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
+                    Some(s.session_function(&name, &args)?)
                 }
                 "if" if nargs == 3 => {
                     let a = function_args(f);

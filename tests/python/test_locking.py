@@ -156,3 +156,21 @@ def test_named_user_locks_between_connections(two, embedb_server, db) -> None:
     while q(a, "SELECT IS_FREE_LOCK('deploy')") != [(1,)]:
         assert time.monotonic() < deadline, "a closed connection's lock was not released"
         time.sleep(0.05)
+
+
+def test_kill_query_ends_a_sleep_and_a_lock_wait(two) -> None:
+    """KILL QUERY ends SLEEP at once (it returns 1, as MySQL's does), and a GET_LOCK wait with an
+    error; neither holds a server thread while it waits."""
+    a, b = two
+    a_id = q(a, "SELECT CONNECTION_ID()")[0][0]
+    threading.Timer(0.4, lambda: q(b, f"KILL QUERY {a_id}")).start()
+    start = time.monotonic()
+    assert q(a, "SELECT SLEEP(20)") == [(1,)]
+    assert time.monotonic() - start < 5
+    assert q(b, "SELECT GET_LOCK('held', 1)") == [(1,)]
+    threading.Timer(0.4, lambda: q(b, f"KILL QUERY {a_id}")).start()
+    start = time.monotonic()
+    with pytest.raises(pymysql.MySQLError) as e:
+        q(a, "SELECT GET_LOCK('held', 20)")
+    assert e.value.args[0] == 1317 and time.monotonic() - start < 5, e.value.args
+    assert q(a, "SELECT 1") == [(1,)]

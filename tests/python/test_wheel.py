@@ -2,7 +2,7 @@
 fresh venv that holds nothing else, and used from there:
 
 * in-process: parameters of each type bound as values, typed results, MySQL error codes,
-  transactions, threads on cursors (tests/wheel/checks.py);
+  transactions, threads on cursors, Ctrl-C stopping a statement (tests/wheel/checks.py);
 * `db.serve()`: a MySQL client (pymysql, from the suite's own venv) reads and writes through it,
   and pytidb's quick-start (an auto-embedded field; dense, full-text and hybrid search) runs
   against it;
@@ -60,7 +60,7 @@ def run_checks(venv: Path, *args: str, timeout: int = 300, env: dict | None = No
 
 def test_in_process_api(venv: Path) -> None:
     out = run_checks(venv, "api")
-    assert out.count("PASS ") == 8 and out.strip().endswith("PASS column names"), out
+    assert out.count("PASS ") == 10 and out.strip().endswith("PASS and the session goes on"), out
 
 
 def test_serve_for_tools_that_need_a_url(venv: Path) -> None:

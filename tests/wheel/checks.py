@@ -76,6 +76,20 @@ def api():
     check("threads on cursors", not errors and n == 200, (errors, n))
     cols = db.sql("SELECT id AS ident, s, COUNT(*) FROM t WHERE id = 1 GROUP BY id, s").columns
     check("column names", cols == ["ident", "s", "COUNT(*)"], cols)
+    # Ctrl-C stops a running statement (KILL QUERY) and raises KeyboardInterrupt; the session
+    # goes on.
+    import os
+    import signal
+    import time
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
+    try:
+        db.execute("SELECT SLEEP(30)")
+        check("Ctrl-C stops a statement", False, "it ran to the end")
+    except KeyboardInterrupt:
+        took = time.monotonic() - start
+    check("Ctrl-C stops a statement", took < 5, took)
+    check("and the session goes on", db.sql("SELECT 1").fetchall() == [(1,)])
 
 
 def serve(python):

@@ -51,6 +51,8 @@ fn sql_error(py: Python<'_>, e: SqlError) -> PyErr {
 struct Connection {
     engine: Arc<Engine>,
     session: Arc<tokio::sync::Mutex<Session>>,
+    /// The session's KILL signal: Ctrl-C during a statement stops it (`KILL QUERY`).
+    interrupt: Arc<embedb::interrupt::Interrupt>,
     /// Servers started by `serve`, stopped by `close`.
     servers: Arc<std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
     /// Whether this connection opened the engine (and so shuts it down on close).
@@ -82,7 +84,8 @@ fn connect(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<Connect
         })
         .map_err(|e| sql_error(py, e))?;
     let session = new_session(&engine)?;
-    Ok(Connection { engine, session: Arc::new(tokio::sync::Mutex::new(session)), servers: Default::default(), owner: true })
+    let interrupt = session.interrupt.clone();
+    Ok(Connection { engine, session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: Default::default(), owner: true })
 }
 
 fn embedb_storage_in_memory() -> embedb::storage::Store {
@@ -235,26 +238,45 @@ impl Connection {
             Some(p) => Some(p.try_iter()?.map(|v| to_sql(&v?)).collect::<PyResult<_>>()?),
         };
         let session = self.session.clone();
-        let out = py.detach(|| {
-            runtime().block_on(async move {
-                runtime()
-                    .spawn(async move {
-                        let mut s = session.lock().await;
-                        match args {
-                            None => s.run(&sql).await,
-                            Some(args) => {
-                                let p = s.prepare(&sql).await?;
-                                if p.params != args.len() {
-                                    return Err(SqlError::new(1210, "HY000", format!("Incorrect arguments to EXECUTE: {} placeholders, {} values", p.params, args.len())));
-                                }
-                                s.execute_prepared(&p, args).await
-                            }
-                        }
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(SqlError::other(format!("the statement's task failed: {e}"))))
-            })
+        let task = runtime().spawn(async move {
+            let mut s = session.lock().await;
+            match args {
+                None => s.run(&sql).await,
+                Some(args) => {
+                    let p = s.prepare(&sql).await?;
+                    if p.params != args.len() {
+                        return Err(SqlError::new(1210, "HY000", format!("Incorrect arguments to EXECUTE: {} placeholders, {} values", p.params, args.len())));
+                    }
+                    s.execute_prepared(&p, args).await
+                }
+            }
         });
+        // Wait without the GIL, looking for Ctrl-C every 100 ms: it stops the statement as
+        // `KILL QUERY` does, and the KeyboardInterrupt is raised once it has stopped.
+        let mut task = task;
+        let mut interrupted: Option<PyErr> = None;
+        let out = loop {
+            let done = py.detach(|| {
+                runtime().block_on(async {
+                    match tokio::time::timeout(std::time::Duration::from_millis(100), &mut task).await {
+                        Ok(r) => Some(r.unwrap_or_else(|e| Err(SqlError::other(format!("the statement's task failed: {e}"))))),
+                        Err(_) => None,
+                    }
+                })
+            });
+            if let Some(r) = done {
+                break r;
+            }
+            if interrupted.is_none() {
+                if let Err(e) = py.check_signals() {
+                    self.interrupt.trigger(false);
+                    interrupted = Some(e);
+                }
+            }
+        };
+        if let Some(e) = interrupted {
+            return Err(e);
+        }
         let out = out.map_err(|e| sql_error(py, e))?;
         to_python(py, out)
     }
@@ -262,7 +284,8 @@ impl Connection {
     /// Another session on the same database (for another thread, or a separate transaction).
     fn cursor(&self) -> PyResult<Connection> {
         let session = new_session(&self.engine)?;
-        Ok(Connection { engine: self.engine.clone(), session: Arc::new(tokio::sync::Mutex::new(session)), servers: self.servers.clone(), owner: false })
+        let interrupt = session.interrupt.clone();
+        Ok(Connection { engine: self.engine.clone(), session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: self.servers.clone(), owner: false })
     }
 
     /// Starts the MySQL protocol on `host:port` (0: any free port) in this process; returns the
