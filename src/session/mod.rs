@@ -216,6 +216,8 @@ pub struct Session {
     pub source: String,
     /// Set by KILL from another connection; reset when a statement starts.
     pub interrupt: Arc<crate::interrupt::Interrupt>,
+    /// The running statement's aliases with capitals, by position (`aliases_as_written`).
+    alias_headers: parking_lot::Mutex<Vec<(usize, String)>>,
     /// Physical plans of repeated vector searches (`sql::plan_cache`).
     pub plan_cache: crate::sql::plan_cache::PlanCache,
     /// Whether reads by key skip DataFusion (`sql::point_get`); tests turn it off to compare.
@@ -301,6 +303,7 @@ impl Session {
             multi_statements: true,
             source: String::new(),
             interrupt,
+            alias_headers: Default::default(),
             plan_cache: Default::default(),
             point_get: true,
             savepoints: Vec::new(),
@@ -382,6 +385,7 @@ impl Session {
             self.warnings.clear();
         }
         self.source = sql.to_string();
+        self.alias_headers.lock().clear();
         self.interrupt.reset();
         // `@@last_plan_from_cache` describes the statement before the one that reads it.
         let needle = variables::LAST_PLAN_FROM_CACHE.as_bytes();
@@ -418,6 +422,7 @@ impl Session {
     /// statement (`source`) gave them an alias; TypeORM and JDBC metadata read them by those names.
     pub(crate) fn upper_case_catalog_headers_for(&self, source: &str, out: Output) -> Output {
         let Output::Rows { schema, batches } = out else { return out };
+        let schema = self.aliases_as_written(schema);
         let upper = crate::sql::infoschema::UPPER_NAME_META;
         if !schema.fields().iter().any(|f| f.metadata().contains_key(upper)) {
             return Output::Rows { schema, batches };
@@ -440,6 +445,26 @@ impl Session {
             .collect();
         let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()));
         Output::Rows { schema, batches }
+    }
+
+    /// The statement's aliases with capitals (`SELECT COUNT(*) AS Total`) as the result's headers
+    /// (`sql::rewrite::alias_headers`): planned in lower case, shown as written.
+    fn aliases_as_written(&self, schema: datafusion::arrow::datatypes::SchemaRef) -> datafusion::arrow::datatypes::SchemaRef {
+        let headers = std::mem::take(&mut *self.alias_headers.lock());
+        if headers.is_empty() {
+            return schema;
+        }
+        let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> = schema.fields().iter().cloned().collect();
+        for (i, header) in headers {
+            let Some(f) = fields.get(i) else { continue };
+            if crate::sql::rewrite::display_name(f.name()) != header.to_lowercase() || f.metadata().contains_key(crate::sql::show::NAME_META) {
+                continue;
+            }
+            let mut md = f.metadata().clone();
+            md.insert(crate::sql::show::NAME_META.to_string(), header);
+            fields[i] = Arc::new(f.as_ref().clone().with_metadata(md));
+        }
+        Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
     }
 
     async fn run_inner(&mut self, sql: &str) -> Result<Output> {
@@ -995,6 +1020,9 @@ impl SessionValues for Session {
     }
     fn source(&self) -> &str {
         &self.source
+    }
+    fn alias_header(&self, position: usize, header: &str) {
+        self.alias_headers.lock().push((position, header.to_string()));
     }
     fn session_function(&self, function: &str, args: &[ast::Expr]) -> Result<ast::Expr> {
         use crate::sql::rewrite::{literal_text, lit_num};

@@ -40,6 +40,9 @@ pub trait SessionValues {
     fn version(&self) -> String;
     fn found_rows(&self) -> u64;
     fn row_count(&self) -> i64;
+    /// The result's column at `position` is shown as `header` (an alias written with capitals)
+    /// where its planned name is that alias in lower case.
+    fn alias_header(&self, _position: usize, _header: &str) {}
     /// `@name` as a literal (NULL when unset).
     fn user_var(&self, name: &str) -> Expr;
     /// The statement's text, for column headers as the user typed them.
@@ -74,8 +77,11 @@ pub fn literal_text(e: &Expr) -> Option<String> {
 
 pub fn rewrite_statement(stmt: &mut Statement, s: &dyn SessionValues) -> Result<()> {
     // 1. headers
-    let mut namer = Namer { source: s.source(), depth: 0 };
+    let mut namer = Namer { source: s.source(), depth: 0, headers: None };
     let _ = VisitMut::visit(stmt, &mut namer);
+    for (position, header) in namer.headers.unwrap_or_default() {
+        s.alias_header(position, &header);
+    }
     // 1b. MySQL's `->` / `->>` bind tighter than any operator; sqlparser gives them the lowest
     // precedence (`doc->'$.a' = 'b'` arrives as `doc -> ('$.a' = 'b')`), so hand the path back.
     let _ = visit_expressions_mut(stmt, |e| {
@@ -260,6 +266,8 @@ impl VisitorMut for LowerAliases {
 struct Namer<'a> {
     source: &'a str,
     depth: usize,
+    /// The outermost select's aliases with capitals, by position (see `SessionValues::alias_header`).
+    headers: Option<Vec<(usize, String)>>,
 }
 
 impl VisitorMut for Namer<'_> {
@@ -270,7 +278,11 @@ impl VisitorMut for Namer<'_> {
     }
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         self.depth += 1;
-        name_set_expr(&mut q.body, self.source, self.depth == 1);
+        let top = self.depth == 1;
+        let headers = name_set_expr(&mut q.body, self.source, top);
+        if top && self.headers.is_none() {
+            self.headers = Some(headers);
+        }
         order_by_aliases(q);
         ControlFlow::Continue(())
     }
@@ -301,14 +313,38 @@ fn order_by_aliases(q: &mut Query) {
     }
 }
 
-fn name_set_expr(body: &mut SetExpr, source: &str, top: bool) {
+/// Names the select items (see `name_select`); returns the aliases with capitals of the select
+/// that names the result, by position.
+fn name_set_expr(body: &mut SetExpr, source: &str, top: bool) -> Vec<(usize, String)> {
     match body {
-        SetExpr::Select(sel) => name_select(sel, source, top),
+        SetExpr::Select(sel) => {
+            let headers = alias_headers(sel);
+            name_select(sel, source, top);
+            headers
+        }
         // Only the first branch of a UNION names its columns; the others keep theirs.
         SetExpr::SetOperation { left, .. } => name_set_expr(left, source, top),
         SetExpr::Query(q) => name_set_expr(&mut q.body, source, top),
-        _ => {}
+        _ => vec![],
     }
+}
+
+/// `SELECT COUNT(*) AS Total`: DataFusion folds the alias to `total`, which every reference to
+/// it (GROUP BY, ORDER BY, an outer query) relies on, while MySQL's header is `Total`. The
+/// aliases with capitals, by position, so that the session can give the result's column the
+/// header as written; none when a wildcard makes positions unknown.
+fn alias_headers(sel: &Select) -> Vec<(usize, String)> {
+    if sel.projection.iter().any(|p| matches!(p, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))) {
+        return vec![];
+    }
+    sel.projection
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| match p {
+            SelectItem::ExprWithAlias { alias, .. } if alias.quote_style.is_none() && alias.value.chars().any(char::is_uppercase) => Some((i, alias.value.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The text of `e` exactly as written in `source` (MySQL names an unaliased column after it).
