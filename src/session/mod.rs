@@ -449,8 +449,8 @@ impl Session {
 
     /// The statement's aliases with capitals (`SELECT COUNT(*) AS Total`) as the result's headers
     /// (`sql::rewrite::alias_headers`): planned in lower case, shown as written.
-    fn aliases_as_written(&self, schema: datafusion::arrow::datatypes::SchemaRef) -> datafusion::arrow::datatypes::SchemaRef {
-        let headers = std::mem::take(&mut *self.alias_headers.lock());
+    pub(crate) fn aliases_as_written(&self, schema: datafusion::arrow::datatypes::SchemaRef) -> datafusion::arrow::datatypes::SchemaRef {
+        let headers = self.alias_headers.lock().clone();
         if headers.is_empty() {
             return schema;
         }

@@ -46,6 +46,8 @@ pub struct PointGet {
     /// (result name, column position, whether the result keeps the table's name: an aliased
     /// column does not, as in DataFusion) per result column.
     columns: Vec<(String, usize, bool)>,
+    /// Aliases written with capitals, by position: shown as written (`rewrite::alias_headers`).
+    headers: Vec<(usize, String)>,
     key: Key,
     /// LIMIT / OFFSET.
     limit: Option<u64>,
@@ -185,7 +187,8 @@ impl PointGet {
         }
 
         let Some(key) = where_key(txn, &names, selection)? else { return Ok(None) };
-        Ok(Some(PointGet { table, alias: qualifier, columns, key, limit, offset }))
+        let headers = crate::sql::rewrite::alias_headers(s);
+        Ok(Some(PointGet { table, alias: qualifier, columns, headers, key, limit, offset }))
     }
 
     /// Read the rows in `txn`.
@@ -220,11 +223,14 @@ impl PointGet {
         let table_schema = self.table.arrow_schema();
         let mut fields: Vec<FieldRef> = Vec::with_capacity(self.columns.len());
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
-        for (name, i, qualified) in &self.columns {
+        for (pos, (name, i, qualified)) in self.columns.iter().enumerate() {
             let f = table_schema.field(*i);
             let mut md = f.metadata().clone();
             if *qualified {
                 md.insert(types::ALIAS_META.into(), self.alias.clone());
+            }
+            if let Some((_, header)) = self.headers.iter().find(|(p, _)| *p == pos) {
+                md.insert(crate::sql::show::NAME_META.into(), header.clone());
             }
             fields.push(Arc::new(Field::new(name, f.data_type().clone(), f.is_nullable()).with_metadata(md)));
             let vals: Vec<&Datum> = rows.iter().map(|r| &r.values[*i]).collect();

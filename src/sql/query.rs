@@ -39,7 +39,9 @@ impl Session {
         // TiDB's "ANN index not used: …" notes from the vector-index rule, for SHOW WARNINGS.
         let warnings = crate::index::search::ann::take_warnings(&self.ctx);
         if let (Some(p), true) = (pending, warnings.is_empty()) {
-            self.plan_cache.offer(p, &schema, &plan, &task);
+            // A repeat is not rewritten: the kept schema carries the headers as written.
+            let shown = self.aliases_as_written(schema.clone());
+            self.plan_cache.offer(p, &shown, &plan, &task);
         }
         for w in warnings {
             self.warn(1105, w);

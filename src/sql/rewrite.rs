@@ -333,7 +333,7 @@ fn name_set_expr(body: &mut SetExpr, source: &str, top: bool) -> Vec<(usize, Str
 /// it (GROUP BY, ORDER BY, an outer query) relies on, while MySQL's header is `Total`. The
 /// aliases with capitals, by position, so that the session can give the result's column the
 /// header as written; none when a wildcard makes positions unknown.
-fn alias_headers(sel: &Select) -> Vec<(usize, String)> {
+pub(crate) fn alias_headers(sel: &Select) -> Vec<(usize, String)> {
     if sel.projection.iter().any(|p| matches!(p, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))) {
         return vec![];
     }
