@@ -36,6 +36,10 @@ impl Dialect for TidbDialect {
         if literal && matches!(next.token, Token::Comma | Token::RParen) {
             return Some(parser.parse_value().map(Expr::Value));
         }
+        let interval_call = matches!(&first.token, Token::Word(w) if w.keyword == Keyword::INTERVAL) && matches!(next.token, Token::LParen);
+        if interval_call {
+            return interval_function(parser).transpose();
+        }
         None
     }
 
@@ -103,4 +107,39 @@ mod tests {
             assert_eq!(parse(sql, &TidbDialect::default()), parse(sql, &MySqlDialect {}), "{sql}");
         }
     }
+}
+
+/// MySQL's `INTERVAL(N, N1, N2, …)` function — two or more arguments in parentheses — which
+/// sqlparser would read as the start of an interval literal (`INTERVAL (1 + 2) DAY`, one
+/// argument, still is one). It becomes a call of the `interval` function.
+fn interval_function(parser: &mut Parser) -> Result<Option<Expr>, ParserError> {
+    use datafusion::sql::sqlparser::ast::{Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName};
+    let mut span = None;
+    let args = parser.maybe_parse(|p| {
+        span = Some(p.next_token().span);
+        p.expect_token(&Token::LParen)?;
+        let args = p.parse_comma_separated(Parser::parse_expr)?;
+        p.expect_token(&Token::RParen)?;
+        if args.len() < 2 {
+            return Err(ParserError::ParserError("an interval literal, not INTERVAL()".into()));
+        }
+        Ok(args)
+    })?;
+    Ok(args.map(|args| {
+        Expr::Function(Function {
+            // The keyword's place, so that the result column is named as the call was written.
+            name: ObjectName::from(vec![Ident::with_span(span.unwrap_or(datafusion::sql::sqlparser::tokenizer::Span::empty()), "interval")]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: args.into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect(),
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        })
+    }))
 }

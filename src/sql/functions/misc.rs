@@ -49,6 +49,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
         }),
         udf("uuid_short", 0, 0, rowwise::int, |_| Ok(ScalarValue::Int64(Some(uuid_short())))),
         udf("sleep", 1, 1, rowwise::int, sleep),
+        udf("interval", 2, MANY, rowwise::int, interval),
         udf("charset", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(Some(if is_binary(&a[0]) { "binary" } else { "utf8mb4" }.into())))),
         udf("collation", 1, 1, rowwise::text, |a| Ok(ScalarValue::Utf8(Some(if is_binary(&a[0]) { "binary" } else { "utf8mb4_bin" }.into())))),
         // 4 (coercible) for a value, 6 (ignorable) for NULL: columns are told apart only by MySQL.
@@ -335,6 +336,14 @@ fn uuid_short() -> i64 {
 }
 
 /// SLEEP(n): waits up to n seconds (at most an hour), returns 0.
+/// INTERVAL(N, N1, N2, …): 0 if N < N1, 1 if N < N2, …, the count of the Ni when N is at
+/// least the last (the Ni ascending, as MySQL requires); -1 for a NULL N.
+fn interval(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let Some(n) = arg_f64(&a[0]) else { return Ok(ScalarValue::Int64(Some(-1))) };
+    let below = a[1..].iter().position(|x| arg_f64(x).is_some_and(|x| n < x));
+    Ok(ScalarValue::Int64(Some(below.unwrap_or(a.len() - 1) as i64)))
+}
+
 fn sleep(a: &[ScalarValue]) -> Result<ScalarValue> {
     let Some(secs) = arg_f64(&a[0]) else { return Ok(ScalarValue::Int64(None)) };
     if secs < 0.0 {
