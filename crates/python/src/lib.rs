@@ -3,9 +3,9 @@
 //! `embedb.connect("./data")` opens the same engine `embedb serve` runs (`Engine::open`) and a
 //! session on it; `db.execute("SELECT … WHERE id = ?", (7,))` prepares the statement, binds each
 //! Python value as a SQL value (never pasted into the text: `Session::execute_prepared` gets
-//! literals in the AST) and runs it on the package's tokio runtime with the GIL released. The
-//! result's Arrow batches become Python values (ints, floats, str, bytes, `decimal.Decimal`,
-//! `datetime`) under the GIL again. `db.cursor()` is another session on the same engine, for
+//! literals in the AST) and runs it on the package's tokio runtime with the GIL released (Ctrl-C
+//! stops it as KILL QUERY does). The result keeps the engine's Arrow batches; they become Python
+//! values (ints, floats, str, bytes, `decimal.Decimal`, `datetime`) when first fetched. `db.cursor()` is another session on the same engine, for
 //! another thread. `db.serve(port)` starts the MySQL protocol on loopback beside it, for tools
 //! that need a URL. `cli(argv)` is the `embedb` command of the wheel (`embedb::cli::run`).
 
@@ -144,26 +144,48 @@ struct QueryResult {
     rowcount: i64,
     #[pyo3(get)]
     lastrowid: u64,
-    rows: Vec<Py<PyTuple>>,
+    /// The result as the engine made it: Arrow batches, turned into Python rows when first
+    /// fetched.
+    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    rows: Option<Vec<Py<PyTuple>>>,
     at: usize,
+}
+
+impl QueryResult {
+    fn rows(&mut self, py: Python<'_>) -> PyResult<&Vec<Py<PyTuple>>> {
+        if self.rows.is_none() {
+            let mut rows = Vec::new();
+            for b in &self.batches {
+                for r in 0..b.num_rows() {
+                    let cells: Vec<Py<PyAny>> = b.columns().iter().map(|c| cell(py, c, r)).collect::<PyResult<_>>()?;
+                    rows.push(PyTuple::new(py, cells)?.unbind());
+                }
+            }
+            self.rows = Some(rows);
+        }
+        Ok(self.rows.as_ref().expect("made"))
+    }
 }
 
 #[pymethods]
 impl QueryResult {
     /// The rows not fetched yet, as tuples.
-    fn fetchall(&mut self, py: Python<'_>) -> Vec<Py<PyTuple>> {
-        let rest: Vec<Py<PyTuple>> = self.rows[self.at..].iter().map(|r| r.clone_ref(py)).collect();
-        self.at = self.rows.len();
-        rest
+    fn fetchall(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyTuple>>> {
+        let at = self.at;
+        let rows = self.rows(py)?;
+        let rest: Vec<Py<PyTuple>> = rows[at.min(rows.len())..].iter().map(|r| r.clone_ref(py)).collect();
+        self.at = rows.len();
+        Ok(rest)
     }
 
     /// The next row, or None.
-    fn fetchone(&mut self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        let r = self.rows.get(self.at).map(|r| r.clone_ref(py));
+    fn fetchone(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyTuple>>> {
+        let at = self.at;
+        let r = self.rows(py)?.get(at).map(|r| r.clone_ref(py));
         if r.is_some() {
             self.at += 1;
         }
-        r
+        Ok(r)
     }
 }
 
@@ -209,20 +231,15 @@ fn cell(py: Python<'_>, col: &ArrayRef, i: usize) -> PyResult<Py<PyAny>> {
     })
 }
 
-fn to_python(py: Python<'_>, out: Output) -> PyResult<QueryResult> {
+fn to_python(out: Output) -> QueryResult {
     match out {
-        Output::Ok { affected, last_insert_id, .. } => Ok(QueryResult { columns: vec![], rowcount: affected as i64, lastrowid: last_insert_id, rows: vec![], at: 0 }),
+        Output::Ok { affected, last_insert_id, .. } => {
+            QueryResult { columns: vec![], rowcount: affected as i64, lastrowid: last_insert_id, batches: vec![], rows: Some(vec![]), at: 0 }
+        }
         Output::Rows { schema, batches } => {
             let columns: Vec<String> = schema.fields().iter().map(|f| embedb::sql::show::column_name(f)).collect();
-            let mut rows = Vec::new();
-            for b in &batches {
-                for r in 0..b.num_rows() {
-                    let cells: Vec<Py<PyAny>> = b.columns().iter().map(|c| cell(py, c, r)).collect::<PyResult<_>>()?;
-                    rows.push(PyTuple::new(py, cells)?.unbind());
-                }
-            }
-            let n = rows.len() as i64;
-            Ok(QueryResult { columns, rowcount: n, lastrowid: 0, rows, at: 0 })
+            let n = batches.iter().map(|b| b.num_rows()).sum::<usize>() as i64;
+            QueryResult { columns, rowcount: n, lastrowid: 0, batches, rows: None, at: 0 }
         }
     }
 }
@@ -278,7 +295,7 @@ impl Connection {
             return Err(e);
         }
         let out = out.map_err(|e| sql_error(py, e))?;
-        to_python(py, out)
+        Ok(to_python(out))
     }
 
     /// Another session on the same database (for another thread, or a separate transaction).

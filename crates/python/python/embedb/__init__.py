@@ -63,12 +63,11 @@ class Result:
         return pandas.DataFrame.from_records(self._r.fetchall(), columns=self.columns)
 
     def arrow(self) -> Any:
-        """The rows as a pyarrow Table."""
+        """The rows as a pyarrow Table (built from the rows: not yet without copies)."""
         import pyarrow
 
         rows = self._r.fetchall()
-        cols = {name: [r[i] for r in rows] for i, name in enumerate(self.columns)}
-        return pyarrow.table(cols)
+        return pyarrow.table({name: [r[i] for r in rows] for i, name in enumerate(self.columns)})
 
 
 class Database:
