@@ -6,11 +6,12 @@
 //! like this:
 //! 1. [`Wal::append`] writes the batch as one record at the log's tail and syncs it: from here
 //!    the batch survives a crash.
-//! 2. The batch is applied to redb with `Durability::None` (visible to new snapshots, not synced).
+//! 2. The batch goes into the memtable (`crate::memtable`): visible to new snapshots, not in
+//!    redb yet.
 //! 3. Every [`CHECKPOINT_BYTES`] of log (or when the log is full) commits go on in the other log
-//!    of a pair while a durable redb commit makes everything in this one durable in the
-//!    database file; then [`Wal::reset`] starts it over under a new epoch. Of the two logs, the
-//!    one of the older epoch holds the older records.
+//!    of a pair while a durable redb commit writes this log's memtable to the database file;
+//!    then [`Wal::reset`] starts this log over under a new epoch. Of the two logs, the one of the
+//!    older epoch holds the older records.
 //!
 //! On open, the records of the current epoch are read in order until the first one that is torn
 //! (a crash during its write: it was never acknowledged) and applied again in one durable commit.
