@@ -155,6 +155,9 @@ fn translate_datafusion(e: DataFusionError) -> SqlError {
     if msg.contains("Divide by zero") {
         return SqlError::other("Division by 0");
     }
+    if msg.starts_with("Invalid JSON text in argument") {
+        return SqlError::new(3141, "22032", msg);
+    }
     SqlError::other(msg)
 }
 

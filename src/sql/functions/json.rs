@@ -20,6 +20,7 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("json_valid", 1, 1, rowwise::int, |a| {
             Ok(ScalarValue::Int64(arg_text(&a[0]).map(|s| serde_json::from_str::<J>(&s).is_ok() as i64)))
         }),
+        udf("json_schema_valid", 2, 2, rowwise::int, json_schema_valid),
         udf("json_type", 1, 1, rowwise::text, json_type),
         udf("json_length", 1, 2, rowwise::int, json_length),
         udf("json_depth", 1, 1, rowwise::int, |a| with_doc(a, |d| Ok(ScalarValue::Int64(Some(depth(d)))))),
@@ -273,6 +274,15 @@ fn json_object(a: &[ScalarValue]) -> Result<ScalarValue> {
 
 fn json_array(a: &[ScalarValue]) -> Result<ScalarValue> {
     Ok(text(&J::Array(a.iter().map(as_json_value).collect())))
+}
+
+/// JSON_SCHEMA_VALID(schema, document): 1 or 0 (`json_schema`); NULL for a NULL; MySQL's 3141
+/// for text that is not JSON.
+fn json_schema_valid(a: &[ScalarValue]) -> Result<ScalarValue> {
+    let (Some(schema), Some(doc)) = (arg_text(&a[0]), arg_text(&a[1])) else { return Ok(ScalarValue::Int64(None)) };
+    let parse = |t: &str, n: usize| serde_json::from_str::<J>(t).map_err(|_| datafusion::error::DataFusionError::Execution(format!("Invalid JSON text in argument {n} to function json_schema_valid.")));
+    let (schema, doc) = (parse(&schema, 1)?, parse(&doc, 2)?);
+    Ok(ScalarValue::Int64(Some(super::json_schema::valid(&schema, &doc) as i64)))
 }
 
 fn json_type(a: &[ScalarValue]) -> Result<ScalarValue> {

@@ -20,6 +20,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 use crate::sql::types::json_to_mysql_text;
 
 pub mod json;
+pub mod json_schema;
 pub mod misc;
 pub mod rowwise;
 pub mod string;
