@@ -113,7 +113,7 @@ mod tests {
 /// sqlparser would read as the start of an interval literal (`INTERVAL (1 + 2) DAY`, one
 /// argument, still is one). It becomes a call of the `interval` function.
 fn interval_function(parser: &mut Parser) -> Result<Option<Expr>, ParserError> {
-    use datafusion::sql::sqlparser::ast::{Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName};
+    use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
     let mut span = None;
     let args = parser.maybe_parse(|p| {
         span = Some(p.next_token().span);
@@ -126,20 +126,11 @@ fn interval_function(parser: &mut Parser) -> Result<Option<Expr>, ParserError> {
         Ok(args)
     })?;
     Ok(args.map(|args| {
-        Expr::Function(Function {
+        let mut call = crate::sql::rewrite::call("interval", args);
+        if let Expr::Function(f) = &mut call {
             // The keyword's place, so that the result column is named as the call was written.
-            name: ObjectName::from(vec![Ident::with_span(span.unwrap_or(datafusion::sql::sqlparser::tokenizer::Span::empty()), "interval")]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: args.into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e))).collect(),
-                clauses: vec![],
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        })
+            f.name = ObjectName::from(vec![Ident::with_span(span.unwrap_or(datafusion::sql::sqlparser::tokenizer::Span::empty()), "interval")]);
+        }
+        call
     }))
 }
