@@ -107,7 +107,7 @@ pub fn choose(txn: &Txn, table: &TableInfo, filters: &[Expr], fulltext: Option<V
         let Some(handles) = read_index(txn, index, &ranges)? else { continue };
         let n = handles.len();
         if best.as_ref().is_none_or(|(m, _)| n < *m) {
-            let name = format!("{}({})", index.name, index.columns.join(", "));
+            let name = index_label(index);
             best = Some((n, Access::IndexRangeScan { index: name, ranges: shown, handles }));
         }
     }
@@ -156,14 +156,14 @@ pub fn ordered(txn: &Txn, table: &TableInfo, current: &Access, filters: &[Expr],
         Access::IndexRangeScan { index, handles, .. } => Some((index.as_str(), handles.len())),
         // A covering read of an index (ascending): that index again, in either direction.
         Access::Ordered { index: Some(ix), .. } => {
-            covering_name = format!("{}({})", ix.name, ix.columns.join(", "));
+            covering_name = index_label(ix);
             Some((covering_name.as_str(), 0))
         }
         Access::TableFullScan if limited => None,
         _ => return Ok(None),
     };
     for index in table.kv_indexes() {
-        let name = format!("{}({})", index.name, index.columns.join(", "));
+        let name = index_label(index);
         if !hints.allows(&index.name) || !serves_order(table, index, filters, keys, handle_col) {
             continue;
         }
@@ -204,7 +204,7 @@ fn range_within(txn: &Txn, ranges: &[(Vec<u8>, Vec<u8>)], n: usize) -> Result<bo
 /// their keys fold -0 into 0.
 pub fn covering(table: &TableInfo, access: &Access, filters: &[Expr], projection: &[usize]) -> Option<Access> {
     let index = match access {
-        Access::IndexRangeScan { index, .. } => table.kv_indexes().find(|ix| format!("{}({})", ix.name, ix.columns.join(", ")) == *index)?,
+        Access::IndexRangeScan { index, .. } => table.kv_indexes().find(|ix| index_label(ix) == *index)?,
         Access::Ordered { index: Some(ix), .. } => ix,
         _ => return None,
     };
@@ -221,7 +221,7 @@ pub fn covering(table: &TableInfo, access: &Access, filters: &[Expr], projection
         Access::Ordered { index, label, ranges, desc, .. } => Some(Access::Ordered { index: index.clone(), label: label.clone(), ranges: ranges.clone(), desc: *desc, covering: true }),
         _ => {
             let (ranges, shown) = index_ranges(table, index, filters)?;
-            let name = format!("{}({})", index.name, index.columns.join(", "));
+            let name = index_label(index);
             // Unordered, as TiDB prints a lookup's range.
             let label = format!("IndexRangeScan index:{name} range:{shown}");
             Some(Access::Ordered { index: Some(index.clone()), label, ranges, desc: false, covering: true })
@@ -269,6 +269,11 @@ pub fn entry_handle(index: &IndexInfo, key: &[u8], value: &[u8]) -> Result<i64> 
         return Ok(i64::from_be_bytes(value.try_into().expect("8 bytes")));
     }
     Ok(codec::decode_index_key_handle(key)?)
+}
+
+/// An index as EXPLAIN names it, and as `Access::IndexRangeScan` holds it: `k(a, b)`.
+fn index_label(index: &IndexInfo) -> String {
+    format!("{}({})", index.name, index.columns.join(", "))
 }
 
 /// Keys `[start, end)` of the rows with handles `lo..=hi`.

@@ -34,6 +34,7 @@ use crate::storage::table::{decode_columns, Row};
 /// Rows per batch.
 pub const BATCH_ROWS: usize = 1024;
 
+#[derive(Clone)]
 pub struct KvScanExec {
     table: TableInfo,
     txn: Arc<Txn>,
@@ -85,17 +86,7 @@ impl KvScanExec {
         // A failed read here only loses the order; the scan reports it when it runs.
         let access = access::ordered(&self.txn, &self.table, &self.access, &self.filters, &keys, desc, limited, &self.hints).ok()??;
         let access = access::covering(&self.table, &access, &self.filters, &self.projection).unwrap_or(access);
-        Some(KvScanExec {
-            table: self.table.clone(),
-            txn: self.txn.clone(),
-            access,
-            filters: self.filters.clone(),
-            hints: self.hints.clone(),
-            projection: self.projection.clone(),
-            schema: self.schema.clone(),
-            limit: self.limit,
-            properties: Self::properties_for(&self.schema, Some(order.to_vec())),
-        })
+        Some(KvScanExec { access, properties: Self::properties_for(&self.schema, Some(order.to_vec())), ..self.clone() })
     }
 }
 
@@ -156,17 +147,7 @@ impl ExecutionPlan for KvScanExec {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        Some(Arc::new(KvScanExec {
-            table: self.table.clone(),
-            txn: self.txn.clone(),
-            access: self.access.clone(),
-            filters: vec![],
-            hints: self.hints.clone(),
-            projection: self.projection.clone(),
-            schema: self.schema.clone(),
-            limit,
-            properties: self.properties.clone(),
-        }))
+        Some(Arc::new(KvScanExec { limit, ..self.clone() }))
     }
 
     fn fetch(&self) -> Option<usize> {

@@ -209,8 +209,14 @@ impl Inner {
         }
         let Some(log) = frozen_log else { return Ok(()) };
         let Some(frozen) = self.mem.read().frozen.clone() else { return Ok(()) };
-        let db = self.current().map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
-        write_batch(&db, &frozen.latest(), Durability::Immediate)?;
+        let db = self.current().map_err(io_error)?;
+        self.write_frozen(&db, &frozen, log)
+    }
+
+    /// The checkpoint itself: the frozen memtable's writes in one durable redb commit; then
+    /// snapshots no longer need it, and its log starts over.
+    fn write_frozen(&self, db: &Database, frozen: &Memtable, log: usize) -> std::result::Result<(), redb::Error> {
+        write_batch(db, &frozen.latest())?;
         self.mem.write().frozen = None;
         reset_log(&mut self.logs[log].lock());
         Ok(())
@@ -223,7 +229,7 @@ impl Inner {
         self.finish_checkpoint(Some(1 - *active))?;
         let (old, new) = (*active, 1 - *active);
         let epoch = self.logs[old].lock().epoch();
-        self.logs[new].lock().reset_after(epoch).map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
+        self.logs[new].lock().reset_after(epoch).map_err(io_error)?;
         let frozen = {
             let mut st = self.mem.write();
             let frozen = std::mem::replace(&mut st.active, Arc::new(Memtable::default()));
@@ -234,15 +240,7 @@ impl Inner {
         let (inner, db) = (Arc::clone(self), Arc::clone(db));
         let handle = std::thread::Builder::new()
             .name("redb-checkpoint".into())
-            .spawn(move || {
-                write_batch(&db, &frozen.latest(), Durability::Immediate)?;
-                inner.mem.write().frozen = None;
-                // Its records are in redb now; should the reset fail, replaying them is harmless.
-                if let Err(e) = inner.logs[old].lock().reset() {
-                    tracing::warn!("write-ahead log reset failed: {e}");
-                }
-                Ok(())
-            })
+            .spawn(move || inner.write_frozen(&db, &frozen, old))
             .map_err(redb::Error::Io)?;
         *self.inflight.lock() = Some(handle);
         Ok(())
@@ -258,7 +256,7 @@ impl Inner {
             let mem = self.mem.read().active.clone();
             let mut writes = mem.latest();
             writes.extend_from_slice(batch);
-            write_batch(db, &writes, Durability::Immediate)?;
+            write_batch(db, &writes)?;
             {
                 let mut st = self.mem.write();
                 let seq = st.seq + 1;
@@ -272,9 +270,7 @@ impl Inner {
         }
         let used = {
             let mut log = self.logs[*active].lock();
-            if let Err(e) = log.append(batch) {
-                return Err(redb::Error::Io(std::io::Error::other(e.to_string())));
-            }
+            log.append(batch).map_err(io_error)?;
             log.used()
         };
         {
@@ -353,9 +349,10 @@ fn is_io(e: &redb::Error) -> bool {
     matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
 }
 
-fn write_batch(db: &Database, batch: &[(Vec<u8>, Option<Vec<u8>>)], durability: Durability) -> std::result::Result<(), redb::Error> {
+/// `batch` in one durable redb commit (checkpoints, and batches too big for a log).
+fn write_batch(db: &Database, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> std::result::Result<(), redb::Error> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(durability)?;
+    txn.set_durability(Durability::Immediate)?;
     {
         let mut table = txn.open_table(TABLE)?;
         apply(&mut table, batch)?;
@@ -363,6 +360,11 @@ fn write_batch(db: &Database, batch: &[(Vec<u8>, Option<Vec<u8>>)], durability: 
     // On any error above, dropping `txn` aborts it: nothing is applied.
     txn.commit()?;
     Ok(())
+}
+
+/// Our error (a log's, or the file being reopened) as the I/O error it is to the write path.
+fn io_error(e: Error) -> redb::Error {
+    redb::Error::Io(std::io::Error::other(e.to_string()))
 }
 
 fn reset_log(log: &mut Wal) {

@@ -151,17 +151,6 @@ impl Wal {
         Ok(())
     }
 
-    /// Un-logs the last record (its batch could not be applied): the client is told the commit
-    /// failed, so a recovery must not apply it.
-    pub fn revoke_last(&mut self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
-        let at = self.tail - (RECORD_HEADER + encoded_len(batch)) as u64;
-        self.file.write_all_at(&[0; 4], at).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.tail = at;
-        self.next_seq -= 1;
-        Ok(())
-    }
-
     /// Starts the log over (everything logged is durable elsewhere now): a new epoch in the
     /// header makes every older record stale.
     pub fn reset(&mut self) -> Result<()> {
@@ -260,16 +249,13 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_or_revoked_record_ends_the_log() {
+    fn a_torn_record_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal");
         let (mut wal, _) = Wal::open(&path).unwrap();
         let one = b(&[("a", Some("1"))]);
-        let two = b(&[("b", Some("2"))]);
         let three = b(&[("c", Some("3"))]);
         wal.append(&one).unwrap();
-        wal.append(&two).unwrap();
-        wal.revoke_last(&two).unwrap();
         wal.append(&three).unwrap();
         let tail = wal.tail;
         drop(wal);
