@@ -467,7 +467,7 @@ impl Session {
         Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
     }
 
-    async fn run_inner(&mut self, sql: &str) -> Result<Output> {
+    pub(crate) async fn run_inner(&mut self, sql: &str) -> Result<Output> {
         use crate::sql::plan_cache::Shape;
         // A statement that failed before reaching `query` may have left one behind.
         self.plan_cache.take_pending();

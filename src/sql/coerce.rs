@@ -71,10 +71,20 @@ fn lower(e: Expr) -> Expr {
     Expr::ScalarFunction(ScalarFunction::new_udf(datafusion::functions::string::lower(), vec![e]))
 }
 
+/// Whether a comparison between `a` and `b` is case-insensitive: an explicit `COLLATE` on either
+/// side decides; else a `_ci` column on either side makes it so.
+fn compares_ci(a: &Expr, b: &Expr, schema: &DFSchema) -> bool {
+    use crate::sql::collation::explicit_ci;
+    match explicit_ci(a).or(explicit_ci(b)) {
+        Some(ci) => ci,
+        None => is_ci_column(a, schema) || is_ci_column(b, schema),
+    }
+}
+
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     // A `_ci` column: LIKE matches case-insensitively (ILIKE), comparisons compare lower case.
     if let Expr::Like(l) = &e {
-        if !l.case_insensitive && is_ci_column(&l.expr, schema) {
+        if !l.case_insensitive && compares_ci(&l.expr, &l.pattern, schema) {
             let Expr::Like(mut l) = e else { unreachable!() };
             l.case_insensitive = true;
             return Ok(Transformed::yes(Expr::Like(l)));
@@ -87,7 +97,7 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 | Operator::IsDistinctFrom | Operator::IsNotDistinctFrom
         );
         let text = |x: &Expr| x.get_type(schema).is_ok_and(|t| is_string(&t));
-        if cmp && (is_ci_column(&b.left, schema) || is_ci_column(&b.right, schema)) && text(&b.left) && text(&b.right) {
+        if cmp && compares_ci(&b.left, &b.right, schema) && text(&b.left) && text(&b.right) {
             let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else { unreachable!() };
             return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(Box::new(lower(*left)), op, Box::new(lower(*right))))));
         }

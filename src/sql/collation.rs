@@ -63,3 +63,47 @@ pub fn from_options<'a>(opts: impl Iterator<Item = &'a str>) -> Result<Option<St
     }
     Ok(charset)
 }
+
+/// `expr COLLATE name` in an expression: the value unchanged, the collation written beside it
+/// as the second argument, so that `sql::coerce` compares by it (an explicit collation wins over
+/// a column's, as MySQL's coercibility rules say).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Collate {
+    signature: datafusion::logical_expr::Signature,
+}
+
+/// The function's name in plans.
+pub const COLLATE_FN: &str = "mysql_collate";
+
+pub fn collate_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::logical_expr::{Signature, Volatility};
+    datafusion::logical_expr::ScalarUDF::from(Collate { signature: Signature::any(2, Volatility::Immutable) })
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Collate {
+    fn name(&self) -> &str {
+        COLLATE_FN
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, t: &[datafusion::arrow::datatypes::DataType]) -> datafusion::common::Result<datafusion::arrow::datatypes::DataType> {
+        Ok(t[0].clone())
+    }
+    fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+        Ok(args.args.into_iter().next().expect("two arguments"))
+    }
+}
+
+/// The collation an expression names explicitly (`x COLLATE utf8mb4_general_ci`): Some(true)
+/// for a case-insensitive one, Some(false) for a binary one, None when it names none.
+pub fn explicit_ci(e: &datafusion::logical_expr::Expr) -> Option<bool> {
+    use datafusion::logical_expr::Expr;
+    match e {
+        Expr::ScalarFunction(f) if f.name() == COLLATE_FN => match f.args.get(1) {
+            Some(Expr::Literal(datafusion::common::ScalarValue::Utf8(Some(c)), _)) => Some(is_ci(c)),
+            _ => None,
+        },
+        _ => None,
+    }
+}

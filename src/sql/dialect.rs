@@ -40,6 +40,11 @@ impl Dialect for TidbDialect {
         if interval_call {
             return interval_function(parser).transpose();
         }
+        if matches!(&first.token, Token::Word(w) if w.keyword == Keyword::INTERVAL) {
+            if let Some(i) = compound_interval(parser).transpose() {
+                return Some(i);
+            }
+        }
         None
     }
 
@@ -133,4 +138,29 @@ fn interval_function(parser: &mut Parser) -> Result<Option<Expr>, ParserError> {
         }
         call
     }))
+}
+
+/// MySQL's compound interval units (`INTERVAL '1 2' DAY_HOUR`, `'1-2' YEAR_MONTH`), which
+/// sqlparser does not know; the unit travels as a custom field for the date arithmetic rewrite.
+fn compound_interval(parser: &mut Parser) -> Result<Option<Expr>, ParserError> {
+    use datafusion::sql::sqlparser::ast::{DateTimeField, Ident, Interval};
+    const UNITS: [&str; 11] = [
+        "SECOND_MICROSECOND", "MINUTE_MICROSECOND", "MINUTE_SECOND", "HOUR_MICROSECOND", "HOUR_SECOND", "HOUR_MINUTE",
+        "DAY_MICROSECOND", "DAY_SECOND", "DAY_MINUTE", "DAY_HOUR", "YEAR_MONTH",
+    ];
+    parser.maybe_parse(|p| {
+        p.expect_keyword(Keyword::INTERVAL)?;
+        let value = p.parse_expr()?;
+        let unit = match p.next_token().token {
+            Token::Word(w) if UNITS.contains(&w.value.to_ascii_uppercase().as_str()) => w.value.to_ascii_uppercase(),
+            _ => return Err(ParserError::ParserError("not a compound interval unit".into())),
+        };
+        Ok(Expr::Interval(Interval {
+            value: Box::new(value),
+            leading_field: Some(DateTimeField::Custom(Ident::new(unit))),
+            leading_precision: None,
+            last_field: None,
+            fractional_seconds_precision: None,
+        }))
+    })
 }

@@ -774,8 +774,8 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 "curtime" | "current_time" | "utc_time" => Some(call("mysql_curtime", vec![])),
                 "date_add" | "adddate" | "date_sub" | "subdate" if nargs == 2 => {
                     let a = function_args(f);
-                    let target = if name == "date_add" || name == "adddate" { "mysql_date_add" } else { "mysql_date_sub" };
-                    Some(call(target, vec![a[0].clone(), interval_value(a[1])]))
+                    let sign = if name == "date_add" || name == "adddate" { 1 } else { -1 };
+                    Some(date_arithmetic(a[0].clone(), a[1], sign))
                 }
                 "timestampdiff" | "timestampadd" if nargs == 3 => {
                     // The unit is a bare word (`TIMESTAMPDIFF(DAY, a, b)`), not a column.
@@ -834,6 +834,16 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             }
             _ => {}
         },
+        Expr::BinaryOp { op: op @ (BinaryOperator::Plus | BinaryOperator::Minus), left, right }
+            if matches!(right.as_ref(), Expr::Interval(_)) || (matches!(op, BinaryOperator::Plus) && matches!(left.as_ref(), Expr::Interval(_))) =>
+        {
+            // `d + INTERVAL 1 DAY`, `INTERVAL 1 DAY + d`, `d - INTERVAL 1 DAY`.
+            let sign = if matches!(op, BinaryOperator::Minus) { -1 } else { 1 };
+            let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
+            let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
+            let (base, interval) = if matches!(r, Expr::Interval(_)) { (l, r) } else { (r, l) };
+            *e = date_arithmetic(base, &interval, sign);
+        }
         Expr::BinaryOp { op: BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Modulo, left, right } => {
             // A string literal in arithmetic is a number to MySQL ('3' + 1 = 4); vector text stays
             // text (the plan rule in `sql::coerce` makes it a vector).
@@ -895,6 +905,12 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             let extract = call("json_extract", vec![l, r]);
             *e = if unquote { call("json_unquote", vec![extract]) } else { extract };
         }
+        Expr::Collate { expr, collation } => {
+            // `x COLLATE name`: the value with its collation beside it (`sql::collation::Collate`).
+            let name = crate::sql::collation::checked(&collation.to_string())?;
+            let x = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+            *e = call(crate::sql::collation::COLLATE_FN, vec![x, lit_str(name)]);
+        }
         Expr::BinaryOp { op: BinaryOperator::Divide, left, right } => {
             let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
             let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
@@ -934,20 +950,22 @@ fn leftmost_operand(e: &mut Expr) -> &mut Expr {
     }
 }
 
-/// `INTERVAL 1 DAY`'s value as text (`INTERVAL '1' DAY`), the form DataFusion plans.
-fn interval_value(e: &Expr) -> Expr {
-    match e {
+/// `DATE_ADD(base, INTERVAL v UNIT)` (sign 1) or `DATE_SUB` (-1) as a call of the interval
+/// functions (`functions/interval.rs`); a bare number is days (`DATE_ADD(d, 3)`).
+fn date_arithmetic(base: Expr, interval: &Expr, sign: i64) -> Expr {
+    let (value, unit) = match interval {
         Expr::Interval(i) => {
-            let mut i = i.clone();
-            if let Expr::Value(v) = i.value.as_ref() {
-                if let Value::Number(n, _) = &v.value {
-                    i.value = Box::new(lit_str(n.clone()));
-                }
-            }
-            Expr::Interval(i)
+            let lead = i.leading_field.as_ref().map_or("SECOND".to_string(), |f| f.to_string().to_ascii_uppercase());
+            let unit = match &i.last_field {
+                Some(last) => format!("{lead}_{}", last.to_string().to_ascii_uppercase()),
+                None => lead,
+            };
+            (i.value.as_ref().clone(), unit)
         }
-        other => other.clone(),
-    }
+        other => (other.clone(), "DAY".to_string()),
+    };
+    let target = crate::sql::functions::interval::function_for(&unit);
+    call(target, vec![base, value, lit_str(unit), Expr::value(Value::Number(sign.to_string(), false))])
 }
 
 /// A call's positional argument expressions (named and wildcard arguments are left out).

@@ -218,6 +218,13 @@ impl Session {
         if lower.starts_with("show") && lower[4..].starts_with(char::is_whitespace) {
             return self.show(sql).await.map(Some);
         }
+        // DO expr [, expr …]: the expressions are evaluated (for their effects: SLEEP,
+        // GET_LOCK, a user variable) and the rows thrown away.
+        if lower.starts_with("do") && lower[2..].starts_with(char::is_whitespace) {
+            let select = format!("SELECT {}", &sql.trim_start()[2..]);
+            Box::pin(self.run_inner(&select)).await?;
+            return Ok(Some(Output::ok()));
+        }
         let toks: Vec<String> = tokens(lower);
         if let Some(out) = self.vector_index_ddl(sql, &toks).await? {
             return Ok(Some(out));

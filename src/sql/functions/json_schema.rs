@@ -6,161 +6,184 @@
 //! `enum`, the numeric bounds, string lengths and `pattern`, array `items` and sizes, object
 //! `properties`, `required`, `additionalProperties`, sizes, and the combinators `allOf`, `anyOf`,
 //! `oneOf`, `not`). Keywords it does not know (`$schema`, `title`, `description`, `format`, …)
-//! hold for every document, as the draft says. `$ref` is not followed.
+//! hold for every document, as the draft says. A `$ref` to a place in the same schema
+//! (`#/definitions/p`, a JSON pointer) is followed, as deep as 32 references.
 
 use serde_json::Value as J;
 
 /// Whether `doc` satisfies `schema`.
 pub fn valid(schema: &J, doc: &J) -> bool {
-    let J::Object(s) = schema else {
-        // `true`/`false` schemas (later drafts) and anything else: only `false` refuses.
-        return !matches!(schema, J::Bool(false));
-    };
-    let num = |k: &str| s.get(k).and_then(J::as_f64);
-    let size = |k: &str| s.get(k).and_then(J::as_u64).map(|n| n as usize);
-    if let Some(t) = s.get("type") {
-        let names: Vec<&str> = match t {
-            J::String(n) => vec![n.as_str()],
-            J::Array(a) => a.iter().filter_map(J::as_str).collect(),
-            _ => vec![],
+    Walk { root: schema, depth: 0 }.valid(schema, doc)
+}
+
+/// References deeper than this fail (a schema may refer to itself).
+const MAX_REF_DEPTH: usize = 32;
+
+struct Walk<'a> {
+    root: &'a J,
+    depth: usize,
+}
+
+impl Walk<'_> {
+    fn valid(&self, schema: &J, doc: &J) -> bool {
+        if let Some(r) = schema.get("$ref").and_then(J::as_str) {
+            // Draft 4: a `$ref` replaces the schema it sits in.
+            let target = r.strip_prefix('#').and_then(|p| self.root.pointer(p));
+            return match target {
+                Some(t) if self.depth < MAX_REF_DEPTH => Walk { root: self.root, depth: self.depth + 1 }.valid(t, doc),
+                _ => false,
+            };
+        }
+        let J::Object(s) = schema else {
+            // `true`/`false` schemas (later drafts) and anything else: only `false` refuses.
+            return !matches!(schema, J::Bool(false));
         };
-        if !names.iter().any(|n| has_type(doc, n)) {
-            return false;
-        }
-    }
-    if let Some(J::Array(options)) = s.get("enum") {
-        if !options.iter().any(|o| same(o, doc)) {
-            return false;
-        }
-    }
-    if let Some(x) = doc.as_f64().filter(|_| doc.is_number()) {
-        // Draft 4: exclusiveMinimum/exclusiveMaximum are booleans beside minimum/maximum.
-        let excl = |k: &str| s.get(k).and_then(J::as_bool).unwrap_or(false);
-        if let Some(m) = num("minimum") {
-            if x < m || (excl("exclusiveMinimum") && x == m) {
+        let num = |k: &str| s.get(k).and_then(J::as_f64);
+        let size = |k: &str| s.get(k).and_then(J::as_u64).map(|n| n as usize);
+        if let Some(t) = s.get("type") {
+            let names: Vec<&str> = match t {
+                J::String(n) => vec![n.as_str()],
+                J::Array(a) => a.iter().filter_map(J::as_str).collect(),
+                _ => vec![],
+            };
+            if !names.iter().any(|n| has_type(doc, n)) {
                 return false;
             }
         }
-        if let Some(m) = num("maximum") {
-            if x > m || (excl("exclusiveMaximum") && x == m) {
+        if let Some(J::Array(options)) = s.get("enum") {
+            if !options.iter().any(|o| same(o, doc)) {
                 return false;
             }
         }
-        if let Some(m) = num("multipleOf").filter(|m| *m > 0.0) {
-            let q = x / m;
-            if (q - q.round()).abs() > 1e-9 {
-                return false;
-            }
-        }
-    }
-    if let J::String(text) = doc {
-        let chars = text.chars().count();
-        if size("minLength").is_some_and(|n| chars < n) || size("maxLength").is_some_and(|n| chars > n) {
-            return false;
-        }
-        if let Some(p) = s.get("pattern").and_then(J::as_str) {
-            // An ECMA 262 pattern; one this engine cannot read refuses nothing.
-            if regex::Regex::new(p).is_ok_and(|re| !re.is_match(text)) {
-                return false;
-            }
-        }
-    }
-    if let J::Array(items) = doc {
-        if size("minItems").is_some_and(|n| items.len() < n) || size("maxItems").is_some_and(|n| items.len() > n) {
-            return false;
-        }
-        if s.get("uniqueItems").and_then(J::as_bool) == Some(true) && (1..items.len()).any(|i| items[..i].iter().any(|p| same(p, &items[i]))) {
-            return false;
-        }
-        match s.get("items") {
-            Some(J::Array(tuple)) => {
-                if !items.iter().zip(tuple).all(|(d, sch)| valid(sch, d)) {
+        if let Some(x) = doc.as_f64().filter(|_| doc.is_number()) {
+            // Draft 4: exclusiveMinimum/exclusiveMaximum are booleans beside minimum/maximum.
+            let excl = |k: &str| s.get(k).and_then(J::as_bool).unwrap_or(false);
+            if let Some(m) = num("minimum") {
+                if x < m || (excl("exclusiveMinimum") && x == m) {
                     return false;
                 }
-                if items.len() > tuple.len() {
-                    match s.get("additionalItems") {
+            }
+            if let Some(m) = num("maximum") {
+                if x > m || (excl("exclusiveMaximum") && x == m) {
+                    return false;
+                }
+            }
+            if let Some(m) = num("multipleOf").filter(|m| *m > 0.0) {
+                let q = x / m;
+                if (q - q.round()).abs() > 1e-9 {
+                    return false;
+                }
+            }
+        }
+        if let J::String(text) = doc {
+            let chars = text.chars().count();
+            if size("minLength").is_some_and(|n| chars < n) || size("maxLength").is_some_and(|n| chars > n) {
+                return false;
+            }
+            if let Some(p) = s.get("pattern").and_then(J::as_str) {
+                // An ECMA 262 pattern; one this engine cannot read refuses nothing.
+                if regex::Regex::new(p).is_ok_and(|re| !re.is_match(text)) {
+                    return false;
+                }
+            }
+        }
+        if let J::Array(items) = doc {
+            if size("minItems").is_some_and(|n| items.len() < n) || size("maxItems").is_some_and(|n| items.len() > n) {
+                return false;
+            }
+            if s.get("uniqueItems").and_then(J::as_bool) == Some(true) && (1..items.len()).any(|i| items[..i].iter().any(|p| same(p, &items[i]))) {
+                return false;
+            }
+            match s.get("items") {
+                Some(J::Array(tuple)) => {
+                    if !items.iter().zip(tuple).all(|(d, sch)| self.valid(sch, d)) {
+                        return false;
+                    }
+                    if items.len() > tuple.len() {
+                        match s.get("additionalItems") {
+                            Some(J::Bool(false)) => return false,
+                            Some(extra @ J::Object(_)) if !items[tuple.len()..].iter().all(|d| self.valid(extra, d)) => return false,
+                            _ => {}
+                        }
+                    }
+                }
+                Some(one) => {
+                    if !items.iter().all(|d| self.valid(one, d)) {
+                        return false;
+                    }
+                }
+                None => {}
+            }
+        }
+        if let J::Object(fields) = doc {
+            if size("minProperties").is_some_and(|n| fields.len() < n) || size("maxProperties").is_some_and(|n| fields.len() > n) {
+                return false;
+            }
+            if let Some(J::Array(req)) = s.get("required") {
+                if !req.iter().filter_map(J::as_str).all(|k| fields.contains_key(k)) {
+                    return false;
+                }
+            }
+            let props = s.get("properties").and_then(J::as_object);
+            let patterns: Vec<(regex::Regex, &J)> = s
+                .get("patternProperties")
+                .and_then(J::as_object)
+                .map(|m| m.iter().filter_map(|(p, sch)| regex::Regex::new(p).ok().map(|re| (re, sch))).collect())
+                .unwrap_or_default();
+            for (k, v) in fields {
+                let mut matched = false;
+                if let Some(sch) = props.and_then(|p| p.get(k)) {
+                    matched = true;
+                    if !self.valid(sch, v) {
+                        return false;
+                    }
+                }
+                for (re, sch) in &patterns {
+                    if re.is_match(k) {
+                        matched = true;
+                        if !self.valid(sch, v) {
+                            return false;
+                        }
+                    }
+                }
+                if !matched {
+                    match s.get("additionalProperties") {
                         Some(J::Bool(false)) => return false,
-                        Some(extra @ J::Object(_)) if !items[tuple.len()..].iter().all(|d| valid(extra, d)) => return false,
+                        Some(extra @ J::Object(_)) if !self.valid(extra, v) => return false,
                         _ => {}
                     }
                 }
             }
-            Some(one) => {
-                if !items.iter().all(|d| valid(one, d)) {
-                    return false;
-                }
-            }
-            None => {}
-        }
-    }
-    if let J::Object(fields) = doc {
-        if size("minProperties").is_some_and(|n| fields.len() < n) || size("maxProperties").is_some_and(|n| fields.len() > n) {
-            return false;
-        }
-        if let Some(J::Array(req)) = s.get("required") {
-            if !req.iter().filter_map(J::as_str).all(|k| fields.contains_key(k)) {
-                return false;
-            }
-        }
-        let props = s.get("properties").and_then(J::as_object);
-        let patterns: Vec<(regex::Regex, &J)> = s
-            .get("patternProperties")
-            .and_then(J::as_object)
-            .map(|m| m.iter().filter_map(|(p, sch)| regex::Regex::new(p).ok().map(|re| (re, sch))).collect())
-            .unwrap_or_default();
-        for (k, v) in fields {
-            let mut matched = false;
-            if let Some(sch) = props.and_then(|p| p.get(k)) {
-                matched = true;
-                if !valid(sch, v) {
-                    return false;
-                }
-            }
-            for (re, sch) in &patterns {
-                if re.is_match(k) {
-                    matched = true;
-                    if !valid(sch, v) {
+            if let Some(J::Object(deps)) = s.get("dependencies") {
+                for (k, dep) in deps {
+                    if !fields.contains_key(k) {
+                        continue;
+                    }
+                    let ok = match dep {
+                        J::Array(names) => names.iter().filter_map(J::as_str).all(|n| fields.contains_key(n)),
+                        sch => self.valid(sch, doc),
+                    };
+                    if !ok {
                         return false;
                     }
                 }
             }
-            if !matched {
-                match s.get("additionalProperties") {
-                    Some(J::Bool(false)) => return false,
-                    Some(extra @ J::Object(_)) if !valid(extra, v) => return false,
-                    _ => {}
-                }
-            }
         }
-        if let Some(J::Object(deps)) = s.get("dependencies") {
-            for (k, dep) in deps {
-                if !fields.contains_key(k) {
-                    continue;
-                }
-                let ok = match dep {
-                    J::Array(names) => names.iter().filter_map(J::as_str).all(|n| fields.contains_key(n)),
-                    sch => valid(sch, doc),
-                };
-                if !ok {
-                    return false;
-                }
-            }
+        let list = |k: &str| s.get(k).and_then(J::as_array);
+        if list("allOf").is_some_and(|l| !l.iter().all(|sch| self.valid(sch, doc))) {
+            return false;
         }
-    }
-    let list = |k: &str| s.get(k).and_then(J::as_array);
-    if list("allOf").is_some_and(|l| !l.iter().all(|sch| valid(sch, doc))) {
-        return false;
-    }
-    if list("anyOf").is_some_and(|l| !l.iter().any(|sch| valid(sch, doc))) {
-        return false;
-    }
-    if list("oneOf").is_some_and(|l| l.iter().filter(|sch| valid(sch, doc)).count() != 1) {
-        return false;
-    }
-    if s.get("not").is_some_and(|sch| valid(sch, doc)) {
-        return false;
-    }
-    true
+        if list("anyOf").is_some_and(|l| !l.iter().any(|sch| self.valid(sch, doc))) {
+            return false;
+        }
+        if list("oneOf").is_some_and(|l| l.iter().filter(|sch| self.valid(sch, doc)).count() != 1) {
+            return false;
+        }
+        if s.get("not").is_some_and(|sch| self.valid(sch, doc)) {
+            return false;
+        }
+        true
+}
 }
 
 fn has_type(doc: &J, name: &str) -> bool {
@@ -212,5 +235,12 @@ mod tests {
         assert!(valid(&json!({"not": {"type": "string"}}), &json!(5)));
         assert!(!valid(&json!({"maximum": 5, "exclusiveMaximum": true}), &json!(5)));
         assert!(valid(&json!({"title": "anything", "format": "email"}), &json!("x")));
+        let refs = json!({"definitions": {"p": {"type": "integer"}, "list": {"type": "array", "items": {"$ref": "#/definitions/p"}}},
+                          "properties": {"a": {"$ref": "#/definitions/p"}, "l": {"$ref": "#/definitions/list"}}});
+        assert!(valid(&refs, &json!({"a": 1, "l": [1, 2]})));
+        assert!(!valid(&refs, &json!({"a": "x"})));
+        assert!(!valid(&refs, &json!({"l": [1, "x"]})));
+        assert!(!valid(&json!({"$ref": "#"}), &json!(1)), "a schema that is only a reference to itself never ends");
+        assert!(!valid(&json!({"$ref": "#/nowhere"}), &json!(1)));
     }
 }

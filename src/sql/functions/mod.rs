@@ -19,6 +19,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 
 use crate::sql::types::json_to_mysql_text;
 
+pub mod interval;
 pub mod json;
 pub mod json_schema;
 pub mod misc;
@@ -39,6 +40,8 @@ pub fn all_udfs() -> Vec<ScalarUDF> {
     ];
     v.extend(embedb_vector::all_udfs());
     v.extend(time::udfs());
+    v.extend(interval::udfs());
+    v.push(crate::sql::collation::collate_udf());
     v.extend(json::udfs());
     v.extend(string::udfs());
     v.extend(misc::udfs());

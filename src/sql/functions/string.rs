@@ -1,6 +1,7 @@
 //! String, hash and math functions that DataFusion lacks or defines differently from MySQL:
 //! `SHA1`/`SHA`, `SHA2(s, bits)`, `TRUNCATE(x, d)`, `LOCATE`, `SPACE`, `FIELD`, `ELT`, `FORMAT`,
-//! `HEX`, `UNHEX`, `CONV`, `INSERT`, `STRCMP`, `BIT_LENGTH`, `INET_ATON`/`INET_NTOA`, `UUID`.
+//! `HEX`, `UNHEX`, `CONV`, `INSERT`, `STRCMP`, `BIT_LENGTH`, `INET_ATON`/`INET_NTOA`, `UUID`,
+//! `WEIGHT_STRING`.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
@@ -29,6 +30,14 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("insert", 4, 4, rowwise::text, insert),
         udf("strcmp", 2, 2, rowwise::int, |a| {
             Ok(ScalarValue::Int64(arg_text(&a[0]).zip(arg_text(&a[1])).map(|(x, y)| x.cmp(&y) as i64)))
+        }),
+        // The sort key under TiDB's default collation, utf8mb4_bin (PAD SPACE): the bytes less
+        // trailing spaces; a binary string's own bytes.
+        udf("weight_string", 1, 1, rowwise::binary, |a| {
+            Ok(ScalarValue::Binary(match &a[0] {
+                ScalarValue::Binary(b) | ScalarValue::LargeBinary(b) | ScalarValue::BinaryView(b) => b.clone(),
+                other => arg_text(other).map(|t| t.trim_end_matches(' ').as_bytes().to_vec()),
+            }))
         }),
         udf("bit_length", 1, 1, rowwise::int, |a| Ok(ScalarValue::Int64(arg_text(&a[0]).map(|s| s.len() as i64 * 8)))),
         udf("inet_aton", 1, 1, rowwise::int, |a| {

@@ -1,12 +1,12 @@
 //! Date and time functions as MySQL (and TiDB) define them: formatting (`DATE_FORMAT`,
 //! `TIME_FORMAT`, `STR_TO_DATE`), time zones by name or offset (`CONVERT_TZ`, with the IANA
 //! database of `chrono-tz`), Unix time, differences and arithmetic (`TIMESTAMPDIFF`,
-//! `DATE_ADD … INTERVAL`), and the calendar helpers (`DAYOFWEEK`, `LAST_DAY`, …).
+//! `TIMESTAMPADD`; intervals are in `interval.rs`), and the calendar helpers (`DAYOFWEEK`, `LAST_DAY`, …).
 //!
 //! Values are naive date-times: the server's time zone is UTC, as `system_time_zone` says.
 
 use chrono::{Datelike, Duration, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::ScalarUDF;
 
@@ -22,8 +22,6 @@ pub fn udfs() -> Vec<ScalarUDF> {
         udf("from_unixtime", 1, 2, |a| if a.len() == 2 { DataType::Utf8 } else { rowwise::datetime(a) }, from_unixtime),
         udf("timestampdiff", 3, 3, rowwise::int, timestampdiff),
         udf("timestampadd", 3, 3, rowwise::datetime, timestampadd),
-        udf("mysql_date_add", 2, 2, date_or_datetime, |a| date_add(a, 1)),
-        udf("mysql_date_sub", 2, 2, date_or_datetime, |a| date_add(a, -1)),
         udf("datediff", 2, 2, rowwise::int, datediff),
         udf("dayofweek", 1, 1, rowwise::int, |a| cal(a, |d| d.weekday().number_from_sunday() as i64)),
         udf("weekday", 1, 1, rowwise::int, |a| cal(a, |d| d.weekday().num_days_from_monday() as i64)),
@@ -189,21 +187,13 @@ fn get_format(a: &[ScalarValue]) -> Result<ScalarValue> {
     Ok(ScalarValue::Utf8(Some(f.to_string())))
 }
 
-fn date_or_datetime(a: &[DataType]) -> DataType {
-    if matches!(a.first(), Some(DataType::Date32)) {
-        DataType::Date32
-    } else {
-        DataType::Timestamp(TimeUnit::Microsecond, None)
-    }
-}
-
 // ---- values ----------------------------------------------------------------------------------
 
 pub fn datetime_value(d: NaiveDateTime) -> ScalarValue {
     ScalarValue::TimestampMicrosecond(Some(d.and_utc().timestamp_micros()), None)
 }
 
-fn date_value(d: NaiveDate) -> ScalarValue {
+pub fn date_value(d: NaiveDate) -> ScalarValue {
     ScalarValue::Date32(Some((d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32))
 }
 
@@ -521,7 +511,7 @@ fn timestampdiff(a: &[ScalarValue]) -> Result<ScalarValue> {
     Ok(ScalarValue::Int64(Some(v)))
 }
 
-fn add_months(d: &NaiveDateTime, n: i64) -> Option<NaiveDateTime> {
+pub fn add_months(d: &NaiveDateTime, n: i64) -> Option<NaiveDateTime> {
     // MySQL clamps the day to the target month's last day (Jan 31 + 1 month = Feb 28/29).
     if n >= 0 {
         d.checked_add_months(Months::new(n as u32))
@@ -550,30 +540,6 @@ fn timestampadd(a: &[ScalarValue]) -> Result<ScalarValue> {
         return Ok(ScalarValue::TimestampMicrosecond(None, None));
     };
     Ok(add_unit(&d, &unit, n).map(datetime_value).unwrap_or(ScalarValue::TimestampMicrosecond(None, None)))
-}
-
-/// `DATE_ADD(d, INTERVAL …)` / `DATE_SUB`: the interval arrives as DataFusion's interval value.
-fn date_add(a: &[ScalarValue], sign: i64) -> Result<ScalarValue> {
-    let is_date = matches!(a[0], ScalarValue::Date32(_));
-    let Some(d) = arg_datetime(&a[0]) else { return Ok(ScalarValue::TimestampMicrosecond(None, None)) };
-    let (months, days, nanos) = match &a[1] {
-        ScalarValue::IntervalMonthDayNano(Some(v)) => (v.months as i64, v.days as i64, v.nanoseconds),
-        ScalarValue::IntervalYearMonth(Some(m)) => (*m as i64, 0, 0),
-        ScalarValue::IntervalDayTime(Some(v)) => (0, v.days as i64, v.milliseconds as i64 * 1_000_000),
-        other => match rowwise::arg_i64(other) {
-            // `DATE_ADD(d, 3)` adds days.
-            Some(n) => (0, n, 0),
-            None => return Ok(ScalarValue::TimestampMicrosecond(None, None)),
-        },
-    };
-    let r = add_months(&d, sign * months)
-        .and_then(|x| x.checked_add_signed(Duration::days(sign * days)))
-        .and_then(|x| x.checked_add_signed(Duration::nanoseconds(sign * nanos)));
-    Ok(match (r, is_date) {
-        (Some(r), true) => date_value(r.date()),
-        (None, true) => ScalarValue::Date32(None),
-        (r, false) => r.map(datetime_value).unwrap_or(ScalarValue::TimestampMicrosecond(None, None)),
-    })
 }
 
 fn datediff(a: &[ScalarValue]) -> Result<ScalarValue> {
