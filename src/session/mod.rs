@@ -265,6 +265,7 @@ impl Session {
             o.sql_parser.default_null_ordering = "nulls_min".into();
             o.execution.parquet.schema_force_view_types = false;
         }
+        let cfg = crate::sql::recursion_limit::with_depth(cfg);
         let interrupt = crate::interrupt::Interrupt::new();
         engine.connections.register(connection_id, interrupt.clone());
         engine.stats.register(connection_id, user, host);
@@ -282,6 +283,9 @@ impl Session {
         };
         if let Some(ef) = vars.get(crate::index::search::ann::EF_SEARCH_VAR) {
             crate::index::search::ann::set_ef_search(&ctx, ef);
+        }
+        if let Some(depth) = vars.get(crate::sql::recursion_limit::DEPTH_VAR) {
+            crate::sql::recursion_limit::set_depth(&ctx, depth);
         }
         Session {
             engine,
@@ -853,6 +857,9 @@ impl Session {
         }
         if var == crate::index::search::ann::EF_SEARCH_VAR {
             crate::index::search::ann::set_ef_search(&self.ctx, &value);
+        }
+        if var == crate::sql::recursion_limit::DEPTH_VAR {
+            crate::sql::recursion_limit::set_depth(&self.ctx, &value);
         }
         self.vars.insert(var, value);
         Ok(())

@@ -1,9 +1,10 @@
-//! MySQL's `cte_max_recursion_depth` (1000) for recursive CTEs. DataFusion runs a recursive
+//! MySQL's `cte_max_recursion_depth` (1000 unless the session sets it) for recursive CTEs. DataFusion runs a recursive
 //! CTE's recursive term again for as long as it returns rows, with no bound, so
 //! `WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT 1 FROM s) SELECT …` would run (and, under
 //! an ORDER BY, buffer) forever. [`RecursionLimit`], a physical optimizer rule, wraps every
 //! `RecursiveQueryExec`'s terms in a [`Guard`] that counts the recursive term's runs (the static
-//! term's run starts the count again) and fails the statement with MySQL's 3636 after 1000.
+//! term's run starts the count again) and fails the statement with MySQL's 3636 past the limit,
+//! which the session keeps in its DataFusion config ([`Depth`], set by `SET cte_max_recursion_depth`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +23,31 @@ use crate::error::{to_df, SqlError};
 
 /// MySQL's default `cte_max_recursion_depth`.
 pub const MAX_DEPTH: usize = 1000;
+
+/// The variable's name.
+pub const DEPTH_VAR: &str = "cte_max_recursion_depth";
+
+/// A session's `cte_max_recursion_depth`, as a DataFusion config extension.
+#[derive(Debug)]
+pub struct Depth(AtomicUsize);
+
+impl Default for Depth {
+    fn default() -> Self {
+        Depth(AtomicUsize::new(MAX_DEPTH))
+    }
+}
+
+/// The config with a depth of its own for the session to set.
+pub fn with_depth(cfg: datafusion::prelude::SessionConfig) -> datafusion::prelude::SessionConfig {
+    cfg.with_extension(Arc::new(Depth::default()))
+}
+
+/// `SET cte_max_recursion_depth = n` for the session whose context this is.
+pub fn set_depth(ctx: &datafusion::prelude::SessionContext, value: &str) {
+    if let Some(d) = ctx.state().config().get_extension::<Depth>() {
+        d.0.store(value.parse().unwrap_or(MAX_DEPTH), Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct RecursionLimit;
@@ -64,7 +90,7 @@ struct Guard {
 
 impl DisplayAs for Guard {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "RecursionGuard: max_depth={MAX_DEPTH}")
+        write!(f, "RecursionGuard")
     }
 }
 
@@ -90,13 +116,14 @@ impl ExecutionPlan for Guard {
     }
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let max = context.session_config().get_extension::<Depth>().map_or(MAX_DEPTH, |d| d.0.load(Ordering::Relaxed));
         if !self.counts {
             self.runs.store(0, Ordering::SeqCst);
-        } else if self.runs.fetch_add(1, Ordering::SeqCst) + 1 > MAX_DEPTH {
+        } else if self.runs.fetch_add(1, Ordering::SeqCst) + 1 > max {
             return Err(to_df(SqlError::new(
                 3636,
                 "HY000",
-                format!("Recursive query aborted after {} iterations. Try increasing @@cte_max_recursion_depth to a larger value.", MAX_DEPTH + 1),
+                format!("Recursive query aborted after {} iterations. Try increasing @@cte_max_recursion_depth to a larger value.", max + 1),
             )));
         }
         self.input.execute(partition, context)

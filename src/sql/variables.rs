@@ -61,6 +61,7 @@ pub fn defaults(version: &str, port: u16, data_dir: &str) -> BTreeMap<String, St
     set("default_storage_engine", "InnoDB");
     set("storage_engine", "InnoDB");
     set("max_execution_time", "0");
+    set("cte_max_recursion_depth", "1000");
     set("max_connections", "0");
     set("sql_safe_updates", "0");
     set("foreign_key_checks", "1");
@@ -136,6 +137,11 @@ pub fn validate(name: &str, value: &str) -> crate::error::Result<()> {
                 if !MODES.contains(&m.to_ascii_uppercase().as_str()) {
                     return Err(bad());
                 }
+            }
+        }
+        "cte_max_recursion_depth" => {
+            if value.parse::<u32>().is_err() {
+                return Err(bad());
             }
         }
         "max_connections" => {

@@ -79,6 +79,11 @@ def test_dataframes_and_numpy(venv: Path) -> None:
     pytest.importorskip("pandas")
     out = run_checks(venv, "frames", env=with_suite_packages())
     assert "PASS a numpy array binds as a vector" in out, out
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return
+    assert "PASS its buffers are the engine's, not copies in pyarrow's pool" in out and "FAIL" not in out, out
 
 
 def test_pytidb_quick_start_through_serve(venv: Path, tmp_path: Path) -> None:

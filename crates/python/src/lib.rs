@@ -11,6 +11,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+mod arrow_export;
+
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit, UInt16Type, UInt32Type, UInt64Type, UInt8Type};
 use datafusion::sql::sqlparser::ast::{Expr, Value};
@@ -20,7 +22,7 @@ use embedb::session::{Engine, Output, Session};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyCapsule, PyTuple};
 use pyo3::IntoPyObjectExt;
 
 create_exception!(_embedb, Error, PyException, "A statement failed: `args` is (MySQL error code, message); also `.code` and `.msg`.");
@@ -147,6 +149,7 @@ struct QueryResult {
     /// The result as the engine made it: Arrow batches, turned into Python rows when first
     /// fetched.
     batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    schema: datafusion::arrow::datatypes::SchemaRef,
     rows: Option<Vec<Py<PyTuple>>>,
     at: usize,
 }
@@ -176,6 +179,27 @@ impl QueryResult {
         let rest: Vec<Py<PyTuple>> = rows[at.min(rows.len())..].iter().map(|r| r.clone_ref(py)).collect();
         self.at = rows.len();
         Ok(rest)
+    }
+
+    /// The result as Arrow C Data Interface capsules, sharing its buffers (no copies): the
+    /// schema's (`arrow_schema`), and for each batch its schema's and array's (`arrow_array`).
+    fn arrow_capsules<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyCapsule>, Vec<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)>)> {
+        let name = |n: &str| Some(std::ffi::CString::new(n).expect("no NUL"));
+        // Fields named as the columns are shown (the engine's may carry qualifiers).
+        let renamed = |s: &datafusion::arrow::datatypes::Schema| {
+            let fields: Vec<_> = s.fields().iter().zip(&self.columns).map(|(f, n)| f.as_ref().clone().with_name(n)).collect();
+            Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+        };
+        let schema = arrow_export::schema(&renamed(&self.schema)).map_err(PyValueError::new_err)?;
+        let schema = PyCapsule::new(py, schema, name("arrow_schema"))?;
+        let mut batches = Vec::with_capacity(self.batches.len());
+        for b in &self.batches {
+            let b = datafusion::arrow::record_batch::RecordBatch::try_new(renamed(&b.schema()), b.columns().to_vec())
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let (s, a) = arrow_export::batch(&b).map_err(PyValueError::new_err)?;
+            batches.push((PyCapsule::new(py, s, name("arrow_schema"))?, PyCapsule::new(py, a, name("arrow_array"))?));
+        }
+        Ok((schema, batches))
     }
 
     /// The next row, or None.
@@ -234,12 +258,20 @@ fn cell(py: Python<'_>, col: &ArrayRef, i: usize) -> PyResult<Py<PyAny>> {
 fn to_python(out: Output) -> QueryResult {
     match out {
         Output::Ok { affected, last_insert_id, .. } => {
-            QueryResult { columns: vec![], rowcount: affected as i64, lastrowid: last_insert_id, batches: vec![], rows: Some(vec![]), at: 0 }
+            QueryResult {
+                columns: vec![],
+                rowcount: affected as i64,
+                lastrowid: last_insert_id,
+                batches: vec![],
+                schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+                rows: Some(vec![]),
+                at: 0,
+            }
         }
         Output::Rows { schema, batches } => {
             let columns: Vec<String> = schema.fields().iter().map(|f| embedb::sql::show::column_name(f)).collect();
             let n = batches.iter().map(|b| b.num_rows()).sum::<usize>() as i64;
-            QueryResult { columns, rowcount: n, lastrowid: 0, batches, rows: None, at: 0 }
+            QueryResult { columns, rowcount: n, lastrowid: 0, batches, schema, rows: None, at: 0 }
         }
     }
 }

@@ -63,11 +63,13 @@ class Result:
         return pandas.DataFrame.from_records(self._r.fetchall(), columns=self.columns)
 
     def arrow(self) -> Any:
-        """The rows as a pyarrow Table (built from the rows: not yet without copies)."""
+        """The result as a pyarrow Table that shares the engine's Arrow buffers (no copies)."""
         import pyarrow
 
-        rows = self._r.fetchall()
-        return pyarrow.table({name: [r[i] for r in rows] for i, name in enumerate(self.columns)})
+        schema_capsule, batch_capsules = self._r.arrow_capsules()
+        schema = pyarrow.Schema._import_from_c_capsule(schema_capsule)
+        batches = [pyarrow.RecordBatch._import_from_c_capsule(s, a) for s, a in batch_capsules]
+        return pyarrow.Table.from_batches(batches, schema=schema)
 
 
 class Database:
