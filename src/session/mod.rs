@@ -374,12 +374,13 @@ impl Session {
         self.run_source(sql, None).await
     }
 
-    /// Run a statement already parsed (a bound prepared statement); `sql` is its text.
-    pub async fn run_parsed(&mut self, sql: &str, stmt: Statement) -> Result<Output> {
-        self.run_source(sql, Some(stmt)).await
+    /// Run a statement already parsed (a bound prepared statement); `sql` is its text, and
+    /// `shape` its plan-cache shape with the values bound (`Shape::of_prepared`).
+    pub async fn run_parsed(&mut self, sql: &str, stmt: Statement, shape: Option<crate::sql::plan_cache::Shape>) -> Result<Output> {
+        self.run_source(sql, Some((stmt, shape))).await
     }
 
-    async fn run_source(&mut self, sql: &str, parsed: Option<Statement>) -> Result<Output> {
+    async fn run_source(&mut self, sql: &str, parsed: Option<(Statement, Option<crate::sql::plan_cache::Shape>)>) -> Result<Output> {
         // (No lowercase copy of the whole text here: a vector search's is kilobytes long, and the
         // plan cache serves it without one.)
         let head = sql.trim_start().as_bytes();
@@ -403,9 +404,19 @@ impl Session {
             // Boxed: a statement's future is large, and callers nest it (tests run on 2 MB stacks).
             Ok(()) => match parsed {
                 None => Box::pin(self.run_inner(sql)).await,
-                Some(stmt) => {
+                Some((stmt, shape)) => {
                     self.plan_cache.take_pending();
-                    Box::pin(self.run_statement(stmt, None)).await
+                    let shape = shape.filter(|_| self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON"));
+                    self.privileges();
+                    let cached = match &shape {
+                        Some(shape) => Box::pin(self.run_cached(sql, shape, Some(&stmt))).await,
+                        None => Ok(None),
+                    };
+                    match cached {
+                        Ok(Some(out)) => Ok(out),
+                        Ok(None) => Box::pin(self.run_statement(stmt, shape)).await,
+                        Err(e) => Err(e),
+                    }
                 }
             },
         };
@@ -481,7 +492,7 @@ impl Session {
         // under the old ones).
         self.privileges();
         if let Some(shape) = &shape {
-            if let Some(out) = Box::pin(self.run_cached(sql, shape)).await? {
+            if let Some(out) = Box::pin(self.run_cached(sql, shape, None)).await? {
                 return Ok(out);
             }
         }

@@ -90,6 +90,18 @@ pub struct Shape {
 impl Shape {
     /// The shape of a cacheable SELECT, or None (see the module doc).
     pub fn of(sql: &str) -> Option<Shape> {
+        Self::scan(sql, None)
+    }
+
+    /// The shape of a prepared SELECT executed with `args`: each `?` bound to a vector's text
+    /// (`'[…]'`) is a parameter; any other bound value means no shape (a point get by key needs
+    /// no plan, and other values may be folded into the plan).
+    pub fn of_prepared(sql: &str, args: &[ast::Expr]) -> Option<Shape> {
+        Self::scan(sql, Some(args))
+    }
+
+    fn scan(sql: &str, args: Option<&[ast::Expr]>) -> Option<Shape> {
+        let mut args = args.map(|a| a.iter());
         let b = sql.as_bytes();
         let first = b.iter().position(|c| !c.is_ascii_whitespace())?;
         if !b[first..].get(..6)?.eq_ignore_ascii_case(b"select") || b.get(first + 6).is_some_and(|&c| is_word(c)) {
@@ -111,6 +123,18 @@ impl Shape {
                         key.push_str(&sql[i..end]);
                     }
                     i = end;
+                }
+                b'?' if args.is_some() => {
+                    let vector = match args.as_mut()?.next()? {
+                        ast::Expr::Value(v) => match &v.value {
+                            ast::Value::SingleQuotedString(t) if t.trim_start().starts_with('[') => t.clone(),
+                            _ => return None,
+                        },
+                        _ => return None,
+                    };
+                    key.push('?');
+                    params.push(vector);
+                    i += 1;
                 }
                 b'@' | b'?' | b'#' | b';' | b'\\' => return None,
                 b'-' if b.get(i + 1) == Some(&b'-') => return None,
@@ -631,7 +655,7 @@ fn fresh(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
 
 impl Session {
     /// Run `sql` from this session's plan cache; None when it has no usable plan for the shape.
-    pub(crate) async fn run_cached(&mut self, sql: &str, shape: &Shape) -> Result<Option<Output>> {
+    pub(crate) async fn run_cached(&mut self, sql: &str, shape: &Shape, bound: Option<&Statement>) -> Result<Option<Output>> {
         let key = key(self.db.as_deref(), shape);
         let Some(entry) = self.plan_cache.entries.get(&key).cloned() else { return Ok(None) };
         if entry.version != self.engine.search.catalog_version() {
@@ -640,11 +664,13 @@ impl Session {
         }
         let Some(binding) = entry.bind(&shape.params) else { return Ok(None) };
         let sql = sql.to_string();
-        let out = self.in_statement(move |s, txn| Box::pin(s.run_bound(sql, entry, binding, txn))).await?;
+        let bound = bound.cloned();
+        let out = self.in_statement(move |s, txn| Box::pin(s.run_bound(sql, bound, entry, binding, txn))).await?;
         Ok(Some(out))
     }
 
-    async fn run_bound(&mut self, sql: String, entry: Arc<CachedPlan>, b: Binding, txn: Arc<Txn>) -> Result<Output> {
+    /// `bound`: the statement itself when it came prepared (its text has `?`s).
+    async fn run_bound(&mut self, sql: String, bound: Option<Statement>, entry: Arc<CachedPlan>, b: Binding, txn: Arc<Txn>) -> Result<Output> {
         // Checked again inside the transaction: its snapshot and the version are taken under the
         // store's commit lock, so an equal version here means no DDL is in the snapshot.
         let rows = if entry.version == self.engine.search.catalog_version() {
@@ -657,7 +683,10 @@ impl Session {
         let Some(rows) = rows else {
             // Plan it afresh (the text parses: it did when this plan was made).
             // (Boxed: planning's deep futures stay off this statement's stack.)
-            let stmt = crate::sql::parser::parse_one(&sql)?;
+            let stmt = match bound {
+                Some(stmt) => stmt,
+                None => crate::sql::parser::parse_one(&sql)?,
+            };
             return Box::pin(self.query(stmt, txn)).await;
         };
         entry.set(&b, rows);

@@ -13,7 +13,9 @@
 //!    a DOUBLE; no text is substituted and nothing is parsed again) and runs it like any other
 //!    statement. The plan is made again on each execute from the kept AST, so DDL between two
 //!    executes is always seen, and so are the bound values where the planner uses them (index
-//!    ranges, `VEC_EMBED_*` query text, LIMIT).
+//!    ranges, `VEC_EMBED_*` query text, LIMIT). A vector search bound with a vector goes
+//!    through the session's plan cache like its text form (`Shape::of_prepared`), and a read by
+//!    key skips the planner (`point_get`), so neither is planned on every execute.
 //!
 //! A few statements the SQL parser does not know (`SHOW …`, table options after `ALTER TABLE`,
 //! vector-index DDL) are kept as text instead, and their parameters are written into the text
@@ -85,9 +87,11 @@ impl Session {
         }
         match &p.body {
             Body::Parsed(stmt) => {
+                // A vector search's plan is kept and re-bound like a text one's (`plan_cache`).
+                let shape = crate::sql::plan_cache::Shape::of_prepared(&p.sql, &args);
                 let mut stmt = stmt.clone();
                 bind(&mut stmt, &args);
-                self.run_parsed(&p.sql, stmt).await
+                self.run_parsed(&p.sql, stmt, shape).await
             }
             Body::Text(positions) => {
                 let mut out = String::with_capacity(p.sql.len() + 16 * args.len());
@@ -199,7 +203,7 @@ impl Session {
     /// The columns of a read-only statement without parameters (SHOW, DESCRIBE), by running it.
     async fn describe_by_running(&mut self, sql: &str, parsed: Option<Statement>) -> Result<Option<SchemaRef>> {
         let out = match parsed {
-            Some(stmt) => self.run_parsed(sql, stmt).await?,
+            Some(stmt) => self.run_parsed(sql, stmt, None).await?,
             None => self.run(sql).await?,
         };
         Ok(match out {

@@ -9,6 +9,7 @@
 //! another thread. `db.serve(port)` starts the MySQL protocol on loopback beside it, for tools
 //! that need a URL. `cli(argv)` is the `embedb` command of the wheel (`embedb::cli::run`).
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 mod arrow_export;
@@ -19,6 +20,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Value};
 use embedb::config::Config;
 use embedb::error::SqlError;
 use embedb::session::{Engine, Output, Session};
+use embedb::sql::prepared::Prepared;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
@@ -59,7 +61,13 @@ struct Connection {
     servers: Arc<std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>>,
     /// Whether this connection opened the engine (and so shuts it down on close).
     owner: bool,
+    /// Statements with parameters, prepared once per text: each call binds and runs the kept
+    /// statement (no parse, and the plan cache or the read by key where they apply).
+    prepared: Arc<std::sync::Mutex<HashMap<String, Arc<Prepared>>>>,
 }
+
+/// How many prepared texts a connection keeps (all are dropped when it is full).
+const PREPARED_KEPT: usize = 256;
 
 fn new_session(engine: &Arc<Engine>) -> PyResult<Session> {
     let id = engine.next_connection_id();
@@ -87,7 +95,7 @@ fn connect(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<Connect
         .map_err(|e| sql_error(py, e))?;
     let session = new_session(&engine)?;
     let interrupt = session.interrupt.clone();
-    Ok(Connection { engine, session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: Default::default(), owner: true })
+    Ok(Connection { engine, session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: Default::default(), owner: true, prepared: Default::default() })
 }
 
 fn embedb_storage_in_memory() -> embedb::storage::Store {
@@ -287,12 +295,25 @@ impl Connection {
             Some(p) => Some(p.try_iter()?.map(|v| to_sql(&v?)).collect::<PyResult<_>>()?),
         };
         let session = self.session.clone();
+        let kept = self.prepared.clone();
         let task = runtime().spawn(async move {
             let mut s = session.lock().await;
             match args {
                 None => s.run(&sql).await,
                 Some(args) => {
-                    let p = s.prepare(&sql).await?;
+                    let known = kept.lock().expect("not poisoned").get(&sql).cloned();
+                    let p = match known {
+                        Some(p) => p,
+                        None => {
+                            let p = Arc::new(s.prepare(&sql).await?);
+                            let mut kept = kept.lock().expect("not poisoned");
+                            if kept.len() >= PREPARED_KEPT {
+                                kept.clear();
+                            }
+                            kept.insert(sql.clone(), p.clone());
+                            p
+                        }
+                    };
                     if p.params != args.len() {
                         return Err(SqlError::new(1210, "HY000", format!("Incorrect arguments to EXECUTE: {} placeholders, {} values", p.params, args.len())));
                     }
@@ -334,7 +355,7 @@ impl Connection {
     fn cursor(&self) -> PyResult<Connection> {
         let session = new_session(&self.engine)?;
         let interrupt = session.interrupt.clone();
-        Ok(Connection { engine: self.engine.clone(), session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: self.servers.clone(), owner: false })
+        Ok(Connection { engine: self.engine.clone(), session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: self.servers.clone(), owner: false, prepared: Default::default() })
     }
 
     /// Starts the MySQL protocol on `host:port` (0: any free port) in this process; returns the
