@@ -234,6 +234,12 @@ impl Snapshot for MemSnapshot {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mem_kv_meets_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::conformance::check_all(&|_| Ok(Arc::new(MemKv::new()) as Arc<dyn Kv>), dir.path(), false);
+    }
+
     use super::*;
 
     fn kv_with(keys: &[&str]) -> MemKv {

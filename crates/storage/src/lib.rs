@@ -26,6 +26,7 @@
 //! [`Store::begin`] and the [`Txn`] methods.
 
 pub mod codec;
+pub mod conformance;
 pub mod kv;
 mod memtable;
 pub mod redb_kv;
@@ -57,12 +58,11 @@ pub enum Error {
 /// Result type of the storage layer.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// A tiny deterministic RNG (xorshift64*) for the property tests, so they
-/// need no extra dependencies and every failure is reproducible.
-#[cfg(test)]
+/// A tiny deterministic RNG (xorshift64*) for the property tests and the
+/// conformance suite, so they need no extra dependencies and every failure is
+/// reproducible.
 pub(crate) struct TestRng(u64);
 
-#[cfg(test)]
 impl TestRng {
     pub(crate) fn new(seed: u64) -> TestRng {
         TestRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)

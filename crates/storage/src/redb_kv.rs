@@ -491,6 +491,13 @@ impl Snapshot for RedbSnapshot {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redb_kv_meets_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |d: &Path| RedbKv::open(&d.join("data.redb")).map(|kv| Arc::new(kv) as Arc<dyn Kv>);
+        crate::conformance::check_all(&open, dir.path(), true);
+    }
+
     use super::*;
 
     #[test]
