@@ -79,9 +79,14 @@ struct ServeArgs {
     /// Serve Prometheus metrics over HTTP at http://ADDR/metrics (e.g. 127.0.0.1:9090) [default: off]
     #[arg(long, env = "EMBEDB_METRICS_ADDR", value_name = "HOST:PORT")]
     metrics_addr: Option<String>,
+    /// Keep the rows in object storage instead of the data dir: s3://BUCKET/PREFIX (endpoint,
+    /// region, credentials and AWS_ALLOW_HTTP from the AWS_* environment), or file:///DIR; the
+    /// data dir still holds indexes and keys [default: the data dir]
+    #[arg(long, env = "EMBEDB_STORAGE", value_name = "URL")]
+    storage: Option<String>,
     /// TOML config file (keys: host, port, data_dir, log_level, model_dir, embed_timeout_secs,
     /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, tls_cert, tls_key,
-    /// require_secure_transport, max_connections, secret_key_file, metrics_addr, [users])
+    /// require_secure_transport, max_connections, secret_key_file, metrics_addr, storage, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -140,6 +145,7 @@ where
                 max_connections: args.max_connections,
                 secret_key_file: args.secret_key_file,
                 metrics_addr: args.metrics_addr,
+                storage: args.storage,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,

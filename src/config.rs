@@ -38,6 +38,9 @@ pub struct Config {
     pub secret_key_file: Option<PathBuf>,
     /// `host:port` of the Prometheus `/metrics` endpoint; None = off.
     pub metrics_addr: Option<String>,
+    /// Where the rows live when not in the data dir: `s3://bucket/prefix` (cluster mode's
+    /// engine, SlateDB on object storage; `file:///dir` and `memory://` for tests).
+    pub storage: Option<String>,
 }
 
 impl Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             max_connections: 0,
             secret_key_file: None,
             metrics_addr: None,
+            storage: None,
         }
     }
 }
@@ -111,6 +115,7 @@ pub struct FileConfig {
     pub max_connections: Option<u32>,
     pub secret_key_file: Option<PathBuf>,
     pub metrics_addr: Option<String>,
+    pub storage: Option<String>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -135,6 +140,7 @@ pub struct Overrides {
     pub max_connections: Option<u32>,
     pub secret_key_file: Option<PathBuf>,
     pub metrics_addr: Option<String>,
+    pub storage: Option<String>,
 }
 
 /// `a, b,,c` → `["a", "b", "c"]`.
@@ -184,6 +190,7 @@ impl Config {
             max_connections: o.max_connections.or(f.max_connections).unwrap_or(d.max_connections),
             secret_key_file: o.secret_key_file.or(f.secret_key_file),
             metrics_addr: o.metrics_addr.or(f.metrics_addr),
+            storage: o.storage.or(f.storage),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),

@@ -92,6 +92,15 @@ impl Engine {
     /// Open (or create) the data directory and load persisted global variables.
     pub fn open(config: Config) -> Result<Arc<Engine>> {
         let secrets = crate::secrets::SecretBox::open(&config.secret_key_path())?;
+        if let Some(url) = &config.storage {
+            // Rows in object storage (`storage::slate_kv`). Index files saved in this node's
+            // data dir could miss commits another node made there since, so the indexes are
+            // rebuilt from the table at start until they are persisted beside the data.
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| SqlError::other(format!("creating {}: {e}", config.data_dir.display())))?;
+            let kv = embedb_storage::SlateKv::open_url(url)?;
+            tracing::info!(storage = %url, "rows are kept in object storage");
+            return Self::build(config, Store::new(Arc::new(kv)), None, secrets);
+        }
         let store = Store::open(&config.data_dir)?;
         let index_dir = config.data_dir.join("indexes");
         Self::build(config, store, Some(index_dir), secrets)
@@ -109,6 +118,15 @@ impl Engine {
             Ok(0) => {}
             Ok(n) => tracing::info!("saved {n} vector index(es) for a fast restart"),
             Err(e) => tracing::error!("could not save vector indexes (they will be rebuilt at start): {}", e.message),
+        }
+    }
+
+    /// Shut down and let go of the data (its file lock too), so that it can be opened again in
+    /// this process (the Python package's `close()`). Sessions still open get errors after it.
+    pub fn close(&self) {
+        self.shutdown();
+        if let Err(e) = self.store.close() {
+            tracing::warn!("closing the store: {e}");
         }
     }
 

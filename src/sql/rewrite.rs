@@ -766,6 +766,18 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                     f.name = ObjectName::from(vec![Ident::new("mysql_truncate")]);
                     None
                 }
+                "sum" | "avg" | "stddev_pop" | "stddev_samp" | "var_pop" | "var_samp"
+                    if nargs == 1 && function_args(f).first().is_some_and(|a| is_boolish(a)) =>
+                {
+                    // SUM(x = 'y'): a truth value is the number 1 or 0 to MySQL.
+                    if let FunctionArguments::List(l) = &mut f.args {
+                        if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(x))) = l.args.first_mut() {
+                            let inner = std::mem::replace(x, Expr::value(Value::Null));
+                            *x = Expr::Cast { kind: CastKind::Cast, expr: Box::new(inner), data_type: DataType::BigInt(None), array: false, format: None };
+                        }
+                    }
+                    None
+                }
                 "uuid" if nargs == 0 => {
                     f.name = ObjectName::from(vec![Ident::new("mysql_uuid")]);
                     None

@@ -60,7 +60,7 @@ def run_checks(venv: Path, *args: str, timeout: int = 300, env: dict | None = No
 
 def test_in_process_api(venv: Path) -> None:
     out = run_checks(venv, "api")
-    assert out.count("PASS ") == 10 and out.strip().endswith("PASS and the session goes on"), out
+    assert out.count("PASS ") == 11 and out.strip().endswith("PASS a closed directory opens again in the same process"), out
 
 
 def test_serve_for_tools_that_need_a_url(venv: Path) -> None:
@@ -118,3 +118,32 @@ def test_the_wheels_embedb_command(venv: Path) -> None:
     golden = subprocess.run([sys.executable, str(ROOT / "tests" / "sqltest.py"), "--embedb", str(exe), "smoke", "select", "dml", "vector"],
                             capture_output=True, text=True, timeout=600)
     assert golden.returncode == 0, golden.stdout[-3000:] + golden.stderr[-3000:]
+
+
+def test_langchain_and_llamaindex_stores(venv: Path, tmp_path: Path) -> None:
+    """LangChain's and LlamaIndex's TiDB vector stores, unchanged, through `db.serve()`
+    (tests/wheel/rag_stores.py): add, search with scores, metadata filters, delete, on a data
+    directory that a second process then reopens. The stores and what they run on are pinned and
+    installed, with the wheel, into a venv of their own; skipped when pip cannot reach the registry."""
+    pins = ["langchain-community==0.4.2", "langchain-core==1.8.3", "llama-index-core==0.14.25",
+            "llama-index-vector-stores-tidbvector==0.6.0", "tidb-vector==0.0.15", "SQLAlchemy==2.1.9", "PyMySQL==1.2.4"]
+    offline = ("Failed to establish a new connection", "Temporary failure in name resolution", "Name or service not known",
+               "Network is unreachable", "Connection refused", "ConnectTimeout", "Read timed out", "ProxyError")
+    wheel = next((venv.parent / "dist").glob("embedb-*.whl"))
+    rag = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(rag)], check=True, timeout=120)
+    start = time.monotonic()
+    pip = subprocess.run([str(rag / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                          "--no-compile", str(wheel), *pins], capture_output=True, text=True, timeout=900)
+    if pip.returncode != 0 and any(s in pip.stdout + pip.stderr for s in offline):
+        pytest.skip(f"pip cannot reach the package registry: {pip.stderr.strip().splitlines()[-1]}")
+    assert pip.returncode == 0, pip.stdout[-3000:] + pip.stderr[-3000:]
+    print(f"stores installed in {time.monotonic() - start:.1f} s")
+    script = str(ROOT / "tests" / "wheel" / "rag_stores.py")
+    data = str(tmp_path / "data")
+    p = subprocess.run([str(rag / "bin" / "python"), script, "stores", data], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("PASS ") == 46 and "PASS filter $or" in p.stdout and "PASS delete by ref_doc_id" in p.stdout, p.stdout
+    assert p.stdout.strip().endswith("PASS VectorStoreIndex: delete_ref_doc"), p.stdout
+    p = subprocess.run([str(rag / "bin" / "python"), script, "reopen", data], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.count("PASS ") == 3, p.stdout + p.stderr

@@ -90,6 +90,15 @@ def api():
         took = time.monotonic() - start
     check("Ctrl-C stops a statement", took < 5, took)
     check("and the session goes on", db.sql("SELECT 1").fetchall() == [(1,)])
+    # close() lets go of a data directory: it opens again in this same process.
+    import tempfile
+    d = tempfile.mkdtemp()
+    with embedb.connect(d) as first:
+        first.execute("CREATE TABLE r (id INT PRIMARY KEY)")
+        first.execute("INSERT INTO r VALUES (7)")
+    again = embedb.connect(d)
+    check("a closed directory opens again in the same process", again.sql("SELECT id FROM r").fetchall() == [(7,)])
+    again.close()
 
 
 def serve(python):

@@ -387,7 +387,7 @@ impl Connection {
         }
         if self.owner {
             let engine = self.engine.clone();
-            py.detach(|| engine.shutdown());
+            py.detach(|| engine.close());
         }
     }
 }

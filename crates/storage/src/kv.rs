@@ -34,6 +34,12 @@ pub trait Kv: Send + Sync + 'static {
     fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
     /// Atomically and durably apply a batch (all or nothing; fsync'd before returning Ok).
     fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
+    /// Let go of the underlying files or objects (their locks included) once the snapshots
+    /// still open end; later calls fail. The store can then be opened again, in this process
+    /// or another.
+    fn close(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A frozen view of a [`Kv`]; later writes are never visible through it.

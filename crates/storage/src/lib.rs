@@ -20,7 +20,9 @@
 //! 4. [`redb_kv`] implements [`Kv`] on a single redb file, which provides
 //!    durability and crash safety; commits reach it through a write-ahead
 //!    log ([`wal`]) and an in-memory table of recent writes (`memtable`),
-//!    and reach the file in background checkpoints.
+//!    and reach the file in background checkpoints. [`slate_kv`] implements it
+//!    on object storage (SlateDB) for cluster mode; [`conformance`] is the
+//!    contract all three engines are tested against.
 //!
 //! Most callers only need [`Store::open`] (or [`Store::in_memory`]),
 //! [`Store::begin`] and the [`Txn`] methods.
@@ -30,12 +32,14 @@ pub mod conformance;
 pub mod kv;
 mod memtable;
 pub mod redb_kv;
+pub mod slate_kv;
 pub mod txn;
 pub mod wal;
 
 pub use codec::Datum;
 pub use kv::{Kv, MemKv, Snapshot};
 pub use redb_kv::RedbKv;
+pub use slate_kv::SlateKv;
 pub use txn::{CommitObserver, Savepoint, Store, Txn};
 
 /// Errors returned by the storage layer.

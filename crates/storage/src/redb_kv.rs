@@ -81,6 +81,8 @@ struct Inner {
     db: RwLock<Option<Arc<Database>>>,
     /// A write failed with an I/O error and the healer has not reopened yet.
     poisoned: AtomicBool,
+    /// `Kv::close` ran: nothing reopens the file again.
+    closed: AtomicBool,
     /// That I/O error's text (the cause later writes are refused for).
     fault: parking_lot::Mutex<String>,
     /// The two write-ahead logs: commits append to `logs[active]`; the other one is empty, or
@@ -164,6 +166,7 @@ impl RedbKv {
             path: path.to_path_buf(),
             db: RwLock::new(Some(Arc::new(db))),
             poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             fault: parking_lot::Mutex::new(String::new()),
             logs: [parking_lot::Mutex::new(a), parking_lot::Mutex::new(b)],
             active: parking_lot::Mutex::new(0),
@@ -290,11 +293,17 @@ impl Inner {
     }
 
     fn current(&self) -> Result<Arc<Database>> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Storage("the store is closed".into()));
+        }
         self.db.read().clone().ok_or_else(|| Error::Storage("the data file is being reopened after an I/O error; try again".into()))
     }
 
     /// Close the file and open it again (see the module doc).
     fn reopen(&self) -> std::result::Result<(), NotReopened> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(NotReopened::Open);
+        }
         if free_bytes(&self.path).is_some_and(|free| free < REOPEN_MIN_FREE) {
             return Err(NotReopened::NoRoom);
         }
@@ -401,6 +410,24 @@ impl Kv for RedbKv {
             return Ok(base);
         }
         Ok(Box::new(Overlay { base, layers, seq }))
+    }
+
+    fn close(&self) -> Result<()> {
+        let _ = self.inner.finish_checkpoint(None);
+        // Taken under the log lock, so no write is between its log append and its memtable.
+        let _active = self.inner.active.lock();
+        self.inner.closed.store(true, Ordering::SeqCst);
+        // The file lock goes with the last handle: snapshots still open keep theirs a moment.
+        let deadline = Instant::now() + REOPEN_WAIT;
+        loop {
+            let mut slot = self.inner.db.write();
+            if slot.as_ref().is_none_or(|db| Arc::strong_count(db) == 1) || Instant::now() > deadline {
+                *slot = None;
+                return Ok(());
+            }
+            drop(slot);
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {

@@ -217,6 +217,13 @@ impl Store {
         out
     }
 
+    /// Closes the store (`Kv::close`): commits are refused and the files let go, so the data
+    /// can be opened again.
+    pub fn close(&self) -> Result<()> {
+        self.close_commits(|| ());
+        self.shared.kv.close()
+    }
+
     /// Write bookkeeping keys straight to the KV, durably, outside any transaction: no conflict
     /// detection, no observer. Only for keys no transaction writes (e.g. a derived structure's
     /// "saved cleanly" marker), and usable while the commit lock is held.
