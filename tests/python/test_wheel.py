@@ -6,10 +6,13 @@ fresh venv that holds nothing else, and used from there:
 * `db.serve()`: a MySQL client (pymysql, from the suite's own venv) reads and writes through it,
   and pytidb's quick-start (an auto-embedded field; dense, full-text and hybrid search) runs
   against it;
-* results as pandas DataFrames with their dtypes (and pyarrow Tables where installed), numpy
+* results as pandas DataFrames with their dtypes and as pyarrow Tables that share the engine's
+  buffers (every column type, NULLs, many batches, nothing allocated in pyarrow's pool), numpy
   arrays bound as vectors;
 * `kill -9` of the Python process while it inserts: every acknowledged row is there on reopen,
   and a data directory open in one process is refused to a second with a clear error;
+* LangChain's and LlamaIndex's TiDB vector stores, unchanged, through `db.serve()`
+  (tests/wheel/rag_stores.py), in a venv of their own with pinned versions;
 * the wheel's `embedb` command: `embedb version`, and the golden SQL scripts (tests/sqltest.py)
   against `embedb serve` from the wheel.
 

@@ -25,6 +25,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule, PyTuple};
+use futures::FutureExt;
 use pyo3::IntoPyObjectExt;
 
 create_exception!(_embedb, Error, PyException, "A statement failed: `args` is (MySQL error code, message); also `.code` and `.msg`.");
@@ -65,6 +66,11 @@ struct Connection {
     /// statement (no parse, and the plan cache or the read by key where they apply).
     prepared: Arc<std::sync::Mutex<HashMap<String, Arc<Prepared>>>>,
 }
+
+/// A statement runs on the caller's stack when this much is left on it (a Python thread has 8 MiB;
+/// the engine bounds how deep a statement nests), else on a new one of `STATEMENT_STACK_BYTES`.
+/// Not always a new one: touching a fresh stack's pages cost a point select 100 µs.
+const STATEMENT_RED_ZONE: usize = 4 << 20;
 
 /// How many prepared texts a connection keeps (all are dropped when it is full).
 const PREPARED_KEPT: usize = 256;
@@ -127,6 +133,11 @@ fn to_sql(v: &Bound<'_, PyAny>) -> PyResult<Expr> {
     if let Ok(s) = v.extract::<String>() {
         return Ok(lit(s));
     }
+    if v.get_type().name()? == "_F32Vector" {
+        // A numpy vector, as its float32 bytes (`embedb._bindable`): no Python float per element.
+        let b = v.cast::<PyBytes>()?.as_bytes();
+        return Ok(lit(vector_text(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))));
+    }
     if let Ok(b) = v.cast::<PyBytes>() {
         let hex: String = b.as_bytes().iter().map(|x| format!("{x:02X}")).collect();
         return Ok(Expr::value(Value::HexStringLiteral(hex)));
@@ -139,10 +150,24 @@ fn to_sql(v: &Bound<'_, PyAny>) -> PyResult<Expr> {
     }
     // A sequence of numbers (a list, a tuple, numpy's tolist()) is a vector: '[1,2,3]'.
     if let Ok(items) = v.extract::<Vec<f64>>() {
-        let parts: Vec<String> = items.iter().map(|x| format!("{x}")).collect();
-        return Ok(lit(format!("[{}]", parts.join(","))));
+        return Ok(lit(vector_text(items.into_iter())));
     }
     Err(PyValueError::new_err(format!("cannot bind a {ty} as a SQL value")))
+}
+
+/// A vector's text, `[1,2.5,-3]`, written in one go.
+fn vector_text<T: std::fmt::Display>(xs: impl Iterator<Item = T>) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(16 * 384);
+    out.push('[');
+    for (i, x) in xs.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{x}");
+    }
+    out.push(']');
+    out
 }
 
 /// What a statement gave back, converted to Python values.
@@ -296,7 +321,7 @@ impl Connection {
         };
         let session = self.session.clone();
         let kept = self.prepared.clone();
-        let task = runtime().spawn(async move {
+        let statement = async move {
             let mut s = session.lock().await;
             match args {
                 None => s.run(&sql).await,
@@ -320,30 +345,33 @@ impl Connection {
                     s.execute_prepared(&p, args).await
                 }
             }
-        });
-        // Wait without the GIL, looking for Ctrl-C every 100 ms: it stops the statement as
-        // `KILL QUERY` does, and the KeyboardInterrupt is raised once it has stopped.
-        let mut task = task;
+        };
+        // The statement runs on this thread (no hand-off to a worker and back: that was most of
+        // a point select's time), without the GIL, on a stack deep enough for any statement the
+        // engine accepts (`STATEMENT_RED_ZONE`). Every 100 ms it looks for Ctrl-C, which stops it as `KILL QUERY` does; the
+        // KeyboardInterrupt is raised once it has stopped. A panic is the statement's error.
+        let interrupt = self.interrupt.clone();
         let mut interrupted: Option<PyErr> = None;
-        let out = loop {
-            let done = py.detach(|| {
+        let out = py.detach(|| {
+            stacker::maybe_grow(STATEMENT_RED_ZONE, embedb::sql::parser::STATEMENT_STACK_BYTES, || {
                 runtime().block_on(async {
-                    match tokio::time::timeout(std::time::Duration::from_millis(100), &mut task).await {
-                        Ok(r) => Some(r.unwrap_or_else(|e| Err(SqlError::other(format!("the statement's task failed: {e}"))))),
-                        Err(_) => None,
+                    let statement = std::panic::AssertUnwindSafe(statement).catch_unwind();
+                    tokio::pin!(statement);
+                    loop {
+                        match tokio::time::timeout(std::time::Duration::from_millis(100), &mut statement).await {
+                            Ok(r) => break r.unwrap_or_else(|_| Err(SqlError::other("the statement panicked; nothing of it was applied"))),
+                            Err(_) if interrupted.is_none() => Python::attach(|py| {
+                                if let Err(e) = py.check_signals() {
+                                    interrupt.trigger(false);
+                                    interrupted = Some(e);
+                                }
+                            }),
+                            Err(_) => {}
+                        }
                     }
                 })
-            });
-            if let Some(r) = done {
-                break r;
-            }
-            if interrupted.is_none() {
-                if let Err(e) = py.check_signals() {
-                    self.interrupt.trigger(false);
-                    interrupted = Some(e);
-                }
-            }
-        };
+            })
+        });
         if let Some(e) = interrupted {
             return Err(e);
         }

@@ -24,8 +24,16 @@ __all__ = ["connect", "Database", "Result", "Error"]
 __version__ = _embedb.__version__
 
 
+class _F32Vector(bytes):
+    """A float vector from numpy as its little-endian float32 bytes: bound as a VECTOR without
+    making a Python float of each element."""
+
+
 def _bindable(v: Any) -> Any:
-    # numpy arrays and scalars: plain Python values (a vector becomes a list of floats).
+    # A 1-D float numpy array: its float32 bytes (VECTOR values are float32).
+    if getattr(v, "ndim", None) == 1 and getattr(getattr(v, "dtype", None), "kind", None) == "f":
+        return _F32Vector(v.astype("<f4", copy=False).tobytes())
+    # Other numpy arrays and scalars: plain Python values (a list of floats is a vector too).
     tolist = getattr(v, "tolist", None)
     if tolist is not None and not isinstance(v, (str, bytes)):
         return tolist()
