@@ -72,6 +72,36 @@ struct Connection {
 /// Not always a new one: touching a fresh stack's pages cost a point select 100 µs.
 const STATEMENT_RED_ZONE: usize = 4 << 20;
 
+/// Ctrl-C while a statement blocks this thread (a SLEEP, a lock wait, the local model embedding a
+/// batch): a SIGINT action, chained before Python's own handler, marks it; a watcher thread
+/// then stops every statement running in this process, as `KILL QUERY` would. Python still
+/// raises its KeyboardInterrupt once the statement has returned.
+static CTRL_C: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The interrupts of the statements running now.
+static RUNNING: std::sync::Mutex<Vec<Arc<embedb::interrupt::Interrupt>>> = std::sync::Mutex::new(Vec::new());
+
+fn watch_ctrl_c() {
+    static WATCHER: OnceLock<()> = OnceLock::new();
+    WATCHER.get_or_init(|| {
+        // SAFETY: the action only stores to an atomic, which is async-signal-safe.
+        let registered = unsafe { signal_hook_registry::register(libc::SIGINT, || CTRL_C.store(true, std::sync::atomic::Ordering::SeqCst)) };
+        if registered.is_ok() {
+            std::thread::Builder::new()
+                .name("embedb-ctrl-c".into())
+                .spawn(|| loop {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    if CTRL_C.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                        for i in RUNNING.lock().expect("not poisoned").iter() {
+                            i.trigger(false);
+                        }
+                    }
+                })
+                .ok();
+        }
+    });
+}
+
 /// How many prepared texts a connection keeps (all are dropped when it is full).
 const PREPARED_KEPT: usize = 256;
 
@@ -352,6 +382,8 @@ impl Connection {
         // KeyboardInterrupt is raised once it has stopped. A panic is the statement's error.
         let interrupt = self.interrupt.clone();
         let mut interrupted: Option<PyErr> = None;
+        watch_ctrl_c();
+        RUNNING.lock().expect("not poisoned").push(interrupt.clone());
         let out = py.detach(|| {
             stacker::maybe_grow(STATEMENT_RED_ZONE, embedb::sql::parser::STATEMENT_STACK_BYTES, || {
                 runtime().block_on(async {
@@ -372,8 +404,13 @@ impl Connection {
                 })
             })
         });
+        RUNNING.lock().expect("not poisoned").retain(|i| !Arc::ptr_eq(i, &interrupt));
         if let Some(e) = interrupted {
             return Err(e);
+        }
+        // A Ctrl-C that stopped a blocked statement: Python's KeyboardInterrupt, not error 1317.
+        if matches!(&out, Err(e) if e.code == 1317) {
+            py.check_signals()?;
         }
         let out = out.map_err(|e| sql_error(py, e))?;
         Ok(to_python(out))
