@@ -63,7 +63,7 @@ def run_checks(venv: Path, *args: str, timeout: int = 300, env: dict | None = No
 
 def test_in_process_api(venv: Path) -> None:
     out = run_checks(venv, "api")
-    assert out.count("PASS ") == 11 and out.strip().endswith("PASS a closed directory opens again in the same process"), out
+    assert out.count("PASS ") == 12 and out.strip().endswith("PASS a closed directory opens again in the same process"), out
 
 
 def test_serve_for_tools_that_need_a_url(venv: Path) -> None:

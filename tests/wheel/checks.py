@@ -90,6 +90,26 @@ def api():
         took = time.monotonic() - start
     check("Ctrl-C stops a statement", took < 5, took)
     check("and the session goes on", db.sql("SELECT 1").fetchall() == [(1,)])
+    # A statement runs on the caller's stack unless little is left: a deeply nested one still
+    # gets the engine's errors, even from a thread with a small stack (never a crash).
+    deep = ["SELECT " + "(" * 2999 + "1" + ")" * 2999, "SELECT 1 FROM (SELECT 1) t WHERE " + " AND ".join(["1=1"] * 2999)]
+    codes = []
+
+    def nested():
+        c = db.cursor()
+        for sql in deep:
+            try:
+                c.execute(sql)
+                codes.append(0)
+            except embedb.Error as e:
+                codes.append(e.code)
+    threading.stack_size(256 * 1024)
+    t = threading.Thread(target=nested)
+    t.start()
+    t.join()
+    threading.stack_size(0)
+    nested()
+    check("deep nesting gets the engine's errors on any stack", len(codes) == 4 and all(c in (1064, 1436) for c in codes), codes)
     # close() lets go of a data directory: it opens again in this same process.
     import tempfile
     d = tempfile.mkdtemp()
