@@ -299,11 +299,10 @@ impl Session {
                 version: engine.accounts.version(),
             }
         };
-        if let Some(ef) = vars.get(crate::index::search::ann::EF_SEARCH_VAR) {
-            crate::index::search::ann::set_ef_search(&ctx, ef);
-        }
-        if let Some(depth) = vars.get(crate::sql::recursion_limit::DEPTH_VAR) {
-            crate::sql::recursion_limit::set_depth(&ctx, depth);
+        for var in [crate::index::search::ann::EF_SEARCH_VAR, crate::sql::recursion_limit::DEPTH_VAR] {
+            if let Some(value) = vars.get(var) {
+                mirror_into_context(&ctx, var, value);
+            }
         }
         Session {
             engine,
@@ -424,7 +423,7 @@ impl Session {
                 None => Box::pin(self.run_inner(sql)).await,
                 Some((stmt, shape)) => {
                     self.plan_cache.take_pending();
-                    let shape = shape.filter(|_| self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON"));
+                    let shape = shape.filter(|_| self.plan_cache_on());
                     self.privileges();
                     let cached = match &shape {
                         Some(shape) => Box::pin(self.run_cached(sql, shape, Some(&stmt))).await,
@@ -500,12 +499,16 @@ impl Session {
         Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()))
     }
 
+    /// `tidb_enable_non_prepared_plan_cache` (on unless the session turned it off).
+    fn plan_cache_on(&self) -> bool {
+        self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON")
+    }
+
     pub(crate) async fn run_inner(&mut self, sql: &str) -> Result<Output> {
         use crate::sql::plan_cache::Shape;
         // A statement that failed before reaching `query` may have left one behind.
         self.plan_cache.take_pending();
-        let enabled = self.vars.get(variables::PLAN_CACHE_VAR).map_or(true, |v| v == "ON");
-        let shape = if enabled { Shape::of(sql) } else { None };
+        let shape = if self.plan_cache_on() { Shape::of(sql) } else { None };
         // Grants changed since the last statement: the cached plans go (they were checked
         // under the old ones).
         self.privileges();
@@ -884,12 +887,7 @@ impl Session {
             // Turning autocommit on commits the open transaction.
             self.commit_open()?;
         }
-        if var == crate::index::search::ann::EF_SEARCH_VAR {
-            crate::index::search::ann::set_ef_search(&self.ctx, &value);
-        }
-        if var == crate::sql::recursion_limit::DEPTH_VAR {
-            crate::sql::recursion_limit::set_depth(&self.ctx, &value);
-        }
+        mirror_into_context(&self.ctx, &var, &value);
         self.vars.insert(var, value);
         Ok(())
     }
@@ -975,6 +973,16 @@ impl Session {
     /// A secret's real value, for the code that needs it (embedding providers). Never shown.
     pub fn secret_var(&self, name: &str) -> Option<String> {
         self.engine.globals.read().get(&name.to_ascii_lowercase()).cloned().filter(|v| !v.is_empty())
+    }
+}
+
+/// The session variables that plans read at run time live in the DataFusion context as well:
+/// the HNSW beam width and `cte_max_recursion_depth`.
+fn mirror_into_context(ctx: &SessionContext, var: &str, value: &str) {
+    if var == crate::index::search::ann::EF_SEARCH_VAR {
+        crate::index::search::ann::set_ef_search(ctx, value);
+    } else if var == crate::sql::recursion_limit::DEPTH_VAR {
+        crate::sql::recursion_limit::set_depth(ctx, value);
     }
 }
 

@@ -1,10 +1,11 @@
-//! MySQL's `cte_max_recursion_depth` (1000 unless the session sets it) for recursive CTEs. DataFusion runs a recursive
-//! CTE's recursive term again for as long as it returns rows, with no bound, so
+//! MySQL's `cte_max_recursion_depth` (1000 unless the session sets it) for recursive CTEs.
+//! DataFusion runs a recursive CTE's recursive term again for as long as it returns rows, with no bound, so
 //! `WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT 1 FROM s) SELECT …` would run (and, under
 //! an ORDER BY, buffer) forever. [`RecursionLimit`], a physical optimizer rule, wraps every
 //! `RecursiveQueryExec`'s terms in a [`Guard`] that counts the recursive term's runs (the static
 //! term's run starts the count again) and fails the statement with MySQL's 3636 past the limit,
-//! which the session keeps in its DataFusion config ([`Depth`], set by `SET cte_max_recursion_depth`).
+//! which the session keeps in its DataFusion config ([`Depth`], set by
+//! `SET cte_max_recursion_depth`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};

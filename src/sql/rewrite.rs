@@ -787,7 +787,7 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 "date_add" | "adddate" | "date_sub" | "subdate" if nargs == 2 => {
                     let a = function_args(f);
                     let sign = if name == "date_add" || name == "adddate" { 1 } else { -1 };
-                    Some(date_arithmetic(a[0].clone(), a[1], sign))
+                    Some(date_arithmetic(a[0].clone(), a[1].clone(), sign))
                 }
                 "timestampdiff" | "timestampadd" if nargs == 3 => {
                     // The unit is a bare word (`TIMESTAMPDIFF(DAY, a, b)`), not a column.
@@ -854,7 +854,7 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
             let l = std::mem::replace(left.as_mut(), Expr::value(Value::Null));
             let r = std::mem::replace(right.as_mut(), Expr::value(Value::Null));
             let (base, interval) = if matches!(r, Expr::Interval(_)) { (l, r) } else { (r, l) };
-            *e = date_arithmetic(base, &interval, sign);
+            *e = date_arithmetic(base, interval, sign);
         }
         Expr::BinaryOp { op: BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Modulo, left, right } => {
             // A string literal in arithmetic is a number to MySQL ('3' + 1 = 4); vector text stays
@@ -964,7 +964,7 @@ fn leftmost_operand(e: &mut Expr) -> &mut Expr {
 
 /// `DATE_ADD(base, INTERVAL v UNIT)` (sign 1) or `DATE_SUB` (-1) as a call of the interval
 /// functions (`functions/interval.rs`); a bare number is days (`DATE_ADD(d, 3)`).
-fn date_arithmetic(base: Expr, interval: &Expr, sign: i64) -> Expr {
+fn date_arithmetic(base: Expr, interval: Expr, sign: i64) -> Expr {
     let (value, unit) = match interval {
         Expr::Interval(i) => {
             let lead = i.leading_field.as_ref().map_or("SECOND".to_string(), |f| f.to_string().to_ascii_uppercase());
@@ -972,9 +972,9 @@ fn date_arithmetic(base: Expr, interval: &Expr, sign: i64) -> Expr {
                 Some(last) => format!("{lead}_{}", last.to_string().to_ascii_uppercase()),
                 None => lead,
             };
-            (i.value.as_ref().clone(), unit)
+            (*i.value, unit)
         }
-        other => (other.clone(), "DAY".to_string()),
+        other => (other, "DAY".to_string()),
     };
     let target = crate::sql::functions::interval::function_for(&unit);
     call(target, vec![base, value, lit_str(unit), Expr::value(Value::Number(sign.to_string(), false))])

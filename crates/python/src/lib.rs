@@ -1,12 +1,13 @@
 //! `embedb._embedb`: the database inside a Python process.
 //!
 //! `embedb.connect("./data")` opens the same engine `embedb serve` runs (`Engine::open`) and a
-//! session on it; `db.execute("SELECT … WHERE id = ?", (7,))` prepares the statement, binds each
-//! Python value as a SQL value (never pasted into the text: `Session::execute_prepared` gets
-//! literals in the AST) and runs it on the package's tokio runtime with the GIL released (Ctrl-C
-//! stops it as KILL QUERY does). The result keeps the engine's Arrow batches; they become Python
-//! values (ints, floats, str, bytes, `decimal.Decimal`, `datetime`) when first fetched. `db.cursor()` is another session on the same engine, for
-//! another thread. `db.serve(port)` starts the MySQL protocol on loopback beside it, for tools
+//! session on it; `db.execute("SELECT … WHERE id = ?", (7,))` prepares the text (once per
+//! connection), binds each Python value as a SQL value (never pasted into the text:
+//! `Session::execute_prepared` gets literals in the AST) and runs it on the calling thread with
+//! the GIL released (Ctrl-C stops it as KILL QUERY does). The result keeps the engine's Arrow
+//! batches; they become Python values (ints, floats, str, bytes, `decimal.Decimal`, `datetime`)
+//! when first fetched, or go to pyarrow as they are (`arrow_export`). `db.cursor()` is another
+//! session on the same engine, for another thread. `db.serve(port)` starts the MySQL protocol on loopback beside it, for tools
 //! that need a URL. `cli(argv)` is the `embedb` command of the wheel (`embedb::cli::run`).
 
 use std::collections::HashMap;
@@ -30,7 +31,8 @@ use pyo3::IntoPyObjectExt;
 
 create_exception!(_embedb, Error, PyException, "A statement failed: `args` is (MySQL error code, message); also `.code` and `.msg`.");
 
-/// Statements run here, on workers with the server's stack size.
+/// The package's runtime: statements are driven by it from the calling thread (`block_on`);
+/// its workers, with the server's stack size, run what statements spawn and `serve`'s servers.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RT.get_or_init(|| {
@@ -125,17 +127,13 @@ fn connect(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<Connect
                     let config = Config { data_dir: p, ..Config::default() };
                     Engine::open(config)
                 }
-                None => Engine::with_store(Config::default(), embedb_storage_in_memory()),
+                None => Engine::with_store(Config::default(), embedb::storage::Store::in_memory()),
             }
         })
         .map_err(|e| sql_error(py, e))?;
     let session = new_session(&engine)?;
     let interrupt = session.interrupt.clone();
     Ok(Connection { engine, session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: Default::default(), owner: true, prepared: Default::default() })
-}
-
-fn embedb_storage_in_memory() -> embedb::storage::Store {
-    embedb::storage::Store::in_memory()
 }
 
 /// A Python value as a SQL value.
@@ -378,8 +376,10 @@ impl Connection {
         };
         // The statement runs on this thread (no hand-off to a worker and back: that was most of
         // a point select's time), without the GIL, on a stack deep enough for any statement the
-        // engine accepts (`STATEMENT_RED_ZONE`). Every 100 ms it looks for Ctrl-C, which stops it as `KILL QUERY` does; the
-        // KeyboardInterrupt is raised once it has stopped. A panic is the statement's error.
+        // engine accepts (`STATEMENT_RED_ZONE`). Ctrl-C stops it as `KILL QUERY` does: through
+        // `watch_ctrl_c`, and, should Python's own handler have replaced that one, by a look at
+        // Python's signals every 100 ms while the statement waits. The KeyboardInterrupt is
+        // raised once it has stopped. A panic is the statement's error.
         let interrupt = self.interrupt.clone();
         let mut interrupted: Option<PyErr> = None;
         watch_ctrl_c();

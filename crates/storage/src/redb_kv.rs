@@ -300,27 +300,36 @@ impl Inner {
     }
 
     /// Close the file and open it again (see the module doc).
-    fn reopen(&self) -> std::result::Result<(), NotReopened> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(NotReopened::Open);
+    /// Waits (at most `REOPEN_WAIT`) for a moment when no snapshot reads the file, and returns
+    /// the file's slot then, with whether that moment came. The lock is held only to look, so
+    /// that a statement opening a second snapshot while it holds one never waits on us.
+    fn wait_unread(&self) -> (parking_lot::RwLockWriteGuard<'_, Option<Arc<Database>>>, bool) {
+        let deadline = Instant::now() + REOPEN_WAIT;
+        loop {
+            let slot = self.db.write();
+            if slot.as_ref().is_none_or(|old| Arc::strong_count(old) == 1) {
+                return (slot, true);
+            }
+            if Instant::now() > deadline {
+                return (slot, false);
+            }
+            drop(slot);
+            std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    fn reopen(&self) -> std::result::Result<(), NotReopened> {
         if free_bytes(&self.path).is_some_and(|free| free < REOPEN_MIN_FREE) {
             return Err(NotReopened::NoRoom);
         }
-        // Wait for a moment when nothing reads the old file. The lock is held only to look, so
-        // that a statement opening a second snapshot while it holds one never waits on us.
-        let deadline = Instant::now() + REOPEN_WAIT;
-        let mut slot = loop {
-            let slot = self.db.write();
-            if slot.as_ref().is_none_or(|old| Arc::strong_count(old) == 1) {
-                break slot;
-            }
-            drop(slot);
-            if Instant::now() > deadline {
-                return Err(NotReopened::StillRead);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
+        let (mut slot, unread) = self.wait_unread();
+        if !unread {
+            return Err(NotReopened::StillRead);
+        }
+        // Checked with the slot held: a `close` after this waits for the reopen to end.
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(NotReopened::Open);
+        }
         // The file lock is released with the last handle, before the file is opened again.
         *slot = None;
         let mut active = self.active.lock();
@@ -414,20 +423,14 @@ impl Kv for RedbKv {
 
     fn close(&self) -> Result<()> {
         let _ = self.inner.finish_checkpoint(None);
-        // Taken under the log lock, so no write is between its log append and its memtable.
-        let _active = self.inner.active.lock();
-        self.inner.closed.store(true, Ordering::SeqCst);
-        // The file lock goes with the last handle: snapshots still open keep theirs a moment.
-        let deadline = Instant::now() + REOPEN_WAIT;
-        loop {
-            let mut slot = self.inner.db.write();
-            if slot.as_ref().is_none_or(|db| Arc::strong_count(db) == 1) || Instant::now() > deadline {
-                *slot = None;
-                return Ok(());
-            }
-            drop(slot);
-            std::thread::sleep(Duration::from_millis(2));
+        {
+            // Under the log lock, so no write is between its log append and its memtable.
+            let _active = self.inner.active.lock();
+            self.inner.closed.store(true, Ordering::SeqCst);
         }
+        // The file lock goes with the last handle: snapshots still open keep theirs a moment.
+        *self.inner.wait_unread().0 = None;
+        Ok(())
     }
 
     fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {

@@ -71,8 +71,8 @@ fn err(e: slatedb::Error) -> Error {
 /// The object store and the path inside it that a storage URL names.
 pub fn object_store_for(url: &str) -> Result<(Arc<dyn ObjectStore>, String)> {
     let bad = |why: &str| Error::Storage(format!("storage URL '{url}': {why}"));
-    if url == "memory://" || url.starts_with("memory://") {
-        return Ok((Arc::new(object_store::memory::InMemory::new()), url.trim_start_matches("memory://").trim_matches('/').to_string()));
+    if let Some(path) = url.strip_prefix("memory://") {
+        return Ok((Arc::new(object_store::memory::InMemory::new()), path.trim_matches('/').to_string()));
     }
     if let Some(dir) = url.strip_prefix("file://") {
         if !dir.starts_with('/') {
@@ -122,6 +122,11 @@ impl SlateKv {
         SlateKv::open(store, if path.is_empty() { "embedb" } else { &path })
     }
 
+    /// Closes the database: buffered writes are flushed and the writer lets go.
+    fn close_db(&self) -> Result<()> {
+        let db = self.db.clone();
+        run(&self.runtime, async move { db.close().await }).map_err(err)
+    }
 }
 
 /// Runs `fut` on the engine's runtime and waits for it from this (non-async) caller.
@@ -163,14 +168,6 @@ impl Kv for SlateKv {
     }
 }
 
-impl SlateKv {
-    /// Closes the database: buffered writes are flushed and the writer lets go.
-    fn close_db(&self) -> Result<()> {
-        let db = self.db.clone();
-        run(&self.runtime, async move { db.close().await }).map_err(err)
-    }
-}
-
 impl Drop for SlateKv {
     fn drop(&mut self) {
         let _ = self.close_db();
@@ -195,14 +192,12 @@ impl Snapshot for SlateSnapshot {
     }
 
     fn scan(&self, start: &[u8], end: &[u8], limit: usize, reverse: bool) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        if limit == 0 || (!end.is_empty() && start >= end) {
-            return Ok(Vec::new());
-        }
-        let (snap, start, end) = (self.snap.clone(), start.to_vec(), end.to_vec());
+        let Some((lo, hi)) = crate::kv::scan_bounds(start, end).filter(|_| limit > 0) else { return Ok(Vec::new()) };
+        let (snap, range) = (self.snap.clone(), (lo.map(<[u8]>::to_vec), hi.map(<[u8]>::to_vec)));
         run(&self.runtime, async move {
             let order = if reverse { IterationOrder::Descending } else { IterationOrder::Ascending };
             let opts = ScanOptions { durability_filter: DurabilityLevel::Memory, order, ..ScanOptions::default() };
-            let mut it = if end.is_empty() { snap.scan_with_options(start.., &opts).await? } else { snap.scan_with_options(start..end, &opts).await? };
+            let mut it = snap.scan_with_options(range, &opts).await?;
             let mut out = Vec::new();
             while out.len() < limit {
                 match it.next().await? {

@@ -32,13 +32,9 @@ pub fn function_for(unit: &str) -> &'static str {
     }
 }
 
-fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-}
-
 fn result_type(a: &[DataType], timed: bool) -> DataType {
     match a.first() {
-        Some(t) if is_text(t) => DataType::Utf8,
+        Some(t) if t.is_string() => DataType::Utf8,
         Some(DataType::Date32) if !timed => DataType::Date32,
         _ => DataType::Timestamp(TimeUnit::Microsecond, None),
     }
@@ -125,17 +121,12 @@ fn apply(d: &NaiveDateTime, s: &Span, sign: i64) -> Option<NaiveDateTime> {
 }
 
 fn add(a: &[ScalarValue], timed: bool) -> Result<ScalarValue> {
-    let base_type = a[0].data_type();
-    let null = || match result_type(&[base_type.clone()], timed) {
-        DataType::Utf8 => ScalarValue::Utf8(None),
-        DataType::Date32 => ScalarValue::Date32(None),
-        _ => ScalarValue::TimestampMicrosecond(None, None),
-    };
+    let ret = result_type(&[a[0].data_type()], timed);
     let (Some(d), Some(unit), Some(sign)) = (arg_datetime(&a[0]), arg_text(&a[2]), rowwise::arg_i64(&a[3])) else {
-        return Ok(null());
+        return ScalarValue::try_from(&ret);
     };
-    let Some(r) = span_of(&a[1], &unit).and_then(|s| apply(&d, &s, sign)) else { return Ok(null()) };
-    Ok(match result_type(&[base_type], timed) {
+    let Some(r) = span_of(&a[1], &unit).and_then(|s| apply(&d, &s, sign)) else { return ScalarValue::try_from(&ret) };
+    Ok(match ret {
         DataType::Date32 => date_value(r.date()),
         DataType::Utf8 => {
             let date_only = !timed && arg_text(&a[0]).is_some_and(|t| !t.trim().contains([' ', 'T', ':']));

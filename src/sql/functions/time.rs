@@ -1,7 +1,8 @@
 //! Date and time functions as MySQL (and TiDB) define them: formatting (`DATE_FORMAT`,
 //! `TIME_FORMAT`, `STR_TO_DATE`), time zones by name or offset (`CONVERT_TZ`, with the IANA
 //! database of `chrono-tz`), Unix time, differences and arithmetic (`TIMESTAMPDIFF`,
-//! `TIMESTAMPADD`; intervals are in `interval.rs`), and the calendar helpers (`DAYOFWEEK`, `LAST_DAY`, …).
+//! `TIMESTAMPADD`; intervals are in `interval.rs`), and the calendar helpers (`DAYOFWEEK`,
+//! `LAST_DAY`, …).
 //!
 //! Values are naive date-times: the server's time zone is UTC, as `system_time_zone` says.
 
