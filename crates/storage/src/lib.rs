@@ -32,6 +32,7 @@ pub mod conformance;
 pub mod kv;
 mod memtable;
 pub mod redb_kv;
+pub mod replica;
 pub mod slate_kv;
 pub mod txn;
 pub mod wal;
@@ -39,6 +40,7 @@ pub mod wal;
 pub use codec::Datum;
 pub use kv::{Kv, MemKv, Snapshot};
 pub use redb_kv::RedbKv;
+pub use replica::ReplicaKv;
 pub use slate_kv::SlateKv;
 pub use txn::{CommitObserver, Savepoint, Store, Txn};
 
@@ -54,6 +56,10 @@ pub enum Error {
     /// The underlying store failed (I/O error, closed database, misuse).
     #[error("storage error: {0}")]
     Storage(String),
+    /// This node may not commit: in a cluster, another node holds the writer lease (or has
+    /// fenced this one). Nothing was written.
+    #[error("{0}")]
+    NotWriter(String),
     /// Stored bytes could not be decoded, or the store reported corruption.
     #[error("corrupt data: {0}")]
     Corrupt(String),

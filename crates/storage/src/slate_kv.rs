@@ -42,7 +42,7 @@ pub struct SlateKv {
 /// The engine's runtime. Whoever lets go of it last may be inside another runtime (a snapshot
 /// dropped by a server task), where a runtime cannot be dropped the usual way: it is shut down
 /// in the background instead.
-struct Runtime(Option<tokio::runtime::Runtime>);
+pub(crate) struct Runtime(pub(crate) Option<tokio::runtime::Runtime>);
 
 impl std::ops::Deref for Runtime {
     type Target = tokio::runtime::Runtime;
@@ -59,10 +59,10 @@ impl Drop for Runtime {
     }
 }
 
-fn err(e: slatedb::Error) -> Error {
+pub(crate) fn err(e: slatedb::Error) -> Error {
     match e.kind() {
         slatedb::ErrorKind::Closed(slatedb::CloseReason::Fenced) => {
-            Error::Storage("fenced: another node has opened this database as its writer; this node can commit nothing more".into())
+            Error::NotWriter("fenced: another node has opened this database as its writer; this node can commit nothing more".into())
         }
         _ => Error::Storage(format!("object storage: {e}")),
     }
@@ -130,7 +130,7 @@ impl SlateKv {
 }
 
 /// Runs `fut` on the engine's runtime and waits for it from this (non-async) caller.
-fn run<T: Send + 'static>(rt: &tokio::runtime::Runtime, fut: impl std::future::Future<Output = T> + Send + 'static) -> T {
+pub(crate) fn run<T: Send + 'static>(rt: &tokio::runtime::Runtime, fut: impl std::future::Future<Output = T> + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     rt.spawn(async move {
         let _ = tx.send(fut.await);

@@ -231,6 +231,32 @@ impl Store {
         self.shared.kv.write(&batch)
     }
 
+    /// Applies a batch that another node committed (a cluster node following the writer's log):
+    /// `write` puts it into the KV, then the commit observer and the row counts see it exactly
+    /// as they see a local commit. No conflict check: the writer already made it.
+    pub fn apply_replicated(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)], write: impl FnOnce() -> Result<()>) -> Result<()> {
+        let mut commits = self.shared.commits.lock();
+        let mut deltas: HashMap<i64, Option<i64>> = HashMap::new();
+        {
+            let snap = self.shared.kv.snapshot()?;
+            for (key, value) in batch {
+                if let Some((table, _)) = crate::codec::decode_row_key(key) {
+                    let delta = value.is_some() as i64 - snap.get(key)?.is_some() as i64;
+                    if delta != 0 {
+                        *deltas.entry(table).or_insert(Some(0)).get_or_insert(0) += delta;
+                    }
+                }
+            }
+        }
+        write()?;
+        if let Some(o) = self.shared.observer.read().clone() {
+            o.committed(commits.version + 1, commits.horizon(), batch);
+        }
+        self.shared.apply_row_deltas(RowDeltas(deltas));
+        commits.record(batch.iter().map(|(k, _)| k.clone()).collect());
+        Ok(())
+    }
+
     /// Opens (creating if needed) the durable store in `dir`, i.e. the redb
     /// file `dir/embedb.redb`.
     pub fn open(dir: &Path) -> Result<Store> {

@@ -1,0 +1,659 @@
+//! A node's copy of a cluster's database: the [`Kv`] of `embedb serve --cluster`.
+//!
+//! A cluster keeps its data in one SlateDB database on object storage, written by one node at a
+//! time (the writer, which holds the lease). Every node, writer or reader, also keeps a full copy
+//! in a local redb file and answers every read from it: a statement needs a snapshot that does
+//! not move under it, which SlateDB's reader handle does not offer, and local reads cost what
+//! they cost on a single node.
+//!
+//! The copies follow the shared database through a commit log kept inside it:
+//!
+//! 1. The writer's [`Kv::write`] turns a commit's batch into one SlateDB write batch holding the
+//!    rows themselves, a log entry `mCL:e{seq}` (the batch, encoded) and the head `mCL:head`
+//!    (`seq` and the commit time). It returns only once that batch is durable in the bucket, then
+//!    applies the batch to its own copy with the applied mark `mCL:applied = seq`.
+//! 2. A reader opens the same database with SlateDB's `DbReader`, which follows the writer's
+//!    WAL. [`ReplicaKv::follow`] reads the entries after its applied mark, in order, and hands
+//!    each to [`Store::apply_replicated`], which applies it to the copy and passes it to the
+//!    commit observer (search indexes) exactly like a local commit.
+//! 3. A copy that is empty, or behind the oldest entry kept, is first filled by copying the
+//!    whole shared database ([`ReplicaKv::open`]); the entries after the head seen before the
+//!    copy are then replayed, so keys the copy caught newer than that head end where they belong.
+//!
+//! Roles change at run time: [`ReplicaKv::become_writer`] opens the database as its writer, which
+//! fences the previous writer in SlateDB (its later writes fail), then replays what it has not
+//! applied; [`ReplicaKv::become_reader`] goes back to following. A writer also refuses to commit
+//! once its lease deadline ([`ReplicaKv::set_lease_deadline`]) has passed, so a writer that was
+//! stopped and resumes commits nothing even before SlateDB fences it.
+//!
+//! Keys under `mSI:` and `mCL:` belong to the node (its search-index instance token, its applied
+//! mark): they are written to the copy only, never shipped, and never copied from the shared
+//! database.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use slatedb::config::{DbReaderOptions, Settings, WriteOptions};
+use slatedb::object_store::ObjectStore;
+use slatedb::{Db, DbReader, DbReaderMode, WriteBatch};
+
+use crate::kv::{Kv, Snapshot};
+use crate::slate_kv::{err, run, Runtime};
+use crate::{Error, RedbKv, Result, Store};
+
+/// Prefix of log entries: `mCL:e` + seq (8 bytes, big-endian).
+const LOG_PREFIX: &[u8] = b"mCL:e";
+/// The newest entry's seq and commit time (ms since the epoch), both 8 bytes big-endian.
+const HEAD_KEY: &[u8] = b"mCL:head";
+/// In a node's copy: the seq of the last entry applied to it.
+const APPLIED_KEY: &[u8] = b"mCL:applied";
+/// Keys that belong to one node and are never shipped.
+const NODE_LOCAL: [&[u8]; 2] = [b"mSI:", b"mCL:"];
+
+/// Entries kept in the shared log; a reader further behind copies the whole database again.
+const LOG_KEPT: u64 = 200_000;
+/// How often a writer trims the log (every this many commits, the same number of old entries).
+const TRIM_EVERY: u64 = 1024;
+/// How often a reader's SlateDB handle looks for new WAL objects.
+const READER_POLL: Duration = Duration::from_millis(20);
+/// Entries applied per step of [`ReplicaKv::follow`].
+const FOLLOW_STEP: usize = 512;
+/// How often SlateDB ships the writer's WAL buffer when nothing forces it.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
+
+type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+fn log_key(seq: u64) -> Vec<u8> {
+    let mut k = LOG_PREFIX.to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn is_node_local(key: &[u8]) -> bool {
+    NODE_LOCAL.iter().any(|p| key.starts_with(p))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A log entry: count, then per write the key, a flag and the value (lengths as u32 BE).
+fn encode_batch(batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
+    let size: usize = batch.iter().map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len)).sum();
+    let mut out = Vec::with_capacity(4 + size);
+    out.extend_from_slice(&(batch.len() as u32).to_be_bytes());
+    for (k, v) in batch {
+        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        out.extend_from_slice(k);
+        match v {
+            Some(v) => {
+                out.push(1);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+fn decode_batch(mut buf: &[u8]) -> Result<Batch> {
+    let bad = || Error::Corrupt("commit log entry is truncated".into());
+    fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        (buf.len() >= n).then(|| {
+            let (a, b) = buf.split_at(n);
+            *buf = b;
+            a
+        })
+    }
+    let u32_of = |buf: &mut &[u8]| take(buf, 4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize);
+    let n = u32_of(&mut buf).ok_or_else(bad)?;
+    let mut out = Vec::with_capacity(n.min(1 << 16));
+    for _ in 0..n {
+        let klen = u32_of(&mut buf).ok_or_else(bad)?;
+        let key = take(&mut buf, klen).ok_or_else(bad)?.to_vec();
+        let flag = take(&mut buf, 1).ok_or_else(bad)?[0];
+        let value = if flag == 1 {
+            let vlen = u32_of(&mut buf).ok_or_else(bad)?;
+            Some(take(&mut buf, vlen).ok_or_else(bad)?.to_vec())
+        } else {
+            None
+        };
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    bytes.get(..8).map_or(0, |b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+}
+
+/// Which handle on the shared database this node holds.
+enum Role {
+    /// Following the writer (SlateDB's reader handle).
+    Reader(Arc<DbReader>),
+    /// The writer: SlateDB's writer handle; `next` is the seq the next commit gets.
+    Writer(Arc<Db>),
+    /// Fenced or closed: neither reads new entries nor writes.
+    Idle,
+}
+
+/// The writer's or a reader's handle, for the reads both can do.
+#[derive(Clone)]
+enum Shared {
+    Reader(Arc<DbReader>),
+    Writer(Arc<Db>),
+}
+
+impl Shared {
+    async fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, slatedb::Error> {
+        let v = match self {
+            Shared::Reader(r) => r.get(key).await?,
+            Shared::Writer(w) => w.get(key).await?,
+        };
+        Ok(v.map(|b| b.to_vec()))
+    }
+
+    /// Up to `limit` pairs of [from, to).
+    async fn scan(&self, from: Vec<u8>, to: Vec<u8>, limit: usize) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, slatedb::Error> {
+        let mut it = match self {
+            Shared::Reader(r) => r.scan(from..to).await?,
+            Shared::Writer(w) => w.scan(from..to).await?,
+        };
+        let mut out = Vec::new();
+        while out.len() < limit {
+            match it.next().await? {
+                Some(kv) => out.push((kv.key.to_vec(), kv.value.to_vec())),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where this node's copy stands against the shared log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The last entry applied to this node's copy.
+    pub applied: u64,
+    /// The newest entry this node has seen in the shared log.
+    pub head: u64,
+    /// Milliseconds since the oldest entry not yet applied was committed (0 when caught up).
+    pub lag_ms: u64,
+}
+
+/// The [`Kv`] of a cluster node (see the module docs).
+pub struct ReplicaKv {
+    local: RedbKv,
+    runtime: Arc<Runtime>,
+    objects: Arc<dyn ObjectStore>,
+    path: String,
+    role: RwLock<Role>,
+    /// One shipped commit at a time (the store's commit lock covers transactions; this also
+    /// covers writes made outside them).
+    writing: Mutex<()>,
+    applied: AtomicU64,
+    /// The newest head seen, and the commit time of the first entry not yet applied.
+    head: AtomicU64,
+    behind_since_ms: AtomicU64,
+    /// The writer's lease deadline, in ms since `epoch`; 0 = no lease checks (tests).
+    lease_deadline: AtomicU64,
+    epoch: Instant,
+    /// Entries the writer keeps in the shared log ([`LOG_KEPT`]; small in tests).
+    log_kept: AtomicU64,
+    /// Set when a shipped commit could not be applied to the copy: the copy is behind its own
+    /// commits and this node must not serve or write until it starts again.
+    broken: AtomicBool,
+}
+
+fn not_writer(why: &str) -> Error {
+    Error::NotWriter(format!("this node is not the cluster's writer ({why}); the statement changed nothing"))
+}
+
+impl ReplicaKv {
+    /// Opens this node's copy at `local_path` and the shared database at `path` in `objects`,
+    /// as a reader (waiting until a writer has created it), and brings the copy up to the
+    /// shared head.
+    pub fn open(local_path: &std::path::Path, objects: Arc<dyn ObjectStore>, path: &str) -> Result<Arc<ReplicaKv>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("embedb-replica")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Storage(format!("starting the storage runtime: {e}")))?;
+        let local = RedbKv::open(local_path)?;
+        let applied = local.snapshot()?.get(APPLIED_KEY)?.map_or(0, |v| be_u64(&v));
+        let kv = Arc::new(ReplicaKv {
+            local,
+            runtime: Arc::new(Runtime(Some(runtime))),
+            objects,
+            path: path.to_string(),
+            role: RwLock::new(Role::Idle),
+            writing: Mutex::new(()),
+            applied: AtomicU64::new(applied),
+            head: AtomicU64::new(applied),
+            behind_since_ms: AtomicU64::new(0),
+            lease_deadline: AtomicU64::new(0),
+            epoch: Instant::now(),
+            log_kept: AtomicU64::new(LOG_KEPT),
+            broken: AtomicBool::new(false),
+        });
+        Ok(kv)
+    }
+
+    /// Opens the shared database as a reader, waiting up to `wait` for a writer to create it.
+    pub fn start_reading(&self, wait: Duration) -> Result<()> {
+        let until = Instant::now() + wait;
+        loop {
+            match self.open_reader() {
+                Ok(r) => {
+                    *self.role.write() = Role::Reader(r);
+                    return Ok(());
+                }
+                Err(e) if Instant::now() < until => {
+                    tracing::debug!("waiting for the shared database: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn open_reader(&self) -> Result<Arc<DbReader>> {
+        let (objects, path) = (self.objects.clone(), self.path.clone());
+        let options = DbReaderOptions { manifest_poll_interval: READER_POLL, ..DbReaderOptions::default() };
+        let r = run(&self.runtime, async move { DbReader::open(path, objects, DbReaderMode::ManagedCheckpoint, options).await }).map_err(err)?;
+        Ok(Arc::new(r))
+    }
+
+    fn open_writer(&self) -> Result<Arc<Db>> {
+        let (objects, path) = (self.objects.clone(), self.path.clone());
+        let settings = Settings { flush_interval: Some(FLUSH_INTERVAL), ..Settings::default() };
+        let db = run(&self.runtime, async move { Db::builder(path, objects).with_settings(settings).build().await }).map_err(err)?;
+        Ok(Arc::new(db))
+    }
+
+    fn shared(&self) -> Option<Shared> {
+        match &*self.role.read() {
+            Role::Reader(r) => Some(Shared::Reader(r.clone())),
+            Role::Writer(w) => Some(Shared::Writer(w.clone())),
+            Role::Idle => None,
+        }
+    }
+
+    /// Whether this node holds the writer's handle.
+    pub fn is_writer(&self) -> bool {
+        matches!(&*self.role.read(), Role::Writer(_))
+    }
+
+    /// Where the copy stands.
+    pub fn progress(&self) -> Progress {
+        let (applied, head) = (self.applied.load(Ordering::SeqCst), self.head.load(Ordering::SeqCst));
+        let since = self.behind_since_ms.load(Ordering::SeqCst);
+        let lag_ms = if applied >= head || since == 0 { 0 } else { now_ms().saturating_sub(since) };
+        Progress { applied, head: head.max(applied), lag_ms }
+    }
+
+    /// Commits are refused from `deadline` on (the writer's lease); None = never.
+    pub fn set_lease_deadline(&self, deadline: Option<Instant>) {
+        // Stored plus one, so that 0 can mean "none".
+        let ms = deadline.map_or(0, |d| d.saturating_duration_since(self.epoch).as_millis() as u64 + 1);
+        self.lease_deadline.store(ms, Ordering::SeqCst);
+    }
+
+    fn lease_expired(&self) -> bool {
+        let d = self.lease_deadline.load(Ordering::SeqCst);
+        d != 0 && self.epoch.elapsed().as_millis() as u64 + 1 >= d
+    }
+
+    /// Fills an empty copy (or one behind the oldest kept entry) from the shared database, before
+    /// anything reads it: afterwards only log entries are needed. Returns whether it copied.
+    pub fn bootstrap(&self) -> Result<bool> {
+        let shared = self.shared().ok_or_else(|| Error::Storage("no shared database open".into()))?;
+        let applied = self.applied.load(Ordering::SeqCst);
+        let head = self.read_head(&shared)?.0;
+        if applied == head {
+            return Ok(false);
+        }
+        if applied > head {
+            return Err(Error::Corrupt(format!(
+                "this node's copy is at commit {applied}, ahead of the shared database ({head}): it belongs to another database; use an empty data dir"
+            )));
+        }
+        let next = self.get_shared(&shared, &log_key(applied + 1))?;
+        if next.is_some() {
+            while self.follow_with(&shared, None)? > 0 {}
+            return Ok(false);
+        }
+        tracing::info!(applied, head, "copying the whole database into this node's copy");
+        // Clear what the copy holds (except the node's own keys), then copy every shared key.
+        let snap = self.local.snapshot()?;
+        let mut from = Vec::new();
+        loop {
+            let chunk = snap.scan(&from, b"", 4096, false)?;
+            let Some((last, _)) = chunk.last() else { break };
+            from = last.clone();
+            from.push(0);
+            let deletes: Batch = chunk.into_iter().filter(|(k, _)| !is_node_local(k)).map(|(k, _)| (k, None)).collect();
+            self.local.write(&deletes)?;
+        }
+        drop(snap);
+        let mut from = Vec::new();
+        let mut copied = 0u64;
+        loop {
+            let (s, f) = (shared.clone(), from.clone());
+            let chunk = run(&self.runtime, async move { s.scan(f, vec![0xff; 16], 4096).await }).map_err(err)?;
+            let Some((last, _)) = chunk.last() else { break };
+            from = last.clone();
+            from.push(0);
+            let puts: Batch = chunk.into_iter().filter(|(k, _)| !is_node_local(k)).map(|(k, v)| (k, Some(v))).collect();
+            copied += puts.len() as u64;
+            self.local.write(&puts)?;
+        }
+        self.local.write(&[(APPLIED_KEY.to_vec(), Some(head.to_be_bytes().to_vec()))])?;
+        self.applied.store(head, Ordering::SeqCst);
+        tracing::info!(keys = copied, at = head, "copied; replaying the commits made meanwhile");
+        // Entries committed during the copy: applied without a store (nothing observes yet).
+        while self.follow_with(&shared, None)? > 0 {}
+        Ok(true)
+    }
+
+    fn get_shared(&self, shared: &Shared, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (s, k) = (shared.clone(), key.to_vec());
+        run(&self.runtime, async move { s.get(&k).await }).map_err(err)
+    }
+
+    /// (seq, commit time) of the shared log's newest entry.
+    fn read_head(&self, shared: &Shared) -> Result<(u64, u64)> {
+        let head = self.get_shared(shared, HEAD_KEY)?;
+        let (seq, at) = head.map_or((0, 0), |h| (be_u64(&h), be_u64(h.get(8..).unwrap_or(&[]))));
+        self.head.fetch_max(seq, Ordering::SeqCst);
+        Ok((seq, at))
+    }
+
+    /// Applies the shared log's entries after the applied mark, through `store` (so its commit
+    /// observer sees them). Returns how many were applied; 0 when caught up.
+    pub fn follow(&self, store: &Store) -> Result<usize> {
+        let Some(shared) = self.shared() else { return Ok(0) };
+        self.follow_with(&shared, Some(store))
+    }
+
+    fn follow_with(&self, shared: &Shared, store: Option<&Store>) -> Result<usize> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(Error::Storage("this node's copy missed one of its own commits; restart the node".into()));
+        }
+        let applied = self.applied.load(Ordering::SeqCst);
+        let (s, from) = (shared.clone(), log_key(applied + 1));
+        let entries = run(&self.runtime, async move { s.scan(from, log_key(u64::MAX), FOLLOW_STEP).await }).map_err(err)?;
+        if entries.is_empty() {
+            let (head, _) = self.read_head(shared)?;
+            if head > applied {
+                // The head is past us but its entries are gone: trimmed while this node was away.
+                return Err(Error::Storage(format!(
+                    "this node's copy (commit {applied}) is behind the oldest commit the shared log keeps; restart the node to copy the database again"
+                )));
+            }
+            self.behind_since_ms.store(0, Ordering::SeqCst);
+            return Ok(0);
+        }
+        let mut n = 0;
+        for (key, value) in entries {
+            let seq = be_u64(&key[LOG_PREFIX.len()..]);
+            let expected = self.applied.load(Ordering::SeqCst) + 1;
+            if seq != expected {
+                return Err(Error::Storage(format!("the shared log skips from commit {} to {seq}", expected - 1)));
+            }
+            let committed_at = be_u64(&value);
+            let batch = decode_batch(&value[8..])?;
+            self.head.fetch_max(seq, Ordering::SeqCst);
+            if self.behind_since_ms.load(Ordering::SeqCst) == 0 {
+                self.behind_since_ms.store(committed_at.max(1), Ordering::SeqCst);
+            }
+            match store {
+                Some(store) => store.apply_replicated(&batch, || self.apply_local(seq, &batch))?,
+                None => self.apply_local(seq, &batch)?,
+            }
+            n += 1;
+        }
+        // The next entry's commit time is unknown until read: measure from now.
+        self.behind_since_ms.store(if self.applied.load(Ordering::SeqCst) < self.head.load(Ordering::SeqCst) { now_ms() } else { 0 }, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    fn apply_local(&self, seq: u64, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        // (A shipped batch holds no node-local keys; a writer's own batch keeps its own.)
+        let mut local: Batch = batch.to_vec();
+        local.push((APPLIED_KEY.to_vec(), Some(seq.to_be_bytes().to_vec())));
+        self.local.write(&local)?;
+        self.applied.store(seq, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Opens the shared database as its writer (fencing the previous one), applies the entries
+    /// this copy lacks through `store`, and from then on ships commits.
+    pub fn become_writer(&self, store: &Store) -> Result<()> {
+        let db = self.open_writer()?;
+        let shared = Shared::Writer(db.clone());
+        let old = std::mem::replace(&mut *self.role.write(), Role::Idle);
+        self.close_role(old);
+        while self.follow_with(&shared, Some(store))? > 0 {}
+        let (head, _) = self.read_head(&shared)?;
+        if head != self.applied.load(Ordering::SeqCst) {
+            return Err(Error::Storage(format!("after catching up, the copy is at {} but the log's head is {head}", self.applied.load(Ordering::SeqCst))));
+        }
+        *self.role.write() = Role::Writer(db);
+        Ok(())
+    }
+
+    /// Gives up the writer's handle (lease lost, or fenced) and follows the new writer.
+    pub fn become_reader(&self) -> Result<()> {
+        let old = std::mem::replace(&mut *self.role.write(), Role::Idle);
+        self.close_role(old);
+        let r = self.open_reader()?;
+        *self.role.write() = Role::Reader(r);
+        Ok(())
+    }
+
+    /// Stops shipping at once (the lease is gone); the handle is closed in the background.
+    pub fn stop_writing(&self) {
+        let old = {
+            let mut role = self.role.write();
+            if !matches!(&*role, Role::Writer(_)) {
+                return;
+            }
+            std::mem::replace(&mut *role, Role::Idle)
+        };
+        self.close_role(old);
+    }
+
+    fn close_role(&self, role: Role) {
+        match role {
+            Role::Writer(db) => {
+                let _ = run(&self.runtime, async move { db.close().await });
+            }
+            Role::Reader(r) => {
+                let _ = run(&self.runtime, async move { r.close().await });
+            }
+            Role::Idle => {}
+        }
+    }
+
+    /// Ships one commit (see the module docs).
+    fn ship(&self, db: &Arc<Db>, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        let _one = self.writing.lock();
+        if self.lease_expired() {
+            return Err(not_writer("its lease has expired"));
+        }
+        let seq = self.applied.load(Ordering::SeqCst) + 1;
+        let shipped: Batch = batch.iter().filter(|(k, _)| !is_node_local(k)).cloned().collect();
+        let mut wb = WriteBatch::new();
+        for (k, v) in &shipped {
+            match v {
+                Some(v) => wb.put(k, v),
+                None => wb.delete(k),
+            }
+        }
+        let at = now_ms();
+        let mut entry = at.to_be_bytes().to_vec();
+        entry.extend_from_slice(&encode_batch(&shipped));
+        wb.put(log_key(seq), entry);
+        let mut head = seq.to_be_bytes().to_vec();
+        head.extend_from_slice(&at.to_be_bytes());
+        wb.put(HEAD_KEY, head);
+        let (kept, every) = (self.log_kept.load(Ordering::Relaxed), TRIM_EVERY.min(self.log_kept.load(Ordering::Relaxed)));
+        if seq % every == 0 && seq > kept {
+            for old in (seq - kept).saturating_sub(every)..seq - kept {
+                wb.delete(log_key(old));
+            }
+        }
+        let db = db.clone();
+        let shipped_ok = run(&self.runtime, async move {
+            let handle = db.write_with_options(wb, &WriteOptions::default()).await?;
+            handle.await_durable().await
+        });
+        if let Err(e) = shipped_ok {
+            let e = err(e);
+            if matches!(e, Error::NotWriter(_)) {
+                self.stop_writing();
+            }
+            return Err(e);
+        }
+        self.head.fetch_max(seq, Ordering::SeqCst);
+        if let Err(e) = self.apply_local(seq, batch) {
+            // Durable in the shared database but not in the copy: this node must start again
+            // (its copy then catches up from the log).
+            self.broken.store(true, Ordering::SeqCst);
+            self.stop_writing();
+            return Err(Error::Storage(format!("commit {seq} is durable but this node's copy could not take it ({e}); the node stops serving")));
+        }
+        Ok(())
+    }
+}
+
+impl Kv for ReplicaKv {
+    fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(Error::Storage("this node's copy missed one of its own commits; restart the node".into()));
+        }
+        self.local.snapshot()
+    }
+
+    fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+        if batch.iter().all(|(k, _)| is_node_local(k)) {
+            return self.local.write(batch);
+        }
+        let db = match &*self.role.read() {
+            Role::Writer(db) => db.clone(),
+            Role::Reader(_) => return Err(not_writer("it is a reader")),
+            Role::Idle => return Err(not_writer("it lost the writer lease")),
+        };
+        self.ship(&db, batch)
+    }
+
+    fn close(&self) -> Result<()> {
+        let old = std::mem::replace(&mut *self.role.write(), Role::Idle);
+        self.close_role(old);
+        self.local.close()
+    }
+}
+
+impl Drop for ReplicaKv {
+    fn drop(&mut self) {
+        let old = std::mem::replace(&mut *self.role.write(), Role::Idle);
+        self.close_role(old);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(k: &str, v: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+        (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn log_entries_round_trip() {
+        let batch = vec![put("a", "1"), (b"b".to_vec(), None), put("", "")];
+        assert_eq!(decode_batch(&encode_batch(&batch)).unwrap(), batch);
+        assert!(decode_batch(&encode_batch(&batch)[..7]).is_err());
+    }
+
+    #[test]
+    fn a_reader_follows_the_writer_and_takes_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects: Arc<dyn ObjectStore> = Arc::new(slatedb::object_store::memory::InMemory::new());
+        let w = ReplicaKv::open(&dir.path().join("w.redb"), objects.clone(), "db").unwrap();
+        let wstore = Store::new(w.clone());
+        w.become_writer(&wstore).unwrap();
+        w.write(&[put("k1", "a"), put("mSI:x", "writer's own")]).unwrap();
+        w.write(&[put("k2", "b")]).unwrap();
+
+        // While the log holds every entry, a new copy replays them.
+        let early = ReplicaKv::open(&dir.path().join("early.redb"), objects.clone(), "db").unwrap();
+        early.start_reading(Duration::from_secs(5)).unwrap();
+        assert!(!early.bootstrap().unwrap(), "replayed, not copied");
+        assert_eq!(early.snapshot().unwrap().get(b"k2").unwrap(), Some(b"b".to_vec()));
+        assert_eq!(early.progress().applied, 2);
+
+        // Once the first entries are trimmed, a new copy is filled by copying.
+        w.log_kept.store(1, Ordering::SeqCst);
+        w.write(&[put("k0", "z")]).unwrap();
+        w.write(&[(b"k0".to_vec(), None)]).unwrap();
+        let r = ReplicaKv::open(&dir.path().join("r.redb"), objects.clone(), "db").unwrap();
+        r.start_reading(Duration::from_secs(5)).unwrap();
+        assert!(r.bootstrap().unwrap(), "an empty copy is filled by copying");
+        assert_eq!(r.progress().applied, 4);
+        assert_eq!(r.snapshot().unwrap().get(b"k0").unwrap(), None);
+        assert!(r.snapshot().unwrap().scan(b"mCL:e", b"mCL:f", 10, false).unwrap().is_empty(), "log entries are not copied");
+        let rstore = Store::new(r.clone());
+        let snap = r.snapshot().unwrap();
+        assert_eq!(snap.get(b"k2").unwrap(), Some(b"b".to_vec()));
+        assert_eq!(snap.get(b"mSI:x").unwrap(), None, "node-local keys are not shipped");
+        let e = r.write(&[put("k3", "c")]).unwrap_err();
+        assert!(matches!(e, Error::NotWriter(_)), "{e}");
+
+        w.write(&[put("k3", "c"), (b"k1".to_vec(), None)]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while r.progress().applied < 5 {
+            r.follow(&rstore).unwrap();
+            assert!(Instant::now() < deadline, "the reader never saw commit 5");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let snap = r.snapshot().unwrap();
+        assert_eq!(snap.get(b"k1").unwrap(), None);
+        assert_eq!(snap.get(b"k3").unwrap(), Some(b"c".to_vec()));
+
+        // Failover: the reader becomes the writer; the old one is fenced.
+        r.become_writer(&rstore).unwrap();
+        let e = w.write(&[put("k4", "lost")]).unwrap_err();
+        assert!(matches!(e, Error::NotWriter(_)), "{e}");
+        r.write(&[put("k5", "e")]).unwrap();
+        w.become_reader().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while w.progress().applied < 6 {
+            w.follow(&wstore).unwrap();
+            assert!(Instant::now() < deadline, "the old writer never followed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let snap = w.snapshot().unwrap();
+        assert_eq!(snap.get(b"k5").unwrap(), Some(b"e".to_vec()));
+        assert_eq!(snap.get(b"k4").unwrap(), None, "the fenced write is nowhere");
+        assert_eq!(snap.get(b"mSI:x").unwrap(), Some(b"writer's own".to_vec()), "its own keys stay");
+    }
+
+    #[test]
+    fn an_expired_lease_refuses_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects: Arc<dyn ObjectStore> = Arc::new(slatedb::object_store::memory::InMemory::new());
+        let w = ReplicaKv::open(&dir.path().join("w.redb"), objects, "db").unwrap();
+        let store = Store::new(w.clone());
+        w.become_writer(&store).unwrap();
+        w.set_lease_deadline(Some(Instant::now()));
+        assert!(matches!(w.write(&[put("a", "1")]).unwrap_err(), Error::NotWriter(_)));
+        w.set_lease_deadline(None);
+        w.write(&[put("a", "1")]).unwrap();
+    }
+}
