@@ -84,9 +84,27 @@ struct ServeArgs {
     /// data dir still holds indexes and keys [default: the data dir]
     #[arg(long, env = "EMBEDB_STORAGE", value_name = "URL")]
     storage: Option<String>,
+    /// Run as one node of a cluster: one writer (holding a lease in etcd) and readers, all on
+    /// --storage; every node serves MySQL clients and forwards writes to the writer [default: false]
+    #[arg(long, env = "EMBEDB_CLUSTER", num_args = 0..=1, default_missing_value = "true",
+          value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    cluster: Option<bool>,
+    /// etcd members for --cluster, comma-separated (http://127.0.0.1:2379,…)
+    #[arg(long, env = "EMBEDB_ETCD", value_name = "URLS")]
+    etcd: Option<String>,
+    /// This node's name in the cluster [default: HOST:PORT]
+    #[arg(long, env = "EMBEDB_NODE_NAME")]
+    node_name: Option<String>,
+    /// Address other nodes reach this node's MySQL port at [default: HOST:PORT]
+    #[arg(long, env = "EMBEDB_ADVERTISE", value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// Seconds the writer lease lasts without renewal; failover takes about this long [default: 3]
+    #[arg(long, env = "EMBEDB_LEASE_TTL_SECS")]
+    lease_ttl_secs: Option<u64>,
     /// TOML config file (keys: host, port, data_dir, log_level, model_dir, embed_timeout_secs,
     /// embed_max_retries, embed_concurrency, jina_api_base, allowed_api_bases, tls_cert, tls_key,
-    /// require_secure_transport, max_connections, secret_key_file, metrics_addr, storage, [users])
+    /// require_secure_transport, max_connections, secret_key_file, metrics_addr, storage, cluster,
+    /// etcd, node_name, advertise, lease_ttl_secs, [users])
     #[arg(long, env = "EMBEDB_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -146,6 +164,11 @@ where
                 secret_key_file: args.secret_key_file,
                 metrics_addr: args.metrics_addr,
                 storage: args.storage,
+                cluster: args.cluster,
+                etcd: args.etcd,
+                node_name: args.node_name,
+                advertise: args.advertise,
+                lease_ttl_secs: args.lease_ttl_secs,
             };
             let config = match Config::load(args.config.as_deref(), overrides) {
                 Ok(c) => c,

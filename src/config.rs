@@ -41,6 +41,16 @@ pub struct Config {
     /// Where the rows live when not in the data dir: `s3://bucket/prefix` (cluster mode's
     /// engine, SlateDB on object storage; `file:///dir` and `memory://` for tests).
     pub storage: Option<String>,
+    /// Run as one node of a cluster (`crate::cluster`): rows in `storage`, leases in `etcd`.
+    pub cluster: bool,
+    /// etcd members, `http://host:port` each.
+    pub etcd: Vec<String>,
+    /// This node's name in the cluster; None = `host:port`.
+    pub node_name: Option<String>,
+    /// The `host:port` other nodes reach this node's MySQL port at; None = `host:port`.
+    pub advertise: Option<String>,
+    /// Seconds the writer lease lasts without renewal (failover takes about this long).
+    pub lease_ttl_secs: u64,
 }
 
 impl Config {
@@ -90,6 +100,11 @@ impl Default for Config {
             secret_key_file: None,
             metrics_addr: None,
             storage: None,
+            cluster: false,
+            etcd: Vec::new(),
+            node_name: None,
+            advertise: None,
+            lease_ttl_secs: 3,
         }
     }
 }
@@ -116,6 +131,11 @@ pub struct FileConfig {
     pub secret_key_file: Option<PathBuf>,
     pub metrics_addr: Option<String>,
     pub storage: Option<String>,
+    pub cluster: Option<bool>,
+    pub etcd: Option<Vec<String>>,
+    pub node_name: Option<String>,
+    pub advertise: Option<String>,
+    pub lease_ttl_secs: Option<u64>,
 }
 
 /// Values given on the command line or in the environment (None = not given).
@@ -141,6 +161,12 @@ pub struct Overrides {
     pub secret_key_file: Option<PathBuf>,
     pub metrics_addr: Option<String>,
     pub storage: Option<String>,
+    pub cluster: Option<bool>,
+    /// Comma-separated list.
+    pub etcd: Option<String>,
+    pub node_name: Option<String>,
+    pub advertise: Option<String>,
+    pub lease_ttl_secs: Option<u64>,
 }
 
 /// `a, b,,c` → `["a", "b", "c"]`.
@@ -191,6 +217,11 @@ impl Config {
             secret_key_file: o.secret_key_file.or(f.secret_key_file),
             metrics_addr: o.metrics_addr.or(f.metrics_addr),
             storage: o.storage.or(f.storage),
+            cluster: o.cluster.or(f.cluster).unwrap_or(d.cluster),
+            etcd: o.etcd.map(|s| parse_list(&s)).or(f.etcd).unwrap_or(d.etcd),
+            node_name: o.node_name.or(f.node_name),
+            advertise: o.advertise.or(f.advertise),
+            lease_ttl_secs: o.lease_ttl_secs.or(f.lease_ttl_secs).unwrap_or(d.lease_ttl_secs),
             users: match o.users {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),

@@ -2,11 +2,13 @@
 //!
 //! Rooms: `server` (wire protocol ⇄ sessions), `session` (one connection's state; runs statements),
 //! `sql` (parsing, catalog, planning with DataFusion, DML/DDL), `storage` (tables on the KV),
-//! `privileges` (accounts, grants and the check each statement passes), `config`. The library is
+//! `privileges` (accounts, grants and the check each statement passes), `cluster` (one writer and
+//! readers on shared storage), `config`. The library is
 //! usable in-process: open an [`session::Engine`], make a [`session::Session`], and call
 //! `execute`.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod embed;
 pub mod error;

@@ -7,7 +7,7 @@ use embedb_storage::Txn;
 use super::Account;
 use crate::error::{Result, SqlError};
 
-const PREFIX: &[u8] = b"mUS:";
+pub const PREFIX: &[u8] = b"mUS:";
 
 fn key(user: &str, host: &str) -> Vec<u8> {
     let mut k = PREFIX.to_vec();

@@ -22,11 +22,42 @@ pub struct Connection {
     id: u32,
     host: String,
     user: String,
+    /// On a cluster reader: the link that runs writes on the writer (`cluster::forward`).
+    forward: crate::cluster::forward::Forwarder,
+    /// Logged in by another node that forwards its client's statements here.
+    forwarded: bool,
 }
 
 impl Connection {
     pub fn new(engine: Arc<Engine>, id: u32, host: String) -> Self {
-        Connection { engine, session: None, id, host, user: String::new() }
+        Connection { engine, session: None, id, host, user: String::new(), forward: Default::default(), forwarded: false }
+    }
+
+    /// The cluster, when this node is one of its readers (statements may have to be forwarded).
+    fn reader_of(&self) -> Option<Arc<crate::cluster::Cluster>> {
+        self.engine.cluster.clone().filter(|c| !c.is_writer())
+    }
+
+    /// Runs `sql` on the writer for this connection's session (`cluster::forward`).
+    async fn forward(&mut self, cluster: &Arc<crate::cluster::Cluster>, sql: &str) -> Vec<Response> {
+        let (user, host) = (self.user.clone(), self.host.clone());
+        let s = self.session();
+        let begin = s.in_txn;
+        let db = s.db.clone();
+        // A read transaction here gives way to the writer's.
+        if s.txn.is_some() || s.in_txn {
+            s.rollback_open();
+        }
+        let responses = self.forward.run(cluster, &user, &host, db.as_deref(), begin, sql).await;
+        let s = self.session();
+        for r in &responses {
+            if let Response::Ok(ok) = r {
+                if ok.last_insert_id > 0 {
+                    s.last_insert_id = ok.last_insert_id;
+                }
+            }
+        }
+        responses
     }
 
     fn session(&mut self) -> &mut Session {
@@ -71,6 +102,18 @@ impl Connection {
 #[async_trait::async_trait]
 impl embedb_wire::Handler for Connection {
     async fn authenticate(&mut self, user: &str, plugin: &str, scramble: &[u8], auth_response: &[u8]) -> bool {
+        if let Some(who) = user.strip_prefix(crate::cluster::forward::FORWARD_USER_PREFIX) {
+            // Another node of the cluster, for its client `who` (`cluster::forward`).
+            let Some(secret) = self.engine.cluster.as_ref().and_then(|c| c.secret()) else { return false };
+            let Some((u, h)) = who.rsplit_once('@') else { return false };
+            if !embedb_wire::verify_password(plugin, &secret, scramble, auth_response) {
+                return false;
+            }
+            self.user = u.to_string();
+            self.host = h.to_string();
+            self.forwarded = true;
+            return true;
+        }
         let Some(account) = self.engine.accounts.current().for_login(user, &self.host) else { return false };
         self.user = user.to_string();
         account.verify(plugin, scramble, auth_response)
@@ -81,7 +124,9 @@ impl embedb_wire::Handler for Connection {
             Some(t) => tracing::debug!(connection = self.id, user = %info.user, version = %t.version, cipher = %t.cipher, "login over TLS"),
             None => tracing::debug!(connection = self.id, user = %info.user, "login without TLS"),
         }
-        self.user = info.user.clone();
+        if !self.forwarded {
+            self.user = info.user.clone();
+        }
         if let Some(account) = self.engine.accounts.current().for_login(&info.user, &self.host) {
             if account.locked {
                 return Err(ErrorInfo::new(3118, "HY000", format!("Access denied for user {}. Account is locked.", crate::privileges::quoted(&info.user, &self.host))));
@@ -109,6 +154,15 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_query(&mut self, sql: &str) -> Vec<Response> {
+        if let Some(cluster) = self.reader_of() {
+            let statements = crate::sql::parser::split_statements(sql);
+            if self.forward.engaged() || statements.iter().any(|s| crate::cluster::forward::needs_writer(s)) {
+                return self.forward(&cluster, sql).await;
+            }
+            for s in &statements {
+                self.forward.remember_set(s);
+            }
+        }
         let results = match catch_panic(self.session().execute(sql)).await {
             Ok(r) => r,
             Err(what) => vec![Err(self.after_panic(what))],
@@ -158,7 +212,14 @@ impl embedb_wire::Handler for Connection {
         let Some(p) = s.prepared.get(&statement_id).cloned() else {
             return Response::Error(ErrorInfo::new(1243, "HY000", format!("Unknown prepared statement handler ({statement_id}) given to mysqld_stmt_execute")));
         };
-        let args = params.iter().map(param_expr).collect();
+        let args: Vec<ast::Expr> = params.iter().map(param_expr).collect();
+        if let Some(cluster) = self.reader_of() {
+            if self.forward.engaged() || crate::cluster::forward::needs_writer(&p.sql) {
+                let text = p.text_with(&args);
+                return self.forward(&cluster, &text).await.into_iter().next().unwrap_or(Response::Ok(OkInfo::default()));
+            }
+        }
+        let s = self.session();
         let r = match catch_panic(s.execute_prepared(&p, args)).await {
             Ok(r) => r,
             Err(what) => Err(self.after_panic(what)),
@@ -183,6 +244,7 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_disconnect(&mut self) {
+        self.forward.close().await;
         if let Some(s) = self.session.as_mut() {
             s.rollback_open();
         }
@@ -194,7 +256,7 @@ impl embedb_wire::Handler for Connection {
             if s.autocommit() {
                 st |= embedb_wire::status::AUTOCOMMIT;
             }
-            if s.txn.is_some() {
+            if s.txn.is_some() || self.forward.in_txn {
                 st |= embedb_wire::status::IN_TRANS;
             }
         } else {

@@ -48,6 +48,14 @@ pub(crate) fn bootstrap(store_: &Store, config: &Config) -> Result<Accounts> {
     Ok(Accounts::new(list))
 }
 
+/// The stored accounts, as they are (a cluster reader, which writes nothing).
+pub(crate) fn load(store_: &Store) -> Result<Accounts> {
+    let txn = store_.begin()?;
+    let list = store::load(&txn)?;
+    txn.rollback();
+    Ok(Accounts::new(list))
+}
+
 /// One text column of lines (SHOW GRANTS, SHOW CREATE USER).
 fn lines_output(header: &str, lines: Vec<String>) -> Result<Output> {
     let mut md = std::collections::HashMap::new();

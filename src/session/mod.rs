@@ -78,6 +78,36 @@ pub struct Engine {
     pub locks: crate::storage::locks::LockTable,
     /// `GET_LOCK`'s named locks.
     pub user_locks: user_locks::UserLocks,
+    /// This node's place in a cluster (`embedb serve --cluster`); None on a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// The global variables: built-in defaults overlaid with the persisted ones, secrets unsealed.
+/// `writable`: a value stored before keys were sealed is sealed now.
+fn load_globals(txn: &Txn, defaults: &BTreeMap<String, String>, secrets: &crate::secrets::SecretBox, writable: bool) -> Result<BTreeMap<String, String>> {
+    let mut globals = defaults.clone();
+    let cat = Catalog::new(txn);
+    for (k, stored) in cat.global_vars()? {
+        if !variables::is_secret(&k) {
+            globals.insert(k, String::from_utf8_lossy(&stored).into_owned());
+            continue;
+        }
+        match secrets.unseal(&k, &stored) {
+            Ok(Some(v)) => {
+                globals.insert(k, v);
+            }
+            // Written before keys were sealed: seal it now.
+            Ok(None) => {
+                let v = String::from_utf8_lossy(&stored).into_owned();
+                if writable {
+                    cat.set_global_var(&k, &secrets.seal(&k, &v));
+                }
+                globals.insert(k, v);
+            }
+            Err(()) => tracing::warn!("{k} cannot be opened with this secret key file; it is unset until set again"),
+        }
+    }
+    Ok(globals)
 }
 
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
@@ -92,6 +122,13 @@ impl Engine {
     /// Open (or create) the data directory and load persisted global variables.
     pub fn open(config: Config) -> Result<Arc<Engine>> {
         let secrets = crate::secrets::SecretBox::open(&config.secret_key_path())?;
+        if config.cluster {
+            // Rows in object storage, a copy here, roles by etcd lease (`crate::cluster`).
+            let (cluster, store) = crate::cluster::Cluster::join(&config)?;
+            let engine = Self::build(config, store, None, secrets, Some(cluster.clone()))?;
+            cluster.start(&engine);
+            return Ok(engine);
+        }
         if let Some(url) = &config.storage {
             // Rows in object storage (`storage::slate_kv`). Index files saved in this node's
             // data dir could miss commits another node made there since, so the indexes are
@@ -99,21 +136,24 @@ impl Engine {
             std::fs::create_dir_all(&config.data_dir).map_err(|e| SqlError::other(format!("creating {}: {e}", config.data_dir.display())))?;
             let kv = embedb_storage::SlateKv::open_url(url)?;
             tracing::info!(storage = %url, "rows are kept in object storage");
-            return Self::build(config, Store::new(Arc::new(kv)), None, secrets);
+            return Self::build(config, Store::new(Arc::new(kv)), None, secrets, None);
         }
         let store = Store::open(&config.data_dir)?;
         let index_dir = config.data_dir.join("indexes");
-        Self::build(config, store, Some(index_dir), secrets)
+        Self::build(config, store, Some(index_dir), secrets, None)
     }
 
     /// An engine over `store`; search indexes live in memory only (rebuilt at every start).
     pub fn with_store(config: Config, store: Store) -> Result<Arc<Engine>> {
-        Self::build(config, store, None, crate::secrets::SecretBox::ephemeral())
+        Self::build(config, store, None, crate::secrets::SecretBox::ephemeral(), None)
     }
 
     /// Clean shutdown: save the vector indexes (so the next start loads them instead of
     /// rebuilding) and refuse later commits. Committed data needs nothing: it is durable.
     pub fn shutdown(&self) {
+        if let Some(c) = &self.cluster {
+            c.leave();
+        }
         match self.search.save_all() {
             Ok(0) => {}
             Ok(n) => tracing::info!("saved {n} vector index(es) for a fast restart"),
@@ -130,43 +170,37 @@ impl Engine {
         }
     }
 
-    fn build(config: Config, store: Store, index_dir: Option<std::path::PathBuf>, secrets: crate::secrets::SecretBox) -> Result<Arc<Engine>> {
+    fn build(
+        config: Config,
+        store: Store,
+        index_dir: Option<std::path::PathBuf>,
+        secrets: crate::secrets::SecretBox,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
+    ) -> Result<Arc<Engine>> {
         let mut defaults = variables::defaults(&server_version(), config.port, &config.data_dir.display().to_string());
         defaults.insert("max_connections".into(), config.max_connections.to_string());
-        let mut globals = defaults.clone();
+        // A cluster's reader writes nothing: what it would set up, the writer has.
+        let writable = cluster.as_ref().is_none_or(|c| c.is_writer());
         let txn = store.begin()?;
-        {
+        if writable {
             let cat = Catalog::new(&txn);
             // TiDB ships a `test` database; clients and tutorials expect it.
             if cat.database("test")?.is_none() {
                 cat.create_database("test")?;
             }
-            for (k, stored) in cat.global_vars()? {
-                if !variables::is_secret(&k) {
-                    globals.insert(k, String::from_utf8_lossy(&stored).into_owned());
-                    continue;
-                }
-                match secrets.unseal(&k, &stored) {
-                    Ok(Some(v)) => {
-                        globals.insert(k, v);
-                    }
-                    // Written before keys were sealed: seal it now.
-                    Ok(None) => {
-                        let v = String::from_utf8_lossy(&stored).into_owned();
-                        cat.set_global_var(&k, &secrets.seal(&k, &v));
-                        globals.insert(k, v);
-                    }
-                    Err(()) => tracing::warn!("{k} cannot be opened with this secret key file; it is unset until set again"),
-                }
-            }
         }
+        let globals = load_globals(&txn, &defaults, &secrets, writable)?;
         txn.commit()?;
         let accounts = crate::privileges::AccountCache::default();
-        accounts.replace(accounts::bootstrap(&store, &config)?);
-        // Temporary tables of sessions that ended in a crash.
-        let left = temporary::drop_hidden(&store, |_, _| true)?;
-        if left > 0 {
-            tracing::info!("dropped {left} temporary table(s) left by a previous run");
+        if writable {
+            accounts.replace(accounts::bootstrap(&store, &config)?);
+            // Temporary tables of sessions that ended in a crash.
+            let left = temporary::drop_hidden(&store, |_, _| true)?;
+            if left > 0 {
+                tracing::info!("dropped {left} temporary table(s) left by a previous run");
+            }
+        } else {
+            accounts.replace(accounts::load(&store)?);
         }
         let globals = Arc::new(RwLock::new(globals));
         let search = crate::index::search::SearchIndexes::new();
@@ -194,7 +228,35 @@ impl Engine {
             accounts,
             locks: Default::default(),
             user_locks: Default::default(),
+            cluster,
         }))
+    }
+
+    /// `SHOW STATUS`'s rows: the server's counters, and in a cluster this node's role and lag.
+    pub fn status(&self, open: u64) -> Vec<(String, String)> {
+        let mut rows = self.stats.status(open);
+        if let Some(c) = &self.cluster {
+            rows.extend(c.status_rows());
+            rows.sort();
+        }
+        rows
+    }
+
+    /// A cluster reader applied the writer's commits: reload what the engine caches of them.
+    pub fn reload_replicated(&self, accounts_changed: bool, globals_changed: bool) {
+        if accounts_changed {
+            match accounts::load(&self.store) {
+                Ok(a) => self.accounts.replace(a),
+                Err(e) => tracing::warn!("reloading accounts: {}", e.message),
+            }
+        }
+        if globals_changed {
+            let loaded = self.store.begin().map_err(SqlError::from).and_then(|txn| load_globals(&txn, &self.defaults, &self.secrets, false));
+            match loaded {
+                Ok(g) => *self.globals.write() = g,
+                Err(e) => tracing::warn!("reloading global variables: {}", e.message),
+            }
+        }
     }
 
     pub fn next_connection_id(&self) -> u32 {

@@ -56,6 +56,23 @@ enum Body {
     Text(Vec<usize>),
 }
 
+impl Prepared {
+    /// The statement's text with `args` written in as literals (to run it elsewhere: a cluster
+    /// reader forwards writes to the writer).
+    pub fn text_with(&self, args: &[Expr]) -> String {
+        let positions = placeholder_positions(&self.sql);
+        let mut out = String::with_capacity(self.sql.len() + 16 * args.len());
+        let mut last = 0;
+        for (at, e) in positions.iter().zip(args) {
+            out.push_str(&self.sql[last..*at]);
+            out.push_str(&literal_text(e));
+            last = at + 1;
+        }
+        out.push_str(&self.sql[last..]);
+        out
+    }
+}
+
 impl Session {
     /// PREPARE: parse, check and describe `sql` (see the module doc).
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {

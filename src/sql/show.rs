@@ -371,7 +371,7 @@ impl Session {
                 ShowTable {
                     headers: vec![("Variable_name", DataType::Utf8), ("Value", DataType::Utf8)],
                     dynamic_first: None,
-                    rows: self.engine.stats.status(open).into_iter().map(|(k, v)| vec![s(k), s(v)]).collect(),
+                    rows: self.engine.status(open).into_iter().map(|(k, v)| vec![s(k), s(v)]).collect(),
                 }
             }
             "DATABASES" | "SCHEMAS" => {
@@ -668,7 +668,7 @@ impl Session {
         crate::sql::perf_schema::PerfData {
             session_variables: self.variable_rows(false),
             global_variables: self.variable_rows(true),
-            status: self.engine.stats.status(open),
+            status: self.engine.status(open),
         }
     }
 

@@ -194,6 +194,8 @@ pub struct ReplicaKv {
     /// One shipped commit at a time (the store's commit lock covers transactions; this also
     /// covers writes made outside them).
     writing: Mutex<()>,
+    /// One applier at a time: the follow thread, or a promotion's catch-up.
+    following: Mutex<()>,
     applied: AtomicU64,
     /// The newest head seen, and the commit time of the first entry not yet applied.
     head: AtomicU64,
@@ -232,6 +234,7 @@ impl ReplicaKv {
             path: path.to_string(),
             role: RwLock::new(Role::Idle),
             writing: Mutex::new(()),
+            following: Mutex::new(()),
             applied: AtomicU64::new(applied),
             head: AtomicU64::new(applied),
             behind_since_ms: AtomicU64::new(0),
@@ -312,6 +315,12 @@ impl ReplicaKv {
     /// anything reads it: afterwards only log entries are needed. Returns whether it copied.
     pub fn bootstrap(&self) -> Result<bool> {
         let shared = self.shared().ok_or_else(|| Error::Storage("no shared database open".into()))?;
+        self.catch_up(&shared)
+    }
+
+    /// [`ReplicaKv::bootstrap`] against `shared`. Nothing observes what it applies.
+    fn catch_up(&self, shared: &Shared) -> Result<bool> {
+        let shared = shared.clone();
         let applied = self.applied.load(Ordering::SeqCst);
         let head = self.read_head(&shared)?.0;
         if applied == head {
@@ -375,28 +384,31 @@ impl ReplicaKv {
 
     /// Applies the shared log's entries after the applied mark, through `store` (so its commit
     /// observer sees them). Returns how many were applied; 0 when caught up.
-    pub fn follow(&self, store: &Store) -> Result<usize> {
+    /// `seen` is shown each applied batch (the engine reloads what it caches from it).
+    pub fn follow(&self, store: &Store, seen: &mut dyn FnMut(&[(Vec<u8>, Option<Vec<u8>>)])) -> Result<usize> {
+        let _one = self.following.lock();
         let Some(shared) = self.shared() else { return Ok(0) };
-        self.follow_with(&shared, Some(store))
+        self.follow_with(&shared, Some((store, seen)))
     }
 
-    fn follow_with(&self, shared: &Shared, store: Option<&Store>) -> Result<usize> {
+    fn follow_with(&self, shared: &Shared, mut store: Option<(&Store, &mut dyn FnMut(&[(Vec<u8>, Option<Vec<u8>>)]))>) -> Result<usize> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(Error::Storage("this node's copy missed one of its own commits; restart the node".into()));
         }
         let applied = self.applied.load(Ordering::SeqCst);
-        let (s, from) = (shared.clone(), log_key(applied + 1));
-        let entries = run(&self.runtime, async move { s.scan(from, log_key(u64::MAX), FOLLOW_STEP).await }).map_err(err)?;
-        if entries.is_empty() {
-            let (head, _) = self.read_head(shared)?;
-            if head > applied {
-                // The head is past us but its entries are gone: trimmed while this node was away.
-                return Err(Error::Storage(format!(
-                    "this node's copy (commit {applied}) is behind the oldest commit the shared log keeps; restart the node to copy the database again"
-                )));
-            }
+        // The head first: the handle's view only moves forward, so entries up to this head are
+        // in the scan below unless they were trimmed.
+        let (head, _) = self.read_head(shared)?;
+        if head <= applied {
             self.behind_since_ms.store(0, Ordering::SeqCst);
             return Ok(0);
+        }
+        let (s, from) = (shared.clone(), log_key(applied + 1));
+        let entries = run(&self.runtime, async move { s.scan(from, log_key(u64::MAX), FOLLOW_STEP).await }).map_err(err)?;
+        if entries.first().is_none_or(|(k, _)| be_u64(&k[LOG_PREFIX.len()..]) != applied + 1) {
+            return Err(Error::Storage(format!(
+                "this node's copy (commit {applied}) is behind the oldest commit the shared log keeps; restart the node to copy the database again"
+            )));
         }
         let mut n = 0;
         for (key, value) in entries {
@@ -411,8 +423,11 @@ impl ReplicaKv {
             if self.behind_since_ms.load(Ordering::SeqCst) == 0 {
                 self.behind_since_ms.store(committed_at.max(1), Ordering::SeqCst);
             }
-            match store {
-                Some(store) => store.apply_replicated(&batch, || self.apply_local(seq, &batch))?,
+            match &mut store {
+                Some((store, seen)) => {
+                    store.apply_replicated(&batch, || self.apply_local(seq, &batch))?;
+                    seen(&batch);
+                }
                 None => self.apply_local(seq, &batch)?,
             }
             n += 1;
@@ -432,13 +447,18 @@ impl ReplicaKv {
     }
 
     /// Opens the shared database as its writer (fencing the previous one), applies the entries
-    /// this copy lacks through `store`, and from then on ships commits.
-    pub fn become_writer(&self, store: &Store) -> Result<()> {
+    /// this copy lacks through `store`, and from then on ships commits. `at_start`: nothing
+    /// observes the store yet, so a copy too far behind may be filled by copying.
+    pub fn become_writer(&self, store: &Store, at_start: bool) -> Result<()> {
+        let _one = self.following.lock();
         let db = self.open_writer()?;
         let shared = Shared::Writer(db.clone());
         let old = std::mem::replace(&mut *self.role.write(), Role::Idle);
         self.close_role(old);
-        while self.follow_with(&shared, Some(store))? > 0 {}
+        if at_start {
+            self.catch_up(&shared)?;
+        }
+        while self.follow_with(&shared, Some((store, &mut |_: &[(Vec<u8>, Option<Vec<u8>>)]| {})))? > 0 {}
         let (head, _) = self.read_head(&shared)?;
         if head != self.applied.load(Ordering::SeqCst) {
             return Err(Error::Storage(format!("after catching up, the copy is at {} but the log's head is {head}", self.applied.load(Ordering::SeqCst))));
@@ -587,7 +607,7 @@ mod tests {
         let objects: Arc<dyn ObjectStore> = Arc::new(slatedb::object_store::memory::InMemory::new());
         let w = ReplicaKv::open(&dir.path().join("w.redb"), objects.clone(), "db").unwrap();
         let wstore = Store::new(w.clone());
-        w.become_writer(&wstore).unwrap();
+        w.become_writer(&wstore, true).unwrap();
         w.write(&[put("k1", "a"), put("mSI:x", "writer's own")]).unwrap();
         w.write(&[put("k2", "b")]).unwrap();
 
@@ -618,7 +638,7 @@ mod tests {
         w.write(&[put("k3", "c"), (b"k1".to_vec(), None)]).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while r.progress().applied < 5 {
-            r.follow(&rstore).unwrap();
+            r.follow(&rstore, &mut |_| {}).unwrap();
             assert!(Instant::now() < deadline, "the reader never saw commit 5");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -627,14 +647,14 @@ mod tests {
         assert_eq!(snap.get(b"k3").unwrap(), Some(b"c".to_vec()));
 
         // Failover: the reader becomes the writer; the old one is fenced.
-        r.become_writer(&rstore).unwrap();
+        r.become_writer(&rstore, false).unwrap();
         let e = w.write(&[put("k4", "lost")]).unwrap_err();
         assert!(matches!(e, Error::NotWriter(_)), "{e}");
         r.write(&[put("k5", "e")]).unwrap();
         w.become_reader().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while w.progress().applied < 6 {
-            w.follow(&wstore).unwrap();
+            w.follow(&wstore, &mut |_| {}).unwrap();
             assert!(Instant::now() < deadline, "the old writer never followed");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -650,7 +670,7 @@ mod tests {
         let objects: Arc<dyn ObjectStore> = Arc::new(slatedb::object_store::memory::InMemory::new());
         let w = ReplicaKv::open(&dir.path().join("w.redb"), objects, "db").unwrap();
         let store = Store::new(w.clone());
-        w.become_writer(&store).unwrap();
+        w.become_writer(&store, true).unwrap();
         w.set_lease_deadline(Some(Instant::now()));
         assert!(matches!(w.write(&[put("a", "1")]).unwrap_err(), Error::NotWriter(_)));
         w.set_lease_deadline(None);

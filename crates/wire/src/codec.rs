@@ -145,6 +145,10 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    pub fn peek(&self) -> Option<u8> {
+        self.buf.first().copied()
+    }
+
     pub fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
     }

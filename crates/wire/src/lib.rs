@@ -21,6 +21,9 @@
 //! 4. On COM_QUIT, end of stream or an I/O error, [`Handler::on_disconnect`]
 //!    runs and `serve_connection` returns.
 //!
+//! [`client::Client`] is the other side, as far as one node needs it to hand a statement to
+//! another (cluster mode forwards writes from readers to the writer).
+//!
 //! ```no_run
 //! # async fn demo<H: embedb_wire::Handler + 'static>(make: impl Fn() -> H) -> std::io::Result<()> {
 //! let opts = std::sync::Arc::new(embedb_wire::ServerOptions::default());
@@ -36,6 +39,7 @@
 //! ```
 
 mod auth;
+pub mod client;
 mod codec;
 mod conn;
 mod consts;

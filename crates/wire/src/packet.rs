@@ -151,6 +151,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> PacketStream<S> {
         }
     }
 
+    /// A client starts each command at sequence id 0.
+    pub fn reset_seq(&mut self) {
+        self.seq = 0;
+    }
+
     /// (received, sent) bytes since the last call.
     pub fn take_traffic(&mut self) -> (u64, u64) {
         (std::mem::take(&mut self.received), std::mem::take(&mut self.sent))

@@ -1,0 +1,434 @@
+//! Cluster mode (`embedb serve --cluster`): one writer, any number of readers, automatic failover.
+//!
+//! The rows live in one SlateDB database on object storage; each node keeps a full local copy
+//! that follows it ([`embedb_storage::ReplicaKv`]); etcd holds the writer lease and the node list.
+//! A node's life:
+//!
+//! 1. [`Cluster::join`] takes a lease in etcd and tries to claim the writer key
+//!    (`/embedb/<cluster>/writer`, create-if-absent, bound to the lease). The winner opens the
+//!    shared database as its writer (SlateDB fences any earlier writer); the others open it as
+//!    readers and bring their copy up to date. Only then is the engine built on the copy.
+//! 2. Two threads run for the node's life. The lease thread renews the lease (every third of its
+//!    TTL), publishes this node in `/embedb/<cluster>/nodes/`, reads the node list for
+//!    `information_schema.CLUSTER_INFO`, and on a reader claims the writer key whenever it is
+//!    free (the writer's lease expired: it died or stalled) and promotes this node. The follow
+//!    thread, on a reader, applies the writer's commits to the copy as they become durable.
+//! 3. A writer commits only while its lease is surely alive: the copy refuses commits once the
+//!    last renewal's send time plus the TTL has passed. So a writer that was stopped (SIGSTOP)
+//!    and resumes commits nothing, and SlateDB's fencing stops any write already under way; the
+//!    lease thread then turns the node back into a reader.
+//! 4. Statements that write, sent to a reader, go to the writer (`forward`), and the reader waits
+//!    until its copy has the commit before answering, so a session reads its own writes.
+
+pub mod etcd;
+pub mod forward;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use embedb_storage::{ReplicaKv, Store};
+use parking_lot::RwLock;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::error::{Result, SqlError};
+
+/// How often the lease thread looks at etcd.
+const TICK: Duration = Duration::from_millis(200);
+/// Store key of the secret nodes use to log in to the writer when they forward a statement.
+const SECRET_KEY: &[u8] = b"mCS:forward_secret";
+
+/// One node of the cluster as the node list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub advertise: String,
+    pub role: String,
+    pub applied: u64,
+    pub lag_ms: u64,
+    pub started: String,
+}
+
+/// What this node knows about the cluster now.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    /// The writer's node name and MySQL address, when one holds the lease.
+    pub writer: Option<(String, String)>,
+    pub nodes: Vec<NodeInfo>,
+}
+
+pub struct Cluster {
+    pub node: String,
+    pub advertise: String,
+    pub kv: Arc<ReplicaKv>,
+    store: Store,
+    etcd: etcd::Etcd,
+    prefix: String,
+    ttl: Duration,
+    runtime: tokio::runtime::Runtime,
+    lease: AtomicI64,
+    view: RwLock<View>,
+    started: String,
+    secret: OnceLock<String>,
+    engine: RwLock<Weak<crate::session::Engine>>,
+    stopping: AtomicBool,
+}
+
+fn err(e: impl std::fmt::Display) -> SqlError {
+    SqlError::other(format!("cluster: {e}"))
+}
+
+impl Cluster {
+    /// Joins the cluster named by `config.storage` (see the module docs, step 1): returns the node
+    /// and the store the engine is to be built on.
+    pub fn join(config: &Config) -> Result<(Arc<Cluster>, Store)> {
+        let url = config.storage.as_deref().ok_or_else(|| err("--cluster needs --storage s3://bucket/prefix"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("embedb-cluster")
+            .enable_all()
+            .build()
+            .map_err(err)?;
+        let etcd = etcd::Etcd::new(&config.etcd).map_err(err)?;
+        let (objects, path) = embedb_storage::slate_kv::object_store_for(url)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| err(format!("creating {}: {e}", config.data_dir.display())))?;
+        let kv = ReplicaKv::open(&config.data_dir.join("replica.redb"), objects, if path.is_empty() { "embedb" } else { &path })?;
+        let store = Store::new(kv.clone());
+        let node = config.node_name.clone().unwrap_or_else(|| format!("{}:{}", config.host, config.port));
+        let advertise = config.advertise.clone().unwrap_or_else(|| format!("{}:{}", config.host, config.port));
+        let cluster = Arc::new(Cluster {
+            node,
+            advertise,
+            kv,
+            store: store.clone(),
+            etcd,
+            prefix: format!("/embedb/{}/", url.trim_end_matches('/')),
+            ttl: Duration::from_secs(config.lease_ttl_secs.max(1)),
+            runtime,
+            lease: AtomicI64::new(0),
+            view: RwLock::new(View::default()),
+            started: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+            secret: OnceLock::new(),
+            engine: RwLock::new(Weak::new()),
+            stopping: AtomicBool::new(false),
+        });
+        cluster.new_lease()?;
+        if cluster.try_claim()? {
+            tracing::info!(node = %cluster.node, "holding the writer lease; opening the shared database as its writer");
+            cluster.kv.become_writer(&store, true)?;
+            cluster.ensure_secret()?;
+        } else {
+            tracing::info!(node = %cluster.node, "another node is the writer; following it");
+            cluster.kv.start_reading(Duration::from_secs(120))?;
+            if cluster.kv.bootstrap()? {
+                tracing::info!("this node's copy was filled from the shared database");
+            }
+        }
+        Ok((cluster, store))
+    }
+
+    /// Runs `fut` on the cluster's runtime and waits for it (callers are plain threads or the
+    /// engine's start-up, which may itself be inside a runtime).
+    fn block<T: Send + 'static>(&self, fut: impl std::future::Future<Output = T> + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().expect("the cluster runtime ran the call")
+    }
+
+    fn writer_key(&self) -> String {
+        format!("{}writer", self.prefix)
+    }
+
+    fn new_lease(&self) -> Result<()> {
+        let (etcd, ttl) = (self.etcd.clone(), self.ttl.as_secs());
+        let id = self.block(async move { etcd.grant(ttl).await }).map_err(err)?;
+        self.lease.store(id, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Claims the writer key with this node's lease; true if this node now holds it. The
+    /// deadline is set before the claim, from the time the lease was last renewed.
+    fn try_claim(&self) -> Result<bool> {
+        let sent = Instant::now();
+        let (etcd, lease) = (self.etcd.clone(), self.lease.load(Ordering::SeqCst));
+        // Renew first: the claim is as good as the lease's remaining time.
+        let alive = self.block(async move { etcd.keep_alive(lease).await }).map_err(err)?;
+        if alive.is_none() {
+            self.new_lease()?;
+            return Ok(false);
+        }
+        let value = json!({ "node": self.node, "advertise": self.advertise }).to_string();
+        let (etcd, key, lease) = (self.etcd.clone(), self.writer_key(), self.lease.load(Ordering::SeqCst));
+        let holder = self.block(async move { etcd.create_if_absent(&key, &value, lease).await }).map_err(err)?;
+        match holder {
+            None => {
+                self.kv.set_lease_deadline(Some(sent + self.ttl));
+                Ok(true)
+            }
+            Some(h) => {
+                self.note_writer(&h.value);
+                Ok(false)
+            }
+        }
+    }
+
+    fn note_writer(&self, value: &str) {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap_or_default();
+        let writer = match (v["node"].as_str(), v["advertise"].as_str()) {
+            (Some(n), Some(a)) => Some((n.to_string(), a.to_string())),
+            _ => None,
+        };
+        self.view.write().writer = writer;
+    }
+
+    /// The first writer creates the secret that forwarded statements log in with.
+    fn ensure_secret(&self) -> Result<()> {
+        let txn = self.store.begin()?;
+        if txn.get(SECRET_KEY)?.is_none() {
+            let secret: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+            txn.put(SECRET_KEY.to_vec(), secret.into_bytes());
+            txn.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The secret a forwarded statement's connection logs in with (None until replicated).
+    pub fn secret(&self) -> Option<String> {
+        if let Some(s) = self.secret.get() {
+            return Some(s.clone());
+        }
+        let txn = self.store.begin().ok()?;
+        let v = txn.get(SECRET_KEY).ok()??;
+        let s = String::from_utf8(v).ok()?;
+        Some(self.secret.get_or_init(|| s).clone())
+    }
+
+    pub fn is_writer(&self) -> bool {
+        self.kv.is_writer()
+    }
+
+    pub fn role(&self) -> &'static str {
+        if self.is_writer() {
+            "writer"
+        } else {
+            "reader"
+        }
+    }
+
+    pub fn view(&self) -> View {
+        self.view.read().clone()
+    }
+
+    /// The writer's MySQL address, waiting up to `wait` for one to hold the lease (failover).
+    pub async fn writer_address(&self, wait: Duration) -> Option<String> {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some((node, addr)) = self.view.read().writer.clone() {
+                if node != self.node || self.is_writer() {
+                    return Some(addr);
+                }
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the lease and follow threads (module docs, step 2) once the engine exists.
+    pub fn start(self: &Arc<Self>, engine: &Arc<crate::session::Engine>) {
+        *self.engine.write() = Arc::downgrade(engine);
+        let me = self.clone();
+        std::thread::Builder::new().name("cluster-lease".into()).spawn(move || me.lease_loop()).expect("spawning the lease thread");
+        let me = self.clone();
+        std::thread::Builder::new().name("cluster-follow".into()).spawn(move || me.follow_loop()).expect("spawning the follow thread");
+    }
+
+    /// Stops both threads (shutdown); a writer lets go of the writer key so that another node
+    /// takes over at once instead of after the lease runs out.
+    pub fn leave(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if self.is_writer() {
+            self.kv.stop_writing();
+            let (etcd, lease) = (self.etcd.clone(), self.lease.load(Ordering::SeqCst));
+            let _ = self.block(async move { etcd.revoke(lease).await });
+        }
+    }
+
+    fn lease_loop(self: Arc<Self>) {
+        let renew_every = self.ttl / 3;
+        let mut last_renewal = Instant::now() - renew_every;
+        let mut last_publish = Instant::now() - Duration::from_secs(10);
+        let mut last_error = Instant::now() - Duration::from_secs(60);
+        while !self.stopping.load(Ordering::SeqCst) {
+            std::thread::sleep(TICK);
+            let mut step = || -> Result<()> {
+                if last_renewal.elapsed() >= renew_every {
+                    self.renew()?;
+                    last_renewal = Instant::now();
+                }
+                if !self.is_writer() {
+                    let (etcd, key) = (self.etcd.clone(), self.writer_key());
+                    match self.block(async move { etcd.get(&key).await }).map_err(err)? {
+                        Some(h) => self.note_writer(&h.value),
+                        None => {
+                            if self.try_claim()? {
+                                self.promote()?;
+                            }
+                        }
+                    }
+                }
+                if last_publish.elapsed() >= Duration::from_secs(1) {
+                    self.publish()?;
+                    last_publish = Instant::now();
+                }
+                Ok(())
+            };
+            if let Err(e) = step() {
+                if last_error.elapsed() > Duration::from_secs(5) {
+                    tracing::warn!("{}", e.message);
+                    last_error = Instant::now();
+                }
+            }
+        }
+    }
+
+    /// Renews the lease; a writer whose lease is gone steps down.
+    fn renew(&self) -> Result<()> {
+        let sent = Instant::now();
+        let (etcd, lease) = (self.etcd.clone(), self.lease.load(Ordering::SeqCst));
+        match self.block(async move { etcd.keep_alive(lease).await }) {
+            Ok(Some(_)) => {
+                if self.is_writer() {
+                    self.kv.set_lease_deadline(Some(sent + self.ttl));
+                }
+                Ok(())
+            }
+            Ok(None) => {
+                if self.is_writer() {
+                    tracing::warn!(node = %self.node, "the writer lease expired; this node becomes a reader");
+                    self.demote()?;
+                }
+                self.new_lease()
+            }
+            // etcd unreachable: a writer's commits stop at its deadline; it steps down once etcd
+            // answers that the lease is gone.
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    fn promote(&self) -> Result<()> {
+        tracing::info!(node = %self.node, "took the writer lease; opening the shared database as its writer");
+        if let Err(e) = self.kv.become_writer(&self.store, false) {
+            tracing::error!("could not become the writer: {e}");
+            let (etcd, key, lease) = (self.etcd.clone(), self.writer_key(), self.lease.load(Ordering::SeqCst));
+            let _ = self.block(async move { etcd.delete_if_lease(&key, lease).await });
+            let _ = self.kv.become_reader();
+            return Err(e.into());
+        }
+        self.view.write().writer = Some((self.node.clone(), self.advertise.clone()));
+        tracing::info!(node = %self.node, "this node is the writer");
+        Ok(())
+    }
+
+    fn demote(&self) -> Result<()> {
+        self.kv.stop_writing();
+        self.view.write().writer = None;
+        self.kv.become_reader()?;
+        Ok(())
+    }
+
+    /// Publishes this node and reads the node list.
+    fn publish(&self) -> Result<()> {
+        let p = self.kv.progress();
+        let me = json!({
+            "name": self.node, "advertise": self.advertise, "role": self.role(),
+            "applied": p.applied, "lag_ms": p.lag_ms, "started": self.started,
+        })
+        .to_string();
+        let (etcd, key, lease, prefix) = (self.etcd.clone(), format!("{}nodes/{}", self.prefix, self.node), self.lease.load(Ordering::SeqCst), format!("{}nodes/", self.prefix));
+        let list = self
+            .block(async move {
+                etcd.put(&key, &me, lease).await?;
+                etcd.list(&prefix).await
+            })
+            .map_err(err)?;
+        let nodes = list
+            .iter()
+            .filter_map(|e| {
+                let v: serde_json::Value = serde_json::from_str(&e.value).ok()?;
+                Some(NodeInfo {
+                    name: v["name"].as_str()?.to_string(),
+                    advertise: v["advertise"].as_str().unwrap_or("").to_string(),
+                    role: v["role"].as_str().unwrap_or("").to_string(),
+                    applied: v["applied"].as_u64().unwrap_or(0),
+                    lag_ms: v["lag_ms"].as_u64().unwrap_or(0),
+                    started: v["started"].as_str().unwrap_or("").to_string(),
+                })
+            })
+            .collect();
+        self.view.write().nodes = nodes;
+        Ok(())
+    }
+
+    fn follow_loop(self: Arc<Self>) {
+        let mut last_error = Instant::now() - Duration::from_secs(60);
+        while !self.stopping.load(Ordering::SeqCst) {
+            if self.is_writer() {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            let (mut accounts, mut globals) = (false, false);
+            let followed = self.kv.follow(&self.store, &mut |batch| {
+                accounts |= batch.iter().any(|(k, _)| k.starts_with(crate::privileges::store::PREFIX));
+                globals |= batch.iter().any(|(k, _)| k.starts_with(crate::sql::catalog::GLOBAL_VAR_PREFIX));
+            });
+            if accounts || globals {
+                if let Some(engine) = self.engine.read().upgrade() {
+                    engine.reload_replicated(accounts, globals);
+                }
+            }
+            match followed {
+                Ok(0) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(_) => {}
+                Err(e) => {
+                    if last_error.elapsed() > Duration::from_secs(5) {
+                        tracing::warn!("following the writer: {e}");
+                        last_error = Instant::now();
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    /// This node's `SHOW STATUS` rows.
+    pub fn status_rows(&self) -> Vec<(String, String)> {
+        let p = self.kv.progress();
+        let writer = self.view.read().writer.as_ref().map(|(n, _)| n.clone()).unwrap_or_default();
+        vec![
+            ("Embedb_cluster_node".into(), self.node.clone()),
+            ("Embedb_cluster_role".into(), self.role().into()),
+            ("Embedb_cluster_writer".into(), writer),
+            (forward::APPLIED_STATUS.into(), p.applied.to_string()),
+            ("Embedb_cluster_head".into(), p.head.to_string()),
+            ("Embedb_cluster_lag_commits".into(), p.head.saturating_sub(p.applied).to_string()),
+            ("Embedb_cluster_lag_ms".into(), p.lag_ms.to_string()),
+        ]
+    }
+
+    /// Waits until this node's copy holds commit `seq` (read-your-writes after a forwarded write).
+    pub async fn wait_applied(&self, seq: u64, wait: Duration) -> bool {
+        let until = Instant::now() + wait;
+        while self.kv.progress().applied < seq {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
+    }
+}
