@@ -126,6 +126,11 @@ impl ServerStats {
         }
     }
 
+    /// Seconds since the server started.
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
     /// The process list, by connection id.
     pub fn processes(&self) -> Vec<Process> {
         self.processes.lock().values().cloned().collect()

@@ -55,29 +55,59 @@ fn first_keyword(sql: &str) -> String {
     s.chars().take_while(|c| c.is_ascii_alphabetic() || *c == '_').collect::<String>().to_ascii_uppercase()
 }
 
-/// Whether one statement must run on the writer. Reads (`SELECT` without a locking clause,
-/// `SHOW`, `EXPLAIN` of a read, …), session `SET`s and transaction control stay here;
-/// everything else (writes, DDL, account statements, `SET GLOBAL`, SQL `PREPARE`/`EXECUTE`,
-/// what cannot be told apart) goes to the writer.
-pub fn needs_writer(sql: &str) -> bool {
+/// Where one statement runs on a reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Here: reads (`SELECT` without a locking clause, `SHOW`, `EXPLAIN` of a read, …) and
+    /// transaction control outside a forwarded transaction.
+    Read,
+    /// Session state (`SET` of session or user variables, SQL `PREPARE`/`DEALLOCATE`): here, and
+    /// on the writer's side of the session too, before its next statement there.
+    State,
+    /// SQL `EXECUTE name`: where the prepared statement's text would run.
+    Execute(String),
+    /// On the writer: writes, DDL, account statements, `SET GLOBAL`, savepoints, and whatever
+    /// cannot be told apart.
+    Write,
+}
+
+pub fn kind(sql: &str) -> Kind {
     let sql = crate::sql::parser::expand_executable_comments(sql);
     let upper = sql.to_ascii_uppercase();
+    let read_if = |read: bool| if read { Kind::Read } else { Kind::Write };
     match first_keyword(&sql).as_str() {
-        "" => false,
+        "" => Kind::Read,
         "SELECT" | "WITH" | "VALUES" | "TABLE" => {
             // A locking read, a read that writes a file, or `WITH … UPDATE/DELETE`.
-            match crate::sql::parser::parse_one(&sql) {
-                Ok(datafusion::sql::sqlparser::ast::Statement::Query(q)) => !q.locks.is_empty() || upper.contains("GET_LOCK") || upper.contains(" INTO OUTFILE"),
-                Ok(_) => true,
-                Err(_) => upper.contains(" FOR UPDATE") || upper.contains(" FOR SHARE") || upper.contains("LOCK IN SHARE MODE"),
-            }
+            read_if(match crate::sql::parser::parse_one(&sql) {
+                Ok(datafusion::sql::sqlparser::ast::Statement::Query(q)) => q.locks.is_empty() && !upper.contains("GET_LOCK") && !upper.contains(" INTO OUTFILE"),
+                Ok(_) => false,
+                Err(_) => !(upper.contains(" FOR UPDATE") || upper.contains(" FOR SHARE") || upper.contains("LOCK IN SHARE MODE")),
+            })
         }
-        "SHOW" | "DESC" | "DESCRIBE" | "HELP" | "USE" => false,
-        "EXPLAIN" => upper.contains("ANALYZE") && ["INSERT", "UPDATE", "DELETE", "REPLACE"].iter().any(|w| upper.contains(w)),
-        "SET" => upper.contains("GLOBAL") || upper.contains("PERSIST") || upper.contains("PASSWORD") || upper.contains("DEFAULT ROLE"),
-        "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => false,
-        _ => true,
+        "SHOW" | "DESC" | "DESCRIBE" | "HELP" | "USE" => Kind::Read,
+        "EXPLAIN" => read_if(!(upper.contains("ANALYZE") && ["INSERT", "UPDATE", "DELETE", "REPLACE"].iter().any(|w| upper.contains(w)))),
+        "SET" if upper.contains("GLOBAL") || upper.contains("PERSIST") || upper.contains("PASSWORD") || upper.contains("DEFAULT ROLE") => Kind::Write,
+        "SET" | "PREPARE" | "DEALLOCATE" => Kind::State,
+        "DROP" if upper.trim_start().starts_with("DROP PREPARE") => Kind::State,
+        "EXECUTE" => {
+            let rest = sql.trim_start()["EXECUTE".len()..].trim_start();
+            let name: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != ';').collect();
+            Kind::Execute(name.trim_matches('`').to_ascii_lowercase())
+        }
+        "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "RELEASE" => Kind::Read,
+        _ => Kind::Write,
     }
+}
+
+/// Whether a statement is a `SET` (one of `SET GLOBAL` runs on the writer, and here too).
+pub fn is_set(sql: &str) -> bool {
+    first_keyword(sql) == "SET"
+}
+
+/// Whether one statement must run on the writer (see [`Kind`]).
+pub fn needs_writer(sql: &str) -> bool {
+    kind(sql) == Kind::Write
 }
 
 /// Statements after which the session's state lives on the writer for good.
@@ -95,11 +125,20 @@ pub struct Forwarder {
     pub in_txn: bool,
     /// The session's state lives on the writer for good.
     pub pinned: bool,
-    /// The session's `SET` statements, replayed on a new link.
-    sets: Vec<String>,
+    /// The session's state statements ([`Kind::State`]), in order; the link has the first
+    /// `sent` of them.
+    state: Vec<String>,
+    sent: usize,
     /// The link's current database.
     link_db: Option<String>,
+    /// LAST_INSERT_ID() on the writer's side after the last forwarded statement.
+    pub last_insert_id: u64,
+    /// The warnings of the last forwarded statement: (level, code, message).
+    pub warnings: Vec<(String, u16, String)>,
 }
+
+/// State statements a session keeps for its link to the writer.
+const MAX_STATE: usize = 1024;
 
 fn unreachable_writer(why: impl std::fmt::Display) -> ErrorInfo {
     ErrorInfo::new(
@@ -115,10 +154,17 @@ impl Forwarder {
         self.in_txn || self.pinned
     }
 
-    /// Remembers a session `SET` that ran here, for the writer's side of the session.
-    pub fn remember_set(&mut self, sql: &str) {
-        if first_keyword(sql) == "SET" && self.sets.len() < 256 {
-            self.sets.push(sql.to_string());
+    /// Remembers a state statement that ran here, for the writer's side of the session;
+    /// `sent`: it went to the writer too.
+    pub fn remember(&mut self, sql: &str, sent: bool) {
+        if self.state.len() >= MAX_STATE {
+            // A session that keeps setting things: the oldest settings are likely overwritten.
+            self.state.remove(0);
+            self.sent = self.sent.saturating_sub(1);
+        }
+        self.state.push(sql.to_string());
+        if sent && self.sent + 1 == self.state.len() {
+            self.sent = self.state.len();
         }
     }
 
@@ -149,17 +195,19 @@ impl Forwarder {
         if self.link.is_none() {
             let secret = cluster.secret().ok_or_else(|| std::io::Error::other("the cluster's forwarding secret has not reached this node yet"))?;
             let login = format!("{FORWARD_USER_PREFIX}{user}@{host}");
-            let mut client = tokio::time::timeout(Duration::from_secs(5), Client::connect(&addr, &login, &secret, None))
+            let client = tokio::time::timeout(Duration::from_secs(5), Client::connect(&addr, &login, &secret, None))
                 .await
                 .map_err(|_| std::io::Error::other(format!("connecting to {addr} timed out")))??;
-            for set in &self.sets {
-                // A SET that failed here failed for the client too; the writer's answer is moot.
-                client.query(set).await?;
-            }
             self.link = Some((addr.clone(), client));
             self.link_db = None;
+            self.sent = 0;
         }
         let (_, client) = self.link.as_mut().expect("opened above");
+        for stmt in &self.state[self.sent..] {
+            // One that failed here failed for the client too; the writer's answer is moot.
+            client.query(stmt).await?;
+        }
+        self.sent = self.state.len();
         if db.is_some() && db != self.link_db.as_deref() {
             let d = db.unwrap_or_default();
             client.query(&format!("USE `{}`", d.replace('`', "``"))).await?;
@@ -170,12 +218,33 @@ impl Forwarder {
         }
         let responses = client.query(sql).await?;
         self.in_txn = client.status & embedb_wire::status::IN_TRANS != 0;
+        self.warnings = Vec::new();
+        let warned = match responses.last() {
+            Some(Response::Ok(ok)) => ok.warnings > 0,
+            Some(Response::ResultSet { warnings, .. }) => *warnings > 0,
+            _ => false,
+        };
+        if warned {
+            for r in client.query("SHOW WARNINGS").await? {
+                if let Response::ResultSet { rows, .. } = r {
+                    for row in rows {
+                        let text = |i: usize| match row.get(i) {
+                            Some(embedb_wire::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+                            _ => String::new(),
+                        };
+                        self.warnings.push((text(0), text(1).parse().unwrap_or(0), text(2)));
+                    }
+                }
+            }
+        }
         if pins_session(sql) && !responses.iter().any(|r| matches!(r, Response::Error(_))) {
             self.pinned = true;
         }
+        // What the session reads back of the statement here: LAST_INSERT_ID(), and after a commit
+        // the writer's newest commit (read-your-writes: wait for this node's copy to have it).
+        let (last_id, seq) = writer_after(client, !self.in_txn).await?;
+        self.last_insert_id = last_id;
         if !self.in_txn {
-            // Read-your-writes: wait for this node's copy to have the writer's newest commit.
-            let seq = writer_applied(client).await?;
             if !cluster.wait_applied(seq, APPLY_WAIT).await {
                 tracing::warn!(seq, "this node's copy did not reach a forwarded commit in time");
             }
@@ -191,21 +260,31 @@ impl Forwarder {
     }
 }
 
-async fn writer_applied(client: &mut Client) -> std::io::Result<u64> {
-    let r = client.query(&format!("SHOW STATUS LIKE '{APPLIED_STATUS}'")).await?;
-    for resp in r {
-        if let Response::ResultSet { rows, .. } = resp {
-            if let Some(embedb_wire::Value::Bytes(b)) = rows.first().and_then(|row| row.get(1)) {
-                return Ok(String::from_utf8_lossy(b).parse().unwrap_or(0));
-            }
-        }
-    }
-    Ok(0)
+/// (LAST_INSERT_ID(), the writer's newest commit if `committed`) in one round trip.
+async fn writer_after(client: &mut Client, committed: bool) -> std::io::Result<(u64, u64)> {
+    let sql = if committed { format!("SELECT LAST_INSERT_ID(); SHOW STATUS LIKE '{APPLIED_STATUS}'") } else { "SELECT LAST_INSERT_ID()".to_string() };
+    let number = |r: &Response, col: usize| match r {
+        Response::ResultSet { rows, .. } => match rows.first().and_then(|row| row.get(col)) {
+            Some(embedb_wire::Value::Bytes(b)) => String::from_utf8_lossy(b).parse().unwrap_or(0),
+            _ => 0,
+        },
+        _ => 0,
+    };
+    let r = client.query(&sql).await?;
+    Ok((r.first().map_or(0, |r| number(r, 0)), r.get(1).map_or(0, |r| number(r, 1))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_and_execute() {
+        assert_eq!(kind("SET @a = 1"), Kind::State);
+        assert_eq!(kind("PREPARE s FROM 'INSERT INTO t VALUES (1)'"), Kind::State);
+        assert_eq!(kind("DEALLOCATE PREPARE s"), Kind::State);
+        assert_eq!(kind("EXECUTE Ps USING @a"), Kind::Execute("ps".into()));
+    }
 
     #[test]
     fn reads_stay_and_writes_go() {
@@ -217,9 +296,6 @@ mod tests {
             "SHOW TABLES",
             "DESC t",
             "EXPLAIN SELECT 1",
-            "SET NAMES utf8mb4",
-            "SET @a = 1",
-            "SET SESSION sql_mode = ''",
             "BEGIN",
             "COMMIT",
             "USE test",
@@ -237,7 +313,7 @@ mod tests {
             "SET GLOBAL tidb_embed_x = 1",
             "SET @@global.x = 1",
             "GRANT SELECT ON *.* TO u",
-            "PREPARE s FROM 'INSERT INTO t VALUES (1)'",
+            "SAVEPOINT a",
             "/*!40101 ALTER TABLE t ADD c INT */",
             "SELECT GET_LOCK('x', 1)",
             "ANALYZE TABLE t",

@@ -382,12 +382,23 @@ impl Cluster {
                 continue;
             }
             let (mut accounts, mut globals) = (false, false);
+            let engine = self.engine.read().upgrade();
             let followed = self.kv.follow(&self.store, &mut |batch| {
                 accounts |= batch.iter().any(|(k, _)| k.starts_with(crate::privileges::store::PREFIX));
                 globals |= batch.iter().any(|(k, _)| k.starts_with(crate::sql::catalog::GLOBAL_VAR_PREFIX));
+                // A schema change: the search indexes follow it at this point of the stream, as
+                // on the writer (which syncs right after its DDL), so that an index created on
+                // an empty table is complete before the rows after it arrive.
+                if batch.iter().any(|(k, _)| k.starts_with(crate::sql::catalog::TABLE_DEF_PREFIX)) {
+                    if let Some(engine) = &engine {
+                        if let Err(e) = engine.search.sync(&self.store) {
+                            tracing::warn!("search indexes after a schema change: {}", e.message);
+                        }
+                    }
+                }
             });
             if accounts || globals {
-                if let Some(engine) = self.engine.read().upgrade() {
+                if let Some(engine) = &engine {
                     engine.reload_replicated(accounts, globals);
                 }
             }

@@ -49,13 +49,11 @@ impl Connection {
             s.rollback_open();
         }
         let responses = self.forward.run(cluster, &user, &host, db.as_deref(), begin, sql).await;
+        let last_id = self.forward.last_insert_id;
         let s = self.session();
-        for r in &responses {
-            if let Response::Ok(ok) = r {
-                if ok.last_insert_id > 0 {
-                    s.last_insert_id = ok.last_insert_id;
-                }
-            }
+        s.last_insert_id = last_id;
+        if let Some(Response::Ok(ok)) = responses.last() {
+            s.last_row_count = ok.affected_rows as i64;
         }
         responses
     }
@@ -155,12 +153,38 @@ impl embedb_wire::Handler for Connection {
 
     async fn on_query(&mut self, sql: &str) -> Vec<Response> {
         if let Some(cluster) = self.reader_of() {
+            use crate::cluster::forward::{kind, Kind};
             let statements = crate::sql::parser::split_statements(sql);
-            if self.forward.engaged() || statements.iter().any(|s| crate::cluster::forward::needs_writer(s)) {
-                return self.forward(&cluster, sql).await;
+            let kinds: Vec<Kind> = statements.iter().map(|s| kind(s)).collect();
+            let engaged = self.forward.engaged();
+            let s = self.session();
+            let to_writer = |k: &Kind| match k {
+                Kind::Write => true,
+                Kind::Execute(name) => s.sql_prepared.get(name).is_some_and(|p| crate::cluster::forward::needs_writer(&p.sql)),
+                _ => false,
+            };
+            let forward = engaged || kinds.iter().any(to_writer);
+            if forward {
+                let responses = self.forward(&cluster, sql).await;
+                // Session state set there is set here too, for the reads that stay here.
+                let failed = responses.iter().any(|r| matches!(r, Response::Error(_)));
+                for (stmt, k) in statements.iter().zip(&kinds) {
+                    if *k == Kind::State {
+                        let _ = self.session().execute(stmt).await;
+                        self.forward.remember(stmt, true);
+                    } else if *k == Kind::Write && !failed && crate::cluster::forward::is_set(stmt) {
+                        // `SET GLOBAL …` (stored by the writer) takes effect here now too.
+                        let _ = self.session().execute(stmt).await;
+                    }
+                }
+                let warnings = std::mem::take(&mut self.forward.warnings);
+                self.session().warnings = warnings.into_iter().map(|(level, code, message)| crate::session::Warning::new(&level, code, message)).collect();
+                return responses;
             }
-            for s in &statements {
-                self.forward.remember_set(s);
+            for (stmt, k) in statements.iter().zip(&kinds) {
+                if *k == Kind::State {
+                    self.forward.remember(stmt, false);
+                }
             }
         }
         let results = match catch_panic(self.session().execute(sql)).await {

@@ -270,6 +270,18 @@ pub struct Warning {
     pub message: String,
 }
 
+impl Warning {
+    /// A warning another node reported (`level` as `SHOW WARNINGS` prints it).
+    pub fn new(level: &str, code: u16, message: String) -> Warning {
+        let level = match level {
+            "Note" => "Note",
+            "Error" => "Error",
+            _ => "Warning",
+        };
+        Warning { level, code, message }
+    }
+}
+
 pub struct Session {
     pub engine: Arc<Engine>,
     pub connection_id: u32,
@@ -934,10 +946,13 @@ impl Session {
             return Err(SqlError::new(1229, "HY000", format!("Variable '{var}' is a GLOBAL variable and should be set with SET GLOBAL")));
         }
         if global {
-            let txn = self.engine.store.begin()?;
-            let stored = if variables::is_secret(&var) { self.engine.secrets.seal(&var, &value) } else { value.as_bytes().to_vec() };
-            Catalog::new(&txn).set_global_var(&var, &stored);
-            txn.commit()?;
+            // A cluster reader ran the statement on the writer first, which stored the value.
+            if self.engine.cluster.as_ref().is_none_or(|c| c.is_writer()) {
+                let txn = self.engine.store.begin()?;
+                let stored = if variables::is_secret(&var) { self.engine.secrets.seal(&var, &value) } else { value.as_bytes().to_vec() };
+                Catalog::new(&txn).set_global_var(&var, &stored);
+                txn.commit()?;
+            }
             self.engine.globals.write().insert(var.clone(), value.clone());
             // Secrets and server-wide settings apply to every session at once.
             if variables::is_global_only(&var) {

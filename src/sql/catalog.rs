@@ -215,6 +215,9 @@ fn view_prefix(db: &str) -> Vec<u8> {
     k.push(0);
     k
 }
+/// Key prefix of table definitions.
+pub const TABLE_DEF_PREFIX: &[u8] = b"mTB:";
+
 /// Key prefix of the persisted global variables.
 pub const GLOBAL_VAR_PREFIX: &[u8] = b"mGV:";
 

@@ -53,6 +53,7 @@ const VIEWS: &[&str] = &[
     "check_constraints",
     "user_privileges",
     "processlist",
+    "cluster_info",
 ];
 
 /// Object kinds this server does not have (stored routines, triggers, events, partitions,
@@ -98,6 +99,7 @@ impl SchemaProvider for InfoSchema {
         let t = match n.as_str() {
             "tiflash_indexes" => tiflash_indexes(self.scope.search.as_deref()),
             "processlist" => processlist(self.scope.stats.as_deref()),
+            "cluster_info" => cluster_info(self.scope.cluster.as_deref(), self.scope.stats.as_deref()),
             "embedding_usage" => embedding_usage(self.scope.embedder.as_deref()),
             "user_privileges" => user_privileges(&self.txn),
             _ => build(&self.txn, &n),
@@ -692,6 +694,59 @@ fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Resu
             I("ROWS_DELTA_NOT_INDEXED"),
             S("ERROR_MESSAGE"),
             S("TIFLASH_INSTANCE"),
+        ],
+        rows,
+    )
+}
+
+/// The nodes of the cluster (TiDB's columns, then embedb's): one row for a single node.
+fn cluster_info(cluster: Option<&crate::cluster::Cluster>, stats: Option<&crate::stats::ServerStats>) -> Result<MemTable> {
+    use C::*;
+    let version = crate::session::server_version();
+    let uptime = stats.map(|s| s.uptime_secs()).unwrap_or(0);
+    let rows = match cluster {
+        None => vec![vec![s("embedb"), null(), null(), s(&version), s(""), null(), s(format!("{uptime}s")), i(0), s("single"), s("writer"), s("YES"), null(), i(0)]],
+        Some(c) => {
+            let view = c.view();
+            let writer = view.writer.as_ref().map(|(n, _)| n.clone());
+            view.nodes
+                .iter()
+                .enumerate()
+                .map(|(n, node)| {
+                    vec![
+                        s("embedb"),
+                        s(&node.advertise),
+                        s(&node.advertise),
+                        s(&version),
+                        s(""),
+                        s(&node.started),
+                        null(),
+                        i(n as i64 + 1),
+                        s(&node.name),
+                        s(&node.role),
+                        s(if writer.as_deref() == Some(node.name.as_str()) { "YES" } else { "NO" }),
+                        i(node.applied as i64),
+                        i(node.lag_ms as i64),
+                    ]
+                })
+                .collect()
+        }
+    };
+    mem(
+        &[
+            S("TYPE"),
+            S("INSTANCE"),
+            S("STATUS_ADDRESS"),
+            S("VERSION"),
+            S("GIT_HASH"),
+            S("START_TIME"),
+            S("UPTIME"),
+            I("SERVER_ID"),
+            S("NODE_NAME"),
+            S("ROLE"),
+            S("IS_LEASE_HOLDER"),
+            I("APPLIED_COMMIT"),
+            I("LAG_MS"),
         ],
         rows,
     )

@@ -425,11 +425,14 @@ impl ReplicaKv {
             }
             match &mut store {
                 Some((store, seen)) => {
-                    store.apply_replicated(&batch, || self.apply_local(seq, &batch))?;
+                    store.apply_replicated(&batch, || self.write_local(seq, &batch))?;
                     seen(&batch);
                 }
-                None => self.apply_local(seq, &batch)?,
+                None => self.write_local(seq, &batch)?,
             }
+            // Published only now: whoever waits for this commit (a forwarded write's session)
+            // finds it applied and already seen by the observer (search indexes, catalog).
+            self.applied.store(seq, Ordering::SeqCst);
             n += 1;
         }
         // The next entry's commit time is unknown until read: measure from now.
@@ -437,13 +440,12 @@ impl ReplicaKv {
         Ok(n)
     }
 
-    fn apply_local(&self, seq: u64, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    /// Writes commit `seq` into the copy, with the applied mark (not yet published).
+    fn write_local(&self, seq: u64, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         // (A shipped batch holds no node-local keys; a writer's own batch keeps its own.)
         let mut local: Batch = batch.to_vec();
         local.push((APPLIED_KEY.to_vec(), Some(seq.to_be_bytes().to_vec())));
-        self.local.write(&local)?;
-        self.applied.store(seq, Ordering::SeqCst);
-        Ok(())
+        self.local.write(&local)
     }
 
     /// Opens the shared database as its writer (fencing the previous one), applies the entries
@@ -541,7 +543,7 @@ impl ReplicaKv {
             return Err(e);
         }
         self.head.fetch_max(seq, Ordering::SeqCst);
-        if let Err(e) = self.apply_local(seq, batch) {
+        if let Err(e) = self.write_local(seq, batch).map(|()| self.applied.store(seq, Ordering::SeqCst)) {
             // Durable in the shared database but not in the copy: this node must start again
             // (its copy then catches up from the log).
             self.broken.store(true, Ordering::SeqCst);
