@@ -171,7 +171,23 @@ impl Forwarder {
     /// Runs `sql` on the writer. `user`/`host` name the client's account; `db` is the session's
     /// current database; `begin` opens a transaction first (the session had one open here).
     pub async fn run(&mut self, cluster: &Arc<Cluster>, user: &str, host: &str, db: Option<&str>, begin: bool, sql: &str) -> Vec<Response> {
-        match self.try_run(cluster, user, host, db, begin, sql).await {
+        // A writer that lost its lease (stopped, cut off) may never answer: give up once another
+        // node holds the lease.
+        let writer_now = cluster.view().writer;
+        let watch = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let w = cluster.view().writer;
+                if w.is_some() && writer_now.is_some() && w != writer_now {
+                    return;
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            r = self.try_run(cluster, user, host, db, begin, sql) => r,
+            () = watch => Err(std::io::Error::other("the writer changed while the statement ran")),
+        };
+        match outcome {
             Ok(r) => r,
             Err(e) => {
                 // The link is gone (the writer died or stepped down): the next statement opens a

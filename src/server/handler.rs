@@ -38,12 +38,32 @@ impl Connection {
         self.engine.cluster.clone().filter(|c| !c.is_writer())
     }
 
+    /// A transaction this session had open on the old writer, when this node has become the
+    /// writer: it is gone with the old writer. The error ends it here too.
+    async fn lost_forwarded_txn(&mut self) -> Option<Response> {
+        if self.engine.cluster.as_ref().is_some_and(|c| c.is_writer()) && (self.forward.in_txn || self.forward.pinned) {
+            let was_txn = self.forward.in_txn;
+            self.forward.close().await;
+            self.forward = Default::default();
+            if was_txn {
+                self.session().rollback_open();
+                return Some(Response::Error(ErrorInfo::new(1105, "HY000", ROLE_CHANGED)));
+            }
+        }
+        None
+    }
+
     /// Runs `sql` on the writer for this connection's session (`cluster::forward`).
     async fn forward(&mut self, cluster: &Arc<crate::cluster::Cluster>, sql: &str) -> Vec<Response> {
         let (user, host) = (self.user.clone(), self.host.clone());
         let s = self.session();
         let begin = s.in_txn;
         let db = s.db.clone();
+        // Writes made here while this node was the writer cannot move to the new one.
+        if s.txn.as_ref().is_some_and(|t| !t.is_empty()) {
+            s.rollback_open();
+            return vec![Response::Error(ErrorInfo::new(1105, "HY000", ROLE_CHANGED))];
+        }
         // A read transaction here gives way to the writer's.
         if s.txn.is_some() || s.in_txn {
             s.rollback_open();
@@ -65,6 +85,8 @@ impl Connection {
         self.session.as_mut().unwrap()
     }
 }
+
+const ROLE_CHANGED: &str = "this node's cluster role changed during the transaction (failover); the transaction was rolled back: retry it";
 
 fn err(e: SqlError) -> ErrorInfo {
     ErrorInfo::new(e.code, e.state, e.message)
@@ -152,6 +174,9 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_query(&mut self, sql: &str) -> Vec<Response> {
+        if let Some(e) = self.lost_forwarded_txn().await {
+            return vec![e];
+        }
         if let Some(cluster) = self.reader_of() {
             use crate::cluster::forward::{kind, Kind};
             let statements = crate::sql::parser::split_statements(sql);
@@ -237,6 +262,9 @@ impl embedb_wire::Handler for Connection {
             return Response::Error(ErrorInfo::new(1243, "HY000", format!("Unknown prepared statement handler ({statement_id}) given to mysqld_stmt_execute")));
         };
         let args: Vec<ast::Expr> = params.iter().map(param_expr).collect();
+        if let Some(e) = self.lost_forwarded_txn().await {
+            return e;
+        }
         if let Some(cluster) = self.reader_of() {
             if self.forward.engaged() || crate::cluster::forward::needs_writer(&p.sql) {
                 let text = p.text_with(&args);

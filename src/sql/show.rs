@@ -1094,8 +1094,18 @@ impl Session {
             let engine = self.engine.clone();
             let _g = engine.ddl_lock.lock().await;
             self.commit_open()?;
+            // `IF NOT EXISTS` on a table that exists changes nothing, its indexes included.
+            let existed = ct.if_not_exists && {
+                let txn = self.engine.store.begin()?;
+                let found = crate::sql::catalog::Catalog::new(&txn).table(&db, &name)?.is_some();
+                txn.rollback();
+                found
+            };
             self.ddl(stmt).await?;
             drop(_g);
+            if existed {
+                return Ok(Some(Output::ok()));
+            }
             for d in defs {
                 self.apply_vector_index(&format!("`{db}`.`{name}`"), d).await?;
             }
