@@ -42,6 +42,9 @@
 // and `index/mod.rs` belongs to the DDL side).
 #[path = "ann.rs"]
 pub mod ann;
+// Vector indexes checkpointed while the server runs, and reconciled with the table at start.
+#[path = "segments.rs"]
+mod segments;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -283,6 +286,11 @@ pub struct VectorEntry {
     /// the index size it was sampled at (`ann`). Only sizes the graph read: a stale figure
     /// costs time, never rows.
     selectivity: Mutex<HashMap<String, (f64, usize)>>,
+    /// Changes since the last checkpoint (`segments`), when the last commit touched the graph,
+    /// and when it was last saved (`segments::now_ms`).
+    dirty: AtomicU64,
+    last_change_ms: AtomicU64,
+    last_save_ms: AtomicU64,
 }
 
 impl VectorEntry {
@@ -305,6 +313,8 @@ impl VectorEntry {
             if b.running {
                 b.touched.extend(changes.iter().map(|(h, _)| *h));
             }
+            self.dirty.fetch_add(1, Ordering::SeqCst);
+            self.last_change_ms.store(segments::now_ms(), Ordering::SeqCst);
             // Before the graph changes: a reader checks versions after reading the graph (see
             // `unchanged_since`).
             let mut changed = self.changed.write();
@@ -472,6 +482,8 @@ pub struct SearchIndexes {
     dir: Mutex<Option<PathBuf>>,
     /// During the first sync only: the token of a clean shutdown's saved files, if any.
     loadable: Mutex<Option<u64>>,
+    /// Until the first sync is done: saved graphs are loaded only then.
+    starting: AtomicBool,
 }
 
 /// The rows outside the graph, saved beside a vector index.
@@ -568,7 +580,9 @@ impl CommitObserver for SearchIndexes {
 
 impl SearchIndexes {
     pub fn new() -> Arc<SearchIndexes> {
-        Arc::new(SearchIndexes::default())
+        let s = SearchIndexes::default();
+        s.starting.store(true, Ordering::SeqCst);
+        Arc::new(s)
     }
 
     /// The FULLTEXT index of `table_id` on `column` (lower-case key), if any.
@@ -670,8 +684,9 @@ impl SearchIndexes {
     pub fn sync(self: &Arc<Self>, store: &Store) -> Result<()> {
         self.register(store)?;
         let r = self.sync_catalog(store);
-        // Saved files are only good for the first sync after a clean shutdown.
+        // Saved files are only good for the first sync after a start.
         *self.loadable.lock() = None;
+        self.starting.store(false, Ordering::SeqCst);
         r
     }
 
@@ -718,33 +733,40 @@ impl SearchIndexes {
         })
     }
 
-    /// The saved graph of an index, if the last shutdown was clean and saved it with `params`'
-    /// structure.
-    fn load_saved(&self, info: &TableInfo, index_id: i64, params: &embedb_ann::AnnParams) -> Option<(AnnIndex, OffGraph)> {
-        let token = (*self.loadable.lock())?;
+    /// The saved graph of an index (at start only), if one was saved with `params`' structure:
+    /// with its off-graph rows and `true` if a clean shutdown saved it (it is exact), else a
+    /// checkpoint to reconcile with the table (`segments`).
+    fn load_saved(&self, info: &TableInfo, index_id: i64, params: &embedb_ann::AnnParams) -> Option<(AnnIndex, OffGraph, bool)> {
+        if !self.starting.load(Ordering::SeqCst) {
+            return None;
+        }
+        let token = *self.loadable.lock();
         let path = saved_path(self.dir.lock().as_ref()?, info.id, index_id);
         let started = std::time::Instant::now();
         let (index, manifest) = match AnnIndex::load(&path, params) {
             Ok(x) => x,
             Err(e) => {
-                tracing::info!("vector index {}.{}: saved graph not used ({e}); rebuilding", info.db, info.name);
+                tracing::info!("vector index {}.{}: no saved graph used ({e}); building", info.db, info.name);
                 return None;
             }
         };
-        let off: SavedOffGraph = std::fs::read(offgraph_path(&path)).ok().and_then(|b| serde_json::from_slice(&b).ok())?;
-        if manifest.watermark != token || off.token != token {
-            tracing::info!("vector index {}.{}: saved graph is older than the data; rebuilding", info.db, info.name);
-            return None;
-        }
+        let exact = token.filter(|t| *t == manifest.watermark).and_then(|t| {
+            let off: SavedOffGraph = std::fs::read(offgraph_path(&path)).ok().and_then(|b| serde_json::from_slice(&b).ok())?;
+            (off.token == t).then(|| OffGraph { nulls: off.nulls.into_iter().collect(), others: off.others.into_iter().collect() })
+        });
         tracing::info!(
-            "vector index {}.{} (id {index_id}) loaded from {}: {} rows in {:?}",
+            "vector index {}.{} (id {index_id}) loaded from {}: {} rows in {:?}{}",
             info.db,
             info.name,
             path.display(),
             index.len(),
-            started.elapsed()
+            started.elapsed(),
+            if exact.is_some() { "" } else { " (a checkpoint: reconciling with the table)" }
         );
-        Some((index, OffGraph { nulls: off.nulls.into_iter().collect(), others: off.others.into_iter().collect() }))
+        Some(match exact {
+            Some(off) => (index, off, true),
+            None => (index, OffGraph::default(), false),
+        })
     }
 
     fn sync_catalog(&self, store: &Store) -> Result<()> {
@@ -764,6 +786,7 @@ impl SearchIndexes {
         txn.rollback();
         let mut builds: Vec<(Arc<FulltextEntry>, TableInfo)> = Vec::new();
         let mut vector_builds: Vec<(Arc<VectorEntry>, TableInfo)> = Vec::new();
+        let mut vector_reconciles: Vec<(Arc<VectorEntry>, TableInfo)> = Vec::new();
         {
             let mut tables = self.tables.write();
             let ids: HashSet<i64> = wanted.iter().map(|t| t.id).collect();
@@ -787,9 +810,11 @@ impl SearchIndexes {
                         let SqlType::Vector(Some(dims)) = info.columns[pos].ty else { continue };
                         let metric = metric_of(metric);
                         let params = super::ann_params(metric, dims as usize, &ix.comment)?;
-                        let (index, offgraph, loaded) = match self.load_saved(&info, ix.id, &params) {
-                            Some((index, off)) => (index, off, true),
-                            None => (AnnIndex::new(params).map_err(|e| SqlError::other(e.to_string()))?, OffGraph::default(), false),
+                        // `loaded`: exact, ready now; `stale`: a checkpoint, reconciled below.
+                        let (index, offgraph, loaded, stale) = match self.load_saved(&info, ix.id, &params) {
+                            Some((index, off, true)) => (index, off, true, false),
+                            Some((index, off, false)) => (index, off, false, true),
+                            None => (AnnIndex::new(params).map_err(|e| SqlError::other(e.to_string()))?, OffGraph::default(), false, false),
                         };
                         let e = Arc::new(VectorEntry {
                             table_id: info.id,
@@ -808,8 +833,13 @@ impl SearchIndexes {
                             changed: RwLock::new(Changed::default()),
                             base_version: AtomicU64::new(0),
                             selectivity: Mutex::new(HashMap::new()),
+                            dirty: AtomicU64::new(0),
+                            last_change_ms: AtomicU64::new(0),
+                            last_save_ms: AtomicU64::new(segments::now_ms()),
                         });
-                        if !loaded {
+                        if stale {
+                            vector_reconciles.push((e.clone(), info.clone()));
+                        } else if !loaded {
                             vector_builds.push((e.clone(), info.clone()));
                         }
                         vector.push(e);
@@ -860,6 +890,13 @@ impl SearchIndexes {
             std::thread::Builder::new()
                 .name("embedb-index-build".into())
                 .spawn(move || build_vector(&e, &info, &store))
+                .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
+        }
+        for (e, info) in vector_reconciles {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name("embedb-index-build".into())
+                .spawn(move || segments::reconcile_vector(&e, &info, &store))
                 .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
         }
         Ok(())
@@ -972,6 +1009,8 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     match result {
         Ok(n) => {
             e.ready.store(true, Ordering::SeqCst);
+            // Checkpointed once writes pause, so that a crash does not mean this build again.
+            e.dirty.fetch_add(1, Ordering::SeqCst);
             tracing::info!(
                 "vector index {}.{}.{} built: {n} rows ({} in the graph) in {:?}",
                 e.db,

@@ -125,7 +125,8 @@ impl Engine {
         if config.cluster {
             // Rows in object storage, a copy here, roles by etcd lease (`crate::cluster`).
             let (cluster, store) = crate::cluster::Cluster::join(&config)?;
-            let engine = Self::build(config, store, None, secrets, Some(cluster.clone()))?;
+            let index_dir = config.data_dir.join("indexes");
+            let engine = Self::build(config, store, Some(index_dir), secrets, Some(cluster.clone()))?;
             cluster.start(&engine);
             return Ok(engine);
         }
@@ -204,11 +205,15 @@ impl Engine {
         }
         let globals = Arc::new(RwLock::new(globals));
         let search = crate::index::search::SearchIndexes::new();
+        let saves = index_dir.is_some();
         if let Some(dir) = index_dir {
             search.set_dir(dir);
         }
         store.set_commit_observer(search.clone());
         search.sync(&store)?;
+        if saves {
+            search.start_checkpoints();
+        }
         let embedder = Arc::new(
             crate::embed::Embedder::new(config.model_dir.clone(), config.http_settings(), globals.clone()).with_store(store.clone()),
         );

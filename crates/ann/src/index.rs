@@ -238,6 +238,11 @@ impl AnnIndex {
     }
 
     /// The stored vector for `key` (rounded if the index is quantised).
+    /// Every live key, in no particular order.
+    pub fn keys(&self) -> Vec<u64> {
+        self.keys.read().as_slice().to_vec()
+    }
+
     pub fn get(&self, key: u64) -> Option<Vec<f32>> {
         let index = self.index.read();
         let mut buf = vec![0f32; self.params.dims];

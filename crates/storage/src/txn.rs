@@ -236,6 +236,10 @@ impl Store {
     /// as they see a local commit. No conflict check: the writer already made it.
     pub fn apply_replicated(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)], write: impl FnOnce() -> Result<()>) -> Result<()> {
         let mut commits = self.shared.commits.lock();
+        // Closed (shutdown): what derived structures saved stays the last state applied.
+        if self.shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Storage("the store is closed".into()));
+        }
         let mut deltas: HashMap<i64, Option<i64>> = HashMap::new();
         {
             let snap = self.shared.kv.snapshot()?;

@@ -1,0 +1,175 @@
+//! Vector indexes on disk while the server runs, so that a restart after a crash (`kill -9`, a
+//! failover, a node joining a cluster) loads the graph instead of rebuilding it.
+//!
+//! A clean shutdown saves every graph exactly (`SearchIndexes::save_all`) and the next start
+//! uses it as is. Between shutdowns, a background checkpointer saves each graph that changed,
+//! once its writes pause for [`IDLE`] (or at least every [`MAX_AGE`] while they go on): the file
+//! is a graph as of some moment, not of a known commit. So a start that finds such a file
+//! *reconciles* it with the table ([`reconcile_vector`]) instead of trusting it:
+//!
+//! 1. The graph is loaded (reading a file: seconds at a million rows) and the index starts out
+//!    not ready, so searches are exact scans meanwhile, as during any build.
+//! 2. One pass over a snapshot of the table compares each row's vector with the graph's copy
+//!    (`AnnIndex::get`). Equal rows cost a comparison; changed, new, NULL and odd rows go
+//!    through the same `apply` as a build. Rows a commit touched during the pass are the
+//!    commit's business, as in a build.
+//! 3. Keys in the graph that no row of the snapshot has (rows deleted after the checkpoint) are
+//!    removed. The index is then exactly the snapshot plus the commits since, and ready.
+//!
+//! The pass reads the table once and inserts only what changed, where a rebuild inserts every
+//! row into the graph: that insertion is what makes a rebuild slow (see docs/benchmarks.md).
+//!
+//! A save stops the index's writers while it writes (commits that touch the index wait), which
+//! is why saves wait for a pause in the writes.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use embedb_storage::{codec, Store};
+
+use super::{ann_handle, ann_key, saved_path, scan_chunks, SearchIndexes, Slot, VectorEntry, VECTOR_BUILD_STEP};
+use crate::error::Result;
+use crate::sql::catalog::TableInfo;
+use crate::storage::table;
+
+/// How often the checkpointer looks at the indexes.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// A changed graph is saved once no commit has touched it for this long…
+const IDLE: Duration = Duration::from_secs(3);
+/// …or, while commits keep coming, once its last save is this old.
+const MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Milliseconds on a clock private to this process (the checkpointer's idle and age checks).
+pub(super) fn now_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+impl SearchIndexes {
+    /// Starts the background checkpointer (see the module docs); it ends with the indexes.
+    pub fn start_checkpoints(self: &Arc<Self>) {
+        let weak: Weak<SearchIndexes> = Arc::downgrade(self);
+        let _ = std::thread::Builder::new().name("embedb-index-checkpoint".into()).spawn(move || loop {
+            std::thread::sleep(CHECK_EVERY);
+            let Some(me) = weak.upgrade() else { return };
+            me.checkpoint_due();
+        });
+    }
+
+    /// Saves each changed, built vector index whose writes paused (or whose last save is old).
+    fn checkpoint_due(&self) {
+        let Some(dir) = self.dir.lock().clone() else { return };
+        let entries: Vec<Arc<VectorEntry>> = self.tables.read().values().flat_map(|t| t.vector.iter().cloned()).collect();
+        let now = now_ms();
+        for e in entries {
+            if !e.ready() || e.dirty.load(Ordering::SeqCst) == 0 {
+                continue;
+            }
+            let idle = now.saturating_sub(e.last_change_ms.load(Ordering::SeqCst)) >= IDLE.as_millis() as u64;
+            let old = now.saturating_sub(e.last_save_ms.load(Ordering::SeqCst)) >= MAX_AGE.as_millis() as u64;
+            if !(idle || old) {
+                continue;
+            }
+            if let Err(err) = std::fs::create_dir_all(&dir) {
+                tracing::warn!("vector index checkpoint: {}: {err}", dir.display());
+                return;
+            }
+            e.dirty.store(0, Ordering::SeqCst);
+            let started = Instant::now();
+            // Watermark 0: a checkpoint describes no known commit; a start reconciles it.
+            match e.index.save(saved_path(&dir, e.table_id, e.index_id), 0) {
+                Ok(_) => {
+                    e.last_save_ms.store(now_ms(), Ordering::SeqCst);
+                    tracing::info!("vector index {}.{}.{} checkpointed: {} rows in {:?}", e.db, e.table, e.index_name, e.index.len(), started.elapsed());
+                }
+                Err(err) => {
+                    e.dirty.fetch_add(1, Ordering::SeqCst);
+                    tracing::warn!("vector index {}.{}.{}: checkpoint failed: {err}", e.db, e.table, e.index_name);
+                }
+            }
+        }
+    }
+}
+
+/// Brings a graph loaded from a checkpoint in line with the table (module docs, steps 2–3).
+pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
+    let started = Instant::now();
+    let loaded = e.index.len();
+    let result = (|| -> Result<(u64, u64)> {
+        let txn = store.begin()?;
+        e.base_version.store(txn.start_version(), Ordering::SeqCst);
+        let total = table::estimated_rows(&txn, info.id)?;
+        {
+            let mut b = e.build.lock();
+            b.rows_total = total;
+            b.counted = true;
+        }
+        e.built.notify_all();
+        let mut seen: HashSet<u64> = HashSet::with_capacity(loaded);
+        let (mut done, mut fixed) = (0u64, 0u64);
+        scan_chunks(&txn, info.id, |chunk| {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (k, v) in chunk {
+                let handle = codec::decode_row_key_handle(k)?;
+                rows.push(table::decode(info, handle, v)?);
+            }
+            for step in rows.chunks(VECTOR_BUILD_STEP) {
+                let mut b = e.build.lock();
+                let mut changes = Vec::new();
+                for r in step {
+                    if b.touched.contains(&r.handle) {
+                        continue;
+                    }
+                    if let Slot::Graph(v) = e.slot(r.handle, r) {
+                        let key = ann_key(r.handle);
+                        seen.insert(key);
+                        if e.index.get(key).as_deref() == Some(v.as_slice()) {
+                            continue;
+                        }
+                    }
+                    changes.push((r.handle, Some(r)));
+                }
+                fixed += changes.len() as u64;
+                e.apply(&changes, &mut b, None);
+                done += step.len() as u64;
+                b.rows_indexed = done;
+            }
+            Ok(())
+        })?;
+        // Rows deleted since the checkpoint.
+        let mut b = e.build.lock();
+        let gone: Vec<i64> = e.index.keys().into_iter().filter(|k| !seen.contains(k)).map(ann_handle).filter(|h| !b.touched.contains(h)).collect();
+        fixed += gone.len() as u64;
+        let gone: Vec<(i64, Option<&table::Row>)> = gone.into_iter().map(|h| (h, None)).collect();
+        e.apply(&gone, &mut b, None);
+        drop(b);
+        txn.rollback();
+        Ok((done, fixed))
+    })();
+    let mut b = e.build.lock();
+    b.running = false;
+    b.touched.clear();
+    match result {
+        Ok((n, fixed)) => {
+            e.ready.store(true, Ordering::SeqCst);
+            if fixed > 0 {
+                e.dirty.fetch_add(1, Ordering::SeqCst);
+            }
+            tracing::info!(
+                "vector index {}.{}.{} ready from its checkpoint: {n} rows checked, {fixed} brought up to date ({loaded} in the file) in {:?}",
+                e.db,
+                e.table,
+                e.index_name,
+                started.elapsed()
+            );
+        }
+        Err(err) => {
+            tracing::error!("vector index {}.{}.{}: reconciling its checkpoint failed: {}", e.db, e.table, e.index_name, err.message);
+            b.failed = Some(err.message);
+        }
+    }
+    drop(b);
+    e.built.notify_all();
+}
