@@ -23,6 +23,39 @@ enum Command {
     Cert(CertArgs),
     /// Print the server version string clients see.
     Version,
+    /// Back up a running server's whole database into a directory (`BACKUP DATABASE * TO`).
+    Backup(BackupArgs),
+    /// Restore a backup into a new data directory (the server is then started on it).
+    Restore(RestoreArgs),
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// Directory to write the backup into (on the server's machine), created if missing
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// Server address [default: 127.0.0.1]
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port [default: 4000]
+    #[arg(long, short = 'P', default_value_t = 4000)]
+    port: u16,
+    /// User with the SUPER privilege [default: root]
+    #[arg(long, short = 'u', default_value = "root")]
+    user: String,
+    /// Password [default: none; or EMBEDB_PASSWORD]
+    #[arg(long, short = 'p', env = "EMBEDB_PASSWORD", default_value = "")]
+    password: String,
+}
+
+#[derive(clap::Args)]
+struct RestoreArgs {
+    /// Directory holding the backup (embedb.backup)
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// New data directory to restore into (must not hold a database)
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -123,6 +156,56 @@ struct CertArgs {
     force: bool,
 }
 
+/// `embedb backup`: asks the server to write a backup, and prints where and how big.
+fn backup(args: &BackupArgs) -> i32 {
+    let dir = match std::path::absolute(&args.to) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("embedb: {}: {e}", args.to.display());
+            return 2;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("embedb: {e}");
+            return 1;
+        }
+    };
+    let sql = format!("BACKUP DATABASE * TO 'local://{}'", dir.display().to_string().replace('\'', "''"));
+    let addr = format!("{}:{}", args.host, args.port);
+    let out = rt.block_on(async {
+        let mut c = embedb_wire::client::Client::connect(&addr, &args.user, &args.password, None).await?;
+        let r = c.query(&sql).await;
+        c.quit().await;
+        r
+    });
+    match out {
+        Ok(responses) => match responses.into_iter().next() {
+            Some(embedb_wire::Response::ResultSet { rows, .. }) => {
+                let cell = |i: usize| match rows.first().and_then(|r| r.get(i)) {
+                    Some(embedb_wire::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+                    _ => String::new(),
+                };
+                println!("backup of snapshot {} written to {} ({} bytes)", cell(2), dir.join(crate::backup::FILE_NAME).display(), cell(1));
+                0
+            }
+            Some(embedb_wire::Response::Error(e)) => {
+                eprintln!("embedb: backup failed: {} ({})", e.message, e.code);
+                1
+            }
+            _ => {
+                eprintln!("embedb: backup: unexpected answer from the server");
+                1
+            }
+        },
+        Err(e) => {
+            eprintln!("embedb: backup: {addr}: {e}");
+            1
+        }
+    }
+}
+
 /// Runs the command `args` (the program name first) and returns its exit status.
 pub fn run<I, T>(args: I) -> i32
 where
@@ -138,6 +221,14 @@ where
     };
     match cli.command {
         Command::Version => println!("{}", server_version()),
+        Command::Backup(args) => return backup(&args),
+        Command::Restore(args) => match crate::backup::restore(&args.from, &args.data_dir) {
+            Ok(keys) => println!("restored {keys} keys into {}; start it with: embedb serve --data-dir {}", args.data_dir.display(), args.data_dir.display()),
+            Err(e) => {
+                eprintln!("embedb: restore failed: {e}");
+                return 1;
+            }
+        },
         Command::Cert(args) => {
             if let Err(e) = write_cert(&args) {
                 eprintln!("embedb: {e}");

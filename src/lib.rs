@@ -7,6 +7,7 @@
 //! usable in-process: open an [`session::Engine`], make a [`session::Session`], and call
 //! `execute`.
 
+pub mod backup;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -85,7 +85,8 @@ pub fn kind(sql: &str) -> Kind {
                 Err(_) => !(upper.contains(" FOR UPDATE") || upper.contains(" FOR SHARE") || upper.contains("LOCK IN SHARE MODE")),
             })
         }
-        "SHOW" | "DESC" | "DESCRIBE" | "HELP" | "USE" => Kind::Read,
+        // BACKUP reads a snapshot of this node's copy.
+        "SHOW" | "DESC" | "DESCRIBE" | "HELP" | "USE" | "BACKUP" => Kind::Read,
         "EXPLAIN" => read_if(!(upper.contains("ANALYZE") && ["INSERT", "UPDATE", "DELETE", "REPLACE"].iter().any(|w| upper.contains(w)))),
         "SET" if upper.contains("GLOBAL") || upper.contains("PERSIST") || upper.contains("PASSWORD") || upper.contains("DEFAULT ROLE") => Kind::Write,
         "SET" | "PREPARE" | "DEALLOCATE" => Kind::State,

@@ -226,6 +226,9 @@ impl Session {
             return Ok(Some(Output::ok()));
         }
         let toks: Vec<String> = tokens(lower);
+        if toks.first().map(String::as_str) == Some("backup") {
+            return self.backup_statement(sql, &toks).await.map(Some);
+        }
         if let Some(out) = self.vector_index_ddl(sql, &toks).await? {
             return Ok(Some(out));
         }

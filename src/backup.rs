@@ -1,0 +1,240 @@
+//! Backups: a consistent copy of the whole database while the server runs, and a restore into a
+//! new data directory.
+//!
+//! `BACKUP DATABASE * TO 'local:///dir'` (TiDB's statement; `embedb backup` sends it) takes one
+//! snapshot, the one a transaction starting now would read, and streams every key of it into
+//! `dir/embedb.backup`. Commits go on meanwhile; the file holds exactly the commits up to the
+//! snapshot. On a cluster node the snapshot is of that node's copy, so a reader can take backups
+//! without loading the writer. Keys that belong to one node (its search-index token, its place
+//! in the cluster's commit log) are left out.
+//!
+//! `embedb restore --from dir --data-dir new` writes the keys into a new, empty data directory,
+//! checking the file's checksum; a server started there answers like the original did at the
+//! snapshot (search indexes are built at that start).
+//!
+//! The file: a magic line, one JSON header line, then per key `u32 len, key, u32 len, value`
+//! (little-endian), then `u32::MAX`, the key count (u64) and the SHA-256 of everything before.
+//! It is written to a temporary name and renamed once complete and synced.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, SqlError};
+
+const MAGIC: &[u8] = b"EMBEDB-BACKUP 1\n";
+/// The backup file inside the destination directory.
+pub const FILE_NAME: &str = "embedb.backup";
+/// Keys that belong to one node and are not backed up.
+const NODE_LOCAL: [&[u8]; 2] = [b"mSI:", b"mCL:"];
+/// Keys read from the snapshot per step.
+const CHUNK: usize = 4096;
+
+/// What a backup wrote.
+#[derive(Debug)]
+pub struct Written {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub keys: u64,
+    pub snapshot: u64,
+}
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> SqlError {
+    SqlError::new(8124, "HY000", format!("backup: {what} {}: {e}", path.display()))
+}
+
+/// The directory a `BACKUP … TO` / `RESTORE … FROM` storage URL names: `local:///dir`,
+/// `file:///dir` or a plain absolute path.
+pub fn local_dir(url: &str) -> Result<PathBuf> {
+    let path = url.strip_prefix("local://").or_else(|| url.strip_prefix("file://")).unwrap_or(url);
+    if !path.starts_with('/') {
+        return Err(SqlError::new(8124, "HY000", format!("backup storage '{url}': expected local:///absolute/dir (other storage is not supported yet)")));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Writes the snapshot of `txn` into `dir` (see the module docs).
+pub fn write(txn: &embedb_storage::Txn, dir: &Path) -> Result<Written> {
+    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let file = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut hash = Sha256::new();
+    let mut put = |out: &mut BufWriter<std::fs::File>, bytes: &[u8]| -> Result<()> {
+        hash.update(bytes);
+        out.write_all(bytes).map_err(|e| io("writing", &tmp, e))
+    };
+    put(&mut out, MAGIC)?;
+    let header = serde_json::json!({
+        "server": crate::session::server_version(),
+        "snapshot": txn.start_version(),
+        "created": chrono::Utc::now().to_rfc3339(),
+    });
+    put(&mut out, format!("{header}\n").as_bytes())?;
+    let mut keys = 0u64;
+    let mut from = Vec::new();
+    loop {
+        let chunk = txn.scan(&from, b"", CHUNK, false)?;
+        let Some((last, _)) = chunk.last() else { break };
+        from = last.clone();
+        from.push(0);
+        let full = chunk.len() == CHUNK;
+        for (k, v) in chunk {
+            if NODE_LOCAL.iter().any(|p| k.starts_with(p)) {
+                continue;
+            }
+            put(&mut out, &(k.len() as u32).to_le_bytes())?;
+            put(&mut out, &k)?;
+            put(&mut out, &(v.len() as u32).to_le_bytes())?;
+            put(&mut out, &v)?;
+            keys += 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    put(&mut out, &u32::MAX.to_le_bytes())?;
+    put(&mut out, &keys.to_le_bytes())?;
+    let digest = hash.finalize();
+    out.write_all(&digest).map_err(|e| io("writing", &tmp, e))?;
+    let file = out.into_inner().map_err(|e| io("writing", &tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| io("syncing", &tmp, e))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    std::fs::rename(&tmp, &path).map_err(|e| io("renaming", &tmp, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(Written { path, bytes, keys, snapshot: txn.start_version() })
+}
+
+/// Restores the backup in `from` into the new data directory `data_dir` (which must hold no
+/// database yet). Returns the number of keys.
+pub fn restore(from: &Path, data_dir: &Path) -> std::result::Result<u64, String> {
+    let path = from.join(FILE_NAME);
+    if data_dir.join(embedb_storage::txn::DB_FILE_NAME).exists() {
+        return Err(format!("{} already holds a database; restore into a new data dir", data_dir.display()));
+    }
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut input = BufReader::with_capacity(1 << 20, file);
+    let mut hash = Sha256::new();
+    let mut read = |input: &mut BufReader<std::fs::File>, n: usize| -> std::result::Result<Vec<u8>, String> {
+        let mut buf = vec![0; n];
+        input.read_exact(&mut buf).map_err(|e| format!("{}: truncated ({e})", path.display()))?;
+        hash.update(&buf);
+        Ok(buf)
+    };
+    if read(&mut input, MAGIC.len())? != MAGIC {
+        return Err(format!("{} is not an embedb backup", path.display()));
+    }
+    // The header line.
+    loop {
+        if read(&mut input, 1)? == b"\n" {
+            break;
+        }
+    }
+    let existed = data_dir.exists();
+    let store = embedb_storage::Store::open(data_dir).map_err(|e| e.to_string())?;
+    let mut batch = Vec::with_capacity(CHUNK);
+    let mut keys = 0u64;
+    let result = (|| {
+        loop {
+            let len = u32::from_le_bytes(read(&mut input, 4)?.try_into().expect("4 bytes"));
+            if len == u32::MAX {
+                break;
+            }
+            let k = read(&mut input, len as usize)?;
+            let vlen = u32::from_le_bytes(read(&mut input, 4)?.try_into().expect("4 bytes"));
+            let v = read(&mut input, vlen as usize)?;
+            batch.push((k, Some(v)));
+            keys += 1;
+            if batch.len() == CHUNK {
+                store.write_outside_txn(std::mem::take(&mut batch)).map_err(|e| e.to_string())?;
+            }
+        }
+        let count = u64::from_le_bytes(read(&mut input, 8)?.try_into().expect("8 bytes"));
+        if count != keys {
+            return Err(format!("{}: {keys} keys, the trailer says {count}", path.display()));
+        }
+        Ok(())
+    })();
+    let digest = hash.finalize();
+    let mut stored = [0u8; 32];
+    let checked = result.and_then(|()| {
+        input.read_exact(&mut stored).map_err(|e| format!("{}: no checksum ({e})", path.display()))?;
+        if stored[..] != digest[..] {
+            return Err(format!("{}: checksum mismatch: the file is damaged", path.display()));
+        }
+        store.write_outside_txn(std::mem::take(&mut batch)).map_err(|e| e.to_string())
+    });
+    let _ = store.close();
+    if let Err(e) = checked {
+        // Never leave a half-restored database behind.
+        if existed {
+            let _ = std::fs::remove_file(data_dir.join(embedb_storage::txn::DB_FILE_NAME));
+        } else {
+            let _ = std::fs::remove_dir_all(data_dir);
+        }
+        return Err(e);
+    }
+    Ok(keys)
+}
+
+impl crate::session::Session {
+    /// `BACKUP DATABASE * TO 'local:///dir'` (lower-case tokens `toks`, the text `sql`).
+    pub(crate) async fn backup_statement(&mut self, sql: &str, toks: &[String]) -> Result<crate::session::Output> {
+        use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use std::sync::Arc;
+        if toks.get(1).map(String::as_str) != Some("database") || toks.get(2).map(String::as_str) != Some("*") || toks.get(3).map(String::as_str) != Some("to") {
+            return Err(SqlError::new(8200, "HY000", "Unsupported BACKUP: only BACKUP DATABASE * TO 'local:///dir' (the whole database) is supported"));
+        }
+        self.require_global(crate::privileges::SUPER)?;
+        // BACKUP DATABASE * TO '<url>': the quoted rest after the fourth word.
+        let (mut words, mut in_word, mut at) = (0, false, sql.len());
+        for (i, c) in sql.char_indices() {
+            if c.is_whitespace() {
+                if in_word {
+                    words += 1;
+                    if words == 4 {
+                        at = i;
+                        break;
+                    }
+                }
+                in_word = false;
+            } else {
+                in_word = true;
+            }
+        }
+        let rest = sql[at..].trim().trim_end_matches(';').trim_end();
+        let url = match rest.as_bytes() {
+            [q @ (b'\'' | b'"'), .., last] if last == q && rest.len() >= 2 => rest[1..rest.len() - 1].to_string(),
+            _ => return Err(SqlError::syntax("near BACKUP … TO: expected a quoted 'local:///dir'")),
+        };
+        let dir = local_dir(&url)?;
+        let started = std::time::Instant::now();
+        let txn = self.engine.store.begin()?;
+        let written = write(&txn, &dir);
+        txn.rollback();
+        let w = written?;
+        tracing::info!(keys = w.keys, bytes = w.bytes, snapshot = w.snapshot, "backup written to {}", w.path.display());
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("Destination", DataType::Utf8, false),
+            Field::new("Size", DataType::UInt64, false),
+            Field::new("BackupTS", DataType::UInt64, false),
+            Field::new("Queue Time", DataType::Utf8, false),
+            Field::new("Execution Time", DataType::Utf8, false),
+        ]));
+        let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![url])),
+            Arc::new(UInt64Array::from(vec![w.bytes])),
+            Arc::new(UInt64Array::from(vec![w.snapshot])),
+            Arc::new(StringArray::from(vec![now.clone()])),
+            Arc::new(StringArray::from(vec![format!("{now} ({:.3} s)", started.elapsed().as_secs_f64())])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| SqlError::other(e.to_string()))?;
+        Ok(crate::session::Output::Rows { schema, batches: vec![batch] })
+    }
+}
