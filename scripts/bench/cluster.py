@@ -67,7 +67,7 @@ def run_clients(addrs, threads: int, seconds: float, work) -> float:
 
     def client(k: int) -> None:
         c = connect(*addrs[k % len(addrs)])
-        rng = random.Random(k)
+        rng = random.Random()  # fresh keys in every phase
         with c.cursor() as cur:
             while time.monotonic() < stop:
                 work(cur, rng, k)

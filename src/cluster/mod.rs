@@ -24,7 +24,7 @@ pub mod etcd;
 pub mod forward;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use embedb_storage::{ReplicaKv, Store};
@@ -38,6 +38,9 @@ use crate::error::{Result, SqlError};
 const TICK: Duration = Duration::from_millis(200);
 /// Store key of the secret nodes use to log in to the writer when they forward a statement.
 const SECRET_KEY: &[u8] = b"mCS:forward_secret";
+
+/// What a node does with each batch of the writer's commits it applies, after applying it.
+pub type OnApplied = Box<dyn Fn(&[(Vec<u8>, Option<Vec<u8>>)]) + Send + Sync>;
 
 /// One node of the cluster as the node list shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,7 +74,8 @@ pub struct Cluster {
     view: RwLock<View>,
     started: String,
     secret: OnceLock<String>,
-    engine: RwLock<Weak<crate::session::Engine>>,
+    /// Shown every batch a reader applies (the engine reloads what it caches of it).
+    on_applied: RwLock<Option<OnApplied>>,
     stopping: AtomicBool,
 }
 
@@ -110,7 +114,7 @@ impl Cluster {
             view: RwLock::new(View::default()),
             started: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             secret: OnceLock::new(),
-            engine: RwLock::new(Weak::new()),
+            on_applied: RwLock::new(None),
             stopping: AtomicBool::new(false),
         });
         cluster.new_lease()?;
@@ -238,9 +242,10 @@ impl Cluster {
         }
     }
 
-    /// Starts the lease and follow threads (module docs, step 2) once the engine exists.
-    pub fn start(self: &Arc<Self>, engine: &Arc<crate::session::Engine>) {
-        *self.engine.write() = Arc::downgrade(engine);
+    /// Starts the lease and follow threads (module docs, step 2) once the engine exists;
+    /// `on_applied` sees each batch of the writer's commits this node applies.
+    pub fn start(self: &Arc<Self>, on_applied: OnApplied) {
+        *self.on_applied.write() = Some(on_applied);
         let me = self.clone();
         std::thread::Builder::new().name("cluster-lease".into()).spawn(move || me.lease_loop()).expect("spawning the lease thread");
         let me = self.clone();
@@ -381,27 +386,13 @@ impl Cluster {
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             }
-            let (mut accounts, mut globals) = (false, false);
-            let engine = self.engine.read().upgrade();
+            let on_applied = self.on_applied.read();
             let followed = self.kv.follow(&self.store, &mut |batch| {
-                accounts |= batch.iter().any(|(k, _)| k.starts_with(crate::privileges::store::PREFIX));
-                globals |= batch.iter().any(|(k, _)| k.starts_with(crate::sql::catalog::GLOBAL_VAR_PREFIX));
-                // A schema change: the search indexes follow it at this point of the stream, as
-                // on the writer (which syncs right after its DDL), so that an index created on
-                // an empty table is complete before the rows after it arrive.
-                if batch.iter().any(|(k, _)| k.starts_with(crate::sql::catalog::TABLE_DEF_PREFIX)) {
-                    if let Some(engine) = &engine {
-                        if let Err(e) = engine.search.sync(&self.store) {
-                            tracing::warn!("search indexes after a schema change: {}", e.message);
-                        }
-                    }
+                if let Some(f) = on_applied.as_ref() {
+                    f(batch);
                 }
             });
-            if accounts || globals {
-                if let Some(engine) = &engine {
-                    engine.reload_replicated(accounts, globals);
-                }
-            }
+            drop(on_applied);
             match followed {
                 Ok(0) => std::thread::sleep(Duration::from_millis(5)),
                 Ok(_) => {}
@@ -441,5 +432,24 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         true
+    }
+}
+
+impl crate::sql::infoschema::ClusterView for Cluster {
+    fn nodes(&self) -> Vec<crate::sql::infoschema::ClusterNode> {
+        let view = self.view();
+        let writer = view.writer.as_ref().map(|(n, _)| n.clone());
+        view.nodes
+            .into_iter()
+            .map(|n| crate::sql::infoschema::ClusterNode {
+                lease_holder: writer.as_deref() == Some(n.name.as_str()),
+                name: n.name,
+                advertise: n.advertise,
+                role: n.role,
+                applied: n.applied,
+                lag_ms: n.lag_ms,
+                started: n.started,
+            })
+            .collect()
     }
 }

@@ -127,7 +127,12 @@ impl Engine {
             let (cluster, store) = crate::cluster::Cluster::join(&config)?;
             let index_dir = config.data_dir.join("indexes");
             let engine = Self::build(config, store, Some(index_dir), secrets, Some(cluster.clone()))?;
-            cluster.start(&engine);
+            let weak = Arc::downgrade(&engine);
+            cluster.start(Box::new(move |batch| {
+                if let Some(engine) = weak.upgrade() {
+                    engine.replicated(batch);
+                }
+            }));
             return Ok(engine);
         }
         if let Some(url) = &config.storage {
@@ -247,8 +252,18 @@ impl Engine {
         rows
     }
 
-    /// A cluster reader applied the writer's commits: reload what the engine caches of them.
-    pub fn reload_replicated(&self, accounts_changed: bool, globals_changed: bool) {
+    /// A cluster reader applied a batch of the writer's commits: the engine follows what it
+    /// caches. A schema change reaches the search indexes at this point of the stream, as on the
+    /// writer (which syncs right after its DDL), so that an index created on an empty table is
+    /// complete before the rows after it arrive.
+    pub fn replicated(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        let touches = |prefix: &[u8]| batch.iter().any(|(k, _)| k.starts_with(prefix));
+        if touches(crate::sql::catalog::TABLE_DEF_PREFIX) {
+            if let Err(e) = self.search.sync(&self.store) {
+                tracing::warn!("search indexes after a schema change: {}", e.message);
+            }
+        }
+        let (accounts_changed, globals_changed) = (touches(crate::privileges::store::PREFIX), touches(crate::sql::catalog::GLOBAL_VAR_PREFIX));
         if accounts_changed {
             match accounts::load(&self.store) {
                 Ok(a) => self.accounts.replace(a),

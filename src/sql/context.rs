@@ -36,7 +36,7 @@ pub struct PlanScope {
     /// Source of `information_schema.TIFLASH_INDEXES`.
     pub search: Option<Arc<crate::index::search::SearchIndexes>>,
     /// Source of `information_schema.CLUSTER_INFO` (None on a single node).
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    pub cluster: Option<Arc<dyn crate::sql::infoschema::ClusterView>>,
     /// `USE/FORCE/IGNORE INDEX` hints by `(db, table)`, lower case.
     pub index_hints: Vec<((String, String), crate::storage::access::IndexHints)>,
     /// A restricted session's privileges: `information_schema` shows only what they reach.

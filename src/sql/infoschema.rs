@@ -699,38 +699,51 @@ fn tiflash_indexes(search: Option<&crate::index::search::SearchIndexes>) -> Resu
     )
 }
 
+/// One node as `information_schema.CLUSTER_INFO` shows it.
+pub struct ClusterNode {
+    pub name: String,
+    pub advertise: String,
+    pub role: String,
+    pub lease_holder: bool,
+    pub applied: u64,
+    pub lag_ms: u64,
+    pub started: String,
+}
+
+/// Where `CLUSTER_INFO` gets its nodes (the cluster room implements it).
+pub trait ClusterView: Send + Sync {
+    fn nodes(&self) -> Vec<ClusterNode>;
+}
+
 /// The nodes of the cluster (TiDB's columns, then embedb's): one row for a single node.
-fn cluster_info(cluster: Option<&crate::cluster::Cluster>, stats: Option<&crate::stats::ServerStats>) -> Result<MemTable> {
+fn cluster_info(cluster: Option<&dyn ClusterView>, stats: Option<&crate::stats::ServerStats>) -> Result<MemTable> {
     use C::*;
     let version = crate::session::server_version();
     let uptime = stats.map(|s| s.uptime_secs()).unwrap_or(0);
     let rows = match cluster {
         None => vec![vec![s("embedb"), null(), null(), s(&version), s(""), null(), s(format!("{uptime}s")), i(0), s("single"), s("writer"), s("YES"), null(), i(0)]],
-        Some(c) => {
-            let view = c.view();
-            let writer = view.writer.as_ref().map(|(n, _)| n.clone());
-            view.nodes
-                .iter()
-                .enumerate()
-                .map(|(n, node)| {
-                    vec![
-                        s("embedb"),
-                        s(&node.advertise),
-                        s(&node.advertise),
-                        s(&version),
-                        s(""),
-                        s(&node.started),
-                        null(),
-                        i(n as i64 + 1),
-                        s(&node.name),
-                        s(&node.role),
-                        s(if writer.as_deref() == Some(node.name.as_str()) { "YES" } else { "NO" }),
-                        i(node.applied as i64),
-                        i(node.lag_ms as i64),
-                    ]
-                })
-                .collect()
-        }
+        Some(c) => c
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(n, node)| {
+                vec![
+                    s("embedb"),
+                    s(&node.advertise),
+                    s(&node.advertise),
+                    s(&version),
+                    s(""),
+                    s(&node.started),
+                    null(),
+                    i(n as i64 + 1),
+                    s(&node.name),
+                    s(&node.role),
+                    s(if node.lease_holder { "YES" } else { "NO" }),
+                    i(node.applied as i64),
+                    i(node.lag_ms as i64),
+                ]
+            })
+            .collect(),
     };
     mem(
         &[

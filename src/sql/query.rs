@@ -87,7 +87,7 @@ impl Session {
             stats: Some(self.engine.stats.clone()),
             handle_tables,
             search: Some(self.engine.search.clone()),
-            cluster: self.engine.cluster.clone(),
+            cluster: self.engine.cluster.clone().map(|c| c as Arc<dyn crate::sql::infoschema::ClusterView>),
             index_hints: index_hints(stmt, self.db.as_deref()),
             visibility: self.catalog_visibility(),
             perf: (text.contains("performance_schema") || self.db.as_deref().is_some_and(|d| d.eq_ignore_ascii_case("performance_schema")))
