@@ -39,6 +39,18 @@ const TICK: Duration = Duration::from_millis(200);
 /// Store key of the secret nodes use to log in to the writer when they forward a statement.
 const SECRET_KEY: &[u8] = b"mCS:forward_secret";
 
+/// The cluster's runtime. The engine (and this with it) may be dropped inside another runtime,
+/// where a runtime cannot be dropped the usual way: it is shut down in the background.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// What a node does with each batch of the writer's commits it applies, after applying it.
 pub type OnApplied = Box<dyn Fn(&[(Vec<u8>, Option<Vec<u8>>)]) + Send + Sync>;
 
@@ -69,7 +81,7 @@ pub struct Cluster {
     etcd: etcd::Etcd,
     prefix: String,
     ttl: Duration,
-    runtime: tokio::runtime::Runtime,
+    runtime: Runtime,
     lease: AtomicI64,
     view: RwLock<View>,
     started: String,
@@ -109,7 +121,7 @@ impl Cluster {
             etcd,
             prefix: format!("/embedb/{}/", url.trim_end_matches('/')),
             ttl: Duration::from_secs(config.lease_ttl_secs.max(1)),
-            runtime,
+            runtime: Runtime(Some(runtime)),
             lease: AtomicI64::new(0),
             view: RwLock::new(View::default()),
             started: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
@@ -136,7 +148,7 @@ impl Cluster {
     /// engine's start-up, which may itself be inside a runtime).
     fn block<T: Send + 'static>(&self, fut: impl std::future::Future<Output = T> + Send + 'static) -> T {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
+        self.runtime.0.as_ref().expect("until dropped").spawn(async move {
             let _ = tx.send(fut.await);
         });
         rx.recv().expect("the cluster runtime ran the call")
@@ -274,6 +286,11 @@ impl Cluster {
                 if last_renewal.elapsed() >= renew_every {
                     self.renew()?;
                     last_renewal = Instant::now();
+                }
+                // Fenced by a newer writer (a commit found out): follow it.
+                if self.kv.is_idle() {
+                    tracing::warn!(node = %self.node, "fenced by a newer writer; this node becomes a reader");
+                    self.demote()?;
                 }
                 if !self.is_writer() {
                     let (etcd, key) = (self.etcd.clone(), self.writer_key());

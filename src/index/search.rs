@@ -141,6 +141,10 @@ pub struct FulltextEntry {
     /// Bumped on every published change: keys the per-query score cache.
     version: AtomicU64,
     scores: Mutex<Option<ScoreCache>>,
+    /// As for vector indexes (`segments`): changes since the last saved copy, and when.
+    dirty: AtomicU64,
+    last_change_ms: AtomicU64,
+    last_save_ms: AtomicU64,
 }
 
 #[derive(Default)]
@@ -178,7 +182,14 @@ impl FulltextEntry {
         if b.running {
             b.touched.insert(handle);
         }
+        self.dirty.fetch_add(1, Ordering::SeqCst);
+        self.last_change_ms.store(segments::now_ms(), Ordering::SeqCst);
         self.index.upsert(handle as u64, row.and_then(|r| self.text_of(r)).as_deref())
+    }
+
+    /// A build (or reconcile) is running.
+    fn building(&self) -> bool {
+        self.build.lock().running
     }
 
     fn publish(&self) {
@@ -500,6 +511,11 @@ fn saved_path(dir: &Path, table_id: i64, index_id: i64) -> PathBuf {
     dir.join(format!("t{table_id}_i{index_id}.ann"))
 }
 
+/// The directory of a full-text index's saved copy.
+fn fulltext_path(dir: &Path, table_id: i64, index_id: i64) -> PathBuf {
+    dir.join(format!("t{table_id}_i{index_id}.fts"))
+}
+
 fn offgraph_path(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".offgraph");
@@ -728,6 +744,13 @@ impl SearchIndexes {
                     let _ = std::fs::remove_file(f.path());
                 }
             }
+            // Full-text copies are always reconciled at start; saved now, that is quick.
+            let fulltext: Vec<Arc<FulltextEntry>> = self.tables.read().values().flat_map(|t| t.fulltext.iter().cloned()).collect();
+            for e in fulltext.iter().filter(|e| !e.building()) {
+                if let Err(x) = e.index.save_copy(fulltext_path(&dir, e.table_id, e.index_id)) {
+                    tracing::warn!("full-text index {}.{}.{}: save failed: {x}", e.db, e.table, e.index_name);
+                }
+            }
             store.write_outside_txn(vec![(SAVED_KEY.to_vec(), Some(token.to_be_bytes().to_vec()))])?;
             Ok(kept.len())
         })
@@ -769,6 +792,28 @@ impl SearchIndexes {
         })
     }
 
+    /// The copy of a full-text index the last run saved (at start only), to reconcile.
+    fn load_saved_fulltext(&self, info: &TableInfo, index_id: i64, parser: Parser) -> Option<FullTextIndex> {
+        if !self.starting.load(Ordering::SeqCst) {
+            return None;
+        }
+        let path = fulltext_path(self.dir.lock().as_ref()?, info.id, index_id);
+        if !path.exists() {
+            return None;
+        }
+        let started = std::time::Instant::now();
+        match FullTextIndex::load_copy(&path, parser) {
+            Ok(index) => {
+                tracing::info!("full-text index {}.{} (id {index_id}) loaded from {}: {} rows in {:?}; reconciling with the table", info.db, info.name, path.display(), index.len(), started.elapsed());
+                Some(index)
+            }
+            Err(e) => {
+                tracing::info!("full-text index {}.{}: saved copy not used ({e}); building", info.db, info.name);
+                None
+            }
+        }
+    }
+
     fn sync_catalog(&self, store: &Store) -> Result<()> {
         let _one = self.sync_lock.lock();
         // Changes from here on are not in the catalog read below: they set the flag again.
@@ -787,6 +832,7 @@ impl SearchIndexes {
         let mut builds: Vec<(Arc<FulltextEntry>, TableInfo)> = Vec::new();
         let mut vector_builds: Vec<(Arc<VectorEntry>, TableInfo)> = Vec::new();
         let mut vector_reconciles: Vec<(Arc<VectorEntry>, TableInfo)> = Vec::new();
+        let mut fulltext_reconciles: Vec<(Arc<FulltextEntry>, TableInfo)> = Vec::new();
         {
             let mut tables = self.tables.write();
             let ids: HashSet<i64> = wanted.iter().map(|t| t.id).collect();
@@ -855,7 +901,13 @@ impl SearchIndexes {
                         continue;
                     }
                     let parser = Parser::parse(parser).unwrap_or(Parser::Standard);
-                    let index = FullTextIndex::in_ram(parser).map_err(|e| SqlError::other(e.to_string()))?;
+                    // At start, the copy saved by the last run (reconciled with the table below).
+                    let saved = self.load_saved_fulltext(&info, ix.id, parser);
+                    let stale = saved.is_some();
+                    let index = match saved {
+                        Some(index) => index,
+                        None => FullTextIndex::in_ram(parser).map_err(|e| SqlError::other(e.to_string()))?,
+                    };
                     let e = Arc::new(FulltextEntry {
                         table_id: info.id,
                         index_id: ix.id,
@@ -869,8 +921,15 @@ impl SearchIndexes {
                         built: Condvar::new(),
                         version: AtomicU64::new(0),
                         scores: Mutex::new(None),
+                        dirty: AtomicU64::new(0),
+                        last_change_ms: AtomicU64::new(0),
+                        last_save_ms: AtomicU64::new(segments::now_ms()),
                     });
-                    builds.push((e.clone(), info.clone()));
+                    if stale {
+                        fulltext_reconciles.push((e.clone(), info.clone()));
+                    } else {
+                        builds.push((e.clone(), info.clone()));
+                    }
                     fulltext.push(e);
                 }
                 tables.insert(info.id, Arc::new(TableSearch { info, fulltext, vector }));
@@ -890,6 +949,13 @@ impl SearchIndexes {
             std::thread::Builder::new()
                 .name("embedb-index-build".into())
                 .spawn(move || build_vector(&e, &info, &store))
+                .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
+        }
+        for (e, info) in fulltext_reconciles {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name("embedb-index-build".into())
+                .spawn(move || segments::reconcile_fulltext(&e, &info, &store))
                 .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
         }
         for (e, info) in vector_reconciles {
@@ -952,13 +1018,17 @@ fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
     b.running = false;
     b.touched.clear();
     match result {
-        Ok(n) => tracing::info!(
+        Ok(n) => {
+            // Saved once writes pause, so that a crash does not mean this build again.
+            e.dirty.fetch_add(1, Ordering::SeqCst);
+            tracing::info!(
             "full-text index {}.{}.{} built: {n} rows in {:?}",
             e.db,
             e.table,
             e.index_name,
             started.elapsed()
-        ),
+            )
+        }
         Err(err) => {
             tracing::error!("full-text index {}.{}.{}: build failed: {}", e.db, e.table, e.index_name, err.message);
             b.failed = Some(err.message);

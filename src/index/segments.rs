@@ -1,5 +1,6 @@
-//! Vector indexes on disk while the server runs, so that a restart after a crash (`kill -9`, a
-//! failover, a node joining a cluster) loads the graph instead of rebuilding it.
+//! Search indexes on disk while the server runs, so that a restart after a crash (`kill -9`, a
+//! failover, a node joining a cluster) loads them instead of rebuilding them. Vector graphs are
+//! described first; full-text indexes work the same way (the end of this tour).
 //!
 //! A clean shutdown saves every graph exactly (`SearchIndexes::save_all`) and the next start
 //! uses it as is. Between shutdowns, a background checkpointer saves each graph that changed,
@@ -21,6 +22,13 @@
 //!
 //! A save stops the index's writers while it writes (commits that touch the index wait), which
 //! is why saves wait for a pause in the writes.
+//!
+//! Full-text indexes live in memory (tantivy's RAM directory); the checkpointer writes a copy of
+//! their files to `t{table}_i{index}.fts/` ([`FullTextIndex::save_copy`]), and a start reads it
+//! back into memory and reconciles it with the table by a hash of each row's text kept in the
+//! index ([`reconcile_fulltext`]).
+//!
+//! [`FullTextIndex::save_copy`]: embedb_fulltext::FullTextIndex::save_copy
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -29,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use embedb_storage::{codec, Store};
 
-use super::{ann_handle, ann_key, saved_path, scan_chunks, SearchIndexes, Slot, VectorEntry, VECTOR_BUILD_STEP};
+use super::{ann_handle, ann_key, fulltext_path, saved_path, scan_chunks, FulltextEntry, SearchIndexes, Slot, VectorEntry, VECTOR_BUILD_STEP};
 use crate::error::Result;
 use crate::sql::catalog::TableInfo;
 use crate::storage::table;
@@ -58,9 +66,31 @@ impl SearchIndexes {
         });
     }
 
-    /// Saves each changed, built vector index whose writes paused (or whose last save is old).
+    /// Saves each changed, built index whose writes paused (or whose last save is old).
     fn checkpoint_due(&self) {
         let Some(dir) = self.dir.lock().clone() else { return };
+        let due = |dirty: u64, last_change: u64, last_save: u64| {
+            let now = now_ms();
+            dirty > 0 && (now.saturating_sub(last_change) >= IDLE.as_millis() as u64 || now.saturating_sub(last_save) >= MAX_AGE.as_millis() as u64)
+        };
+        let fulltext: Vec<Arc<FulltextEntry>> = self.tables.read().values().flat_map(|t| t.fulltext.iter().cloned()).collect();
+        for e in fulltext {
+            if e.building() || !due(e.dirty.load(Ordering::SeqCst), e.last_change_ms.load(Ordering::SeqCst), e.last_save_ms.load(Ordering::SeqCst)) {
+                continue;
+            }
+            e.dirty.store(0, Ordering::SeqCst);
+            let started = Instant::now();
+            match e.index.save_copy(fulltext_path(&dir, e.table_id, e.index_id)) {
+                Ok(()) => {
+                    e.last_save_ms.store(now_ms(), Ordering::SeqCst);
+                    tracing::info!("full-text index {}.{}.{} saved: {} rows in {:?}", e.db, e.table, e.index_name, e.index.len(), started.elapsed());
+                }
+                Err(err) => {
+                    e.dirty.fetch_add(1, Ordering::SeqCst);
+                    tracing::warn!("full-text index {}.{}.{}: save failed: {err}", e.db, e.table, e.index_name);
+                }
+            }
+        }
         let entries: Vec<Arc<VectorEntry>> = self.tables.read().values().flat_map(|t| t.vector.iter().cloned()).collect();
         let now = now_ms();
         for e in entries {
@@ -167,6 +197,79 @@ pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store)
         }
         Err(err) => {
             tracing::error!("vector index {}.{}.{}: reconciling its checkpoint failed: {}", e.db, e.table, e.index_name, err.message);
+            b.failed = Some(err.message);
+        }
+    }
+    drop(b);
+    e.built.notify_all();
+}
+
+/// Brings a full-text index loaded from its saved copy in line with the table: one pass compares
+/// each row's text hash with the copy's, re-indexes what differs, and drops rows gone since.
+pub(super) fn reconcile_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
+    let started = Instant::now();
+    let result = (|| -> Result<(u64, u64)> {
+        let mut saved = e.index.key_hashes().map_err(|x| crate::error::SqlError::other(x.to_string()))?;
+        let loaded = saved.len();
+        let txn = store.begin()?;
+        e.build.lock().rows_total = table::estimated_rows(&txn, info.id)?;
+        let (mut done, mut fixed) = (0u64, 0u64);
+        scan_chunks(&txn, info.id, |chunk| {
+            let mut b = e.build.lock();
+            for (k, v) in chunk {
+                let handle = codec::decode_row_key_handle(k)?;
+                let key = handle as u64;
+                let had = saved.remove(&key);
+                if b.touched.contains(&handle) {
+                    continue;
+                }
+                let row = table::decode(info, handle, v)?;
+                let text = e.text_of(&row);
+                if had.is_some() && had == text.as_deref().map(embedb_fulltext::text_hash) {
+                    continue;
+                }
+                if had.is_none() && text.is_none() {
+                    continue;
+                }
+                e.index.upsert(key, text.as_deref()).map_err(|x| crate::error::SqlError::other(x.to_string()))?;
+                fixed += 1;
+            }
+            done += chunk.len() as u64;
+            b.rows_indexed = done;
+            Ok(())
+        })?;
+        // Rows deleted since the copy was saved.
+        let b = e.build.lock();
+        for key in saved.into_keys() {
+            if !b.touched.contains(&(key as i64)) {
+                e.index.delete(key).map_err(|x| crate::error::SqlError::other(x.to_string()))?;
+                fixed += 1;
+            }
+        }
+        drop(b);
+        txn.rollback();
+        tracing::debug!(loaded, "full-text copy reconciled");
+        Ok((done, fixed))
+    })();
+    e.publish();
+    let mut b = e.build.lock();
+    b.running = false;
+    b.touched.clear();
+    match result {
+        Ok((n, fixed)) => {
+            if fixed > 0 {
+                e.dirty.fetch_add(1, Ordering::SeqCst);
+            }
+            tracing::info!(
+                "full-text index {}.{}.{} ready from its saved copy: {n} rows checked, {fixed} brought up to date in {:?}",
+                e.db,
+                e.table,
+                e.index_name,
+                started.elapsed()
+            );
+        }
+        Err(err) => {
+            tracing::error!("full-text index {}.{}.{}: reconciling its saved copy failed: {}", e.db, e.table, e.index_name, err.message);
             b.failed = Some(err.message);
         }
     }

@@ -76,3 +76,34 @@ def test_a_crash_restart_reconciles_the_checkpointed_graph(embedb_binary: Path, 
                 want = sorted(round(cosine(v, q), 5) for v in rows.values())[:10]
                 assert got == want
         c.close()
+
+
+def test_a_crash_restart_reconciles_the_saved_full_text_index(embedb_binary: Path, tmp_path: Path) -> None:
+    words = {i: ("alpha" if i % 2 else "beta") for i in range(1, 2001)}
+    with own_server(embedb_binary, tmp_path) as srv:
+        c = connect(*srv.address)
+        with c.cursor() as cur:
+            cur.execute("CREATE TABLE test.notes (id INT PRIMARY KEY, body TEXT, FULLTEXT INDEX ft (body))")
+            cur.executemany("INSERT INTO test.notes VALUES (%s, %s)", [(i, f"note {i} {w}") for i, w in words.items()])
+        wait_log(srv, r"full-text index test\.notes\.ft saved: 2000 rows")
+        with c.cursor() as cur:
+            for i in range(1, 51):  # alpha <-> beta
+                words[i] = "beta" if words[i] == "alpha" else "alpha"
+                cur.execute("UPDATE test.notes SET body = %s WHERE id = %s", (f"note {i} {words[i]}", i))
+            cur.execute("DELETE FROM test.notes WHERE id BETWEEN 51 AND 80")
+            for i in range(51, 81):
+                del words[i]
+            for i in range(3001, 3021):
+                words[i] = "beta"
+                cur.execute("INSERT INTO test.notes VALUES (%s, %s)", (i, f"note {i} beta"))
+        c.close()
+        srv.kill()
+        srv.start()
+        m = wait_log(srv, r"full-text index test\.notes\.ft ready from its saved copy: (\d+) rows checked, (\d+) brought up to date")
+        assert tuple(map(int, m.groups())) == (1990, 100), m.group(0)
+        c = connect(*srv.address)
+        with c.cursor() as cur:
+            for w in ("alpha", "beta"):
+                cur.execute("SELECT id FROM test.notes WHERE FTS_MATCH_WORD(%s, body) ORDER BY id", (w,))
+                assert [r[0] for r in cur.fetchall()] == sorted(i for i, x in words.items() if x == w)
+        c.close()

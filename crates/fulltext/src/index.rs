@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
-use tantivy::directory::MmapDirectory;
+use tantivy::directory::{Directory, MmapDirectory, RamDirectory};
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
@@ -43,6 +43,18 @@ use crate::Parser;
 
 const KEY_FIELD: &str = "key";
 const TEXT_FIELD: &str = "text";
+/// A hash of each row's text ([`text_hash`]): a saved copy is checked against the table by it.
+const HASH_FIELD: &str = "text_hash";
+
+/// FNV-1a of a row's text: stable across versions and builds, so a copy saved by one build is
+/// checked correctly by the next.
+pub fn text_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h = (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
 /// Commit payloads start with this, so that a payload written by something else is recognised.
 const PAYLOAD_PREFIX: &str = "embedb-fulltext/1 watermark=";
 
@@ -102,8 +114,18 @@ pub struct FullTextIndex {
     parser: Parser,
     key: Field,
     text: Field,
+    hash: Field,
     /// The watermark of the last commit, cached so that `watermark()` does not read meta.json.
     watermark: AtomicU64,
+    /// The files of an index held in memory ([`FullTextIndex::save_copy`] writes them out).
+    ram: Option<RamDirectory>,
+}
+
+/// `path` with `suffix` appended to its last component.
+fn suffixed(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
 }
 
 fn schema_for(parser: Parser) -> (Schema, Field, Field) {
@@ -120,6 +142,7 @@ fn schema_for(parser: Parser) -> (Schema, Field, Field) {
         TEXT_FIELD,
         TextOptions::default().set_indexing_options(indexing),
     );
+    builder.add_u64_field(HASH_FIELD, FAST);
     (builder.build(), key, text)
 }
 
@@ -170,8 +193,87 @@ impl FullTextIndex {
     /// A fresh index held in memory only (tests, temporary tables). It starts empty at watermark 0.
     pub fn in_ram(parser: Parser) -> Result<FullTextIndex> {
         let (schema, _, _) = schema_for(parser);
-        let index = Index::create_in_ram(schema);
-        Self::from_index(index, parser, WriterOptions::default(), "<in memory>")
+        let ram = RamDirectory::create();
+        let index = Index::create(ram.clone(), schema, IndexSettings::default())?;
+        let mut me = Self::from_index(index, parser, WriterOptions::default(), "<in memory>")?;
+        me.ram = Some(ram);
+        Ok(me)
+    }
+
+    /// Writes the committed state of an index held in memory to `dir` (replacing what is there,
+    /// atomically: a crash leaves the old copy or the new one). Changes wait meanwhile.
+    pub fn save_copy(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let Some(ram) = &self.ram else { return Ok(()) };
+        let (tmp, old) = (suffixed(dir, ".tmp"), suffixed(dir, ".old"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        {
+            // The writer lock keeps merges and commits from changing the files under the copy.
+            let _w = self.writer.lock().map_err(|_| FullTextError::Poisoned)?;
+            let out = MmapDirectory::open(&tmp).map_err(tantivy::TantivyError::from)?;
+            ram.persist(&out)?;
+        }
+        for f in std::fs::read_dir(&tmp)?.flatten() {
+            std::fs::File::open(f.path())?.sync_all()?;
+        }
+        std::fs::File::open(&tmp)?.sync_all()?;
+        let _ = std::fs::remove_dir_all(&old);
+        if dir.exists() {
+            std::fs::rename(dir, &old)?;
+        }
+        std::fs::rename(&tmp, dir)?;
+        let _ = std::fs::remove_dir_all(&old);
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Reads a copy written by [`FullTextIndex::save_copy`] into memory (`dir`, or the previous
+    /// copy if a save was cut short). Errors when there is none or it is not of `parser`.
+    pub fn load_copy(dir: impl AsRef<Path>, parser: Parser) -> Result<FullTextIndex> {
+        let dir = dir.as_ref();
+        let src = if dir.exists() { dir.to_path_buf() } else { suffixed(dir, ".old") };
+        let ram = RamDirectory::create();
+        for f in std::fs::read_dir(&src)?.flatten() {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            // Lock files belong to the process that wrote the copy.
+            if name.ends_with(".lock") {
+                continue;
+            }
+            ram.atomic_write(Path::new(name.as_ref()), &std::fs::read(f.path())?)?;
+        }
+        let index = Index::open(ram.clone())?;
+        let shown = src.display().to_string();
+        let stored = stored_parser_of(&index, &shown)?;
+        if stored != parser {
+            return Err(FullTextError::ParserMismatch { path: shown, stored, requested: parser });
+        }
+        let mut me = Self::from_index(index, parser, WriterOptions::default(), &shown)?;
+        me.ram = Some(ram);
+        Ok(me)
+    }
+
+    /// Every committed row's key and [`text_hash`].
+    pub fn key_hashes(&self) -> Result<HashMap<u64, u64>> {
+        let searcher = self.reader.searcher();
+        let mut out = HashMap::with_capacity(searcher.num_docs() as usize);
+        for segment in searcher.segment_readers() {
+            let keys = segment.fast_fields().u64(KEY_FIELD)?;
+            let hashes = segment.fast_fields().u64(HASH_FIELD)?;
+            let alive = segment.alive_bitset();
+            for doc in 0..segment.max_doc() {
+                if alive.is_some_and(|a| !a.is_alive(doc)) {
+                    continue;
+                }
+                if let (Some(k), Some(h)) = (keys.first(doc), hashes.first(doc)) {
+                    out.insert(k, h);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Opens the index in `dir`, or creates an empty one (watermark 0) if `dir` holds none; the
@@ -232,6 +334,7 @@ impl FullTextIndex {
         let schema = index.schema();
         let key = schema.get_field(KEY_FIELD)?;
         let text = schema.get_field(TEXT_FIELD)?;
+        let hash = schema.get_field(HASH_FIELD)?;
         let watermark = parse_payload(index.load_metas()?.payload.as_deref(), path)?;
         // Manual: the reader moves only when `commit` reloads it, so a search never sees a
         // half-published state and always sees the commit that just returned.
@@ -247,7 +350,9 @@ impl FullTextIndex {
             parser,
             key,
             text,
+            hash,
             watermark: AtomicU64::new(watermark),
+            ram: None,
         })
     }
 
@@ -292,6 +397,7 @@ impl FullTextIndex {
                 let mut doc = TantivyDocument::default();
                 doc.add_u64(self.key, key);
                 doc.add_text(self.text, text);
+                doc.add_u64(self.hash, text_hash(text));
                 w.add_document(doc)?;
             }
             Ok(())
@@ -629,5 +735,41 @@ impl SegmentCollector for KeyScoreSegmentCollector {
 
     fn harvest(self) -> Self::Fruit {
         self.out
+    }
+}
+
+#[cfg(test)]
+mod saved_copies {
+    use super::*;
+
+    #[test]
+    fn a_saved_copy_loads_back_with_its_text_hashes() {
+        let ix = FullTextIndex::in_ram(Parser::Standard).unwrap();
+        ix.upsert(1, Some("red fox")).unwrap();
+        ix.upsert(2, Some("blue whale")).unwrap();
+        ix.commit(0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t1_i1.fts");
+        ix.save_copy(&path).unwrap();
+        // A second save replaces the first; uncommitted changes are not in it.
+        ix.upsert(3, Some("grey fox")).unwrap();
+        ix.delete(2).unwrap();
+        ix.commit(0).unwrap();
+        ix.upsert(4, Some("staged only")).unwrap();
+        ix.save_copy(&path).unwrap();
+        let back = FullTextIndex::load_copy(&path, Parser::Standard).unwrap();
+        assert_eq!(back.len(), 2);
+        let hashes = back.key_hashes().unwrap();
+        assert_eq!(hashes.len(), 2);
+        assert_eq!(hashes.get(&3), Some(&text_hash("grey fox")));
+        assert!(!hashes.contains_key(&2));
+        let keys: HashSet<u64> = back.search("fox", 5).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, HashSet::from([1, 3]));
+        // It goes on taking changes in memory.
+        back.upsert(5, Some("fox cub")).unwrap();
+        back.commit(0).unwrap();
+        assert_eq!(back.search("cub", 5).unwrap().len(), 1);
+        assert!(FullTextIndex::load_copy(&path, Parser::Multilingual).is_err());
+        assert!(FullTextIndex::load_copy(dir.path().join("none.fts"), Parser::Standard).is_err());
     }
 }

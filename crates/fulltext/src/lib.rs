@@ -23,7 +23,7 @@ mod index;
 mod parser;
 
 pub use analyze::{document_terms, query_terms, MAX_TERM_CHARS};
-pub use index::{FullTextError, FullTextIndex, Result, WriterOptions};
+pub use index::{text_hash, FullTextError, FullTextIndex, Result, WriterOptions};
 pub use parser::{Parser, ParserError, NGRAM_DEFAULT_SIZE, NGRAM_MAX_SIZE, NGRAM_MIN_SIZE};
 
 #[cfg(test)]

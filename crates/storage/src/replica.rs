@@ -286,6 +286,11 @@ impl ReplicaKv {
         }
     }
 
+    /// Whether this node holds neither handle (fenced or stepped down, not yet following).
+    pub fn is_idle(&self) -> bool {
+        matches!(&*self.role.read(), Role::Idle)
+    }
+
     /// Whether this node holds the writer's handle.
     pub fn is_writer(&self) -> bool {
         matches!(&*self.role.read(), Role::Writer(_))
