@@ -1014,28 +1014,34 @@ fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
         txn.rollback();
         Ok(done)
     })();
-    let mut b = e.build.lock();
-    b.running = false;
-    b.touched.clear();
-    match result {
-        Ok(n) => {
-            // Saved once writes pause, so that a crash does not mean this build again.
-            e.dirty.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(
-            "full-text index {}.{}.{} built: {n} rows in {:?}",
-            e.db,
-            e.table,
-            e.index_name,
-            started.elapsed()
-            )
+    let name = format!("full-text index {}.{}.{}", e.db, e.table, e.index_name);
+    end_build(&e.build, &e.built, &name, result.map(|n| {
+        // Saved once writes pause, so that a crash does not mean this build again.
+        e.dirty.fetch_add(1, Ordering::SeqCst);
+        format!("built: {n} rows in {:?}", started.elapsed())
+    }).map_err(|err| ("build failed", err.message)));
+}
+
+/// The rows of a chunk of `scan_chunks`.
+fn decode_rows(info: &TableInfo, chunk: &[(Vec<u8>, Vec<u8>)]) -> Result<Vec<table::Row>> {
+    chunk.iter().map(|(k, v)| table::decode(info, codec::decode_row_key_handle(k)?, v)).collect()
+}
+
+impl VectorEntry {
+    /// The snapshot a build or reconcile scans: its version is the graph's base from here on,
+    /// and the row count is the progress figures' total.
+    fn start_pass(&self, info: &TableInfo, store: &Store) -> Result<Txn> {
+        let txn = store.begin()?;
+        self.base_version.store(txn.start_version(), Ordering::SeqCst);
+        let total = crate::storage::table::estimated_rows(&txn, info.id)?;
+        {
+            let mut b = self.build.lock();
+            b.rows_total = total;
+            b.counted = true;
         }
-        Err(err) => {
-            tracing::error!("full-text index {}.{}.{}: build failed: {}", e.db, e.table, e.index_name, err.message);
-            b.failed = Some(err.message);
-        }
+        self.built.notify_all();
+        Ok(txn)
     }
-    drop(b);
-    e.built.notify_all();
 }
 
 /// Fill a new vector index from a snapshot scan. Rows the observer touched meanwhile are newer
@@ -1043,23 +1049,11 @@ fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
 fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     let started = std::time::Instant::now();
     let result = (|| -> Result<u64> {
-        let txn = store.begin()?;
-        e.base_version.store(txn.start_version(), Ordering::SeqCst);
-        let total = crate::storage::table::estimated_rows(&txn, info.id)?;
-        {
-            let mut b = e.build.lock();
-            b.rows_total = total;
-            b.counted = true;
-        }
-        e.built.notify_all();
+        let txn = e.start_pass(info, store)?;
         let mut done = 0u64;
         scan_chunks(&txn, info.id, |chunk| {
             // Decode outside the build lock; only the inserts need it.
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (k, v) in chunk {
-                let handle = codec::decode_row_key_handle(k)?;
-                rows.push(table::decode(info, handle, v)?);
-            }
+            let rows = decode_rows(info, chunk)?;
             for step in rows.chunks(VECTOR_BUILD_STEP) {
                 let mut b = e.build.lock();
                 let fresh: Vec<(i64, Option<&table::Row>)> =
@@ -1073,30 +1067,30 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
         txn.rollback();
         Ok(done)
     })();
-    let mut b = e.build.lock();
+    let name = format!("vector index {}.{}.{}", e.db, e.table, e.index_name);
+    end_build(&e.build, &e.built, &name, result.map(|n| {
+        e.ready.store(true, Ordering::SeqCst);
+        // Checkpointed once writes pause, so that a crash does not mean this build again.
+        e.dirty.fetch_add(1, Ordering::SeqCst);
+        format!("built: {n} rows ({} in the graph) in {:?}", e.index.len(), started.elapsed())
+    }).map_err(|err| ("build failed", err.message)));
+}
+
+/// The end of a build or reconcile of index `name` (its outcome's message, or what failed and
+/// why): a failure is kept for the searches that wait on the index; either way they wake.
+fn end_build(build: &Mutex<Build>, built: &Condvar, name: &str, outcome: std::result::Result<String, (&str, String)>) {
+    let mut b = build.lock();
     b.running = false;
     b.touched.clear();
-    match result {
-        Ok(n) => {
-            e.ready.store(true, Ordering::SeqCst);
-            // Checkpointed once writes pause, so that a crash does not mean this build again.
-            e.dirty.fetch_add(1, Ordering::SeqCst);
-            tracing::info!(
-                "vector index {}.{}.{} built: {n} rows ({} in the graph) in {:?}",
-                e.db,
-                e.table,
-                e.index_name,
-                e.index.len(),
-                started.elapsed()
-            )
-        }
-        Err(err) => {
-            tracing::error!("vector index {}.{}.{}: build failed: {}", e.db, e.table, e.index_name, err.message);
-            b.failed = Some(err.message);
+    match outcome {
+        Ok(done) => tracing::info!("{name} {done}"),
+        Err((what, why)) => {
+            tracing::error!("{name}: {what}: {why}");
+            b.failed = Some(why);
         }
     }
     drop(b);
-    e.built.notify_all();
+    built.notify_all();
 }
 
 #[cfg(test)]

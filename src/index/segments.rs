@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use embedb_storage::{codec, Store};
 
-use super::{ann_handle, ann_key, fulltext_path, saved_path, scan_chunks, FulltextEntry, SearchIndexes, Slot, VectorEntry, VECTOR_BUILD_STEP};
+use super::{ann_handle, ann_key, decode_rows, end_build, fulltext_path, saved_path, scan_chunks, FulltextEntry, SearchIndexes, Slot, VectorEntry, VECTOR_BUILD_STEP};
 use crate::error::Result;
 use crate::sql::catalog::TableInfo;
 use crate::storage::table;
@@ -128,23 +128,11 @@ pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store)
     let started = Instant::now();
     let loaded = e.index.len();
     let result = (|| -> Result<(u64, u64)> {
-        let txn = store.begin()?;
-        e.base_version.store(txn.start_version(), Ordering::SeqCst);
-        let total = table::estimated_rows(&txn, info.id)?;
-        {
-            let mut b = e.build.lock();
-            b.rows_total = total;
-            b.counted = true;
-        }
-        e.built.notify_all();
+        let txn = e.start_pass(info, store)?;
         let mut seen: HashSet<u64> = HashSet::with_capacity(loaded);
         let (mut done, mut fixed) = (0u64, 0u64);
         scan_chunks(&txn, info.id, |chunk| {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (k, v) in chunk {
-                let handle = codec::decode_row_key_handle(k)?;
-                rows.push(table::decode(info, handle, v)?);
-            }
+            let rows = decode_rows(info, chunk)?;
             for step in rows.chunks(VECTOR_BUILD_STEP) {
                 let mut b = e.build.lock();
                 let mut changes = Vec::new();
@@ -178,30 +166,14 @@ pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store)
         txn.rollback();
         Ok((done, fixed))
     })();
-    let mut b = e.build.lock();
-    b.running = false;
-    b.touched.clear();
-    match result {
-        Ok((n, fixed)) => {
-            e.ready.store(true, Ordering::SeqCst);
-            if fixed > 0 {
-                e.dirty.fetch_add(1, Ordering::SeqCst);
-            }
-            tracing::info!(
-                "vector index {}.{}.{} ready from its checkpoint: {n} rows checked, {fixed} brought up to date ({loaded} in the file) in {:?}",
-                e.db,
-                e.table,
-                e.index_name,
-                started.elapsed()
-            );
+    let name = format!("vector index {}.{}.{}", e.db, e.table, e.index_name);
+    end_build(&e.build, &e.built, &name, result.map(|(n, fixed)| {
+        e.ready.store(true, Ordering::SeqCst);
+        if fixed > 0 {
+            e.dirty.fetch_add(1, Ordering::SeqCst);
         }
-        Err(err) => {
-            tracing::error!("vector index {}.{}.{}: reconciling its checkpoint failed: {}", e.db, e.table, e.index_name, err.message);
-            b.failed = Some(err.message);
-        }
-    }
-    drop(b);
-    e.built.notify_all();
+        format!("ready from its checkpoint: {n} rows checked, {fixed} brought up to date ({loaded} in the file) in {:?}", started.elapsed())
+    }).map_err(|err| ("reconciling its checkpoint failed", err.message)));
 }
 
 /// Brings a full-text index loaded from its saved copy in line with the table: one pass compares
@@ -252,27 +224,11 @@ pub(super) fn reconcile_fulltext(e: &FulltextEntry, info: &TableInfo, store: &St
         Ok((done, fixed))
     })();
     e.publish();
-    let mut b = e.build.lock();
-    b.running = false;
-    b.touched.clear();
-    match result {
-        Ok((n, fixed)) => {
-            if fixed > 0 {
-                e.dirty.fetch_add(1, Ordering::SeqCst);
-            }
-            tracing::info!(
-                "full-text index {}.{}.{} ready from its saved copy: {n} rows checked, {fixed} brought up to date in {:?}",
-                e.db,
-                e.table,
-                e.index_name,
-                started.elapsed()
-            );
+    let name = format!("full-text index {}.{}.{}", e.db, e.table, e.index_name);
+    end_build(&e.build, &e.built, &name, result.map(|(n, fixed)| {
+        if fixed > 0 {
+            e.dirty.fetch_add(1, Ordering::SeqCst);
         }
-        Err(err) => {
-            tracing::error!("full-text index {}.{}.{}: reconciling its saved copy failed: {}", e.db, e.table, e.index_name, err.message);
-            b.failed = Some(err.message);
-        }
-    }
-    drop(b);
-    e.built.notify_all();
+        format!("ready from its saved copy: {n} rows checked, {fixed} brought up to date in {:?}", started.elapsed())
+    }).map_err(|err| ("reconciling its saved copy failed", err.message)));
 }

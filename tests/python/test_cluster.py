@@ -251,19 +251,25 @@ def check_invariants(node: Node, load: Load) -> None:
     c.close()
 
 
-def test_failover_loop(cluster: list[Node]) -> None:
-    cycles = int(os.environ.get("EMBEDB_FAILOVER_CYCLES", "30"))
-    w = writer_of(cluster)
-    c = w.connect()
+def create_load_tables(cluster: list[Node]) -> None:
+    """The load's tables, empty (made if missing), on every node."""
+    c = writer_of(cluster).connect()
     with c.cursor() as cur:
-        cur.execute("CREATE DATABASE fo")
-        cur.execute("CREATE TABLE fo.plain (id BIGINT PRIMARY KEY, client INT, n INT, val VARCHAR(40))")
-        cur.execute("CREATE TABLE fo.probe (id BIGINT PRIMARY KEY, via VARCHAR(10))")
-        cur.execute("CREATE TABLE fo.vec (id BIGINT PRIMARY KEY, v VECTOR(3), VECTOR INDEX iv ((VEC_COSINE_DISTANCE(v))))")
-        cur.execute(f"CREATE TABLE fo.emb (id BIGINT PRIMARY KEY, txt TEXT, e VECTOR(384) GENERATED ALWAYS AS "
+        cur.execute("CREATE DATABASE IF NOT EXISTS fo")
+        cur.execute("CREATE TABLE IF NOT EXISTS fo.plain (id BIGINT PRIMARY KEY, client INT, n INT, val VARCHAR(40))")
+        cur.execute("CREATE TABLE IF NOT EXISTS fo.probe (id BIGINT PRIMARY KEY, via VARCHAR(10))")
+        cur.execute("CREATE TABLE IF NOT EXISTS fo.vec (id BIGINT PRIMARY KEY, v VECTOR(3), VECTOR INDEX iv ((VEC_COSINE_DISTANCE(v))))")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS fo.emb (id BIGINT PRIMARY KEY, txt TEXT, e VECTOR(384) GENERATED ALWAYS AS "
                     f"(EMBED_TEXT('{MODEL}', txt)) STORED)")
+        for t in ("plain", "probe", "vec", "emb"):
+            cur.execute(f"DELETE FROM fo.{t}")
     c.close()
     caught_up(cluster)
+
+
+def test_failover_loop(cluster: list[Node]) -> None:
+    cycles = int(os.environ.get("EMBEDB_FAILOVER_CYCLES", "30"))
+    create_load_tables(cluster)
     report = []
     with Load(cluster) as load:
         wait_until("a first commit", lambda: load.commits_since(0) > 0, timeout=60)
@@ -320,19 +326,7 @@ def test_failover_loop(cluster: list[Node]) -> None:
 
 
 def test_volume_server_and_etcd_member_loss(cluster: list[Node], infra) -> None:
-    w = writer_of(cluster)
-    c = w.connect()
-    with c.cursor() as cur:
-        cur.execute("CREATE DATABASE IF NOT EXISTS fo")
-        cur.execute("CREATE TABLE IF NOT EXISTS fo.plain (id BIGINT PRIMARY KEY, client INT, n INT, val VARCHAR(40))")
-        cur.execute("CREATE TABLE IF NOT EXISTS fo.vec (id BIGINT PRIMARY KEY, v VECTOR(3), VECTOR INDEX iv ((VEC_COSINE_DISTANCE(v))))")
-        cur.execute(f"CREATE TABLE IF NOT EXISTS fo.emb (id BIGINT PRIMARY KEY, txt TEXT, e VECTOR(384) GENERATED ALWAYS AS "
-                    f"(EMBED_TEXT('{MODEL}', txt)) STORED)")
-        cur.execute("DELETE FROM fo.plain")
-        cur.execute("DELETE FROM fo.vec")
-        cur.execute("DELETE FROM fo.emb")
-    c.close()
-    caught_up(cluster)
+    create_load_tables(cluster)
     with Load(cluster) as load:
         wait_until("a first commit", lambda: load.commits_since(0) > 0, timeout=60)
         t0 = time.monotonic()

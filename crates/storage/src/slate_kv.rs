@@ -222,6 +222,21 @@ mod tests {
         crate::conformance::check_all(&open, dir.path(), true);
     }
 
+    /// The contract on a real S3 server: `tests/python/test_object_storage.py` runs this with
+    /// `EMBEDB_TEST_S3_URL` naming a bucket on the SeaweedFS it starts; without it, nothing runs.
+    #[test]
+    fn slate_kv_meets_the_contract_on_s3() {
+        let Ok(url) = std::env::var("EMBEDB_TEST_S3_URL") else { return };
+        let dir = tempfile::tempdir().unwrap();
+        // Each test directory is a prefix in the bucket (a reopen finds the same one).
+        let run = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let open = |d: &std::path::Path| {
+            let name = d.file_name().unwrap().to_string_lossy();
+            SlateKv::open_url(&format!("{}/{run}/{name}", url.trim_end_matches('/'))).map(|kv| Arc::new(kv) as Arc<dyn Kv>)
+        };
+        crate::conformance::check_all(&open, dir.path(), true);
+    }
+
     #[test]
     fn a_second_writer_fences_the_first() {
         let dir = tempfile::tempdir().unwrap();
