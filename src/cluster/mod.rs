@@ -8,11 +8,13 @@
 //!    (`/embedb/<cluster>/writer`, create-if-absent, bound to the lease). The winner opens the
 //!    shared database as its writer (SlateDB fences any earlier writer); the others open it as
 //!    readers and bring their copy up to date. Only then is the engine built on the copy.
-//! 2. Two threads run for the node's life. The lease thread renews the lease (every third of its
-//!    TTL), publishes this node in `/embedb/<cluster>/nodes/`, reads the node list for
-//!    `information_schema.CLUSTER_INFO`, and on a reader claims the writer key whenever it is
-//!    free (the writer's lease expired: it died or stalled) and promotes this node. The follow
-//!    thread, on a reader, applies the writer's commits to the copy as they become durable.
+//! 2. Three threads run for the node's life. The keep-alive thread renews the lease every third
+//!    of its TTL (on its own, so that a slow promotion never lets the lease lapse). The lease
+//!    thread publishes this node in `/embedb/<cluster>/nodes/`, reads the node list for
+//!    `information_schema.CLUSTER_INFO`, on a reader claims the writer key whenever it is free
+//!    (the writer's lease expired: it died or stalled) and promotes this node, and steps a
+//!    writer down when its lease is gone. The follow thread, on a reader, applies the writer's
+//!    commits to the copy as they become durable.
 //! 3. A writer commits only while its lease is surely alive: the copy refuses commits once the
 //!    last renewal's send time plus the TTL has passed. So a writer that was stopped (SIGSTOP)
 //!    and resumes commits nothing, and SlateDB's fencing stops any write already under way; the
@@ -86,6 +88,11 @@ pub struct Cluster {
     view: RwLock<View>,
     started: String,
     secret: OnceLock<String>,
+    /// When the lease was last renewed (or granted), and whether etcd said it is gone.
+    renewed: parking_lot::Mutex<Instant>,
+    lease_lost: AtomicBool,
+    /// Index checkpoint files uploaded, with their (size, modified) then.
+    uploaded: parking_lot::Mutex<std::collections::HashMap<String, (u64, std::time::SystemTime)>>,
     /// Shown every batch a reader applies (the engine reloads what it caches of it).
     on_applied: RwLock<Option<OnApplied>>,
     stopping: AtomicBool,
@@ -126,10 +133,16 @@ impl Cluster {
             view: RwLock::new(View::default()),
             started: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             secret: OnceLock::new(),
+            renewed: parking_lot::Mutex::new(Instant::now()),
+            lease_lost: AtomicBool::new(false),
+            uploaded: Default::default(),
             on_applied: RwLock::new(None),
             stopping: AtomicBool::new(false),
         });
         cluster.new_lease()?;
+        // Renewed from now on, whatever the start-up below takes.
+        let me = cluster.clone();
+        std::thread::Builder::new().name("cluster-keepalive".into()).spawn(move || me.keepalive_loop()).map_err(err)?;
         if cluster.try_claim()? {
             tracing::info!(node = %cluster.node, "holding the writer lease; opening the shared database as its writer");
             cluster.kv.become_writer(&store, true)?;
@@ -160,20 +173,19 @@ impl Cluster {
 
     fn new_lease(&self) -> Result<()> {
         let (etcd, ttl) = (self.etcd.clone(), self.ttl.as_secs());
+        let sent = Instant::now();
         let id = self.block(async move { etcd.grant(ttl).await }).map_err(err)?;
         self.lease.store(id, Ordering::SeqCst);
+        *self.renewed.lock() = sent;
         Ok(())
     }
 
     /// Claims the writer key with this node's lease; true if this node now holds it. The
     /// deadline is set before the claim, from the time the lease was last renewed.
     fn try_claim(&self) -> Result<bool> {
-        let sent = Instant::now();
-        let (etcd, lease) = (self.etcd.clone(), self.lease.load(Ordering::SeqCst));
-        // Renew first: the claim is as good as the lease's remaining time.
-        let alive = self.block(async move { etcd.keep_alive(lease).await }).map_err(err)?;
-        if alive.is_none() {
-            self.new_lease()?;
+        // The claim is as good as the lease's remaining time: from its last renewal.
+        let renewed = *self.renewed.lock();
+        if self.lease_lost.load(Ordering::SeqCst) || renewed.elapsed() >= self.ttl {
             return Ok(false);
         }
         let value = json!({ "node": self.node, "advertise": self.advertise }).to_string();
@@ -181,7 +193,7 @@ impl Cluster {
         let holder = self.block(async move { etcd.create_if_absent(&key, &value, lease).await }).map_err(err)?;
         match holder {
             None => {
-                self.kv.set_lease_deadline(Some(sent + self.ttl));
+                self.kv.set_lease_deadline(Some(renewed + self.ttl));
                 Ok(true)
             }
             Some(h) => {
@@ -222,8 +234,9 @@ impl Cluster {
         Some(self.secret.get_or_init(|| s).clone())
     }
 
+    /// This node holds the writer's handle and its lease has not run out.
     pub fn is_writer(&self) -> bool {
-        self.kv.is_writer()
+        self.kv.is_writer() && !self.kv.lease_expired()
     }
 
     pub fn role(&self) -> &'static str {
@@ -276,16 +289,22 @@ impl Cluster {
     }
 
     fn lease_loop(self: Arc<Self>) {
-        let renew_every = self.ttl / 3;
-        let mut last_renewal = Instant::now() - renew_every;
         let mut last_publish = Instant::now() - Duration::from_secs(10);
         let mut last_error = Instant::now() - Duration::from_secs(60);
         while !self.stopping.load(Ordering::SeqCst) {
             std::thread::sleep(TICK);
             let mut step = || -> Result<()> {
-                if last_renewal.elapsed() >= renew_every {
-                    self.renew()?;
-                    last_renewal = Instant::now();
+                // The lease is gone (the keep-alive thread found out), or a writer's deadline
+                // passed without a renewal: step down and take a new lease.
+                if self.lease_lost.load(Ordering::SeqCst) || (self.kv.is_writer() && self.kv.lease_expired()) {
+                    if self.kv.is_writer() {
+                        tracing::warn!(node = %self.node, "the writer lease expired; this node becomes a reader");
+                        self.demote()?;
+                    }
+                    if self.lease_lost.load(Ordering::SeqCst) {
+                        self.new_lease()?;
+                        self.lease_lost.store(false, Ordering::SeqCst);
+                    }
                 }
                 // Fenced by a newer writer (a commit found out): follow it.
                 if self.kv.is_idle() {
@@ -318,27 +337,24 @@ impl Cluster {
         }
     }
 
-    /// Renews the lease; a writer whose lease is gone steps down.
-    fn renew(&self) -> Result<()> {
-        let sent = Instant::now();
-        let (etcd, lease) = (self.etcd.clone(), self.lease.load(Ordering::SeqCst));
-        match self.block(async move { etcd.keep_alive(lease).await }) {
-            Ok(Some(_)) => {
-                if self.is_writer() {
+    /// Renews the lease every third of its TTL, on a thread of its own so that a slow promotion
+    /// (opening the database, catching up) never lets it lapse. A writer's deadline moves with
+    /// each renewal; a lease found gone is flagged for the lease thread.
+    fn keepalive_loop(self: Arc<Self>) {
+        while !self.stopping.load(Ordering::SeqCst) {
+            let sent = Instant::now();
+            let (etcd, lease) = (self.etcd.clone(), self.lease.load(Ordering::SeqCst));
+            match self.block(async move { etcd.keep_alive(lease).await }) {
+                Ok(Some(_)) => {
+                    *self.renewed.lock() = sent;
+                    // Whatever the role: a promotion under way keeps the deadline it will need.
                     self.kv.set_lease_deadline(Some(sent + self.ttl));
                 }
-                Ok(())
+                Ok(None) => self.lease_lost.store(true, Ordering::SeqCst),
+                // etcd unreachable: a writer's commits stop at its deadline.
+                Err(e) => tracing::debug!("renewing the lease: {e}"),
             }
-            Ok(None) => {
-                if self.is_writer() {
-                    tracing::warn!(node = %self.node, "the writer lease expired; this node becomes a reader");
-                    self.demote()?;
-                }
-                self.new_lease()
-            }
-            // etcd unreachable: a writer's commits stop at its deadline; it steps down once etcd
-            // answers that the lease is gone.
-            Err(e) => Err(err(e)),
+            std::thread::sleep(self.ttl / 3);
         }
     }
 
@@ -359,6 +375,9 @@ impl Cluster {
     fn demote(&self) -> Result<()> {
         self.kv.stop_writing();
         self.view.write().writer = None;
+        // Let go of the writer key (if this lease still holds it) so another node can take it.
+        let (etcd, key, lease) = (self.etcd.clone(), self.writer_key(), self.lease.load(Ordering::SeqCst));
+        let _ = self.block(async move { etcd.delete_if_lease(&key, lease).await });
         self.kv.become_reader()?;
         Ok(())
     }
@@ -421,6 +440,33 @@ impl Cluster {
                     std::thread::sleep(Duration::from_millis(200));
                 }
             }
+        }
+    }
+
+    /// The writer keeps its search-index checkpoints beside the data (`{path}/indexes/`), so a
+    /// node that joins loads and reconciles them instead of building from the table.
+    pub fn upload_index_checkpoints(&self, dir: &std::path::Path) {
+        if !self.is_writer() {
+            return;
+        }
+        let started = Instant::now();
+        match self.kv.upload_index_files(dir, &mut self.uploaded.lock()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("uploaded {n} index checkpoint file(s) in {:?}", started.elapsed()),
+            Err(e) => tracing::warn!("index checkpoints stay on this node: {e}"),
+        }
+    }
+
+    /// Fills an empty index directory with the checkpoints in the bucket.
+    pub fn fetch_index_checkpoints(&self, dir: &std::path::Path) {
+        if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+            return;
+        }
+        let started = Instant::now();
+        match self.kv.download_index_files(dir) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("fetched {n} index checkpoint file(s) from the bucket in {:?}", started.elapsed()),
+            Err(e) => tracing::warn!("no index checkpoints fetched ({e}); indexes are built from the table"),
         }
     }
 

@@ -495,6 +495,9 @@ pub struct SearchIndexes {
     loadable: Mutex<Option<u64>>,
     /// Until the first sync is done: saved graphs are loaded only then.
     starting: AtomicBool,
+    /// Called with the directory after the checkpointer saved something (a cluster's writer
+    /// uploads its checkpoints beside the data).
+    on_saved: Mutex<Option<Box<dyn Fn(&Path) + Send + Sync>>>,
 }
 
 /// The rows outside the graph, saved beside a vector index.
@@ -704,6 +707,11 @@ impl SearchIndexes {
         *self.loadable.lock() = None;
         self.starting.store(false, Ordering::SeqCst);
         r
+    }
+
+    /// Calls `f` with the index directory after each checkpoint that saved something.
+    pub fn set_on_saved(&self, f: Box<dyn Fn(&Path) + Send + Sync>) {
+        *self.on_saved.lock() = Some(f);
     }
 
     /// Save vector indexes under `dir` on a clean shutdown, and load them at the next start

@@ -73,6 +73,7 @@ impl SearchIndexes {
             let now = now_ms();
             dirty > 0 && (now.saturating_sub(last_change) >= IDLE.as_millis() as u64 || now.saturating_sub(last_save) >= MAX_AGE.as_millis() as u64)
         };
+        let mut saved = 0;
         let fulltext: Vec<Arc<FulltextEntry>> = self.tables.read().values().flat_map(|t| t.fulltext.iter().cloned()).collect();
         for e in fulltext {
             if e.building() || !due(e.dirty.load(Ordering::SeqCst), e.last_change_ms.load(Ordering::SeqCst), e.last_save_ms.load(Ordering::SeqCst)) {
@@ -82,6 +83,7 @@ impl SearchIndexes {
             let started = Instant::now();
             match e.index.save_copy(fulltext_path(&dir, e.table_id, e.index_id)) {
                 Ok(()) => {
+                    saved += 1;
                     e.last_save_ms.store(now_ms(), Ordering::SeqCst);
                     tracing::info!("full-text index {}.{}.{} saved: {} rows in {:?}", e.db, e.table, e.index_name, e.index.len(), started.elapsed());
                 }
@@ -92,14 +94,8 @@ impl SearchIndexes {
             }
         }
         let entries: Vec<Arc<VectorEntry>> = self.tables.read().values().flat_map(|t| t.vector.iter().cloned()).collect();
-        let now = now_ms();
         for e in entries {
-            if !e.ready() || e.dirty.load(Ordering::SeqCst) == 0 {
-                continue;
-            }
-            let idle = now.saturating_sub(e.last_change_ms.load(Ordering::SeqCst)) >= IDLE.as_millis() as u64;
-            let old = now.saturating_sub(e.last_save_ms.load(Ordering::SeqCst)) >= MAX_AGE.as_millis() as u64;
-            if !(idle || old) {
+            if !e.ready() || !due(e.dirty.load(Ordering::SeqCst), e.last_change_ms.load(Ordering::SeqCst), e.last_save_ms.load(Ordering::SeqCst)) {
                 continue;
             }
             if let Err(err) = std::fs::create_dir_all(&dir) {
@@ -111,6 +107,7 @@ impl SearchIndexes {
             // Watermark 0: a checkpoint describes no known commit; a start reconciles it.
             match e.index.save(saved_path(&dir, e.table_id, e.index_id), 0) {
                 Ok(_) => {
+                    saved += 1;
                     e.last_save_ms.store(now_ms(), Ordering::SeqCst);
                     tracing::info!("vector index {}.{}.{} checkpointed: {} rows in {:?}", e.db, e.table, e.index_name, e.index.len(), started.elapsed());
                 }
@@ -118,6 +115,11 @@ impl SearchIndexes {
                     e.dirty.fetch_add(1, Ordering::SeqCst);
                     tracing::warn!("vector index {}.{}.{}: checkpoint failed: {err}", e.db, e.table, e.index_name);
                 }
+            }
+        }
+        if saved > 0 {
+            if let Some(f) = self.on_saved.lock().as_ref() {
+                f(&dir);
             }
         }
     }

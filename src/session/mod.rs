@@ -126,7 +126,11 @@ impl Engine {
             // Rows in object storage, a copy here, roles by etcd lease (`crate::cluster`).
             let (cluster, store) = crate::cluster::Cluster::join(&config)?;
             let index_dir = config.data_dir.join("indexes");
+            // A node that joins without indexes starts from the writer's checkpoints.
+            cluster.fetch_index_checkpoints(&index_dir);
             let engine = Self::build(config, store, Some(index_dir), secrets, Some(cluster.clone()))?;
+            let uploader = cluster.clone();
+            engine.search.set_on_saved(Box::new(move |dir| uploader.upload_index_checkpoints(dir)));
             let weak = Arc::downgrade(&engine);
             cluster.start(Box::new(move |batch| {
                 if let Some(engine) = weak.upgrade() {

@@ -311,7 +311,8 @@ impl ReplicaKv {
         self.lease_deadline.store(ms, Ordering::SeqCst);
     }
 
-    fn lease_expired(&self) -> bool {
+    /// Whether the lease deadline has passed (never, without one).
+    pub fn lease_expired(&self) -> bool {
         let d = self.lease_deadline.load(Ordering::SeqCst);
         d != 0 && self.epoch.elapsed().as_millis() as u64 + 1 >= d
     }
@@ -557,6 +558,97 @@ impl ReplicaKv {
         }
         Ok(())
     }
+}
+
+/// Index checkpoints beside the data in the bucket: `{path}/indexes/{file}`.
+impl ReplicaKv {
+    fn index_object(&self, rel: &str) -> slatedb::object_store::path::Path {
+        slatedb::object_store::path::Path::from(format!("{}/indexes/{rel}", self.path))
+    }
+
+    /// Uploads the files under `dir` (a node's saved search indexes) that changed since the last
+    /// upload, manifests last (a reader never finds a manifest naming files not there yet), and
+    /// deletes objects of files no longer there. `sent` remembers (size, modified) per file.
+    pub fn upload_index_files(&self, dir: &std::path::Path, sent: &mut std::collections::HashMap<String, (u64, std::time::SystemTime)>) -> Result<usize> {
+        use slatedb::object_store::ObjectStoreExt;
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files).map_err(|e| Error::Storage(format!("reading {}: {e}", dir.display())))?;
+        // Data files first; manifests (`*.ann`) and tantivy's `meta.json` last.
+        files.sort_by_key(|(rel, _)| rel.ends_with(".ann") || rel.ends_with("meta.json"));
+        let mut uploaded = 0;
+        for (rel, path) in &files {
+            let meta = std::fs::metadata(path).map_err(|e| Error::Storage(e.to_string()))?;
+            let stamp = (meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+            if sent.get(rel) == Some(&stamp) {
+                continue;
+            }
+            let bytes = std::fs::read(path).map_err(|e| Error::Storage(format!("reading {}: {e}", path.display())))?;
+            let (objects, at) = (self.objects.clone(), self.index_object(rel));
+            run(&self.runtime, async move { objects.put(&at, bytes.into()).await }).map_err(|e| Error::Storage(format!("uploading an index checkpoint: {e}")))?;
+            sent.insert(rel.clone(), stamp);
+            uploaded += 1;
+        }
+        let gone: Vec<String> = sent.keys().filter(|k| !files.iter().any(|(rel, _)| rel == *k)).cloned().collect();
+        for rel in gone {
+            let (objects, at) = (self.objects.clone(), self.index_object(&rel));
+            let _ = run(&self.runtime, async move { objects.delete(&at).await });
+            sent.remove(&rel);
+        }
+        Ok(uploaded)
+    }
+
+    /// Downloads the index checkpoints in the bucket into `dir` (a node that joins with none).
+    pub fn download_index_files(&self, dir: &std::path::Path) -> Result<usize> {
+        use futures::TryStreamExt;
+        use slatedb::object_store::ObjectStoreExt;
+        let (objects, prefix) = (self.objects.clone(), self.index_object(""));
+        let listed = run(&self.runtime, async move {
+            let metas: Vec<_> = objects.list(Some(&prefix)).try_collect().await?;
+            let mut out = Vec::new();
+            for m in metas {
+                let bytes = objects.get(&m.location).await?.bytes().await?;
+                out.push((m.location.to_string(), bytes));
+            }
+            Ok::<_, slatedb::object_store::Error>(out)
+        })
+        .map_err(|e| Error::Storage(format!("downloading index checkpoints: {e}")))?;
+        let base = format!("{}/indexes/", self.path.trim_matches('/'));
+        let mut n = 0;
+        for (location, bytes) in listed {
+            let Some(rel) = location.strip_prefix(&base) else { continue };
+            if rel.split('/').any(|part| part.is_empty() || part == "..") {
+                continue;
+            }
+            let to = dir.join(rel);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::Storage(e.to_string()))?;
+            }
+            std::fs::write(&to, &bytes).map_err(|e| Error::Storage(format!("writing {}: {e}", to.display())))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Every file under `dir` as (path relative to `base` with `/`, path), skipping temporaries.
+fn collect_files(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, std::path::PathBuf)>) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".tmp") || name.ends_with(".old") || name.ends_with(".lock") {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            collect_files(base, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(base) {
+            out.push((rel.to_string_lossy().replace('\\', "/"), path));
+        }
+    }
+    Ok(())
 }
 
 impl Kv for ReplicaKv {
