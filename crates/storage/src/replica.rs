@@ -35,12 +35,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use slatedb::config::{DbReaderOptions, Settings, WriteOptions};
+use slatedb::config::{DbReaderOptions, WriteOptions};
 use slatedb::object_store::ObjectStore;
 use slatedb::{Db, DbReader, DbReaderMode, WriteBatch};
 
 use crate::kv::{Kv, Snapshot};
-use crate::slate_kv::{err, run, Runtime};
+use crate::slate_kv::{err, open_writer_db, run, Runtime};
 use crate::{Error, RedbKv, Result, Store};
 
 /// Prefix of log entries: `mCL:e` + seq (8 bytes, big-endian).
@@ -60,8 +60,6 @@ const TRIM_EVERY: u64 = 1024;
 const READER_POLL: Duration = Duration::from_millis(20);
 /// Entries applied per step of [`ReplicaKv::follow`].
 const FOLLOW_STEP: usize = 512;
-/// How often SlateDB ships the writer's WAL buffer when nothing forces it.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(5);
 
 type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -215,21 +213,16 @@ fn not_writer(why: &str) -> Error {
 }
 
 impl ReplicaKv {
-    /// Opens this node's copy at `local_path` and the shared database at `path` in `objects`,
-    /// as a reader (waiting until a writer has created it), and brings the copy up to the
-    /// shared head.
+    /// Opens this node's copy at `local_path`, for the shared database at `path` in `objects`.
+    /// The node then opens the shared database as a reader ([`ReplicaKv::start_reading`] and
+    /// [`ReplicaKv::bootstrap`]) or as its writer ([`ReplicaKv::become_writer`]).
     pub fn open(local_path: &std::path::Path, objects: Arc<dyn ObjectStore>, path: &str) -> Result<Arc<ReplicaKv>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("embedb-replica")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Storage(format!("starting the storage runtime: {e}")))?;
+        let runtime = Runtime::start("embedb-replica")?;
         let local = RedbKv::open(local_path)?;
         let applied = local.snapshot()?.get(APPLIED_KEY)?.map_or(0, |v| be_u64(&v));
         let kv = Arc::new(ReplicaKv {
             local,
-            runtime: Arc::new(Runtime(Some(runtime))),
+            runtime: Arc::new(runtime),
             objects,
             path: path.to_string(),
             role: RwLock::new(Role::Idle),
@@ -272,10 +265,7 @@ impl ReplicaKv {
     }
 
     fn open_writer(&self) -> Result<Arc<Db>> {
-        let (objects, path) = (self.objects.clone(), self.path.clone());
-        let settings = Settings { flush_interval: Some(FLUSH_INTERVAL), ..Settings::default() };
-        let db = run(&self.runtime, async move { Db::builder(path, objects).with_settings(settings).build().await }).map_err(err)?;
-        Ok(Arc::new(db))
+        Ok(Arc::new(open_writer_db(&self.runtime, self.objects.clone(), &self.path)?))
     }
 
     fn shared(&self) -> Option<Shared> {

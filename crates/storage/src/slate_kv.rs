@@ -51,6 +51,27 @@ impl std::ops::Deref for Runtime {
     }
 }
 
+impl Runtime {
+    /// A small runtime of the storage engine's own (two workers named `name`).
+    pub(crate) fn start(name: &str) -> Result<Runtime> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Storage(format!("starting the storage runtime: {e}")))?;
+        Ok(Runtime(Some(rt)))
+    }
+}
+
+/// Opens (or creates) the SlateDB database at `path` in `store` as its writer, fencing any
+/// writer that opened it before.
+pub(crate) fn open_writer_db(runtime: &Runtime, store: Arc<dyn ObjectStore>, path: &str) -> Result<Db> {
+    let settings = Settings { flush_interval: Some(FLUSH_INTERVAL), ..Settings::default() };
+    let path = path.to_string();
+    run(runtime, async move { Db::builder(path, store).with_settings(settings).build().await }).map_err(err)
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         if let Some(rt) = self.0.take() {
@@ -104,16 +125,9 @@ impl SlateKv {
     /// Opens (or creates) the database at `path` in `store`, as its one writer: a writer that
     /// opened it before is fenced from then on.
     pub fn open(store: Arc<dyn ObjectStore>, path: &str) -> Result<SlateKv> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("embedb-slatedb")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Storage(format!("starting the storage runtime: {e}")))?;
-        let settings = Settings { flush_interval: Some(FLUSH_INTERVAL), ..Settings::default() };
-        let path = path.to_string();
-        let db = run(&runtime, async move { Db::builder(path, store).with_settings(settings).build().await }).map_err(err)?;
-        Ok(SlateKv { db: Arc::new(db), runtime: Arc::new(Runtime(Some(runtime))) })
+        let runtime = Runtime::start("embedb-slatedb")?;
+        let db = open_writer_db(&runtime, store, path)?;
+        Ok(SlateKv { db: Arc::new(db), runtime: Arc::new(runtime) })
     }
 
     /// Opens the database a storage URL names.
