@@ -141,10 +141,8 @@ pub struct FulltextEntry {
     /// Bumped on every published change: keys the per-query score cache.
     version: AtomicU64,
     scores: Mutex<Option<ScoreCache>>,
-    /// As for vector indexes (`segments`): changes since the last saved copy, and when.
-    dirty: AtomicU64,
-    last_change_ms: AtomicU64,
-    last_save_ms: AtomicU64,
+    /// When it changed and was saved (`segments`).
+    saves: segments::SaveClock,
 }
 
 #[derive(Default)]
@@ -182,8 +180,7 @@ impl FulltextEntry {
         if b.running {
             b.touched.insert(handle);
         }
-        self.dirty.fetch_add(1, Ordering::SeqCst);
-        self.last_change_ms.store(segments::now_ms(), Ordering::SeqCst);
+        self.saves.changed();
         self.index.upsert(handle as u64, row.and_then(|r| self.text_of(r)).as_deref())
     }
 
@@ -297,11 +294,8 @@ pub struct VectorEntry {
     /// the index size it was sampled at (`ann`). Only sizes the graph read: a stale figure
     /// costs time, never rows.
     selectivity: Mutex<HashMap<String, (f64, usize)>>,
-    /// Changes since the last checkpoint (`segments`), when the last commit touched the graph,
-    /// and when it was last saved (`segments::now_ms`).
-    dirty: AtomicU64,
-    last_change_ms: AtomicU64,
-    last_save_ms: AtomicU64,
+    /// When the graph changed and was checkpointed (`segments`).
+    saves: segments::SaveClock,
 }
 
 impl VectorEntry {
@@ -324,8 +318,7 @@ impl VectorEntry {
             if b.running {
                 b.touched.extend(changes.iter().map(|(h, _)| *h));
             }
-            self.dirty.fetch_add(1, Ordering::SeqCst);
-            self.last_change_ms.store(segments::now_ms(), Ordering::SeqCst);
+            self.saves.changed();
             // Before the graph changes: a reader checks versions after reading the graph (see
             // `unchanged_since`).
             let mut changed = self.changed.write();
@@ -837,10 +830,8 @@ impl SearchIndexes {
             }
         }
         txn.rollback();
-        let mut builds: Vec<(Arc<FulltextEntry>, TableInfo)> = Vec::new();
-        let mut vector_builds: Vec<(Arc<VectorEntry>, TableInfo)> = Vec::new();
-        let mut vector_reconciles: Vec<(Arc<VectorEntry>, TableInfo)> = Vec::new();
-        let mut fulltext_reconciles: Vec<(Arc<FulltextEntry>, TableInfo)> = Vec::new();
+        // Builds and reconciles of the new entries, each run on a thread of its own below.
+        let mut jobs: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
         {
             let mut tables = self.tables.write();
             let ids: HashSet<i64> = wanted.iter().map(|t| t.id).collect();
@@ -887,14 +878,13 @@ impl SearchIndexes {
                             changed: RwLock::new(Changed::default()),
                             base_version: AtomicU64::new(0),
                             selectivity: Mutex::new(HashMap::new()),
-                            dirty: AtomicU64::new(0),
-                            last_change_ms: AtomicU64::new(0),
-                            last_save_ms: AtomicU64::new(segments::now_ms()),
+                            saves: segments::SaveClock::new(),
                         });
+                        let (e2, info2, store2) = (e.clone(), info.clone(), store.clone());
                         if stale {
-                            vector_reconciles.push((e.clone(), info.clone()));
+                            jobs.push(Box::new(move || segments::reconcile_vector(&e2, &info2, &store2)));
                         } else if !loaded {
-                            vector_builds.push((e.clone(), info.clone()));
+                            jobs.push(Box::new(move || build_vector(&e2, &info2, &store2)));
                         }
                         vector.push(e);
                         continue;
@@ -929,14 +919,13 @@ impl SearchIndexes {
                         built: Condvar::new(),
                         version: AtomicU64::new(0),
                         scores: Mutex::new(None),
-                        dirty: AtomicU64::new(0),
-                        last_change_ms: AtomicU64::new(0),
-                        last_save_ms: AtomicU64::new(segments::now_ms()),
+                        saves: segments::SaveClock::new(),
                     });
+                    let (e2, info2, store2) = (e.clone(), info.clone(), store.clone());
                     if stale {
-                        fulltext_reconciles.push((e.clone(), info.clone()));
+                        jobs.push(Box::new(move || segments::reconcile_fulltext(&e2, &info2, &store2)));
                     } else {
-                        builds.push((e.clone(), info.clone()));
+                        jobs.push(Box::new(move || build_fulltext(&e2, &info2, &store2)));
                     }
                     fulltext.push(e);
                 }
@@ -945,32 +934,10 @@ impl SearchIndexes {
         }
         self.synced.store(true, Ordering::SeqCst);
         // Registered above; the snapshot each build scans is taken after that.
-        for (e, info) in builds {
-            let store = store.clone();
+        for job in jobs {
             std::thread::Builder::new()
                 .name("embedb-index-build".into())
-                .spawn(move || build_fulltext(&e, &info, &store))
-                .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
-        }
-        for (e, info) in vector_builds {
-            let store = store.clone();
-            std::thread::Builder::new()
-                .name("embedb-index-build".into())
-                .spawn(move || build_vector(&e, &info, &store))
-                .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
-        }
-        for (e, info) in fulltext_reconciles {
-            let store = store.clone();
-            std::thread::Builder::new()
-                .name("embedb-index-build".into())
-                .spawn(move || segments::reconcile_fulltext(&e, &info, &store))
-                .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
-        }
-        for (e, info) in vector_reconciles {
-            let store = store.clone();
-            std::thread::Builder::new()
-                .name("embedb-index-build".into())
-                .spawn(move || segments::reconcile_vector(&e, &info, &store))
+                .spawn(job)
                 .map_err(|e| SqlError::other(format!("cannot start an index build: {e}")))?;
         }
         Ok(())
@@ -1025,7 +992,7 @@ fn build_fulltext(e: &FulltextEntry, info: &TableInfo, store: &Store) {
     let name = format!("full-text index {}.{}.{}", e.db, e.table, e.index_name);
     end_build(&e.build, &e.built, &name, result.map(|n| {
         // Saved once writes pause, so that a crash does not mean this build again.
-        e.dirty.fetch_add(1, Ordering::SeqCst);
+        e.saves.differs();
         format!("built: {n} rows in {:?}", started.elapsed())
     }).map_err(|err| ("build failed", err.message)));
 }
@@ -1079,7 +1046,7 @@ fn build_vector(e: &VectorEntry, info: &TableInfo, store: &Store) {
     end_build(&e.build, &e.built, &name, result.map(|n| {
         e.ready.store(true, Ordering::SeqCst);
         // Checkpointed once writes pause, so that a crash does not mean this build again.
-        e.dirty.fetch_add(1, Ordering::SeqCst);
+        e.saves.differs();
         format!("built: {n} rows ({} in the graph) in {:?}", e.index.len(), started.elapsed())
     }).map_err(|err| ("build failed", err.message)));
 }

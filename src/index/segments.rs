@@ -31,7 +31,7 @@
 //! [`FullTextIndex::save_copy`]: embedb_fulltext::FullTextIndex::save_copy
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,59 @@ pub(super) fn now_ms() -> u64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
+/// When an index changed and was saved: what decides that a checkpoint is due.
+pub(super) struct SaveClock {
+    /// Changes since the last save (0 = nothing to save).
+    dirty: AtomicU64,
+    last_change_ms: AtomicU64,
+    last_save_ms: AtomicU64,
+}
+
+impl SaveClock {
+    pub(super) fn new() -> SaveClock {
+        SaveClock { dirty: AtomicU64::new(0), last_change_ms: AtomicU64::new(0), last_save_ms: AtomicU64::new(now_ms()) }
+    }
+
+    /// A commit changed the index.
+    pub(super) fn changed(&self) {
+        self.dirty.fetch_add(1, Ordering::SeqCst);
+        self.last_change_ms.store(now_ms(), Ordering::SeqCst);
+    }
+
+    /// The index differs from its saved copy (a build or a reconcile filled it).
+    pub(super) fn differs(&self) {
+        self.dirty.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Changed, and its writes paused for [`IDLE`] or its last save is [`MAX_AGE`] old.
+    fn due(&self) -> bool {
+        let now = now_ms();
+        self.dirty.load(Ordering::SeqCst) > 0
+            && (now.saturating_sub(self.last_change_ms.load(Ordering::SeqCst)) >= IDLE.as_millis() as u64
+                || now.saturating_sub(self.last_save_ms.load(Ordering::SeqCst)) >= MAX_AGE.as_millis() as u64)
+    }
+
+    /// Runs `save` (the index `name`'s, giving its row count) and books the outcome, logged as
+    /// `done` or `failed`; true if saved.
+    fn save(&self, name: &str, (done, failed): (&str, &str), save: impl FnOnce() -> std::result::Result<u64, String>) -> bool {
+        // Reset first: a change during the save makes the next one due again.
+        self.dirty.store(0, Ordering::SeqCst);
+        let started = Instant::now();
+        match save() {
+            Ok(rows) => {
+                self.last_save_ms.store(now_ms(), Ordering::SeqCst);
+                tracing::info!("{name} {done}: {rows} rows in {:?}", started.elapsed());
+                true
+            }
+            Err(err) => {
+                self.dirty.fetch_add(1, Ordering::SeqCst);
+                tracing::warn!("{name}: {failed}: {err}");
+                false
+            }
+        }
+    }
+}
+
 impl SearchIndexes {
     /// Starts the background checkpointer (see the module docs); it ends with the indexes.
     pub fn start_checkpoints(self: &Arc<Self>) {
@@ -69,53 +122,33 @@ impl SearchIndexes {
     /// Saves each changed, built index whose writes paused (or whose last save is old).
     fn checkpoint_due(&self) {
         let Some(dir) = self.dir.lock().clone() else { return };
-        let due = |dirty: u64, last_change: u64, last_save: u64| {
-            let now = now_ms();
-            dirty > 0 && (now.saturating_sub(last_change) >= IDLE.as_millis() as u64 || now.saturating_sub(last_save) >= MAX_AGE.as_millis() as u64)
+        let (fulltext, vector): (Vec<Arc<FulltextEntry>>, Vec<Arc<VectorEntry>>) = {
+            let tables = self.tables.read();
+            (
+                tables.values().flat_map(|t| t.fulltext.iter()).filter(|e| !e.building() && e.saves.due()).cloned().collect(),
+                tables.values().flat_map(|t| t.vector.iter()).filter(|e| e.ready() && e.saves.due()).cloned().collect(),
+            )
         };
-        let mut saved = 0;
-        let fulltext: Vec<Arc<FulltextEntry>> = self.tables.read().values().flat_map(|t| t.fulltext.iter().cloned()).collect();
-        for e in fulltext {
-            if e.building() || !due(e.dirty.load(Ordering::SeqCst), e.last_change_ms.load(Ordering::SeqCst), e.last_save_ms.load(Ordering::SeqCst)) {
-                continue;
-            }
-            e.dirty.store(0, Ordering::SeqCst);
-            let started = Instant::now();
-            match e.index.save_copy(fulltext_path(&dir, e.table_id, e.index_id)) {
-                Ok(()) => {
-                    saved += 1;
-                    e.last_save_ms.store(now_ms(), Ordering::SeqCst);
-                    tracing::info!("full-text index {}.{}.{} saved: {} rows in {:?}", e.db, e.table, e.index_name, e.index.len(), started.elapsed());
-                }
-                Err(err) => {
-                    e.dirty.fetch_add(1, Ordering::SeqCst);
-                    tracing::warn!("full-text index {}.{}.{}: save failed: {err}", e.db, e.table, e.index_name);
-                }
-            }
+        if fulltext.is_empty() && vector.is_empty() {
+            return;
         }
-        let entries: Vec<Arc<VectorEntry>> = self.tables.read().values().flat_map(|t| t.vector.iter().cloned()).collect();
-        for e in entries {
-            if !e.ready() || !due(e.dirty.load(Ordering::SeqCst), e.last_change_ms.load(Ordering::SeqCst), e.last_save_ms.load(Ordering::SeqCst)) {
-                continue;
-            }
-            if let Err(err) = std::fs::create_dir_all(&dir) {
-                tracing::warn!("vector index checkpoint: {}: {err}", dir.display());
-                return;
-            }
-            e.dirty.store(0, Ordering::SeqCst);
-            let started = Instant::now();
+        if let Err(err) = std::fs::create_dir_all(&dir) {
+            tracing::warn!("index checkpoints: {}: {err}", dir.display());
+            return;
+        }
+        let mut saved = 0;
+        for e in &fulltext {
+            let name = format!("full-text index {}.{}.{}", e.db, e.table, e.index_name);
+            saved += e.saves.save(&name, ("saved", "save failed"), || {
+                e.index.save_copy(fulltext_path(&dir, e.table_id, e.index_id)).map(|()| e.index.len()).map_err(|x| x.to_string())
+            }) as usize;
+        }
+        for e in &vector {
+            let name = format!("vector index {}.{}.{}", e.db, e.table, e.index_name);
             // Watermark 0: a checkpoint describes no known commit; a start reconciles it.
-            match e.index.save(saved_path(&dir, e.table_id, e.index_id), 0) {
-                Ok(_) => {
-                    saved += 1;
-                    e.last_save_ms.store(now_ms(), Ordering::SeqCst);
-                    tracing::info!("vector index {}.{}.{} checkpointed: {} rows in {:?}", e.db, e.table, e.index_name, e.index.len(), started.elapsed());
-                }
-                Err(err) => {
-                    e.dirty.fetch_add(1, Ordering::SeqCst);
-                    tracing::warn!("vector index {}.{}.{}: checkpoint failed: {err}", e.db, e.table, e.index_name);
-                }
-            }
+            saved += e.saves.save(&name, ("checkpointed", "checkpoint failed"), || {
+                e.index.save(saved_path(&dir, e.table_id, e.index_id), 0).map(|_| e.index.len() as u64).map_err(|x| x.to_string())
+            }) as usize;
         }
         if saved > 0 {
             if let Some(f) = self.on_saved.lock().as_ref() {
@@ -172,7 +205,7 @@ pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store)
     end_build(&e.build, &e.built, &name, result.map(|(n, fixed)| {
         e.ready.store(true, Ordering::SeqCst);
         if fixed > 0 {
-            e.dirty.fetch_add(1, Ordering::SeqCst);
+            e.saves.differs();
         }
         format!("ready from its checkpoint: {n} rows checked, {fixed} brought up to date ({loaded} in the file) in {:?}", started.elapsed())
     }).map_err(|err| ("reconciling its checkpoint failed", err.message)));
@@ -229,7 +262,7 @@ pub(super) fn reconcile_fulltext(e: &FulltextEntry, info: &TableInfo, store: &St
     let name = format!("full-text index {}.{}.{}", e.db, e.table, e.index_name);
     end_build(&e.build, &e.built, &name, result.map(|(n, fixed)| {
         if fixed > 0 {
-            e.dirty.fetch_add(1, Ordering::SeqCst);
+            e.saves.differs();
         }
         format!("ready from its saved copy: {n} rows checked, {fixed} brought up to date in {:?}", started.elapsed())
     }).map_err(|err| ("reconciling its saved copy failed", err.message)));
