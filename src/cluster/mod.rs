@@ -88,8 +88,8 @@ pub struct Cluster {
     view: RwLock<View>,
     started: String,
     secret: OnceLock<String>,
-    /// When the lease was last renewed (or granted), and whether etcd said it is gone.
-    renewed: parking_lot::Mutex<Instant>,
+    /// Whether etcd said the lease is gone. (How long it lasts from its last renewal is the
+    /// copy's commit deadline, `ReplicaKv::set_lease_deadline`.)
     lease_lost: AtomicBool,
     /// Index checkpoint files uploaded, with their (size, modified) then.
     uploaded: parking_lot::Mutex<std::collections::HashMap<String, (u64, std::time::SystemTime)>>,
@@ -133,7 +133,6 @@ impl Cluster {
             view: RwLock::new(View::default()),
             started: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             secret: OnceLock::new(),
-            renewed: parking_lot::Mutex::new(Instant::now()),
             lease_lost: AtomicBool::new(false),
             uploaded: Default::default(),
             on_applied: RwLock::new(None),
@@ -176,26 +175,22 @@ impl Cluster {
         let sent = Instant::now();
         let id = self.block(async move { etcd.grant(ttl).await }).map_err(err)?;
         self.lease.store(id, Ordering::SeqCst);
-        *self.renewed.lock() = sent;
+        self.kv.set_lease_deadline(Some(sent + self.ttl));
         Ok(())
     }
 
-    /// Claims the writer key with this node's lease; true if this node now holds it. The
-    /// deadline is set before the claim, from the time the lease was last renewed.
+    /// Claims the writer key with this node's lease; true if this node now holds it. The claim
+    /// is as good as the lease's remaining time, which the commit deadline already follows
+    /// (moved by every grant and renewal).
     fn try_claim(&self) -> Result<bool> {
-        // The claim is as good as the lease's remaining time: from its last renewal.
-        let renewed = *self.renewed.lock();
-        if self.lease_lost.load(Ordering::SeqCst) || renewed.elapsed() >= self.ttl {
+        if self.lease_lost.load(Ordering::SeqCst) || self.kv.lease_expired() {
             return Ok(false);
         }
         let value = json!({ "node": self.node, "advertise": self.advertise }).to_string();
         let (etcd, key, lease) = (self.etcd.clone(), self.writer_key(), self.lease.load(Ordering::SeqCst));
         let holder = self.block(async move { etcd.create_if_absent(&key, &value, lease).await }).map_err(err)?;
         match holder {
-            None => {
-                self.kv.set_lease_deadline(Some(renewed + self.ttl));
-                Ok(true)
-            }
+            None => Ok(true),
             Some(h) => {
                 self.note_writer(&h.value);
                 Ok(false)
@@ -338,18 +333,15 @@ impl Cluster {
     }
 
     /// Renews the lease every third of its TTL, on a thread of its own so that a slow promotion
-    /// (opening the database, catching up) never lets it lapse. A writer's deadline moves with
+    /// (opening the database, catching up) never lets it lapse. The commit deadline moves with
     /// each renewal; a lease found gone is flagged for the lease thread.
     fn keepalive_loop(self: Arc<Self>) {
         while !self.stopping.load(Ordering::SeqCst) {
             let sent = Instant::now();
             let (etcd, lease) = (self.etcd.clone(), self.lease.load(Ordering::SeqCst));
             match self.block(async move { etcd.keep_alive(lease).await }) {
-                Ok(Some(_)) => {
-                    *self.renewed.lock() = sent;
-                    // Whatever the role: a promotion under way keeps the deadline it will need.
-                    self.kv.set_lease_deadline(Some(sent + self.ttl));
-                }
+                // Whatever the role: a promotion under way keeps the deadline it will need.
+                Ok(Some(_)) => self.kv.set_lease_deadline(Some(sent + self.ttl)),
                 Ok(None) => self.lease_lost.store(true, Ordering::SeqCst),
                 // etcd unreachable: a writer's commits stop at its deadline.
                 Err(e) => tracing::debug!("renewing the lease: {e}"),
