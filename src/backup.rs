@@ -26,9 +26,7 @@ use crate::error::{Result, SqlError};
 const MAGIC: &[u8] = b"EMBEDB-BACKUP 1\n";
 /// The backup file inside the destination directory.
 pub const FILE_NAME: &str = "embedb.backup";
-/// Keys that belong to one node and are not backed up.
-const NODE_LOCAL: [&[u8]; 2] = [b"mSI:", b"mCL:"];
-/// Keys read from the snapshot per step.
+/// Keys written to the new store per batch by a restore.
 const CHUNK: usize = 4096;
 
 /// What a backup wrote.
@@ -74,26 +72,21 @@ pub fn write(txn: &embedb_storage::Txn, dir: &Path) -> Result<Written> {
     });
     put(&mut out, format!("{header}\n").as_bytes())?;
     let mut keys = 0u64;
-    let mut from = Vec::new();
-    loop {
-        let chunk = txn.scan(&from, b"", CHUNK, false)?;
-        let Some((last, _)) = chunk.last() else { break };
-        from = last.clone();
-        from.push(0);
-        let full = chunk.len() == CHUNK;
-        for (k, v) in chunk {
-            if NODE_LOCAL.iter().any(|p| k.starts_with(p)) {
-                continue;
-            }
-            put(&mut out, &(k.len() as u32).to_le_bytes())?;
-            put(&mut out, &k)?;
-            put(&mut out, &(v.len() as u32).to_le_bytes())?;
-            put(&mut out, &v)?;
-            keys += 1;
+    let mut failed = None;
+    txn.scan_visit(b"", b"", &mut |k, v| {
+        if embedb_storage::replica::is_node_local(k) {
+            return true;
         }
-        if !full {
-            break;
-        }
+        let written = put(&mut out, &(k.len() as u32).to_le_bytes())
+            .and_then(|()| put(&mut out, k))
+            .and_then(|()| put(&mut out, &(v.len() as u32).to_le_bytes()))
+            .and_then(|()| put(&mut out, v));
+        keys += 1;
+        failed = written.err();
+        failed.is_none()
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     put(&mut out, &u32::MAX.to_le_bytes())?;
     put(&mut out, &keys.to_le_bytes())?;

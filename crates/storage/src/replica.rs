@@ -69,7 +69,9 @@ fn log_key(seq: u64) -> Vec<u8> {
     k
 }
 
-fn is_node_local(key: &[u8]) -> bool {
+/// Keys that belong to one node (its search-index token, its place in the log): never shipped,
+/// copied or backed up.
+pub fn is_node_local(key: &[u8]) -> bool {
     NODE_LOCAL.iter().any(|p| key.starts_with(p))
 }
 
