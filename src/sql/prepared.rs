@@ -60,17 +60,24 @@ impl Prepared {
     /// The statement's text with `args` written in as literals (to run it elsewhere: a cluster
     /// reader forwards writes to the writer).
     pub fn text_with(&self, args: &[Expr]) -> String {
-        let positions = placeholder_positions(&self.sql);
-        let mut out = String::with_capacity(self.sql.len() + 16 * args.len());
-        let mut last = 0;
-        for (at, e) in positions.iter().zip(args) {
-            out.push_str(&self.sql[last..*at]);
-            out.push_str(&literal_text(e));
-            last = at + 1;
+        match &self.body {
+            Body::Text(positions) => written_in(&self.sql, positions, args),
+            Body::Parsed(_) => written_in(&self.sql, &placeholder_positions(&self.sql), args),
         }
-        out.push_str(&self.sql[last..]);
-        out
     }
+}
+
+/// `sql` with each `?` at `positions` replaced by the literal of its argument.
+fn written_in(sql: &str, positions: &[usize], args: &[Expr]) -> String {
+    let mut out = String::with_capacity(sql.len() + 16 * args.len());
+    let mut last = 0;
+    for (at, e) in positions.iter().zip(args) {
+        out.push_str(&sql[last..*at]);
+        out.push_str(&literal_text(e));
+        last = at + 1;
+    }
+    out.push_str(&sql[last..]);
+    out
 }
 
 impl Session {
@@ -110,17 +117,7 @@ impl Session {
                 bind(&mut stmt, &args);
                 self.run_parsed(&p.sql, stmt, shape).await
             }
-            Body::Text(positions) => {
-                let mut out = String::with_capacity(p.sql.len() + 16 * args.len());
-                let mut last = 0;
-                for (at, e) in positions.iter().zip(&args) {
-                    out.push_str(&p.sql[last..*at]);
-                    out.push_str(&literal_text(e));
-                    last = at + 1;
-                }
-                out.push_str(&p.sql[last..]);
-                self.run(&out).await
-            }
+            Body::Text(positions) => self.run(&written_in(&p.sql, positions, &args)).await,
         }
     }
 
