@@ -9,7 +9,7 @@
 //! The copies follow the shared database through a commit log kept inside it:
 //!
 //! 1. The writer's [`Kv::write`] turns a commit's batch into one SlateDB write batch holding the
-//!    rows themselves, a log entry `mCL:e{seq}` (the batch, encoded) and the head `mCL:head`
+//!    rows themselves, a log entry `mCL:e{seq}` (the commit time, then the batch as the WAL encodes it) and the head `mCL:head`
 //!    (`seq` and the commit time). It returns only once that batch is durable in the bucket, then
 //!    applies the batch to its own copy with the applied mark `mCL:applied = seq`.
 //! 2. A reader opens the same database with SlateDB's `DbReader`, which follows the writer's
@@ -41,6 +41,7 @@ use slatedb::{Db, DbReader, DbReaderMode, WriteBatch};
 
 use crate::kv::{Kv, Snapshot};
 use crate::slate_kv::{err, open_writer_db, run, Runtime};
+use crate::wal::{self, Batch};
 use crate::{Error, RedbKv, Result, Store};
 
 /// Prefix of log entries: `mCL:e` + seq (8 bytes, big-endian).
@@ -61,7 +62,6 @@ const READER_POLL: Duration = Duration::from_millis(20);
 /// Entries applied per step of [`ReplicaKv::follow`].
 const FOLLOW_STEP: usize = 512;
 
-type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 fn log_key(seq: u64) -> Vec<u8> {
     let mut k = LOG_PREFIX.to_vec();
@@ -77,53 +77,6 @@ pub fn is_node_local(key: &[u8]) -> bool {
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// A log entry: count, then per write the key, a flag and the value (lengths as u32 BE).
-fn encode_batch(batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Vec<u8> {
-    let size: usize = batch.iter().map(|(k, v)| 9 + k.len() + v.as_ref().map_or(0, Vec::len)).sum();
-    let mut out = Vec::with_capacity(4 + size);
-    out.extend_from_slice(&(batch.len() as u32).to_be_bytes());
-    for (k, v) in batch {
-        out.extend_from_slice(&(k.len() as u32).to_be_bytes());
-        out.extend_from_slice(k);
-        match v {
-            Some(v) => {
-                out.push(1);
-                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                out.extend_from_slice(v);
-            }
-            None => out.push(0),
-        }
-    }
-    out
-}
-
-fn decode_batch(mut buf: &[u8]) -> Result<Batch> {
-    let bad = || Error::Corrupt("commit log entry is truncated".into());
-    fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        (buf.len() >= n).then(|| {
-            let (a, b) = buf.split_at(n);
-            *buf = b;
-            a
-        })
-    }
-    let u32_of = |buf: &mut &[u8]| take(buf, 4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize);
-    let n = u32_of(&mut buf).ok_or_else(bad)?;
-    let mut out = Vec::with_capacity(n.min(1 << 16));
-    for _ in 0..n {
-        let klen = u32_of(&mut buf).ok_or_else(bad)?;
-        let key = take(&mut buf, klen).ok_or_else(bad)?.to_vec();
-        let flag = take(&mut buf, 1).ok_or_else(bad)?[0];
-        let value = if flag == 1 {
-            let vlen = u32_of(&mut buf).ok_or_else(bad)?;
-            Some(take(&mut buf, vlen).ok_or_else(bad)?.to_vec())
-        } else {
-            None
-        };
-        out.push((key, value));
-    }
-    Ok(out)
 }
 
 fn be_u64(bytes: &[u8]) -> u64 {
@@ -416,7 +369,7 @@ impl ReplicaKv {
                 return Err(Error::Storage(format!("the shared log skips from commit {} to {seq}", expected - 1)));
             }
             let committed_at = be_u64(&value);
-            let batch = decode_batch(&value[8..])?;
+            let batch = wal::decode(value.get(8..).unwrap_or(&[])).ok_or_else(|| Error::Corrupt(format!("commit log entry {seq} is truncated")))?;
             self.head.fetch_max(seq, Ordering::SeqCst);
             if self.behind_since_ms.load(Ordering::SeqCst) == 0 {
                 self.behind_since_ms.store(committed_at.max(1), Ordering::SeqCst);
@@ -517,7 +470,8 @@ impl ReplicaKv {
         }
         let at = now_ms();
         let mut entry = at.to_be_bytes().to_vec();
-        entry.extend_from_slice(&encode_batch(&shipped));
+        entry.reserve(wal::encoded_len(&shipped));
+        wal::encode(&shipped, &mut entry);
         wb.put(log_key(seq), entry);
         let mut head = seq.to_be_bytes().to_vec();
         head.extend_from_slice(&at.to_be_bytes());
@@ -683,13 +637,6 @@ mod tests {
 
     fn put(k: &str, v: &str) -> (Vec<u8>, Option<Vec<u8>>) {
         (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))
-    }
-
-    #[test]
-    fn log_entries_round_trip() {
-        let batch = vec![put("a", "1"), (b"b".to_vec(), None), put("", "")];
-        assert_eq!(decode_batch(&encode_batch(&batch)).unwrap(), batch);
-        assert!(decode_batch(&encode_batch(&batch)[..7]).is_err());
     }
 
     #[test]

@@ -178,11 +178,14 @@ impl Wal {
     }
 }
 
-fn encoded_len(batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> usize {
+/// Bytes [`encode`] writes for `batch`.
+pub(crate) fn encoded_len(batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> usize {
     4 + batch.iter().map(|(k, v)| 8 + k.len() + v.as_ref().map_or(0, |v| v.len())).sum::<usize>()
 }
 
-fn encode(batch: &[(Vec<u8>, Option<Vec<u8>>)], out: &mut Vec<u8>) {
+/// A write batch as bytes (also a cluster's commit-log entry, `replica`): the count, then per
+/// write the key and the value with u32 lengths, `u32::MAX` for a deletion.
+pub(crate) fn encode(batch: &[(Vec<u8>, Option<Vec<u8>>)], out: &mut Vec<u8>) {
     out.extend_from_slice(&(batch.len() as u32).to_le_bytes());
     for (k, v) in batch {
         out.extend_from_slice(&(k.len() as u32).to_le_bytes());
@@ -197,7 +200,8 @@ fn encode(batch: &[(Vec<u8>, Option<Vec<u8>>)], out: &mut Vec<u8>) {
     }
 }
 
-fn decode(mut p: &[u8]) -> Option<Batch> {
+/// [`encode`]'s batch back; None if the bytes are cut short.
+pub(crate) fn decode(mut p: &[u8]) -> Option<Batch> {
     fn take<'a>(p: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if p.len() < n {
             return None;
