@@ -229,9 +229,12 @@ impl Cluster {
         Some(self.secret.get_or_init(|| s).clone())
     }
 
-    /// This node holds the writer's handle and its lease has not run out.
+    /// This node holds the writer's handle. Routing follows this role, never the lease clock: a
+    /// writer whose renewals are late (an etcd election) refuses commits at its deadline and is
+    /// stepped down by the lease thread, but a statement of a transaction is never sent
+    /// elsewhere than the ones before it.
     pub fn is_writer(&self) -> bool {
-        self.kv.is_writer() && !self.kv.lease_expired()
+        self.kv.is_writer()
     }
 
     pub fn role(&self) -> &'static str {
