@@ -99,11 +99,14 @@ impl SqlError {
 
 /// TiDB's code for a transaction that lost a write conflict at commit.
 pub const WRITE_CONFLICT: u16 = 9007;
+/// TiDB's code for a commit whose outcome is unknown (it may or may not have taken effect).
+pub const RESULT_UNDETERMINED: u16 = 8229;
 
 impl From<embedb_storage::Error> for SqlError {
     fn from(e: embedb_storage::Error) -> Self {
         match e {
             embedb_storage::Error::WriteConflict => SqlError::write_conflict(),
+            embedb_storage::Error::Undetermined(why) => SqlError::new(RESULT_UNDETERMINED, "HY000", why),
             other => SqlError::other(format!("storage: {other}")),
         }
     }

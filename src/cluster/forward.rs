@@ -136,17 +136,26 @@ pub struct Forwarder {
     pub last_insert_id: u64,
     /// The warnings of the last forwarded statement: (level, code, message).
     pub warnings: Vec<(String, u16, String)>,
+    /// The statement being forwarded has been sent (its outcome is the writer's).
+    statement_sent: bool,
 }
 
 /// State statements a session keeps for its link to the writer.
 const MAX_STATE: usize = 1024;
 
-fn unreachable_writer(why: impl std::fmt::Display) -> ErrorInfo {
-    ErrorInfo::new(
-        8027,
-        "HY000",
-        format!("this node is a reader and could not reach the cluster's writer ({why}); the statement's outcome is unknown if it was sent: check, then retry"),
-    )
+/// The writer could not be reached for a statement. Sent or not decides the code: not sent,
+/// nothing happened and a retry is safe (TiDB's 9005, storage unavailable); sent, it may have
+/// taken effect (TiDB's 8229, result undetermined).
+fn unreachable_writer(why: impl std::fmt::Display, sent: bool) -> ErrorInfo {
+    if sent {
+        ErrorInfo::new(
+            crate::error::RESULT_UNDETERMINED,
+            "HY000",
+            format!("this node is a reader and lost the cluster's writer while it ran the statement ({why}); its outcome is unknown: check, then retry"),
+        )
+    } else {
+        ErrorInfo::new(9005, "HY000", format!("this node is a reader and could not reach the cluster's writer ({why}); the statement was not run: retry"))
+    }
 }
 
 impl Forwarder {
@@ -195,7 +204,7 @@ impl Forwarder {
                 // new one to whoever is the writer then; an open transaction there is lost.
                 self.link = None;
                 let was_txn = std::mem::take(&mut self.in_txn);
-                let mut info = unreachable_writer(e);
+                let mut info = unreachable_writer(e, std::mem::take(&mut self.statement_sent));
                 if was_txn {
                     info.message.push_str("; the open transaction was rolled back");
                 }
@@ -233,7 +242,9 @@ impl Forwarder {
         if begin && !self.in_txn {
             client.query("BEGIN").await?;
         }
+        self.statement_sent = true;
         let responses = client.query(sql).await?;
+        self.statement_sent = false;
         self.in_txn = client.status & embedb_wire::status::IN_TRANS != 0;
         self.warnings = Vec::new();
         let warned = match responses.last() {

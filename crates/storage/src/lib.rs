@@ -60,6 +60,11 @@ pub enum Error {
     /// fenced this one). Nothing was written.
     #[error("{0}")]
     NotWriter(String),
+    /// A cluster commit was sent to the shared database but this node could not learn whether
+    /// it became durable (the write failed after it started, or the node lost the writer role
+    /// meanwhile). It is either wholly there or wholly absent. (TiDB's error 8229.)
+    #[error("{0}")]
+    Undetermined(String),
     /// Stored bytes could not be decoded, or the store reported corruption.
     #[error("corrupt data: {0}")]
     Corrupt(String),

@@ -9,9 +9,13 @@
 //! The copies follow the shared database through a commit log kept inside it:
 //!
 //! 1. The writer's [`Kv::write`] turns a commit's batch into one SlateDB write batch holding the
-//!    rows themselves, a log entry `mCL:e{seq}` (the commit time, then the batch as the WAL encodes it) and the head `mCL:head`
-//!    (`seq` and the commit time). It returns only once that batch is durable in the bucket, then
-//!    applies the batch to its own copy with the applied mark `mCL:applied = seq`.
+//!    rows themselves, a log entry `mCL:e{seq}` (the commit time, the log's running checksum,
+//!    then the batch as the WAL encodes it) and the head `mCL:head` (`seq`, the commit time and
+//!    the checksum). It returns only once that batch is durable in the bucket, then applies the
+//!    batch to its own copy with the applied mark `mCL:applied` (`seq` and the checksum).
+//!    A write that fails, or outlives the node's writer role, leaves its outcome unknown: the
+//!    node stops writing at once, so no later commit can reuse its `seq`, and it learns the
+//!    outcome from the log like any reader.
 //! 2. A reader opens the same database with SlateDB's `DbReader`, which follows the writer's
 //!    WAL. [`ReplicaKv::follow`] reads the entries after its applied mark, in order, and hands
 //!    each to [`Store::apply_replicated`], which applies it to the copy and passes it to the
@@ -25,6 +29,10 @@
 //! applied; [`ReplicaKv::become_reader`] goes back to following. A writer also refuses to commit
 //! once its lease deadline ([`ReplicaKv::set_lease_deadline`]) has passed, so a writer that was
 //! stopped and resumes commits nothing even before SlateDB fences it.
+//!
+//! The running checksum chains every entry to the one before it. A copy that ever applied
+//! something the log does not hold finds out at the next entry it reads: it stops serving,
+//! and when the node starts again it copies the whole database instead of replaying.
 //!
 //! Keys under `mSI:` and `mCL:` belong to the node (its search-index instance token, its applied
 //! mark): they are written to the copy only, never shipped, and never copied from the shared
@@ -48,8 +56,11 @@ use crate::{Error, RedbKv, Result, Store};
 const LOG_PREFIX: &[u8] = b"mCL:e";
 /// The newest entry's seq and commit time (ms since the epoch), both 8 bytes big-endian.
 const HEAD_KEY: &[u8] = b"mCL:head";
-/// In a node's copy: the seq of the last entry applied to it.
+/// In a node's copy: the seq of the last entry applied to it, and the log's checksum after it.
 const APPLIED_KEY: &[u8] = b"mCL:applied";
+/// In a node's copy: set when the copy was found to differ from the log; the next start copies
+/// the whole database.
+const RECOPY_KEY: &[u8] = b"mCL:recopy";
 /// Keys that belong to one node and are never shipped.
 const NODE_LOCAL: [&[u8]; 2] = [b"mSI:", b"mCL:"];
 
@@ -73,6 +84,19 @@ fn log_key(seq: u64) -> Vec<u8> {
 /// copied or backed up.
 pub fn is_node_local(key: &[u8]) -> bool {
     NODE_LOCAL.iter().any(|p| key.starts_with(p))
+}
+
+/// The log's running checksum after entry `seq` holding `encoded` (a WAL-encoded batch), when
+/// it was `prev` before it.
+fn chain_after(prev: u64, seq: u64, encoded: &[u8]) -> u64 {
+    let half = |init: u32| {
+        let mut h = crc32fast::Hasher::new_with_initial(init);
+        h.update(&prev.to_be_bytes());
+        h.update(&seq.to_be_bytes());
+        h.update(encoded);
+        h.finalize() as u64
+    };
+    (half(0) << 32) | half(0x9e37_79b9)
 }
 
 fn now_ms() -> u64 {
@@ -131,6 +155,8 @@ impl Shared {
 pub struct Progress {
     /// The last entry applied to this node's copy.
     pub applied: u64,
+    /// The log's running checksum after that entry.
+    pub checksum: u64,
     /// The newest entry this node has seen in the shared log.
     pub head: u64,
     /// Milliseconds since the oldest entry not yet applied was committed (0 when caught up).
@@ -150,6 +176,10 @@ pub struct ReplicaKv {
     /// One applier at a time: the follow thread, or a promotion's catch-up.
     following: Mutex<()>,
     applied: AtomicU64,
+    /// The log's running checksum after `applied` (changed together with it).
+    chain: AtomicU64,
+    /// The copy was found to differ from the log: the next start copies the database.
+    recopy: AtomicBool,
     /// The newest head seen, and the commit time of the first entry not yet applied.
     head: AtomicU64,
     behind_since_ms: AtomicU64,
@@ -158,9 +188,9 @@ pub struct ReplicaKv {
     epoch: Instant,
     /// Entries the writer keeps in the shared log ([`LOG_KEPT`]; small in tests).
     log_kept: AtomicU64,
-    /// Set when a shipped commit could not be applied to the copy: the copy is behind its own
-    /// commits and this node must not serve or write until it starts again.
-    broken: AtomicBool,
+    /// Why this node must not serve or write until it starts again: a shipped commit could not
+    /// be applied to the copy, or the copy differs from the log.
+    broken: Mutex<Option<String>>,
 }
 
 fn not_writer(why: &str) -> Error {
@@ -174,7 +204,11 @@ impl ReplicaKv {
     pub fn open(local_path: &std::path::Path, objects: Arc<dyn ObjectStore>, path: &str) -> Result<Arc<ReplicaKv>> {
         let runtime = Runtime::start("embedb-replica")?;
         let local = RedbKv::open(local_path)?;
-        let applied = local.snapshot()?.get(APPLIED_KEY)?.map_or(0, |v| be_u64(&v));
+        let snap = local.snapshot()?;
+        let mark = snap.get(APPLIED_KEY)?.unwrap_or_default();
+        let (applied, chain) = (be_u64(&mark), be_u64(mark.get(8..).unwrap_or(&[])));
+        let recopy = snap.get(RECOPY_KEY)?.is_some();
+        drop(snap);
         let kv = Arc::new(ReplicaKv {
             local,
             runtime: Arc::new(runtime),
@@ -184,12 +218,14 @@ impl ReplicaKv {
             writing: Mutex::new(()),
             following: Mutex::new(()),
             applied: AtomicU64::new(applied),
+            chain: AtomicU64::new(chain),
+            recopy: AtomicBool::new(recopy),
             head: AtomicU64::new(applied),
             behind_since_ms: AtomicU64::new(0),
             lease_deadline: AtomicU64::new(0),
             epoch: Instant::now(),
             log_kept: AtomicU64::new(LOG_KEPT),
-            broken: AtomicBool::new(false),
+            broken: Mutex::new(None),
         });
         Ok(kv)
     }
@@ -246,7 +282,7 @@ impl ReplicaKv {
         let (applied, head) = (self.applied.load(Ordering::SeqCst), self.head.load(Ordering::SeqCst));
         let since = self.behind_since_ms.load(Ordering::SeqCst);
         let lag_ms = if applied >= head || since == 0 { 0 } else { now_ms().saturating_sub(since) };
-        Progress { applied, head: head.max(applied), lag_ms }
+        Progress { applied, checksum: self.chain.load(Ordering::SeqCst), head: head.max(applied), lag_ms }
     }
 
     /// Commits are refused from `deadline` on (the writer's lease); None = never.
@@ -273,21 +309,23 @@ impl ReplicaKv {
     fn catch_up(&self, shared: &Shared) -> Result<bool> {
         let shared = shared.clone();
         let applied = self.applied.load(Ordering::SeqCst);
-        let head = self.read_head(&shared)?.0;
-        if applied == head {
-            return Ok(false);
+        let (head, _, head_chain) = self.read_head(&shared)?;
+        let recopy = self.recopy.load(Ordering::SeqCst);
+        if !recopy {
+            if applied == head && self.chain.load(Ordering::SeqCst) == head_chain {
+                return Ok(false);
+            }
+            if applied > head {
+                return Err(Error::Corrupt(format!(
+                    "this node's copy is at commit {applied}, ahead of the shared database ({head}): it belongs to another database; use an empty data dir"
+                )));
+            }
+            if applied < head && self.get_shared(&shared, &log_key(applied + 1))?.is_some() {
+                while self.follow_with(&shared, None)? > 0 {}
+                return Ok(false);
+            }
         }
-        if applied > head {
-            return Err(Error::Corrupt(format!(
-                "this node's copy is at commit {applied}, ahead of the shared database ({head}): it belongs to another database; use an empty data dir"
-            )));
-        }
-        let next = self.get_shared(&shared, &log_key(applied + 1))?;
-        if next.is_some() {
-            while self.follow_with(&shared, None)? > 0 {}
-            return Ok(false);
-        }
-        tracing::info!(applied, head, "copying the whole database into this node's copy");
+        tracing::info!(applied, head, recopy, "copying the whole database into this node's copy");
         // Clear what the copy holds (except the node's own keys), then copy every shared key.
         let snap = self.local.snapshot()?;
         let mut from = Vec::new();
@@ -312,8 +350,12 @@ impl ReplicaKv {
             copied += puts.len() as u64;
             self.local.write(&puts)?;
         }
-        self.local.write(&[(APPLIED_KEY.to_vec(), Some(head.to_be_bytes().to_vec()))])?;
+        let mut mark = head.to_be_bytes().to_vec();
+        mark.extend_from_slice(&head_chain.to_be_bytes());
+        self.local.write(&[(APPLIED_KEY.to_vec(), Some(mark)), (RECOPY_KEY.to_vec(), None)])?;
         self.applied.store(head, Ordering::SeqCst);
+        self.chain.store(head_chain, Ordering::SeqCst);
+        self.recopy.store(false, Ordering::SeqCst);
         tracing::info!(keys = copied, at = head, "copied; replaying the commits made meanwhile");
         // Entries committed during the copy: applied without a store (nothing observes yet).
         while self.follow_with(&shared, None)? > 0 {}
@@ -325,12 +367,31 @@ impl ReplicaKv {
         run(&self.runtime, async move { s.get(&k).await }).map_err(err)
     }
 
-    /// (seq, commit time) of the shared log's newest entry.
-    fn read_head(&self, shared: &Shared) -> Result<(u64, u64)> {
-        let head = self.get_shared(shared, HEAD_KEY)?;
-        let (seq, at) = head.map_or((0, 0), |h| (be_u64(&h), be_u64(h.get(8..).unwrap_or(&[]))));
+    /// (seq, commit time, checksum) of the shared log's newest entry.
+    fn read_head(&self, shared: &Shared) -> Result<(u64, u64, u64)> {
+        let head = self.get_shared(shared, HEAD_KEY)?.unwrap_or_default();
+        let (seq, at, chain) = (be_u64(&head), be_u64(head.get(8..).unwrap_or(&[])), be_u64(head.get(16..).unwrap_or(&[])));
         self.head.fetch_max(seq, Ordering::SeqCst);
-        Ok((seq, at))
+        Ok((seq, at, chain))
+    }
+
+    /// Why this node may not serve, if it may not.
+    fn broken(&self) -> Option<Error> {
+        self.broken.lock().as_ref().map(|why| Error::Storage(why.clone()))
+    }
+
+    /// The copy holds something the log does not (found at entry `seq`): stop serving, and
+    /// copy the whole database at the next start.
+    fn diverged(&self, seq: u64) -> Error {
+        let why = format!(
+            "this node's copy differs from the cluster's commit log at commit {seq}; the node stops serving: restart it and it copies the database again"
+        );
+        tracing::error!("{why}");
+        self.recopy.store(true, Ordering::SeqCst);
+        let _ = self.local.write(&[(RECOPY_KEY.to_vec(), Some(vec![1]))]);
+        *self.broken.lock() = Some(why.clone());
+        self.stop_writing();
+        Error::Corrupt(why)
     }
 
     /// Applies the shared log's entries after the applied mark, through `store` (so its commit
@@ -343,13 +404,13 @@ impl ReplicaKv {
     }
 
     fn follow_with(&self, shared: &Shared, mut store: Option<(&Store, &mut dyn FnMut(&[(Vec<u8>, Option<Vec<u8>>)]))>) -> Result<usize> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(Error::Storage("this node's copy missed one of its own commits; restart the node".into()));
+        if let Some(e) = self.broken() {
+            return Err(e);
         }
         let applied = self.applied.load(Ordering::SeqCst);
         // The head first: the handle's view only moves forward, so entries up to this head are
         // in the scan below unless they were trimmed.
-        let (head, _) = self.read_head(shared)?;
+        let (head, _, _) = self.read_head(shared)?;
         if head <= applied {
             self.behind_since_ms.store(0, Ordering::SeqCst);
             return Ok(0);
@@ -369,20 +430,26 @@ impl ReplicaKv {
                 return Err(Error::Storage(format!("the shared log skips from commit {} to {seq}", expected - 1)));
             }
             let committed_at = be_u64(&value);
-            let batch = wal::decode(value.get(8..).unwrap_or(&[])).ok_or_else(|| Error::Corrupt(format!("commit log entry {seq} is truncated")))?;
+            let encoded = value.get(16..).unwrap_or(&[]);
+            let chain = chain_after(self.chain.load(Ordering::SeqCst), seq, encoded);
+            if be_u64(value.get(8..).unwrap_or(&[])) != chain {
+                return Err(self.diverged(seq));
+            }
+            let batch = wal::decode(encoded).ok_or_else(|| Error::Corrupt(format!("commit log entry {seq} is truncated")))?;
             self.head.fetch_max(seq, Ordering::SeqCst);
             if self.behind_since_ms.load(Ordering::SeqCst) == 0 {
                 self.behind_since_ms.store(committed_at.max(1), Ordering::SeqCst);
             }
             match &mut store {
                 Some((store, seen)) => {
-                    store.apply_replicated(&batch, || self.write_local(seq, &batch))?;
+                    store.apply_replicated(&batch, || self.write_local(seq, chain, &batch))?;
                     seen(&batch);
                 }
-                None => self.write_local(seq, &batch)?,
+                None => self.write_local(seq, chain, &batch)?,
             }
             // Published only now: whoever waits for this commit (a forwarded write's session)
             // finds it applied and already seen by the observer (search indexes, catalog).
+            self.chain.store(chain, Ordering::SeqCst);
             self.applied.store(seq, Ordering::SeqCst);
             n += 1;
         }
@@ -392,10 +459,12 @@ impl ReplicaKv {
     }
 
     /// Writes commit `seq` into the copy, with the applied mark (not yet published).
-    fn write_local(&self, seq: u64, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
+    fn write_local(&self, seq: u64, chain: u64, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()> {
         // (A shipped batch holds no node-local keys; a writer's own batch keeps its own.)
         let mut local: Batch = batch.to_vec();
-        local.push((APPLIED_KEY.to_vec(), Some(seq.to_be_bytes().to_vec())));
+        let mut mark = seq.to_be_bytes().to_vec();
+        mark.extend_from_slice(&chain.to_be_bytes());
+        local.push((APPLIED_KEY.to_vec(), Some(mark)));
         self.local.write(&local)
     }
 
@@ -412,9 +481,13 @@ impl ReplicaKv {
             self.catch_up(&shared)?;
         }
         while self.follow_with(&shared, Some((store, &mut |_: &[(Vec<u8>, Option<Vec<u8>>)]| {})))? > 0 {}
-        let (head, _) = self.read_head(&shared)?;
+        let (head, _, head_chain) = self.read_head(&shared)?;
         if head != self.applied.load(Ordering::SeqCst) {
             return Err(Error::Storage(format!("after catching up, the copy is at {} but the log's head is {head}", self.applied.load(Ordering::SeqCst))));
+        }
+        if head_chain != self.chain.load(Ordering::SeqCst) {
+            let _ = run(&self.runtime, async move { db.close().await });
+            return Err(self.diverged(head));
         }
         *self.role.write() = Role::Writer(db);
         Ok(())
@@ -468,13 +541,18 @@ impl ReplicaKv {
                 None => wb.delete(k),
             }
         }
+        let mut encoded = Vec::with_capacity(wal::encoded_len(&shipped));
+        wal::encode(&shipped, &mut encoded);
+        let chain = chain_after(self.chain.load(Ordering::SeqCst), seq, &encoded);
         let at = now_ms();
-        let mut entry = at.to_be_bytes().to_vec();
-        entry.reserve(wal::encoded_len(&shipped));
-        wal::encode(&shipped, &mut entry);
+        let mut entry = Vec::with_capacity(16 + encoded.len());
+        entry.extend_from_slice(&at.to_be_bytes());
+        entry.extend_from_slice(&chain.to_be_bytes());
+        entry.extend_from_slice(&encoded);
         wb.put(log_key(seq), entry);
         let mut head = seq.to_be_bytes().to_vec();
         head.extend_from_slice(&at.to_be_bytes());
+        head.extend_from_slice(&chain.to_be_bytes());
         wb.put(HEAD_KEY, head);
         let (kept, every) = (self.log_kept.load(Ordering::Relaxed), TRIM_EVERY.min(self.log_kept.load(Ordering::Relaxed)));
         if seq % every == 0 && seq > kept {
@@ -482,28 +560,51 @@ impl ReplicaKv {
                 wb.delete(log_key(old));
             }
         }
-        let db = db.clone();
+        let handle = db.clone();
         let shipped_ok = run(&self.runtime, async move {
-            let handle = db.write_with_options(wb, &WriteOptions::default()).await?;
-            handle.await_durable().await
+            let written = handle.write_with_options(wb, &WriteOptions::default()).await?;
+            written.await_durable().await
         });
+        // The copy takes the commit only while this node still holds the same writer's handle;
+        // holding the role lock keeps a step-down (and the follower it starts) out meanwhile.
+        let role = self.role.read();
+        let still_writer = matches!(&*role, Role::Writer(d) if Arc::ptr_eq(d, db));
         if let Err(e) = shipped_ok {
-            let e = err(e);
-            if matches!(e, Error::NotWriter(_)) {
-                self.stop_writing();
-            }
-            return Err(e);
+            drop(role);
+            self.stop_writing();
+            return Err(match err(e) {
+                // Fenced: a newer writer opened the database before this write; it is not there.
+                fenced @ Error::NotWriter(_) => fenced,
+                // The write may still have reached the bucket (or may yet): whether it did is
+                // learned from the log, never guessed, so this node writes nothing more until it
+                // has followed the log as a reader.
+                other => undetermined(seq, &other.to_string()),
+            });
+        }
+        if !still_writer {
+            // Durable, but this node stepped down meanwhile: following the log applies it.
+            return Err(undetermined(seq, "this node lost the writer role while the commit was written"));
         }
         self.head.fetch_max(seq, Ordering::SeqCst);
-        if let Err(e) = self.write_local(seq, batch).map(|()| self.applied.store(seq, Ordering::SeqCst)) {
+        if let Err(e) = self.write_local(seq, chain, batch) {
             // Durable in the shared database but not in the copy: this node must start again
             // (its copy then catches up from the log).
-            self.broken.store(true, Ordering::SeqCst);
+            let why = format!("commit {seq} is durable but this node's copy could not take it ({e}); the node stops serving: restart it");
+            *self.broken.lock() = Some(why.clone());
+            drop(role);
             self.stop_writing();
-            return Err(Error::Storage(format!("commit {seq} is durable but this node's copy could not take it ({e}); the node stops serving")));
+            return Err(Error::Storage(why));
         }
+        self.chain.store(chain, Ordering::SeqCst);
+        self.applied.store(seq, Ordering::SeqCst);
         Ok(())
     }
+}
+
+fn undetermined(seq: u64, why: &str) -> Error {
+    Error::Undetermined(format!(
+        "the outcome of commit {seq} is unknown ({why}): it either took effect as a whole or not at all; check before retrying"
+    ))
 }
 
 /// Index checkpoints beside the data in the bucket: `{path}/indexes/{file}`.
@@ -599,8 +700,8 @@ fn collect_files(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(S
 
 impl Kv for ReplicaKv {
     fn snapshot(&self) -> Result<Box<dyn Snapshot>> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(Error::Storage("this node's copy missed one of its own commits; restart the node".into()));
+        if let Some(e) = self.broken() {
+            return Err(e);
         }
         self.local.snapshot()
     }
@@ -700,6 +801,53 @@ mod tests {
         assert_eq!(snap.get(b"k5").unwrap(), Some(b"e".to_vec()));
         assert_eq!(snap.get(b"k4").unwrap(), None, "the fenced write is nowhere");
         assert_eq!(snap.get(b"mSI:x").unwrap(), Some(b"writer's own".to_vec()), "its own keys stay");
+    }
+
+    #[test]
+    fn a_copy_that_differs_from_the_log_stops_and_copies_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects: Arc<dyn ObjectStore> = Arc::new(slatedb::object_store::memory::InMemory::new());
+        let w = ReplicaKv::open(&dir.path().join("w.redb"), objects.clone(), "db").unwrap();
+        let wstore = Store::new(w.clone());
+        w.become_writer(&wstore, true).unwrap();
+        w.write(&[put("a", "1")]).unwrap();
+        w.write(&[put("lost", "x")]).unwrap();
+
+        let r_path = dir.path().join("r.redb");
+        let r = ReplicaKv::open(&r_path, objects.clone(), "db").unwrap();
+        r.start_reading(Duration::from_secs(5)).unwrap();
+        r.bootstrap().unwrap();
+        assert_eq!(r.snapshot().unwrap().get(b"lost").unwrap(), Some(b"x".to_vec()));
+
+        // Commit 2 is written a second time with other rows (what reusing a seq would do):
+        // the reader applied the first one.
+        w.applied.store(1, Ordering::SeqCst);
+        let first = w.get_shared(&w.shared().unwrap(), &log_key(1)).unwrap().unwrap();
+        w.chain.store(be_u64(&first[8..]), Ordering::SeqCst);
+        w.write(&[put("b", "2")]).unwrap();
+        w.write(&[put("c", "3")]).unwrap();
+        let rstore = Store::new(r.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let e = loop {
+            match r.follow(&rstore, &mut |_| {}) {
+                Err(e) => break e,
+                Ok(_) => assert!(Instant::now() < deadline, "the reader never noticed"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(matches!(e, Error::Corrupt(_)), "{e}");
+        assert!(r.snapshot().is_err(), "a copy that differs serves nothing");
+        r.close().unwrap();
+        drop((rstore, r));
+
+        // Started again, it copies the whole database and matches the log.
+        let r = ReplicaKv::open(&r_path, objects.clone(), "db").unwrap();
+        r.start_reading(Duration::from_secs(5)).unwrap();
+        assert!(r.bootstrap().unwrap(), "copied, not replayed");
+        let snap = r.snapshot().unwrap();
+        assert_eq!(snap.get(b"lost").unwrap(), Some(b"x".to_vec()), "the shared database holds both versions' rows");
+        assert_eq!(snap.get(b"c").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(r.progress().checksum, w.progress().checksum);
     }
 
     #[test]
