@@ -622,9 +622,9 @@ impl Session {
             }
         }
         if let Some(stmt) = crate::privileges::statements::parse(sql, self.db.as_deref()) {
-            return self.account_statement(stmt?).await;
+            return Box::pin(self.account_statement(stmt?)).await;
         }
-        if let Some(out) = self.run_special(sql, &lower).await? {
+        if let Some(out) = Box::pin(self.run_special(sql, &lower)).await? {
             return Ok(out);
         }
         // START TRANSACTION WITH CONSISTENT SNAPSHOT (mysqldump --single-transaction): every
@@ -656,7 +656,7 @@ impl Session {
         use crate::sql::plan_cache::{self, Pending};
         match stmt {
             Statement::Query(ref q) if !q.locks.is_empty() && self.pessimistic() && (self.in_txn || !self.autocommit()) => {
-                self.locking_select(stmt).await
+                Box::pin(self.locking_select(stmt)).await
             }
             Statement::Query(_) => {
                 if let Some(shape) = shape.filter(|s| s.well_placed(&stmt)) {
@@ -670,7 +670,7 @@ impl Session {
             Statement::Explain { .. } => self.in_statement(|s, txn| Box::pin(s.query(stmt, txn))).await,
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
                 if self.pessimistic() {
-                    return self.locking_dml(stmt).await;
+                    return Box::pin(self.locking_dml(stmt)).await;
                 }
                 if self.in_txn || !self.autocommit() {
                     return self.in_statement(|s, txn| Box::pin(s.dml(stmt, txn))).await;
@@ -721,7 +721,7 @@ impl Session {
             }
             Statement::Set(set) => {
                 self.plan_cache.clear();
-                self.set(set).await
+                Box::pin(self.set(set)).await
             }
             Statement::ExplainTable { table_name, .. } => {
                 let (db, table) = self.resolve_name(&table_name)?;
@@ -739,7 +739,7 @@ impl Session {
                 let engine = self.engine.clone();
                 let _g = engine.ddl_lock.lock().await;
                 self.commit_open()?;
-                self.ddl(other).await
+                Box::pin(self.ddl(other)).await
             }
             // Anything else is refused before it can touch the open transaction.
             other => Err(crate::sql::ddl::unsupported_statement(&other)),
@@ -759,7 +759,11 @@ impl Session {
     // ---- transactions ----------------------------------------------------------------------
 
     fn begin(&mut self) -> Result<Arc<Txn>> {
-        let t = Arc::new(self.engine.store.begin()?);
+        // A begin waits while a commit holds the commit lock; in cluster mode that is a network
+        // write, which must not hold up this worker's other sessions (their commits would then
+        // queue one by one instead of as a group).
+        let store = &self.engine.store;
+        let t = Arc::new(if store.commits_wait_on_network() { blocking(|| store.begin())? } else { store.begin()? });
         self.txn = Some(t.clone());
         Ok(t)
     }
@@ -808,11 +812,22 @@ impl Session {
         self.in_txn = false;
         self.savepoints.clear();
         let r = match self.txn.take() {
-            Some(t) => t.commit(),
+            Some(t) => self.commit_txn(&t),
             None => Ok(()),
         };
         self.release_locks();
         Ok(r?)
+    }
+
+    /// Commits `txn`. A commit that waits on the network (cluster mode) waits in a blocking
+    /// section, so the other sessions' statements go on meanwhile and their commits can join
+    /// the same group (`storage::txn`).
+    fn commit_txn(&self, txn: &Txn) -> embedb_storage::Result<()> {
+        if self.engine.store.commits_wait_on_network() {
+            blocking(|| txn.commit())
+        } else {
+            txn.commit()
+        }
     }
 
     pub fn rollback_open(&mut self) {
@@ -853,7 +868,7 @@ impl Session {
             self.txn = None;
             match r {
                 Ok(out) => {
-                    txn.commit()?;
+                    self.commit_txn(&txn)?;
                     Ok(out)
                 }
                 Err(e) => {

@@ -132,6 +132,10 @@ pub struct TableInfo {
     /// Foreign keys of this (child) table.
     #[serde(default)]
     pub foreign_keys: Vec<crate::sql::foreign_key::ForeignKeyInfo>,
+    /// `arrow_schema`, made once per decoded catalog entry and shared by its clones (see
+    /// `catalog_arrow_schema`).
+    #[serde(skip)]
+    pub(crate) arrow: Arc<std::sync::OnceLock<SchemaRef>>,
 }
 
 impl TableInfo {
@@ -161,6 +165,13 @@ impl TableInfo {
         self.indexes.iter().find(|i| i.primary)
     }
     /// The Arrow schema DataFusion plans against.
+    /// `arrow_schema` of a table as the catalog holds it, made once per catalog entry: only for
+    /// a `TableInfo` read from the catalog and not changed since (a clone changed by DDL would
+    /// share the old one), which is what read paths like `point_get` have.
+    pub fn catalog_arrow_schema(&self) -> SchemaRef {
+        self.arrow.get_or_init(|| self.arrow_schema()).clone()
+    }
+
     pub fn arrow_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
             self.columns

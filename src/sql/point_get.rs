@@ -220,7 +220,7 @@ impl PointGet {
         if let Some(l) = self.limit {
             rows.truncate(l as usize);
         }
-        let table_schema = self.table.arrow_schema();
+        let table_schema = self.table.catalog_arrow_schema();
         let mut fields: Vec<FieldRef> = Vec::with_capacity(self.columns.len());
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (pos, (name, i, qualified)) in self.columns.iter().enumerate() {

@@ -24,7 +24,7 @@ use crate::sql::context::{PlanScope, TxnCatalogList};
 use crate::sql::rewrite;
 
 impl Session {
-    pub async fn query(&mut self, mut stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
+    pub async fn query(&mut self, stmt: Statement, txn: Arc<Txn>) -> Result<Output> {
         // Set by `run_inner` for a SELECT whose plan the plan cache may keep.
         let pending = self.plan_cache.take_pending();
         if self.point_get {
@@ -32,6 +32,13 @@ impl Session {
                 return Ok(out);
             }
         }
+        // Boxed: planning's futures are large, and moving them whole into this one would make
+        // every query (a point get too) copy them.
+        Box::pin(self.plan_and_run(stmt, txn, pending)).await
+    }
+
+    /// A query DataFusion plans and runs (`pending`: the plan-cache entry it may fill).
+    async fn plan_and_run(&mut self, mut stmt: Statement, txn: Arc<Txn>, pending: Option<crate::sql::plan_cache::Pending>) -> Result<Output> {
         let (scope, view_headers) = self.rewrite_query(&mut stmt, &txn)?;
         let (schema, plan, task) = self.plan_physical(stmt, txn, scope).await?;
         let schema = crate::sql::view::restore_headers(schema, &view_headers);

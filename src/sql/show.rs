@@ -1083,6 +1083,7 @@ impl Session {
                 create_time: String::new(),
                 collation: String::new(),
                 foreign_keys: vec![],
+                arrow: Default::default(),
             };
             for c in &ct.columns {
                 probe.columns.push(crate::sql::catalog::ColumnInfo::plain(0, &c.name.value, crate::sql::types::SqlType::from_ast(&c.data_type)?, true));

@@ -73,6 +73,7 @@ impl ViewInfo {
             create_time: self.create_time.clone(),
             collation: String::new(),
             foreign_keys: vec![],
+            arrow: Default::default(),
         }
     }
 

@@ -389,9 +389,14 @@ impl Connection {
                 runtime().block_on(async {
                     let statement = std::panic::AssertUnwindSafe(statement).catch_unwind();
                     tokio::pin!(statement);
+                    let finished = |r: std::thread::Result<Result<Output, SqlError>>| r.unwrap_or_else(|_| Err(SqlError::other("the statement panicked; nothing of it was applied")));
+                    // Most statements (a point select) finish at their first poll: no timer for them.
+                    if let std::task::Poll::Ready(r) = futures::poll!(&mut statement) {
+                        return finished(r);
+                    }
                     loop {
                         match tokio::time::timeout(std::time::Duration::from_millis(100), &mut statement).await {
-                            Ok(r) => break r.unwrap_or_else(|_| Err(SqlError::other("the statement panicked; nothing of it was applied"))),
+                            Ok(r) => break finished(r),
                             Err(_) if interrupted.is_none() => Python::attach(|py| {
                                 if let Err(e) = py.check_signals() {
                                     interrupt.trigger(false);

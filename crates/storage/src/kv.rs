@@ -34,6 +34,11 @@ pub trait Kv: Send + Sync + 'static {
     fn snapshot(&self) -> Result<Box<dyn Snapshot>>;
     /// Atomically and durably apply a batch (all or nothing; fsync'd before returning Ok).
     fn write(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<()>;
+    /// Whether a write waits on the network (a durable object write), not just the local disk:
+    /// callers on an async worker then hand the wait to a blocking section.
+    fn writes_wait_on_network(&self) -> bool {
+        false
+    }
     /// Let go of the underlying files or objects (their locks included) once the snapshots
     /// still open end; later calls fail. The store can then be opened again, in this process
     /// or another.

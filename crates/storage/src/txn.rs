@@ -282,6 +282,11 @@ impl Store {
         }
     }
 
+    /// Whether a commit waits on the network ([`Kv::writes_wait_on_network`]).
+    pub fn commits_wait_on_network(&self) -> bool {
+        self.shared.kv.writes_wait_on_network()
+    }
+
     /// Install the store's [`CommitObserver`] (replacing any earlier one).
     pub fn set_commit_observer(&self, observer: Arc<dyn CommitObserver>) {
         *self.shared.observer.write() = Some(observer);
