@@ -774,13 +774,19 @@ mod tests {
         (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))
     }
 
-    #[test]
-    fn a_reader_follows_the_writer_and_takes_over() {
+    /// A writer on an in-memory bucket, its copy in a temporary dir.
+    fn a_writer() -> (tempfile::TempDir, Arc<dyn ObjectStore>, Arc<ReplicaKv>, Store) {
         let dir = tempfile::tempdir().unwrap();
         let objects: Arc<dyn ObjectStore> = Arc::new(slatedb::object_store::memory::InMemory::new());
         let w = ReplicaKv::open(&dir.path().join("w.redb"), objects.clone(), "db").unwrap();
         let wstore = Store::new(w.clone());
         w.become_writer(&wstore, true).unwrap();
+        (dir, objects, w, wstore)
+    }
+
+    #[test]
+    fn a_reader_follows_the_writer_and_takes_over() {
+        let (dir, objects, w, wstore) = a_writer();
         w.write(&[put("k1", "a"), put("mSI:x", "writer's own")]).unwrap();
         w.write(&[put("k2", "b")]).unwrap();
 
@@ -839,11 +845,7 @@ mod tests {
 
     #[test]
     fn a_copy_that_differs_from_the_log_stops_and_copies_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let objects: Arc<dyn ObjectStore> = Arc::new(slatedb::object_store::memory::InMemory::new());
-        let w = ReplicaKv::open(&dir.path().join("w.redb"), objects.clone(), "db").unwrap();
-        let wstore = Store::new(w.clone());
-        w.become_writer(&wstore, true).unwrap();
+        let (dir, objects, w, _wstore) = a_writer();
         w.write(&[put("a", "1")]).unwrap();
         w.write(&[put("lost", "x")]).unwrap();
 
