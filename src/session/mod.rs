@@ -762,8 +762,7 @@ impl Session {
         // A begin waits while a commit holds the commit lock; in cluster mode that is a network
         // write, which must not hold up this worker's other sessions (their commits would then
         // queue one by one instead of as a group).
-        let store = &self.engine.store;
-        let t = Arc::new(if store.commits_wait_on_network() { blocking(|| store.begin())? } else { store.begin()? });
+        let t = Arc::new(self.may_wait_on_a_commit(|| self.engine.store.begin())?);
         self.txn = Some(t.clone());
         Ok(t)
     }
@@ -823,10 +822,16 @@ impl Session {
     /// section, so the other sessions' statements go on meanwhile and their commits can join
     /// the same group (`storage::txn`).
     fn commit_txn(&self, txn: &Txn) -> embedb_storage::Result<()> {
+        self.may_wait_on_a_commit(|| txn.commit())
+    }
+
+    /// Runs a store call that may wait for a commit: in a blocking section when commits wait
+    /// on the network (cluster mode), directly otherwise (a local commit is quick).
+    fn may_wait_on_a_commit<T>(&self, f: impl FnOnce() -> T) -> T {
         if self.engine.store.commits_wait_on_network() {
-            blocking(|| txn.commit())
+            blocking(f)
         } else {
-            txn.commit()
+            f()
         }
     }
 

@@ -161,26 +161,33 @@ impl Shared {
             verdicts.push(verdict);
         }
         drop(taken);
-        let accepted: Vec<usize> = (0..group.len()).filter(|&i| verdicts[i].is_none()).collect();
-        let result = match accepted.as_slice() {
-            [] => Ok(()),
-            [one] => self.kv.write(&group[*one].batch),
-            many => {
-                let merged: Vec<(Vec<u8>, Option<Vec<u8>>)> = many.iter().flat_map(|&i| group[i].batch.iter().cloned()).collect();
-                self.kv.write(&merged)
-            }
-        };
+        // The accepted batches, moved (not copied) into one write; each keeps its span of it.
+        let mut merged: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let spans: Vec<std::result::Result<std::ops::Range<usize>, Error>> = group
+            .iter_mut()
+            .zip(verdicts)
+            .map(|(q, verdict)| match verdict {
+                Some(e) => Err(e),
+                None => {
+                    let from = merged.len();
+                    merged.append(&mut q.batch);
+                    Ok(from..merged.len())
+                }
+            })
+            .collect();
+        let result = if merged.is_empty() { Ok(()) } else { self.kv.write(&merged) };
         let observer = if result.is_ok() { self.observer.read().clone() } else { None };
-        for (q, verdict) in group.iter_mut().zip(verdicts) {
-            let outcome = match verdict {
-                Some(e) => {
+        for (q, span) in group.iter_mut().zip(spans) {
+            let outcome = match span {
+                Err(e) => {
                     commits.unregister(q.start);
                     Err(e)
                 }
-                None => {
+                Ok(span) => {
+                    let batch = &merged[span];
                     if let Some(o) = &observer {
                         // `record` below gives this commit the next version.
-                        o.committed(commits.version + 1, commits.horizon(), &q.batch);
+                        o.committed(commits.version + 1, commits.horizon(), batch);
                     }
                     if result.is_ok() {
                         self.apply_row_deltas(std::mem::take(&mut q.rows));
@@ -188,7 +195,7 @@ impl Shared {
                     commits.unregister(q.start);
                     // Even a failed write may have reached the disk; recording it keeps
                     // conflict detection conservative.
-                    commits.record(std::mem::take(&mut q.batch).into_iter().map(|(k, _)| k).collect());
+                    commits.record(batch.iter().map(|(k, _)| k.clone()).collect());
                     result.clone()
                 }
             };
@@ -644,7 +651,7 @@ impl Txn {
             self.shared.commit_group(&mut commits);
         }
         drop(commits);
-        outcome.get().cloned().unwrap_or_else(|| Err(Error::Storage("commit outcome lost".into())))
+        outcome.get().cloned().expect("the loop above ran until it was set")
     }
 
     fn start(&self) -> u64 {
@@ -1143,13 +1150,13 @@ mod tests {
         }
     }
 
-    /// Records each observed commit's version and keys.
+    /// Records each observed commit: (version, horizon, writes).
     #[derive(Default)]
-    struct Seen(Mutex<Vec<(u64, Vec<Vec<u8>>)>>);
+    struct Seen(Mutex<Vec<(u64, u64, Vec<(Vec<u8>, Option<Vec<u8>>)>)>>);
 
     impl CommitObserver for Seen {
-        fn committed(&self, version: u64, _horizon: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
-            self.0.lock().push((version, writes.iter().map(|(k, _)| k.clone()).collect()));
+        fn committed(&self, version: u64, horizon: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
+            self.0.lock().push((version, horizon, writes.to_vec()));
         }
     }
 
@@ -1201,7 +1208,7 @@ mod tests {
         // One observer call per commit, versions 1, 2, 3, … in order.
         let seen = seen.0.lock();
         assert_eq!(seen.len(), commits);
-        assert!(seen.iter().enumerate().all(|(i, (v, _))| *v == i as u64 + 1));
+        assert!(seen.iter().enumerate().all(|(i, (v, _, _))| *v == i as u64 + 1));
         drop(txn);
         // A failed group write fails every commit of the group and applies none of them.
         kv.fail.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -1367,13 +1374,6 @@ mod tests {
 
     #[test]
     fn the_observer_sees_exactly_the_committed_batches() {
-        #[derive(Default)]
-        struct Seen(Mutex<Vec<(u64, u64, Vec<(Vec<u8>, Option<Vec<u8>>)>)>>);
-        impl CommitObserver for Seen {
-            fn committed(&self, version: u64, horizon: u64, writes: &[(Vec<u8>, Option<Vec<u8>>)]) {
-                self.0.lock().push((version, horizon, writes.to_vec()));
-            }
-        }
         each_store(|store| {
             let seen = Arc::new(Seen::default());
             store.set_commit_observer(seen.clone());
