@@ -230,22 +230,30 @@ impl Forwarder {
         }
         let (_, client) = self.link.as_mut().expect("opened above");
         for stmt in &self.state[self.sent..] {
-            // One that failed here failed for the client too; the writer's answer is moot.
-            client.query(stmt).await?;
+            if self.in_txn {
+                own_statement(client, stmt).await?;
+            } else {
+                // One that failed here failed for the client too; the writer's answer is moot
+                // (and with no transaction open there, nothing of the session's is lost).
+                client.query(stmt).await?;
+            }
         }
         self.sent = self.state.len();
         if db.is_some() && db != self.link_db.as_deref() {
             let d = db.unwrap_or_default();
-            client.query(&format!("USE `{}`", d.replace('`', "``"))).await?;
+            own_statement(client, &format!("USE `{}`", d.replace('`', "``"))).await?;
             self.link_db = Some(d.to_string());
         }
         if begin && !self.in_txn {
-            client.query("BEGIN").await?;
+            own_statement(client, "BEGIN").await?;
         }
+        // From here until its follow-ups have answered, a failure leaves the statement's outcome
+        // unknown to the client.
         self.statement_sent = true;
         let responses = client.query(sql).await?;
-        self.statement_sent = false;
+        let was = self.in_txn;
         self.in_txn = client.status & embedb_wire::status::IN_TRANS != 0;
+        tracing::debug!(target: "embedb::cluster::stmt", writer = %addr, sent_begin = begin && !was, in_txn_before = was, in_txn = self.in_txn, "forwarded");
         self.warnings = Vec::new();
         let warned = match responses.last() {
             Some(Response::Ok(ok)) => ok.warnings > 0,
@@ -253,7 +261,7 @@ impl Forwarder {
             _ => false,
         };
         if warned {
-            for r in client.query("SHOW WARNINGS").await? {
+            for r in own_statement(client, "SHOW WARNINGS").await? {
                 if let Response::ResultSet { rows, .. } = r {
                     for row in rows {
                         let text = |i: usize| match row.get(i) {
@@ -271,6 +279,7 @@ impl Forwarder {
         // What the session reads back of the statement here: LAST_INSERT_ID(), and after a commit
         // the writer's newest commit (read-your-writes: wait for this node's copy to have it).
         let (last_id, seq) = writer_after(client, !self.in_txn).await?;
+        self.statement_sent = false;
         self.last_insert_id = last_id;
         if !self.in_txn {
             if !cluster.wait_applied(seq, APPLY_WAIT).await {
@@ -298,8 +307,26 @@ async fn writer_after(client: &mut Client, committed: bool) -> std::io::Result<(
         },
         _ => 0,
     };
-    let r = client.query(&sql).await?;
+    let r = own_statement(client, &sql).await?;
     Ok((r.first().map_or(0, |r| number(r, 0)), r.get(1).map_or(0, |r| number(r, 1))))
+}
+
+/// Runs a statement of the link's own (not the client's: `USE`, `BEGIN`, the follow-ups that
+/// read warnings and the writer's commit) and fails if the writer refused it. Such a refusal
+/// means the writer's side of the session is not what this side believes: the writer ends a
+/// transaction it finds stranded by a role change with an error, to whichever statement comes
+/// next, and that may be one of these. Taken as an answer, the client's transaction would go on
+/// without its earlier statements (found under load with the writer stepping down and taking
+/// the lease again: a transaction committed without its first row).
+async fn own_statement(client: &mut Client, sql: &str) -> std::io::Result<Vec<Response>> {
+    let responses = client.query(sql).await?;
+    match responses.iter().find_map(|r| match r {
+        Response::Error(e) => Some(e),
+        _ => None,
+    }) {
+        Some(e) => Err(std::io::Error::other(format!("the writer refused `{sql}` ({} {})", e.code, e.message))),
+        None => Ok(responses),
+    }
 }
 
 #[cfg(test)]

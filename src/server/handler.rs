@@ -86,6 +86,67 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// The session's transaction state, for the cluster's statement trace: role, the local
+    /// transaction (`in_txn`, buffered writes) and the writer-side one (`fwd`).
+    fn txn_state(&self) -> String {
+        let role = self.engine.cluster.as_ref().map_or("single", |c| c.role());
+        let (in_txn, writes) = self.session.as_ref().map_or((false, None), |s| (s.in_txn, s.txn.as_ref().map(|t| !t.is_empty())));
+        format!("{role} in_txn={in_txn} writes={writes:?} fwd_txn={} pinned={}", self.forward.in_txn, self.forward.pinned)
+    }
+
+    async fn query_inner(&mut self, sql: &str) -> Vec<Response> {
+        if let Some(e) = self.lost_forwarded_txn().await {
+            return vec![e];
+        }
+        if let Some(cluster) = self.reader_of() {
+            use crate::cluster::forward::{kind, Kind};
+            let statements = crate::sql::parser::split_statements(sql);
+            let kinds: Vec<Kind> = statements.iter().map(|s| kind(s)).collect();
+            let engaged = self.forward.engaged();
+            let s = self.session();
+            let to_writer = |k: &Kind| match k {
+                Kind::Write => true,
+                Kind::Execute(name) => s.sql_prepared.get(name).is_some_and(|p| crate::cluster::forward::needs_writer(&p.sql)),
+                _ => false,
+            };
+            let forward = engaged || kinds.iter().any(to_writer);
+            if forward {
+                let responses = self.forward(&cluster, sql).await;
+                // Session state set there is set here too, for the reads that stay here.
+                let failed = responses.iter().any(|r| matches!(r, Response::Error(_)));
+                for (stmt, k) in statements.iter().zip(&kinds) {
+                    if *k == Kind::State {
+                        let _ = self.session().execute(stmt).await;
+                        self.forward.remember(stmt, true);
+                    } else if *k == Kind::Write && !failed && crate::cluster::forward::is_set(stmt) {
+                        // `SET GLOBAL …` (stored by the writer) takes effect here now too.
+                        let _ = self.session().execute(stmt).await;
+                    }
+                }
+                let warnings = std::mem::take(&mut self.forward.warnings);
+                self.session().warnings = warnings.into_iter().map(|(level, code, message)| crate::session::Warning::new(&level, code, message)).collect();
+                return responses;
+            }
+            for (stmt, k) in statements.iter().zip(&kinds) {
+                if *k == Kind::State {
+                    self.forward.remember(stmt, false);
+                }
+            }
+        }
+        let results = match catch_panic(self.session().execute(sql)).await {
+            Ok(r) => r,
+            Err(what) => vec![Err(self.after_panic(what))],
+        };
+        let warnings = self.session().warnings.len() as u16;
+        results.into_iter().map(|r| to_response(r, warnings)).collect()
+    }
+
+}
+
+/// The tracing target of the cluster's statement trace.
+const STMT_TRACE: &str = "embedb::cluster::stmt";
+
 const ROLE_CHANGED: &str = "this node's cluster role changed during the transaction (failover); the transaction was rolled back: retry it";
 
 fn err(e: SqlError) -> ErrorInfo {
@@ -174,50 +235,24 @@ impl embedb_wire::Handler for Connection {
     }
 
     async fn on_query(&mut self, sql: &str) -> Vec<Response> {
-        if let Some(e) = self.lost_forwarded_txn().await {
-            return vec![e];
+        if self.engine.cluster.is_none() || !tracing::enabled!(target: STMT_TRACE, tracing::Level::DEBUG) {
+            return self.query_inner(sql).await;
         }
-        if let Some(cluster) = self.reader_of() {
-            use crate::cluster::forward::{kind, Kind};
-            let statements = crate::sql::parser::split_statements(sql);
-            let kinds: Vec<Kind> = statements.iter().map(|s| kind(s)).collect();
-            let engaged = self.forward.engaged();
-            let s = self.session();
-            let to_writer = |k: &Kind| match k {
-                Kind::Write => true,
-                Kind::Execute(name) => s.sql_prepared.get(name).is_some_and(|p| crate::cluster::forward::needs_writer(&p.sql)),
-                _ => false,
-            };
-            let forward = engaged || kinds.iter().any(to_writer);
-            if forward {
-                let responses = self.forward(&cluster, sql).await;
-                // Session state set there is set here too, for the reads that stay here.
-                let failed = responses.iter().any(|r| matches!(r, Response::Error(_)));
-                for (stmt, k) in statements.iter().zip(&kinds) {
-                    if *k == Kind::State {
-                        let _ = self.session().execute(stmt).await;
-                        self.forward.remember(stmt, true);
-                    } else if *k == Kind::Write && !failed && crate::cluster::forward::is_set(stmt) {
-                        // `SET GLOBAL …` (stored by the writer) takes effect here now too.
-                        let _ = self.session().execute(stmt).await;
-                    }
-                }
-                let warnings = std::mem::take(&mut self.forward.warnings);
-                self.session().warnings = warnings.into_iter().map(|(level, code, message)| crate::session::Warning::new(&level, code, message)).collect();
-                return responses;
-            }
-            for (stmt, k) in statements.iter().zip(&kinds) {
-                if *k == Kind::State {
-                    self.forward.remember(stmt, false);
-                }
-            }
-        }
-        let results = match catch_panic(self.session().execute(sql)).await {
-            Ok(r) => r,
-            Err(what) => vec![Err(self.after_panic(what))],
-        };
-        let warnings = self.session().warnings.len() as u16;
-        results.into_iter().map(|r| to_response(r, warnings)).collect()
+        // A cluster's statement trace: where each statement ran and the transaction state
+        // around it (`--log-level info,embedb::cluster::stmt=debug`).
+        let before = self.txn_state();
+        let responses = self.query_inner(sql).await;
+        let outcome: Vec<String> = responses
+            .iter()
+            .map(|r| match r {
+                Response::Error(e) => format!("error {}", e.code),
+                Response::Ok(ok) => format!("ok {}", ok.affected_rows),
+                _ => "rows".into(),
+            })
+            .collect();
+        let head: String = sql.chars().take(80).collect();
+        tracing::debug!(target: STMT_TRACE, conn = self.id, forwarded = self.forwarded, before = %before, after = %self.txn_state(), ?outcome, "{head}");
+        responses
     }
 
     async fn on_field_list(&mut self, table: &str) -> Result<Vec<ColumnDef>, ErrorInfo> {

@@ -8,6 +8,7 @@ both. Tests skip when either is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -178,6 +179,22 @@ def _start_etcd(infra: Infra) -> None:
         return True
 
     wait_until("etcd's three members", healthy, timeout=60, every=0.3)
+
+
+def etcd_leader(infra: Infra) -> Optional[int]:
+    """The index of etcd's leader among `infra.etcds` (None while there is none)."""
+    for i, u in enumerate(infra.etcd_urls):
+        if not infra.etcds[i].alive():
+            continue
+        try:
+            req = urllib.request.Request(f"{u}/v3/maintenance/status", data=b"{}", method="POST")
+            with urllib.request.urlopen(req, timeout=2) as r:
+                status = json.loads(r.read())
+            if status["header"]["member_id"] == status["leader"]:
+                return i
+        except (OSError, ValueError, KeyError):
+            pass
+    return None
 
 
 class Node(EmbedbServer):
