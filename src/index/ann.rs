@@ -1105,7 +1105,10 @@ impl DetachedScan {
             query,
             n: self.spec.n,
             filters: self.spec.filters.iter().cloned().map(subst).collect(),
-            order: subst(self.spec.order.clone()),
+            // Not re-bound: a bound scan's rows come sorted by `query` (`by_distance`), and only a
+            // scan being planned reads the key (`ordering`). (Re-binding it would make the text of
+            // a query vector bound as numbers.)
+            order: self.spec.order.clone(),
         };
         let filters: Vec<Expr> = self.filters.iter().cloned().map(subst).collect();
         let Ok((batch, _)) = (AnnTable { base, spec }).graph_rows(state, &filters, self.projection.as_ref())? else { return Ok(None) };

@@ -492,10 +492,10 @@ impl Session {
     /// Run a statement already parsed (a bound prepared statement); `sql` is its text, and
     /// `shape` its plan-cache shape with the values bound (`Shape::of_prepared`).
     pub async fn run_parsed(&mut self, sql: &str, stmt: Statement, shape: Option<crate::sql::plan_cache::Shape>) -> Result<Output> {
-        self.run_source(sql, Some((stmt, shape))).await
+        self.run_source(sql, Some((crate::sql::prepared::Parsed::Statement(stmt), shape))).await
     }
 
-    async fn run_source(&mut self, sql: &str, parsed: Option<(Statement, Option<crate::sql::plan_cache::Shape>)>) -> Result<Output> {
+    pub(crate) async fn run_source(&mut self, sql: &str, parsed: Option<(crate::sql::prepared::Parsed, Option<crate::sql::plan_cache::Shape>)>) -> Result<Output> {
         // (No lowercase copy of the whole text here: a vector search's is kilobytes long, and the
         // plan cache serves it without one.)
         let head = sql.trim_start().as_bytes();
@@ -529,7 +529,8 @@ impl Session {
                     };
                     match cached {
                         Ok(Some(out)) => Ok(out),
-                        Ok(None) => Box::pin(self.run_statement(stmt, shape)).await,
+                        // Planned: the values go into the statement, and into the shape as text.
+                        Ok(None) => Box::pin(self.run_statement(stmt.statement(), shape.map(crate::sql::plan_cache::Shape::with_texts))).await,
                         Err(e) => Err(e),
                     }
                 }

@@ -24,6 +24,10 @@
 //!    the plan's nodes with fresh state runs. If the scan now needs the exact path (uncommitted
 //!    writes, an index rebuild, a vector the graph cannot take) or the parameters do not bind,
 //!    the statement is planned from scratch instead.
+//! 4. A prepared statement may bind its vectors as numbers (`prepared::Bound::Vector`, what the
+//!    in-process Python API does with numpy arrays): the shape then holds the numbers, and a hit
+//!    never makes their text (4 KB for 384 floats, otherwise written and read back on every
+//!    call). Only planning makes it ([`Shape::with_texts`]).
 //!
 //! `SET` and DDL clear the session's cache; `SET tidb_enable_non_prepared_plan_cache = OFF` turns it
 //! off, and `SELECT @@last_plan_from_cache` says whether the previous statement used it (TiDB's
@@ -83,24 +87,44 @@ const REJECT: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shape {
     pub key: String,
-    /// The literals' text (without quotes), in order.
+    /// The literals' text (without quotes), in order; empty for a parameter in `typed`.
     pub params: Vec<String>,
+    /// Parameters bound as numbers (`prepared::Bound::Vector`), by their index in `params`:
+    /// their text is made only if the statement is planned ([`Shape::with_texts`]).
+    pub typed: Vec<(usize, Arc<[f32]>)>,
 }
 
 impl Shape {
     /// The shape of a cacheable SELECT, or None (see the module doc).
     pub fn of(sql: &str) -> Option<Shape> {
-        Self::scan(sql, None)
+        Self::scan(sql, None, &[])
     }
 
     /// The shape of a prepared SELECT executed with `args`: each `?` bound to a vector's text
     /// (`'[…]'`) is a parameter; any other bound value means no shape (a point get by key needs
     /// no plan, and other values may be folded into the plan).
     pub fn of_prepared(sql: &str, args: &[ast::Expr]) -> Option<Shape> {
-        Self::scan(sql, Some(args))
+        Self::scan(sql, Some(args), &[])
     }
 
-    fn scan(sql: &str, args: Option<&[ast::Expr]>) -> Option<Shape> {
+    /// Like [`Shape::of_prepared`], with vectors bound as numbers (`typed`: one per argument,
+    /// Some for those): their parameters keep the numbers and no text.
+    pub fn of_prepared_typed(sql: &str, args: &[ast::Expr], typed: &[Option<Arc<[f32]>>]) -> Option<Shape> {
+        Self::scan(sql, Some(args), typed)
+    }
+
+    /// The shape with every parameter's text (made for those bound as numbers): what planning
+    /// and keeping a plan need.
+    pub fn with_texts(mut self) -> Shape {
+        for (i, v) in std::mem::take(&mut self.typed) {
+            self.params[i] = crate::sql::prepared::vector_text(v.iter());
+        }
+        self
+    }
+
+    fn scan(sql: &str, args: Option<&[ast::Expr]>, typed_args: &[Option<Arc<[f32]>>]) -> Option<Shape> {
+        let mut typed = Vec::new();
+        let mut arg_no = 0;
         let mut args = args.map(|a| a.iter());
         let b = sql.as_bytes();
         let first = b.iter().position(|c| !c.is_ascii_whitespace())?;
@@ -125,13 +149,21 @@ impl Shape {
                     i = end;
                 }
                 b'?' if args.is_some() => {
-                    let vector = match args.as_mut()?.next()? {
-                        ast::Expr::Value(v) => match &v.value {
-                            ast::Value::SingleQuotedString(t) if t.trim_start().starts_with('[') => t.clone(),
+                    let arg = args.as_mut()?.next()?;
+                    let vector = match typed_args.get(arg_no).cloned().flatten() {
+                        Some(v) => {
+                            typed.push((params.len(), v));
+                            String::new()
+                        }
+                        None => match arg {
+                            ast::Expr::Value(v) => match &v.value {
+                                ast::Value::SingleQuotedString(t) if t.trim_start().starts_with('[') => t.clone(),
+                                _ => return None,
+                            },
                             _ => return None,
                         },
-                        _ => return None,
                     };
+                    arg_no += 1;
                     key.push('?');
                     params.push(vector);
                     i += 1;
@@ -163,7 +195,7 @@ impl Shape {
                 _ => return None,
             }
         }
-        (!params.is_empty()).then_some(Shape { key, params })
+        (!params.is_empty()).then_some(Shape { key, params, typed })
     }
 
     /// True if every parameter of this shape is, in the parsed statement, an argument of a
@@ -273,7 +305,23 @@ struct Binding {
     /// The old text of the query vector's parameter.
     query_old: String,
     /// Old literal text → new.
-    literals: Vec<(String, String)>,
+    literals: Vec<(String, NewText)>,
+}
+
+/// A parameter's new text; for a vector bound as numbers, made when first asked for (a filter
+/// that names the query vector), else never.
+enum NewText {
+    Text(String),
+    Vector(Arc<[f32]>, std::sync::OnceLock<String>),
+}
+
+impl NewText {
+    fn get(&self) -> &str {
+        match self {
+            NewText::Text(t) => t,
+            NewText::Vector(v, text) => text.get_or_init(|| crate::sql::prepared::vector_text(v.iter())),
+        }
+    }
 }
 
 /// The text of a plain string literal (the types a parameter's literal can have in a plan).
@@ -307,7 +355,7 @@ fn vector_scalar(v: &[f32]) -> ScalarValue {
 
 impl Binding {
     fn new_text(&self, old: &str) -> Option<&str> {
-        self.literals.iter().find(|(o, _)| o == old).map(|(_, n)| n.as_str())
+        self.literals.iter().find(|(o, _)| o == old).map(|(_, n)| n.get())
     }
 
     /// `e` with each parameter's old literal text replaced by its new text.
@@ -437,20 +485,33 @@ impl ExecutionPlan for ScanSlot {
 }
 
 impl CachedPlan {
-    /// The binding of `params`, if they fit: positions that held the same text must again.
-    fn bind(&self, params: &[String]) -> Option<Binding> {
+    /// The binding of `shape`'s parameters, if they fit: positions that held the same text
+    /// must again.
+    fn bind(&self, shape: &Shape) -> Option<Binding> {
+        let params = &shape.params;
         if params.len() != self.params.len() {
             return None;
         }
-        let mut literals: Vec<(String, String)> = Vec::new();
-        for (old, new) in self.params.iter().zip(params) {
+        let typed = |i: usize| shape.typed.iter().find(|(at, _)| *at == i).map(|(_, v)| v.clone());
+        let mut literals: Vec<(String, NewText)> = Vec::new();
+        for (i, (old, new)) in self.params.iter().zip(params).enumerate() {
+            let new = match typed(i) {
+                Some(v) => NewText::Vector(v, Default::default()),
+                None => NewText::Text(new.clone()),
+            };
             match literals.iter().find(|(o, _)| o == old) {
-                Some((_, n)) if n != new => return None,
+                // A repeated text bound as numbers: compared as numbers.
+                Some((_, NewText::Vector(a, _))) if matches!(&new, NewText::Vector(b, _) if a == b) => {}
+                Some((_, n)) if n.get() != new.get() => return None,
                 Some(_) => {}
-                None => literals.push((old.clone(), new.clone())),
+                None => literals.push((old.clone(), new)),
             }
         }
-        let query = embedb_vector::parse_vector(&params[self.query_param]).ok()?;
+        let query = match typed(self.query_param) {
+            // Numbers a text would not have given (NaN, infinity): planned, to fail as text does.
+            Some(v) => v.iter().all(|x| x.is_finite()).then(|| v.to_vec())?,
+            None => embedb_vector::parse_vector(&params[self.query_param]).ok()?,
+        };
         let query_value = vector_scalar(&query);
         Some(Binding { query, query_value, query_old: self.params[self.query_param].clone(), literals })
     }
@@ -655,14 +716,14 @@ fn fresh(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
 
 impl Session {
     /// Run `sql` from this session's plan cache; None when it has no usable plan for the shape.
-    pub(crate) async fn run_cached(&mut self, sql: &str, shape: &Shape, bound: Option<&Statement>) -> Result<Option<Output>> {
+    pub(crate) async fn run_cached(&mut self, sql: &str, shape: &Shape, bound: Option<&crate::sql::prepared::Parsed>) -> Result<Option<Output>> {
         let key = key(self.db.as_deref(), shape);
         let Some(entry) = self.plan_cache.entries.get(&key).cloned() else { return Ok(None) };
         if entry.version != self.engine.search.catalog_version() {
             self.plan_cache.entries.remove(&key);
             return Ok(None);
         }
-        let Some(binding) = entry.bind(&shape.params) else { return Ok(None) };
+        let Some(binding) = entry.bind(shape) else { return Ok(None) };
         let sql = sql.to_string();
         let bound = bound.cloned();
         let out = self.in_statement(move |s, txn| Box::pin(s.run_bound(sql, bound, entry, binding, txn))).await?;
@@ -670,7 +731,7 @@ impl Session {
     }
 
     /// `bound`: the statement itself when it came prepared (its text has `?`s).
-    async fn run_bound(&mut self, sql: String, bound: Option<Statement>, entry: Arc<CachedPlan>, b: Binding, txn: Arc<Txn>) -> Result<Output> {
+    async fn run_bound(&mut self, sql: String, bound: Option<crate::sql::prepared::Parsed>, entry: Arc<CachedPlan>, b: Binding, txn: Arc<Txn>) -> Result<Output> {
         // Checked again inside the transaction: its snapshot and the version are taken under the
         // store's commit lock, so an equal version here means no DDL is in the snapshot.
         let rows = if entry.version == self.engine.search.catalog_version() {
@@ -684,7 +745,7 @@ impl Session {
             // Plan it afresh (the text parses: it did when this plan was made).
             // (Boxed: planning's deep futures stay off this statement's stack.)
             let stmt = match bound {
-                Some(stmt) => stmt,
+                Some(stmt) => stmt.statement(),
                 None => crate::sql::parser::parse_one(&sql)?,
             };
             return Box::pin(self.query(stmt, txn)).await;
@@ -811,6 +872,57 @@ mod tests {
         let mixed = "SELECT VEC_COSINE_DISTANCE(v, '[0,1,0,0]') AS a, VEC_COSINE_DISTANCE(v, '[0,0,1,0]') AS b FROM t ORDER BY a LIMIT 2";
         assert_eq!(rows(&mut s, mixed).await, rows(&mut plain, mixed).await);
         assert!(!from_cache(&mut s).await);
+    }
+
+    /// The rows of a prepared statement executed with `args`.
+    async fn prepared_rows(s: &mut Session, p: &crate::sql::prepared::Prepared, args: Vec<crate::sql::prepared::Bound>) -> std::result::Result<Vec<Vec<String>>, String> {
+        let out = Box::pin(s.execute_prepared_bound(p, args)).await.map_err(|e| e.message)?;
+        let Output::Rows { batches, .. } = out else { return Ok(vec![]) };
+        Ok(batches
+            .iter()
+            .flat_map(|b| (0..b.num_rows()).map(move |r| b.columns().iter().map(|c| datafusion::arrow::util::display::array_value_to_string(c, r).unwrap()).collect()))
+            .collect())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn vectors_bound_as_numbers_answer_as_their_text_does() {
+        use crate::sql::prepared::Bound;
+        let (mut s, mut plain) = sessions().await;
+        let numbers = |i: i64| -> Arc<[f32]> { embedb_vector::parse_vector(&point(i)).unwrap().into() };
+        for shape in [
+            "SELECT id, VEC_COSINE_DISTANCE(v, ?) AS d FROM t ORDER BY d, id LIMIT 7",
+            "SELECT id FROM t WHERE cat = ? ORDER BY VEC_COSINE_DISTANCE(v, ?) LIMIT 4",
+            "SELECT id FROM t WHERE VEC_COSINE_DISTANCE(v, ?) < 0.5 ORDER BY VEC_COSINE_DISTANCE(v, ?) LIMIT 6",
+        ] {
+            let p = Box::pin(s.prepare(shape)).await.unwrap();
+            for (n, q) in [7, 11, 19, 23].into_iter().enumerate() {
+                let args: Vec<Bound> = match p.params {
+                    1 => vec![Bound::Vector(numbers(q))],
+                    // `cat = ?` is a number: not a shape the cache keeps, planned every time.
+                    2 if shape.contains("cat") => vec![Bound::Literal(datafusion::sql::sqlparser::ast::Expr::value(datafusion::sql::sqlparser::ast::Value::Number("2".into(), false))), Bound::Vector(numbers(q))],
+                    _ => vec![Bound::Vector(numbers(q)), Bound::Vector(numbers(q))],
+                };
+                let got = prepared_rows(&mut s, &p, args.clone()).await.unwrap();
+                let cached = from_cache(&mut s).await;
+                assert_eq!(cached, n > 0 && !shape.contains("cat"), "{shape}");
+                let literals: Vec<_> = args.iter().map(Bound::literal).collect();
+                let want = Box::pin(plain.execute_prepared(&p, literals)).await.unwrap();
+                let Output::Rows { batches, .. } = want else { panic!() };
+                let want: Vec<Vec<String>> = batches
+                    .iter()
+                    .flat_map(|b| (0..b.num_rows()).map(move |r| b.columns().iter().map(|c| datafusion::arrow::util::display::array_value_to_string(c, r).unwrap()).collect()))
+                    .collect();
+                assert_eq!(got, want, "{shape} with {q}");
+                assert!(!got.is_empty());
+            }
+        }
+        // Numbers no text can hold fail as the text would, cached plan or not.
+        let p = Box::pin(s.prepare("SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, ?) LIMIT 3")).await.unwrap();
+        prepared_rows(&mut s, &p, vec![Bound::Vector(numbers(3))]).await.unwrap();
+        let bad: Arc<[f32]> = vec![1.0, f32::NAN, 0.0, 0.0].into();
+        let err = prepared_rows(&mut s, &p, vec![Bound::Vector(bad.clone())]).await.unwrap_err();
+        let text_err = Box::pin(plain.execute_prepared(&p, vec![Bound::Vector(bad).literal()])).await.unwrap_err().message;
+        assert_eq!(err, text_err);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

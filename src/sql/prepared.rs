@@ -80,7 +80,90 @@ fn written_in(sql: &str, positions: &[usize], args: &[Expr]) -> String {
     out
 }
 
+/// A value bound to a placeholder at EXECUTE.
+#[derive(Debug, Clone)]
+pub enum Bound {
+    /// A literal: a number, a string, NULL, ….
+    Literal(Expr),
+    /// A vector given as numbers (the in-process API binds numpy arrays so). A vector search the
+    /// plan cache serves takes the numbers as they are; the text `[1,2.5]` is made only where the
+    /// statement is planned from its text (its first run).
+    Vector(Arc<[f32]>),
+}
+
+impl Bound {
+    /// The value as a literal of the statement's text.
+    pub fn literal(&self) -> Expr {
+        match self {
+            Bound::Literal(e) => e.clone(),
+            Bound::Vector(v) => Expr::value(Value::SingleQuotedString(vector_text(v.iter()))),
+        }
+    }
+}
+
+/// A vector's text, `[1,2.5,-3]`: each element in the shortest form that reads back as the
+/// same float32.
+pub fn vector_text<T: std::fmt::Display>(xs: impl IntoIterator<Item = T>) -> String {
+    use std::fmt::Write;
+    let xs = xs.into_iter();
+    let mut out = String::with_capacity(2 + 12 * xs.size_hint().0);
+    out.push('[');
+    for (i, x) in xs.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{x}");
+    }
+    out.push(']');
+    out
+}
+
+/// A statement ready to run: parsed, or a prepared statement's parsed text with its values
+/// still apart, bound into it only if something plans it ([`Parsed::statement`]).
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Statement(Statement),
+    Unbound(Statement, Vec<Bound>),
+}
+
+impl Parsed {
+    pub fn statement(self) -> Statement {
+        match self {
+            Parsed::Statement(s) => s,
+            Parsed::Unbound(mut s, args) => {
+                let literals: Vec<Expr> = args.iter().map(Bound::literal).collect();
+                bind(&mut s, &literals);
+                s
+            }
+        }
+    }
+}
+
 impl Session {
+    /// EXECUTE with values that may include vectors given as numbers ([`Bound::Vector`]). A
+    /// vector search is then served by the plan cache without the vectors' text (see the module
+    /// doc); anything else runs as [`Session::execute_prepared`] with the vectors as text.
+    pub async fn execute_prepared_bound(&mut self, p: &Prepared, args: Vec<Bound>) -> Result<Output> {
+        if args.len() != p.params {
+            return Err(SqlError::new(1210, "HY000", "Incorrect arguments to EXECUTE"));
+        }
+        if let (Body::Parsed(stmt), true) = (&p.body, args.iter().any(|a| matches!(a, Bound::Vector(_)))) {
+            // (Stand-ins for the vectors: the shape takes their numbers instead.)
+            let stand_ins: Vec<Expr> = args.iter().map(|a| match a {
+                Bound::Literal(e) => e.clone(),
+                Bound::Vector(_) => Expr::value(Value::Null),
+            }).collect();
+            let typed: Vec<Option<Arc<[f32]>>> = args.iter().map(|a| match a {
+                Bound::Vector(v) => Some(v.clone()),
+                Bound::Literal(_) => None,
+            }).collect();
+            if let Some(shape) = crate::sql::plan_cache::Shape::of_prepared_typed(&p.sql, &stand_ins, &typed) {
+                return self.run_source(&p.sql, Some((Parsed::Unbound(stmt.clone(), args), Some(shape)))).await;
+            }
+        }
+        self.execute_prepared(p, args.iter().map(Bound::literal).collect()).await
+    }
+
     /// PREPARE: parse, check and describe `sql` (see the module doc).
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
         let sql = &*parser::expand_executable_comments(sql);

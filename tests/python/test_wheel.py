@@ -82,6 +82,7 @@ def test_dataframes_and_numpy(venv: Path) -> None:
     pytest.importorskip("pandas")
     out = run_checks(venv, "frames", env=with_suite_packages())
     assert "PASS a numpy array binds as a vector" in out, out
+    assert "PASS numpy vectors search like their text, from the plan cache" in out, out
     try:
         import pyarrow  # noqa: F401
     except ImportError:

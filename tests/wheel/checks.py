@@ -152,6 +152,20 @@ def frames():
     check("DataFrame dtypes", dtypes["id"] == "int64" and dtypes["x"] == "float64" and dtypes["t"].startswith("datetime64"), dtypes)
     near = db.sql("SELECT id FROM f ORDER BY VEC_COSINE_DISTANCE(v, ?) LIMIT 1", (numpy.array([0.1, 0.9]),)).fetchall()
     check("a numpy array binds as a vector", near == [(2,)], near)
+    # An indexed search bound with numpy arrays (numbers, no text) answers as the same vectors
+    # bound as lists (text) do, and repeats come from the plan cache.
+    db.execute("CREATE TABLE g (id INT PRIMARY KEY, v VECTOR(3), VECTOR INDEX gi ((VEC_COSINE_DISTANCE(v))))")
+    with db.transaction():
+        for i in range(300):
+            db.execute("INSERT INTO g VALUES (?, ?)", (i, [1 + (i % 7), (i * 37) % 11 - 5, (i * 13) % 17 - 8]))
+    search = "SELECT id, VEC_COSINE_DISTANCE(v, ?) AS d FROM g ORDER BY d, id LIMIT 5"
+    same, cached = True, []
+    for q in ([1, 2, 3], [0.5, -1, 2], [3, 3, -1], [-2, 0.25, 1]):
+        arr = numpy.array(q, dtype=numpy.float32)
+        by_numbers = db.sql(search, (arr,)).fetchall()
+        cached.append(str(db.sql("SELECT @@last_plan_from_cache").fetchall()[0][0]))
+        same = same and by_numbers == db.sql(search, (arr.tolist(),)).fetchall() and len(by_numbers) == 5
+    check("numpy vectors search like their text, from the plan cache", same and cached[1:] == ["1"] * 3, (same, cached))
     try:
         import pyarrow
     except ImportError:

@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{Expr, Value};
 use embedb::config::Config;
 use embedb::error::SqlError;
 use embedb::session::{Engine, Output, Session};
-use embedb::sql::prepared::Prepared;
+use embedb::sql::prepared::{Bound as Arg, Prepared};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
@@ -136,6 +136,18 @@ fn connect(py: Python<'_>, path: Option<std::path::PathBuf>) -> PyResult<Connect
     Ok(Connection { engine, session: Arc::new(tokio::sync::Mutex::new(session)), interrupt, servers: Default::default(), owner: true, prepared: Default::default() })
 }
 
+/// A Python value as a bound parameter.
+fn to_arg(v: &Bound<'_, PyAny>) -> PyResult<Arg> {
+    if v.get_type().name()? == "_F32Vector" {
+        // A numpy vector, as its float32 bytes (`embedb._bindable`): bound as numbers (a vector
+        // search the plan cache serves makes no text of it), with no Python float per element.
+        let b = v.cast::<PyBytes>()?.as_bytes();
+        let xs: Arc<[f32]> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        return Ok(Arg::Vector(xs));
+    }
+    to_sql(v).map(Arg::Literal)
+}
+
 /// A Python value as a SQL value.
 fn to_sql(v: &Bound<'_, PyAny>) -> PyResult<Expr> {
     let lit = |s: String| Expr::value(Value::SingleQuotedString(s));
@@ -161,11 +173,6 @@ fn to_sql(v: &Bound<'_, PyAny>) -> PyResult<Expr> {
     if let Ok(s) = v.extract::<String>() {
         return Ok(lit(s));
     }
-    if v.get_type().name()? == "_F32Vector" {
-        // A numpy vector, as its float32 bytes (`embedb._bindable`): no Python float per element.
-        let b = v.cast::<PyBytes>()?.as_bytes();
-        return Ok(lit(vector_text(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))));
-    }
     if let Ok(b) = v.cast::<PyBytes>() {
         let hex: String = b.as_bytes().iter().map(|x| format!("{x:02X}")).collect();
         return Ok(Expr::value(Value::HexStringLiteral(hex)));
@@ -178,24 +185,9 @@ fn to_sql(v: &Bound<'_, PyAny>) -> PyResult<Expr> {
     }
     // A sequence of numbers (a list, a tuple, numpy's tolist()) is a vector: '[1,2,3]'.
     if let Ok(items) = v.extract::<Vec<f64>>() {
-        return Ok(lit(vector_text(items.into_iter())));
+        return Ok(lit(embedb::sql::prepared::vector_text(items)));
     }
     Err(PyValueError::new_err(format!("cannot bind a {ty} as a SQL value")))
-}
-
-/// A vector's text, `[1,2.5,-3]`, written in one go.
-fn vector_text<T: std::fmt::Display>(xs: impl Iterator<Item = T>) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(16 * 384);
-    out.push('[');
-    for (i, x) in xs.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{x}");
-    }
-    out.push(']');
-    out
 }
 
 /// What a statement gave back, converted to Python values.
@@ -342,10 +334,10 @@ impl Connection {
     /// Runs one statement; `params` (a sequence) binds its `?` placeholders.
     #[pyo3(signature = (sql, params=None))]
     fn execute(&self, py: Python<'_>, sql: String, params: Option<Bound<'_, PyAny>>) -> PyResult<QueryResult> {
-        let args: Option<Vec<Expr>> = match params {
+        let args: Option<Vec<Arg>> = match params {
             None => None,
             Some(p) if p.is_none() => None,
-            Some(p) => Some(p.try_iter()?.map(|v| to_sql(&v?)).collect::<PyResult<_>>()?),
+            Some(p) => Some(p.try_iter()?.map(|v| to_arg(&v?)).collect::<PyResult<_>>()?),
         };
         let session = self.session.clone();
         let kept = self.prepared.clone();
@@ -370,7 +362,7 @@ impl Connection {
                     if p.params != args.len() {
                         return Err(SqlError::new(1210, "HY000", format!("Incorrect arguments to EXECUTE: {} placeholders, {} values", p.params, args.len())));
                     }
-                    s.execute_prepared(&p, args).await
+                    s.execute_prepared_bound(&p, args).await
                 }
             }
         };
