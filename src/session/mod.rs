@@ -760,10 +760,7 @@ impl Session {
     // ---- transactions ----------------------------------------------------------------------
 
     fn begin(&mut self) -> Result<Arc<Txn>> {
-        // A begin waits while a commit holds the commit lock; in cluster mode that is a network
-        // write, which must not hold up this worker's other sessions (their commits would then
-        // queue one by one instead of as a group).
-        let t = Arc::new(self.may_wait_on_a_commit(|| self.engine.store.begin())?);
+        let t = Arc::new(self.engine.store.begin()?);
         self.txn = Some(t.clone());
         Ok(t)
     }
@@ -812,28 +809,11 @@ impl Session {
         self.in_txn = false;
         self.savepoints.clear();
         let r = match self.txn.take() {
-            Some(t) => self.commit_txn(&t),
+            Some(t) => t.commit(),
             None => Ok(()),
         };
         self.release_locks();
         Ok(r?)
-    }
-
-    /// Commits `txn`. A commit that waits on the network (cluster mode) waits in a blocking
-    /// section, so the other sessions' statements go on meanwhile and their commits can join
-    /// the same group (`storage::txn`).
-    fn commit_txn(&self, txn: &Txn) -> embedb_storage::Result<()> {
-        self.may_wait_on_a_commit(|| txn.commit())
-    }
-
-    /// Runs a store call that may wait for a commit: in a blocking section when commits wait
-    /// on the network (cluster mode), directly otherwise (a local commit is quick).
-    fn may_wait_on_a_commit<T>(&self, f: impl FnOnce() -> T) -> T {
-        if self.engine.store.commits_wait_on_network() {
-            blocking(f)
-        } else {
-            f()
-        }
     }
 
     pub fn rollback_open(&mut self) {
@@ -874,7 +854,7 @@ impl Session {
             self.txn = None;
             match r {
                 Ok(out) => {
-                    self.commit_txn(&txn)?;
+                    txn.commit()?;
                     Ok(out)
                 }
                 Err(e) => {

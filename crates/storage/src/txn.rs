@@ -26,7 +26,10 @@
 //! earlier entries), writes the accepted ones as one [`Kv::write`], then gives each its own
 //! version and observer call, in order. The others find their outcome set when they get the
 //! lock. A KV write that costs a round trip (cluster mode: a durable object write) is then
-//! paid once per group, not once per commit; a lone commit pays what it always did.
+//! paid once per group, not once per commit; a lone commit pays what it always did. Whoever
+//! waits for the lock, or leads a group, on a tokio worker in that mode does so in a blocking
+//! section, so the worker's other sessions go on and their commits fill the next group: every
+//! commit site gets this, not only the session's.
 //!
 //! To detect conflicts the store remembers, for recently written keys, the
 //! version of the last commit that wrote them. An entry can be forgotten once
@@ -88,6 +91,25 @@ struct Shared {
 }
 
 impl Shared {
+    /// The commit lock. In cluster mode a group's commit holds it across a network write, so a
+    /// caller on a tokio worker that must wait waits in a blocking section: the worker's other
+    /// tasks go on, and their commits join the next group instead of queueing behind this one.
+    fn lock_commits(&self) -> parking_lot::MutexGuard<'_, CommitState> {
+        match self.commits.try_lock() {
+            Some(free) => free,
+            None => self.may_block(|| self.commits.lock()),
+        }
+    }
+
+    /// Runs `f`, which may wait on the network (a group's write, in cluster mode), in a blocking
+    /// section when called on a tokio worker; directly otherwise (a local commit is quick).
+    fn may_block<T>(&self, f: impl FnOnce() -> T) -> T {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if self.kv.writes_wait_on_network() && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+            _ => f(),
+        }
+    }
+
     /// A commit's row deltas, applied to the counts that are known.
     fn apply_row_deltas(&self, rows: RowDeltas) {
         let mut counts = self.row_counts.lock();
@@ -289,11 +311,6 @@ impl Store {
         }
     }
 
-    /// Whether a commit waits on the network ([`Kv::writes_wait_on_network`]).
-    pub fn commits_wait_on_network(&self) -> bool {
-        self.shared.kv.writes_wait_on_network()
-    }
-
     /// Install the store's [`CommitObserver`] (replacing any earlier one).
     pub fn set_commit_observer(&self, observer: Arc<dyn CommitObserver>) {
         *self.shared.observer.write() = Some(observer);
@@ -302,7 +319,7 @@ impl Store {
     /// Run `f` while no commit can happen (the commit lock is held): a consistent moment to
     /// start a derived structure's build and register with the observer.
     pub fn while_no_commits<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _g = self.shared.commits.lock();
+        let _g = self.shared.lock_commits();
         f()
     }
 
@@ -311,7 +328,7 @@ impl Store {
     /// structures are saved this way so that their snapshot is exact. `f` must not call
     /// [`Store::begin`] (it takes the same lock).
     pub fn close_commits<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _g = self.shared.commits.lock();
+        let _g = self.shared.lock_commits();
         let out = f();
         self.shared.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         out
@@ -335,7 +352,7 @@ impl Store {
     /// `write` puts it into the KV, then the commit observer and the row counts see it exactly
     /// as they see a local commit. No conflict check: the writer already made it.
     pub fn apply_replicated(&self, batch: &[(Vec<u8>, Option<Vec<u8>>)], write: impl FnOnce() -> Result<()>) -> Result<()> {
-        let mut commits = self.shared.commits.lock();
+        let mut commits = self.shared.lock_commits();
         // Closed (shutdown): what derived structures saved stays the last state applied.
         if self.shared.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Storage("the store is closed".into()));
@@ -379,7 +396,7 @@ impl Store {
     pub fn begin(&self) -> Result<Txn> {
         // Snapshot and start version are taken under the commit lock so that
         // the snapshot holds exactly the commits up to `start`.
-        let mut commits = self.shared.commits.lock();
+        let mut commits = self.shared.lock_commits();
         let snapshot = self.shared.kv.snapshot()?;
         let start = commits.register();
         drop(commits);
@@ -426,7 +443,7 @@ impl Store {
 
     #[cfg(test)]
     fn tracked_commits(&self) -> (usize, usize) {
-        let c = self.shared.commits.lock();
+        let c = self.shared.lock_commits();
         (c.live.values().sum(), c.recent.len())
     }
 }
@@ -635,7 +652,7 @@ impl Txn {
             (std::mem::take(&mut state.writes), std::mem::take(&mut state.rows))
         };
         if writes.is_empty() {
-            self.shared.commits.lock().unregister(self.start());
+            self.shared.lock_commits().unregister(self.start());
             return Ok(());
         }
         let outcome = Arc::new(std::sync::OnceLock::new());
@@ -645,12 +662,14 @@ impl Txn {
             rows,
             outcome: outcome.clone(),
         });
-        let mut commits = self.shared.commits.lock();
-        // A leader that held the lock meanwhile may have written this commit with its group.
-        while outcome.get().is_none() {
-            self.shared.commit_group(&mut commits);
-        }
-        drop(commits);
+        // The group's write is a network write in cluster mode: the worker's other tasks go on.
+        self.shared.may_block(|| {
+            let mut commits = self.shared.commits.lock();
+            // A leader that held the lock meanwhile may have written this commit with its group.
+            while outcome.get().is_none() {
+                self.shared.commit_group(&mut commits);
+            }
+        });
         outcome.get().cloned().expect("the loop above ran until it was set")
     }
 
@@ -674,12 +693,12 @@ impl Txn {
 
     /// Whether a commit newer than this transaction's snapshot wrote any of `keys`.
     pub fn conflicts_on(&self, keys: &[Vec<u8>]) -> bool {
-        self.shared.commits.lock().conflicts(self.start(), keys.iter())
+        self.shared.lock_commits().conflicts(self.start(), keys.iter())
     }
 
     /// Whether commits were made after this transaction's snapshot.
     pub fn is_stale(&self) -> bool {
-        self.shared.commits.lock().version > self.start()
+        self.shared.lock_commits().version > self.start()
     }
 
     /// Move the snapshot to now, keeping the buffered writes (a pessimistic transaction's
@@ -691,7 +710,7 @@ impl Txn {
         if state.finished {
             return Err(Error::Storage("transaction already finished".into()));
         }
-        let mut commits = self.shared.commits.lock();
+        let mut commits = self.shared.lock_commits();
         let old = self.start();
         if commits.conflicts(old, state.writes.keys()) {
             return Err(Error::WriteConflict);
@@ -720,7 +739,7 @@ impl Txn {
         state.writes = BTreeMap::new();
         state.undo = Vec::new();
         drop(state);
-        self.shared.commits.lock().unregister(self.start());
+        self.shared.lock_commits().unregister(self.start());
     }
 }
 
