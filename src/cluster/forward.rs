@@ -29,6 +29,9 @@ const WRITER_WAIT: Duration = Duration::from_secs(20);
 const APPLY_WAIT: Duration = Duration::from_secs(10);
 /// The login a forwarding node uses: this prefix, then `user@host` of the client.
 pub const FORWARD_USER_PREFIX: &str = "embedb.forward:";
+/// The tracing target of the cluster's statement trace (`Connection::on_query` and each
+/// forwarded statement here): enable with `--log-level info,embedb::cluster::stmt=debug`.
+pub const STMT_TRACE: &str = "embedb::cluster::stmt";
 /// The writer's newest commit, as the status variable a forwarding reader reads.
 pub const APPLIED_STATUS: &str = "Embedb_cluster_applied";
 
@@ -253,7 +256,7 @@ impl Forwarder {
         let responses = client.query(sql).await?;
         let was = self.in_txn;
         self.in_txn = client.status & embedb_wire::status::IN_TRANS != 0;
-        tracing::debug!(target: "embedb::cluster::stmt", writer = %addr, sent_begin = begin && !was, in_txn_before = was, in_txn = self.in_txn, "forwarded");
+        tracing::debug!(target: STMT_TRACE, writer = %addr, sent_begin = begin && !was, in_txn_before = was, in_txn = self.in_txn, "forwarded");
         self.warnings = Vec::new();
         let warned = match responses.last() {
             Some(Response::Ok(ok)) => ok.warnings > 0,

@@ -12,6 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::sql::sqlparser::ast;
 use embedb_wire::{collations, flags, ColumnDef, ColumnType, ConnInfo, ErrorInfo, OkInfo, PrepareInfo, Response, Value};
 
+use crate::cluster::forward::STMT_TRACE;
 use crate::error::SqlError;
 use crate::session::{Engine, Output, Session};
 use crate::sql::types::{self, IntKind, SqlType, TYPE_META};
@@ -141,11 +142,7 @@ impl Connection {
         let warnings = self.session().warnings.len() as u16;
         results.into_iter().map(|r| to_response(r, warnings)).collect()
     }
-
 }
-
-/// The tracing target of the cluster's statement trace.
-const STMT_TRACE: &str = "embedb::cluster::stmt";
 
 const ROLE_CHANGED: &str = "this node's cluster role changed during the transaction (failover); the transaction was rolled back: retry it";
 
