@@ -287,6 +287,70 @@ pub struct CachedPlan {
     /// The parameter that is the ANN scan's query vector.
     query_param: usize,
     task: Arc<TaskContext>,
+    /// Set when the plan only picks columns of the scan's rows and limits them (the common
+    /// `SELECT id … ORDER BY VEC_…_DISTANCE(…) LIMIT k`): a run then does that itself instead
+    /// of running the plan's nodes.
+    direct: Option<Direct>,
+}
+
+/// What a plan of only column picks and limits over its scan does to the scan's rows.
+#[derive(Debug, Clone, PartialEq)]
+struct Direct {
+    /// The output's columns, by their index in the scan's rows.
+    columns: Vec<usize>,
+    skip: usize,
+    fetch: Option<usize>,
+}
+
+impl Direct {
+    /// `plan`'s effect when it is made only of plain-column projections and limits over its
+    /// one leaf (the scan slot), else None.
+    fn of(plan: &Arc<dyn ExecutionPlan>) -> Option<Direct> {
+        use datafusion::physical_expr::expressions::Column;
+        use datafusion::physical_plan::limit::{GlobalLimitExec, LocalLimitExec};
+        let children = plan.children();
+        if children.is_empty() {
+            let width = plan.schema().fields().len();
+            return plan.is::<ScanSlot>().then(|| Direct { columns: (0..width).collect(), skip: 0, fetch: None });
+        }
+        let [child] = children.as_slice() else { return None };
+        let mut below = Direct::of(child)?;
+        if let Some(p) = plan.downcast_ref::<ProjectionExec>() {
+            let columns = p.expr().iter().map(|e| e.expr.downcast_ref::<Column>().and_then(|c| below.columns.get(c.index()).copied())).collect::<Option<Vec<_>>>()?;
+            // The output's types must be the picked columns' own (no cast hidden in the schema).
+            let from = child.schema();
+            let same = p.schema().fields().iter().zip(p.expr()).all(|(f, e)| e.expr.downcast_ref::<Column>().is_some_and(|c| from.field(c.index()).data_type() == f.data_type()));
+            if !same {
+                return None;
+            }
+            below.columns = columns;
+            return Some(below);
+        }
+        let (skip, fetch) = if let Some(l) = plan.downcast_ref::<GlobalLimitExec>() {
+            (l.skip(), l.fetch())
+        } else if let Some(l) = plan.downcast_ref::<LocalLimitExec>() {
+            (0, Some(l.fetch()))
+        } else {
+            return None;
+        };
+        // A limit over a limit: skip within what the lower one kept.
+        let kept_below = below.fetch;
+        below.skip += skip;
+        below.fetch = match (kept_below.map(|f| f.saturating_sub(skip)), fetch) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(below)
+    }
+
+    /// The output for the scan's `rows`.
+    fn apply(&self, rows: &RecordBatch, schema: &SchemaRef) -> DfResult<RecordBatch> {
+        let start = self.skip.min(rows.num_rows());
+        let len = self.fetch.map_or(rows.num_rows() - start, |f| f.min(rows.num_rows() - start));
+        let rows = rows.slice(start, len);
+        let columns = self.columns.iter().map(|&i| rows.column(i).clone()).collect();
+        Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(len)))?)
+    }
 }
 
 /// Where a parameter's literal was in a kept plan.
@@ -560,9 +624,11 @@ impl PlanCache {
         if self.entries.len() >= CAPACITY {
             self.entries.clear();
         }
+        let direct = Direct::of(&plan).filter(|d| d.columns.len() == schema.fields().len());
         let entry = CachedPlan {
             version: pending.version,
             schema: schema.clone(),
+            direct,
             plan,
             leaf,
             slots,
@@ -750,9 +816,15 @@ impl Session {
             };
             return Box::pin(self.query(stmt, txn)).await;
         };
+        self.vars.insert(crate::sql::variables::LAST_PLAN_FROM_CACHE.into(), "1".into());
+        if let Some(direct) = &entry.direct {
+            let batch = direct.apply(&rows, &entry.schema)?;
+            self.last_found_rows = batch.num_rows() as u64;
+            self.last_row_count = -1;
+            return Ok(Output::Rows { schema: entry.schema.clone(), batches: vec![batch] });
+        }
         entry.set(&b, rows);
         let plan = fresh(&entry.plan)?;
-        self.vars.insert(crate::sql::variables::LAST_PLAN_FROM_CACHE.into(), "1".into());
         let batches = datafusion::physical_plan::collect(plan, entry.task.clone()).await;
         // Rows not taken (the run failed early) are not kept until the next run.
         entry.leaf.rows.lock().take();
@@ -856,7 +928,10 @@ mod tests {
             "SELECT * FROM (SELECT id, v, VEC_COSINE_DISTANCE(v, '{q}') AS _distance FROM t) AS s ORDER BY _distance LIMIT 3",
             "SELECT id, VEC_COSINE_DISTANCE(v, '{q}') AS d FROM t WHERE VEC_COSINE_DISTANCE(v, '{q}') < 0.5 ORDER BY d LIMIT 6",
             "SELECT count(*) FROM (SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 8) AS k",
+            "SELECT cat AS c, id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 2, 4",
+            "SELECT id FROM (SELECT id, cat FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 6) AS k LIMIT 1, 3",
         ];
+        let mut direct = Vec::new();
         for shape in shapes {
             for (n, q) in [7, 11, 19, 23, 42].into_iter().enumerate() {
                 let sql = shape.replace("{q}", &point(q));
@@ -864,8 +939,14 @@ mod tests {
                 assert_eq!(from_cache(&mut s).await, n > 0, "{sql}");
                 assert_eq!(got, rows(&mut plain, &sql).await, "{sql}");
                 assert!(!from_cache(&mut plain).await);
+                if n == 4 {
+                    let entry = &s.plan_cache.entries[&key(s.db.as_deref(), &Shape::of(&sql).unwrap())];
+                    direct.push(entry.direct.is_some());
+                }
             }
         }
+        // Plans of only column picks and limits over the scan run without DataFusion.
+        assert_eq!(direct, [true, false, false, false, false, false, true, true]);
         // The same literal twice must bind to one new value twice; otherwise it is planned.
         let sql = "SELECT VEC_COSINE_DISTANCE(v, '[1,0,0,0]') AS a, VEC_COSINE_DISTANCE(v, '[1,0,0,0]') AS b FROM t ORDER BY a LIMIT 2";
         rows(&mut s, sql).await;

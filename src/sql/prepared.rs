@@ -51,7 +51,7 @@ pub struct Prepared {
 #[derive(Debug)]
 enum Body {
     /// Parsed once; placeholders are `$1 … $n`.
-    Parsed(Statement),
+    Parsed(Arc<Statement>),
     /// Run as text with the values written in (statements the SQL parser does not know).
     Text(Vec<usize>),
 }
@@ -123,14 +123,16 @@ pub fn vector_text<T: std::fmt::Display>(xs: impl IntoIterator<Item = T>) -> Str
 #[derive(Debug, Clone)]
 pub enum Parsed {
     Statement(Statement),
-    Unbound(Statement, Vec<Bound>),
+    /// (Shared with the prepared statement: copied only if planned.)
+    Unbound(Arc<Statement>, Vec<Bound>),
 }
 
 impl Parsed {
     pub fn statement(self) -> Statement {
         match self {
             Parsed::Statement(s) => s,
-            Parsed::Unbound(mut s, args) => {
+            Parsed::Unbound(s, args) => {
+                let mut s = Arc::unwrap_or_clone(s);
                 let literals: Vec<Expr> = args.iter().map(Bound::literal).collect();
                 bind(&mut s, &literals);
                 s
@@ -184,7 +186,7 @@ impl Session {
         // Checked here too, so that PREPARE does not describe a table the session may not read.
         self.authorize(&stmt)?;
         let columns = self.check_and_describe(sql, &stmt, params).await?;
-        Ok(Prepared { sql: sql.to_string(), params, columns, body: Body::Parsed(stmt) })
+        Ok(Prepared { sql: sql.to_string(), params, columns, body: Body::Parsed(Arc::new(stmt)) })
     }
 
     /// EXECUTE: bind `args` (one literal expression per parameter) and run the statement.
@@ -196,7 +198,7 @@ impl Session {
             Body::Parsed(stmt) => {
                 // A vector search's plan is kept and re-bound like a text one's (`plan_cache`).
                 let shape = crate::sql::plan_cache::Shape::of_prepared(&p.sql, &args);
-                let mut stmt = stmt.clone();
+                let mut stmt = (**stmt).clone();
                 bind(&mut stmt, &args);
                 self.run_parsed(&p.sql, stmt, shape).await
             }

@@ -52,6 +52,9 @@ use crate::slate_kv::{err, open_writer_db, run, Runtime};
 use crate::wal::{self, Batch};
 use crate::{Error, RedbKv, Result, Store};
 
+mod backup;
+pub use backup::{restore_clone, Copied};
+
 /// Prefix of log entries: `mCL:e` + seq (8 bytes, big-endian).
 const LOG_PREFIX: &[u8] = b"mCL:e";
 /// The newest entry's seq and commit time (ms since the epoch), both 8 bytes big-endian.
