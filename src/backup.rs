@@ -8,6 +8,11 @@
 //! without loading the writer. Keys that belong to one node (its search-index token, its place
 //! in the cluster's commit log) are left out.
 //!
+//! In cluster mode `BACKUP DATABASE * TO 's3://bucket/new/prefix'` (the cluster's own bucket)
+//! makes a SlateDB checkpoint of the shared database instead, cloned under that prefix
+//! (`embedb_storage::replica` has how), and `embedb restore --from s3://bucket/backup --storage
+//! s3://bucket/new` clones it into a new prefix, which a new cluster then serves.
+//!
 //! `embedb restore --from dir --data-dir new` writes the keys into a new, empty data directory,
 //! checking the file's checksum; a server started there answers like the original did at the
 //! snapshot (search indexes are built at that start).
@@ -50,6 +55,27 @@ pub fn local_dir(url: &str) -> Result<PathBuf> {
         return Err(SqlError::new(8124, "HY000", format!("backup storage '{url}': expected local:///absolute/dir (other storage is not supported yet)")));
     }
     Ok(PathBuf::from(path))
+}
+
+/// The path inside the cluster's bucket that a checkpoint backup's (or restore's) `url` names:
+/// both must be `s3://` URLs of one bucket (a checkpoint shares the cluster's files).
+pub fn same_bucket_path(cluster: &str, url: &str) -> Result<String> {
+    let bucket = |u: &str| u.strip_prefix("s3://").map(|rest| rest.split_once('/').map_or((rest.to_string(), String::new()), |(b, p)| (b.to_string(), p.trim_matches('/').to_string())));
+    let (Some((ours, _)), Some((theirs, path))) = (bucket(cluster), bucket(url)) else {
+        return Err(SqlError::new(8124, "HY000", format!("backup storage '{url}': the cluster's storage is not s3://")));
+    };
+    if ours != theirs || path.is_empty() {
+        return Err(SqlError::new(8124, "HY000", format!("backup storage '{url}': a checkpoint backup goes to a new prefix of the cluster's own bucket (s3://{ours}/…); for a copy elsewhere back up to local:///dir")));
+    }
+    Ok(path)
+}
+
+/// Runs `f`, which waits on object storage, in a blocking section when on a tokio worker.
+fn block_on_network<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Writes the snapshot of `txn` into `dir` (see the module docs).
@@ -174,6 +200,14 @@ pub fn restore(from: &Path, data_dir: &Path) -> std::result::Result<u64, String>
     Ok(keys)
 }
 
+/// Restores the checkpoint backup at `from` into the new cluster storage `to` (a new prefix of
+/// the same bucket). Returns the log entry the restored database ends at.
+pub fn restore_checkpoint(from: &str, to: &str) -> std::result::Result<u64, String> {
+    let from_path = same_bucket_path(to, from).map_err(|e| e.message)?;
+    let (objects, to_path) = embedb_storage::slate_kv::object_store_for(to).map_err(|e| e.to_string())?;
+    embedb_storage::replica::restore_clone(objects, &from_path, &to_path).map(|c| c.head).map_err(|e| e.to_string())
+}
+
 impl crate::session::Session {
     /// `BACKUP DATABASE * TO 'local:///dir'` (lower-case tokens `toks`, the text `sql`).
     pub(crate) async fn backup_statement(&mut self, sql: &str, toks: &[String]) -> Result<crate::session::Output> {
@@ -205,13 +239,26 @@ impl crate::session::Session {
             [q @ (b'\'' | b'"'), .., last] if last == q && rest.len() >= 2 => rest[1..rest.len() - 1].to_string(),
             _ => return Err(SqlError::syntax("near BACKUP … TO: expected a quoted 'local:///dir'")),
         };
-        let dir = local_dir(&url)?;
         let started = std::time::Instant::now();
-        let txn = self.engine.store.begin()?;
-        let written = write(&txn, &dir);
-        txn.rollback();
-        let w = written?;
-        tracing::info!(keys = w.keys, bytes = w.bytes, snapshot = w.snapshot, "backup written to {}", w.path.display());
+        let (bytes, snapshot) = if url.starts_with("s3://") {
+            // A cluster's checkpoint backup (readers forward it: the writer takes it).
+            let Some(cluster) = self.engine.cluster.clone() else {
+                return Err(SqlError::new(8124, "HY000", format!("backup storage '{url}': a checkpoint backup to s3:// is taken by a cluster (embedb serve --cluster); a single node backs up to local:///dir")));
+            };
+            let path = same_bucket_path(self.engine.config.storage.as_deref().unwrap_or(""), &url)?;
+            let copied = block_on_network(|| cluster.kv.checkpoint_into(&path)).map_err(|e| SqlError::new(8124, "HY000", format!("backup to '{url}': {e}")))?;
+            tracing::info!(head = copied.head, "checkpoint backup made at {url}");
+            // A checkpoint copies no data: its size here is 0, its snapshot the log entry it ends at.
+            (0, copied.head)
+        } else {
+            let dir = local_dir(&url)?;
+            let txn = self.engine.store.begin()?;
+            let written = write(&txn, &dir);
+            txn.rollback();
+            let w = written?;
+            tracing::info!(keys = w.keys, bytes = w.bytes, snapshot = w.snapshot, "backup written to {}", w.path.display());
+            (w.bytes, w.snapshot)
+        };
         let schema = Arc::new(Schema::new(vec![
             Field::new("Destination", DataType::Utf8, false),
             Field::new("Size", DataType::UInt64, false),
@@ -222,8 +269,8 @@ impl crate::session::Session {
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(vec![url])),
-            Arc::new(UInt64Array::from(vec![w.bytes])),
-            Arc::new(UInt64Array::from(vec![w.snapshot])),
+            Arc::new(UInt64Array::from(vec![bytes])),
+            Arc::new(UInt64Array::from(vec![snapshot])),
             Arc::new(StringArray::from(vec![now.clone()])),
             Arc::new(StringArray::from(vec![format!("{now} ({:.3} s)", started.elapsed().as_secs_f64())])),
         ];

@@ -50,12 +50,15 @@ struct BackupArgs {
 
 #[derive(clap::Args)]
 struct RestoreArgs {
-    /// Directory holding the backup (embedb.backup)
-    #[arg(long, value_name = "DIR")]
-    from: PathBuf,
-    /// New data directory to restore into (must not hold a database)
-    #[arg(long, value_name = "DIR")]
-    data_dir: PathBuf,
+    /// Directory holding the backup (embedb.backup), or a cluster's checkpoint backup (s3://bucket/prefix)
+    #[arg(long, value_name = "DIR|URL")]
+    from: String,
+    /// New data directory to restore a file backup into (must not hold a database)
+    #[arg(long, value_name = "DIR", required_unless_present = "storage")]
+    data_dir: Option<PathBuf>,
+    /// New cluster storage to restore a checkpoint backup into: a new prefix of the same bucket (s3://bucket/prefix)
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    storage: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -222,13 +225,22 @@ where
     match cli.command {
         Command::Version => println!("{}", server_version()),
         Command::Backup(args) => return backup(&args),
-        Command::Restore(args) => match crate::backup::restore(&args.from, &args.data_dir) {
-            Ok(keys) => println!("restored {keys} keys into {}; start it with: embedb serve --data-dir {}", args.data_dir.display(), args.data_dir.display()),
-            Err(e) => {
-                eprintln!("embedb: restore failed: {e}");
-                return 1;
+        Command::Restore(args) => {
+            let done = match (&args.data_dir, &args.storage) {
+                (Some(dir), _) => crate::backup::restore(std::path::Path::new(&args.from), dir)
+                    .map(|keys| format!("restored {keys} keys into {}; start it with: embedb serve --data-dir {}", dir.display(), dir.display())),
+                (None, Some(url)) => crate::backup::restore_checkpoint(&args.from, url)
+                    .map(|head| format!("restored the checkpoint backup (log entry {head}) into {url}; start a cluster on it with: embedb serve --cluster --storage {url} …")),
+                (None, None) => Err("give --data-dir DIR (a file backup) or --storage s3://… (a checkpoint backup)".into()),
+            };
+            match done {
+                Ok(said) => println!("{said}"),
+                Err(e) => {
+                    eprintln!("embedb: restore failed: {e}");
+                    return 1;
+                }
             }
-        },
+        }
         Command::Cert(args) => {
             if let Err(e) = write_cert(&args) {
                 eprintln!("embedb: {e}");

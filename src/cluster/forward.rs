@@ -88,8 +88,10 @@ pub fn kind(sql: &str) -> Kind {
                 Err(_) => !(upper.contains(" FOR UPDATE") || upper.contains(" FOR SHARE") || upper.contains("LOCK IN SHARE MODE")),
             })
         }
-        // BACKUP reads a snapshot of this node's copy.
-        "SHOW" | "DESC" | "DESCRIBE" | "HELP" | "USE" | "BACKUP" => Kind::Read,
+        // BACKUP to a file reads a snapshot of this node's copy; a checkpoint backup (to s3://)
+        // is taken by the writer.
+        "BACKUP" => read_if(!upper.contains("S3://")),
+        "SHOW" | "DESC" | "DESCRIBE" | "HELP" | "USE" => Kind::Read,
         "EXPLAIN" => read_if(!(upper.contains("ANALYZE") && ["INSERT", "UPDATE", "DELETE", "REPLACE"].iter().any(|w| upper.contains(w)))),
         "SET" if upper.contains("GLOBAL") || upper.contains("PERSIST") || upper.contains("PASSWORD") || upper.contains("DEFAULT ROLE") => Kind::Write,
         "SET" | "PREPARE" | "DEALLOCATE" => Kind::State,

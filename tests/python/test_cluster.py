@@ -10,6 +10,8 @@ etcd lease, all started here on loopback (`cluster_infra`).
   values, an unacknowledged transaction is all there or not at all, and the vector index answers
   like exact search. The failover time of each cycle is printed.
 * Killing a SeaweedFS volume server and an etcd member during load loses and stops nothing.
+* A checkpoint backup (`BACKUP … TO 's3://…'`) during a write load, restored into a new prefix
+  with `embedb restore --storage`, answers like the original did at the backup.
 
 EMBEDB_FAILOVER_CYCLES sets the number of cycles (default 30).
 """
@@ -398,3 +400,109 @@ def test_a_joining_node_starts_from_the_writers_index_checkpoints(cluster: list[
         j.close()
     finally:
         joiner.cleanup()
+
+
+def dump(c, db: str) -> dict[str, list]:
+    out = {}
+    with c.cursor() as cur:
+        cur.execute(f"SHOW FULL TABLES FROM `{db}`")
+        for (name, _kind) in cur.fetchall():
+            cur.execute(f"SELECT * FROM `{db}`.`{name}` ORDER BY 1")
+            out[name] = [tuple(r) for r in cur.fetchall()]
+    return out
+
+
+def test_checkpoint_backup_under_load_then_restore_into_a_new_prefix(cluster: list[Node], infra, embedb_binary: Path,
+                                                                      tmp_path: Path) -> None:
+    """`BACKUP DATABASE * TO 's3://…'` sent to a reader during a write load: the writer takes a
+    SlateDB checkpoint cloned under that prefix. `embedb restore --storage` clones it into a new
+    prefix; a cluster started there answers like the original did at the backup (searches
+    included), with every row acknowledged before the backup began and no gap in any client's."""
+    w = writer_of(cluster)
+    c = w.connect()
+    with c.cursor() as cur:
+        cur.execute("CREATE DATABASE bk")
+        cur.execute("CREATE TABLE bk.docs (id INT PRIMARY KEY, body TEXT, v VECTOR(3), VECTOR INDEX iv ((VEC_COSINE_DISTANCE(v))))")
+        cur.execute("CREATE FULLTEXT INDEX ft ON bk.docs (body)")
+        cur.executemany("INSERT INTO bk.docs VALUES (%s, %s, %s)",
+                        [(i, f"document {i} about {'cats' if i % 3 else 'dogs'}", f"[{i % 7},{i % 5},1]") for i in range(1, 301)])
+        cur.execute("CREATE TABLE bk.load (client INT, n INT, PRIMARY KEY (client, n))")
+    caught_up(cluster)
+    acked = {0: 0, 1: 0}
+    stop = threading.Event()
+
+    def load(client: int) -> None:
+        # Client 0 writes through the writer, client 1 through a reader (forwarded).
+        node = w if client == 0 else readers(cluster)[0]
+        lc = node.connect()
+        with lc.cursor() as cur:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                cur.execute("INSERT INTO bk.load VALUES (%s, %s)", (client, n))
+                acked[client] = n
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        before = dict(acked)
+        r = readers(cluster)[-1].connect()
+        with r.cursor() as cur:
+            cur.execute("BACKUP DATABASE * TO 's3://embedb/backups/b1'")
+            row = cur.fetchone()
+            after = dict(acked)
+            assert row[0] == "s3://embedb/backups/b1" and row[2] > 0, row
+            # Never over an existing backup, nor outside the cluster's bucket.
+            for url, why in (("s3://embedb/backups/b1", "already holds"), ("s3://elsewhere/b", "own bucket"), ("s3://embedb/main/x", "overlaps")):
+                with pytest.raises(pymysql.err.OperationalError) as e:
+                    cur.execute(f"BACKUP DATABASE * TO '{url}'")
+                assert e.value.args[0] == 8124 and why in e.value.args[1], (url, e.value.args)
+        r.close()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert after[0] > before[0] and after[1] > before[1], "the load ran during the backup"
+    original = dump(c, "bk")
+    with c.cursor() as cur:
+        cur.execute("SELECT id FROM bk.docs ORDER BY VEC_COSINE_DISTANCE(v, '[3,1,1]') LIMIT 5")
+        near = cur.fetchall()
+        cur.execute("SELECT id FROM bk.docs WHERE FTS_MATCH_WORD('dogs', body) ORDER BY id LIMIT 5")
+        words = cur.fetchall()
+    c.close()
+
+    env = {**os.environ, **infra.env}
+    restore = [str(embedb_binary), "restore", "--from", "s3://embedb/backups/b1", "--storage", "s3://embedb/restored"]
+    done = subprocess.run(restore, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    again = subprocess.run(restore, capture_output=True, text=True, timeout=120, env=env)
+    assert again.returncode != 0 and "already holds" in again.stderr, again.stderr
+    nodes = start_nodes(embedb_binary, tmp_path / "restored", infra, "s3://embedb/restored", count=1)
+    try:
+        n = nodes[0]
+        rc = n.connect()
+        restored = dump(rc, "bk")
+        assert restored["docs"] == original["docs"]
+        for client in (0, 1):
+            ns = sorted(k for cl, k in restored["load"] if cl == client)
+            assert ns == list(range(1, len(ns) + 1)), "a gap: not one snapshot"
+            assert before[client] <= len(ns) <= after[client], (client, before, len(ns), after)
+        with rc.cursor() as cur:
+            cur.execute("SELECT id FROM bk.docs ORDER BY VEC_COSINE_DISTANCE(v, '[3,1,1]') LIMIT 5")
+            assert cur.fetchall() == near
+            cur.execute("SELECT id FROM bk.docs WHERE FTS_MATCH_WORD('dogs', body) ORDER BY id LIMIT 5")
+            assert cur.fetchall() == words
+            # The restored cluster is a database of its own: it takes writes, the original does not see them.
+            cur.execute("INSERT INTO bk.load VALUES (9, 1)")
+        rc.close()
+        oc = writer_of(cluster).connect()
+        with oc.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM bk.load WHERE client = 9")
+            assert cur.fetchone() == (0,)
+        oc.close()
+    finally:
+        for x in nodes:
+            x.cleanup()
