@@ -78,6 +78,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use embedb_ann::Metric;
+
+#[path = "ann/range.rs"]
+mod range;
 use embedb_vector::{VectorFunction, VectorUdf};
 use parking_lot::Mutex;
 
@@ -203,6 +206,9 @@ pub struct AnnSpec {
     /// The ORDER BY key on the table's columns: `VEC_…_DISTANCE(col, const)`, either order.
     /// The scan returns its rows sorted by it, and (see [`AnnTable::graph_scan`]) says so.
     pub order: Expr,
+    /// A range search (`WHERE VEC_…_DISTANCE(col, const) < bound`, see [`range`]): the rows
+    /// within `bound` of the query, however many; `n` is then found by searching.
+    pub range: Option<f64>,
 }
 
 impl AnnSpec {
@@ -213,7 +219,10 @@ impl AnnSpec {
             Metric::L2 => "L2",
             Metric::InnerProduct => "INNER_PRODUCT",
         };
-        format!("annIndex:{m}({}..{}, limit:{})", self.column, truncated_vector(&self.query), self.n)
+        match self.range {
+            Some(bound) => format!("annIndex:{m}({}..{}, range:{})", self.column, truncated_vector(&self.query), format_g2(bound)),
+            None => format!("annIndex:{m}({}..{}, limit:{})", self.column, truncated_vector(&self.query), self.n),
+        }
     }
 }
 
@@ -297,6 +306,10 @@ fn walk(plan: LogicalPlan, limit: Option<usize>, warnings: &mut Vec<String>) -> 
                 None => sort.map_children(|c| walk(c, None, warnings)),
             }
         }
+        LogicalPlan::Filter(_) => match range::try_range(&plan)? {
+            Some(rewritten) => Ok(Transformed::yes(rewritten)),
+            None => plan.map_children(|c| walk(c, None, warnings)),
+        },
         other => other.map_children(|c| walk(c, None, warnings)),
     }
 }
@@ -455,41 +468,9 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
             _ => {}
         }
     }
-    if col.relation.as_ref().is_some_and(|r| r != &scan.table_name) {
-        return Ok(None);
-    }
-    let Ok(provider) = source_as_provider(&scan.source) else { return Ok(None) };
-    let (base, previous) = match provider.downcast_ref::<AnnTable>() {
-        Some(a) => (a.base.clone(), Some(a.spec.clone())),
-        None => (provider.clone(), None),
-    };
-    let Some(kv) = base.downcast_ref::<KvTable>() else { return Ok(None) };
-    // UPDATE/DELETE … ORDER BY … LIMIT find their target rows through a scan that exposes the
-    // row handle: those must be exact, never approximate.
-    if kv.with_handle {
-        return Ok(None);
-    }
-    let Some(column) = kv.info.column(&col.name) else { return Ok(None) };
-    let column = column.key();
-    let metrics: Vec<&str> = kv
-        .info
-        .indexes
-        .iter()
-        .filter(|i| i.columns.first() == Some(&column))
-        .filter_map(|i| match &i.kind {
-            IndexKind::Vector { metric } => Some(metric.as_str()),
-            _ => None,
-        })
-        .collect();
-    if metrics.is_empty() {
-        return Ok(None);
-    }
-    let wanted = match func {
-        VectorFunction::CosineDistance => Some(("cosine", Metric::Cosine)),
-        VectorFunction::L2Distance => Some(("l2", Metric::L2)),
-        VectorFunction::NegativeInnerProduct => Some(("ip", Metric::InnerProduct)),
-        _ => None,
-    };
+    let Some(IndexedColumn { base, previous, column, metrics }) = indexed_column(scan, col) else { return Ok(None) };
+    let metrics: Vec<&str> = metrics.iter().map(String::as_str).collect();
+    let wanted = wanted_metric(func);
     let Some(n) = n else {
         warnings.push("ANN index not used: only Top N queries (like ORDER BY ... LIMIT ...) can use ANN index".into());
         return Ok(None);
@@ -522,7 +503,7 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
     if filters.iter().any(|f| f.is_volatile()) {
         return Ok(None);
     }
-    let spec = AnnSpec { table_ref: scan.table_name.clone(), column, metric, query, n, filters, order: key.clone() };
+    let spec = AnnSpec { table_ref: scan.table_name.clone(), column, metric, query, n, filters, order: key.clone(), range: None };
     if previous.as_ref() == Some(&spec) {
         return Ok(None);
     }
@@ -537,6 +518,56 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
         p => Ok(Transformed::no(p)),
     })?;
     Ok(Some(rewritten.data))
+}
+
+/// A scan's vector column with its vector indexes: the table's own provider (under an
+/// [`AnnTable`] a previous pass made, whose spec is `previous`), the column's catalog key and
+/// the indexes' metrics.
+struct IndexedColumn {
+    base: Arc<dyn TableProvider>,
+    previous: Option<AnnSpec>,
+    column: String,
+    metrics: Vec<String>,
+}
+
+/// `col` of `scan`'s table if it has a vector index and the scan may be approximate.
+fn indexed_column(scan: &datafusion::logical_expr::TableScan, col: &Column) -> Option<IndexedColumn> {
+    if col.relation.as_ref().is_some_and(|r| r != &scan.table_name) {
+        return None;
+    }
+    let provider = source_as_provider(&scan.source).ok()?;
+    let (base, previous) = match provider.downcast_ref::<AnnTable>() {
+        Some(a) => (a.base.clone(), Some(a.spec.clone())),
+        None => (provider.clone(), None),
+    };
+    let kv = base.downcast_ref::<KvTable>()?;
+    // UPDATE/DELETE find their target rows through a scan that exposes the row handle: those
+    // must be exact, never approximate.
+    if kv.with_handle {
+        return None;
+    }
+    let column = kv.info.column(&col.name)?.key();
+    let metrics: Vec<String> = kv
+        .info
+        .indexes
+        .iter()
+        .filter(|i| i.columns.first() == Some(&column))
+        .filter_map(|i| match &i.kind {
+            IndexKind::Vector { metric } => Some(metric.clone()),
+            _ => None,
+        })
+        .collect();
+    (!metrics.is_empty()).then_some(IndexedColumn { base, previous, column, metrics })
+}
+
+/// The index metric (catalog name and graph metric) that serves a distance function.
+fn wanted_metric(func: VectorFunction) -> Option<(&'static str, Metric)> {
+    match func {
+        VectorFunction::CosineDistance => Some(("cosine", Metric::Cosine)),
+        VectorFunction::L2Distance => Some(("l2", Metric::L2)),
+        VectorFunction::NegativeInnerProduct => Some(("ip", Metric::InnerProduct)),
+        _ => None,
+    }
 }
 
 fn split_conjunction(e: Expr) -> Vec<Expr> {
@@ -598,6 +629,14 @@ impl AnnTable {
         let q = &self.spec.query;
         if q.len() != entry.index.dims() || (self.spec.metric == Metric::Cosine && q.iter().all(|&x| x == 0.0)) {
             return Ok(Candidates::Exact("query vector not searchable".into()));
+        }
+        if let Some(bound) = self.spec.range {
+            // As many nearest rows as lie within the bound (the Filter above keeps exactly those).
+            let n = range::rows_within(&entry.index, q, bound, session_ef(state)).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            let within = AnnTable { base: self.base.clone(), spec: AnnSpec { n: n.max(1), range: None, ..self.spec.clone() } };
+            // (DataFusion pushes the bound into the scan too: as a filter it would be sampled
+            // and evaluated on rows read from the table, which the count above makes needless.)
+            return within.candidates(state, &range::without_bound(extra_filters, &self.spec.order), projection);
         }
         let mut filters = self.spec.filters.clone();
         for f in extra_filters {
@@ -1105,6 +1144,7 @@ impl DetachedScan {
             query,
             n: self.spec.n,
             filters: self.spec.filters.iter().cloned().map(subst).collect(),
+            range: self.spec.range,
             // Not re-bound: a bound scan's rows come sorted by `query` (`by_distance`), and only a
             // scan being planned reads the key (`ordering`). (Re-binding it would make the text of
             // a query vector bound as numbers.)
