@@ -159,3 +159,20 @@ def test_embedding_cache_survives_restart_and_usage_is_visible(private_server, r
         assert usage(cur) == (0, 0, 2, 0), "both answered from the persisted cache"
         cur.execute("SELECT e FROM c WHERE id = 4")
         assert cur.fetchone()[0] == v1
+
+
+def test_vec_embed_range_search_uses_the_index(conn: pymysql.Connection) -> None:
+    """`WHERE VEC_EMBED_COSINE_DISTANCE(col, 'query') < bound` on an indexed embedding column is a
+    range search served by the graph, and keeps exactly the rows the reference puts in range."""
+    create, insert = SEED_SQL.split(";")[:2]
+    with conn.cursor() as cur:
+        cur.execute(create.replace("sample_documents", "ranged"))
+        cur.execute("ALTER TABLE ranged ADD VECTOR INDEX iv ((VEC_COSINE_DISTANCE(embedding))) USING HNSW")
+        cur.execute(insert.replace("sample_documents", "ranged"))
+        query = "How to start learning Java programming?"
+        cur.execute("EXPLAIN SELECT id FROM ranged WHERE VEC_EMBED_COSINE_DISTANCE(embedding, %s) < 0.7", (query,))
+        assert any("range:0.7" in str(r[1]) for r in cur.fetchall())
+        ref = reference_distances()
+        for bound in (0.55, 0.65, 0.7, 0.8, 0.9):
+            cur.execute("SELECT id FROM ranged WHERE VEC_EMBED_COSINE_DISTANCE(embedding, %s) < %s ORDER BY id", (query, bound))
+            assert [r[0] for r in cur.fetchall()] == sorted(i for i, d in ref.items() if d < bound), bound
