@@ -23,8 +23,19 @@
 //!
 //! Options (a JSON object, all optional): `candidates` (N, default `max(k, 100)`), `rrf_k`
 //! (default 60), `distance` (`cosine` | `l2` | `negative_inner_product`; default: the metric of
-//! the column's vector index, else cosine) and `vector` (the query vector, required when the
-//! vector column is not an `EMBED_TEXT` column).
+//! the column's vector index, else cosine), `vector` (the query vector, required when the
+//! vector column is not an `EMBED_TEXT` column) and `fusion`.
+//!
+//! `"fusion": "weighted"` fuses by score instead of rank: each side's score is min-max
+//! normalised over its own candidates (the nearest row and the best BM25 score count 1, the
+//! farthest and the worst 0; a side whose candidates all score alike counts 1), and `_score` is
+//! `vector_weight * v + text_weight * t` (options, default 0.5 each; a side that did not find the
+//! row adds 0), as Elasticsearch's linear retriever does with its min-max normaliser. Unlike
+//! RRF it keeps how far apart the scores are, not just their order.
+//!
+//! `"mmr": lambda` (0 to 1) diversifies the answer: the best `candidates` fused rows are
+//! re-ranked by maximal marginal relevance (`MMR_RANK(vector_col, _score, lambda)`, see
+//! `embedb_vector::mmr`), so a row much like one already returned yields to a different one.
 
 use std::ops::ControlFlow;
 
@@ -150,8 +161,8 @@ impl Expander<'_> {
             Some(_) => return Err(bad_args("options (the 6th argument) are a JSON string")),
         };
         for key in opts.keys() {
-            if !matches!(key.as_str(), "candidates" | "rrf_k" | "distance" | "vector") {
-                return Err(bad_args(&format!("unknown option '{key}' (known: candidates, rrf_k, distance, vector)")));
+            if !matches!(key.as_str(), "candidates" | "rrf_k" | "distance" | "vector" | "fusion" | "vector_weight" | "text_weight" | "mmr") {
+                return Err(bad_args(&format!("unknown option '{key}' (known: candidates, rrf_k, distance, vector, fusion, vector_weight, text_weight, mmr)")));
             }
         }
         let number = |key: &str, default: usize| -> Result<usize> {
@@ -164,6 +175,27 @@ impl Expander<'_> {
         };
         let n = number("candidates", DEFAULT_CANDIDATES.max(k))?.max(k);
         let rrf_k = number("rrf_k", DEFAULT_RRF_K)?;
+        let weighted = match opts.get("fusion") {
+            None => false,
+            Some(serde_json::Value::String(f)) if f.eq_ignore_ascii_case("rrf") => false,
+            Some(serde_json::Value::String(f)) if f.eq_ignore_ascii_case("weighted") => true,
+            Some(_) => return Err(bad_args("option 'fusion' is 'rrf' or 'weighted'")),
+        };
+        let weight = |key: &str| -> Result<f64> {
+            match opts.get(key) {
+                None => Ok(0.5),
+                Some(_) if !weighted => Err(bad_args(&format!("option '{key}' goes with \"fusion\": \"weighted\""))),
+                Some(v) => v.as_f64().filter(|w| w.is_finite() && *w >= 0.0).ok_or_else(|| bad_args(&format!("option '{key}' is a number ≥ 0"))),
+            }
+        };
+        let (vector_weight, text_weight) = (weight("vector_weight")?, weight("text_weight")?);
+        let mmr = match opts.get("mmr") {
+            None => None,
+            Some(v) => Some(v.as_f64().filter(|l| (0.0..=1.0).contains(l)).ok_or_else(|| bad_args("option 'mmr' (lambda) is a number from 0 to 1"))?),
+        };
+        if opts.contains_key("rrf_k") && weighted {
+            return Err(bad_args("option 'rrf_k' goes with RRF fusion, not \"weighted\""));
+        }
 
         let vc = info.column(&vcol).expect("checked above");
         if !matches!(vc.ty, SqlType::Vector(_)) {
@@ -214,17 +246,40 @@ impl Expander<'_> {
         let pk_order = pk.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
         let on = pk.iter().map(|c| format!("v.{0} = f.{0}", quote_ident(c))).collect::<Vec<_>>().join(" AND ");
         let fts = format!("FTS_MATCH_WORD('{QUERY_MARK}', {})", quote_ident(&tc.name));
-        Ok(format!(
-            "SELECT {fused_cols}, v._distance AS _distance, f._fts_score AS _fts_score, \
-               COALESCE(1e0 / ({rrf_k} + v._rank), 0) + COALESCE(1e0 / ({rrf_k} + f._rank), 0) AS _score \
-             FROM (SELECT {side_cols}, _distance, ROW_NUMBER() OVER (ORDER BY _distance, {pk_order}) AS _rank \
+        // Each side's rank, and for weighted fusion the range of its scores.
+        let (score, v_extra, f_extra) = if weighted {
+            (
+                format!(
+                    "{vector_weight:?}e0 * CASE WHEN v._distance IS NULL THEN 0e0 WHEN v._hi > v._lo THEN (v._hi - v._distance) / (v._hi - v._lo) ELSE 1e0 END + \
+                     {text_weight:?}e0 * CASE WHEN f._fts_score IS NULL THEN 0e0 WHEN f._hi > f._lo THEN (f._fts_score - f._lo) / (f._hi - f._lo) ELSE 1e0 END"
+                ),
+                ", MIN(_distance) OVER () AS _lo, MAX(_distance) OVER () AS _hi",
+                ", MIN(_fts_score) OVER () AS _lo, MAX(_fts_score) OVER () AS _hi",
+            )
+        } else {
+            (format!("COALESCE(1e0 / ({rrf_k} + v._rank), 0) + COALESCE(1e0 / ({rrf_k} + f._rank), 0)"), "", "")
+        };
+        // With MMR the best `n` fused rows are re-ranked, and the best `k` of that order kept.
+        let fused_limit = if mmr.is_some() { n } else { k };
+        let fused = format!(
+            "SELECT {fused_cols}, v._distance AS _distance, f._fts_score AS _fts_score, {score} AS _score \
+             FROM (SELECT {side_cols}, _distance, ROW_NUMBER() OVER (ORDER BY _distance, {pk_order}) AS _rank{v_extra} \
                    FROM (SELECT {side_cols}, {distance} AS _distance FROM {tref} ORDER BY _distance LIMIT {n}) AS v0) AS v \
              FULL OUTER JOIN \
-                  (SELECT {side_cols}, _fts_score, ROW_NUMBER() OVER (ORDER BY _fts_score DESC, {pk_order}) AS _rank \
+                  (SELECT {side_cols}, _fts_score, ROW_NUMBER() OVER (ORDER BY _fts_score DESC, {pk_order}) AS _rank{f_extra} \
                    FROM (SELECT {side_cols}, {fts} AS _fts_score FROM {tref} WHERE {fts} ORDER BY {fts} DESC LIMIT {n}) AS f0) AS f \
              ON {on} \
-             ORDER BY _score DESC, {pk_order} LIMIT {k}"
-        ))
+             ORDER BY _score DESC, {pk_order} LIMIT {fused_limit}"
+        );
+        Ok(match mmr {
+            None => fused,
+            Some(lambda) => format!(
+                "SELECT {side_cols}, _distance, _fts_score, _score \
+                 FROM (SELECT *, MMR_RANK({vector}, _score, {lambda:?}e0) OVER (ORDER BY _score DESC, {pk_order}) AS _mmr FROM ({fused}) AS m0) AS m1 \
+                 ORDER BY _mmr LIMIT {k}",
+                vector = quote_ident(&vc.name),
+            ),
+        })
     }
 }
 

@@ -1108,6 +1108,7 @@ pub fn new_context(cfg: SessionConfig, embed: Option<(Arc<crate::embed::Embedder
     for f in functions::all_udfs() {
         ctx.register_udf(f);
     }
+    ctx.register_udwf(embedb_vector::mmr::mmr_rank_udwf());
     if let Some((e, i)) = embed {
         ctx.register_udf(crate::embed::udf::embed_text_udf(e, i));
     }

@@ -432,6 +432,13 @@ impl<'a> Column<'a> {
     }
 }
 
+/// Every row of a vector column (lists or text), NULL as None.
+pub(crate) fn vectors_of(array: &ArrayRef) -> Result<Vec<Option<Vec<f32>>>> {
+    let column = Column::try_new(array)?;
+    let mut buf = Vec::new();
+    (0..array.len()).map(|i| Ok(column.row(i, &mut buf)?.map(|v| v.to_vec()))).collect()
+}
+
 /// A function argument: a constant (parsed once) or a column.
 enum VectorArg<'a> {
     Scalar(Option<Vec<f32>>),

@@ -10,7 +10,8 @@
 //! # Functions
 //! [`all_udfs`] / [`register_all`] provide `vec_dims`, `vec_l1_distance`, `vec_l2_distance`,
 //! `vec_cosine_distance`, `vec_negative_inner_product`, `vec_l2_norm`, `vec_from_text`,
-//! `vec_as_text`, and `vec_add` / `vec_sub` (for the `+` / `-` operators). Vector arguments may be
+//! `vec_as_text`, and `vec_add` / `vec_sub` (for the `+` / `-` operators); [`mmr`] the window
+//! function `mmr_rank` (maximal marginal relevance). Vector arguments may be
 //! `List`/`LargeList`/`FixedSizeList` of float32/float64, strings in text form, or NULL.
 //!
 //! Error messages are exactly TiDB's (see [`VectorError`]); the functions raise them as
@@ -19,6 +20,7 @@
 
 pub mod distance;
 pub mod functions;
+pub mod mmr;
 pub mod text;
 
 use datafusion::arrow::datatypes::{DataType, Field};
@@ -54,9 +56,11 @@ pub fn is_vector_type(t: &DataType) -> bool {
     }
 }
 
-/// Registers every function of [`all_udfs`] with `ctx`.
+/// Registers every function of [`all_udfs`] with `ctx`, and the window function `mmr_rank`
+/// ([`mmr`]).
 pub fn register_all(ctx: &datafusion::prelude::SessionContext) {
     for f in all_udfs() {
         ctx.register_udf(f);
     }
+    ctx.register_udwf(mmr::mmr_rank_udwf());
 }
