@@ -259,11 +259,13 @@ FROM vec FULL OUTER JOIN fts ON vec.id = fts.id
 ORDER BY rrf DESC, id LIMIT {out}"""
 
 
-def hybrid_search_sql(col: str, n: int, k: int, out: int) -> str:
-    """The server's HYBRID_SEARCH table function (the same fusion, expanded by the server)."""
-    opts = json.dumps({"candidates": n, "rrf_k": k})
-    return (f"SELECT id FROM HYBRID_SEARCH(corpus, %(q)s, embedding, {col}, {out}, '{opts}') "
-            "ORDER BY _score DESC, id")
+def hybrid_search_sql(col: str, n: int, k: int, out: int, **more) -> str:
+    """The server's HYBRID_SEARCH table function (the same fusion, expanded by the server);
+    `more` are further options (weighted fusion, MMR)."""
+    opts = json.dumps({"candidates": n, "rrf_k": k, **more} if "fusion" not in more else {"candidates": n, **more})
+    # (MMR's order is the answer: not re-sorted by score.)
+    order = "" if "mmr" in more else " ORDER BY _score DESC, id"
+    return f"SELECT id FROM HYBRID_SEARCH(corpus, %(q)s, embedding, {col}, {out}, '{opts}'){order}"
 
 
 def supported(conn, sql: str, q: str) -> str | None:
@@ -389,6 +391,10 @@ def main() -> int:
     why = supported(conn, hs, first)
     if why is None:
         methods["HYBRID_SEARCH(...) table function"] = hs
+        methods["HYBRID_SEARCH, weighted fusion (0.5 / 0.5)"] = hybrid_search_sql(col, args.top_n, args.rrf_k, 100, fusion="weighted")
+        methods["HYBRID_SEARCH, weighted fusion (0.3 vector / 0.7 text)"] = hybrid_search_sql(
+            col, args.top_n, args.rrf_k, 100, fusion="weighted", vector_weight=0.3, text_weight=0.7)
+        methods["HYBRID_SEARCH, RRF + MMR (lambda 0.9)"] = hybrid_search_sql(col, args.top_n, args.rrf_k, 100, mmr=0.9)
     else:
         print(f"HYBRID_SEARCH(...) not measured: {why}")
     if not args.no_exact:

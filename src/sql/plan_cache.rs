@@ -930,6 +930,8 @@ mod tests {
             "SELECT count(*) FROM (SELECT id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 8) AS k",
             "SELECT cat AS c, id FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 2, 4",
             "SELECT id FROM (SELECT id, cat FROM t ORDER BY VEC_COSINE_DISTANCE(v, '{q}') LIMIT 6) AS k LIMIT 1, 3",
+            // A range search.
+            "SELECT id FROM t WHERE VEC_COSINE_DISTANCE(v, '{q}') < 0.05 ORDER BY id",
         ];
         let mut direct = Vec::new();
         for shape in shapes {
@@ -946,7 +948,7 @@ mod tests {
             }
         }
         // Plans of only column picks and limits over the scan run without DataFusion.
-        assert_eq!(direct, [true, false, false, false, false, false, true, true]);
+        assert_eq!(direct, [true, false, false, false, false, false, true, true, false]);
         // The same literal twice must bind to one new value twice; otherwise it is planned.
         let sql = "SELECT VEC_COSINE_DISTANCE(v, '[1,0,0,0]') AS a, VEC_COSINE_DISTANCE(v, '[1,0,0,0]') AS b FROM t ORDER BY a LIMIT 2";
         rows(&mut s, sql).await;
