@@ -433,23 +433,10 @@ fn scalar_vector(v: &ScalarValue) -> Option<Vec<f32>> {
 fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) -> DfResult<Option<LogicalPlan>> {
     let LogicalPlan::Sort(s) = sort else { return Ok(None) };
     let Some(first) = s.expr.first() else { return Ok(None) };
-    // The chain below the sort, down to the scan.
-    let mut chain: Vec<&LogicalPlan> = Vec::new();
-    let mut node = s.input.as_ref();
-    loop {
-        chain.push(node);
-        match node {
-            LogicalPlan::Projection(p) => node = p.input.as_ref(),
-            LogicalPlan::Filter(f) => node = f.input.as_ref(),
-            LogicalPlan::SubqueryAlias(a) => node = a.input.as_ref(),
-            // TiDB's hybrid query ranks in the same SELECT: ROW_NUMBER() OVER (ORDER BY d) … ORDER
-            // BY d LIMIT n. Checked below: only rankings by the same distance pass.
-            LogicalPlan::Window(w) => node = w.input.as_ref(),
-            LogicalPlan::TableScan(_) => break,
-            _ => return Ok(None),
-        }
-    }
-    let LogicalPlan::TableScan(scan) = chain[chain.len() - 1] else { return Ok(None) };
+    // The chain below the sort, down to the scan. TiDB's hybrid query ranks in the same SELECT:
+    // ROW_NUMBER() OVER (ORDER BY d) … ORDER BY d LIMIT n, so windows may be on it (checked
+    // below: only rankings by the same distance pass).
+    let Some((chain, scan)) = chain_to_scan(&s.input, true) else { return Ok(None) };
     let Some(key) = resolve(first.expr.clone(), &chain).map(strip_alias) else { return Ok(None) };
     let Some((func, col, constant)) = distance_call(&key) else { return Ok(None) };
     // A ranking window between the sort and the scan keeps its meaning on the candidates only
@@ -507,17 +494,38 @@ fn try_sort(sort: &LogicalPlan, n: Option<usize>, warnings: &mut Vec<String>) ->
     if previous.as_ref() == Some(&spec) {
         return Ok(None);
     }
-    let table = Arc::new(AnnTable { base, spec });
-    let source = provider_as_source(table);
-    let target = scan.table_name.clone();
-    let rewritten = sort.clone().transform_up(|p| match p {
-        LogicalPlan::TableScan(mut t) if t.table_name == target => {
+    with_ann_scan(sort, &scan.table_name, AnnTable { base, spec }).map(Some)
+}
+
+/// The nodes from `top` down to the table scan it reads (Projection, Filter and SubqueryAlias
+/// nodes, and Window nodes if `windows`), the scan last; None for any other shape.
+fn chain_to_scan(top: &LogicalPlan, windows: bool) -> Option<(Vec<&LogicalPlan>, &datafusion::logical_expr::TableScan)> {
+    let mut chain: Vec<&LogicalPlan> = Vec::new();
+    let mut node = top;
+    loop {
+        chain.push(node);
+        match node {
+            LogicalPlan::Projection(p) => node = p.input.as_ref(),
+            LogicalPlan::Filter(f) => node = f.input.as_ref(),
+            LogicalPlan::SubqueryAlias(a) => node = a.input.as_ref(),
+            LogicalPlan::Window(w) if windows => node = w.input.as_ref(),
+            LogicalPlan::TableScan(scan) => return Some((chain, scan)),
+            _ => return None,
+        }
+    }
+}
+
+/// `plan` with the scan of `table_name` reading `table` instead.
+fn with_ann_scan(plan: &LogicalPlan, table_name: &TableReference, table: AnnTable) -> DfResult<LogicalPlan> {
+    let source = provider_as_source(Arc::new(table));
+    let rewritten = plan.clone().transform_up(|p| match p {
+        LogicalPlan::TableScan(mut t) if &t.table_name == table_name => {
             t.source = source.clone();
             Ok(Transformed::new(LogicalPlan::TableScan(t), true, TreeNodeRecursion::Stop))
         }
         p => Ok(Transformed::no(p)),
     })?;
-    Ok(Some(rewritten.data))
+    Ok(rewritten.data)
 }
 
 /// A scan's vector column with its vector indexes: the table's own provider (under an

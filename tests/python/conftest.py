@@ -79,6 +79,17 @@ def assert_serves(host: str, port: int, **kwargs) -> None:
         c.close()
 
 
+def dump(c: pymysql.Connection, db: str) -> dict[str, list]:
+    """Every table and view of `db`, its rows sorted by the first column (backup tests)."""
+    out = {}
+    with c.cursor() as cur:
+        cur.execute(f"SHOW FULL TABLES FROM `{db}`")
+        for name, _kind in cur.fetchall():
+            cur.execute(f"SELECT * FROM `{db}`.`{name}` ORDER BY 1")
+            out[name] = [tuple(r) for r in cur.fetchall()]
+    return out
+
+
 def restart_server(server: EmbedbServer, hard: bool = True) -> tuple[str, int]:
     """Kill the server (SIGKILL if hard, else SIGTERM) and start it again on
     the same data dir and port. Returns the new (host, port)."""

@@ -18,17 +18,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import connect, own_server
-
-
-def dump(c, db: str) -> dict[str, list]:
-    out = {}
-    with c.cursor() as cur:
-        cur.execute(f"SHOW FULL TABLES FROM `{db}`")
-        for name, kind in cur.fetchall():
-            cur.execute(f"SELECT * FROM `{db}`.`{name}` ORDER BY 1")
-            out[name] = [tuple(r) for r in cur.fetchall()]
-    return out
+from conftest import connect, dump, own_server
 
 
 def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from conftest import dump
 from cluster_infra import Node, caught_up, etcd_leader, have_infra, start_infra, start_nodes, wait_until, writer_of
 
 pytestmark = pytest.mark.skipif(not have_infra(), reason="SeaweedFS (weed) or etcd is not installed (.ci/run installs both)")
@@ -400,16 +401,6 @@ def test_a_joining_node_starts_from_the_writers_index_checkpoints(cluster: list[
         j.close()
     finally:
         joiner.cleanup()
-
-
-def dump(c, db: str) -> dict[str, list]:
-    out = {}
-    with c.cursor() as cur:
-        cur.execute(f"SHOW FULL TABLES FROM `{db}`")
-        for (name, _kind) in cur.fetchall():
-            cur.execute(f"SELECT * FROM `{db}`.`{name}` ORDER BY 1")
-            out[name] = [tuple(r) for r in cur.fetchall()]
-    return out
 
 
 def test_checkpoint_backup_under_load_then_restore_into_a_new_prefix(cluster: list[Node], infra, embedb_binary: Path,

@@ -14,14 +14,10 @@
 //! Like every ANN search this is exact up to the graph's recall: a row within the bound that
 //! the graph does not reach is missed (on small tables the graph reaches every row).
 
-use std::sync::Arc;
-
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result as DfResult, ScalarValue};
-use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
-use super::{constant_vector, distance_call, indexed_column, resolve, split_conjunction, strip_alias, wanted_metric, AnnSpec, AnnTable};
+use super::{chain_to_scan, constant_vector, distance_call, indexed_column, resolve, split_conjunction, strip_alias, wanted_metric, with_ann_scan, AnnSpec, AnnTable};
 
 /// The first `k` a range search tries.
 const FIRST_K: usize = 32;
@@ -34,19 +30,7 @@ const SLACK: f64 = 1e-3;
 /// distance to a constant vector on an indexed column (see the module docs).
 pub(super) fn try_range(filter: &LogicalPlan) -> DfResult<Option<LogicalPlan>> {
     let LogicalPlan::Filter(f) = filter else { return Ok(None) };
-    let mut chain: Vec<&LogicalPlan> = Vec::new();
-    let mut node = f.input.as_ref();
-    loop {
-        chain.push(node);
-        match node {
-            LogicalPlan::Projection(p) => node = p.input.as_ref(),
-            LogicalPlan::Filter(f) => node = f.input.as_ref(),
-            LogicalPlan::SubqueryAlias(a) => node = a.input.as_ref(),
-            LogicalPlan::TableScan(_) => break,
-            _ => return Ok(None),
-        }
-    }
-    let LogicalPlan::TableScan(scan) = chain[chain.len() - 1] else { return Ok(None) };
+    let Some((chain, scan)) = chain_to_scan(&f.input, false) else { return Ok(None) };
     let Some(predicate) = resolve(f.predicate.clone(), &chain) else { return Ok(None) };
     let conjuncts = split_conjunction(predicate);
     let Some((key, bound)) = conjuncts.iter().find_map(upper_bound) else { return Ok(None) };
@@ -68,16 +52,7 @@ pub(super) fn try_range(filter: &LogicalPlan) -> DfResult<Option<LogicalPlan>> {
     if found.previous.as_ref() == Some(&spec) {
         return Ok(None);
     }
-    let source = provider_as_source(Arc::new(AnnTable { base: found.base, spec }));
-    let target = scan.table_name.clone();
-    let rewritten = filter.clone().transform_up(|p| match p {
-        LogicalPlan::TableScan(mut t) if t.table_name == target => {
-            t.source = source.clone();
-            Ok(Transformed::new(LogicalPlan::TableScan(t), true, TreeNodeRecursion::Stop))
-        }
-        p => Ok(Transformed::no(p)),
-    })?;
-    Ok(Some(rewritten.data))
+    with_ann_scan(filter, &scan.table_name, AnnTable { base: found.base, spec }).map(Some)
 }
 
 /// `distance < bound` (or `<=`, or `bound > distance`, `bound >= distance`) → (distance, bound),

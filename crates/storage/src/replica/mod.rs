@@ -777,6 +777,16 @@ mod tests {
         (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))
     }
 
+    /// Lets `node` follow the log until it has applied entry `seq` (10 s at most).
+    fn follow_until(node: &ReplicaKv, store: &Store, seq: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while node.progress().applied < seq {
+            node.follow(store, &mut |_| {}).unwrap();
+            assert!(Instant::now() < deadline, "the node never applied entry {seq}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// A writer on an in-memory bucket, its copy in a temporary dir.
     fn a_writer() -> (tempfile::TempDir, Arc<dyn ObjectStore>, Arc<ReplicaKv>, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -818,12 +828,7 @@ mod tests {
         assert!(matches!(e, Error::NotWriter(_)), "{e}");
 
         w.write(&[put("k3", "c"), (b"k1".to_vec(), None)]).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.progress().applied < 5 {
-            r.follow(&rstore, &mut |_| {}).unwrap();
-            assert!(Instant::now() < deadline, "the reader never saw commit 5");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        follow_until(&r, &rstore, 5);
         let snap = r.snapshot().unwrap();
         assert_eq!(snap.get(b"k1").unwrap(), None);
         assert_eq!(snap.get(b"k3").unwrap(), Some(b"c".to_vec()));
@@ -834,12 +839,7 @@ mod tests {
         assert!(matches!(e, Error::NotWriter(_)), "{e}");
         r.write(&[put("k5", "e")]).unwrap();
         w.become_reader().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while w.progress().applied < 6 {
-            w.follow(&wstore, &mut |_| {}).unwrap();
-            assert!(Instant::now() < deadline, "the old writer never followed");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        follow_until(&w, &wstore, 6);
         let snap = w.snapshot().unwrap();
         assert_eq!(snap.get(b"k5").unwrap(), Some(b"e".to_vec()));
         assert_eq!(snap.get(b"k4").unwrap(), None, "the fenced write is nowhere");
