@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping, Optional, Sequence
@@ -77,6 +78,37 @@ def assert_serves(host: str, port: int, **kwargs) -> None:
             assert cur.fetchone() == (1,)
     finally:
         c.close()
+
+
+class NumberedLoad:
+    """Clients inserting (client, 1), (client, 2), … into `table` (client INT, n INT) until the
+    `with` block ends; `acked[client]` is each one's last acknowledged n. A consistent snapshot
+    holds, per client, 1..m with no gap (backup tests)."""
+
+    def __init__(self, table: str, connects: Sequence[Callable[[], pymysql.Connection]]):
+        self.table = table
+        self.acked = {i: 0 for i in range(len(connects))}
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i, f)) for i, f in enumerate(connects)]
+
+    def _run(self, client: int, connect_: Callable[[], pymysql.Connection]) -> None:
+        c = connect_()
+        with c.cursor() as cur:
+            n = 0
+            while not self._stop.is_set():
+                n += 1
+                cur.execute(f"INSERT INTO {self.table} VALUES (%s, %s)", (client, n))
+                self.acked[client] = n
+
+    def __enter__(self) -> "NumberedLoad":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
 
 
 def dump(c: pymysql.Connection, db: str) -> dict[str, list]:

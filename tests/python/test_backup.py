@@ -11,14 +11,13 @@ restored server answers like the original did at the backup's snapshot.
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pymysql
 import pytest
 
-from conftest import connect, dump, own_server
+from conftest import NumberedLoad, connect, dump, own_server
 
 
 def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> None:
@@ -35,31 +34,14 @@ def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> 
             cur.execute("CREATE TABLE app.load (client INT, n INT, PRIMARY KEY (client, n))")
             cur.execute("CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'")
             cur.execute("GRANT SELECT ON app.* TO 'reader'@'%'")
-        acked: dict[int, int] = {0: 0, 1: 0}
-        stop = threading.Event()
-
-        def load(client: int) -> None:
-            lc = connect(*srv.address)
-            with lc.cursor() as cur:
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    cur.execute("INSERT INTO app.load VALUES (%s, %s)", (client, n))
-                    acked[client] = n
-
-        threads = [threading.Thread(target=load, args=(k,)) for k in (0, 1)]
-        for t in threads:
-            t.start()
-        time.sleep(0.5)
-        before = dict(acked)
         backup_dir = tmp_path / "backup"
-        r = subprocess.run([str(embedb_binary), "backup", "--to", str(backup_dir), "--port", str(srv.port)],
-                           capture_output=True, text=True, timeout=120)
-        after = dict(acked)
-        time.sleep(0.3)
-        stop.set()
-        for t in threads:
-            t.join()
+        with NumberedLoad("app.load", [lambda: connect(*srv.address)] * 2) as load:
+            time.sleep(0.5)
+            before = dict(load.acked)
+            r = subprocess.run([str(embedb_binary), "backup", "--to", str(backup_dir), "--port", str(srv.port)],
+                               capture_output=True, text=True, timeout=120)
+            after = dict(load.acked)
+            time.sleep(0.3)
         assert r.returncode == 0, r.stderr
         assert "written to" in r.stdout
         original = dump(c, "app")

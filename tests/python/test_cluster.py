@@ -30,7 +30,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import dump
+from conftest import NumberedLoad, dump
 from cluster_infra import Node, caught_up, etcd_leader, have_infra, start_infra, start_nodes, wait_until, writer_of
 
 pytestmark = pytest.mark.skipif(not have_infra(), reason="SeaweedFS (weed) or etcd is not installed (.ci/run installs both)")
@@ -419,31 +419,15 @@ def test_checkpoint_backup_under_load_then_restore_into_a_new_prefix(cluster: li
                         [(i, f"document {i} about {'cats' if i % 3 else 'dogs'}", f"[{i % 7},{i % 5},1]") for i in range(1, 301)])
         cur.execute("CREATE TABLE bk.load (client INT, n INT, PRIMARY KEY (client, n))")
     caught_up(cluster)
-    acked = {0: 0, 1: 0}
-    stop = threading.Event()
-
-    def load(client: int) -> None:
-        # Client 0 writes through the writer, client 1 through a reader (forwarded).
-        node = w if client == 0 else readers(cluster)[0]
-        lc = node.connect()
-        with lc.cursor() as cur:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                cur.execute("INSERT INTO bk.load VALUES (%s, %s)", (client, n))
-                acked[client] = n
-
-    threads = [threading.Thread(target=load, args=(k,)) for k in (0, 1)]
-    for t in threads:
-        t.start()
-    try:
+    # Client 0 writes through the writer, client 1 through a reader (forwarded).
+    with NumberedLoad("bk.load", [w.connect, readers(cluster)[0].connect]) as load:
         time.sleep(1.0)
-        before = dict(acked)
+        before = dict(load.acked)
         r = readers(cluster)[-1].connect()
         with r.cursor() as cur:
             cur.execute("BACKUP DATABASE * TO 's3://embedb/backups/b1'")
             row = cur.fetchone()
-            after = dict(acked)
+            after = dict(load.acked)
             assert row[0] == "s3://embedb/backups/b1" and row[2] > 0, row
             # Never over an existing backup, nor outside the cluster's bucket.
             for url, why in (("s3://embedb/backups/b1", "already holds"), ("s3://elsewhere/b", "own bucket"), ("s3://embedb/main/x", "overlaps")):
@@ -452,10 +436,6 @@ def test_checkpoint_backup_under_load_then_restore_into_a_new_prefix(cluster: li
                 assert e.value.args[0] == 8124 and why in e.value.args[1], (url, e.value.args)
         r.close()
         time.sleep(0.5)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
     assert after[0] > before[0] and after[1] > before[1], "the load ran during the backup"
     original = dump(c, "bk")
     with c.cursor() as cur:
