@@ -111,6 +111,25 @@ class NumberedLoad:
             t.join()
 
 
+def create_search_tables(cur, db: str) -> None:
+    """`db.docs` (300 rows with a vector and a full-text index) and `db.load` (for
+    NumberedLoad): what the backup tests back up and compare."""
+    cur.execute(f"CREATE TABLE {db}.docs (id INT PRIMARY KEY, body TEXT, v VECTOR(3), VECTOR INDEX iv ((VEC_COSINE_DISTANCE(v))))")
+    cur.execute(f"CREATE FULLTEXT INDEX ft ON {db}.docs (body)")
+    cur.executemany(f"INSERT INTO {db}.docs VALUES (%s, %s, %s)",
+                    [(i, f"document {i} about {'cats' if i % 3 else 'dogs'}", f"[{i % 7},{i % 5},1]") for i in range(1, 301)])
+    cur.execute(f"CREATE TABLE {db}.load (client INT, n INT, PRIMARY KEY (client, n))")
+
+
+def search_answers(c: pymysql.Connection, db: str) -> tuple:
+    """A vector search and a full-text search of `db.docs`."""
+    with c.cursor() as cur:
+        cur.execute(f"SELECT id FROM {db}.docs ORDER BY VEC_COSINE_DISTANCE(v, '[3,1,1]') LIMIT 5")
+        near = cur.fetchall()
+        cur.execute(f"SELECT id FROM {db}.docs WHERE FTS_MATCH_WORD('dogs', body) ORDER BY id LIMIT 5")
+        return near, cur.fetchall()
+
+
 def dump(c: pymysql.Connection, db: str) -> dict[str, list]:
     """Every table and view of `db`, its rows sorted by the first column (backup tests)."""
     out = {}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from conftest import NumberedLoad, connect, dump, own_server
+from conftest import NumberedLoad, connect, create_search_tables, dump, own_server, search_answers
 
 
 def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> None:
@@ -25,13 +25,8 @@ def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> 
         c = connect(*srv.address)
         with c.cursor() as cur:
             cur.execute("CREATE DATABASE app")
-            cur.execute("CREATE TABLE app.docs (id INT PRIMARY KEY, body TEXT, v VECTOR(3), "
-                        "VECTOR INDEX iv ((VEC_COSINE_DISTANCE(v))))")
-            cur.execute("CREATE FULLTEXT INDEX ft ON app.docs (body)")
-            cur.executemany("INSERT INTO app.docs VALUES (%s, %s, %s)",
-                            [(i, f"document {i} about {'cats' if i % 3 else 'dogs'}", f"[{i % 7},{i % 5},1]") for i in range(1, 301)])
+            create_search_tables(cur, "app")
             cur.execute("CREATE VIEW app.dogs AS SELECT id FROM app.docs WHERE body LIKE '%dogs%'")
-            cur.execute("CREATE TABLE app.load (client INT, n INT, PRIMARY KEY (client, n))")
             cur.execute("CREATE USER 'reader'@'%' IDENTIFIED BY 'pw'")
             cur.execute("GRANT SELECT ON app.* TO 'reader'@'%'")
         backup_dir = tmp_path / "backup"
@@ -45,11 +40,8 @@ def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> 
         assert r.returncode == 0, r.stderr
         assert "written to" in r.stdout
         original = dump(c, "app")
+        answers = search_answers(c, "app")
         with c.cursor() as cur:
-            cur.execute("SELECT id FROM app.docs ORDER BY VEC_COSINE_DISTANCE(v, '[3,1,1]') LIMIT 5")
-            near = cur.fetchall()
-            cur.execute("SELECT id FROM app.docs WHERE FTS_MATCH_WORD('dogs', body) ORDER BY id LIMIT 5")
-            words = cur.fetchall()
             # The statement itself, and its privilege.
             cur.execute(f"BACKUP DATABASE * TO 'local://{tmp_path / 'backup2'}'")
             row = cur.fetchone()
@@ -82,11 +74,7 @@ def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> 
             ns = sorted(n for cl, n in rows if cl == client)
             assert ns == list(range(1, len(ns) + 1)), "a gap: not one snapshot"
             assert before[client] <= len(ns) <= after[client]
-        with c2.cursor() as cur:
-            cur.execute("SELECT id FROM app.docs ORDER BY VEC_COSINE_DISTANCE(v, '[3,1,1]') LIMIT 5")
-            assert cur.fetchall() == near
-            cur.execute("SELECT id FROM app.docs WHERE FTS_MATCH_WORD('dogs', body) ORDER BY id LIMIT 5")
-            assert cur.fetchall() == words
+        assert search_answers(c2, "app") == answers
         c2.close()
         rc = pymysql.connect(host=srv2.host, port=srv2.port, user="reader", password="pw", database="app")
         with rc.cursor() as cur:
