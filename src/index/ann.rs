@@ -640,7 +640,10 @@ impl AnnTable {
         }
         if let Some(bound) = self.spec.range {
             // As many nearest rows as lie within the bound (the Filter above keeps exactly those).
-            let n = range::rows_within(&entry.index, q, bound, session_ef(state)).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
+            let most = EXACT_MAX_ROWS.max((entry.index.len() as f64 * POSTFILTER_MAX_FRACTION) as usize);
+            let Some(n) = range::rows_within(&entry.index, q, bound, session_ef(state), most).map_err(|e| crate::error::SqlError::other(e.to_string()))? else {
+                return Ok(Candidates::Exact("the range holds over a quarter of the rows".into()));
+            };
             let within = AnnTable { base: self.base.clone(), spec: AnnSpec { n: n.max(1), range: None, ..self.spec.clone() } };
             // (DataFusion pushes the bound into the scan too: as a filter it would be sampled
             // and evaluated on rows read from the table, which the count above makes needless.)

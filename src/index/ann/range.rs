@@ -9,7 +9,8 @@
 //! 2. At run time [`rows_within`] counts the graph's rows within the bound, searching with a
 //!    growing `k` (and beam) until a result lies beyond it; the scan then runs as a top-`k`
 //!    search for that many rows (with the other filters, if any, as a filtered search). Rows
-//!    the graph does not hold are added as for any ANN scan.
+//!    the graph does not hold are added as for any ANN scan. A bound that holds more than a
+//!    quarter of the rows (and over 1000) is answered by the exact scan, which is then cheaper.
 //!
 //! Like every ANN search this is exact up to the graph's recall: a row within the bound that
 //! the graph does not reach is missed (on small tables the graph reaches every row).
@@ -92,18 +93,22 @@ fn uncast(e: Expr) -> Expr {
     }
 }
 
-/// How many of the graph's rows lie within `bound` of `query` (see the module docs).
-pub(super) fn rows_within(index: &embedb_ann::AnnIndex, query: &[f32], bound: f64, ef: Option<usize>) -> Result<usize, embedb_ann::AnnError> {
+/// How many of the graph's rows lie within `bound` of `query` (see the module docs); None once
+/// that is more than `most` (a search that wide costs more than the exact scan).
+pub(super) fn rows_within(index: &embedb_ann::AnnIndex, query: &[f32], bound: f64, ef: Option<usize>, most: usize) -> Result<Option<usize>, embedb_ann::AnnError> {
     let len = index.len();
     if len == 0 {
-        return Ok(0);
+        return Ok(Some(0));
     }
     let mut k = FIRST_K.min(len);
     loop {
         let hits = index.search(query, k, ef.map(|e| e.max(k)))?;
         let within = hits.iter().take_while(|(_, d)| *d <= bound + SLACK).count();
         if within < hits.len() || hits.len() < k || k >= len {
-            return Ok(within);
+            return Ok((within <= most).then_some(within));
+        }
+        if k >= most {
+            return Ok(None);
         }
         k = k.saturating_mul(4).min(len);
     }
