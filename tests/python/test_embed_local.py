@@ -176,3 +176,20 @@ def test_vec_embed_range_search_uses_the_index(conn: pymysql.Connection) -> None
         for bound in (0.55, 0.65, 0.7, 0.8, 0.9):
             cur.execute("SELECT id FROM ranged WHERE VEC_EMBED_COSINE_DISTANCE(embedding, %s) < %s ORDER BY id", (query, bound))
             assert [r[0] for r in cur.fetchall()] == sorted(i for i, d in ref.items() if d < bound), bound
+
+
+def test_over_length_text_is_truncated_at_the_models_limit(conn: pymysql.Connection) -> None:
+    """Today's long-text behaviour with the local model (issue 16 asks for it to be known): like
+    sentence-transformers, all-MiniLM-L6-v2 sees only the first 256 word pieces ([CLS], 254 of the
+    text, [SEP]); the rest is dropped without an error. `hello` is one word piece."""
+    with conn.cursor() as cur:
+        def distance(a: int, b: int) -> float:
+            cur.execute("SELECT VEC_COSINE_DISTANCE(EMBED_TEXT('local/all-MiniLM-L6-v2', %s), "
+                        "EMBED_TEXT('local/all-MiniLM-L6-v2', %s))", ("hello " * a + "world", "hello " * b + "world"))
+            return float(cur.fetchone()[0])
+        # 600 and 254 copies differ only past the limit (the trailing word falls off both)...
+        assert distance(600, 254) < 1e-9
+        assert distance(600, 1000) < 1e-9
+        # ...while below it the text still counts.
+        assert distance(600, 200) > 1e-4
+        assert distance(100, 200) > 1e-4
