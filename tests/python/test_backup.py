@@ -47,6 +47,10 @@ def test_backup_under_load_then_restore(embedb_binary: Path, tmp_path: Path) -> 
             row = cur.fetchone()
             assert [d[0] for d in cur.description] == ["Destination", "Size", "BackupTS", "Queue Time", "Execution Time"]
             assert row[1] > 0
+        # A checkpoint backup (s3://) is a cluster's: a single node says so and writes nothing.
+        with c.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as e:
+            cur.execute("BACKUP DATABASE * TO 's3://bucket/backups/b1'")
+        assert e.value.args[0] == 8124 and "taken by a cluster" in e.value.args[1]
         rc = pymysql.connect(host=srv.host, port=srv.port, user="reader", password="pw")
         with rc.cursor() as cur, pytest.raises(pymysql.err.OperationalError) as e:
             cur.execute(f"BACKUP DATABASE * TO 'local://{tmp_path / 'nope'}'")
