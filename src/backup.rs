@@ -70,14 +70,6 @@ pub fn same_bucket_path(cluster: &str, url: &str) -> Result<String> {
     Ok(path)
 }
 
-/// Runs `f`, which waits on object storage, in a blocking section when on a tokio worker.
-fn block_on_network<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 /// Writes the snapshot of `txn` into `dir` (see the module docs).
 pub fn write(txn: &embedb_storage::Txn, dir: &Path) -> Result<Written> {
     std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
@@ -246,7 +238,7 @@ impl crate::session::Session {
                 return Err(SqlError::new(8124, "HY000", format!("backup storage '{url}': a checkpoint backup to s3:// is taken by a cluster (embedb serve --cluster); a single node backs up to local:///dir")));
             };
             let path = same_bucket_path(self.engine.config.storage.as_deref().unwrap_or(""), &url)?;
-            let copied = block_on_network(|| cluster.kv.checkpoint_into(&path)).map_err(|e| SqlError::new(8124, "HY000", format!("backup to '{url}': {e}")))?;
+            let copied = crate::session::blocking(|| cluster.kv.checkpoint_into(&path)).map_err(|e| SqlError::new(8124, "HY000", format!("backup to '{url}': {e}")))?;
             tracing::info!(head = copied.head, "checkpoint backup made at {url}");
             // A checkpoint copies no data: its size here is 0, its snapshot the log entry it ends at.
             (0, copied.head)

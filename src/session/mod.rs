@@ -1225,7 +1225,7 @@ impl SessionValues for Session {
 
 /// Runs a blocking wait on a statement's thread: on a multi-threaded runtime the worker hands its
 /// other tasks to the rest first.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),

@@ -120,7 +120,7 @@ impl Shape {
     /// and keeping a plan need.
     pub fn with_texts(mut self) -> Shape {
         for (i, v) in std::mem::take(&mut self.typed) {
-            self.params[i] = crate::sql::prepared::vector_text(v.iter());
+            self.params[i] = embedb_vector::format_vector(&v);
         }
         self
     }
@@ -326,7 +326,7 @@ impl NewText {
     fn get(&self) -> &str {
         match self {
             NewText::Text(t) => t,
-            NewText::Vector(v, text) => text.get_or_init(|| crate::sql::prepared::vector_text(v.iter())),
+            NewText::Vector(v, text) => text.get_or_init(|| embedb_vector::format_vector(v)),
         }
     }
 }

@@ -96,26 +96,9 @@ impl Bound {
     pub fn literal(&self) -> Expr {
         match self {
             Bound::Literal(e) => e.clone(),
-            Bound::Vector(v) => Expr::value(Value::SingleQuotedString(vector_text(v.iter()))),
+            Bound::Vector(v) => Expr::value(Value::SingleQuotedString(embedb_vector::format_vector(v))),
         }
     }
-}
-
-/// A vector's text, `[1,2.5,-3]`: each element in the shortest form that reads back as the
-/// same float32.
-pub fn vector_text<T: std::fmt::Display>(xs: impl IntoIterator<Item = T>) -> String {
-    use std::fmt::Write;
-    let xs = xs.into_iter();
-    let mut out = String::with_capacity(2 + 12 * xs.size_hint().0);
-    out.push('[');
-    for (i, x) in xs.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "{x}");
-    }
-    out.push(']');
-    out
 }
 
 /// A statement ready to run: parsed, or a prepared statement's parsed text with its values

@@ -185,9 +185,25 @@ fn to_sql(v: &Bound<'_, PyAny>) -> PyResult<Expr> {
     }
     // A sequence of numbers (a list, a tuple, numpy's tolist()) is a vector: '[1,2,3]'.
     if let Ok(items) = v.extract::<Vec<f64>>() {
-        return Ok(lit(embedb::sql::prepared::vector_text(items)));
+        return Ok(lit(vector_text(&items)));
     }
     Err(PyValueError::new_err(format!("cannot bind a {ty} as a SQL value")))
+}
+
+/// A vector's text from Python floats, `[1,2.5,-3]`: each written as the float64 it is (the
+/// server reads it as float32, as it would the same text from any client).
+fn vector_text(xs: &[f64]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 + 20 * xs.len());
+    out.push('[');
+    for (i, x) in xs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{x}");
+    }
+    out.push(']');
+    out
 }
 
 /// What a statement gave back, converted to Python values.
