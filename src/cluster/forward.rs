@@ -83,7 +83,7 @@ pub fn kind(sql: &str) -> Kind {
         "SELECT" | "WITH" | "VALUES" | "TABLE" => {
             // A locking read, a read that writes a file, or `WITH … UPDATE/DELETE`.
             read_if(match crate::sql::parser::parse_one(&sql) {
-                Ok(datafusion::sql::sqlparser::ast::Statement::Query(q)) => q.locks.is_empty() && !upper.contains("GET_LOCK") && !upper.contains(" INTO OUTFILE"),
+                Ok(datafusion::sql::sqlparser::ast::Statement::Query(q)) => q.locks.is_empty() && !upper.contains("GET_LOCK") && !upper.contains("EMBEDDING_RETRY") && !upper.contains(" INTO OUTFILE"),
                 Ok(_) => false,
                 Err(_) => !(upper.contains(" FOR UPDATE") || upper.contains(" FOR SHARE") || upper.contains("LOCK IN SHARE MODE")),
             })
@@ -376,6 +376,7 @@ mod tests {
             "SAVEPOINT a",
             "/*!40101 ALTER TABLE t ADD c INT */",
             "SELECT GET_LOCK('x', 1)",
+            "SELECT EMBEDDING_RETRY('docs')",
             "ANALYZE TABLE t",
         ] {
             assert!(needs_writer(write), "{write}");

@@ -12,6 +12,7 @@
 //! distance against the query's embedding, computed once per statement with the column's model and
 //! its options with `k@search` keys applied (`options_for_search`).
 
+pub mod backlog;
 pub mod batcher;
 pub mod cohere;
 pub mod gemini;
@@ -123,9 +124,45 @@ pub fn parse_options(s: Option<&str>) -> Result<Map<String, Value>> {
     }
 }
 
-/// Options used when embedding stored rows: `k@search` keys are dropped.
+/// Options that are embedb's own (`"embedb.mode": "async"`): read by embedb, never sent to a
+/// provider, so the same DDL means the same on TiDB (which passes unknown keys through).
+pub const OWN_OPTION_PREFIX: &str = "embedb.";
+
+/// How an `EMBED_TEXT` column gets its vectors: in the writing statement (TiDB's way), or after
+/// the row commits, by the backlog's workers (`backlog`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Sync,
+    Async,
+}
+
+/// The column's mode from its options; unknown `embedb.` keys and values are errors (1210),
+/// so that a typo does not silently leave a column synchronous.
+pub fn column_mode(m: &Map<String, Value>) -> Result<Mode> {
+    let bad = |why: String| SqlError::new(1210, "HY000", format!("Incorrect EMBED_TEXT option: {why}"));
+    let mut mode = Mode::Sync;
+    for (k, v) in m {
+        let Some(own) = k.strip_prefix(OWN_OPTION_PREFIX) else { continue };
+        match own {
+            "mode" => {
+                mode = match v.as_str().map(str::to_ascii_lowercase).as_deref() {
+                    Some("sync") => Mode::Sync,
+                    Some("async") => Mode::Async,
+                    _ => return Err(bad(format!("'{k}' must be \"sync\" or \"async\", got {v}"))),
+                }
+            }
+            _ => return Err(bad(format!("unknown option '{k}' (embedb's own options: embedb.mode)"))),
+        }
+    }
+    Ok(mode)
+}
+
+/// Options used when embedding stored rows: `k@search` keys and embedb's own keys are dropped.
 pub fn options_for_storage(m: &Map<String, Value>) -> Map<String, Value> {
-    m.iter().filter(|(k, _)| !k.ends_with("@search")).map(|(k, v)| (k.clone(), v.clone())).collect()
+    m.iter()
+        .filter(|(k, _)| !k.ends_with("@search") && !k.starts_with(OWN_OPTION_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Options used when embedding a search query: `k@search` replaces `k`.
@@ -146,6 +183,8 @@ pub struct Embedder {
     cache: Mutex<Lru>,
     store: Option<embedb_storage::Store>,
     usage: Mutex<std::collections::BTreeMap<(String, String), Arc<UsageCell>>>,
+    /// The async columns' backlog: what this process knows beyond the stored entries.
+    pub backlog: Arc<backlog::Progress>,
     /// Global variables (API keys live there); read at call time so a new key applies at once.
     pub globals: Arc<parking_lot::RwLock<std::collections::BTreeMap<String, String>>>,
 }
@@ -208,6 +247,7 @@ impl Embedder {
             cache: Mutex::new(Lru { map: HashMap::new(), tick: 0, cap: 10_000 }),
             store: None,
             usage: Mutex::new(Default::default()),
+            backlog: Default::default(),
             globals,
         }
     }

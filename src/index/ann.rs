@@ -655,10 +655,14 @@ impl AnnTable {
                 filters.push(f.clone());
             }
         }
-        if filters.is_empty() {
+        // `col IS NOT NULL` on the indexed column holds for every row of the graph: no filter,
+        // only the rows without a vector are left out.
+        let has_vector = |f: &Expr| matches!(f, Expr::IsNotNull(c) if matches!(c.as_ref(), Expr::Column(c) if c.name == self.spec.column));
+        let with_nulls = !filters.iter().any(has_vector);
+        if filters.iter().all(has_vector) {
             let f32 = entry.index.params().quantization == embedb_ann::Quantization::F32;
             let index_only = if f32 { self.index_only(kv, projection) } else { None };
-            self.unfiltered(kv, &entry, session_ef(state), index_only)
+            self.unfiltered(kv, &entry, session_ef(state), index_only, with_nulls)
         } else {
             self.filtered(state, kv, &entry, &filters)
         }
@@ -684,7 +688,8 @@ impl AnnTable {
 
     /// The nearest rows by the graph. With `index_only`, a row the snapshot has unchanged since
     /// the graph took it is made from the graph's copy instead of being read from the table.
-    fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry, ef: Option<usize>, index_only: Option<GraphColumns>) -> crate::error::Result<Candidates> {
+    /// Rows without a vector (NULL distance) are added unless `with_nulls` is false.
+    fn unfiltered(&self, kv: &KvTable, entry: &VectorEntry, ef: Option<usize>, index_only: Option<GraphColumns>, with_nulls: bool) -> crate::error::Result<Candidates> {
         let n = self.spec.n;
         let len = entry.index.len();
         let mut want = if entry.index.params().quantization == embedb_ann::Quantization::F32 {
@@ -744,7 +749,7 @@ impl AnnTable {
         }
         let mut taken = 0;
         for h in nulls {
-            if taken == n {
+            if taken == n || !with_nulls {
                 break;
             }
             if seen.insert(h) {

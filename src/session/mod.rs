@@ -30,6 +30,7 @@ use crate::sql::rewrite::SessionValues;
 use crate::sql::{functions, parser, variables};
 
 mod accounts;
+pub mod backlog_worker;
 mod locking;
 pub mod temporary;
 pub mod user_locks;
@@ -226,7 +227,7 @@ impl Engine {
         let embedder = Arc::new(
             crate::embed::Embedder::new(config.model_dir.clone(), config.http_settings(), globals.clone()).with_store(store.clone()),
         );
-        Ok(Arc::new(Engine {
+        let engine = Arc::new(Engine {
             store,
             config,
             globals,
@@ -243,7 +244,9 @@ impl Engine {
             locks: Default::default(),
             user_locks: Default::default(),
             cluster,
-        }))
+        });
+        backlog_worker::start(&engine);
+        Ok(engine)
     }
 
     /// `SHOW STATUS`'s rows: the server's counters, and in a cluster this node's role and lag.
@@ -1218,8 +1221,61 @@ impl SessionValues for Session {
                 Some(Some(name)) => locks.holder(&name)?.map_or_else(null, lit_num),
                 _ => null(),
             },
+            ("embedding_wait", 1 | 2) => {
+                let info = self.embedding_table(text(0).flatten(), crate::privileges::SELECT)?;
+                let secs: f64 = text(1).flatten().unwrap_or_else(|| "60".into()).trim().parse().map_err(|_| bad())?;
+                if secs < 0.0 {
+                    return Err(bad());
+                }
+                let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.min(31_536_000.0));
+                let interrupt = self.interrupt.clone();
+                let left = blocking(|| -> Result<u64> {
+                    loop {
+                        let txn = self.engine.store.begin()?;
+                        let mut pending = 0;
+                        for (_, column_id) in info.async_embed_columns() {
+                            pending += crate::embed::backlog::counts(&txn, info.id, column_id)?.pending;
+                        }
+                        txn.rollback();
+                        if pending == 0 || std::time::Instant::now() >= until || interrupt.is_set() {
+                            return Ok(pending);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                })?;
+                lit_num(left)
+            }
+            ("embedding_retry", 1) => {
+                let info = self.embedding_table(text(0).flatten(), crate::privileges::UPDATE)?;
+                let txn = self.engine.store.begin()?;
+                let mut moved = 0;
+                for (_, column_id) in info.async_embed_columns() {
+                    moved += crate::embed::backlog::retry_failed(&txn, info.id, column_id)?;
+                }
+                txn.commit()?;
+                self.engine.embedder.backlog.notify();
+                lit_num(moved)
+            }
             _ => return Err(SqlError::param_count(function)),
         })
+    }
+}
+
+impl Session {
+    /// The table an `EMBEDDING_WAIT` / `EMBEDDING_RETRY` names (`'t'` or `'db.t'`), checked
+    /// against the session's privileges.
+    fn embedding_table(&self, name: Option<String>, privs: crate::privileges::Privs) -> Result<crate::sql::catalog::TableInfo> {
+        let name = name.ok_or_else(|| SqlError::new(1210, "HY000", "Incorrect arguments to EMBEDDING_WAIT: a table name"))?;
+        let unquote = |s: &str| s.trim().trim_matches('`').to_string();
+        let (db, table) = match name.split_once('.') {
+            Some((d, t)) => (unquote(d), unquote(t)),
+            None => (self.current_db()?, unquote(&name)),
+        };
+        self.privileges.check(&[crate::privileges::Need::Table { db: db.clone(), table: table.clone(), privs }])?;
+        let txn = self.engine.store.begin()?;
+        let info = Catalog::new(&txn).must_table(&db, &table);
+        txn.rollback();
+        info
     }
 }
 

@@ -158,6 +158,16 @@ impl TableInfo {
         let n = name.to_lowercase();
         self.columns.iter().position(|c| c.key() == n)
     }
+    /// The `EMBED_TEXT` columns in async mode (`"embedb.mode": "async"`): (position, column id).
+    pub fn async_embed_columns(&self) -> Vec<(usize, u32)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.generated.as_ref().is_some_and(|g| crate::sql::ddl::embed_mode(&g.expr) == crate::embed::Mode::Async))
+            .map(|(i, c)| (i, c.id))
+            .collect()
+    }
+
     pub fn auto_increment_column(&self) -> Option<usize> {
         self.columns.iter().position(|c| c.auto_increment)
     }

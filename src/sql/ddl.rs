@@ -409,14 +409,13 @@ impl Session {
                             r
                         })
                         .collect();
-                    if col.generated.is_some() {
-                        self.fill_generated(info, &mut new_rows, None).await?;
-                    }
+                    let texts = if col.generated.is_some() { self.fill_generated(info, &mut new_rows, None).await? } else { Vec::new() };
                     if !col.nullable && new_rows.iter().any(|r| matches!(r.values.last(), Some(Datum::Null))) {
                         return Err(SqlError::new(1138, "22004", "Invalid use of NULL value"));
                     }
-                    for r in &new_rows {
+                    for (ri, r) in new_rows.iter().enumerate() {
                         table::put_row(txn, info, r)?;
+                        crate::sql::dml::queue_texts(txn, info, r.handle, texts.iter().filter(|t| t.row == ri));
                     }
                 }
                 if unique {
@@ -606,7 +605,7 @@ fn check_embed_text(e: &Expr) -> Result<()> {
     crate::embed::parse_model(&model)?;
     if let Some(o) = args.get(2) {
         let o = string(o).ok_or_else(|| SqlError::other("EMBED_TEXT() only accepts JSON options using string constant"))?;
-        crate::embed::parse_options(Some(&o))?;
+        crate::embed::column_mode(&crate::embed::parse_options(Some(&o))?)?;
     }
     Ok(())
 }
@@ -628,6 +627,19 @@ pub fn embed_text_call(expr: &str) -> Option<(String, Option<String>)> {
         _ => None,
     };
     Some((s(0)?, s(2)))
+}
+
+/// The embedding mode of a generated column's expression: `Async` only for an `EMBED_TEXT` call
+/// whose options say so. Cheap for the common case (no `embedb.mode` in the text: no parse).
+pub fn embed_mode(expr: &str) -> crate::embed::Mode {
+    use crate::embed::{column_mode, parse_options, Mode};
+    if !expr.contains("embedb.mode") {
+        return Mode::Sync;
+    }
+    embed_text_call(expr)
+        .and_then(|(_, o)| parse_options(o.as_deref()).ok())
+        .and_then(|m| column_mode(&m).ok())
+        .unwrap_or(Mode::Sync)
 }
 
 fn index_comment(opts: &[ast::IndexOption]) -> Option<String> {

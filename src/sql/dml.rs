@@ -221,7 +221,7 @@ impl Session {
                 self.engine.store.counter_rebase(&info.id_counter(), max_explicit as u64)?;
             }
         }
-        self.fill_generated_except(&info, &mut rows, None, &kept).await?;
+        let texts = self.fill_generated_except(&info, &mut rows, None, &kept).await?;
         assign_handles(self, &info, &mut rows)?;
         for (i, r) in rows.iter_mut().enumerate() {
             if ins.ignore {
@@ -248,11 +248,12 @@ impl Session {
         // The keys referencing this table matter when REPLACE deletes rows or ON DUPLICATE KEY
         // UPDATE changes them.
         let fk = if fk_checks { foreign_key::Keys::of(&txn, &info, replace || odku.is_some())? } else { foreign_key::Keys::off() };
-        for row in rows.iter() {
+        for (ri, row) in rows.iter().enumerate() {
             fk.check_child_row(&txn, &info, row)?;
             loop {
                 let Some((h, key, shown)) = table::find_conflict(&txn, &info, row)? else {
                     table::insert_row(&txn, &info, row)?;
+                    queue_texts(&txn, &info, row.handle, texts.iter().filter(|t| t.row == ri));
                     affected += 1;
                     break;
                 };
@@ -363,7 +364,7 @@ impl Session {
         stamp: &[(usize, Datum)],
     ) -> Result<bool> {
         let mut rows = vec![updated.clone()];
-        self.fill_generated(info, &mut rows, Some(changed_cols)).await?;
+        let texts = self.fill_generated(info, &mut rows, Some(changed_cols)).await?;
         updated = rows.pop().unwrap();
         if let Some(pk) = &info.pk_handle {
             let i = info.column_index(pk).unwrap();
@@ -388,6 +389,11 @@ impl Session {
             return Err(SqlError::dup_entry(&shown, &format!("{}.{key}", info.name)));
         }
         table::put_row(txn, info, &updated)?;
+        if updated.handle != old.handle {
+            let queued: Vec<u32> = info.async_embed_columns().into_iter().map(|(_, id)| id).collect();
+            crate::embed::backlog::move_row(txn, info.id, &queued, old.handle, updated.handle)?;
+        }
+        queue_texts(txn, info, updated.handle, texts.iter());
         Ok(true)
     }
 
@@ -454,14 +460,16 @@ impl Session {
 
     /// Compute generated columns for a batch of rows in one evaluation per column. With
     /// `changed`, only columns whose expression reads a changed column are recomputed (UPDATE).
-    pub async fn fill_generated(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>) -> Result<()> {
+    /// An async embedding column is left NULL and its text returned, to be queued once the row's
+    /// handle is final ([`queue_texts`]).
+    pub async fn fill_generated(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>) -> Result<Vec<QueuedText>> {
         self.fill_generated_except(info, rows, changed, &HashSet::new()).await
     }
 
     /// `fill_generated`, leaving the columns in `kept` as they are (values a restore gave).
-    async fn fill_generated_except(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>, kept: &HashSet<usize>) -> Result<()> {
+    async fn fill_generated_except(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>, kept: &HashSet<usize>) -> Result<Vec<QueuedText>> {
         if rows.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut gen_cols = Vec::new();
         let mut exprs = Vec::new();
@@ -470,7 +478,7 @@ impl Session {
             if kept.contains(&ci) {
                 continue;
             }
-            let e = parse_expr(&g.expr)?;
+            let mut e = parse_expr(&g.expr)?;
             if let Some(changed) = changed {
                 let refs = referenced_columns(&e);
                 let depends = info.columns.iter().enumerate().any(|(i, col)| changed.contains(&i) && refs.contains(&col.key()));
@@ -478,21 +486,36 @@ impl Session {
                     continue;
                 }
             }
-            gen_cols.push(ci);
+            // Async: evaluate the text argument, not the call.
+            let queued = crate::sql::ddl::embed_mode(&g.expr) == crate::embed::Mode::Async;
+            if queued {
+                if let Expr::Function(f) = &e {
+                    if let Some(text) = rewrite::plain_args(f).get(1) {
+                        e = (*text).clone();
+                    }
+                }
+            }
+            gen_cols.push((ci, queued));
             exprs.push(e);
         }
         if exprs.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let images: Vec<Vec<Datum>> = rows.iter().map(|r| r.values.clone()).collect();
         let vals = eval_over_rows(info, &images, None, exprs, self).await?;
-        for (k, &ci) in gen_cols.iter().enumerate() {
+        let mut texts = Vec::new();
+        for (k, &(ci, queued)) in gen_cols.iter().enumerate() {
             let c = &info.columns[ci];
             for (ri, r) in rows.iter_mut().enumerate() {
-                r.values[ci] = coerce(&vals[k][ri], &c.ty, &Target { column: &c.name, row: ri + 1 })?;
+                if queued {
+                    r.values[ci] = Datum::Null;
+                    texts.push(QueuedText { row: ri, column_id: c.id, text: scalar_text(&vals[k][ri]) });
+                } else {
+                    r.values[ci] = coerce(&vals[k][ri], &c.ty, &Target { column: &c.name, row: ri + 1 })?;
+                }
             }
         }
-        Ok(())
+        Ok(texts)
     }
 
     /// Whether `sql_mode` is strict (STRICT_TRANS_TABLES, STRICT_ALL_TABLES or TRADITIONAL), as it
@@ -802,6 +825,34 @@ fn assign_handles(s: &Session, info: &TableInfo, rows: &mut [Row]) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// The text of an async embedding column's row, waiting to be embedded (`embed::backlog`).
+pub struct QueuedText {
+    /// Index of the row in the statement's batch.
+    pub row: usize,
+    pub column_id: u32,
+    /// None: the text is NULL, and so stays the vector.
+    pub text: Option<String>,
+}
+
+/// Queue a written row's texts (replacing what was queued for it).
+pub fn queue_texts<'a>(txn: &Txn, info: &TableInfo, handle: i64, texts: impl Iterator<Item = &'a QueuedText>) {
+    for t in texts {
+        crate::embed::backlog::enqueue(txn, info.id, t.column_id, handle, t.text.clone());
+    }
+}
+
+/// An evaluated text argument as the provider would get it (`EMBED_TEXT` casts to text).
+fn scalar_text(v: &ScalarValue) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    Some(match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s.clone(),
+        ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => String::from_utf8_lossy(b).into_owned(),
+        other => other.to_string(),
+    })
 }
 
 /// Evaluate expressions over row images (one Arrow batch, one DataFusion query): generated columns,

@@ -48,6 +48,8 @@ const VIEWS: &[&str] = &[
     "character_sets",
     "collations",
     "embedding_usage",
+    "embedding_backlog",
+    "embedding_backlog_rows",
     "tiflash_indexes",
     "table_constraints",
     "check_constraints",
@@ -101,6 +103,8 @@ impl SchemaProvider for InfoSchema {
             "processlist" => processlist(self.scope.stats.as_deref()),
             "cluster_info" => cluster_info(self.scope.cluster.as_deref(), self.scope.stats.as_deref()),
             "embedding_usage" => embedding_usage(self.scope.embedder.as_deref()),
+            "embedding_backlog" => embedding_backlog(&self.txn, self.scope.embedder.as_deref()),
+            "embedding_backlog_rows" => embedding_backlog_rows(&self.txn, self.scope.embedder.as_deref()),
             "user_privileges" => user_privileges(&self.txn),
             _ => build(&self.txn, &n),
         }
@@ -120,6 +124,7 @@ impl SchemaProvider for InfoSchema {
 enum C {
     S(&'static str),
     I(&'static str),
+    F(&'static str),
 }
 
 /// A column's header as MySQL 8 prints it (`TABLE_NAME`), shown while the result column is that
@@ -154,6 +159,7 @@ fn mem(cols: &[C], rows: Vec<Vec<ScalarValue>>) -> Result<MemTable> {
                 f.with_metadata(md)
             }
             C::I(n) => header(n, Field::new(n.to_lowercase(), DataType::Int64, true)),
+            C::F(n) => header(n, Field::new(n.to_lowercase(), DataType::Float64, true)),
         })
         .collect();
     let schema = Arc::new(Schema::new(fields));
@@ -162,6 +168,7 @@ fn mem(cols: &[C], rows: Vec<Vec<ScalarValue>>) -> Result<MemTable> {
         let dt = match c {
             C::S(_) => DataType::Utf8,
             C::I(_) => DataType::Int64,
+            C::F(_) => DataType::Float64,
         };
         let vals: Vec<ScalarValue> = rows
             .iter()
@@ -875,6 +882,79 @@ fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
         .collect();
     mem(
         &[S("PROVIDER"), S("MODEL"), I("REQUESTS"), I("TEXTS"), I("TOKENS"), I("CACHE_HITS"), I("ERRORS"), S("LAST_ERROR")],
+        rows,
+    )
+}
+
+/// Per async embedding column: rows waiting, failed, embedded by this node since start, the
+/// oldest wait and the last error (`embed::backlog`).
+fn embedding_backlog(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
+    use crate::embed::backlog;
+    use C::*;
+    let cat = Catalog::new(txn);
+    let now = backlog::now_ms();
+    let mut rows = Vec::new();
+    for db in cat.databases()? {
+        for t in cat.tables(&db.name)? {
+            for (pos, id) in t.async_embed_columns() {
+                let c = backlog::counts(txn, t.id, id)?;
+                let p = e.map(|e| e.backlog.column(t.id, id)).unwrap_or_default();
+                let model = t.columns[pos].generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)).map(|(m, _)| m);
+                rows.push(vec![
+                    s(&db.name),
+                    s(&t.name),
+                    s(&t.columns[pos].name),
+                    model.map(s).unwrap_or_else(null),
+                    s("async"),
+                    i(c.pending as i64),
+                    i(c.failed as i64),
+                    i(p.embedded as i64),
+                    c.oldest_pending_ms.map(|o| ScalarValue::Float64(Some(now.saturating_sub(o) as f64 / 1000.0))).unwrap_or(ScalarValue::Float64(None)),
+                    p.last_error.map(s).unwrap_or_else(null),
+                ]);
+            }
+        }
+    }
+    mem(
+        &[S("TABLE_SCHEMA"), S("TABLE_NAME"), S("COLUMN_NAME"), S("MODEL"), S("MODE"), I("PENDING"), I("FAILED"), I("EMBEDDED"), F("OLDEST_PENDING_SECONDS"), S("LAST_ERROR")],
+        rows,
+    )
+}
+
+/// One row per row still without its vector: its handle (`_tidb_rowid`, or the integer primary
+/// key), `pending` or `failed`, when it was queued, counted failures and the error.
+fn embedding_backlog_rows(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
+    use crate::embed::backlog::{self, FAILED, PENDING};
+    use C::*;
+    let cat = Catalog::new(txn);
+    let mut tables = std::collections::HashMap::new();
+    for db in cat.databases()? {
+        for t in cat.tables(&db.name)? {
+            tables.insert(t.id, t);
+        }
+    }
+    let mut rows = Vec::new();
+    for (list, state) in [(PENDING, "pending"), (FAILED, "failed")] {
+        for ((tid, cid, handle), entry) in backlog::entries(txn, list)? {
+            let Some(t) = tables.get(&tid) else { continue };
+            let Some(c) = t.columns.iter().find(|c| c.id == cid) else { continue };
+            // A pending row's error is the column's last one while it has none of its own.
+            let error = entry.error.or_else(|| (state == "pending").then(|| e.and_then(|e| e.backlog.column(tid, cid).last_error)).flatten());
+            let queued = chrono::DateTime::from_timestamp_millis(entry.queued_ms as i64).map(|d| d.format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+            rows.push(vec![
+                s(&t.db),
+                s(&t.name),
+                s(&c.name),
+                i(handle),
+                s(state),
+                queued.map(s).unwrap_or_else(null),
+                i(entry.attempts as i64),
+                error.map(s).unwrap_or_else(null),
+            ]);
+        }
+    }
+    mem(
+        &[S("TABLE_SCHEMA"), S("TABLE_NAME"), S("COLUMN_NAME"), I("ROW_ID"), S("STATE"), S("QUEUED_AT"), I("ATTEMPTS"), S("LAST_ERROR")],
         rows,
     )
 }

@@ -201,13 +201,21 @@ impl Session {
         }
         // The embedding columns of every table the statement reads: name → (model, options).
         let mut columns: Vec<(String, String, String)> = Vec::new();
+        // Async columns, (column key, table id, column id, table name, column name): their
+        // pending rows have no vector yet, which the search's warning says.
+        let mut queued: Vec<(String, i64, u32, String, String)> = Vec::new();
         for t in self.read_tables(stmt, txn)? {
+            let async_ids: Vec<u32> = t.async_embed_columns().into_iter().map(|(_, id)| id).collect();
             for c in &t.columns {
                 if let Some((model, opts)) = c.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)) {
                     columns.push((c.key(), model, opts.unwrap_or_default()));
+                    if async_ids.contains(&c.id) {
+                        queued.push((c.key(), t.id, c.id, t.name.clone(), c.name.clone()));
+                    }
                 }
             }
         }
+        let mut searched: Vec<String> = Vec::new();
         let embedder = self.engine.embedder.clone();
         let interrupt = self.interrupt.clone();
         let mut err: Option<SqlError> = None;
@@ -269,8 +277,29 @@ impl Session {
                 )
             });
             *e = rewrite::call(plain, vec![args[0].clone(), q]);
+            searched.extend(col);
             ControlFlow::Continue(())
         });
+        if err.is_none() {
+            for (key, table_id, column_id, table, column) in &queued {
+                if !searched.contains(key) {
+                    continue;
+                }
+                skip_unembedded(stmt, table, key);
+                let c = crate::embed::backlog::counts(txn, *table_id, *column_id)?;
+                if c.pending + c.failed > 0 {
+                    self.warn(
+                        1105,
+                        format!(
+                            "{} row(s) of `{table}`.`{column}` have no embedding yet ({} pending, {} failed; async mode) and are not in this search",
+                            c.pending + c.failed,
+                            c.pending,
+                            c.failed
+                        ),
+                    );
+                }
+            }
+        }
         match err {
             Some(e) => Err(e),
             None => Ok(()),
@@ -359,4 +388,50 @@ fn qualified_schema(schema: &datafusion::common::DFSchema) -> SchemaRef {
         })
         .collect();
     Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+}
+
+/// A search on an async embedding column leaves out the rows still waiting for their vector: each
+/// single-table SELECT of `table` in the statement gets `AND column IS NOT NULL` (a NULL
+/// distance would sort first). The vector index serves that condition from the graph alone
+/// (`index::ann`: the graph holds exactly the rows with a vector).
+fn skip_unembedded(stmt: &mut Statement, table: &str, column: &str) {
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, SetExpr, TableFactor};
+    fn query(q: &mut datafusion::sql::sqlparser::ast::Query, table: &str, column: &str) {
+        body(&mut q.body, table, column);
+    }
+    fn body(b: &mut SetExpr, table: &str, column: &str) {
+        match b {
+            SetExpr::Select(s) => {
+                for t in &mut s.from {
+                    for f in std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation)) {
+                        if let TableFactor::Derived { subquery, .. } = f {
+                            query(subquery, table, column);
+                        }
+                    }
+                }
+                let single = s.from.len() == 1 && s.from[0].joins.is_empty();
+                let names_table = single
+                    && matches!(&s.from[0].relation, TableFactor::Table { name, .. }
+                        if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case(table)));
+                if names_table {
+                    let not_null = Expr::IsNotNull(Box::new(Expr::Identifier(Ident::with_quote('`', column))));
+                    s.selection = Some(match s.selection.take() {
+                        Some(w) => Expr::BinaryOp { left: Box::new(Expr::Nested(Box::new(w))), op: datafusion::sql::sqlparser::ast::BinaryOperator::And, right: Box::new(not_null) },
+                        None => not_null,
+                    });
+                }
+            }
+            SetExpr::Query(q) => query(q, table, column),
+            SetExpr::SetOperation { left, right, .. } => {
+                body(left, table, column);
+                body(right, table, column);
+            }
+            _ => {}
+        }
+    }
+    match stmt {
+        Statement::Query(q) => query(q, table, column),
+        Statement::Explain { statement, .. } => skip_unembedded(statement, table, column),
+        _ => {}
+    }
 }

@@ -585,7 +585,7 @@ fn rewrite_expr(e: &mut Expr, s: &dyn SessionValues) -> Result<()> {
                 "last_insert_id" if nargs == 0 => Some(lit_num(s.last_insert_id())),
                 "found_rows" if nargs == 0 => Some(lit_num(s.found_rows())),
                 "row_count" if nargs == 0 => Some(lit_num(s.row_count())),
-                "get_lock" | "release_lock" | "release_all_locks" | "is_free_lock" | "is_used_lock" => {
+                "get_lock" | "release_lock" | "release_all_locks" | "is_free_lock" | "is_used_lock" | "embedding_wait" | "embedding_retry" => {
                     // Side effects happen once, here: the arguments must be constants.
                     let args: Vec<Expr> = function_args(f).into_iter().cloned().collect();
                     if !args.iter().all(|a| lit_of_value(a)) {

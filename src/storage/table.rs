@@ -161,6 +161,8 @@ pub fn insert_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
 /// delete-then-put of the same row uses the uncounted pair.
 pub fn remove_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
     delete_row(txn, table, row)?;
+    let queued: Vec<u32> = table.async_embed_columns().into_iter().map(|(_, id)| id).collect();
+    crate::embed::backlog::forget_row(txn, table.id, &queued, row.handle);
     txn.count_rows(table.id, -1);
     Ok(())
 }
@@ -232,6 +234,7 @@ pub fn delete_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
 /// Delete every row and index entry of a table (DROP / TRUNCATE).
 pub fn delete_all(txn: &Txn, table_id: i64) -> Result<()> {
     txn.forget_row_count(table_id);
+    crate::embed::backlog::forget_table(txn, table_id)?;
     let start = codec::table_prefix(table_id);
     let end = codec::prefix_end(&start);
     loop {

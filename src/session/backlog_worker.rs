@@ -1,0 +1,310 @@
+//! The backlog worker: embeds the rows that async `EMBED_TEXT` columns queued (`embed::backlog`).
+//!
+//! One thread per server (the writer's, in a cluster). Each round it scans the pending list in
+//! key order and takes up to a round's worth of entries of the first column it can serve (its
+//! provider not backing off, the entries not waiting out a retry delay), embeds their texts with
+//! one `Embedder::embed` call — the cache answers texts seen before, the batcher cuts the rest
+//! into requests of the provider's batch size and runs `embed_concurrency` of them at once — and
+//! writes the vectors in one transaction ([`store_vectors`]): each row only if its entry still
+//! holds the text that was embedded, under the row's lock so a pessimistic transaction is not
+//! overtaken. The commit observer then puts the rows in the vector index like any write.
+//!
+//! Failures: a failed call backs its provider off (0.5 s doubling to 30 s, cleared by a success)
+//! and delays the round's entries. A column's round shrinks to a quarter when a call fails right
+//! after a success (a bad text rather than an outage), and grows back by doubling, so a text the
+//! provider rejects ends up alone. A failure counts against an entry only when the provider's
+//! call before it succeeded — an outage counts against nothing, however long — and an entry with
+//! three counted failures moves to the failed list with its error.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use embedb_storage::codec::{self, prefix_end, Datum};
+
+use crate::embed::backlog::{self, Entry, FAILED, PENDING};
+use crate::error::{Result, SqlError};
+use crate::session::Engine;
+use crate::sql::catalog::{Catalog, TableInfo};
+use crate::sql::types::SqlType;
+use crate::storage::table;
+
+/// The most texts one round embeds (one `Embedder::embed` call, one commit).
+const ROUND: usize = 512;
+/// Counted failures after which a row is moved to the failed list.
+const MAX_ATTEMPTS: u32 = 3;
+/// How long an idle worker sleeps before looking again (queuing wakes it sooner).
+const IDLE: Duration = Duration::from_millis(200);
+
+pub fn start(engine: &Arc<Engine>) {
+    let weak = Arc::downgrade(engine);
+    let progress = engine.embedder.backlog.clone();
+    let spawned = std::thread::Builder::new().name("embed-backlog".into()).spawn(move || {
+        let mut state = State::default();
+        while !progress.stopped() {
+            let Some(engine) = weak.upgrade() else { return };
+            let worked = if engine.cluster.as_ref().is_none_or(|c| c.is_writer()) {
+                match state.round(&engine) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!("embedding backlog: {}", e.message);
+                        false
+                    }
+                }
+            } else {
+                false
+            };
+            drop(engine);
+            if !worked {
+                progress.wait(IDLE);
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("embedding backlog worker not started: {e}");
+    }
+}
+
+#[derive(Default)]
+struct State {
+    providers: HashMap<String, ProviderState>,
+    /// Per entry key: failures so far (in this process) and when it may be tried again.
+    entries: HashMap<Vec<u8>, (u32, Instant)>,
+    /// Per (table, column): texts per round.
+    rounds: HashMap<(i64, u32), usize>,
+}
+
+#[derive(Default)]
+struct ProviderState {
+    /// No calls before this (after a failure).
+    blocked_until: Option<Instant>,
+    backoff: Duration,
+    /// Whether the last call succeeded.
+    last_ok: bool,
+}
+
+/// One round's work: a column and its entries.
+struct Work {
+    table: TableInfo,
+    position: usize,
+    column_id: u32,
+    provider: String,
+    model: String,
+    options: serde_json::Map<String, serde_json::Value>,
+    entries: Vec<(Vec<u8>, i64, Entry)>,
+}
+
+impl State {
+    /// Take and run one round. Returns whether there was work.
+    fn round(&mut self, engine: &Engine) -> Result<bool> {
+        let Some(work) = self.next_work(engine)? else { return Ok(false) };
+        let texts: Vec<Option<&str>> = work.entries.iter().map(|(_, _, e)| Some(e.text.as_str())).collect();
+        let interrupt = crate::interrupt::Interrupt::new();
+        let spec = format!("{}/{}", work.provider, work.model);
+        let result = engine.embedder.embed(&spec, &texts, &work.options, &interrupt);
+        let progress = &engine.embedder.backlog;
+        let col = (work.table.id, work.column_id);
+        let p = self.providers.entry(work.provider.clone()).or_default();
+        match result {
+            Ok(vectors) => {
+                *p = ProviderState { last_ok: true, ..Default::default() };
+                let size = self.rounds.entry(col).or_insert(ROUND);
+                *size = (*size * 2).min(ROUND);
+                for (k, _, _) in &work.entries {
+                    self.entries.remove(k);
+                }
+                let stored = store_vectors(engine, &work, vectors)?;
+                progress.embedded(col.0, col.1, stored);
+            }
+            Err(e) => {
+                let now = Instant::now();
+                let content_error = p.last_ok;
+                p.last_ok = false;
+                p.backoff = if p.backoff.is_zero() { Duration::from_millis(500) } else { (p.backoff * 2).min(Duration::from_secs(30)) };
+                p.blocked_until = Some(now + p.backoff);
+                if content_error {
+                    let size = self.rounds.entry(col).or_insert(ROUND);
+                    *size = (*size / 4).max(1);
+                }
+                progress.error(col.0, col.1, &e.message);
+                tracing::warn!("embedding backlog of {}.{}: {} (provider retried in {:?})", work.table.name, work.table.columns[work.position].name, e.message, p.backoff);
+                for (k, _, _) in &work.entries {
+                    let fails = self.entries.get(k).map_or(0, |f| f.0) + 1;
+                    let delay = Duration::from_millis(500u64 << fails.min(6)).min(Duration::from_secs(30));
+                    self.entries.insert(k.clone(), (fails, now + delay));
+                }
+                if content_error && work.entries.len() == 1 {
+                    count_failure(engine, &work, &e.message)?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// The first column with entries that may be tried now, and up to its round size of them.
+    /// Entries of tables or columns that are gone (or no longer async) are removed on the way.
+    fn next_work(&mut self, engine: &Engine) -> Result<Option<Work>> {
+        let txn = engine.store.begin()?;
+        let end = prefix_end(PENDING);
+        let mut start = PENDING.to_vec();
+        let mut tables: Option<HashMap<i64, TableInfo>> = None;
+        let mut orphans = Vec::new();
+        let now = Instant::now();
+        let mut work: Option<Work> = None;
+        'scan: loop {
+            let page = txn.scan(&start, &end, 1024, false)?;
+            let Some((last, _)) = page.last() else { break };
+            start = last.clone();
+            start.push(0);
+            for (k, v) in page {
+                let Some((tid, cid, handle)) = backlog::decode_key(&k) else {
+                    orphans.push(k);
+                    continue;
+                };
+                if let Some(w) = &work {
+                    if (w.table.id, w.column_id) != (tid, cid) {
+                        if !w.entries.is_empty() {
+                            break 'scan;
+                        }
+                        work = None; // every entry of that column waits out a retry delay
+                    } else if w.entries.len() >= self.rounds.get(&(tid, cid)).copied().unwrap_or(ROUND) {
+                        break 'scan;
+                    }
+                }
+                if work.is_none() {
+                    let tables = match &mut tables {
+                        Some(t) => t,
+                        None => tables.insert(all_tables(&txn)?),
+                    };
+                    match column_work(tables.get(&tid), cid) {
+                        None => {
+                            orphans.push(k);
+                            continue;
+                        }
+                        Some(w) => {
+                            let blocked = self.providers.get(&w.provider).and_then(|p| p.blocked_until).is_some_and(|t| t > now);
+                            if blocked {
+                                // Skip the rest of this column.
+                                start = prefix_end(&backlog::column_prefix(PENDING, tid, cid));
+                                continue 'scan;
+                            }
+                            work = Some(w);
+                        }
+                    }
+                }
+                if self.entries.get(&k).is_some_and(|(_, at)| *at > now) {
+                    continue;
+                }
+                let w = work.as_mut().expect("set above");
+                w.entries.push((k, handle, Entry::decode(&v)?));
+            }
+        }
+        txn.rollback();
+        if !orphans.is_empty() {
+            let txn = engine.store.begin()?;
+            for k in orphans {
+                txn.delete(k);
+            }
+            txn.commit()?;
+        }
+        Ok(work.filter(|w| !w.entries.is_empty()))
+    }
+}
+
+fn all_tables(txn: &embedb_storage::Txn) -> Result<HashMap<i64, TableInfo>> {
+    let cat = Catalog::new(txn);
+    let mut out = HashMap::new();
+    for db in cat.databases()? {
+        for t in cat.tables(&db.name)? {
+            out.insert(t.id, t);
+        }
+    }
+    Ok(out)
+}
+
+/// What a round needs to know of an entry's column; None when the table or column is gone or
+/// the column is no longer async.
+fn column_work(table: Option<&TableInfo>, column_id: u32) -> Option<Work> {
+    let table = table?;
+    let (position, _) = table.async_embed_columns().into_iter().find(|(_, id)| *id == column_id)?;
+    let expr = &table.columns[position].generated.as_ref()?.expr;
+    let (spec, options) = crate::sql::ddl::embed_text_call(expr)?;
+    let (provider, model) = crate::embed::parse_model(&spec).ok()?;
+    let options = crate::embed::options_for_storage(&crate::embed::parse_options(options.as_deref()).ok()?);
+    Some(Work { table: table.clone(), position, column_id, provider, model, options, entries: Vec::new() })
+}
+
+/// Write a round's vectors: each row whose entry still holds the embedded text, in one
+/// transaction (retried on a write conflict). Returns how many rows got their vector.
+fn store_vectors(engine: &Engine, work: &Work, vectors: Vec<Option<Vec<f32>>>) -> Result<u64> {
+    let column = &work.table.columns[work.position];
+    let mut last = None;
+    for _ in 0..5 {
+        let txn = engine.store.begin()?;
+        let owner = engine.locks.new_owner();
+        let mut stored = 0u64;
+        for ((k, handle, entry), v) in work.entries.iter().zip(&vectors) {
+            let Some(current) = txn.get(k)? else { continue };
+            if Entry::decode(&current)?.text != entry.text {
+                continue; // a newer text: the next round embeds it
+            }
+            if !engine.locks.try_lock(owner, &codec::row_key(work.table.id, *handle)) {
+                continue; // a pessimistic transaction holds the row: a later round
+            }
+            let Some(mut row) = table::get_row(&txn, &work.table, *handle)? else {
+                txn.delete(k.clone());
+                continue;
+            };
+            let Some(v) = v else {
+                txn.delete(k.clone());
+                continue;
+            };
+            if let SqlType::Vector(Some(d)) = column.ty {
+                if let Err(e) = embedb_vector::check_dimension(v, d as usize) {
+                    fail_entry(&txn, k, entry.clone(), &e.to_string());
+                    engine.embedder.backlog.error(work.table.id, work.column_id, &e.to_string());
+                    continue;
+                }
+            }
+            row.values[work.position] = Datum::Vector(v.clone());
+            table::put_row(&txn, &work.table, &row)?;
+            txn.delete(k.clone());
+            stored += 1;
+        }
+        let committed = txn.commit();
+        engine.locks.release_all(owner);
+        match committed {
+            Ok(()) => return Ok(stored),
+            Err(e) => last = Some(SqlError::from(e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| SqlError::other("embedding backlog: the vectors could not be stored")))
+}
+
+/// A failure that counts against a lone entry: record it, and move the entry to the failed list
+/// at `MAX_ATTEMPTS`.
+fn count_failure(engine: &Engine, work: &Work, message: &str) -> Result<()> {
+    let (k, _, entry) = &work.entries[0];
+    let txn = engine.store.begin()?;
+    let Some(current) = txn.get(k)? else { return Ok(()) };
+    let mut e = Entry::decode(&current)?;
+    if e.text != entry.text {
+        return Ok(());
+    }
+    e.attempts += 1;
+    e.error = Some(message.to_string());
+    if e.attempts >= MAX_ATTEMPTS {
+        fail_entry(&txn, k, e, message);
+    } else {
+        txn.put(k.clone(), e.encode());
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn fail_entry(txn: &embedb_storage::Txn, key: &[u8], mut e: Entry, message: &str) {
+    let Some((t, c, h)) = backlog::decode_key(key) else { return };
+    e.error = Some(message.to_string());
+    txn.delete(key.to_vec());
+    txn.put(backlog::key(FAILED, t, c, h), e.encode());
+}
