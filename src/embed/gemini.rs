@@ -109,6 +109,9 @@ static API: http::Api = http::Api {
 const INVALID_KEY: &str = "\u{0}API_KEY_INVALID";
 
 impl super::Provider for GeminiProvider {
+    fn batch_size(&self) -> usize {
+        BATCH_SIZE
+    }
     fn display_name(&self) -> &'static str {
         DISPLAY
     }

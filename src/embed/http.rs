@@ -316,6 +316,10 @@ pub fn shape(model: &str, options: &serde_json::Map<String, Value>) -> String {
     format!("{model}\u{0}{}", Value::Object(options.clone()))
 }
 
+/// Marks a request's error text as a refusal of its input (between a request and
+/// [`embed_remote_custom`], which turns it into [`super::provider::INPUT_REFUSED_STATE`]).
+const INPUT_REFUSED: char = '\u{1}';
+
 /// Embed `texts` through `api` at `url`: `body` builds one request from a batch of texts, `parse`
 /// reads one reply (`n` texts). Requests carry up to `api.batch_size` texts and are shared with
 /// concurrent statements whose `url`, key and `shape` (model and options: everything `body` uses
@@ -350,7 +354,9 @@ where
         Box::pin(async move {
             let reply = client.post_json_auth(api.display, &url, &auth, &req).await.map_err(|e| redact(&e, &key))?;
             if !(200..300).contains(&reply.status) {
-                return Err(status_error(api.display, api.key_var, &reply, &key, api.detail));
+                let refused = (400..500).contains(&reply.status) && !matches!(reply.status, 401 | 403 | 408 | 429);
+                let message = status_error(api.display, api.key_var, &reply, &key, api.detail);
+                return Err(if refused { format!("{INPUT_REFUSED}{message}") } else { message });
             }
             let vectors = parse(&reply.body, batch.len()).map_err(|e| redact(&e, &key))?;
             Ok((vectors, reported_tokens(&reply.body)))
@@ -375,7 +381,10 @@ where
     match block_on(run) {
         Ok(Some(Ok(v))) => Ok(v),
         Ok(None) => Err(crate::interrupt::interrupted()),
-        Ok(Some(Err(e))) | Err(e) => Err(SqlError::other(prefix(e))),
+        Ok(Some(Err(e))) | Err(e) => Err(match e.strip_prefix(INPUT_REFUSED) {
+            Some(m) => SqlError::new(1105, super::provider::INPUT_REFUSED_STATE, prefix(m.to_string())),
+            None => SqlError::other(prefix(e)),
+        }),
     }
 }
 

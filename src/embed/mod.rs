@@ -263,6 +263,12 @@ impl Embedder {
         self.usage.lock().iter().map(|(k, v)| (k.clone(), v.snapshot())).collect()
     }
 
+    /// Texts per provider request for `spec` (`provider/model`): a call of up to this many texts
+    /// succeeds or fails as one.
+    pub fn batch_size(&self, spec: &str) -> usize {
+        parse_model(spec).ok().and_then(|(p, _)| self.providers.get(&p).map(|p| p.batch_size())).unwrap_or(usize::MAX)
+    }
+
     fn usage_cell(&self, provider: &str, model: &str) -> Arc<UsageCell> {
         self.usage.lock().entry((provider.to_string(), model.to_string())).or_default().clone()
     }

@@ -72,6 +72,9 @@ static API: http::Api = http::Api {
 };
 
 impl super::Provider for OpenAiProvider {
+    fn batch_size(&self) -> usize {
+        BATCH_SIZE
+    }
     fn display_name(&self) -> &'static str {
         DISPLAY
     }

@@ -17,7 +17,15 @@ pub trait Provider: Send + Sync {
     /// Embed `texts` (distinct, non-empty list) with `model` and the request options; one vector per
     /// text, in order.
     fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &Call) -> Result<Vec<Vec<f32>>>;
+    /// Texts per request: a call of up to this many succeeds or fails as one.
+    fn batch_size(&self) -> usize {
+        usize::MAX
+    }
 }
+
+/// SQLSTATE of a provider error that refused the input (a 4xx other than for the key, the rate
+/// limit or a timeout): the texts, not the service, are at fault. The code stays TiDB's 1105.
+pub const INPUT_REFUSED_STATE: &str = "22000";
 
 /// What a provider call carries besides its texts.
 pub struct Call<'a> {

@@ -2,19 +2,21 @@
 //!
 //! One thread per server (the writer's, in a cluster). Each round it scans the pending list in
 //! key order and takes up to a round's worth of entries of the first column it can serve (its
-//! provider not backing off, the entries not waiting out a retry delay), embeds their texts with
-//! one `Embedder::embed` call — the cache answers texts seen before, the batcher cuts the rest
-//! into requests of the provider's batch size and runs `embed_concurrency` of them at once — and
-//! writes the vectors in one transaction ([`store_vectors`]): each row only if its entry still
+//! provider not backing off, the entries not waiting out a retry delay), embeds their texts
+//! through the `Embedder` — one call per provider request's worth of texts, `embed_concurrency`
+//! calls at once, so the cache answers texts seen before and a request that succeeds is kept
+//! when another fails ([`embed_in_requests`]) — and writes the vectors that came back in one
+//! transaction ([`store_vectors`]): each row only if its entry still
 //! holds the text that was embedded, under the row's lock so a pessimistic transaction is not
 //! overtaken. The commit observer then puts the rows in the vector index like any write.
 //!
-//! Failures: a failed call backs its provider off (0.5 s doubling to 30 s, cleared by a success)
-//! and delays the round's entries. A column's round shrinks to a quarter when a call fails right
-//! after a success (a bad text rather than an outage), and grows back by doubling, so a text the
-//! provider rejects ends up alone. A failure counts against an entry only when the provider's
-//! call before it succeeded — an outage counts against nothing, however long — and an entry with
-//! three counted failures moves to the failed list with its error.
+//! Failures are of two kinds, told apart by the provider's last HTTP status. The service failing
+//! (5xx, 429, 401, a timeout, no connection) backs the provider off — 0.5 s doubling to 10 s,
+//! cleared by a success — and counts against no row, however long the outage. The provider
+//! refusing the input (another 4xx) shrinks the column's round to a quarter of the failed one
+//! (it grows back by doubling), so a refused text ends up alone; a refusal of a lone text counts
+//! against it (and delays it, 1 s doubling), and at three it moves to the failed list with its
+//! error.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use crate::storage::table;
 const ROUND: usize = 512;
 /// Counted failures after which a row is moved to the failed list.
 const MAX_ATTEMPTS: u32 = 3;
+/// The longest a provider that failed is left alone before the next try.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long an idle worker sleeps before looking again (queuing wakes it sooner).
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -79,8 +83,6 @@ struct ProviderState {
     /// No calls before this (after a failure).
     blocked_until: Option<Instant>,
     backoff: Duration,
-    /// Whether the last call succeeded.
-    last_ok: bool,
 }
 
 /// One round's work: a column and its entries.
@@ -98,45 +100,56 @@ impl State {
     /// Take and run one round. Returns whether there was work.
     fn round(&mut self, engine: &Engine) -> Result<bool> {
         let Some(work) = self.next_work(engine)? else { return Ok(false) };
-        let texts: Vec<Option<&str>> = work.entries.iter().map(|(_, _, e)| Some(e.text.as_str())).collect();
-        let interrupt = crate::interrupt::Interrupt::new();
         let spec = format!("{}/{}", work.provider, work.model);
-        let result = engine.embedder.embed(&spec, &texts, &work.options, &interrupt);
+        let results = embed_in_requests(engine, &spec, &work);
         let progress = &engine.embedder.backlog;
         let col = (work.table.id, work.column_id);
+        let mut done: Vec<(usize, Vec<f32>)> = Vec::new();
+        let mut refused: Option<(Vec<usize>, SqlError)> = None;
+        let mut outage: Option<SqlError> = None;
+        for (idx, result) in results {
+            match result {
+                Ok(vectors) => done.extend(idx.into_iter().zip(vectors).filter_map(|(i, v)| Some((i, v?)))),
+                Err(e) if e.state == crate::embed::provider::INPUT_REFUSED_STATE => refused = Some((idx, e)),
+                Err(e) => outage = Some(e),
+            }
+        }
+        for &(i, _) in &done {
+            self.entries.remove(&work.entries[i].0);
+        }
+        // Texts whose vector came back are stored whatever happened to the others.
+        let stored = store_vectors(engine, &work, &done)?;
+        progress.embedded(col.0, col.1, stored);
+        let now = Instant::now();
         let p = self.providers.entry(work.provider.clone()).or_default();
-        match result {
-            Ok(vectors) => {
-                *p = ProviderState { last_ok: true, ..Default::default() };
+        if let Some(e) = outage {
+            // The service failed (down, overloaded, timing out, refusing the key): back the
+            // provider off; nothing counts against the rows.
+            progress.error(col.0, col.1, &e.message);
+            p.backoff = if p.backoff.is_zero() { Duration::from_millis(500) } else { (p.backoff * 2).min(MAX_BACKOFF) };
+            p.blocked_until = Some(now + p.backoff);
+            tracing::warn!("embedding backlog of {}.{}: {} (provider retried in {:?})", work.table.name, work.table.columns[work.position].name, e.message, p.backoff);
+        } else {
+            *p = ProviderState::default();
+        }
+        match refused {
+            Some((idx, e)) => {
+                // A text of a request was refused: rounds shrink until it is alone, and a refusal
+                // of a lone text counts against it.
+                progress.error(col.0, col.1, &e.message);
+                self.rounds.insert(col, (idx.len() / 4).max(1));
+                if let [i] = idx.as_slice() {
+                    let k = &work.entries[*i].0;
+                    let fails = self.entries.get(k).map_or(0, |f| f.0) + 1;
+                    self.entries.insert(k.clone(), (fails, now + Duration::from_millis(500u64 << fails.min(6))));
+                    count_failure(engine, &work, *i, &e.message)?;
+                }
+            }
+            None if self.providers.get(&work.provider).is_some_and(|p| p.blocked_until.is_none()) => {
                 let size = self.rounds.entry(col).or_insert(ROUND);
                 *size = (*size * 2).min(ROUND);
-                for (k, _, _) in &work.entries {
-                    self.entries.remove(k);
-                }
-                let stored = store_vectors(engine, &work, vectors)?;
-                progress.embedded(col.0, col.1, stored);
             }
-            Err(e) => {
-                let now = Instant::now();
-                let content_error = p.last_ok;
-                p.last_ok = false;
-                p.backoff = if p.backoff.is_zero() { Duration::from_millis(500) } else { (p.backoff * 2).min(Duration::from_secs(30)) };
-                p.blocked_until = Some(now + p.backoff);
-                if content_error {
-                    let size = self.rounds.entry(col).or_insert(ROUND);
-                    *size = (*size / 4).max(1);
-                }
-                progress.error(col.0, col.1, &e.message);
-                tracing::warn!("embedding backlog of {}.{}: {} (provider retried in {:?})", work.table.name, work.table.columns[work.position].name, e.message, p.backoff);
-                for (k, _, _) in &work.entries {
-                    let fails = self.entries.get(k).map_or(0, |f| f.0) + 1;
-                    let delay = Duration::from_millis(500u64 << fails.min(6)).min(Duration::from_secs(30));
-                    self.entries.insert(k.clone(), (fails, now + delay));
-                }
-                if content_error && work.entries.len() == 1 {
-                    count_failure(engine, &work, &e.message)?;
-                }
-            }
+            None => {}
         }
         Ok(true)
     }
@@ -234,16 +247,48 @@ fn column_work(table: Option<&TableInfo>, column_id: u32) -> Option<Work> {
     Some(Work { table: table.clone(), position, column_id, provider, model, options, entries: Vec::new() })
 }
 
-/// Write a round's vectors: each row whose entry still holds the embedded text, in one
-/// transaction (retried on a write conflict). Returns how many rows got their vector.
-fn store_vectors(engine: &Engine, work: &Work, vectors: Vec<Option<Vec<f32>>>) -> Result<u64> {
+/// Embed a round's texts one provider request's worth per call (so that a request that
+/// succeeds is kept when another fails), `embed_concurrency` calls at once. Returns, per call,
+/// the entries' positions in `work.entries` and the outcome.
+#[allow(clippy::type_complexity)]
+fn embed_in_requests(engine: &Engine, spec: &str, work: &Work) -> Vec<(Vec<usize>, Result<Vec<Option<Vec<f32>>>>)> {
+    let per_call = engine.embedder.batch_size(spec).clamp(1, ROUND);
+    let calls: Vec<Vec<usize>> = (0..work.entries.len()).collect::<Vec<_>>().chunks(per_call).map(<[usize]>::to_vec).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let out = parking_lot::Mutex::new(Vec::with_capacity(calls.len()));
+    let threads = engine.config.embed_concurrency.clamp(1, calls.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let interrupt = crate::interrupt::Interrupt::new();
+                loop {
+                    let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(idx) = calls.get(c) else { return };
+                    let texts: Vec<Option<&str>> = idx.iter().map(|&i| Some(work.entries[i].2.text.as_str())).collect();
+                    let r = engine.embedder.embed(spec, &texts, &work.options, &interrupt);
+                    out.lock().push((idx.clone(), r));
+                }
+            });
+        }
+    });
+    out.into_inner()
+}
+
+/// Write vectors (`(position in work.entries, vector)`): each row whose entry still holds the
+/// embedded text, in one transaction (retried on a write conflict). Returns how many rows got
+/// their vector.
+fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Result<u64> {
+    if done.is_empty() {
+        return Ok(0);
+    }
     let column = &work.table.columns[work.position];
     let mut last = None;
     for _ in 0..5 {
         let txn = engine.store.begin()?;
         let owner = engine.locks.new_owner();
         let mut stored = 0u64;
-        for ((k, handle, entry), v) in work.entries.iter().zip(&vectors) {
+        for (i, v) in done {
+            let (k, handle, entry) = &work.entries[*i];
             let Some(current) = txn.get(k)? else { continue };
             if Entry::decode(&current)?.text != entry.text {
                 continue; // a newer text: the next round embeds it
@@ -252,10 +297,6 @@ fn store_vectors(engine: &Engine, work: &Work, vectors: Vec<Option<Vec<f32>>>) -
                 continue; // a pessimistic transaction holds the row: a later round
             }
             let Some(mut row) = table::get_row(&txn, &work.table, *handle)? else {
-                txn.delete(k.clone());
-                continue;
-            };
-            let Some(v) = v else {
                 txn.delete(k.clone());
                 continue;
             };
@@ -283,8 +324,8 @@ fn store_vectors(engine: &Engine, work: &Work, vectors: Vec<Option<Vec<f32>>>) -
 
 /// A failure that counts against a lone entry: record it, and move the entry to the failed list
 /// at `MAX_ATTEMPTS`.
-fn count_failure(engine: &Engine, work: &Work, message: &str) -> Result<()> {
-    let (k, _, entry) = &work.entries[0];
+fn count_failure(engine: &Engine, work: &Work, position: usize, message: &str) -> Result<()> {
+    let (k, _, entry) = &work.entries[position];
     let txn = engine.store.begin()?;
     let Some(current) = txn.get(k)? else { return Ok(()) };
     let mut e = Entry::decode(&current)?;

@@ -79,6 +79,12 @@ class EmbeddingDouble:
     persistent: Optional[tuple[int, dict[str, str], Any]] = None
     float_mode: bool = False
     delay: float = 0.0
+    # A request holding a text that contains ``poison`` gets 400 (a text the provider rejects).
+    poison: Optional[str] = None
+    # While set and not released, requests wait for it (to hold a request in flight).
+    gate: Optional[threading.Event] = None
+    # Every text answered with an embedding (status 200), in order.
+    served: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -125,6 +131,9 @@ class EmbeddingDouble:
             self.persistent = None
             self.float_mode = False
             self.delay = 0.0
+            self.poison = None
+            self.gate = None
+            self.served.clear()
             self.max_in_flight = 0
 
     # -- serving -----------------------------------------------------------------------------
@@ -144,6 +153,7 @@ class EmbeddingDouble:
             seq = self.counter
             scripted = self.script.pop(0) if self.script else self.persistent
             delay = self.delay
+            gate = self.gate
         finished = False
 
         def send(status: int, headers: dict[str, str], payload: Any) -> None:
@@ -158,6 +168,8 @@ class EmbeddingDouble:
         try:
             if delay:
                 time.sleep(delay)
+            if gate is not None:
+                gate.wait(60)
             openai = path == OPENAI_PATH
             if path not in (JINA_PATH, OPENAI_PATH):
                 return send(404, {}, {"detail": "Not Found"})
@@ -170,7 +182,12 @@ class EmbeddingDouble:
             if scripted is not None:
                 status, headers, payload = scripted
                 return send(status, headers, payload)
-            return send(200, {}, self._embeddings(body, openai, seq))
+            if self.poison and any(self.poison in t for t in body.get("input", [])):
+                return send(400, {}, {"detail": "input rejected: unsupported content"})
+            reply = self._embeddings(body, openai, seq)
+            with self.lock:
+                self.served.extend(body["input"])
+            return send(200, {}, reply)
         finally:
             if not finished:
                 with self.lock:

@@ -1,0 +1,314 @@
+"""Async auto embedding (``'{"embedb.mode": "async"}'`` in ``EMBED_TEXT``'s options) against a local
+double of Jina AI's API (``doubles/embedding_api.py``): INSERTs return at once while the provider
+is down, the durable backlog drains when it is back, nothing is lost or embedded twice, ``kill -9``
+during the drain re-sends nothing already stored, an UPDATE racing the worker ends with the newest
+text, a text the provider rejects ends up failed (visible, retried on demand), and the backlog is
+visible in ``information_schema`` and in the warnings of searches that skip its rows."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pymysql
+import pytest
+
+from conftest import connect, own_server
+from doubles.embedding_api import EmbeddingDouble, vector_for
+from sqltest import EmbedbServer
+
+KEY = "jina-SECRET-async-key"
+DIMS = 64  # the double's size for a model it does not know
+MODEL = "jina_ai/async-test-model"
+DOWN = (503, {}, {"detail": "service unavailable"})
+
+
+def create_docs(cur, name: str = "docs") -> None:
+    cur.execute(f"""CREATE TABLE {name} (
+        id INT PRIMARY KEY,
+        content TEXT,
+        embedding VECTOR({DIMS}) GENERATED ALWAYS AS (EMBED_TEXT('{MODEL}', content, '{{"embedb.mode": "async"}}')) STORED,
+        VECTOR INDEX ((VEC_COSINE_DISTANCE(embedding))),
+        FULLTEXT INDEX (content) WITH PARSER STANDARD)""")
+
+
+@pytest.fixture(scope="module")
+def double() -> Iterator[EmbeddingDouble]:
+    d = EmbeddingDouble(valid_keys={KEY}).start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def server(embedb_binary: Path, double: EmbeddingDouble,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbedbServer]:
+    # No HTTP-level retries: the backlog's own retries are under test.
+    # (A flag, not the environment: the server is restarted.)
+    args = ("--embed-max-retries", "0", "--embed-concurrency", "4", "--embed-timeout-secs", "10",
+            "--jina-api-base", double.url)
+    with own_server(embedb_binary, tmp_path_factory.mktemp("embedb-async"), {}, args) as srv:
+        yield srv
+
+
+@pytest.fixture
+def conn(server: EmbedbServer, double: EmbeddingDouble, request: pytest.FixtureRequest) -> Iterator[pymysql.Connection]:
+    name = "a_" + request.node.name[:50].lower()
+    double.reset()
+    c = connect(*server.address, autocommit=True)
+    with c.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}`")
+        cur.execute(f"USE `{name}`")
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY = '{KEY}'")
+    try:
+        yield c
+    finally:
+        double.reset()
+        with contextlib.suppress(pymysql.Error):
+            c.close()
+
+
+def backlog(cur, table: str = "docs") -> dict:
+    cur.execute("SELECT PENDING, FAILED, EMBEDDED, OLDEST_PENDING_SECONDS, LAST_ERROR, MODE, MODEL "
+                "FROM information_schema.EMBEDDING_BACKLOG WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,))
+    rows = cur.fetchall()
+    assert len(rows) == 1, rows
+    keys = ("pending", "failed", "embedded", "oldest", "error", "mode", "model")
+    return dict(zip(keys, rows[0]))
+
+
+def vectors(cur, table: str = "docs") -> dict[int, list[float] | None]:
+    cur.execute(f"SELECT id, VEC_AS_TEXT(embedding) FROM {table} ORDER BY id")
+    return {i: (json.loads(v) if v is not None else None) for i, v in cur.fetchall()}
+
+
+def assert_vector_of(got: list[float] | None, text: str) -> None:
+    assert got is not None, f"no vector for {text!r}"
+    want = vector_for(text, DIMS)
+    assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got, want)), text
+
+
+def wait_for(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def text_of(i: int, tag: str = "") -> str:
+    """Row i's text; a test of its own `tag` gets texts no other test cached."""
+    return f"{tag}document {i} on subject {i % 97} with marker w{i}x"
+
+
+# -- DDL ----------------------------------------------------------------------------------------
+
+def test_mode_option_is_checked_and_shown_as_written(conn: pymysql.Connection) -> None:
+    with conn.cursor() as cur:
+        for opts, needle in [('{"embedb.mode": "later"}', "embedb.mode"), ('{"embedb.modes": "async"}', "unknown option 'embedb.modes'")]:
+            with pytest.raises(pymysql.MySQLError) as ei:
+                cur.execute(f"CREATE TABLE bad (c TEXT, e VECTOR(64) GENERATED ALWAYS AS (EMBED_TEXT('{MODEL}', c, '{opts}')) STORED)")
+            assert ei.value.args[0] == 1210 and needle in ei.value.args[1], ei.value.args
+        create_docs(cur)
+        cur.execute("SHOW CREATE TABLE docs")
+        assert '"embedb.mode": "async"' in cur.fetchone()[1]
+        assert backlog(cur)["mode"] == "async" and backlog(cur)["model"] == MODEL
+
+
+def test_embedb_options_are_never_sent_to_the_provider(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        create_docs(cur)
+        cur.execute("INSERT INTO docs (id, content) VALUES (1, 'a text')")
+        cur.execute("SELECT EMBEDDING_WAIT('docs', 30)")
+        assert cur.fetchone()[0] == 0
+    bodies = [r.body for r in double.take()]
+    assert bodies and all(not any(k.startswith("embedb") for k in b) for b in bodies), bodies
+
+
+# -- outage ---------------------------------------------------------------------------------------
+
+def test_ingest_through_a_30s_provider_outage_loses_nothing_and_embeds_each_text_once(
+        conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    n, per_statement = 10_000, 100
+    with conn.cursor() as cur:
+        create_docs(cur)
+        # The search below runs during the outage: its query text is embedded (and cached) now.
+        cur.execute("SELECT id FROM docs ORDER BY VEC_EMBED_COSINE_DISTANCE(embedding, 'document 9999') LIMIT 5")
+        latencies = []
+        down_at = None
+        for s in range(n // per_statement):
+            if s == n // per_statement // 2:
+                double.persistent = DOWN  # the provider goes down in the middle of the ingest
+                down_at = time.monotonic()
+            ids = range(s * per_statement, (s + 1) * per_statement)
+            t = time.perf_counter()
+            cur.execute("INSERT INTO docs (id, content) VALUES " + ",".join(f"({i}, '{text_of(i)}')" for i in ids))
+            latencies.append(time.perf_counter() - t)
+        latencies.sort()
+        # Every INSERT returned at once, outage or not (no provider call in the statement).
+        assert latencies[len(latencies) // 2] < 0.5 and latencies[-1] < 3.0, (latencies[len(latencies) // 2], latencies[-1])
+
+        # While it is down: rows are pending, the error is visible, searches skip and say so,
+        # full-text search finds the pending rows.
+        wait_for(lambda: backlog(cur)["error"] is not None, 15, "the outage's error")
+        state = backlog(cur)
+        assert state["pending"] > 0 and "service unavailable" in state["error"], state
+        assert state["oldest"] is not None and state["oldest"] >= 0
+        cur.execute("SELECT id FROM docs ORDER BY VEC_EMBED_COSINE_DISTANCE(embedding, 'document 9999') LIMIT 5")
+        found = [r[0] for r in cur.fetchall()]
+        cur.execute("SHOW WARNINGS")
+        warnings = cur.fetchall()
+        assert any("have no embedding yet" in w[2] and "pending" in w[2] for w in warnings), warnings
+        cur.execute("SELECT COUNT(*) FROM docs WHERE embedding IS NULL")
+        unembedded = cur.fetchone()[0]
+        assert unembedded > 0
+        cur.execute("SELECT id FROM docs WHERE embedding IS NULL LIMIT 1")
+        pending_id = cur.fetchone()[0]
+        assert pending_id not in found, "a row without a vector came back from a vector search"
+        cur.execute(f"SELECT id FROM docs WHERE FTS_MATCH_WORD('w{pending_id}x', content)")
+        assert [r[0] for r in cur.fetchall()] == [pending_id]
+
+        time.sleep(max(0.0, 30 - (time.monotonic() - down_at)))
+        double.persistent = None  # back
+        cur.execute("SELECT EMBEDDING_WAIT('docs', 50)")
+        assert cur.fetchone()[0] == 0
+        state = backlog(cur)
+        assert (state["pending"], state["failed"]) == (0, 0), state
+
+        got = vectors(cur)
+        assert sorted(got) == list(range(n)), "rows lost"
+        for i in range(0, n, 37):
+            assert_vector_of(got[i], text_of(i))
+        assert all(v is not None for v in got.values())
+        cur.execute("SELECT id FROM docs ORDER BY VEC_EMBED_COSINE_DISTANCE(embedding, %s) LIMIT 1", (text_of(4242),))
+        assert cur.fetchone()[0] == 4242
+        cur.execute("SHOW WARNINGS")
+        assert cur.fetchall() == ()
+    counts = collections.Counter(double.served)
+    assert set(counts) == {text_of(i) for i in range(n)} | {"document 9999"}
+    twice = [t for t, c in counts.items() if c > 1]
+    assert not twice, f"{len(twice)} texts embedded more than once, e.g. {twice[:3]}"
+
+
+# -- kill -9 during the drain -------------------------------------------------------------------
+
+K = "kill: "
+
+
+def test_kill_during_the_drain_loses_nothing_and_resends_nothing_stored(
+        server: EmbedbServer, conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    n = 2000
+    double.delay = 0.5  # a drain of ~16 s: 4 rounds of 32 requests, 4 at a time
+    with conn.cursor() as cur:
+        cur.execute("SELECT DATABASE()")
+        db = cur.fetchone()[0]
+        create_docs(cur)
+        for s in range(0, n, 500):
+            cur.execute("INSERT INTO docs (id, content) VALUES " + ",".join(f"({i}, '{text_of(i, K)}')" for i in range(s, s + 500)))
+        wait_for(lambda: backlog(cur)["embedded"] >= 512, 60, "a first stored round")
+        assert backlog(cur)["pending"] > 0, "drained before the kill: make the drain slower"
+    conn.close()
+    double.persistent = DOWN  # nothing more is stored until we have looked
+    server.restart(hard=True)
+    c = connect(*server.address, database=db, autocommit=True)
+    try:
+        with c.cursor() as cur:
+            before = {i for i, v in vectors(cur).items() if v is not None}
+            assert 0 < len(before) < n
+            served_before = collections.Counter(double.served)
+            double.served.clear()
+            double.delay = 0.0
+            double.persistent = None
+            cur.execute("SELECT EMBEDDING_WAIT('docs', 50)")
+            assert cur.fetchone()[0] == 0
+            got = vectors(cur)
+            assert sorted(got) == list(range(n)) and all(v is not None for v in got.values())
+            for i in range(0, n, 29):
+                assert_vector_of(got[i], text_of(i, K))
+            resent = set(double.served)
+            stored_texts = {text_of(i, K) for i in before}
+            assert not (resent & stored_texts), f"{len(resent & stored_texts)} stored texts were sent again"
+            # Everything was sent, and only texts that were in flight at the kill twice.
+            assert set(served_before) | resent == {text_of(i, K) for i in range(n)}
+    finally:
+        c.close()
+
+
+# -- an UPDATE racing the worker -----------------------------------------------------------------
+
+def test_an_update_racing_the_worker_ends_with_the_newest_text(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    with conn.cursor() as cur:
+        create_docs(cur)
+        double.gate = threading.Event()
+        cur.execute("INSERT INTO docs (id, content) VALUES (1, 'the old text')")
+        # The worker has sent the old text and waits for the reply ...
+        wait_for(lambda: any("the old text" in r.body.get("input", []) for r in list(double.requests)), 15, "the worker's request")
+        # ... when the text changes.
+        cur.execute("UPDATE docs SET content = 'the new text' WHERE id = 1")
+        double.gate.set()
+        cur.execute("SELECT EMBEDDING_WAIT('docs', 30)")
+        assert cur.fetchone()[0] == 0
+        assert_vector_of(vectors(cur)[1], "the new text")
+        assert double.served.count("the old text") == 1 and double.served.count("the new text") == 1
+        # And the other way round: the worker stores first, the UPDATE queues the row again.
+        double.gate = None
+        cur.execute("UPDATE docs SET content = 'the newest text' WHERE id = 1")
+        cur.execute("SELECT EMBEDDING_WAIT('docs', 30)")
+        assert cur.fetchone()[0] == 0
+        assert_vector_of(vectors(cur)[1], "the newest text")
+        # NULL text: NULL vector, nothing queued; a deleted row takes its entry with it.
+        double.persistent = DOWN
+        cur.execute("INSERT INTO docs (id, content) VALUES (2, NULL), (3, 'to be deleted')")
+        cur.execute("DELETE FROM docs WHERE id = 3")
+        cur.execute("SELECT ROW_ID FROM information_schema.EMBEDDING_BACKLOG_ROWS WHERE TABLE_SCHEMA = DATABASE()")
+        assert cur.fetchall() == ()
+        cur.execute("INSERT INTO docs (id, content) VALUES (4, 'waits')")
+        cur.execute("SELECT TABLE_NAME, COLUMN_NAME, ROW_ID, STATE FROM information_schema.EMBEDDING_BACKLOG_ROWS WHERE TABLE_SCHEMA = DATABASE()")
+        assert cur.fetchall() == (("docs", "embedding", 4, "pending"),)
+        cur.execute("SELECT EMBEDDING_WAIT('docs', 0.2)")
+        assert cur.fetchone()[0] == 1
+        cur.execute("DROP TABLE docs")
+        cur.execute("SELECT COUNT(*) FROM information_schema.EMBEDDING_BACKLOG_ROWS WHERE TABLE_SCHEMA = DATABASE()")
+        assert cur.fetchone()[0] == 0
+
+
+# -- a text the provider rejects --------------------------------------------------------------
+
+def test_a_rejected_text_fails_alone_and_is_retried_on_demand(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    double.poison = "POISON"
+    with conn.cursor() as cur:
+        create_docs(cur)
+        cur.execute("INSERT INTO docs (id, content) VALUES " + ",".join(
+            f"({i}, '{'POISON pill' if i == 17 else text_of(i)}')" for i in range(60)))
+        wait_for(lambda: backlog(cur)["pending"] == 0, 60, "the backlog to settle")
+        state = backlog(cur)
+        assert (state["failed"], state["embedded"]) == (1, 59), state
+        cur.execute("SELECT ROW_ID, STATE, ATTEMPTS, LAST_ERROR FROM information_schema.EMBEDDING_BACKLOG_ROWS "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'docs'")
+        (row_id, st, attempts, error), = cur.fetchall()
+        assert (row_id, st, attempts) == (17, "failed", 3) and "input rejected" in error, error
+        got = vectors(cur)
+        assert got[17] is None and all(got[i] is not None for i in range(60) if i != 17)
+        cur.execute("SELECT id FROM docs ORDER BY VEC_EMBED_COSINE_DISTANCE(embedding, 'x') LIMIT 100")
+        assert 17 not in [r[0] for r in cur.fetchall()]
+        cur.execute("SHOW WARNINGS")
+        assert any("1 failed" in w[2] for w in cur.fetchall())
+        # Fixed on the provider's side: retried on demand.
+        double.poison = None
+        cur.execute("SELECT EMBEDDING_RETRY('docs')")
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT EMBEDDING_WAIT('docs', 30)")
+        assert cur.fetchone()[0] == 0
+        assert_vector_of(vectors(cur)[17], "POISON pill")
+        assert backlog(cur)["failed"] == 0
+        with pytest.raises(pymysql.MySQLError) as ei:
+            cur.execute("SELECT EMBEDDING_WAIT('no_such_table', 1)")
+        assert ei.value.args[0] == 1146
