@@ -20,7 +20,7 @@ import pymysql
 import pytest
 
 from conftest import connect, own_server
-from doubles.embedding_api import EmbeddingDouble, vector_for
+from doubles.embedding_api import running, EmbeddingDouble, vector_for
 from sqltest import EmbedbServer
 
 KEY = "jina-SECRET-async-key"
@@ -40,11 +40,8 @@ def create_docs(cur, name: str = "docs") -> None:
 
 @pytest.fixture(scope="module")
 def double() -> Iterator[EmbeddingDouble]:
-    d = EmbeddingDouble(valid_keys={KEY}).start()
-    try:
+    with running({KEY}) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pymysql
 import pytest
 
 from conftest import connect, own_server
-from doubles.embedding_api import JINA_PATH, OPENAI_PATH, EmbeddingDouble, cosine_distance, vector_for
+from doubles.embedding_api import running, JINA_PATH, OPENAI_PATH, EmbeddingDouble, cosine_distance, vector_for
 from sqltest import EmbedbServer
 
 JINA_KEY = "jina-SECRET-key-0001"
@@ -71,11 +71,8 @@ UNAUTHORIZED_OPENAI = ("OpenAI returns status unauthorized, check your API key. 
 
 @pytest.fixture(scope="module")
 def double() -> Iterator[EmbeddingDouble]:
-    d = EmbeddingDouble(valid_keys={JINA_KEY, OPENAI_KEY}).start()
-    try:
+    with running({JINA_KEY, OPENAI_KEY}) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture(scope="module")

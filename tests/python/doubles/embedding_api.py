@@ -25,9 +25,10 @@ import random
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 JINA_PATH = "/v1/embeddings"
 OPENAI_PATH = "/openai/v1/embeddings"
@@ -227,3 +228,13 @@ class EmbeddingDouble:
             out = list(self.requests)
             self.requests.clear()
             return out
+
+
+@contextmanager
+def running(valid_keys: set[str]) -> Iterator[EmbeddingDouble]:
+    """A started double accepting `valid_keys`, stopped afterwards (a module fixture's body)."""
+    d = EmbeddingDouble(valid_keys=valid_keys).start()
+    try:
+        yield d
+    finally:
+        d.stop()
