@@ -99,9 +99,12 @@ struct Work {
 impl State {
     /// Take and run one round. Returns whether there was work.
     fn round(&mut self, engine: &Engine) -> Result<bool> {
+        let started = Instant::now();
         let Some(work) = self.next_work(engine)? else { return Ok(false) };
         let spec = format!("{}/{}", work.provider, work.model);
+        let picked = started.elapsed();
         let results = embed_in_requests(engine, &spec, &work);
+        let embedded = started.elapsed();
         let progress = &engine.embedder.backlog;
         let col = (work.table.id, work.column_id);
         let mut done: Vec<(usize, Vec<f32>)> = Vec::new();
@@ -120,6 +123,14 @@ impl State {
         // Texts whose vector came back are stored whatever happened to the others.
         let stored = store_vectors(engine, &work, &done)?;
         progress.embedded(col.0, col.1, stored);
+        tracing::debug!(
+            "backlog round of {}.{}: {} texts, {} stored; picked in {picked:?}, embedded by {embedded:?}, stored by {:?}",
+            work.table.name,
+            work.table.columns[work.position].name,
+            work.entries.len(),
+            stored,
+            started.elapsed()
+        );
         let now = Instant::now();
         let p = self.providers.entry(work.provider.clone()).or_default();
         if let Some(e) = outage {

@@ -341,6 +341,9 @@ pub struct Session {
     pub plan_cache: crate::sql::plan_cache::PlanCache,
     /// Whether reads by key skip DataFusion (`sql::point_get`); tests turn it off to compare.
     pub point_get: bool,
+    /// The open transaction queued rows for async embedding: the backlog worker is woken when
+    /// it commits.
+    pub(crate) queued_embeddings: bool,
     /// SQL `SAVEPOINT`s of the open transaction, oldest first (names compare case-insensitively).
     pub savepoints: Vec<(String, embedb_storage::Savepoint)>,
     /// Who the session is and what it may do (`crate::privileges`).
@@ -428,6 +431,7 @@ impl Session {
             alias_headers: Default::default(),
             plan_cache: Default::default(),
             point_get: true,
+            queued_embeddings: false,
             savepoints: Vec::new(),
             privileges,
             client_host: host.to_string(),
@@ -816,10 +820,19 @@ impl Session {
             None => Ok(()),
         };
         self.release_locks();
+        self.wake_backlog(r.is_ok());
         Ok(r?)
     }
 
+    /// After a commit (`committed`) or a rollback: wake the backlog worker if rows were queued.
+    fn wake_backlog(&mut self, committed: bool) {
+        if std::mem::take(&mut self.queued_embeddings) && committed {
+            self.engine.embedder.backlog.notify();
+        }
+    }
+
     pub fn rollback_open(&mut self) {
+        self.queued_embeddings = false;
         self.in_txn = false;
         self.savepoints.clear();
         if let Some(t) = self.txn.take() {
@@ -857,11 +870,14 @@ impl Session {
             self.txn = None;
             match r {
                 Ok(out) => {
-                    txn.commit()?;
+                    let committed = txn.commit();
+                    self.wake_backlog(committed.is_ok());
+                    committed?;
                     Ok(out)
                 }
                 Err(e) => {
                     txn.rollback();
+                    self.queued_embeddings = false;
                     Err(e)
                 }
             }

@@ -410,6 +410,7 @@ impl Session {
                         })
                         .collect();
                     let texts = if col.generated.is_some() { self.fill_generated(info, &mut new_rows, None).await? } else { Vec::new() };
+                    self.queued_embeddings |= !texts.is_empty();
                     if !col.nullable && new_rows.iter().any(|r| matches!(r.values.last(), Some(Datum::Null))) {
                         return Err(SqlError::new(1138, "22004", "Invalid use of NULL value"));
                     }

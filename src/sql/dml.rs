@@ -222,6 +222,7 @@ impl Session {
             }
         }
         let texts = self.fill_generated_except(&info, &mut rows, None, &kept).await?;
+        self.queued_embeddings |= !texts.is_empty();
         assign_handles(self, &info, &mut rows)?;
         for (i, r) in rows.iter_mut().enumerate() {
             if ins.ignore {
@@ -365,6 +366,7 @@ impl Session {
     ) -> Result<bool> {
         let mut rows = vec![updated.clone()];
         let texts = self.fill_generated(info, &mut rows, Some(changed_cols)).await?;
+        self.queued_embeddings |= !texts.is_empty();
         updated = rows.pop().unwrap();
         if let Some(pk) = &info.pk_handle {
             let i = info.column_index(pk).unwrap();
