@@ -70,6 +70,12 @@ impl super::Provider for LocalProvider {
         "Local"
     }
 
+    fn fits(&self, model: &str, texts: &[&str]) -> Result<Option<(Vec<bool>, usize)>> {
+        let m = self.model(model)?;
+        let fits = texts.iter().map(|t| m.fits(t)).collect::<std::result::Result<Vec<bool>, _>>().map_err(|e| SqlError::other(format!("Local: {e}")))?;
+        Ok(Some((fits, m.max_seq_len())))
+    }
+
     fn embed(&self, model: &str, texts: &[&str], _options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
         let m = self.model(model)?;
         let stop = || call.interrupt.is_set();

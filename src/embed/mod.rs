@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
 use crate::error::{Result, SqlError};
-pub use provider::{Call, Provider, Usage, UsageCell};
+pub use provider::{Call, Provider, Usage, UsageCell, INPUT_REFUSED_STATE};
 
 /// Providers TiDB knows (the order of its error message), plus our in-process `local`.
 pub const PROVIDERS: &[&str] = &["openai", "jina_ai", "cohere", "gemini", "huggingface", "nvidia_nim", "local"];
@@ -136,25 +136,71 @@ pub enum Mode {
     Async,
 }
 
-/// The column's mode from its options; unknown `embedb.` keys and values are errors (1210),
-/// so that a typo does not silently leave a column synchronous.
-pub fn column_mode(m: &Map<String, Value>) -> Result<Mode> {
+/// What happens to a text longer than the model's input limit (known for `local` models; a remote
+/// provider applies its own rule, e.g. Jina's `truncate` option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongText {
+    /// Embed its first word pieces, with a warning per statement and a count in usage (the
+    /// local model's behaviour, as sentence-transformers').
+    Truncate,
+    /// Refuse the text: the statement fails (an async row is marked failed).
+    Error,
+}
+
+/// embedb's own options of an `EMBED_TEXT` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnOptions {
+    pub mode: Mode,
+    pub long_text: LongText,
+}
+
+/// embedb's own options (`embedb.mode`, `embedb.long_text`); unknown `embedb.` keys and values are
+/// errors (1210), so that a typo does not silently leave a column as it was.
+pub fn own_options(m: &Map<String, Value>) -> Result<OwnOptions> {
     let bad = |why: String| SqlError::new(1210, "HY000", format!("Incorrect EMBED_TEXT option: {why}"));
-    let mut mode = Mode::Sync;
+    let mut o = OwnOptions { mode: Mode::Sync, long_text: LongText::Truncate };
     for (k, v) in m {
         let Some(own) = k.strip_prefix(OWN_OPTION_PREFIX) else { continue };
-        match own {
-            "mode" => {
-                mode = match v.as_str().map(str::to_ascii_lowercase).as_deref() {
-                    Some("sync") => Mode::Sync,
-                    Some("async") => Mode::Async,
-                    _ => return Err(bad(format!("'{k}' must be \"sync\" or \"async\", got {v}"))),
-                }
-            }
-            _ => return Err(bad(format!("unknown option '{k}' (embedb's own options: embedb.mode)"))),
+        let value = v.as_str().map(str::to_ascii_lowercase);
+        match (own, value.as_deref()) {
+            ("mode", Some("sync")) => o.mode = Mode::Sync,
+            ("mode", Some("async")) => o.mode = Mode::Async,
+            ("mode", _) => return Err(bad(format!("'{k}' must be \"sync\" or \"async\", got {v}"))),
+            ("long_text", Some("truncate")) => o.long_text = LongText::Truncate,
+            ("long_text", Some("error")) => o.long_text = LongText::Error,
+            ("long_text", _) => return Err(bad(format!("'{k}' must be \"truncate\" or \"error\", got {v}"))),
+            _ => return Err(bad(format!("unknown option '{k}' (embedb's own options: embedb.mode, embedb.long_text)"))),
         }
     }
-    Ok(mode)
+    Ok(o)
+}
+
+/// The column's mode from its options (see [`own_options`]).
+pub fn column_mode(m: &Map<String, Value>) -> Result<Mode> {
+    own_options(m).map(|o| o.mode)
+}
+
+/// What a connection's statements learnt while embedding, for the statement's warnings.
+#[derive(Default)]
+pub struct Notes {
+    /// Texts cut at their model's input limit, and the last (model, limit).
+    truncated: std::sync::atomic::AtomicU64,
+    limit: Mutex<Option<(String, usize)>>,
+}
+
+impl Notes {
+    pub fn truncated(&self, n: u64, model: &str, limit: usize) {
+        if n > 0 {
+            self.truncated.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            *self.limit.lock() = Some((model.to_string(), limit));
+        }
+    }
+    /// The statement's warning, if texts were truncated (and the count reset).
+    pub fn take_warning(&self) -> Option<String> {
+        let n = self.truncated.swap(0, std::sync::atomic::Ordering::Relaxed);
+        let (model, limit) = self.limit.lock().take()?;
+        (n > 0).then(|| format!("{n} text(s) longer than {model}'s input limit of {limit} tokens were truncated to it"))
+    }
 }
 
 /// Options used when embedding stored rows: `k@search` keys and embedb's own keys are dropped.
@@ -299,6 +345,7 @@ impl Embedder {
 
     /// Embed texts with `spec` (`provider/model`) and final options. `None` texts give `None`.
     /// `interrupt` (the statement's connection) stops a provider call that is still running.
+    /// Texts over the model's input limit are truncated (see [`Embedder::embed_long`]).
     pub fn embed(
         &self,
         spec: &str,
@@ -306,10 +353,42 @@ impl Embedder {
         options: &Map<String, Value>,
         interrupt: &Arc<crate::interrupt::Interrupt>,
     ) -> Result<Vec<Option<Vec<f32>>>> {
+        self.embed_long(spec, texts, options, interrupt, LongText::Truncate, None)
+    }
+
+    /// [`Embedder::embed`] with a long-text policy: where the provider knows its input limit
+    /// (`local`), texts over it are counted in usage and `notes` (Truncate), or refused before any
+    /// embedding (Error: 1105 with SQLSTATE 22000, the input's fault).
+    pub fn embed_long(
+        &self,
+        spec: &str,
+        texts: &[Option<&str>],
+        options: &Map<String, Value>,
+        interrupt: &Arc<crate::interrupt::Interrupt>,
+        long_text: LongText,
+        notes: Option<&Notes>,
+    ) -> Result<Vec<Option<Vec<f32>>>> {
         let (p, model) = parse_model(spec)?;
         let provider = self.providers.get(&p).ok_or_else(|| {
             SqlError::other(format!("embedding provider '{p}' is not available in this build yet"))
         })?;
+        let present: Vec<&str> = texts.iter().flatten().copied().collect();
+        if let Some((fits, limit)) = provider.fits(&model, &present)? {
+            let over = fits.iter().filter(|f| !**f).count() as u64;
+            if over > 0 {
+                if long_text == LongText::Error {
+                    return Err(SqlError::new(
+                        1105,
+                        provider::INPUT_REFUSED_STATE,
+                        format!("{}: {over} text(s) longer than {spec}'s input limit of {limit} tokens (\"embedb.long_text\": \"error\")", provider.display_name()),
+                    ));
+                }
+                self.usage_cell(&p, &model).truncated(over);
+                if let Some(n) = notes {
+                    n.truncated(over, spec, limit);
+                }
+            }
+        }
         let opts = Value::Object(options.clone()).to_string();
         let key = |t: &str| format!("{p}/{model}\u{0}{opts}\u{0}{t}");
         let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];

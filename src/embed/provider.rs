@@ -17,6 +17,11 @@ pub trait Provider: Send + Sync {
     /// Embed `texts` (distinct, non-empty list) with `model` and the request options; one vector per
     /// text, in order.
     fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &Call) -> Result<Vec<Vec<f32>>>;
+    /// Which texts fit `model`'s input limit, and the limit (in tokens), where the provider knows
+    /// them (`local`); None where it does not (remote providers apply their own rule).
+    fn fits(&self, _model: &str, _texts: &[&str]) -> Result<Option<(Vec<bool>, usize)>> {
+        Ok(None)
+    }
     /// Texts per request: a call of up to this many succeeds or fails as one.
     fn batch_size(&self) -> usize {
         usize::MAX
@@ -50,6 +55,8 @@ pub struct UsageCell {
     cache_hits: AtomicU64,
     errors: AtomicU64,
     last_error: Mutex<String>,
+    /// Texts cut at the model's input limit.
+    truncated: AtomicU64,
 }
 
 /// A copy of a [`UsageCell`].
@@ -65,6 +72,7 @@ pub struct Usage {
     pub cache_hits: u64,
     pub errors: u64,
     pub last_error: String,
+    pub truncated: u64,
 }
 
 impl UsageCell {
@@ -85,6 +93,10 @@ impl UsageCell {
         self.cache_hits.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn truncated(&self, n: u64) {
+        self.truncated.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn error(&self, message: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock() = message.to_string();
@@ -98,6 +110,7 @@ impl UsageCell {
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             last_error: self.last_error.lock().clone(),
+            truncated: self.truncated.load(Ordering::Relaxed),
         }
     }
 }

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 
-use super::{options_for_storage, parse_options, Embedder};
+use super::{options_for_storage, own_options, parse_options, Embedder, Notes};
 use crate::error::to_df;
 use crate::interrupt::Interrupt;
 
@@ -17,6 +17,8 @@ pub struct EmbedText {
     embedder: Arc<Embedder>,
     /// The connection's KILL signal: stops a provider call in flight.
     interrupt: Arc<Interrupt>,
+    /// The connection's notes (texts truncated), for the statement's warning.
+    notes: Arc<Notes>,
     signature: Signature,
 }
 
@@ -37,9 +39,9 @@ impl std::hash::Hash for EmbedText {
     }
 }
 
-pub fn embed_text_udf(embedder: Arc<Embedder>, interrupt: Arc<Interrupt>) -> ScalarUDF {
+pub fn embed_text_udf(embedder: Arc<Embedder>, interrupt: Arc<Interrupt>, notes: Arc<Notes>) -> ScalarUDF {
     // Volatile: never constant-folded (TiDB's rule); the query side embeds once per statement itself.
-    ScalarUDF::from(EmbedText { embedder, interrupt, signature: Signature::variadic_any(Volatility::Volatile) })
+    ScalarUDF::from(EmbedText { embedder, interrupt, notes, signature: Signature::variadic_any(Volatility::Volatile) })
 }
 
 fn scalar_str(c: &ColumnarValue) -> Result<Option<String>> {
@@ -87,10 +89,12 @@ impl ScalarUDFImpl for EmbedText {
             }
             return Ok(ColumnarValue::Array(Arc::new(b.finish())));
         };
-        let opts = options_for_storage(&parse_options(options.as_deref()).map_err(to_df)?);
+        let all = parse_options(options.as_deref()).map_err(to_df)?;
+        let long_text = own_options(&all).map_err(to_df)?.long_text;
+        let opts = options_for_storage(&all);
         let items: Vec<Option<&str>> = (0..n).map(|i| if texts.is_null(i) { None } else { Some(texts.value(i)) }).collect();
         let embedder = self.embedder.clone();
-        let run = || embedder.embed(&model, &items, &opts, &self.interrupt);
+        let run = || embedder.embed_long(&model, &items, &opts, &self.interrupt, long_text, Some(&self.notes));
         // Model inference and HTTP calls block: tell tokio so other connections keep running.
         let vectors = match tokio::runtime::Handle::try_current() {
             Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),

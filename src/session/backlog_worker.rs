@@ -93,6 +93,7 @@ struct Work {
     provider: String,
     model: String,
     options: serde_json::Map<String, serde_json::Value>,
+    long_text: crate::embed::LongText,
     entries: Vec<(Vec<u8>, i64, Entry)>,
 }
 
@@ -254,8 +255,10 @@ fn column_work(table: Option<&TableInfo>, column_id: u32) -> Option<Work> {
     let expr = &table.columns[position].generated.as_ref()?.expr;
     let (spec, options) = crate::sql::ddl::embed_text_call(expr)?;
     let (provider, model) = crate::embed::parse_model(&spec).ok()?;
-    let options = crate::embed::options_for_storage(&crate::embed::parse_options(options.as_deref()).ok()?);
-    Some(Work { table: table.clone(), position, column_id, provider, model, options, entries: Vec::new() })
+    let all = crate::embed::parse_options(options.as_deref()).ok()?;
+    let long_text = crate::embed::own_options(&all).ok()?.long_text;
+    let options = crate::embed::options_for_storage(&all);
+    Some(Work { table: table.clone(), position, column_id, provider, model, options, long_text, entries: Vec::new() })
 }
 
 /// Embed a round's texts one provider request's worth per call (so that a request that
@@ -276,7 +279,7 @@ fn embed_in_requests(engine: &Engine, spec: &str, work: &Work) -> Vec<(Vec<usize
                     let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(idx) = calls.get(c) else { return };
                     let texts: Vec<Option<&str>> = idx.iter().map(|&i| Some(work.entries[i].2.text.as_str())).collect();
-                    let r = engine.embedder.embed(spec, &texts, &work.options, &interrupt);
+                    let r = engine.embedder.embed_long(spec, &texts, &work.options, &interrupt, work.long_text, None);
                     out.lock().push((idx.clone(), r));
                 }
             });

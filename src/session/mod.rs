@@ -344,6 +344,8 @@ pub struct Session {
     /// The open transaction queued rows for async embedding: the backlog worker is woken when
     /// it commits.
     pub(crate) queued_embeddings: bool,
+    /// What `EMBED_TEXT` learnt during the statement (texts truncated): its warning.
+    pub(crate) embed_notes: Arc<crate::embed::Notes>,
     /// SQL `SAVEPOINT`s of the open transaction, oldest first (names compare case-insensitively).
     pub savepoints: Vec<(String, embedb_storage::Savepoint)>,
     /// Who the session is and what it may do (`crate::privileges`).
@@ -391,7 +393,8 @@ impl Session {
         let interrupt = crate::interrupt::Interrupt::new();
         engine.connections.register(connection_id, interrupt.clone());
         engine.stats.register(connection_id, user, host);
-        let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone())));
+        let embed_notes = Arc::new(crate::embed::Notes::default());
+        let ctx = new_context(cfg, Some((engine.embedder.clone(), interrupt.clone(), embed_notes.clone())));
         ctx.register_udf(crate::index::fulltext::fts_match_word_udf(engine.search.clone()));
         let vars = engine.globals.read().clone();
         let privileges = {
@@ -432,6 +435,7 @@ impl Session {
             plan_cache: Default::default(),
             point_get: true,
             queued_embeddings: false,
+            embed_notes,
             savepoints: Vec::new(),
             privileges,
             client_host: host.to_string(),
@@ -544,6 +548,11 @@ impl Session {
             },
         };
         self.engine.stats.statement_ended(self.connection_id, self.db.as_deref(), r.is_err());
+        if let Some(w) = self.embed_notes.take_warning() {
+            if r.is_ok() {
+                self.warn(1105, w);
+            }
+        }
         let r = r.map_err(|e| self.unhide(e));
         if let Err(e) = &r {
             // An error's text may quote the statement, and the statement may hold a key.
@@ -1110,7 +1119,10 @@ fn mirror_into_context(ctx: &SessionContext, var: &str, value: &str) {
 /// A DataFusion context with MySQL's implicit conversions (`sql::coerce`) ahead of DataFusion's
 /// own type coercion, and our functions registered.
 /// `embed` registers `EMBED_TEXT`, stopped by the given connection's interrupt.
-pub fn new_context(cfg: SessionConfig, embed: Option<(Arc<crate::embed::Embedder>, Arc<crate::interrupt::Interrupt>)>) -> SessionContext {
+/// The `EMBED_TEXT` function's link to its connection: the embedder, the KILL signal, the notes.
+pub type EmbedLink = (Arc<crate::embed::Embedder>, Arc<crate::interrupt::Interrupt>, Arc<crate::embed::Notes>);
+
+pub fn new_context(cfg: SessionConfig, embed: Option<EmbedLink>) -> SessionContext {
     let mut rules = datafusion::optimizer::Analyzer::new().rules;
     rules.insert(0, Arc::new(crate::sql::coerce::MysqlCoercion));
     // Top-k vector searches use the HNSW index (`index::search::ann`); its warnings live in `cfg`.
@@ -1128,8 +1140,8 @@ pub fn new_context(cfg: SessionConfig, embed: Option<(Arc<crate::embed::Embedder
         ctx.register_udf(f);
     }
     ctx.register_udwf(embedb_vector::mmr::mmr_rank_udwf());
-    if let Some((e, i)) = embed {
-        ctx.register_udf(crate::embed::udf::embed_text_udf(e, i));
+    if let Some((e, i, n)) = embed {
+        ctx.register_udf(crate::embed::udf::embed_text_udf(e, i, n));
     }
     ctx
 }

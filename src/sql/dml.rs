@@ -882,7 +882,7 @@ async fn eval_over_rows(
     }
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| SqlError::other(e.to_string()))?;
-    let ctx = crate::session::new_context(datafusion::prelude::SessionConfig::new(), Some((session.engine.embedder.clone(), session.interrupt.clone())));
+    let ctx = crate::session::new_context(datafusion::prelude::SessionConfig::new(), Some((session.engine.embedder.clone(), session.interrupt.clone(), session.embed_notes.clone())));
     let mem = MemTable::try_new(schema, vec![vec![batch]])?;
     ctx.register_table("__rows", Arc::new(mem))?;
     let items: Vec<String> = exprs.iter().enumerate().map(|(k, e)| format!("{e} AS `e{k}`")).collect();

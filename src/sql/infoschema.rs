@@ -859,7 +859,8 @@ pub fn process_rows(stats: &crate::stats::ServerStats, max_info: Option<usize>) 
         .collect()
 }
 
-/// Per (provider, model): calls, texts sent, cache hits, errors and the last error — since start.
+/// Per (provider, model): calls, texts sent, cache hits, errors and the last error, texts cut at the
+/// model's input limit — since start.
 fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
     use C::*;
     let rows = e
@@ -877,11 +878,12 @@ fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
                 i(u.cache_hits as i64),
                 i(u.errors as i64),
                 if u.last_error.is_empty() { null() } else { s(u.last_error) },
+                i(u.truncated as i64),
             ]
         })
         .collect();
     mem(
-        &[S("PROVIDER"), S("MODEL"), I("REQUESTS"), I("TEXTS"), I("TOKENS"), I("CACHE_HITS"), I("ERRORS"), S("LAST_ERROR")],
+        &[S("PROVIDER"), S("MODEL"), I("REQUESTS"), I("TEXTS"), I("TOKENS"), I("CACHE_HITS"), I("ERRORS"), S("LAST_ERROR"), I("TRUNCATED")],
         rows,
     )
 }

@@ -5,6 +5,7 @@ sentence-transformers reference in ../shared/fixtures/minilm-reference.json."""
 from __future__ import annotations
 
 import json
+import time
 import shutil
 import subprocess
 from pathlib import Path
@@ -193,3 +194,62 @@ def test_over_length_text_is_truncated_at_the_models_limit(conn: pymysql.Connect
         # ...while below it the text still counts.
         assert distance(600, 200) > 1e-4
         assert distance(100, 200) > 1e-4
+
+
+def test_long_text_policy_truncate_warns_and_counts_error_refuses(conn: pymysql.Connection) -> None:
+    """Issue 16's long-text policy with the local model (input limit 256 word pieces): the default
+    `truncate` embeds the first 256 word pieces, warns once per statement with the count, and
+    counts the texts in EMBEDDING_USAGE.TRUNCATED; `"embedb.long_text": "error"` refuses the
+    statement and changes nothing; an async column with `error` marks the row failed."""
+    long_text, short_text = "hello " * 600 + "world", "hello world"
+    with conn.cursor() as cur:
+        def truncated() -> int:
+            cur.execute("SELECT TRUNCATED FROM information_schema.EMBEDDING_USAGE WHERE PROVIDER = 'local' AND MODEL = 'all-MiniLM-L6-v2'")
+            return int(cur.fetchone()[0])
+        cur.execute("CREATE TABLE cut (id INT PRIMARY KEY, t TEXT, "
+                    "v VECTOR(384) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', t)) STORED)")
+        before = truncated()
+        cur.execute("INSERT INTO cut (id, t) VALUES (1, %s), (2, %s), (3, %s)", (long_text, short_text, long_text + " again"))
+        cur.execute("SHOW WARNINGS")
+        warnings = cur.fetchall()
+        assert len(warnings) == 1 and "2 text(s) longer than local/all-MiniLM-L6-v2's input limit of 256 tokens" in warnings[0][2], warnings
+        assert truncated() == before + 2
+        cur.execute("INSERT INTO cut (id, t) VALUES (4, %s)", (short_text,))
+        cur.execute("SHOW WARNINGS")
+        assert cur.fetchall() == ()
+
+        cur.execute("CREATE TABLE strict_len (id INT PRIMARY KEY, t TEXT, v VECTOR(384) GENERATED ALWAYS AS "
+                    "(EMBED_TEXT('local/all-MiniLM-L6-v2', t, '{\"embedb.long_text\": \"error\"}')) STORED)")
+        with pytest.raises(pymysql.MySQLError) as ei:
+            cur.execute("INSERT INTO strict_len (id, t) VALUES (1, %s), (2, %s)", (short_text, long_text))
+        assert ei.value.args[0] == 1105 and "1 text(s) longer than local/all-MiniLM-L6-v2's input limit of 256 tokens" in ei.value.args[1]
+        cur.execute("SELECT COUNT(*) FROM strict_len")
+        assert cur.fetchone()[0] == 0
+        cur.execute("INSERT INTO strict_len (id, t) VALUES (1, %s)", (short_text,))
+        with pytest.raises(pymysql.MySQLError):
+            cur.execute("UPDATE strict_len SET t = %s WHERE id = 1", (long_text,))
+        cur.execute("SELECT t FROM strict_len WHERE id = 1")
+        assert cur.fetchone()[0] == short_text
+        with pytest.raises(pymysql.MySQLError) as ei:
+            cur.execute("CREATE TABLE bad_len (t TEXT, v VECTOR(384) GENERATED ALWAYS AS "
+                        "(EMBED_TEXT('local/all-MiniLM-L6-v2', t, '{\"embedb.long_text\": \"chop\"}')) STORED)")
+        assert ei.value.args[0] == 1210 and "embedb.long_text" in ei.value.args[1]
+
+        # Async with `error`: the row commits, then fails alone in the backlog.
+        cur.execute("CREATE TABLE async_len (id INT PRIMARY KEY, t TEXT, v VECTOR(384) GENERATED ALWAYS AS "
+                    "(EMBED_TEXT('local/all-MiniLM-L6-v2', t, '{\"embedb.mode\": \"async\", \"embedb.long_text\": \"error\"}')) STORED)")
+        cur.execute("INSERT INTO async_len (id, t) VALUES (1, %s), (2, %s), (3, %s)", (short_text, long_text, "another short one"))
+        deadline = time.monotonic() + 60
+        while True:
+            cur.execute("SELECT PENDING, FAILED FROM information_schema.EMBEDDING_BACKLOG WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'async_len'")
+            pending, failed = cur.fetchone()
+            if pending == 0:
+                break
+            assert time.monotonic() < deadline, "backlog did not settle"
+            time.sleep(0.1)
+        assert failed == 1
+        cur.execute("SELECT ROW_ID, STATE, LAST_ERROR FROM information_schema.EMBEDDING_BACKLOG_ROWS WHERE TABLE_SCHEMA = DATABASE()")
+        (row_id, state, error), = cur.fetchall()
+        assert (row_id, state) == (2, "failed") and "input limit of 256 tokens" in error
+        cur.execute("SELECT id FROM async_len WHERE v IS NOT NULL ORDER BY id")
+        assert [r[0] for r in cur.fetchall()] == [1, 3]

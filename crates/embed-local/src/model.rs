@@ -183,6 +183,25 @@ impl LocalModel {
         self.encode(text)
     }
 
+    /// Whether `text` fits the model's window ([`Self::max_seq_len`] word pieces, [CLS] and [SEP]
+    /// included); a longer text is embedded from its first word pieces only. A long document is
+    /// settled by a prefix that already overflows, so it costs no more than a page.
+    pub fn fits(&self, text: &str) -> Result<bool> {
+        let overflows = |t: &str| -> Result<bool> {
+            let e = self.tokenizer.encode_fast(t, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+            Ok(!e.get_overflowing().is_empty() || e.get_ids().len() > self.max_seq_len)
+        };
+        let prefix_len = self.max_seq_len.saturating_mul(16).max(1024);
+        if self.prefix_safe && prefix_len < text.len() {
+            if let Some(space) = text.as_bytes()[prefix_len..].iter().position(|&b| b == b' ') {
+                if overflows(&text[..prefix_len + space + 1])? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(!overflows(text)?)
+    }
+
     /// Tokenises one text, truncated. For long texts only a prefix is tokenised when that provably gives
     /// the same ids as tokenising the whole text (so a megabyte document costs no more than a page).
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
