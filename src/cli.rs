@@ -96,6 +96,9 @@ struct ServeArgs {
     /// Comma-separated bases TIDB_EXP_EMBED_OPENAI_API_BASE may point to (OpenAI's own is always allowed) [default: none]
     #[arg(long, env = "EMBEDB_ALLOWED_API_BASES")]
     allowed_api_bases: Option<String>,
+    /// Requests per minute by remote provider, e.g. `jina_ai=500,openai=3000` [default: learnt from the provider's first 429]
+    #[arg(long, env = "EMBEDB_EMBED_RATE_LIMITS")]
+    embed_rate_limits: Option<String>,
     /// PEM certificate (chain) for TLS; clients may then switch to TLS [default: no TLS]
     #[arg(long, env = "EMBEDB_TLS_CERT", value_name = "PATH")]
     tls_cert: Option<PathBuf>,
@@ -260,6 +263,7 @@ where
                 embed_concurrency: args.embed_concurrency,
                 jina_api_base: args.jina_api_base,
                 allowed_api_bases: args.allowed_api_bases,
+                embed_rate_limits: args.embed_rate_limits,
                 tls_cert: args.tls_cert,
                 tls_key: args.tls_key,
                 require_secure_transport: args.require_secure_transport,

@@ -27,6 +27,8 @@ pub struct Config {
     pub jina_api_base: String,
     /// Bases `TIDB_EXP_EMBED_OPENAI_API_BASE` may point to (OpenAI's own is always allowed).
     pub allowed_api_bases: Vec<String>,
+    /// Requests per minute by remote provider: `jina_ai=500,openai=3000` (empty: learnt from 429s).
+    pub embed_rate_limits: String,
     /// PEM certificate chain and private key; with both, clients may switch to TLS.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -67,6 +69,8 @@ impl Config {
             concurrency: self.embed_concurrency.max(1),
             jina_api_base: self.jina_api_base.clone(),
             allowed_api_bases: self.allowed_api_bases.clone(),
+            // Checked when the configuration is loaded (`resolve`).
+            rate_limits: crate::embed::rate::parse_limits(&self.embed_rate_limits).unwrap_or_default(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl Default for Config {
             embed_concurrency: crate::embed::http::DEFAULT_CONCURRENCY,
             jina_api_base: crate::embed::http::DEFAULT_JINA_API_BASE.to_string(),
             allowed_api_bases: Vec::new(),
+            embed_rate_limits: String::new(),
             tls_cert: None,
             tls_key: None,
             require_secure_transport: false,
@@ -124,6 +129,7 @@ pub struct FileConfig {
     pub embed_concurrency: Option<usize>,
     pub jina_api_base: Option<String>,
     pub allowed_api_bases: Option<Vec<String>>,
+    pub embed_rate_limits: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub require_secure_transport: Option<bool>,
@@ -154,6 +160,7 @@ pub struct Overrides {
     pub jina_api_base: Option<String>,
     /// Comma-separated list.
     pub allowed_api_bases: Option<String>,
+    pub embed_rate_limits: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub require_secure_transport: Option<bool>,
@@ -199,7 +206,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let d = Config::default();
-        Ok(Config {
+        let c = Config {
             host: o.host.or(f.host).unwrap_or(d.host),
             port: o.port.or(f.port).unwrap_or(d.port),
             data_dir: o.data_dir.or(f.data_dir).unwrap_or(d.data_dir),
@@ -210,6 +217,7 @@ impl Config {
             embed_concurrency: o.embed_concurrency.or(f.embed_concurrency).unwrap_or(d.embed_concurrency),
             jina_api_base: o.jina_api_base.or(f.jina_api_base).unwrap_or(d.jina_api_base),
             allowed_api_bases: o.allowed_api_bases.map(|s| parse_list(&s)).or(f.allowed_api_bases).unwrap_or(d.allowed_api_bases),
+            embed_rate_limits: o.embed_rate_limits.or(f.embed_rate_limits).unwrap_or(d.embed_rate_limits),
             tls_cert: o.tls_cert.or(f.tls_cert),
             tls_key: o.tls_key.or(f.tls_key),
             require_secure_transport: o.require_secure_transport.or(f.require_secure_transport).unwrap_or(d.require_secure_transport),
@@ -226,7 +234,9 @@ impl Config {
                 Some(u) => parse_users(&u)?,
                 None => f.users.unwrap_or(d.users),
             },
-        })
+        };
+        crate::embed::rate::parse_limits(&c.embed_rate_limits)?;
+        Ok(c)
     }
 }
 

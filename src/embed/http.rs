@@ -12,6 +12,9 @@
 //! `embed_concurrency`, `jina_api_base`, `allowed_api_bases`); `main` hands them over with
 //! [`configure`] before the engine starts, and `Embedder::new` reads them with [`settings`].
 //!
+//! Rate limits: every attempt waits for its provider's requests-per-minute budget first
+//! (`rate`: configured, or learnt from the provider's first 429).
+//!
 //! Retry policy: a request is retried on 429, on any 5xx and on transport errors other than a
 //! timeout (connection refused/reset, DNS, broken body), up to `max_retries` times. The wait is the
 //! response's `Retry-After` (seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`]) when present,
@@ -62,6 +65,8 @@ pub struct HttpSettings {
     /// Bases `TIDB_EXP_EMBED_OPENAI_API_BASE` may name (besides OpenAI's own). SQL users cannot make
     /// the server call any other URL.
     pub allowed_api_bases: Vec<String>,
+    /// Requests per minute by provider (`rate::parse_limits`); others learn theirs from a 429.
+    pub rate_limits: std::collections::HashMap<String, u32>,
 }
 
 impl Default for HttpSettings {
@@ -72,6 +77,7 @@ impl Default for HttpSettings {
             concurrency: DEFAULT_CONCURRENCY,
             jina_api_base: DEFAULT_JINA_API_BASE.to_string(),
             allowed_api_bases: Vec::new(),
+            rate_limits: Default::default(),
         }
     }
 }
@@ -108,6 +114,8 @@ pub fn block_on<T: Send + 'static>(f: impl Future<Output = T> + Send + 'static) 
 pub struct Http {
     settings: HttpSettings,
     client: OnceLock<Result<reqwest::Client, String>>,
+    /// Requests per minute per provider, shared by every caller.
+    limits: super::rate::RateLimits,
 }
 
 /// How a request carries the API key.
@@ -127,7 +135,8 @@ pub struct Reply {
 
 impl Http {
     pub fn new(settings: HttpSettings) -> Arc<Http> {
-        Arc::new(Http { settings, client: OnceLock::new() })
+        let limits = super::rate::RateLimits::new(&settings.rate_limits);
+        Arc::new(Http { settings, client: OnceLock::new(), limits })
     }
 
     pub fn settings(&self) -> &HttpSettings {
@@ -168,10 +177,19 @@ impl Http {
                     client.post(url).header(*name, v)
                 }
             };
+            while let Some(wait) = self.limits.wait(provider) {
+                tokio::time::sleep(wait).await;
+            }
             let sent = req.json(body).send().await;
             let wait = match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    if status == 429 {
+                        let header = resp.headers().get("x-ratelimit-limit-requests").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+                        self.limits.refused(provider, header);
+                    } else {
+                        self.limits.answered(provider);
+                    }
                     if (status == 429 || status >= 500) && attempt < max {
                         let wait = retry_after(resp.headers()).unwrap_or_else(|| backoff(attempt));
                         tracing::warn!("{provider}: HTTP {status} from {url}, retry {}/{max} in {wait:?}", attempt + 1);

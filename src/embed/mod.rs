@@ -23,6 +23,7 @@ pub mod local;
 pub mod nvidia_nim;
 pub mod openai;
 pub mod provider;
+pub mod rate;
 pub mod udf;
 
 use std::collections::HashMap;

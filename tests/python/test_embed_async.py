@@ -309,3 +309,39 @@ def test_a_rejected_text_fails_alone_and_is_retried_on_demand(conn: pymysql.Conn
         with pytest.raises(pymysql.MySQLError) as ei:
             cur.execute("SELECT EMBEDDING_WAIT('no_such_table', 1)")
         assert ei.value.args[0] == 1146
+
+
+# -- a rate-limited provider --------------------------------------------------------------------
+
+def test_a_rate_limited_provider_is_never_pushed_over_its_limit_after_the_first_429(
+        conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    """The double takes 12 requests per sliding minute and answers 429 above that. The server
+    knows no limit beforehand: after the first 429 it sends at most what the minute took."""
+    n, per_request, requests = 12, 16, 20
+    double.rate_limit = (n, 60.0)
+    rows = per_request * requests
+    with conn.cursor() as cur:
+        create_docs(cur)
+        cur.execute("INSERT INTO docs (id, content) VALUES " + ",".join(f"({i}, '{text_of(i, 'rate: ')}')" for i in range(rows)))
+        deadline = time.monotonic() + 150
+        while True:
+            cur.execute("SELECT EMBEDDING_WAIT('docs', 10)")
+            if cur.fetchone()[0] == 0:
+                break
+            assert time.monotonic() < deadline, "the backlog did not drain"
+        got = vectors(cur)
+        assert all(v is not None for v in got.values()) and len(got) == rows
+        for i in range(0, rows, 13):
+            assert_vector_of(got[i], text_of(i, "rate: "))
+    assert double.refused, "the double never refused: the test did not reach the limit"
+    first = min(double.refused)
+    late = [t - first for t in double.refused if t - first > 2.0]
+    assert not late, f"429s after the first one (requests sent over the limit), at +{late} s"
+    accepted = sorted(double.accepted)
+    for i, t in enumerate(accepted):
+        in_window = sum(1 for u in accepted[i:] if u - t < 60.0)
+        assert in_window <= n, (i, in_window)
+    cur2 = conn.cursor()
+    cur2.execute("SELECT ERRORS, LAST_ERROR FROM information_schema.EMBEDDING_USAGE WHERE PROVIDER = 'jina_ai'")
+    errors, last = cur2.fetchone()
+    assert errors >= 1 and "rate limit exceeded" in last

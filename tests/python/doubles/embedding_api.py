@@ -86,6 +86,11 @@ class EmbeddingDouble:
     gate: Optional[threading.Event] = None
     # Every text answered with an embedding (status 200), in order.
     served: list[str] = field(default_factory=list)
+    # (n, seconds): at most n requests accepted per sliding window, others get 429.
+    rate_limit: Optional[tuple[int, float]] = None
+    # Arrival times of accepted requests, and of those refused by the rate limit.
+    accepted: list[float] = field(default_factory=list)
+    refused: list[float] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -138,6 +143,9 @@ class EmbeddingDouble:
             self.poison = None
             self.gate = None
             self.served.clear()
+            self.rate_limit = None
+            self.accepted.clear()
+            self.refused.clear()
             self.max_in_flight = 0
 
     # -- serving -----------------------------------------------------------------------------
@@ -186,6 +194,17 @@ class EmbeddingDouble:
             if scripted is not None:
                 status, headers, payload = scripted
                 return send(status, headers, payload)
+            if self.rate_limit is not None:
+                n, window = self.rate_limit
+                now = time.monotonic()
+                with self.lock:
+                    recent = sum(1 for t in self.accepted if now - t < window)
+                    if recent >= n:
+                        self.refused.append(now)
+                    else:
+                        self.accepted.append(now)
+                if recent >= n:
+                    return send(429, {"Retry-After": "1"}, {"detail": "rate limit exceeded"})
             if self.poison and any(self.poison in t for t in body.get("input", [])):
                 return send(400, {}, {"detail": "input rejected: unsupported content"})
             reply = self._embeddings(body, openai, seq)
