@@ -230,6 +230,8 @@ pub struct Embedder {
     cache: Mutex<Lru>,
     store: Option<embedb_storage::Store>,
     usage: Mutex<std::collections::BTreeMap<(String, String), Arc<UsageCell>>>,
+    /// The usage as last stored (`save_usage` writes what differs).
+    saved_usage: Mutex<HashMap<(String, String), Usage>>,
     /// The async columns' backlog: what this process knows beyond the stored entries.
     pub backlog: Arc<backlog::Progress>,
     /// Global variables (API keys live there); read at call time so a new key applies at once.
@@ -265,6 +267,9 @@ impl Lru {
     }
 }
 
+/// Stored usage counters: `x_embed_usage/<provider>\0<model>` → `Usage` as JSON.
+const USAGE_PREFIX: &[u8] = b"x_embed_usage/";
+
 /// Key of a persisted embedding: `x_embed/` + SHA-256 of (provider/model, options, text).
 fn store_key(full_key: &str) -> Vec<u8> {
     use sha2::Digest;
@@ -294,15 +299,60 @@ impl Embedder {
             cache: Mutex::new(Lru { map: HashMap::new(), tick: 0, cap: 10_000 }),
             store: None,
             usage: Mutex::new(Default::default()),
+            saved_usage: Mutex::new(Default::default()),
             backlog: Default::default(),
             globals,
         }
     }
 
-    /// Persist embeddings in `store` (and look there before calling a provider).
+    /// Persist embeddings in `store` (and look there before calling a provider), and the usage
+    /// counters too: those stored by an earlier run are loaded now.
     pub fn with_store(mut self, store: embedb_storage::Store) -> Embedder {
+        if let Err(e) = self.load_usage(&store) {
+            tracing::warn!("embedding usage of earlier runs not loaded: {}", e.message);
+        }
         self.store = Some(store);
         self
+    }
+
+    fn load_usage(&self, store: &embedb_storage::Store) -> Result<()> {
+        let txn = store.begin()?;
+        let mut found = Vec::new();
+        txn.scan_visit(USAGE_PREFIX, &embedb_storage::codec::prefix_end(USAGE_PREFIX), &mut |k, v| {
+            found.push((k.to_vec(), v.to_vec()));
+            true
+        })?;
+        txn.rollback();
+        for (k, v) in found {
+            let name = String::from_utf8_lossy(&k[USAGE_PREFIX.len()..]).into_owned();
+            let (Some((p, m)), Ok(u)) = (name.split_once('\u{0}'), serde_json::from_slice::<Usage>(&v)) else { continue };
+            self.usage_cell(p, m).restore(&u);
+        }
+        Ok(())
+    }
+
+    /// Store the usage counters that changed since the last call (the backlog worker calls this
+    /// a few times a second; a crash loses at most that much counting).
+    pub fn save_usage(&self) {
+        let Some(store) = &self.store else { return };
+        let current = self.usage();
+        let mut saved = self.saved_usage.lock();
+        let changed: Vec<_> = current.into_iter().filter(|(k, u)| saved.get(k) != Some(u)).collect();
+        if changed.is_empty() {
+            return;
+        }
+        let written = store.begin().map_err(SqlError::from).and_then(|txn| {
+            for ((p, m), u) in &changed {
+                let mut k = USAGE_PREFIX.to_vec();
+                k.extend_from_slice(format!("{p}\u{0}{m}").as_bytes());
+                txn.put(k, serde_json::to_vec(u).expect("usage serialises"));
+            }
+            txn.commit().map_err(SqlError::from)
+        });
+        match written {
+            Ok(()) => saved.extend(changed),
+            Err(e) => tracing::debug!("embedding usage not stored: {}", e.message),
+        }
     }
 
     /// A copy of the usage counters, per (provider, model).

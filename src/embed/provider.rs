@@ -59,8 +59,9 @@ pub struct UsageCell {
     truncated: AtomicU64,
 }
 
-/// A copy of a [`UsageCell`].
-#[derive(Clone, Debug, Default, PartialEq)]
+/// A copy of a [`UsageCell`] (also its stored form: usage survives restarts).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Usage {
     /// Requests to the provider (HTTP requests, or model runs for `local`).
     pub requests: u64,
@@ -100,6 +101,23 @@ impl UsageCell {
     pub fn error(&self, message: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock() = message.to_string();
+    }
+
+    /// Counters as stored before a restart, added to what this process counted since.
+    pub fn restore(&self, u: &Usage) {
+        self.requests.fetch_add(u.requests, Ordering::Relaxed);
+        self.texts.fetch_add(u.texts, Ordering::Relaxed);
+        if let Some(t) = u.tokens {
+            self.tokens.fetch_add(t, Ordering::Relaxed);
+            self.tokens_known.store(true, Ordering::Relaxed);
+        }
+        self.cache_hits.fetch_add(u.cache_hits, Ordering::Relaxed);
+        self.errors.fetch_add(u.errors, Ordering::Relaxed);
+        self.truncated.fetch_add(u.truncated, Ordering::Relaxed);
+        let mut last = self.last_error.lock();
+        if last.is_empty() {
+            *last = u.last_error.clone();
+        }
     }
 
     pub fn snapshot(&self) -> Usage {

@@ -58,6 +58,9 @@ pub fn start(engine: &Arc<Engine>) {
             } else {
                 false
             };
+            if engine.cluster.as_ref().is_none_or(|c| c.is_writer()) {
+                engine.embedder.save_usage();
+            }
             drop(engine);
             if !worked {
                 progress.wait(IDLE);

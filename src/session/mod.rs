@@ -162,6 +162,10 @@ impl Engine {
     /// Clean shutdown: save the vector indexes (so the next start loads them instead of
     /// rebuilding) and refuse later commits. Committed data needs nothing: it is durable.
     pub fn shutdown(&self) {
+        self.embedder.backlog.stop();
+        if self.cluster.as_ref().is_none_or(|c| c.is_writer()) {
+            self.embedder.save_usage();
+        }
         if let Some(c) = &self.cluster {
             c.leave();
         }
