@@ -76,6 +76,12 @@ impl super::Provider for LocalProvider {
         Ok(Some((fits, m.max_seq_len())))
     }
 
+    fn tokens(&self, model: &str, texts: &[&str]) -> Result<Option<Vec<usize>>> {
+        let m = self.model(model)?;
+        let counts = texts.iter().map(|t| m.token_ids(t).map(|ids| ids.len())).collect::<std::result::Result<Vec<usize>, _>>();
+        Ok(Some(counts.map_err(|e| SqlError::other(format!("Local: {e}")))?))
+    }
+
     fn embed(&self, model: &str, texts: &[&str], _options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
         let m = self.model(model)?;
         let stop = || call.interrupt.is_set();

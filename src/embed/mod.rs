@@ -15,6 +15,7 @@
 pub mod backlog;
 pub mod batcher;
 pub mod cohere;
+pub mod estimate;
 pub mod gemini;
 pub mod http;
 pub mod huggingface;
@@ -267,6 +268,17 @@ impl Lru {
     }
 }
 
+/// [`Embedder::estimate`]'s answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    /// Texts the cache answers.
+    pub cached: u64,
+    /// Tokens of the texts it does not.
+    pub tokens: u64,
+    /// Whether `tokens` were counted by the model's tokenizer (else estimated).
+    pub tokens_counted: bool,
+}
+
 /// Stored usage counters: `x_embed_usage/<provider>\0<model>` → `Usage` as JSON.
 const USAGE_PREFIX: &[u8] = b"x_embed_usage/";
 
@@ -392,6 +404,31 @@ impl Embedder {
                 tracing::warn!("embedding cache not persisted: {e}");
             }
         }
+    }
+
+    /// What embedding `texts` (distinct) with `spec` and `options` would cost: how many the cache
+    /// answers, and the tokens of the others (counted where the provider can, else estimated at
+    /// four characters per token). Sends nothing.
+    pub fn estimate(&self, spec: &str, texts: &[&str], options: &Map<String, Value>) -> Result<Estimate> {
+        let (p, model) = parse_model(spec)?;
+        let provider = self.providers.get(&p).ok_or_else(|| SqlError::other(format!("embedding provider '{p}' is not available in this build yet")))?;
+        let opts = Value::Object(options.clone()).to_string();
+        let keys: Vec<String> = texts.iter().map(|t| format!("{p}/{model}\u{0}{opts}\u{0}{t}")).collect();
+        let mut cached: Vec<bool> = {
+            let mut cache = self.cache.lock();
+            keys.iter().map(|k| cache.get(k).is_some()).collect()
+        };
+        let unknown: Vec<usize> = (0..keys.len()).filter(|&i| !cached[i]).collect();
+        let found = self.persisted(&unknown.iter().map(|&i| keys[i].clone()).collect::<Vec<_>>());
+        for (i, v) in unknown.into_iter().zip(found) {
+            cached[i] = v.is_some();
+        }
+        let rest: Vec<&str> = texts.iter().zip(&cached).filter(|(_, c)| !**c).map(|(t, _)| *t).collect();
+        let (tokens, tokens_counted) = match provider.tokens(&model, &rest)? {
+            Some(counts) => (counts.iter().sum::<usize>() as u64, true),
+            None => (rest.iter().map(|t| t.chars().count().div_ceil(4) as u64).sum(), false),
+        };
+        Ok(Estimate { cached: cached.iter().filter(|c| **c).count() as u64, tokens, tokens_counted })
     }
 
     /// Embed texts with `spec` (`provider/model`) and final options. `None` texts give `None`.

@@ -22,6 +22,11 @@ pub trait Provider: Send + Sync {
     fn fits(&self, _model: &str, _texts: &[&str]) -> Result<Option<(Vec<bool>, usize)>> {
         Ok(None)
     }
+    /// How many tokens of each text `model` would take, where the provider can count them
+    /// (`local`, up to its input limit); None where it cannot.
+    fn tokens(&self, _model: &str, _texts: &[&str]) -> Result<Option<Vec<usize>>> {
+        Ok(None)
+    }
     /// Texts per request: a call of up to this many succeeds or fails as one.
     fn batch_size(&self) -> usize {
         usize::MAX

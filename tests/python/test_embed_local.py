@@ -258,3 +258,39 @@ def test_long_text_policy_truncate_warns_and_counts_error_refuses(conn: pymysql.
         assert (row_id, state) == (2, "failed") and "input limit of 256 tokens" in error
         cur.execute("SELECT id FROM async_len WHERE v IS NOT NULL ORDER BY id")
         assert [r[0] for r in cur.fetchall()] == [1, 3]
+
+
+def test_embedding_estimate_counts_texts_cache_and_tokens_before_embedding(conn: pymysql.Connection) -> None:
+    """EMBEDDING_ESTIMATE over the rows an INSERT … SELECT would embed: distinct texts, those the
+    cache already answers, and the local tokenizer's exact token count of the rest ([CLS] and
+    [SEP] included) — without embedding anything."""
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE raw (id INT PRIMARY KEY, body TEXT)")
+        cur.execute("INSERT INTO raw VALUES (1, 'estimate alpha beta'), (2, 'estimate alpha beta'), (3, 'estimate gamma'), "
+                    "(4, NULL), (5, 'estimate delta epsilon zeta')")
+        def estimate(where: str = "") -> dict | None:
+            cur.execute(f"SELECT EMBEDDING_ESTIMATE('local/all-MiniLM-L6-v2', body) FROM raw {where}")
+            v = cur.fetchone()[0]
+            return json.loads(v) if v is not None else None
+        cur.execute("SELECT REQUESTS FROM information_schema.EMBEDDING_USAGE WHERE PROVIDER = 'local'")
+        requests_before = cur.fetchone()
+        first = estimate()
+        assert {k: first[k] for k in ("texts", "distinct", "cached", "to_embed", "tokens_counted")} == \
+            {"texts": 4, "distinct": 3, "cached": 0, "to_embed": 3, "tokens_counted": True}
+        cur.execute("SELECT body FROM raw WHERE id IN (1, 3, 5)")
+        bodies = [r[0] for r in cur.fetchall()]
+        # The tokens are the model's: each text's own count, summed.
+        per_text = []
+        for b in bodies:
+            cur.execute("SELECT EMBEDDING_ESTIMATE('local/all-MiniLM-L6-v2', %s)", (b,))
+            per_text.append(json.loads(cur.fetchone()[0])["tokens"])
+        assert first["tokens"] == sum(per_text) and all(t >= 3 for t in per_text)
+        cur.execute("SELECT REQUESTS FROM information_schema.EMBEDDING_USAGE WHERE PROVIDER = 'local'")
+        assert cur.fetchone() == requests_before, "an estimate embeds nothing"
+        # Embedded once, a text is answered by the cache.
+        cur.execute("CREATE TABLE docs (id INT PRIMARY KEY, content TEXT, "
+                    "v VECTOR(384) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', content)) STORED)")
+        cur.execute("INSERT INTO docs (id, content) SELECT id, body FROM raw WHERE id = 3")
+        second = estimate()
+        assert (second["cached"], second["to_embed"], second["tokens"]) == (1, 2, first["tokens"] - per_text[1])
+        assert estimate("WHERE id > 100") is None
