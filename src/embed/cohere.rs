@@ -84,12 +84,36 @@ static API: http::Api = http::Api {
     detail: |v| v.get("message").and_then(http::json_text),
 };
 
+static RERANK_API: http::Api = http::Api {
+    display: DISPLAY,
+    key_var: KEY_VAR,
+    encoding: ("", ""),
+    batch_size: super::rerank::BATCH_SIZE,
+    detail: |v| v.get("message").and_then(http::json_text),
+};
+
+/// `<base>/v2/rerank`.
+pub fn rerank_endpoint(base: &str) -> String {
+    let b = http::trim_base(base);
+    let b = b.strip_suffix("/embeddings").or_else(|| b.strip_suffix("/embed")).unwrap_or(&b).to_string();
+    if b.ends_with("/v2") {
+        format!("{b}/rerank")
+    } else {
+        format!("{b}/v2/rerank")
+    }
+}
+
 impl super::Provider for CohereProvider {
     fn batch_size(&self) -> usize {
         BATCH_SIZE
     }
     fn display_name(&self) -> &'static str {
         DISPLAY
+    }
+
+    fn rerank(&self, model: &str, query: &str, documents: &[&str], call: &super::Call) -> Result<Vec<f32>> {
+        let key = http::api_key(call.globals, DISPLAY, KEY_VAR)?;
+        super::rerank::rerank_remote(&self.http, &RERANK_API, rerank_endpoint(&self.base), key, model, query, documents, call)
     }
 
     fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
@@ -118,6 +142,8 @@ mod tests {
     fn shapes() {
         assert_eq!(endpoint("https://api.cohere.com/"), "https://api.cohere.com/v2/embed");
         assert_eq!(endpoint("http://h/v2"), "http://h/v2/embed");
+        assert_eq!(rerank_endpoint("https://api.cohere.com/"), "https://api.cohere.com/v2/rerank");
+        assert_eq!(rerank_endpoint("http://h/v2/embed"), "http://h/v2/rerank");
         let opts = serde_json::json!({"input_type":"search_query","output_dimension":256,"embedding_types":["int8"]});
         let b = request_body("embed-v4.0", &["a".into()], opts.as_object().unwrap());
         assert_eq!(

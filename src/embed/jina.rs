@@ -54,12 +54,36 @@ static API: http::Api = http::Api {
     detail: |v| v.get("detail").and_then(http::json_text),
 };
 
+static RERANK_API: http::Api = http::Api {
+    display: DISPLAY,
+    key_var: KEY_VAR,
+    encoding: ("", ""),
+    batch_size: super::rerank::BATCH_SIZE,
+    detail: |v| v.get("detail").and_then(http::json_text),
+};
+
+/// `<base>/v1/rerank`.
+pub fn rerank_endpoint(base: &str) -> String {
+    let b = http::trim_base(base);
+    let b = b.strip_suffix("/embeddings").or_else(|| b.strip_suffix("/embed")).unwrap_or(&b).to_string();
+    if b.ends_with("/v1") {
+        format!("{b}/rerank")
+    } else {
+        format!("{b}/v1/rerank")
+    }
+}
+
 impl super::Provider for JinaProvider {
     fn batch_size(&self) -> usize {
         BATCH_SIZE
     }
     fn display_name(&self) -> &'static str {
         DISPLAY
+    }
+
+    fn rerank(&self, model: &str, query: &str, documents: &[&str], call: &super::Call) -> Result<Vec<f32>> {
+        let key = http::api_key(call.globals, DISPLAY, KEY_VAR)?;
+        super::rerank::rerank_remote(&self.http, &RERANK_API, rerank_endpoint(&self.http.settings().jina_api_base), key, model, query, documents, call)
     }
 
     fn embed(&self, model: &str, texts: &[&str], options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
@@ -80,6 +104,9 @@ mod tests {
         assert_eq!(endpoint("http://127.0.0.1:9/"), "http://127.0.0.1:9/v1/embeddings");
         assert_eq!(endpoint("http://h/v1"), "http://h/v1/embeddings");
         assert_eq!(endpoint("http://h/v1/embeddings"), "http://h/v1/embeddings");
+        assert_eq!(rerank_endpoint("https://api.example.test/"), "https://api.example.test/v1/rerank");
+        assert_eq!(rerank_endpoint("http://h/v1"), "http://h/v1/rerank");
+        assert_eq!(rerank_endpoint("http://h/v1/embeddings"), "http://h/v1/rerank");
     }
 
     #[test]

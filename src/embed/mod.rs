@@ -25,6 +25,7 @@ pub mod nvidia_nim;
 pub mod openai;
 pub mod provider;
 pub mod rate;
+pub mod rerank;
 pub mod udf;
 
 use std::collections::HashMap;
@@ -429,6 +430,77 @@ impl Embedder {
             None => (rest.iter().map(|t| t.chars().count().div_ceil(4) as u64).sum(), false),
         };
         Ok(Estimate { cached: cached.iter().filter(|c| **c).count() as u64, tokens, tokens_counted })
+    }
+
+    /// Relevance of each text to `query` with the reranker `spec` (`provider/model`); `None` texts
+    /// give `None`. Pairs scored before are answered by the cache (memory, then store).
+    pub fn rerank(&self, spec: &str, query: &str, texts: &[Option<&str>], interrupt: &Arc<crate::interrupt::Interrupt>) -> Result<Vec<Option<f64>>> {
+        let (p, model) = parse_model(spec)?;
+        let provider = self.providers.get(&p).ok_or_else(|| SqlError::other(format!("reranking provider '{p}' is not available in this build yet")))?;
+        let key = |t: &str| format!("rerank\u{0}{p}/{model}\u{0}{query}\u{0}{t}");
+        let mut out: Vec<Option<f64>> = vec![None; texts.len()];
+        let mut missing: Vec<(usize, &str)> = Vec::new();
+        {
+            let mut cache = self.cache.lock();
+            for (i, t) in texts.iter().enumerate() {
+                if let Some(t) = t {
+                    match cache.get(&key(t)) {
+                        Some(v) => out[i] = v.first().map(|s| *s as f64),
+                        None => missing.push((i, t)),
+                    }
+                }
+            }
+        }
+        if !missing.is_empty() && self.store.is_some() {
+            let found = self.persisted(&missing.iter().map(|(_, t)| key(t)).collect::<Vec<_>>());
+            let mut still = Vec::new();
+            let mut cache = self.cache.lock();
+            for ((i, t), v) in missing.into_iter().zip(found) {
+                match v.filter(|v| v.len() == 1) {
+                    Some(v) => {
+                        out[i] = Some(v[0] as f64);
+                        cache.put(key(t), Arc::new(v));
+                    }
+                    None => still.push((i, t)),
+                }
+            }
+            missing = still;
+        }
+        let usage = self.usage_cell(&p, &model);
+        usage.cache_hits((texts.iter().flatten().count() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let mut distinct: Vec<&str> = missing.iter().map(|(_, t)| *t).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let globals = self.globals.read().clone();
+        let call = Call { globals: &globals, interrupt, usage: &usage };
+        let result = provider.rerank(&model, query, &distinct, &call);
+        usage.texts(distinct.len() as u64);
+        if let Err(e) = &result {
+            usage.error(&e.message);
+        }
+        let scores = result?;
+        if scores.len() != distinct.len() || scores.iter().any(|s| !s.is_finite()) {
+            return Err(SqlError::other(format!("{}: returned {} scores for {} documents", provider.display_name(), scores.len(), distinct.len())));
+        }
+        let mut fresh = Vec::with_capacity(distinct.len());
+        let mut by_text = HashMap::new();
+        {
+            let mut cache = self.cache.lock();
+            for (t, s) in distinct.iter().zip(scores) {
+                let v = Arc::new(vec![s]);
+                cache.put(key(t), v.clone());
+                fresh.push((key(t), v));
+                by_text.insert(*t, s as f64);
+            }
+        }
+        self.persist(&fresh);
+        for (i, t) in missing {
+            out[i] = Some(by_text[t]);
+        }
+        Ok(out)
     }
 
     /// Embed texts with `spec` (`provider/model`) and final options. `None` texts give `None`.

@@ -27,6 +27,10 @@ pub trait Provider: Send + Sync {
     fn tokens(&self, _model: &str, _texts: &[&str]) -> Result<Option<Vec<usize>>> {
         Ok(None)
     }
+    /// Relevance of each of `documents` to `query` with the reranker `model`, in order.
+    fn rerank(&self, _model: &str, _query: &str, _documents: &[&str], _call: &Call) -> Result<Vec<f32>> {
+        Err(crate::error::SqlError::other(format!("{}: this provider has no reranking API here (jina_ai and cohere do)", self.display_name())))
+    }
     /// Texts per request: a call of up to this many succeeds or fails as one.
     fn batch_size(&self) -> usize {
         usize::MAX

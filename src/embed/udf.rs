@@ -113,3 +113,77 @@ impl ScalarUDFImpl for EmbedText {
         Ok(ColumnarValue::Array(Arc::new(b.finish())))
     }
 }
+
+/// `RERANK_SCORE(model, query, text)`: the reranker's relevance of each row's text to the query
+/// (`embed::rerank`); one provider call per batch of rows and distinct query.
+pub struct RerankScore {
+    embedder: Arc<Embedder>,
+    interrupt: Arc<Interrupt>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for RerankScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RerankScore")
+    }
+}
+impl PartialEq for RerankScore {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.embedder, &o.embedder)
+    }
+}
+impl Eq for RerankScore {}
+impl std::hash::Hash for RerankScore {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        "rerank_score".hash(h)
+    }
+}
+
+pub fn rerank_score_udf(embedder: Arc<Embedder>, interrupt: Arc<Interrupt>) -> ScalarUDF {
+    ScalarUDF::from(RerankScore { embedder, interrupt, signature: Signature::variadic_any(Volatility::Volatile) })
+}
+
+impl ScalarUDFImpl for RerankScore {
+    fn name(&self) -> &str {
+        "rerank_score"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if args.len() != 3 {
+            return exec_err!("Incorrect parameter count in the call to native function 'rerank_score'");
+        }
+        Ok(DataType::Float64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let as_strings = |c: &ColumnarValue| -> Result<StringArray> {
+            let a = cast(&c.to_array(n)?, &DataType::Utf8)?;
+            Ok(a.as_any().downcast_ref::<StringArray>().unwrap().clone())
+        };
+        let (models, queries, texts) = (as_strings(&args.args[0])?, as_strings(&args.args[1])?, as_strings(&args.args[2])?);
+        let mut out: Vec<Option<f64>> = vec![None; n];
+        // Rows grouped by (model, query): one rerank call each.
+        let mut groups: std::collections::BTreeMap<(String, String), Vec<usize>> = Default::default();
+        for i in 0..n {
+            if models.is_null(i) || queries.is_null(i) || texts.is_null(i) {
+                continue;
+            }
+            groups.entry((models.value(i).to_string(), queries.value(i).to_string())).or_default().push(i);
+        }
+        for ((model, query), rows) in groups {
+            let items: Vec<Option<&str>> = rows.iter().map(|&i| Some(texts.value(i))).collect();
+            let run = || self.embedder.rerank(&model, &query, &items, &self.interrupt);
+            let scores = match tokio::runtime::Handle::try_current() {
+                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
+                _ => run(),
+            }
+            .map_err(to_df)?;
+            for (&i, s) in rows.iter().zip(scores) {
+                out[i] = s;
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(datafusion::arrow::array::Float64Array::from(out))))
+    }
+}

@@ -15,7 +15,7 @@ import pymysql
 import pytest
 
 from conftest import connect, own_server
-from doubles.embedding_api import running, JINA_PATH, OPENAI_PATH, EmbeddingDouble, cosine_distance, vector_for
+from doubles.embedding_api import running, JINA_PATH, JINA_RERANK_PATH, OPENAI_PATH, rerank_score, EmbeddingDouble, cosine_distance, vector_for
 from sqltest import EmbedbServer
 
 JINA_KEY = "jina-SECRET-key-0001"
@@ -557,3 +557,43 @@ def test_client_disconnect_stops_the_provider_call(server: EmbedbServer, conn: p
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM gone")
         assert cur.fetchone() == (0,)
+
+
+def test_rerank_in_sql_with_jina(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    """RERANK_SCORE over a candidate subquery with Jina's rerank API: requests of up to 32
+    documents sent with the key, scores in row order, usage counted under the reranker's row, the
+    pairs cached, NULL text → NULL score, a provider without a rerank API refused."""
+    model = "jina_ai/jina-reranker-v2-base-multilingual"
+    query = "java programming language"
+    words = ["java", "coffee", "programming", "island", "language", "beans", "code", "tea"]
+    docs = [(i, " ".join(words[(i * k) % len(words)] for k in range(1, 4))) for i in range(1, 41)]
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE d (id INT PRIMARY KEY, content TEXT)")
+        cur.execute("INSERT INTO d VALUES " + ",".join(f"({i}, '{t}')" for i, t in docs) + ", (41, NULL)")
+        double.take()
+        sql = (f"SELECT id, RERANK_SCORE('{model}', %s, content) AS s FROM "
+               "(SELECT id, content FROM d ORDER BY id LIMIT 41) c ORDER BY s DESC, id LIMIT 10")
+        cur.execute(sql, (query,))
+        got = cur.fetchall()
+        by_id = dict(docs)
+        want = sorted(docs, key=lambda d: (-rerank_score(query, d[1]), d[0]))[:10]
+        assert [r[0] for r in got] == [i for i, _ in want]
+        assert all(abs(s - rerank_score(query, by_id[i])) < 1e-6 for i, s in got)
+        reqs = double.take()
+        distinct = {t for _, t in docs}
+        assert all(r.path == JINA_RERANK_PATH for r in reqs)
+        assert all(r.headers["authorization"] == f"Bearer {JINA_KEY}" for r in reqs)
+        assert sum(len(r.body["documents"]) for r in reqs) == len(distinct) and max(len(r.body["documents"]) for r in reqs) <= 32
+        assert all(r.body["query"] == query and r.body["model"] == "jina-reranker-v2-base-multilingual" for r in reqs)
+        cur.execute(sql, (query,))
+        assert cur.fetchall() == got and double.take() == [], "scored pairs come from the cache"
+        cur.execute(f"SELECT RERANK_SCORE('{model}', 'q', NULL)")
+        assert cur.fetchone()[0] is None
+        cur.execute("SELECT REQUESTS, TEXTS, CACHE_HITS FROM information_schema.EMBEDDING_USAGE "
+                    "WHERE PROVIDER = 'jina_ai' AND MODEL = 'jina-reranker-v2-base-multilingual'")
+        requests, texts, hits = cur.fetchone()
+        assert (requests, texts) == (len(reqs), len(distinct)) and hits >= 40
+        code, msg = sql_error(cur, "SELECT RERANK_SCORE('openai/some-reranker', 'q', 'doc')")
+        assert "no reranking API" in msg
+        code, msg = sql_error(cur, "SELECT RERANK_SCORE('jina_ai/x', 'q')")
+        assert "parameter count" in msg.lower()

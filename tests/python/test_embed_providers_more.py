@@ -16,7 +16,8 @@ import pytest
 
 from conftest import connect, own_server
 from doubles.embedding_api import vector_for
-from doubles.embedding_api_more import COHERE_PATH, DEFAULT_DIMS, NIM_PATH, MoreEmbeddingDouble
+from doubles.embedding_api import rerank_score
+from doubles.embedding_api_more import COHERE_RERANK_PATH, COHERE_PATH, DEFAULT_DIMS, NIM_PATH, MoreEmbeddingDouble
 from sqltest import EmbedbServer
 
 KEYS = {
@@ -126,6 +127,28 @@ def test_cohere(conn: pymysql.Connection, double: MoreEmbeddingDouble) -> None:
         assert [x.body for x in double.take()] == [{
             "model": "embed-v4.0", "texts": ["a cohere query"], "input_type": "search_query",
             "output_dimension": 256, "truncate": "END", "embedding_types": ["float"]}]
+
+
+def test_cohere_rerank_in_sql(conn: pymysql.Connection, double: MoreEmbeddingDouble) -> None:
+    """RERANK_SCORE with Cohere's rerank API: the request's shape, scores in row order, the cache."""
+    docs = [(1, "alpha beta gamma"), (2, "beta gamma"), (3, "delta"), (4, "alpha gamma delta")]
+    query = "alpha gamma"
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE d (id INT PRIMARY KEY, content TEXT)")
+        cur.execute("INSERT INTO d VALUES " + ",".join(f"({i}, '{t}')" for i, t in docs))
+        double.take()
+        sql = ("SELECT id, RERANK_SCORE('cohere/rerank-v3.5', %s, content) AS s FROM d ORDER BY s DESC")
+        cur.execute(sql, (query,))
+        got = cur.fetchall()
+        want = sorted(docs, key=lambda d: -rerank_score(query, d[1]))
+        assert [r[0] for r in got] == [i for i, _ in want]
+        assert all(abs(s - rerank_score(query, dict(docs)[i])) < 1e-6 for i, s in got)
+        (r,) = double.take()
+        assert r.path == COHERE_RERANK_PATH and r.headers["authorization"] == f"Bearer {KEYS['COHERE']}"
+        assert r.body["model"] == "rerank-v3.5" and r.body["query"] == query
+        assert sorted(r.body["documents"]) == sorted(t for _, t in docs) and r.body["top_n"] == 4
+        cur.execute(sql, (query,))
+        assert cur.fetchall() == got and double.take() == [], "scored pairs come from the cache"
 
 
 def test_cohere_errors(conn: pymysql.Connection, double: MoreEmbeddingDouble) -> None:

@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator, Optional
 
 JINA_PATH = "/v1/embeddings"
+JINA_RERANK_PATH = "/v1/rerank"
 OPENAI_PATH = "/openai/v1/embeddings"
 
 DEFAULT_DIMS = {
@@ -57,6 +58,23 @@ def vector_for(text: str, dims: int) -> list[float]:
         if axis < dims:
             v[axis] += weight
     return list(struct.unpack(f"<{dims}f", struct.pack(f"<{dims}f", *v)))
+
+
+def rerank_score(query: str, document: str) -> float:
+    """The double's reranker: the share of the query's words in the document, plus a small
+    hash-seeded tie-breaker below 0.001."""
+    q, d = set(query.lower().split()), set(document.lower().split())
+    jitter = int.from_bytes(hashlib.sha256((query + "\0" + document).encode()).digest()[:4], "big") / 2**32 / 1000
+    return len(q & d) / max(len(q), 1) + jitter
+
+
+def rerank_reply(body: dict) -> dict:
+    """A rerank API's answer (Jina's and Cohere's share it): results sorted by score, best first."""
+    docs = body["documents"]
+    results = [{"index": i, "relevance_score": rerank_score(body["query"], d)} for i, d in enumerate(docs)]
+    results.sort(key=lambda r: -r["relevance_score"])
+    return {"model": body["model"], "results": results[: body.get("top_n") or len(results)],
+            "usage": {"total_tokens": sum(len(d.split()) for d in docs)}}
 
 
 def cosine_distance(a: list[float], b: list[float]) -> float:
@@ -183,6 +201,11 @@ class EmbeddingDouble:
             if gate is not None:
                 gate.wait(60)
             openai = path == OPENAI_PATH
+            if path == JINA_RERANK_PATH:
+                auth = h.headers.get("Authorization", "")
+                if auth[len("Bearer "):] not in self.valid_keys:
+                    return send(401, {}, {"detail": "Invalid API key"})
+                return send(200, {}, rerank_reply(body))
             if path not in (JINA_PATH, OPENAI_PATH):
                 return send(404, {}, {"detail": "Not Found"})
             auth = h.headers.get("Authorization", "")

@@ -2,6 +2,7 @@
 for embedb's provider tests (``test_embed_providers_more.py``). Vectors are ``vector_for(text, dims)``
 from ``embedding_api``; each API's reply has its own shape, and errors look like that API's.
 
+* ``POST /v2/rerank`` — Cohere rerank v2 (scores from ``embedding_api.rerank_score``).
 * ``POST /v2/embed`` — Cohere embed v2 (bearer key; ``{"embeddings": {"float": [...]}}``; errors
   ``{"message": ...}``). Dimensions from ``output_dimension``.
 * ``POST /v1beta/models/<model>:batchEmbedContents`` — Gemini (``x-goog-api-key``; a bad key is 400
@@ -28,9 +29,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
-from doubles.embedding_api import Recorded, vector_for
+from doubles.embedding_api import Recorded, rerank_reply, vector_for
 
 COHERE_PATH = "/v2/embed"
+COHERE_RERANK_PATH = "/v2/rerank"
 GEMINI_RE = re.compile(r"^/v1beta/models/([^/:]+):batchEmbedContents$")
 HF_RE = re.compile(r"^/hf/models/(.+)/pipeline/feature-extraction$")
 NIM_PATH = "/nim/v1/embeddings"
@@ -104,6 +106,11 @@ class MoreEmbeddingDouble:
         bearer = headers.get("authorization", "")
         bearer = bearer[len("Bearer "):] if bearer.startswith("Bearer ") else None
 
+        if path == COHERE_RERANK_PATH:
+            if bearer not in self.valid_keys:
+                return self._send(h, 401, {"id": "x", "message": "invalid api token"})
+            reply = rerank_reply(body)
+            return self._send(h, 200, {"id": "r1", "results": reply["results"], "meta": {"billed_units": {"search_units": 1}}})
         if path == COHERE_PATH:
             if bearer not in self.valid_keys:
                 return self._send(h, 401, {"id": "x", "message": "invalid api token"})
