@@ -36,6 +36,10 @@
 //! `"mmr": lambda` (0 to 1) diversifies the answer: the best `candidates` fused rows are
 //! re-ranked by maximal marginal relevance (`MMR_RANK(vector_col, _score, lambda)`, see
 //! `embedb_vector::mmr`), so a row much like one already returned yields to a different one.
+//!
+//! `"rerank": "jina_ai/jina-reranker-v2-base-multilingual"` re-scores the best
+//! `rerank_candidates` (default 50) fused rows with the reranker (`RERANK_SCORE` of the query and
+//! the text column) and returns the best `k` by that score, in an extra `_rerank_score` column.
 
 use std::ops::ControlFlow;
 
@@ -56,6 +60,9 @@ const QUERY_MARK: &str = "\u{1}hybrid_search_query";
 
 /// Default number of candidates each side contributes.
 const DEFAULT_CANDIDATES: usize = 100;
+
+/// Default number of fused rows a reranker scores.
+const DEFAULT_RERANK_CANDIDATES: usize = 50;
 
 /// Default RRF constant (TiDB's and pytidb's).
 const DEFAULT_RRF_K: usize = 60;
@@ -161,8 +168,10 @@ impl Expander<'_> {
             Some(_) => return Err(bad_args("options (the 6th argument) are a JSON string")),
         };
         for key in opts.keys() {
-            if !matches!(key.as_str(), "candidates" | "rrf_k" | "distance" | "vector" | "fusion" | "vector_weight" | "text_weight" | "mmr") {
-                return Err(bad_args(&format!("unknown option '{key}' (known: candidates, rrf_k, distance, vector, fusion, vector_weight, text_weight, mmr)")));
+            if !matches!(key.as_str(), "candidates" | "rrf_k" | "distance" | "vector" | "fusion" | "vector_weight" | "text_weight" | "mmr" | "rerank" | "rerank_candidates") {
+                return Err(bad_args(&format!(
+                    "unknown option '{key}' (known: candidates, rrf_k, distance, vector, fusion, vector_weight, text_weight, mmr, rerank, rerank_candidates)"
+                )));
             }
         }
         let number = |key: &str, default: usize| -> Result<usize> {
@@ -193,6 +202,21 @@ impl Expander<'_> {
             None => None,
             Some(v) => Some(v.as_f64().filter(|l| (0.0..=1.0).contains(l)).ok_or_else(|| bad_args("option 'mmr' (lambda) is a number from 0 to 1"))?),
         };
+        let rerank = match opts.get("rerank") {
+            None => None,
+            Some(serde_json::Value::String(m)) => {
+                crate::embed::parse_model(m).map_err(|e| bad_args(&format!("option 'rerank': {}", e.message)))?;
+                Some(m.clone())
+            }
+            Some(_) => return Err(bad_args("option 'rerank' is a reranker's name, e.g. \"jina_ai/jina-reranker-v2-base-multilingual\"")),
+        };
+        let rerank_n = number("rerank_candidates", DEFAULT_RERANK_CANDIDATES.max(k))?.max(k);
+        if opts.contains_key("rerank_candidates") && rerank.is_none() {
+            return Err(bad_args("option 'rerank_candidates' goes with 'rerank'"));
+        }
+        if rerank.is_some() && mmr.is_some() {
+            return Err(bad_args("options 'rerank' and 'mmr' do not go together"));
+        }
         if opts.contains_key("rrf_k") && weighted {
             return Err(bad_args("option 'rrf_k' goes with RRF fusion, not \"weighted\""));
         }
@@ -260,7 +284,7 @@ impl Expander<'_> {
             (format!("COALESCE(1e0 / ({rrf_k} + v._rank), 0) + COALESCE(1e0 / ({rrf_k} + f._rank), 0)"), "", "")
         };
         // With MMR the best `n` fused rows are re-ranked, and the best `k` of that order kept.
-        let fused_limit = if mmr.is_some() { n } else { k };
+        let fused_limit = if mmr.is_some() { n } else if rerank.is_some() { rerank_n } else { k };
         let fused = format!(
             "SELECT {fused_cols}, v._distance AS _distance, f._fts_score AS _fts_score, {score} AS _score \
              FROM (SELECT {side_cols}, _distance, ROW_NUMBER() OVER (ORDER BY _distance, {pk_order}) AS _rank{v_extra} \
@@ -271,6 +295,14 @@ impl Expander<'_> {
              ON {on} \
              ORDER BY _score DESC, {pk_order} LIMIT {fused_limit}"
         );
+        if let Some(model) = rerank {
+            return Ok(format!(
+                "SELECT {side_cols}, _distance, _fts_score, _score, RERANK_SCORE('{}', '{QUERY_MARK}', {}) AS _rerank_score \
+                 FROM ({fused}) AS r0 ORDER BY _rerank_score DESC, {pk_order} LIMIT {k}",
+                model.replace('\'', "''"),
+                quote_ident(&tc.name),
+            ));
+        }
         Ok(match mmr {
             None => fused,
             Some(lambda) => format!(

@@ -597,3 +597,35 @@ def test_rerank_in_sql_with_jina(conn: pymysql.Connection, double: EmbeddingDoub
         assert "no reranking API" in msg
         code, msg = sql_error(cur, "SELECT RERANK_SCORE('jina_ai/x', 'q')")
         assert "parameter count" in msg.lower()
+
+
+def test_hybrid_search_rerank_option(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    """HYBRID_SEARCH's `rerank` option: the best `rerank_candidates` fused rows re-scored by the
+    reranker, the best k of them returned by `_rerank_score` — the same rows as reranking the fused
+    list by hand."""
+    reranker = "jina_ai/jina-reranker-v2-base-multilingual"
+    query = "java programming language"
+    words = ["java", "coffee", "programming", "island", "language", "beans", "code", "tea"]
+    docs = [(i, " ".join(words[(i * k + i // 8) % len(words)] for k in range(1, 4))) for i in range(1, 41)]
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE h (id INT PRIMARY KEY, content TEXT, "
+                    "e VECTOR(64) GENERATED ALWAYS AS (EMBED_TEXT('jina_ai/test-model', content)) STORED, "
+                    "FULLTEXT INDEX (content) WITH PARSER STANDARD)")
+        cur.execute("INSERT INTO h (id, content) VALUES " + ",".join(f"({i}, '{t}')" for i, t in docs))
+        cur.execute("SELECT id, content FROM HYBRID_SEARCH(h, %s, e, content, 20)", (query,))
+        fused = cur.fetchall()
+        double.take()
+        opts = json.dumps({"rerank": reranker, "rerank_candidates": 20})
+        cur.execute("SELECT id, _score, _rerank_score FROM HYBRID_SEARCH(h, %s, e, content, 5, %s)", (query, opts))
+        got = cur.fetchall()
+        want = sorted(fused, key=lambda r: (-rerank_score(query, r[1]), r[0]))[:5]
+        assert [r[0] for r in got] == [i for i, _ in want]
+        assert all(abs(r[2] - rerank_score(query, dict(docs)[r[0]])) < 1e-6 for r in got)
+        sent = [d for r in double.take() if r.path == JINA_RERANK_PATH for d in r.body["documents"]]
+        # Only the fused candidates are scored (those another test scored already come from the cache).
+        assert set(sent) <= {c for _, c in fused}
+        for bad, needle in [({"rerank": reranker, "mmr": 0.5}, "do not go together"),
+                            ({"rerank_candidates": 10}, "goes with 'rerank'"),
+                            ({"rerank": "nomodel"}, "provider/model")]:
+            code, msg = sql_error(cur, f"SELECT id FROM HYBRID_SEARCH(h, 'q', e, content, 5, '{json.dumps(bad)}')")
+            assert code == 1210 and needle in msg, msg
