@@ -96,7 +96,7 @@ struct ServeArgs {
     /// Comma-separated bases TIDB_EXP_EMBED_OPENAI_API_BASE may point to (OpenAI's own is always allowed) [default: none]
     #[arg(long, env = "EMBEDB_ALLOWED_API_BASES")]
     allowed_api_bases: Option<String>,
-    /// Requests per minute by remote provider, e.g. `jina_ai=500,openai=3000` [default: learnt from the provider's first 429]
+    /// Requests[:tokens] per minute by remote provider, e.g. `jina_ai=500:1000000,openai=3000` [default: learnt from the provider's first 429]
     #[arg(long, env = "EMBEDB_EMBED_RATE_LIMITS")]
     embed_rate_limits: Option<String>,
     /// PEM certificate (chain) for TLS; clients may then switch to TLS [default: no TLS]

@@ -27,7 +27,8 @@ pub struct Config {
     pub jina_api_base: String,
     /// Bases `TIDB_EXP_EMBED_OPENAI_API_BASE` may point to (OpenAI's own is always allowed).
     pub allowed_api_bases: Vec<String>,
-    /// Requests per minute by remote provider: `jina_ai=500,openai=3000` (empty: learnt from 429s).
+    /// Requests[:tokens] per minute by remote provider: `jina_ai=500:1000000,openai=3000` (empty:
+    /// learnt from 429s).
     pub embed_rate_limits: String,
     /// PEM certificate chain and private key; with both, clients may switch to TLS.
     pub tls_cert: Option<PathBuf>,

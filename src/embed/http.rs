@@ -12,8 +12,8 @@
 //! `embed_concurrency`, `jina_api_base`, `allowed_api_bases`); `main` hands them over with
 //! [`configure`] before the engine starts, and `Embedder::new` reads them with [`settings`].
 //!
-//! Rate limits: every attempt waits for its provider's requests-per-minute budget first
-//! (`rate`: configured, or learnt from the provider's first 429).
+//! Rate limits: every attempt waits for its provider's requests- and tokens-per-minute budget
+//! first (`rate`: configured, or learnt from the provider's first 429).
 //!
 //! Retry policy: a request is retried on 429, on any 5xx and on transport errors other than a
 //! timeout (connection refused/reset, DNS, broken body), up to `max_retries` times. The wait is the
@@ -65,8 +65,9 @@ pub struct HttpSettings {
     /// Bases `TIDB_EXP_EMBED_OPENAI_API_BASE` may name (besides OpenAI's own). SQL users cannot make
     /// the server call any other URL.
     pub allowed_api_bases: Vec<String>,
-    /// Requests per minute by provider (`rate::parse_limits`); others learn theirs from a 429.
-    pub rate_limits: std::collections::HashMap<String, u32>,
+    /// Requests and tokens per minute by provider (`rate::parse_limits`); others learn theirs
+    /// from a 429.
+    pub rate_limits: std::collections::HashMap<String, super::rate::Limit>,
 }
 
 impl Default for HttpSettings {
@@ -167,6 +168,7 @@ impl Http {
     pub async fn post_json_auth(&self, provider: &str, url: &str, auth: &Auth, body: &Value) -> Result<Reply, String> {
         let client = self.client()?;
         let max = self.settings.max_retries;
+        let tokens = super::rate::estimated_tokens(body);
         let mut attempt: u32 = 0;
         loop {
             let req = match auth {
@@ -177,7 +179,7 @@ impl Http {
                     client.post(url).header(*name, v)
                 }
             };
-            while let Some(wait) = self.limits.wait(provider) {
+            while let Some(wait) = self.limits.wait(provider, tokens) {
                 tokio::time::sleep(wait).await;
             }
             let sent = req.json(body).send().await;
@@ -185,8 +187,9 @@ impl Http {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if status == 429 {
-                        let header = resp.headers().get("x-ratelimit-limit-requests").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
-                        self.limits.refused(provider, header);
+                        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+                        let requests = header("x-ratelimit-limit-requests").map(|n| n.min(u32::MAX as u64) as u32);
+                        self.limits.refused(provider, requests, header("x-ratelimit-limit-tokens"));
                     } else {
                         self.limits.answered(provider);
                     }

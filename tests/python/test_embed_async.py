@@ -314,13 +314,24 @@ def test_a_rejected_text_fails_alone_and_is_retried_on_demand(conn: pymysql.Conn
 # -- a rate-limited provider --------------------------------------------------------------------
 
 def test_a_rate_limited_provider_is_never_pushed_over_its_limit_after_the_first_429(
-        conn: pymysql.Connection, double: EmbeddingDouble) -> None:
-    """The double takes 12 requests per sliding minute and answers 429 above that. The server
-    knows no limit beforehand: after the first 429 it sends at most what the minute took."""
+        embedb_binary: Path, tmp_path: Path) -> None:
+    """A double that takes 12 requests per sliding minute and answers 429 above that, and a
+    server of its own (so both count the same requests from the start) that knows no limit
+    beforehand: after the first 429 it sends at most what the minute took."""
     n, per_request, requests = 12, 16, 20
-    double.rate_limit = (n, 60.0)
     rows = per_request * requests
+    with running({KEY}) as double:
+        double.rate_limit = (n, 60.0)
+        args = ("--embed-max-retries", "0", "--embed-concurrency", "4", "--jina-api-base", double.url)
+        with own_server(embedb_binary, tmp_path, {}, args) as srv, connect(*srv.address, autocommit=True) as conn:
+            _rate_limited_ingest(conn, double, n, rows)
+
+
+def _rate_limited_ingest(conn: pymysql.Connection, double: EmbeddingDouble, n: int, rows: int) -> None:
     with conn.cursor() as cur:
+        cur.execute(f"SET @@GLOBAL.TIDB_EXP_EMBED_JINA_AI_API_KEY = '{KEY}'")
+        cur.execute("CREATE DATABASE rl")
+        cur.execute("USE rl")
         create_docs(cur)
         cur.execute("INSERT INTO docs (id, content) VALUES " + ",".join(f"({i}, '{text_of(i, 'rate: ')}')" for i in range(rows)))
         deadline = time.monotonic() + 150

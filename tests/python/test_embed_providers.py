@@ -78,7 +78,9 @@ def double() -> Iterator[EmbeddingDouble]:
 @pytest.fixture(scope="module")
 def server(embedb_binary: Path, double: EmbeddingDouble,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbedbServer]:
-    args = ("--embed-max-retries", str(MAX_RETRIES), "--embed-concurrency", str(CONCURRENCY),
+    # Limits configured (so the scripted 429 below does not set a learnt one for later tests).
+    args = ("--embed-rate-limits", "jina_ai=100000,openai=100000",
+            "--embed-max-retries", str(MAX_RETRIES), "--embed-concurrency", str(CONCURRENCY),
             "--embed-timeout-secs", "10", "--allowed-api-bases", f"{double.url}/openai/v1")
     with own_server(embedb_binary, tmp_path_factory.mktemp("embedb-providers"),
                     {"EMBEDB_JINA_API_BASE": double.url}, args) as srv:
