@@ -348,6 +348,9 @@ pub struct Session {
     /// The open transaction queued rows for async embedding: the backlog worker is woken when
     /// it commits.
     pub(crate) queued_embeddings: bool,
+    /// The statement searches an async embedding column (its plan is not cached: see
+    /// `sql::query`'s `guard_async_searches`).
+    pub(crate) searched_async: bool,
     /// What `EMBED_TEXT` learnt during the statement (texts truncated): its warning.
     pub(crate) embed_notes: Arc<crate::embed::Notes>,
     /// SQL `SAVEPOINT`s of the open transaction, oldest first (names compare case-insensitively).
@@ -439,6 +442,7 @@ impl Session {
             plan_cache: Default::default(),
             point_get: true,
             queued_embeddings: false,
+            searched_async: false,
             embed_notes,
             savepoints: Vec::new(),
             privileges,

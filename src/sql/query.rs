@@ -45,7 +45,7 @@ impl Session {
         let batches = datafusion::physical_plan::collect(plan.clone(), task.clone()).await?;
         // TiDB's "ANN index not used: …" notes from the vector-index rule, for SHOW WARNINGS.
         let warnings = crate::index::search::ann::take_warnings(&self.ctx);
-        if let (Some(p), true) = (pending, warnings.is_empty()) {
+        if let (Some(p), true) = (pending, warnings.is_empty() && !std::mem::take(&mut self.searched_async)) {
             // A repeat is not rewritten: the kept schema carries the headers as written.
             let shown = self.aliases_as_written(schema.clone());
             self.plan_cache.offer(p, &shown, &plan, &task);
@@ -86,6 +86,7 @@ impl Session {
         // text serves both.
         let text = stmt.to_string().to_ascii_lowercase();
         self.rewrite_vec_embed(stmt, txn, &text)?;
+        self.searched_async = self.guard_async_searches(stmt, txn, &text)?;
         let handle_tables = self.rewrite_fts(stmt, txn, &text)?;
         let scope = PlanScope {
             dml_target: None,
@@ -201,21 +202,13 @@ impl Session {
         }
         // The embedding columns of every table the statement reads: name → (model, options).
         let mut columns: Vec<(String, String, String)> = Vec::new();
-        // Async columns, (column key, table id, column id, table name, column name): their
-        // pending rows have no vector yet, which the search's warning says.
-        let mut queued: Vec<(String, i64, u32, String, String)> = Vec::new();
         for t in self.read_tables(stmt, txn)? {
-            let async_ids: Vec<u32> = t.async_embed_columns().into_iter().map(|(_, id)| id).collect();
             for c in &t.columns {
                 if let Some((model, opts)) = c.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)) {
                     columns.push((c.key(), model, opts.unwrap_or_default()));
-                    if async_ids.contains(&c.id) {
-                        queued.push((c.key(), t.id, c.id, t.name.clone(), c.name.clone()));
-                    }
                 }
             }
         }
-        let mut searched: Vec<String> = Vec::new();
         let embedder = self.engine.embedder.clone();
         let interrupt = self.interrupt.clone();
         let mut err: Option<SqlError> = None;
@@ -277,33 +270,71 @@ impl Session {
                 )
             });
             *e = rewrite::call(plain, vec![args[0].clone(), q]);
-            searched.extend(col);
             ControlFlow::Continue(())
         });
-        if err.is_none() {
-            for (key, table_id, column_id, table, column) in &queued {
-                if !searched.contains(key) {
-                    continue;
-                }
-                skip_unembedded(stmt, table, key);
-                let c = crate::embed::backlog::counts(txn, *table_id, *column_id)?;
-                if c.pending + c.failed > 0 {
-                    self.warn(
-                        1105,
-                        format!(
-                            "{} row(s) of `{table}`.`{column}` have no embedding yet ({} pending, {} failed; async mode) and are not in this search",
-                            c.pending + c.failed,
-                            c.pending,
-                            c.failed
-                        ),
-                    );
-                }
-            }
-        }
         match err {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// A vector search (`VEC_…_DISTANCE(col, …)`, `VEC_EMBED_…` already rewritten to it) on an
+    /// async embedding column leaves out the rows still waiting for their vector
+    /// ([`skip_unembedded`]) and says how many in a warning. Returns whether it did (such a plan
+    /// is not cached: a repeat would not warn).
+    fn guard_async_searches(&mut self, stmt: &mut Statement, txn: &Txn, text: &str) -> Result<bool> {
+        use datafusion::sql::sqlparser::ast::Expr;
+        use std::ops::ControlFlow;
+        if !text.contains("vec_") || !text.contains("_distance") {
+            return Ok(false);
+        }
+        let mut queued: Vec<(String, i64, u32, String, String)> = Vec::new();
+        for t in self.read_tables(stmt, txn)? {
+            for (pos, id) in t.async_embed_columns() {
+                queued.push((t.columns[pos].key(), t.id, id, t.name.clone(), t.columns[pos].name.clone()));
+            }
+        }
+        if queued.is_empty() {
+            return Ok(false);
+        }
+        let mut searched: Vec<String> = Vec::new();
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(stmt, |e| {
+            if let Expr::Function(f) = e {
+                let name = f.name.to_string().to_ascii_lowercase();
+                if name.starts_with("vec_") && (name.ends_with("_distance") || name.ends_with("_product")) {
+                    let col = match rewrite::plain_args(f).first() {
+                        Some(Expr::Identifier(i)) => Some(i.value.to_lowercase()),
+                        Some(Expr::CompoundIdentifier(ids)) => ids.last().map(|i| i.value.to_lowercase()),
+                        _ => None,
+                    };
+                    searched.extend(col);
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let mut guarded = false;
+        for (key, table_id, column_id, table, column) in &queued {
+            if !searched.contains(key) {
+                continue;
+            }
+            if !skip_unembedded(stmt, table, key) {
+                continue; // a distance computed, not searched by
+            }
+            guarded = true;
+            let c = crate::embed::backlog::counts(txn, *table_id, *column_id)?;
+            if c.pending + c.failed > 0 {
+                self.warn(
+                    1105,
+                    format!(
+                        "{} row(s) of `{table}`.`{column}` have no embedding yet ({} pending, {} failed; async mode) and are not in this search",
+                        c.pending + c.failed,
+                        c.pending,
+                        c.failed
+                    ),
+                );
+            }
+        }
+        Ok(guarded)
     }
 
     /// Every table a statement names must exist — checked here so the error is MySQL's.
@@ -391,21 +422,47 @@ fn qualified_schema(schema: &datafusion::common::DFSchema) -> SchemaRef {
 }
 
 /// A search on an async embedding column leaves out the rows still waiting for their vector: each
-/// single-table SELECT of `table` in the statement gets `AND column IS NOT NULL` (a NULL
-/// distance would sort first). The vector index serves that condition from the graph alone
-/// (`index::ann`: the graph holds exactly the rows with a vector).
-fn skip_unembedded(stmt: &mut Statement, table: &str, column: &str) {
-    use datafusion::sql::sqlparser::ast::{Expr, Ident, SetExpr, TableFactor};
-    fn query(q: &mut datafusion::sql::sqlparser::ast::Query, table: &str, column: &str) {
-        body(&mut q.body, table, column);
+/// single-table SELECT of `table` that orders by a distance on `column` (directly or through an
+/// alias) gets `AND column IS NOT NULL` (a NULL distance would sort first). The vector index
+/// serves that condition from the graph alone (`index::ann`: the graph holds exactly the rows
+/// with a vector). A SELECT that only computes a distance keeps its rows (and their NULLs).
+fn skip_unembedded(stmt: &mut Statement, table: &str, column: &str) -> bool {
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, OrderByKind, SelectItem, SetExpr, TableFactor};
+    use std::ops::ControlFlow;
+    let mentions_distance = |e: &Expr| {
+        let mut found = false;
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
+            if let Expr::Function(f) = x {
+                let name = f.name.to_string().to_ascii_lowercase();
+                let on_column = match rewrite::plain_args(f).first() {
+                    Some(Expr::Identifier(i)) => i.value.eq_ignore_ascii_case(column),
+                    Some(Expr::CompoundIdentifier(ids)) => ids.last().is_some_and(|i| i.value.eq_ignore_ascii_case(column)),
+                    _ => false,
+                };
+                if on_column && name.starts_with("vec_") && (name.ends_with("_distance") || name.ends_with("_product")) {
+                    found = true;
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        found
+    };
+    fn query(q: &mut datafusion::sql::sqlparser::ast::Query, table: &str, column: &str, mentions: &dyn Fn(&Expr) -> bool) -> bool {
+        let order: Vec<Expr> = match q.order_by.as_ref().map(|o| &o.kind) {
+            Some(OrderByKind::Expressions(list)) => list.iter().map(|o| o.expr.clone()).collect(),
+            _ => Vec::new(),
+        };
+        body(&mut q.body, &order, table, column, mentions)
     }
-    fn body(b: &mut SetExpr, table: &str, column: &str) {
+    fn body(b: &mut SetExpr, order: &[Expr], table: &str, column: &str, mentions: &dyn Fn(&Expr) -> bool) -> bool {
         match b {
             SetExpr::Select(s) => {
+                let mut guarded = false;
                 for t in &mut s.from {
                     for f in std::iter::once(&mut t.relation).chain(t.joins.iter_mut().map(|j| &mut j.relation)) {
                         if let TableFactor::Derived { subquery, .. } = f {
-                            query(subquery, table, column);
+                            guarded |= query(subquery, table, column, mentions);
                         }
                     }
                 }
@@ -413,25 +470,33 @@ fn skip_unembedded(stmt: &mut Statement, table: &str, column: &str) {
                 let names_table = single
                     && matches!(&s.from[0].relation, TableFactor::Table { name, .. }
                         if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| i.value.eq_ignore_ascii_case(table)));
-                if names_table {
+                let aliased = |name: &str| {
+                    s.projection.iter().any(|item| matches!(item, SelectItem::ExprWithAlias { expr, alias } if alias.value.eq_ignore_ascii_case(name) && mentions(expr)))
+                };
+                let searches = order.iter().any(|o| {
+                    mentions(o) || matches!(o, Expr::Identifier(i) if aliased(&i.value))
+                });
+                if names_table && searches {
                     let not_null = Expr::IsNotNull(Box::new(Expr::Identifier(Ident::with_quote('`', column))));
                     s.selection = Some(match s.selection.take() {
                         Some(w) => Expr::BinaryOp { left: Box::new(Expr::Nested(Box::new(w))), op: datafusion::sql::sqlparser::ast::BinaryOperator::And, right: Box::new(not_null) },
                         None => not_null,
                     });
+                    guarded = true;
                 }
+                guarded
             }
-            SetExpr::Query(q) => query(q, table, column),
+            SetExpr::Query(q) => query(q, table, column, mentions),
             SetExpr::SetOperation { left, right, .. } => {
-                body(left, table, column);
-                body(right, table, column);
+                let l = body(left, order, table, column, mentions);
+                body(right, order, table, column, mentions) | l
             }
-            _ => {}
+            _ => false,
         }
     }
     match stmt {
-        Statement::Query(q) => query(q, table, column),
+        Statement::Query(q) => query(q, table, column, &mentions_distance),
         Statement::Explain { statement, .. } => skip_unembedded(statement, table, column),
-        _ => {}
+        _ => false,
     }
 }

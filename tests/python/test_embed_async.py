@@ -356,3 +356,27 @@ def _rate_limited_ingest(conn: pymysql.Connection, double: EmbeddingDouble, n: i
     cur2.execute("SELECT ERRORS, LAST_ERROR FROM information_schema.EMBEDDING_USAGE WHERE PROVIDER = 'jina_ai'")
     errors, last = cur2.fetchone()
     assert errors >= 1 and "rate limit exceeded" in last
+
+
+def test_plain_vector_searches_skip_pending_rows_but_distances_stay(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    """`ORDER BY VEC_COSINE_DISTANCE(col, '[…]')` (directly or through an alias) on an async
+    column leaves out rows still waiting (a NULL distance would sort first) and warns; a
+    statement that only computes the distance keeps the row and its NULL."""
+    with conn.cursor() as cur:
+        create_docs(cur)
+        cur.execute("INSERT INTO docs (id, content) VALUES (1, 'plain one'), (2, 'plain two'), (3, 'plain three')")
+        cur.execute("SELECT EMBEDDING_WAIT('docs', 30)")
+        assert cur.fetchone()[0] == 0
+        double.persistent = DOWN
+        cur.execute("INSERT INTO docs (id, content) VALUES (4, 'plain four waits')")
+        cur.execute("SELECT VEC_AS_TEXT(embedding) FROM docs WHERE id = 1")
+        q = cur.fetchone()[0]
+        for sql in ["SELECT id FROM docs ORDER BY VEC_COSINE_DISTANCE(embedding, %s) LIMIT 10",
+                    "SELECT id, VEC_COSINE_DISTANCE(embedding, %s) AS d FROM docs ORDER BY d LIMIT 10"]:
+            cur.execute(sql, (q,))
+            ids = [r[0] for r in cur.fetchall()]
+            assert ids[0] == 1 and sorted(ids) == [1, 2, 3], (sql, ids)
+            cur.execute("SHOW WARNINGS")
+            assert any("1 row(s) of `docs`.`embedding` have no embedding yet" in w[2] for w in cur.fetchall())
+        cur.execute("SELECT id, VEC_COSINE_DISTANCE(embedding, %s) FROM docs WHERE id = 4", (q,))
+        assert cur.fetchall() == ((4, None),)
