@@ -94,13 +94,7 @@ static RERANK_API: http::Api = http::Api {
 
 /// `<base>/v2/rerank`.
 pub fn rerank_endpoint(base: &str) -> String {
-    let b = http::trim_base(base);
-    let b = b.strip_suffix("/embeddings").or_else(|| b.strip_suffix("/embed")).unwrap_or(&b).to_string();
-    if b.ends_with("/v2") {
-        format!("{b}/rerank")
-    } else {
-        format!("{b}/v2/rerank")
-    }
+    super::rerank::endpoint(base, "v2")
 }
 
 impl super::Provider for CohereProvider {

@@ -64,13 +64,7 @@ static RERANK_API: http::Api = http::Api {
 
 /// `<base>/v1/rerank`.
 pub fn rerank_endpoint(base: &str) -> String {
-    let b = http::trim_base(base);
-    let b = b.strip_suffix("/embeddings").or_else(|| b.strip_suffix("/embed")).unwrap_or(&b).to_string();
-    if b.ends_with("/v1") {
-        format!("{b}/rerank")
-    } else {
-        format!("{b}/v1/rerank")
-    }
+    super::rerank::endpoint(base, "v1")
 }
 
 impl super::Provider for JinaProvider {

@@ -20,6 +20,18 @@ use super::http;
 /// Documents per rerank request.
 pub const BATCH_SIZE: usize = 32;
 
+/// `<base>/<version>/rerank` (`v1` for Jina, `v2` for Cohere); a base that ends in the version,
+/// or names the provider's embeddings endpoint, is trimmed first.
+pub fn endpoint(base: &str, version: &str) -> String {
+    let b = http::trim_base(base);
+    let b = b.strip_suffix("/embeddings").or_else(|| b.strip_suffix("/embed")).unwrap_or(&b).to_string();
+    if b.ends_with(&format!("/{version}")) {
+        format!("{b}/rerank")
+    } else {
+        format!("{b}/{version}/rerank")
+    }
+}
+
 /// One request's body.
 pub fn request_body(model: &str, query: &str, documents: &[String]) -> Value {
     json!({"model": model, "query": query, "documents": documents, "top_n": documents.len(), "return_documents": false})
