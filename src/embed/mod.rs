@@ -11,6 +11,12 @@
 //! Searching (`VEC_EMBED_COSINE_DISTANCE(col, 'query')`) is rewritten by `sql::query` into the plain
 //! distance against the query's embedding, computed once per statement with the column's model and
 //! its options with `k@search` keys applied (`options_for_search`).
+//!
+//! Around that path: `"embedb.…"` options are embedb's own (`own_options`: the column's mode and
+//! long-text policy) and never reach a provider; an async column's rows wait in `backlog` for the
+//! worker (`session::backlog_worker`); `rate` keeps each remote provider within its requests and
+//! tokens per minute; `rerank` scores (query, text) pairs (`RERANK_SCORE`) through the same
+//! machinery; `estimate` prices a set of texts before they are embedded (`EMBEDDING_ESTIMATE`).
 
 pub mod backlog;
 pub mod batcher;
