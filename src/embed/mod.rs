@@ -351,7 +351,7 @@ impl Embedder {
     }
 
     /// Store the usage counters that changed since the last call (the backlog worker calls this
-    /// a few times a second; a crash loses at most that much counting).
+    /// every 2 s, and shutdown once more; a crash loses at most that much counting).
     pub fn save_usage(&self) {
         let Some(store) = &self.store else { return };
         let current = self.usage();

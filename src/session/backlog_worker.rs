@@ -37,6 +37,9 @@ const ROUND: usize = 512;
 const MAX_ATTEMPTS: u32 = 3;
 /// The longest a provider that failed is left alone before the next try.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often changed usage counters are stored (a crash loses at most this much counting; each
+/// save is a commit, a network write in a cluster).
+const USAGE_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long an idle worker sleeps before looking again (queuing wakes it sooner).
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -45,6 +48,7 @@ pub fn start(engine: &Arc<Engine>) {
     let progress = engine.embedder.backlog.clone();
     let spawned = std::thread::Builder::new().name("embed-backlog".into()).spawn(move || {
         let mut state = State::default();
+        let mut last_usage_save = std::time::Instant::now();
         while !progress.stopped() {
             let Some(engine) = weak.upgrade() else { return };
             let worked = if engine.cluster.as_ref().is_none_or(|c| c.is_writer()) {
@@ -58,8 +62,9 @@ pub fn start(engine: &Arc<Engine>) {
             } else {
                 false
             };
-            if engine.cluster.as_ref().is_none_or(|c| c.is_writer()) {
+            if engine.cluster.as_ref().is_none_or(|c| c.is_writer()) && last_usage_save.elapsed() >= USAGE_SAVE_INTERVAL {
                 engine.embedder.save_usage();
+                last_usage_save = std::time::Instant::now();
             }
             drop(engine);
             if !worked {

@@ -210,6 +210,44 @@ class Load:
             return sum(1 for v in self.acked.values() if v > t)
 
 
+def test_async_embedding_through_a_reader(cluster: list[Node]) -> None:
+    """An async EMBED_TEXT table used through readers: the rows (and their backlog entries) are
+    forwarded to the writer, whose worker embeds them; a reader waits for the drain on its own
+    replicated snapshot, sees the backlog in information_schema and searches the vectors;
+    EMBEDDING_RETRY is forwarded to the writer."""
+    r1, r2 = readers(cluster)[:2]
+    a = r1.connect()
+    with a.cursor() as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS asyncdb")
+        cur.execute("CREATE TABLE asyncdb.notes (id INT PRIMARY KEY, body TEXT, "
+                    "v VECTOR(384) GENERATED ALWAYS AS (EMBED_TEXT('local/all-MiniLM-L6-v2', body, '{\"embedb.mode\": \"async\"}')) STORED, "
+                    "VECTOR INDEX iv ((VEC_COSINE_DISTANCE(v))))")
+        cur.execute("INSERT INTO asyncdb.notes (id, body) VALUES " + ",".join(
+            f"({i}, 'cluster note {i} about topic {i % 9}')" for i in range(200)))
+    a.close()
+    b = r2.connect(database="asyncdb")
+    with b.cursor() as cur:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                cur.execute("SELECT EMBEDDING_WAIT('notes', 10)")
+                if cur.fetchone()[0] == 0:
+                    break
+            except pymysql.err.ProgrammingError:
+                pass  # the table has not reached this reader yet
+            assert time.monotonic() < deadline, "the backlog did not drain as this reader sees it"
+            time.sleep(0.1)
+        cur.execute("SELECT COUNT(*) FROM notes WHERE v IS NOT NULL")
+        assert cur.fetchone()[0] == 200
+        cur.execute("SELECT PENDING, FAILED FROM information_schema.EMBEDDING_BACKLOG WHERE TABLE_NAME = 'notes'")
+        assert cur.fetchone() == (0, 0)
+        cur.execute("SELECT id FROM notes ORDER BY VEC_EMBED_COSINE_DISTANCE(v, 'cluster note 123 about topic 6') LIMIT 1")
+        assert cur.fetchone()[0] == 123
+        cur.execute("SELECT EMBEDDING_RETRY('notes')")
+        assert cur.fetchone()[0] == 0
+    b.close()
+
+
 def cosine(a: list[float], b: list[float]) -> float:
     na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
     return 1 - sum(x * y for x, y in zip(a, b)) / (na * nb)
