@@ -409,14 +409,14 @@ impl Session {
                             r
                         })
                         .collect();
-                    let texts = if col.generated.is_some() { self.fill_generated(info, &mut new_rows, None).await? } else { Vec::new() };
+                    let texts = if col.generated.is_some() { self.fill_generated(info, &mut new_rows, None).await? } else { Default::default() };
                     self.queued_embeddings |= !texts.is_empty();
                     if !col.nullable && new_rows.iter().any(|r| matches!(r.values.last(), Some(Datum::Null))) {
                         return Err(SqlError::new(1138, "22004", "Invalid use of NULL value"));
                     }
                     for (ri, r) in new_rows.iter().enumerate() {
                         table::put_row(txn, info, r)?;
-                        crate::sql::dml::queue_texts(txn, info, r.handle, texts.iter().filter(|t| t.row == ri));
+                        texts.queue(txn, info, ri, r.handle);
                     }
                 }
                 if unique {

@@ -254,7 +254,7 @@ impl Session {
             loop {
                 let Some((h, key, shown)) = table::find_conflict(&txn, &info, row)? else {
                     table::insert_row(&txn, &info, row)?;
-                    queue_texts(&txn, &info, row.handle, texts.iter().filter(|t| t.row == ri));
+                    texts.queue(&txn, &info, ri, row.handle);
                     affected += 1;
                     break;
                 };
@@ -395,7 +395,7 @@ impl Session {
             let queued: Vec<u32> = info.async_embed_columns().into_iter().map(|(_, id)| id).collect();
             crate::embed::backlog::move_row(txn, info.id, &queued, old.handle, updated.handle)?;
         }
-        queue_texts(txn, info, updated.handle, texts.iter());
+        texts.queue(txn, info, 0, updated.handle);
         Ok(true)
     }
 
@@ -464,14 +464,14 @@ impl Session {
     /// `changed`, only columns whose expression reads a changed column are recomputed (UPDATE).
     /// An async embedding column is left NULL and its text returned, to be queued once the row's
     /// handle is final ([`queue_texts`]).
-    pub async fn fill_generated(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>) -> Result<Vec<QueuedText>> {
+    pub async fn fill_generated(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>) -> Result<QueuedTexts> {
         self.fill_generated_except(info, rows, changed, &HashSet::new()).await
     }
 
     /// `fill_generated`, leaving the columns in `kept` as they are (values a restore gave).
-    async fn fill_generated_except(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>, kept: &HashSet<usize>) -> Result<Vec<QueuedText>> {
+    async fn fill_generated_except(&mut self, info: &TableInfo, rows: &mut [Row], changed: Option<&HashSet<usize>>, kept: &HashSet<usize>) -> Result<QueuedTexts> {
         if rows.is_empty() {
-            return Ok(Vec::new());
+            return Ok(QueuedTexts::default());
         }
         let mut gen_cols = Vec::new();
         let mut exprs = Vec::new();
@@ -501,17 +501,20 @@ impl Session {
             exprs.push(e);
         }
         if exprs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(QueuedTexts::default());
         }
         let images: Vec<Vec<Datum>> = rows.iter().map(|r| r.values.clone()).collect();
         let vals = eval_over_rows(info, &images, None, exprs, self).await?;
-        let mut texts = Vec::new();
+        let mut texts = QueuedTexts::default();
+        if gen_cols.iter().any(|(_, queued)| *queued) {
+            texts.0.resize_with(rows.len(), Vec::new);
+        }
         for (k, &(ci, queued)) in gen_cols.iter().enumerate() {
             let c = &info.columns[ci];
             for (ri, r) in rows.iter_mut().enumerate() {
                 if queued {
                     r.values[ci] = Datum::Null;
-                    texts.push(QueuedText { row: ri, column_id: c.id, text: scalar_text(&vals[k][ri]) });
+                    texts.0[ri].push((c.id, text_argument(&vals[k][ri])?));
                 } else {
                     r.values[ci] = coerce(&vals[k][ri], &c.ty, &Target { column: &c.name, row: ri + 1 })?;
                 }
@@ -829,32 +832,31 @@ fn assign_handles(s: &Session, info: &TableInfo, rows: &mut [Row]) -> Result<()>
     Ok(())
 }
 
-/// The text of an async embedding column's row, waiting to be embedded (`embed::backlog`).
-pub struct QueuedText {
-    /// Index of the row in the statement's batch.
-    pub row: usize,
-    pub column_id: u32,
-    /// None: the text is NULL, and so stays the vector.
-    pub text: Option<String>,
-}
+/// The texts of async embedding columns (`embed::backlog`), per row of a statement's batch:
+/// (column id, text; None when the text is NULL, and so stays the vector). Queued once a row is
+/// written and its handle final.
+#[derive(Default)]
+pub struct QueuedTexts(Vec<Vec<(u32, Option<String>)>>);
 
-/// Queue a written row's texts (replacing what was queued for it).
-pub fn queue_texts<'a>(txn: &Txn, info: &TableInfo, handle: i64, texts: impl Iterator<Item = &'a QueuedText>) {
-    for t in texts {
-        crate::embed::backlog::enqueue(txn, info.id, t.column_id, handle, t.text.clone());
+impl QueuedTexts {
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Vec::is_empty)
+    }
+
+    /// Queue row `row`'s texts under `handle` (replacing what was queued for it).
+    pub fn queue(&self, txn: &Txn, info: &TableInfo, row: usize, handle: i64) {
+        for (column_id, text) in self.0.get(row).into_iter().flatten() {
+            crate::embed::backlog::enqueue(txn, info.id, *column_id, handle, text.clone());
+        }
     }
 }
 
-/// An evaluated text argument as the provider would get it (`EMBED_TEXT` casts to text).
-fn scalar_text(v: &ScalarValue) -> Option<String> {
-    if v.is_null() {
-        return None;
+/// An evaluated text argument as `EMBED_TEXT` would see it: cast to text the same way.
+fn text_argument(v: &ScalarValue) -> Result<Option<String>> {
+    match v.cast_to(&datafusion::arrow::datatypes::DataType::Utf8)? {
+        ScalarValue::Utf8(s) => Ok(s),
+        other => Err(SqlError::other(format!("EMBED_TEXT: text argument {other} is not text"))),
     }
-    Some(match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => s.clone(),
-        ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => String::from_utf8_lossy(b).into_owned(),
-        other => other.to_string(),
-    })
 }
 
 /// Evaluate expressions over row images (one Arrow batch, one DataFusion query): generated columns,
