@@ -821,14 +821,8 @@ impl SearchIndexes {
         self.catalog_changed.store(false, Ordering::SeqCst);
         let txn = store.begin()?;
         let cat = Catalog::new(&txn);
-        let mut wanted: Vec<TableInfo> = Vec::new();
-        for db in cat.databases()? {
-            for t in cat.tables(&db.name)? {
-                if t.indexes.iter().any(|i| matches!(i.kind, IndexKind::Fulltext { .. } | IndexKind::Vector { .. })) {
-                    wanted.push(t);
-                }
-            }
-        }
+        let mut wanted: Vec<TableInfo> = cat.every_table()?;
+        wanted.retain(|t| t.indexes.iter().any(|i| matches!(i.kind, IndexKind::Fulltext { .. } | IndexKind::Vector { .. })));
         txn.rollback();
         // Builds and reconciles of the new entries, each run on a thread of its own below.
         let mut jobs: Vec<Box<dyn FnOnce() + Send>> = Vec::new();

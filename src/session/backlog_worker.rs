@@ -51,18 +51,13 @@ pub fn start(engine: &Arc<Engine>) {
         let mut last_usage_save = std::time::Instant::now();
         while !progress.stopped() {
             let Some(engine) = weak.upgrade() else { return };
-            let worked = if engine.cluster.as_ref().is_none_or(|c| c.is_writer()) {
-                match state.round(&engine) {
-                    Ok(w) => w,
-                    Err(e) => {
-                        tracing::warn!("embedding backlog: {}", e.message);
-                        false
-                    }
-                }
-            } else {
-                false
-            };
-            if engine.cluster.as_ref().is_none_or(|c| c.is_writer()) && last_usage_save.elapsed() >= USAGE_SAVE_INTERVAL {
+            let writer = engine.cluster.as_ref().is_none_or(|c| c.is_writer());
+            let worked = writer
+                && state.round(&engine).unwrap_or_else(|e| {
+                    tracing::warn!("embedding backlog: {}", e.message);
+                    false
+                });
+            if writer && last_usage_save.elapsed() >= USAGE_SAVE_INTERVAL {
                 engine.embedder.save_usage();
                 last_usage_save = std::time::Instant::now();
             }
@@ -98,8 +93,9 @@ struct Work {
     table: TableInfo,
     position: usize,
     column_id: u32,
+    /// `provider/model` as the column names it, and the provider (whose backoff applies).
+    spec: String,
     provider: String,
-    model: String,
     options: serde_json::Map<String, serde_json::Value>,
     long_text: crate::embed::LongText,
     entries: Vec<(Vec<u8>, i64, Entry)>,
@@ -110,9 +106,8 @@ impl State {
     fn round(&mut self, engine: &Engine) -> Result<bool> {
         let started = Instant::now();
         let Some(work) = self.next_work(engine)? else { return Ok(false) };
-        let spec = format!("{}/{}", work.provider, work.model);
         let picked = started.elapsed();
-        let results = embed_in_requests(engine, &spec, &work);
+        let results = embed_in_requests(engine, &work);
         let embedded = started.elapsed();
         let progress = &engine.embedder.backlog;
         let col = (work.table.id, work.column_id);
@@ -142,6 +137,7 @@ impl State {
         );
         let now = Instant::now();
         let p = self.providers.entry(work.provider.clone()).or_default();
+        let service_failed = outage.is_some();
         if let Some(e) = outage {
             // The service failed (down, overloaded, timing out, refusing the key): back the
             // provider off; nothing counts against the rows.
@@ -165,7 +161,7 @@ impl State {
                     count_failure(engine, &work, *i, &e.message)?;
                 }
             }
-            None if self.providers.get(&work.provider).is_some_and(|p| p.blocked_until.is_none()) => {
+            None if !service_failed => {
                 let size = self.rounds.entry(col).or_insert(ROUND);
                 *size = (*size * 2).min(ROUND);
             }
@@ -245,14 +241,7 @@ impl State {
 }
 
 fn all_tables(txn: &embedb_storage::Txn) -> Result<HashMap<i64, TableInfo>> {
-    let cat = Catalog::new(txn);
-    let mut out = HashMap::new();
-    for db in cat.databases()? {
-        for t in cat.tables(&db.name)? {
-            out.insert(t.id, t);
-        }
-    }
-    Ok(out)
+    Ok(Catalog::new(txn).every_table()?.into_iter().map(|t| (t.id, t)).collect())
 }
 
 /// What a round needs to know of an entry's column; None when the table or column is gone or
@@ -262,19 +251,19 @@ fn column_work(table: Option<&TableInfo>, column_id: u32) -> Option<Work> {
     let (position, _) = table.async_embed_columns().into_iter().find(|(_, id)| *id == column_id)?;
     let expr = &table.columns[position].generated.as_ref()?.expr;
     let (spec, options) = crate::sql::ddl::embed_text_call(expr)?;
-    let (provider, model) = crate::embed::parse_model(&spec).ok()?;
+    let (provider, _) = crate::embed::parse_model(&spec).ok()?;
     let all = crate::embed::parse_options(options.as_deref()).ok()?;
     let long_text = crate::embed::own_options(&all).ok()?.long_text;
     let options = crate::embed::options_for_storage(&all);
-    Some(Work { table: table.clone(), position, column_id, provider, model, options, long_text, entries: Vec::new() })
+    Some(Work { table: table.clone(), position, column_id, spec, provider, options, long_text, entries: Vec::new() })
 }
 
 /// Embed a round's texts one provider request's worth per call (so that a request that
 /// succeeds is kept when another fails), `embed_concurrency` calls at once. Returns, per call,
 /// the entries' positions in `work.entries` and the outcome.
 #[allow(clippy::type_complexity)]
-fn embed_in_requests(engine: &Engine, spec: &str, work: &Work) -> Vec<(Vec<usize>, Result<Vec<Option<Vec<f32>>>>)> {
-    let per_call = engine.embedder.batch_size(spec).clamp(1, ROUND);
+fn embed_in_requests(engine: &Engine, work: &Work) -> Vec<(Vec<usize>, Result<Vec<Option<Vec<f32>>>>)> {
+    let per_call = engine.embedder.batch_size(&work.spec).clamp(1, ROUND);
     let calls: Vec<Vec<usize>> = (0..work.entries.len()).collect::<Vec<_>>().chunks(per_call).map(<[usize]>::to_vec).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let out = parking_lot::Mutex::new(Vec::with_capacity(calls.len()));
@@ -287,7 +276,7 @@ fn embed_in_requests(engine: &Engine, spec: &str, work: &Work) -> Vec<(Vec<usize
                     let c = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(idx) = calls.get(c) else { return };
                     let texts: Vec<Option<&str>> = idx.iter().map(|&i| Some(work.entries[i].2.text.as_str())).collect();
-                    let r = engine.embedder.embed_long(spec, &texts, &work.options, &interrupt, work.long_text, None);
+                    let r = engine.embedder.embed_long(&work.spec, &texts, &work.options, &interrupt, work.long_text, None);
                     out.lock().push((idx.clone(), r));
                 }
             });

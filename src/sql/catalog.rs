@@ -361,6 +361,15 @@ impl<'a> Catalog<'a> {
         self.entries(table_prefix(db))
     }
 
+    /// Every table of every database (hidden temporary tables included).
+    pub fn every_table(&self) -> Result<Vec<TableInfo>> {
+        let mut out = Vec::new();
+        for db in self.databases()? {
+            out.extend(self.tables(&db.name)?);
+        }
+        Ok(out)
+    }
+
     pub fn put_table(&self, t: &TableInfo) -> Result<()> {
         system_schema_guard(&t.db)?;
         self.txn.put(table_key(&t.db, &t.name), serde_json::to_vec(t).unwrap());

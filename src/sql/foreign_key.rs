@@ -252,12 +252,10 @@ impl Keys {
 pub fn referencing(txn: &Txn, parent: &TableInfo) -> Result<Vec<(TableInfo, ForeignKeyInfo)>> {
     let cat = Catalog::new(txn);
     let mut out = Vec::new();
-    for db in cat.databases()? {
-        for t in cat.tables(&db.name)? {
-            for fk in &t.foreign_keys {
-                if fk.ref_db.eq_ignore_ascii_case(&parent.db) && fk.ref_table.eq_ignore_ascii_case(&parent.name) {
-                    out.push((t.clone(), fk.clone()));
-                }
+    for t in cat.every_table()? {
+        for fk in &t.foreign_keys {
+            if fk.ref_db.eq_ignore_ascii_case(&parent.db) && fk.ref_table.eq_ignore_ascii_case(&parent.name) {
+                out.push((t.clone(), fk.clone()));
             }
         }
     }

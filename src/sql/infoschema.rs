@@ -193,11 +193,8 @@ fn mem(cols: &[C], rows: Vec<Vec<ScalarValue>>) -> Result<MemTable> {
 }
 
 fn all_tables(txn: &Txn) -> Result<Vec<TableInfo>> {
-    let cat = Catalog::new(txn);
-    let mut out = Vec::new();
-    for db in cat.databases()? {
-        out.extend(cat.tables(&db.name)?.into_iter().filter(|t| !crate::session::temporary::is_hidden(&t.name)));
-    }
+    let mut out = Catalog::new(txn).every_table()?;
+    out.retain(|t| !crate::session::temporary::is_hidden(&t.name));
     Ok(out)
 }
 
@@ -893,28 +890,25 @@ fn embedding_usage(e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
 fn embedding_backlog(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
     use crate::embed::backlog;
     use C::*;
-    let cat = Catalog::new(txn);
     let now = backlog::now_ms();
     let mut rows = Vec::new();
-    for db in cat.databases()? {
-        for t in cat.tables(&db.name)? {
-            for (pos, id) in t.async_embed_columns() {
-                let c = backlog::counts(txn, t.id, id)?;
-                let p = e.map(|e| e.backlog.column(t.id, id)).unwrap_or_default();
-                let model = t.columns[pos].generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)).map(|(m, _)| m);
-                rows.push(vec![
-                    s(&db.name),
-                    s(&t.name),
-                    s(&t.columns[pos].name),
-                    model.map(s).unwrap_or_else(null),
-                    s("async"),
-                    i(c.pending as i64),
-                    i(c.failed as i64),
-                    i(p.embedded as i64),
-                    c.oldest_pending_ms.map(|o| ScalarValue::Float64(Some(now.saturating_sub(o) as f64 / 1000.0))).unwrap_or(ScalarValue::Float64(None)),
-                    p.last_error.map(s).unwrap_or_else(null),
-                ]);
-            }
+    for t in Catalog::new(txn).every_table()? {
+        for (pos, id) in t.async_embed_columns() {
+            let c = backlog::counts(txn, t.id, id)?;
+            let p = e.map(|e| e.backlog.column(t.id, id)).unwrap_or_default();
+            let model = t.columns[pos].generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)).map(|(m, _)| m);
+            rows.push(vec![
+                s(&t.db),
+                s(&t.name),
+                s(&t.columns[pos].name),
+                model.map(s).unwrap_or_else(null),
+                s("async"),
+                i(c.pending as i64),
+                i(c.failed as i64),
+                i(p.embedded as i64),
+                c.oldest_pending_ms.map(|o| ScalarValue::Float64(Some(now.saturating_sub(o) as f64 / 1000.0))).unwrap_or(ScalarValue::Float64(None)),
+                p.last_error.map(s).unwrap_or_else(null),
+            ]);
         }
     }
     mem(
@@ -928,13 +922,7 @@ fn embedding_backlog(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Result<Me
 fn embedding_backlog_rows(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Result<MemTable> {
     use crate::embed::backlog::{self, FAILED, PENDING};
     use C::*;
-    let cat = Catalog::new(txn);
-    let mut tables = std::collections::HashMap::new();
-    for db in cat.databases()? {
-        for t in cat.tables(&db.name)? {
-            tables.insert(t.id, t);
-        }
-    }
+    let tables: std::collections::HashMap<i64, TableInfo> = Catalog::new(txn).every_table()?.into_iter().map(|t| (t.id, t)).collect();
     let mut rows = Vec::new();
     for (list, state) in [(PENDING, "pending"), (FAILED, "failed")] {
         for ((tid, cid, handle), entry) in backlog::entries(txn, list)? {
