@@ -238,7 +238,7 @@ impl crate::session::Session {
                 return Err(SqlError::new(8124, "HY000", format!("backup storage '{url}': a checkpoint backup to s3:// is taken by a cluster (embedb serve --cluster); a single node backs up to local:///dir")));
             };
             let path = same_bucket_path(self.engine.config.storage.as_deref().unwrap_or(""), &url)?;
-            let copied = crate::session::blocking(|| cluster.kv.checkpoint_into(&path)).map_err(|e| SqlError::new(8124, "HY000", format!("backup to '{url}': {e}")))?;
+            let copied = crate::interrupt::blocking(|| cluster.kv.checkpoint_into(&path)).map_err(|e| SqlError::new(8124, "HY000", format!("backup to '{url}': {e}")))?;
             tracing::info!(head = copied.head, "checkpoint backup made at {url}");
             // A checkpoint copies no data: its size here is 0, its snapshot the log entry it ends at.
             (0, copied.head)

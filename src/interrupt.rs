@@ -155,3 +155,13 @@ mod tests {
         assert!(r.kill(3, true).is_err());
     }
 }
+
+/// Runs a blocking wait (a lock, a model run, an HTTP call, an index search) on a statement's
+/// thread: on a multi-threaded runtime the worker hands its other tasks to the rest first; on any
+/// other thread it simply runs.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

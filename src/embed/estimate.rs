@@ -12,13 +12,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
 
+use super::udf::strings;
 use super::{options_for_storage, parse_options, Embedder};
 use crate::error::to_df;
 
@@ -89,10 +89,6 @@ impl std::fmt::Debug for Estimating {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Estimating({} texts)", self.texts.len())
     }
-}
-
-fn strings(a: &ArrayRef) -> Result<StringArray> {
-    Ok(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
 }
 
 impl Accumulator for Estimating {

@@ -289,6 +289,12 @@ pub struct Estimate {
 /// Stored usage counters: `x_embed_usage/<provider>\0<model>` → `Usage` as JSON.
 const USAGE_PREFIX: &[u8] = b"x_embed_usage/";
 
+/// A text's cache entry under `provider/model` and options (as JSON): what the memory cache keys
+/// by, and what the store's key is a hash of.
+fn embedding_key(provider: &str, model: &str, options_json: &str, text: &str) -> String {
+    format!("{provider}/{model}\u{0}{options_json}\u{0}{text}")
+}
+
 /// Key of a persisted embedding: `x_embed/` + SHA-256 of (provider/model, options, text).
 fn store_key(full_key: &str) -> Vec<u8> {
     use sha2::Digest;
@@ -385,6 +391,13 @@ impl Embedder {
         parse_model(spec).ok().and_then(|(p, _)| self.providers.get(&p).map(|p| p.batch_size())).unwrap_or(usize::MAX)
     }
 
+    /// `provider/model` → (provider, model, the provider); `what` names the use in the error.
+    fn resolve(&self, spec: &str, what: &str) -> Result<(String, String, &Arc<dyn Provider>)> {
+        let (p, model) = parse_model(spec)?;
+        let provider = self.providers.get(&p).ok_or_else(|| SqlError::other(format!("{what} provider '{p}' is not available in this build yet")))?;
+        Ok((p, model, provider))
+    }
+
     fn usage_cell(&self, provider: &str, model: &str) -> Arc<UsageCell> {
         self.usage.lock().entry((provider.to_string(), model.to_string())).or_default().clone()
     }
@@ -413,14 +426,88 @@ impl Embedder {
         }
     }
 
+    /// Answers `texts` (`None` gives `None`) from the cache — memory, then the store — and the rest
+    /// with one `call` for the distinct ones, whose answers `check` validates before they are
+    /// cached and stored. `key` names a text's cache entry; `usage` counts hits, texts sent and
+    /// errors of `call`. Shared by embeddings and rerank scores (one-element "vectors").
+    fn through_cache(
+        &self,
+        texts: &[Option<&str>],
+        key: impl Fn(&str) -> String,
+        usage: &UsageCell,
+        call: impl FnOnce(&[&str]) -> Result<Vec<Vec<f32>>>,
+        check: impl Fn(&[Vec<f32>], usize) -> Result<()>,
+    ) -> Result<Vec<Option<Vec<f32>>>> {
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
+        let mut missing: Vec<(usize, &str)> = Vec::new();
+        {
+            let mut cache = self.cache.lock();
+            for (i, t) in texts.iter().enumerate() {
+                if let Some(t) = t {
+                    match cache.get(&key(t)) {
+                        Some(v) => out[i] = Some(v.as_ref().clone()),
+                        None => missing.push((i, t)),
+                    }
+                }
+            }
+        }
+        // Then the store: answers from before a restart.
+        if !missing.is_empty() && self.store.is_some() {
+            let keys: Vec<String> = missing.iter().map(|(_, t)| key(t)).collect();
+            let found = self.persisted(&keys);
+            let mut cache = self.cache.lock();
+            let mut still = Vec::new();
+            for ((i, t), (k, v)) in missing.into_iter().zip(keys.into_iter().zip(found)) {
+                match v {
+                    Some(v) => {
+                        cache.put(k, Arc::new(v.clone()));
+                        out[i] = Some(v);
+                    }
+                    None => still.push((i, t)),
+                }
+            }
+            missing = still;
+        }
+        usage.cache_hits((texts.iter().flatten().count() - missing.len()) as u64);
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        // One request per distinct text.
+        let mut distinct: Vec<&str> = missing.iter().map(|(_, t)| *t).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let result = call(&distinct);
+        usage.texts(distinct.len() as u64);
+        if let Err(e) = &result {
+            usage.error(&e.message);
+        }
+        let answers = result?;
+        check(&answers, distinct.len())?;
+        let mut by_text: HashMap<&str, Arc<Vec<f32>>> = HashMap::new();
+        let mut fresh = Vec::with_capacity(distinct.len());
+        {
+            let mut cache = self.cache.lock();
+            for (t, v) in distinct.iter().zip(answers) {
+                let v = Arc::new(v);
+                cache.put(key(t), v.clone());
+                fresh.push((key(t), v.clone()));
+                by_text.insert(t, v);
+            }
+        }
+        self.persist(&fresh);
+        for (i, t) in missing {
+            out[i] = Some(by_text[t].as_ref().clone());
+        }
+        Ok(out)
+    }
+
     /// What embedding `texts` (distinct) with `spec` and `options` would cost: how many the cache
     /// answers, and the tokens of the others (counted where the provider can, else estimated at
     /// four characters per token). Sends nothing.
     pub fn estimate(&self, spec: &str, texts: &[&str], options: &Map<String, Value>) -> Result<Estimate> {
-        let (p, model) = parse_model(spec)?;
-        let provider = self.providers.get(&p).ok_or_else(|| SqlError::other(format!("embedding provider '{p}' is not available in this build yet")))?;
+        let (p, model, provider) = self.resolve(spec, "embedding")?;
         let opts = Value::Object(options.clone()).to_string();
-        let keys: Vec<String> = texts.iter().map(|t| format!("{p}/{model}\u{0}{opts}\u{0}{t}")).collect();
+        let keys: Vec<String> = texts.iter().map(|t| embedding_key(&p, &model, &opts, t)).collect();
         let mut cached: Vec<bool> = {
             let mut cache = self.cache.lock();
             keys.iter().map(|k| cache.get(k).is_some()).collect()
@@ -441,72 +528,26 @@ impl Embedder {
     /// Relevance of each text to `query` with the reranker `spec` (`provider/model`); `None` texts
     /// give `None`. Pairs scored before are answered by the cache (memory, then store).
     pub fn rerank(&self, spec: &str, query: &str, texts: &[Option<&str>], interrupt: &Arc<crate::interrupt::Interrupt>) -> Result<Vec<Option<f64>>> {
-        let (p, model) = parse_model(spec)?;
-        let provider = self.providers.get(&p).ok_or_else(|| SqlError::other(format!("reranking provider '{p}' is not available in this build yet")))?;
+        let (p, model, provider) = self.resolve(spec, "reranking")?;
         let key = |t: &str| format!("rerank\u{0}{p}/{model}\u{0}{query}\u{0}{t}");
-        let mut out: Vec<Option<f64>> = vec![None; texts.len()];
-        let mut missing: Vec<(usize, &str)> = Vec::new();
-        {
-            let mut cache = self.cache.lock();
-            for (i, t) in texts.iter().enumerate() {
-                if let Some(t) = t {
-                    match cache.get(&key(t)) {
-                        Some(v) => out[i] = v.first().map(|s| *s as f64),
-                        None => missing.push((i, t)),
-                    }
-                }
-            }
-        }
-        if !missing.is_empty() && self.store.is_some() {
-            let found = self.persisted(&missing.iter().map(|(_, t)| key(t)).collect::<Vec<_>>());
-            let mut still = Vec::new();
-            let mut cache = self.cache.lock();
-            for ((i, t), v) in missing.into_iter().zip(found) {
-                match v.filter(|v| v.len() == 1) {
-                    Some(v) => {
-                        out[i] = Some(v[0] as f64);
-                        cache.put(key(t), Arc::new(v));
-                    }
-                    None => still.push((i, t)),
-                }
-            }
-            missing = still;
-        }
         let usage = self.usage_cell(&p, &model);
-        usage.cache_hits((texts.iter().flatten().count() - missing.len()) as u64);
-        if missing.is_empty() {
-            return Ok(out);
-        }
-        let mut distinct: Vec<&str> = missing.iter().map(|(_, t)| *t).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let globals = self.globals.read().clone();
-        let call = Call { globals: &globals, interrupt, usage: &usage };
-        let result = provider.rerank(&model, query, &distinct, &call);
-        usage.texts(distinct.len() as u64);
-        if let Err(e) = &result {
-            usage.error(&e.message);
-        }
-        let scores = result?;
-        if scores.len() != distinct.len() || scores.iter().any(|s| !s.is_finite()) {
-            return Err(SqlError::other(format!("{}: returned {} scores for {} documents", provider.display_name(), scores.len(), distinct.len())));
-        }
-        let mut fresh = Vec::with_capacity(distinct.len());
-        let mut by_text = HashMap::new();
-        {
-            let mut cache = self.cache.lock();
-            for (t, s) in distinct.iter().zip(scores) {
-                let v = Arc::new(vec![s]);
-                cache.put(key(t), v.clone());
-                fresh.push((key(t), v));
-                by_text.insert(*t, s as f64);
-            }
-        }
-        self.persist(&fresh);
-        for (i, t) in missing {
-            out[i] = Some(by_text[t]);
-        }
-        Ok(out)
+        let scores = self.through_cache(
+            texts,
+            key,
+            &usage,
+            |distinct| {
+                let globals = self.globals.read().clone();
+                let call = Call { globals: &globals, interrupt, usage: &usage };
+                Ok(provider.rerank(&model, query, distinct, &call)?.into_iter().map(|s| vec![s]).collect())
+            },
+            |scores, n| {
+                if scores.len() != n || scores.iter().any(|s| s.len() != 1 || !s[0].is_finite()) {
+                    return Err(SqlError::other(format!("{}: returned {} scores for {} documents", provider.display_name(), scores.len(), n)));
+                }
+                Ok(())
+            },
+        )?;
+        Ok(scores.into_iter().map(|s| s.and_then(|s| s.first().map(|x| *x as f64))).collect())
     }
 
     /// Embed texts with `spec` (`provider/model`) and final options. `None` texts give `None`.
@@ -534,10 +575,7 @@ impl Embedder {
         long_text: LongText,
         notes: Option<&Notes>,
     ) -> Result<Vec<Option<Vec<f32>>>> {
-        let (p, model) = parse_model(spec)?;
-        let provider = self.providers.get(&p).ok_or_else(|| {
-            SqlError::other(format!("embedding provider '{p}' is not available in this build yet"))
-        })?;
+        let (p, model, provider) = self.resolve(spec, "embedding")?;
         let present: Vec<&str> = texts.iter().flatten().copied().collect();
         if let Some((fits, limit)) = provider.fits(&model, &present)? {
             let over = fits.iter().filter(|f| !**f).count() as u64;
@@ -556,81 +594,26 @@ impl Embedder {
             }
         }
         let opts = Value::Object(options.clone()).to_string();
-        let key = |t: &str| format!("{p}/{model}\u{0}{opts}\u{0}{t}");
-        let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
-        let mut missing: Vec<(usize, &str)> = Vec::new();
-        {
-            let mut cache = self.cache.lock();
-            for (i, t) in texts.iter().enumerate() {
-                if let Some(t) = t {
-                    match cache.get(&key(t)) {
-                        Some(v) => out[i] = Some(v.as_ref().clone()),
-                        None => missing.push((i, t)),
-                    }
-                }
-            }
-        }
-        // Then the store: texts embedded before a restart.
-        if !missing.is_empty() && self.store.is_some() {
-            let keys: Vec<String> = missing.iter().map(|(_, t)| key(t)).collect();
-            let found = self.persisted(&keys);
-            let mut cache = self.cache.lock();
-            let mut still = Vec::new();
-            for ((i, t), (k, v)) in missing.into_iter().zip(keys.into_iter().zip(found)) {
-                match v {
-                    Some(v) => {
-                        cache.put(k, Arc::new(v.clone()));
-                        out[i] = Some(v);
-                    }
-                    None => still.push((i, t)),
-                }
-            }
-            missing = still;
-        }
-        let hits = texts.iter().filter(|t| t.is_some()).count() - missing.len();
         let usage = self.usage_cell(&p, &model);
-        usage.cache_hits(hits as u64);
-        if !missing.is_empty() {
-            // One request per distinct text.
-            let mut distinct: Vec<&str> = missing.iter().map(|(_, t)| *t).collect();
-            distinct.sort_unstable();
-            distinct.dedup();
-            let globals = self.globals.read().clone();
-            let call = Call { globals: &globals, interrupt, usage: &usage };
-            let result = provider.embed(&model, &distinct, options, &call);
-            usage.texts(distinct.len() as u64);
-            if let Err(e) = &result {
-                usage.error(&e.message);
-            }
-            let vectors = result?;
-            if vectors.len() != distinct.len() {
-                return Err(SqlError::other(format!(
-                    "{}: returned {} embeddings for {} texts",
-                    provider.display_name(),
-                    vectors.len(),
-                    distinct.len()
-                )));
-            }
-            let mut by_text: HashMap<&str, Arc<Vec<f32>>> = HashMap::new();
-            let mut fresh = Vec::with_capacity(distinct.len());
-            {
-                let mut cache = self.cache.lock();
-                for (t, v) in distinct.iter().zip(vectors) {
-                    if v.iter().any(|x| !x.is_finite()) {
-                        return Err(SqlError::other("embedding contains NaN or infinite values"));
-                    }
-                    let v = Arc::new(v);
-                    cache.put(key(t), v.clone());
-                    fresh.push((key(t), v.clone()));
-                    by_text.insert(t, v);
+        self.through_cache(
+            texts,
+            |t| embedding_key(&p, &model, &opts, t),
+            &usage,
+            |distinct| {
+                let globals = self.globals.read().clone();
+                let call = Call { globals: &globals, interrupt, usage: &usage };
+                provider.embed(&model, distinct, options, &call)
+            },
+            |vectors, n| {
+                if vectors.len() != n {
+                    return Err(SqlError::other(format!("{}: returned {} embeddings for {} texts", provider.display_name(), vectors.len(), n)));
                 }
-            }
-            self.persist(&fresh);
-            for (i, t) in missing {
-                out[i] = Some(by_text[t].as_ref().clone());
-            }
-        }
-        Ok(out)
+                if vectors.iter().any(|v| v.iter().any(|x| !x.is_finite())) {
+                    return Err(SqlError::other("embedding contains NaN or infinite values"));
+                }
+                Ok(())
+            },
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 
 use super::{options_for_storage, own_options, parse_options, Embedder, Notes};
 use crate::error::to_df;
-use crate::interrupt::Interrupt;
+use crate::interrupt::{blocking, Interrupt};
 
 pub struct EmbedText {
     embedder: Arc<Embedder>,
@@ -42,6 +42,11 @@ impl std::hash::Hash for EmbedText {
 pub fn embed_text_udf(embedder: Arc<Embedder>, interrupt: Arc<Interrupt>, notes: Arc<Notes>) -> ScalarUDF {
     // Volatile: never constant-folded (TiDB's rule); the query side embeds once per statement itself.
     ScalarUDF::from(EmbedText { embedder, interrupt, notes, signature: Signature::variadic_any(Volatility::Volatile) })
+}
+
+/// An argument's values as text (cast as `CAST(x AS CHAR)` would).
+pub(super) fn strings(a: &ArrayRef) -> Result<StringArray> {
+    Ok(cast(a, &DataType::Utf8)?.as_any().downcast_ref::<StringArray>().expect("cast to Utf8 gives a StringArray").clone())
 }
 
 fn scalar_str(c: &ColumnarValue) -> Result<Option<String>> {
@@ -80,8 +85,7 @@ impl ScalarUDFImpl for EmbedText {
             Some(o) => scalar_str(o)?,
             None => None,
         };
-        let texts: ArrayRef = cast(&args.args[1].to_array(n)?, &DataType::Utf8)?;
-        let texts = texts.as_any().downcast_ref::<StringArray>().unwrap();
+        let texts = strings(&args.args[1].to_array(n)?)?;
         let mut b = ListBuilder::new(Float32Builder::new());
         let Some(model) = model else {
             for _ in 0..n {
@@ -94,13 +98,8 @@ impl ScalarUDFImpl for EmbedText {
         let opts = options_for_storage(&all);
         let items: Vec<Option<&str>> = (0..n).map(|i| if texts.is_null(i) { None } else { Some(texts.value(i)) }).collect();
         let embedder = self.embedder.clone();
-        let run = || embedder.embed_long(&model, &items, &opts, &self.interrupt, long_text, Some(&self.notes));
         // Model inference and HTTP calls block: tell tokio so other connections keep running.
-        let vectors = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
-            _ => run(),
-        }
-        .map_err(to_df)?;
+        let vectors = blocking(|| embedder.embed_long(&model, &items, &opts, &self.interrupt, long_text, Some(&self.notes))).map_err(to_df)?;
         for v in vectors {
             match v {
                 Some(v) => {
@@ -158,11 +157,8 @@ impl ScalarUDFImpl for RerankScore {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
-        let as_strings = |c: &ColumnarValue| -> Result<StringArray> {
-            let a = cast(&c.to_array(n)?, &DataType::Utf8)?;
-            Ok(a.as_any().downcast_ref::<StringArray>().unwrap().clone())
-        };
-        let (models, queries, texts) = (as_strings(&args.args[0])?, as_strings(&args.args[1])?, as_strings(&args.args[2])?);
+        let text = |c: &ColumnarValue| strings(&c.to_array(n)?);
+        let (models, queries, texts) = (text(&args.args[0])?, text(&args.args[1])?, text(&args.args[2])?);
         let mut out: Vec<Option<f64>> = vec![None; n];
         // Rows grouped by (model, query): one rerank call each.
         let mut groups: std::collections::BTreeMap<(String, String), Vec<usize>> = Default::default();
@@ -174,12 +170,7 @@ impl ScalarUDFImpl for RerankScore {
         }
         for ((model, query), rows) in groups {
             let items: Vec<Option<&str>> = rows.iter().map(|&i| Some(texts.value(i))).collect();
-            let run = || self.embedder.rerank(&model, &query, &items, &self.interrupt);
-            let scores = match tokio::runtime::Handle::try_current() {
-                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
-                _ => run(),
-            }
-            .map_err(to_df)?;
+            let scores = blocking(|| self.embedder.rerank(&model, &query, &items, &self.interrupt)).map_err(to_df)?;
             for (&i, s) in rows.iter().zip(scores) {
                 out[i] = s;
             }

@@ -402,12 +402,7 @@ impl ScalarUDFImpl for FtsMatchWord {
         let Some(query) = query else {
             return Ok(ColumnarValue::Array(Arc::new(Float64Array::from(vec![None::<f64>; n]))));
         };
-        let search = || entry.scores(&query);
-        let scores = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(search),
-            _ => search(),
-        }
-        .map_err(to_df)?;
+        let scores = crate::interrupt::blocking(|| entry.scores(&query)).map_err(to_df)?;
         let out: Float64Array = (0..n)
             .map(|i| (!handles.is_null(i)).then(|| scores.get(&(handles.value(i) as u64)).copied().unwrap_or(0.0) as f64))
             .collect();

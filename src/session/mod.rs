@@ -935,14 +935,6 @@ pub fn ident_name(n: &ast::ObjectName) -> String {
         .join(".")
 }
 
-/// Runs a blocking wait on a statement's thread: on a multi-threaded runtime the worker hands its
-/// other tasks to the rest first.
-pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
 
 /// A session on a fresh in-memory store, in database `test`.
 #[cfg(test)]

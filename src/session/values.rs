@@ -5,6 +5,7 @@
 use datafusion::sql::sqlparser::ast;
 
 use crate::error::{Result, SqlError};
+use crate::interrupt::blocking;
 use crate::sql::catalog::Catalog;
 use crate::sql::rewrite::SessionValues;
 

@@ -244,7 +244,7 @@ impl Session {
             let query_vec = match &args[1] {
                 Expr::Value(v) => match &v.value {
                     Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
-                        let r = tokio::task::block_in_place(|| embedder.embed(model, &[Some(s.as_str())], &search, &interrupt));
+                        let r = crate::interrupt::blocking(|| embedder.embed(model, &[Some(s.as_str())], &search, &interrupt));
                         match r {
                             Ok(mut v) => v.pop().flatten().map(|v| Expr::value(Value::SingleQuotedString(embedb_vector::format_vector(&v)))),
                             Err(x) => {
@@ -283,9 +283,7 @@ impl Session {
     /// ([`skip_unembedded`]) and says how many in a warning. Returns whether it did (such a plan
     /// is not cached: a repeat would not warn).
     fn guard_async_searches(&mut self, stmt: &mut Statement, txn: &Txn, text: &str) -> Result<bool> {
-        use datafusion::sql::sqlparser::ast::Expr;
-        use std::ops::ControlFlow;
-        if !text.contains("vec_") || !text.contains("_distance") {
+        if !text.contains("vec_") {
             return Ok(false);
         }
         let mut queued: Vec<(String, i64, u32, String, String)> = Vec::new();
@@ -294,31 +292,10 @@ impl Session {
                 queued.push((t.columns[pos].key(), t.id, id, t.name.clone(), t.columns[pos].name.clone()));
             }
         }
-        if queued.is_empty() {
-            return Ok(false);
-        }
-        let mut searched: Vec<String> = Vec::new();
-        let _ = datafusion::sql::sqlparser::ast::visit_expressions(stmt, |e| {
-            if let Expr::Function(f) = e {
-                let name = f.name.to_string().to_ascii_lowercase();
-                if name.starts_with("vec_") && (name.ends_with("_distance") || name.ends_with("_product")) {
-                    let col = match rewrite::plain_args(f).first() {
-                        Some(Expr::Identifier(i)) => Some(i.value.to_lowercase()),
-                        Some(Expr::CompoundIdentifier(ids)) => ids.last().map(|i| i.value.to_lowercase()),
-                        _ => None,
-                    };
-                    searched.extend(col);
-                }
-            }
-            ControlFlow::<()>::Continue(())
-        });
         let mut guarded = false;
         for (key, table_id, column_id, table, column) in &queued {
-            if !searched.contains(key) {
-                continue;
-            }
             if !skip_unembedded(stmt, table, key) {
-                continue; // a distance computed, not searched by
+                continue; // not searched by (at most a distance computed)
             }
             guarded = true;
             let c = crate::embed::backlog::counts(txn, *table_id, *column_id)?;

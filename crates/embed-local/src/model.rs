@@ -187,6 +187,12 @@ impl LocalModel {
     /// included); a longer text is embedded from its first word pieces only. A long document is
     /// settled by a prefix that already overflows, so it costs no more than a page.
     pub fn fits(&self, text: &str) -> Result<bool> {
+        // A word piece covers at least one byte of the text as written (lower-casing and
+        // accent-stripping NFD never make more characters than the bytes they came from): a text
+        // of fewer bytes than the window fits without tokenising.
+        if text.len().saturating_add(2) <= self.max_seq_len {
+            return Ok(true);
+        }
         let overflows = |t: &str| -> Result<bool> {
             let e = self.tokenizer.encode_fast(t, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
             Ok(!e.get_overflowing().is_empty() || e.get_ids().len() > self.max_seq_len)
