@@ -82,6 +82,13 @@ impl super::Provider for LocalProvider {
         Ok(Some(counts.map_err(|e| SqlError::other(format!("Local: {e}")))?))
     }
 
+    fn spans(&self, model: &str, text: &str) -> Result<Option<(Vec<(usize, usize)>, usize)>> {
+        let m = self.model(model)?;
+        let spans = m.word_piece_spans(text).map_err(|e| SqlError::other(format!("Local: {e}")))?;
+        // The window less [CLS] and [SEP].
+        Ok(Some((spans, m.max_seq_len().saturating_sub(2).max(1))))
+    }
+
     fn embed(&self, model: &str, texts: &[&str], _options: &Map<String, Value>, call: &super::Call) -> Result<Vec<Vec<f32>>> {
         let m = self.model(model)?;
         let stop = || call.interrupt.is_set();

@@ -20,6 +20,7 @@
 
 pub mod backlog;
 pub mod batcher;
+pub mod chunk;
 pub mod cohere;
 pub mod estimate;
 pub mod gemini;
@@ -154,6 +155,15 @@ pub enum LongText {
     Truncate,
     /// Refuse the text: the statement fails (an async row is marked failed).
     Error,
+    /// Cut it into chunks that fit (`chunk`), embed each, and keep them all: the column holds the
+    /// chunks' vectors one after another and searches rank rows by their best chunk.
+    Chunk(chunk::ChunkSize),
+}
+
+impl LongText {
+    pub fn is_chunk(self) -> bool {
+        matches!(self, LongText::Chunk(_))
+    }
 }
 
 /// embedb's own options of an `EMBED_TEXT` column.
@@ -168,18 +178,36 @@ pub struct OwnOptions {
 pub fn own_options(m: &Map<String, Value>) -> Result<OwnOptions> {
     let bad = |why: String| SqlError::new(1210, "HY000", format!("Incorrect EMBED_TEXT option: {why}"));
     let mut o = OwnOptions { mode: Mode::Sync, long_text: LongText::Truncate };
+    let mut size = chunk::ChunkSize { tokens: None, overlap: None };
+    let count = |k: &str, v: &Value, lo: u64| -> Result<usize> {
+        v.as_u64().filter(|n| (lo..=1_000_000).contains(n)).map(|n| n as usize).ok_or_else(|| bad(format!("'{k}' must be an integer in {lo}..1000000, got {v}")))
+    };
     for (k, v) in m {
         let Some(own) = k.strip_prefix(OWN_OPTION_PREFIX) else { continue };
         let value = v.as_str().map(str::to_ascii_lowercase);
         match (own, value.as_deref()) {
+            ("chunk_tokens", _) => size.tokens = Some(count(k, v, 1)?),
+            ("chunk_overlap", _) => size.overlap = Some(count(k, v, 0)?),
             ("mode", Some("sync")) => o.mode = Mode::Sync,
             ("mode", Some("async")) => o.mode = Mode::Async,
             ("mode", _) => return Err(bad(format!("'{k}' must be \"sync\" or \"async\", got {v}"))),
             ("long_text", Some("truncate")) => o.long_text = LongText::Truncate,
             ("long_text", Some("error")) => o.long_text = LongText::Error,
-            ("long_text", _) => return Err(bad(format!("'{k}' must be \"truncate\" or \"error\", got {v}"))),
-            _ => return Err(bad(format!("unknown option '{k}' (embedb's own options: embedb.mode, embedb.long_text)"))),
+            ("long_text", Some("chunk")) => o.long_text = LongText::Chunk(size),
+            ("long_text", _) => return Err(bad(format!("'{k}' must be \"truncate\", \"error\" or \"chunk\", got {v}"))),
+            _ => {
+                return Err(bad(format!(
+                    "unknown option '{k}' (embedb's own options: embedb.mode, embedb.long_text, embedb.chunk_tokens, embedb.chunk_overlap)"
+                )))
+            }
         }
+    }
+    match &mut o.long_text {
+        LongText::Chunk(s) => *s = size,
+        _ if size.tokens.is_some() || size.overlap.is_some() => {
+            return Err(bad("'embedb.chunk_tokens' and 'embedb.chunk_overlap' need \"embedb.long_text\": \"chunk\"".into()))
+        }
+        _ => {}
     }
     Ok(o)
 }
@@ -576,6 +604,9 @@ impl Embedder {
         notes: Option<&Notes>,
     ) -> Result<Vec<Option<Vec<f32>>>> {
         let (p, model, provider) = self.resolve(spec, "embedding")?;
+        if let LongText::Chunk(size) = long_text {
+            return self.embed_chunked(spec, texts, options, interrupt, size);
+        }
         let present: Vec<&str> = texts.iter().flatten().copied().collect();
         if let Some((fits, limit)) = provider.fits(&model, &present)? {
             let over = fits.iter().filter(|f| !**f).count() as u64;
@@ -614,6 +645,60 @@ impl Embedder {
                 Ok(())
             },
         )
+    }
+
+    /// Where `text` is cut for a chunked column of `spec` (byte ranges; one range, the whole
+    /// text, when it fits the model's window).
+    pub fn chunk_ranges(&self, spec: &str, text: &str, size: chunk::ChunkSize) -> Result<Vec<(usize, usize)>> {
+        let (_, model, provider) = self.resolve(spec, "embedding")?;
+        let (spans, window) = match provider.spans(&model, text)? {
+            Some((spans, window)) => (spans.into_iter().map(|(s, e)| (s, e, 1)).collect(), window),
+            None => (chunk::estimated_spans(text), size.tokens.unwrap_or(chunk::DEFAULT_REMOTE_TOKENS)),
+        };
+        let (tokens, overlap) = size.resolve(window);
+        if spans.iter().map(|s| s.2).sum::<usize>() <= tokens {
+            return Ok(vec![(0, text.len())]);
+        }
+        Ok(chunk::split(text, &spans, tokens, overlap))
+    }
+
+    /// [`Embedder::embed_long`] for `chunk`: each text's chunks embedded (each cached on its own),
+    /// their vectors one after another.
+    fn embed_chunked(
+        &self,
+        spec: &str,
+        texts: &[Option<&str>],
+        options: &Map<String, Value>,
+        interrupt: &Arc<crate::interrupt::Interrupt>,
+        size: chunk::ChunkSize,
+    ) -> Result<Vec<Option<Vec<f32>>>> {
+        let mut pieces: Vec<Option<&str>> = Vec::new();
+        let mut counts = Vec::with_capacity(texts.len());
+        for t in texts {
+            match t {
+                Some(t) => {
+                    let ranges = self.chunk_ranges(spec, t, size)?;
+                    counts.push(Some(ranges.len()));
+                    pieces.extend(chunk::chunk_texts(t, &ranges).into_iter().map(Some));
+                }
+                None => counts.push(None),
+            }
+        }
+        let mut vectors = self.embed_long(spec, &pieces, options, interrupt, LongText::Truncate, None)?.into_iter();
+        let mut out = Vec::with_capacity(texts.len());
+        for c in counts {
+            out.push(match c {
+                None => None,
+                Some(n) => {
+                    let mut all = Vec::new();
+                    for v in vectors.by_ref().take(n) {
+                        all.extend(v.unwrap_or_default());
+                    }
+                    Some(all)
+                }
+            });
+        }
+        Ok(out)
     }
 }
 

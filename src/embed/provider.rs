@@ -27,6 +27,11 @@ pub trait Provider: Send + Sync {
     fn tokens(&self, _model: &str, _texts: &[&str]) -> Result<Option<Vec<usize>>> {
         Ok(None)
     }
+    /// Where `model`'s tokens lie in `text` (byte ranges, special tokens left out) and how many
+    /// fit one input, where the provider can tokenise (`local`); None where it cannot.
+    fn spans(&self, _model: &str, _text: &str) -> Result<Option<(Vec<(usize, usize)>, usize)>> {
+        Ok(None)
+    }
     /// Relevance of each of `documents` to `query` with the reranker `model`, in order.
     fn rerank(&self, _model: &str, _query: &str, _documents: &[&str], _call: &Call) -> Result<Vec<f32>> {
         Err(crate::error::SqlError::other(format!("{}: this provider has no reranking API here (jina_ai and cohere do)", self.display_name())))

@@ -84,7 +84,7 @@ mod range;
 use embedb_vector::{VectorFunction, VectorUdf};
 use parking_lot::Mutex;
 
-use super::{ann_handle, ann_key, SearchIndexes, VectorEntry};
+use super::{ann_key, SearchIndexes, VectorEntry};
 use crate::sql::catalog::IndexKind;
 use crate::sql::types::SqlType;
 use crate::storage::table::{self, KvTable, Row};
@@ -661,7 +661,7 @@ impl AnnTable {
         let with_nulls = !filters.iter().any(has_vector);
         if filters.iter().all(has_vector) {
             let f32 = entry.index.params().quantization == embedb_ann::Quantization::F32;
-            let index_only = if f32 { self.index_only(kv, projection) } else { None };
+            let index_only = if f32 && !entry.chunked { self.index_only(kv, projection) } else { None };
             self.unfiltered(kv, &entry, session_ef(state), index_only, with_nulls)
         } else {
             self.filtered(state, kv, &entry, &filters)
@@ -704,7 +704,7 @@ impl AnnTable {
             let mut from_graph: Vec<(i64, Vec<f32>)> = Vec::new();
             let mut read: Vec<i64> = Vec::new();
             for key in &hits {
-                let h = ann_handle(*key);
+                let h = entry.handle_of(*key);
                 if seen.insert(h) {
                     let from_graph_copy = if index_only.is_some() { entry.index.get(*key) } else { None };
                     match from_graph_copy {
@@ -791,7 +791,7 @@ impl AnnTable {
                 // The index's own sampler walks its key list evenly; it hands us the keys.
                 let sample = std::cell::RefCell::new(Vec::new());
                 entry.index.estimate_filter(1, None, &|k: u64| {
-                    sample.borrow_mut().push(ann_handle(k));
+                    sample.borrow_mut().push(entry.handle_of(k));
                     false
                 });
                 let sample = sample.into_inner();
@@ -818,7 +818,7 @@ impl AnnTable {
             let want = m.min(len);
             // Keys only: the plan computes the distances of the rows that pass.
             let hits = entry.index.search_keys(&self.spec.query, want, session_ef(state)).map_err(|e| crate::error::SqlError::other(e.to_string()))?;
-            let fresh: Vec<i64> = hits.iter().map(|k| ann_handle(*k)).filter(|h| seen.insert(*h)).collect();
+            let fresh: Vec<i64> = hits.iter().map(|k| entry.handle_of(*k)).filter(|h| seen.insert(*h)).collect();
             let Some(rows) = filter.passing(&fresh, usize::MAX)? else { return Ok(None) };
             out.extend(rows);
             if out.len() >= target || hits.len() < want || want == len {
@@ -858,7 +858,9 @@ impl AnnTable {
             None => return Ok(Candidates::Exact("filter not evaluable early".into())),
         };
         let small = EXACT_MAX_ROWS.max((entry.index.len() as f64 * EXACT_FRACTION) as usize);
-        if passing.len() <= small {
+        // A chunked graph's nearest keys may name few distinct rows: its passing rows are all
+        // candidates.
+        if passing.len() <= small || entry.chunked {
             let how = format!("exact over {} filtered rows", passing.len());
             return Ok(Candidates::Rows(passing, how));
         }
@@ -868,7 +870,7 @@ impl AnnTable {
             .index
             .search_filtered(&self.spec.query, want, session_ef(state), |k| keys.contains(&k))
             .map_err(|e| crate::error::SqlError::other(e.to_string()))?;
-        let chosen: HashSet<i64> = hits.iter().map(|(k, _)| ann_handle(*k)).collect();
+        let chosen: HashSet<i64> = hits.iter().map(|(k, _)| entry.handle_of(*k)).collect();
         let off = entry.offgraph();
         let mut nulls = 0;
         let mut out = Vec::with_capacity(chosen.len() + 8);
@@ -1031,7 +1033,8 @@ impl AnnTable {
             Metric::L2 => VectorFunction::L2Distance,
             Metric::InnerProduct => VectorFunction::NegativeInnerProduct,
         };
-        let d = embedb_vector::distances_to(function, batch.column(i), &self.spec.query)?;
+        let chunked = self.kv().info.columns[i].is_chunked();
+        let d = embedb_vector::distances_to(function, batch.column(i), &self.spec.query, chunked)?;
         let d = d.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
         // NULL first (as MySQL sorts ascending), then by value; a stable sort keeps handle order.

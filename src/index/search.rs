@@ -252,6 +252,23 @@ pub fn ann_handle(key: u64) -> i64 {
     (key ^ (1 << 63)) as i64
 }
 
+/// Chunks of one row a chunked column's graph holds at most (`embed::chunk`): each chunk is a
+/// key of its own, `chunk_key(handle, i)`, so the row's handle keeps 54 bits. A row with more
+/// chunks, or a handle beyond ±2^53, stays outside the graph (searched exactly).
+pub const MAX_GRAPH_CHUNKS: usize = 1 << CHUNK_BITS;
+const CHUNK_BITS: u32 = 10;
+const CHUNK_HANDLE_LIMIT: i64 = 1 << 53;
+
+/// The graph key of chunk `i` of row `handle` (order-preserving in the handle, like [`ann_key`]).
+pub fn chunk_key(handle: i64, i: usize) -> Option<u64> {
+    let fits = (-CHUNK_HANDLE_LIMIT..CHUNK_HANDLE_LIMIT - 1).contains(&handle) && i < MAX_GRAPH_CHUNKS;
+    fits.then(|| (((handle + CHUNK_HANDLE_LIMIT) as u64) << CHUNK_BITS) | i as u64)
+}
+
+pub fn chunk_handle(key: u64) -> i64 {
+    (key >> CHUNK_BITS) as i64 - CHUNK_HANDLE_LIMIT
+}
+
 /// Rows of a vector index that are not in the graph (see the module doc).
 #[derive(Default)]
 pub struct OffGraph {
@@ -296,17 +313,69 @@ pub struct VectorEntry {
     selectivity: Mutex<HashMap<String, (f64, usize)>>,
     /// When the graph changed and was checkpointed (`segments`).
     saves: segments::SaveClock,
+    /// The column holds one vector per chunk of its text (`embed::chunk`): the graph holds each
+    /// chunk under [`chunk_key`], and a search takes each row once, at its best chunk.
+    pub chunked: bool,
 }
 
 impl VectorEntry {
     fn slot(&self, handle: i64, row: &table::Row) -> Slot {
         // `get`: this runs under the commit lock, where a panic would take the store down.
+        let dims = self.index.dims();
         match row.values.get(self.column_pos).unwrap_or(&Datum::Null) {
             Datum::Null => Slot::Null,
             Datum::Vector(v) if self.metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) => Slot::Null,
-            Datum::Vector(v) if v.len() == self.index.dims() && ann_key(handle) != embedb_ann::RESERVED_KEY => Slot::Graph(v.clone()),
+            Datum::Vector(v) if self.chunked => {
+                let whole = !v.is_empty() && v.len() % dims == 0 && chunk_key(handle, v.len() / dims - 1).is_some();
+                // A zero chunk has no cosine distance: such a row is searched exactly.
+                let zero_chunk = self.metric == Metric::Cosine && v.chunks(dims).any(|c| c.iter().all(|&x| x == 0.0));
+                if whole && !zero_chunk { Slot::Graph(v.clone()) } else { Slot::Other }
+            }
+            Datum::Vector(v) if v.len() == dims && ann_key(handle) != embedb_ann::RESERVED_KEY => Slot::Graph(v.clone()),
             _ => Slot::Other,
         }
+    }
+
+    /// The row a graph key stands for.
+    pub fn handle_of(&self, key: u64) -> i64 {
+        if self.chunked { chunk_handle(key) } else { ann_handle(key) }
+    }
+
+    /// The graph keys of a row's vector (one per chunk of a chunked column's value).
+    fn keys_for(&self, handle: i64, vector: &[f32]) -> Vec<u64> {
+        if !self.chunked {
+            return vec![ann_key(handle)];
+        }
+        (0..vector.len() / self.index.dims()).filter_map(|i| chunk_key(handle, i)).collect()
+    }
+
+    /// Take a row out of the graph: its key, or all its chunks' keys.
+    fn remove_row(&self, handle: i64) -> std::result::Result<(), embedb_ann::AnnError> {
+        if !self.chunked {
+            return self.index.remove(ann_key(handle)).map(|_| ());
+        }
+        for i in 0..MAX_GRAPH_CHUNKS {
+            let Some(k) = chunk_key(handle, i) else { break };
+            if !self.index.remove(k)? {
+                break; // chunks are numbered from 0 without gaps
+            }
+        }
+        Ok(())
+    }
+
+    /// The graph's copy of a row's vector (its chunks' vectors one after another), if it has one.
+    pub fn graph_vector(&self, handle: i64) -> Option<Vec<f32>> {
+        if !self.chunked {
+            return self.index.get(ann_key(handle));
+        }
+        let mut out = Vec::new();
+        for i in 0..MAX_GRAPH_CHUNKS {
+            match chunk_key(handle, i).and_then(|k| self.index.get(k)) {
+                Some(v) => out.extend(v),
+                None => break,
+            }
+        }
+        (!out.is_empty()).then_some(out)
     }
 
     /// Apply a commit's changes (`commit`: its version, and the horizon before which no live
@@ -335,8 +404,9 @@ impl VectorEntry {
             off.nulls.remove(h);
             off.others.remove(h);
             let slot = row.map(|r| self.slot(*h, r));
-            if !matches!(slot, Some(Slot::Graph(_))) {
-                if let Err(e) = self.index.remove(ann_key(*h)) {
+            // A chunked row may have fewer chunks than before: its old ones all go.
+            if self.chunked || !matches!(slot, Some(Slot::Graph(_))) {
+                if let Err(e) = self.remove_row(*h) {
                     tracing::error!("vector index {}: cannot remove row {h}: {e}", self.index_name);
                     self.never_index_only(*h);
                 }
@@ -350,8 +420,10 @@ impl VectorEntry {
                     off.others.insert(*h);
                 }
                 Some(Slot::Graph(v)) => {
-                    keys.push(ann_key(*h));
-                    handles.push(*h);
+                    for k in self.keys_for(*h, &v) {
+                        keys.push(k);
+                        handles.push(*h);
+                    }
                     vectors.extend_from_slice(&v);
                 }
             }
@@ -873,6 +945,7 @@ impl SearchIndexes {
                             base_version: AtomicU64::new(0),
                             selectivity: Mutex::new(HashMap::new()),
                             saves: segments::SaveClock::new(),
+                            chunked: info.columns[pos].is_chunked(),
                         });
                         let (e2, info2, store2) = (e.clone(), info.clone(), store.clone());
                         if stale {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use embedb_storage::{codec, Store};
 
-use super::{ann_handle, ann_key, decode_rows, end_build, fulltext_path, saved_path, scan_chunks, FulltextEntry, SearchIndexes, Slot, VectorEntry, VECTOR_BUILD_STEP};
+use super::{decode_rows, end_build, fulltext_path, saved_path, scan_chunks, FulltextEntry, SearchIndexes, Slot, VectorEntry, VECTOR_BUILD_STEP};
 use crate::error::Result;
 use crate::sql::catalog::TableInfo;
 use crate::storage::table;
@@ -176,9 +176,9 @@ pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store)
                         continue;
                     }
                     if let Slot::Graph(v) = e.slot(r.handle, r) {
-                        let key = ann_key(r.handle);
-                        seen.insert(key);
-                        if e.index.get(key).as_deref() == Some(v.as_slice()) {
+                        let keys = e.keys_for(r.handle, &v);
+                        seen.extend(&keys);
+                        if e.graph_vector(r.handle).as_deref() == Some(v.as_slice()) {
                             continue;
                         }
                     }
@@ -193,7 +193,9 @@ pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store)
         })?;
         // Rows deleted since the checkpoint.
         let mut b = e.build.lock();
-        let gone: Vec<i64> = e.index.keys().into_iter().filter(|k| !seen.contains(k)).map(ann_handle).filter(|h| !b.touched.contains(h)).collect();
+        let mut gone: Vec<i64> = e.index.keys().into_iter().filter(|k| !seen.contains(k)).map(|k| e.handle_of(k)).filter(|h| !b.touched.contains(h)).collect();
+        gone.sort_unstable();
+        gone.dedup();
         fixed += gone.len() as u64;
         let gone: Vec<(i64, Option<&table::Row>)> = gone.into_iter().map(|h| (h, None)).collect();
         e.apply(&gone, &mut b, None);

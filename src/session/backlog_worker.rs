@@ -312,9 +312,13 @@ fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Re
                 continue;
             };
             if let SqlType::Vector(Some(d)) = column.ty {
-                if let Err(e) = embedb_vector::check_dimension(v, d as usize) {
-                    fail_entry(&txn, k, entry.clone(), &e.to_string());
-                    engine.embedder.backlog.error(work.table.id, work.column_id, &e.to_string());
+                let checked = match work.long_text.is_chunk() {
+                    true => crate::sql::types::check_chunks(v, d as usize).map_err(|e| e.message),
+                    false => embedb_vector::check_dimension(v, d as usize).map_err(|e| e.to_string()),
+                };
+                if let Err(e) = checked {
+                    fail_entry(&txn, k, entry.clone(), &e);
+                    engine.embedder.backlog.error(work.table.id, work.column_id, &e);
                     continue;
                 }
             }

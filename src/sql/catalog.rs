@@ -63,6 +63,12 @@ pub struct ColumnInfo {
 }
 
 impl ColumnInfo {
+    /// An `EMBED_TEXT` column that chunks long texts: its value is one vector per chunk, one
+    /// after another (`embed::chunk`).
+    pub fn is_chunked(&self) -> bool {
+        self.generated.as_ref().is_some_and(|g| crate::sql::ddl::embed_chunked(&g.expr))
+    }
+
     /// A column with no default, generation, comment or collation of its own.
     pub fn plain(id: u32, name: &str, ty: SqlType, nullable: bool) -> ColumnInfo {
         ColumnInfo {
@@ -166,6 +172,11 @@ impl TableInfo {
             .filter(|(_, c)| c.generated.as_ref().is_some_and(|g| crate::sql::ddl::embed_mode(&g.expr) == crate::embed::Mode::Async))
             .map(|(i, c)| (i, c.id))
             .collect()
+    }
+
+    /// Positions of the `EMBED_TEXT` columns that chunk long texts (one vector per chunk).
+    pub fn chunked_columns(&self) -> Vec<usize> {
+        self.columns.iter().enumerate().filter(|(_, c)| c.is_chunked()).map(|(i, _)| i).collect()
     }
 
     pub fn auto_increment_column(&self) -> Option<usize> {

@@ -643,6 +643,19 @@ pub fn embed_mode(expr: &str) -> crate::embed::Mode {
         .unwrap_or(Mode::Sync)
 }
 
+/// Whether a generated column's expression is an `EMBED_TEXT` call whose options chunk long
+/// texts (`"embedb.long_text": "chunk"`): its values hold one vector per chunk.
+pub fn embed_chunked(expr: &str) -> bool {
+    use crate::embed::{own_options, parse_options};
+    if !expr.contains("chunk") {
+        return false;
+    }
+    embed_text_call(expr)
+        .and_then(|(_, o)| parse_options(o.as_deref()).ok())
+        .and_then(|m| own_options(&m).ok())
+        .is_some_and(|o| o.long_text.is_chunk())
+}
+
 fn index_comment(opts: &[ast::IndexOption]) -> Option<String> {
     opts.iter().find_map(|o| match o {
         ast::IndexOption::Comment(c) => Some(c.clone()),

@@ -33,7 +33,7 @@ use crate::error::{Result, SqlError};
 use crate::session::{Output, Session};
 use crate::sql::catalog::{Catalog, ColumnInfo, TableInfo};
 use crate::sql::context::PlanScope;
-use crate::sql::types::{self, coerce, Target};
+use crate::sql::types::{self, coerce, coerce_chunks, Target};
 use crate::sql::{foreign_key, parser, rewrite};
 use crate::storage::table::{self, Row, HANDLE_COLUMN};
 
@@ -511,10 +511,13 @@ impl Session {
         }
         for (k, &(ci, queued)) in gen_cols.iter().enumerate() {
             let c = &info.columns[ci];
+            let chunked = c.is_chunked();
             for (ri, r) in rows.iter_mut().enumerate() {
                 if queued {
                     r.values[ci] = Datum::Null;
                     texts.0[ri].push((c.id, text_argument(&vals[k][ri])?));
+                } else if chunked {
+                    r.values[ci] = coerce_chunks(&vals[k][ri], &c.ty, &Target { column: &c.name, row: ri + 1 })?;
                 } else {
                     r.values[ci] = coerce(&vals[k][ri], &c.ty, &Target { column: &c.name, row: ri + 1 })?;
                 }

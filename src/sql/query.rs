@@ -188,45 +188,66 @@ impl Session {
     /// `VEC_EMBED_<METRIC>(col, 'query')` → `VEC_<METRIC>(col, '<embedding of query>')`: the column
     /// must be a generated `EMBED_TEXT(model, …, options)` column of a table the statement reads;
     /// the query text is embedded once, here, with that model and the options' `@search` variants.
+    ///
+    /// On a chunked column (`embed::chunk`: one vector per chunk of the text) every distance,
+    /// `VEC_EMBED_…` or plain `VEC_…(col, v)`, becomes its `VEC_CHUNKS_…` twin: the row's best
+    /// chunk decides.
     fn rewrite_vec_embed(&mut self, stmt: &mut Statement, txn: &Txn, text: &str) -> Result<()> {
         use datafusion::sql::sqlparser::ast::{Expr, Value};
+        use embedb_vector::VectorFunction as F;
         use std::ops::ControlFlow;
-        const FUNCS: &[(&str, &str)] = &[
-            ("vec_embed_cosine_distance", "vec_cosine_distance"),
-            ("vec_embed_l2_distance", "vec_l2_distance"),
-            ("vec_embed_l1_distance", "vec_l1_distance"),
-            ("vec_embed_negative_inner_product", "vec_negative_inner_product"),
+        const FUNCS: &[(&str, F)] = &[
+            ("vec_embed_cosine_distance", F::CosineDistance),
+            ("vec_embed_l2_distance", F::L2Distance),
+            ("vec_embed_l1_distance", F::L1Distance),
+            ("vec_embed_negative_inner_product", F::NegativeInnerProduct),
         ];
-        if !text.contains("vec_embed_") {
+        if !text.contains("vec_") {
             return Ok(());
         }
-        // The embedding columns of every table the statement reads: name → (model, options).
-        let mut columns: Vec<(String, String, String)> = Vec::new();
+        // The embedding columns of every table the statement reads: name → (model, options, chunked).
+        let mut columns: Vec<(String, String, String, bool)> = Vec::new();
         for t in self.read_tables(stmt, txn)? {
             for c in &t.columns {
                 if let Some((model, opts)) = c.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)) {
-                    columns.push((c.key(), model, opts.unwrap_or_default()));
+                    columns.push((c.key(), model, opts.unwrap_or_default(), c.is_chunked()));
                 }
             }
         }
+        if !text.contains("vec_embed_") && !columns.iter().any(|c| c.3) {
+            return Ok(());
+        }
+        let column_of = |e: &Expr| match e {
+            Expr::Identifier(i) => Some(i.value.to_lowercase()),
+            Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.to_lowercase()),
+            _ => None,
+        };
+        let chunked = |e: &Expr| column_of(e).is_some_and(|c| columns.iter().any(|(n, _, _, ch)| *ch && *n == c));
         let embedder = self.engine.embedder.clone();
         let interrupt = self.interrupt.clone();
         let mut err: Option<SqlError> = None;
         let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(stmt, |e| {
             let Expr::Function(f) = e else { return ControlFlow::Continue(()) };
             let name = f.name.to_string().to_ascii_lowercase();
-            let Some((_, plain)) = FUNCS.iter().find(|(n, _)| *n == name) else { return ControlFlow::Continue(()) };
             let args: Vec<Expr> = rewrite::plain_args(f).into_iter().cloned().collect();
+            // A plain distance with a chunked column on either side: its chunks twin (column first).
+            if let Some(&plain) = F::DISTANCES.iter().find(|d| d.name() == name) {
+                if args.len() == 2 {
+                    let swap = !chunked(&args[0]) && chunked(&args[1]);
+                    if chunked(&args[0]) || swap {
+                        let (a, b) = if swap { (args[1].clone(), args[0].clone()) } else { (args[0].clone(), args[1].clone()) };
+                        *e = rewrite::call(plain.chunks_name().unwrap_or(plain.name()), vec![a, b]);
+                    }
+                }
+                return ControlFlow::Continue(());
+            }
+            let Some(&(_, plain)) = FUNCS.iter().find(|(n, _)| *n == name) else { return ControlFlow::Continue(()) };
             if args.len() != 2 {
                 err = Some(SqlError::param_count(&name));
                 return ControlFlow::Break(());
             }
-            let col = match &args[0] {
-                Expr::Identifier(i) => Some(i.value.to_lowercase()),
-                Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.to_lowercase()),
-                _ => None,
-            };
-            let Some((_, model, opts)) = col.as_ref().and_then(|c| columns.iter().find(|(n, _, _)| n == c)) else {
+            let col = column_of(&args[0]);
+            let Some((_, model, opts, is_chunked)) = col.as_ref().and_then(|c| columns.iter().find(|(n, _, _, _)| n == c)) else {
                 err = Some(SqlError::other(format!(
                     "{}() first argument must be a vector embedding column generated by EMBED_TEXT(), got {}",
                     name.to_ascii_uppercase(),
@@ -269,7 +290,8 @@ impl Session {
                     ],
                 )
             });
-            *e = rewrite::call(plain, vec![args[0].clone(), q]);
+            let func = if *is_chunked { plain.chunks_name().unwrap_or(plain.name()) } else { plain.name() };
+            *e = rewrite::call(func, vec![args[0].clone(), q]);
             ControlFlow::Continue(())
         });
         match err {

@@ -517,6 +517,24 @@ pub fn coerce(v: &ScalarValue, ty: &SqlType, t: &Target) -> Result<Datum> {
     coerce_loose(l, ty, t)
 }
 
+/// [`coerce`] for a chunked embedding column (`embed::chunk`): a `VECTOR(D)` value there holds
+/// one or more `D`-dimensional vectors one after another.
+pub fn coerce_chunks(v: &ScalarValue, ty: &SqlType, t: &Target) -> Result<Datum> {
+    let d = coerce(v, &SqlType::Vector(None), t)?;
+    if let (Datum::Vector(v), SqlType::Vector(Some(dim))) = (&d, ty) {
+        check_chunks(v, *dim as usize)?;
+    }
+    Ok(d)
+}
+
+/// A chunked column's value must be whole vectors of the column's dimension.
+pub fn check_chunks(v: &[f32], dim: usize) -> Result<()> {
+    if v.is_empty() || dim == 0 || v.len() % dim != 0 {
+        return Err(SqlError::other(format!("vector has {} dimensions, which is not a whole number of chunks of {dim}", v.len())));
+    }
+    Ok(())
+}
+
 fn invalid(kind: &str, value: &str, t: &Target) -> SqlError {
     SqlError::new(
         1366,

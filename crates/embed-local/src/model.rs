@@ -47,6 +47,8 @@ const DEFAULT_MAX_TOKENS: usize = 512;
 pub struct LocalModel {
     model: Bert,
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation: word-piece offsets of whole texts (chunking).
+    spans_tokenizer: Tokenizer,
     threads: usize,
     dims: usize,
     max_seq_len: usize,
@@ -110,6 +112,10 @@ impl LocalModel {
         let mut tokenizer = Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| Error::Tokenizer(format!("loading {}: {e}", files.tokenizer.display())))?;
         tokenizer.with_padding(None);
+        let mut spans_tokenizer = tokenizer.clone();
+        spans_tokenizer
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 direction: TruncationDirection::Right,
@@ -147,6 +153,7 @@ impl LocalModel {
         Ok(LocalModel {
             model,
             tokenizer,
+            spans_tokenizer,
             threads,
             dims: config.hidden_size,
             max_seq_len,
@@ -181,6 +188,16 @@ impl LocalModel {
     /// The token ids the model sees for `text` ([CLS] … [SEP], truncated to [`Self::max_seq_len`]).
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>> {
         self.encode(text)
+    }
+
+    /// Where each word piece of `text` lies (byte ranges, [CLS]/[SEP] left out, nothing
+    /// truncated): what a chunker cuts along.
+    pub fn word_piece_spans(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let e = self
+            .spans_tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(e.get_offsets().to_vec())
     }
 
     /// Whether `text` fits the model's window ([`Self::max_seq_len`] word pieces, [CLS] and [SEP]

@@ -105,10 +105,36 @@ impl VectorFunction {
     }
 }
 
+impl VectorFunction {
+    /// The distance functions, which have `VEC_CHUNKS_*` twins.
+    pub const DISTANCES: [VectorFunction; 4] = [
+        VectorFunction::L1Distance,
+        VectorFunction::L2Distance,
+        VectorFunction::CosineDistance,
+        VectorFunction::NegativeInnerProduct,
+    ];
+
+    /// The name of the `VEC_CHUNKS_*` twin of a distance function.
+    pub fn chunks_name(self) -> Option<&'static str> {
+        Some(match self {
+            VectorFunction::L1Distance => "vec_chunks_l1_distance",
+            VectorFunction::L2Distance => "vec_chunks_l2_distance",
+            VectorFunction::CosineDistance => "vec_chunks_cosine_distance",
+            VectorFunction::NegativeInnerProduct => "vec_chunks_negative_inner_product",
+            _ => return None,
+        })
+    }
+}
+
 /// A `VEC_*` function as a DataFusion [`ScalarUDFImpl`].
+///
+/// `chunks`: a distance's `VEC_CHUNKS_*` twin, whose first argument holds several vectors of the
+/// second's dimension one after another (the chunks of a long text) and whose value is the
+/// smallest distance of any of them to the second argument.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct VectorUdf {
     function: VectorFunction,
+    chunks: bool,
     signature: Signature,
 }
 
@@ -116,12 +142,34 @@ impl VectorUdf {
     pub fn new(function: VectorFunction) -> Self {
         Self {
             function,
+            chunks: false,
             signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+
+    /// The `VEC_CHUNKS_*` twin of a distance function.
+    pub fn chunks(function: VectorFunction) -> Self {
+        assert!(function.chunks_name().is_some(), "{} has no chunks twin", function.name());
+        Self {
+            chunks: true,
+            ..Self::new(function)
         }
     }
 
     pub fn function(&self) -> VectorFunction {
         self.function
+    }
+
+    /// Whether this is a `VEC_CHUNKS_*` distance.
+    pub fn is_chunks(&self) -> bool {
+        self.chunks
+    }
+
+    fn sql_name(&self) -> &'static str {
+        match self.chunks {
+            true => self.function.chunks_name().unwrap_or(self.function.name()),
+            false => self.function.name(),
+        }
     }
 }
 
@@ -190,7 +238,7 @@ fn coerce_vector_arg(t: &DataType) -> Result<DataType> {
 
 impl ScalarUDFImpl for VectorUdf {
     fn name(&self) -> &str {
-        self.function.name()
+        self.sql_name()
     }
 
     fn signature(&self) -> &Signature {
@@ -203,7 +251,7 @@ impl ScalarUDFImpl for VectorUdf {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         if arg_types.len() != self.function.arity() {
-            return plan_err!("{}", parameter_count_error(self.function.name()));
+            return plan_err!("{}", parameter_count_error(self.sql_name()));
         }
         arg_types.iter().map(coerce_vector_arg).collect()
     }
@@ -215,7 +263,7 @@ impl ScalarUDFImpl for VectorUdf {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let f = self.function;
         if args.args.len() != f.arity() {
-            return exec_err!("{}", parameter_count_error(f.name()));
+            return exec_err!("{}", parameter_count_error(self.sql_name()));
         }
         let all_scalar = args
             .args
@@ -236,7 +284,7 @@ impl ScalarUDFImpl for VectorUdf {
             | VectorFunction::L2Distance
             | VectorFunction::CosineDistance
             | VectorFunction::NegativeInnerProduct => {
-                eval_distance(f, &inputs[0], &inputs[1], rows)?
+                eval_distance(f, &inputs[0], &inputs[1], rows, self.chunks)?
             }
             VectorFunction::Add | VectorFunction::Sub => {
                 eval_add_sub(f, &inputs[0], &inputs[1], rows)?
@@ -254,10 +302,9 @@ impl ScalarUDFImpl for VectorUdf {
 
 /// The `VEC_*` functions (and `vec_add` / `vec_sub`) as [`ScalarUDF`]s.
 pub fn all_udfs() -> Vec<ScalarUDF> {
-    VectorFunction::ALL
-        .iter()
-        .map(|&f| ScalarUDF::from(VectorUdf::new(f)))
-        .collect()
+    let plain = VectorFunction::ALL.iter().map(|&f| VectorUdf::new(f));
+    let chunks = VectorFunction::DISTANCES.iter().map(|&f| VectorUdf::chunks(f));
+    plain.chain(chunks).map(ScalarUDF::from).collect()
 }
 
 /// One of the functions as a [`ScalarUDF`].
@@ -566,7 +613,8 @@ fn for_each_pair(
 /// `function(vectors[i], query)` for each row of a vector column, exactly as the SQL function
 /// computes it (NULL for a NULL row); an error for a row of another dimension. For callers that
 /// order rows by a distance themselves and must agree with the function to the last bit.
-pub fn distances_to(function: VectorFunction, vectors: &ArrayRef, query: &[f32]) -> Result<ArrayRef> {
+/// `chunks`: as the `VEC_CHUNKS_*` twin computes it (each row's best chunk).
+pub fn distances_to(function: VectorFunction, vectors: &ArrayRef, query: &[f32], chunks: bool) -> Result<ArrayRef> {
     if !matches!(
         function,
         VectorFunction::L1Distance | VectorFunction::L2Distance | VectorFunction::CosineDistance | VectorFunction::NegativeInnerProduct
@@ -576,7 +624,7 @@ pub fn distances_to(function: VectorFunction, vectors: &ArrayRef, query: &[f32])
     let column = ColumnarValue::Array(vectors.clone());
     let a = VectorArg::try_new(&column)?;
     let b = VectorArg::Scalar(Some(query.to_vec()));
-    eval_distance(function, &a, &b, vectors.len())
+    eval_distance(function, &a, &b, vectors.len(), chunks)
 }
 
 fn eval_distance(
@@ -584,30 +632,37 @@ fn eval_distance(
     a: &VectorArg,
     b: &VectorArg,
     rows: usize,
+    chunks: bool,
 ) -> Result<ArrayRef> {
     let mut out = Float64Builder::with_capacity(rows);
     // For cosine against a constant, its squared norm is computed once. The kernel's arguments are
     // symmetric (products and the final norm product commute), so the constant is passed second.
-    let a_norm = a.constant().map(squared_norm_f32);
+    // (A constant first argument of a chunks distance holds several vectors: no norm of it.)
+    let a_norm = a.constant().filter(|_| !chunks).map(squared_norm_f32);
     let b_norm = b.constant().map(squared_norm_f32);
+    let one = |x: &[f32], y: &[f32]| match function {
+        VectorFunction::L1Distance => l1_unchecked(x, y),
+        VectorFunction::L2Distance => l2_squared_unchecked(x, y).sqrt(),
+        VectorFunction::NegativeInnerProduct => -inner_product_unchecked(x, y),
+        VectorFunction::CosineDistance => match (a_norm, b_norm) {
+            (_, Some(nb)) => cosine_with_norm_unchecked(x, y, nb),
+            (Some(na), None) => cosine_with_norm_unchecked(y, x, na),
+            (None, None) => cosine_with_norm_unchecked(x, y, squared_norm_f32(y)),
+        },
+        _ => unreachable!("not a distance function"),
+    };
     for_each_pair(a, b, rows, |pair| {
         let Some((x, y)) = pair else {
             out.append_null();
             return Ok(());
         };
-        if x.len() != y.len() {
+        let d = if x.len() == y.len() {
+            one(x, y)
+        } else if chunks && !y.is_empty() && x.len() % y.len() == 0 {
+            // The best chunk; a chunk whose distance is undefined (NaN) is passed over.
+            x.chunks_exact(y.len()).map(|c| one(c, y)).filter(|d| !d.is_nan()).min_by(f64::total_cmp).unwrap_or(f64::NAN)
+        } else {
             return Err(VectorError::DifferentDimensions(x.len(), y.len()).into());
-        }
-        let d = match function {
-            VectorFunction::L1Distance => l1_unchecked(x, y),
-            VectorFunction::L2Distance => l2_squared_unchecked(x, y).sqrt(),
-            VectorFunction::NegativeInnerProduct => -inner_product_unchecked(x, y),
-            VectorFunction::CosineDistance => match (a_norm, b_norm) {
-                (_, Some(nb)) => cosine_with_norm_unchecked(x, y, nb),
-                (Some(na), None) => cosine_with_norm_unchecked(y, x, na),
-                (None, None) => cosine_with_norm_unchecked(x, y, squared_norm_f32(y)),
-            },
-            _ => unreachable!("not a distance function"),
         };
         if d.is_nan() {
             out.append_null();
