@@ -178,3 +178,109 @@ impl ScalarUDFImpl for RerankScore {
         Ok(ColumnarValue::Array(Arc::new(datafusion::arrow::array::Float64Array::from(out))))
     }
 }
+
+/// `embed_best_chunk(text, chunks, query, model, options)`: the text of the chunk of `text` whose
+/// vector (in `chunks`, a chunked column's value) is nearest `query` by cosine distance. Written
+/// by `sql::query` for `VEC_EMBED_BEST_CHUNK(col, 'query')`, which supplies the column's source
+/// text, model and options. The cut is found again from the text (`Embedder::chunk_ranges` is
+/// deterministic); a value whose chunk count does not match its text gives NULL.
+pub struct BestChunk {
+    embedder: Arc<Embedder>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for BestChunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BestChunk")
+    }
+}
+impl PartialEq for BestChunk {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.embedder, &o.embedder)
+    }
+}
+impl Eq for BestChunk {}
+impl std::hash::Hash for BestChunk {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        "embed_best_chunk".hash(h)
+    }
+}
+
+pub fn best_chunk_udf(embedder: Arc<Embedder>) -> ScalarUDF {
+    ScalarUDF::from(BestChunk { embedder, signature: Signature::variadic_any(Volatility::Immutable) })
+}
+
+/// Row `i` of a vector argument (a list column, or a text-form vector).
+fn vector_at(a: &ArrayRef, i: usize) -> Result<Option<Vec<f32>>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Float32Type;
+    if a.is_null(i) {
+        return Ok(None);
+    }
+    match a.data_type() {
+        DataType::List(_) => {
+            let v = a.as_list::<i32>().value(i);
+            let v = cast(&v, &DataType::Float32)?;
+            Ok(Some(v.as_primitive::<Float32Type>().values().to_vec()))
+        }
+        _ => {
+            let s = strings(a)?;
+            embedb_vector::parse_vector(s.value(i)).map(Some).map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))
+        }
+    }
+}
+
+impl ScalarUDFImpl for BestChunk {
+    fn name(&self) -> &str {
+        "embed_best_chunk"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        if args.len() != 5 {
+            return exec_err!("Incorrect parameter count in the call to native function 'embed_best_chunk'");
+        }
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(n)).collect::<Result<_>>()?;
+        let texts = strings(&arrays[0])?;
+        let (models, options) = (strings(&arrays[3])?, strings(&arrays[4])?);
+        let mut out = datafusion::arrow::array::StringBuilder::new();
+        for i in 0..n {
+            let (Some(chunks), Some(query)) = (vector_at(&arrays[1], i)?, vector_at(&arrays[2], i)?) else {
+                out.append_null();
+                continue;
+            };
+            if texts.is_null(i) || models.is_null(i) || query.is_empty() || chunks.len() % query.len() != 0 {
+                out.append_null();
+                continue;
+            }
+            let all = parse_options(Some(options.value(i))).map_err(to_df)?;
+            let size = match own_options(&all).map_err(to_df)?.long_text {
+                super::LongText::Chunk(size) => size,
+                _ => super::chunk::ChunkSize { tokens: None, overlap: None },
+            };
+            let text = texts.value(i);
+            let ranges = self.embedder.chunk_ranges(models.value(i), text, size).map_err(to_df)?;
+            if ranges.len() != chunks.len() / query.len() {
+                out.append_null();
+                continue;
+            }
+            let best = chunks
+                .chunks_exact(query.len())
+                .map(|c| embedb_vector::cosine_distance(c, &query).unwrap_or(f64::NAN))
+                .enumerate()
+                .filter(|(_, d)| !d.is_nan())
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(k, _)| ranges[k]);
+            match best {
+                Some((s, e)) => out.append_value(&text[s..e]),
+                None => out.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}

@@ -911,6 +911,7 @@ pub fn new_context(cfg: SessionConfig, embed: Option<EmbedLink>) -> SessionConte
     if let Some((e, i, n)) = embed {
         ctx.register_udaf(crate::embed::estimate::embedding_estimate_udaf(e.clone()));
         ctx.register_udf(crate::embed::udf::rerank_score_udf(e.clone(), i.clone()));
+        ctx.register_udf(crate::embed::udf::best_chunk_udf(e.clone()));
         ctx.register_udf(crate::embed::udf::embed_text_udf(e, i, n));
     }
     ctx

@@ -643,6 +643,17 @@ pub fn embed_mode(expr: &str) -> crate::embed::Mode {
         .unwrap_or(Mode::Sync)
 }
 
+/// The text argument of a generated column's `EMBED_TEXT(model, text, …)` call.
+pub fn embed_text_source(expr: &str) -> Option<Expr> {
+    let dialect = crate::sql::dialect::TidbDialect::default();
+    let e = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(expr).ok()?.parse_expr().ok()?;
+    let Expr::Function(f) = e else { return None };
+    if !f.name.to_string().eq_ignore_ascii_case("embed_text") {
+        return None;
+    }
+    crate::sql::rewrite::plain_args(&f).get(1).map(|e| (*e).clone())
+}
+
 /// Whether a generated column's expression is an `EMBED_TEXT` call whose options chunk long
 /// texts (`"embedb.long_text": "chunk"`): its values hold one vector per chunk.
 pub fn embed_chunked(expr: &str) -> bool {

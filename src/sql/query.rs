@@ -207,10 +207,12 @@ impl Session {
         }
         // The embedding columns of every table the statement reads: name → (model, options, chunked).
         let mut columns: Vec<(String, String, String, bool)> = Vec::new();
+        let mut generated: Vec<(String, String)> = Vec::new();
         for t in self.read_tables(stmt, txn)? {
             for c in &t.columns {
                 if let Some((model, opts)) = c.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)) {
                     columns.push((c.key(), model, opts.unwrap_or_default(), c.is_chunked()));
+                    generated.push((c.key(), c.generated.as_ref().map(|g| g.expr.clone()).unwrap_or_default()));
                 }
             }
         }
@@ -241,7 +243,10 @@ impl Session {
                 }
                 return ControlFlow::Continue(());
             }
-            let Some(&(_, plain)) = FUNCS.iter().find(|(n, _)| *n == name) else { return ControlFlow::Continue(()) };
+            let best_chunk = name == "vec_embed_best_chunk";
+            let Some(&(_, plain)) = FUNCS.iter().find(|(n, _)| *n == name).or(best_chunk.then_some(&FUNCS[0])) else {
+                return ControlFlow::Continue(());
+            };
             if args.len() != 2 {
                 err = Some(SqlError::param_count(&name));
                 return ControlFlow::Break(());
@@ -290,6 +295,28 @@ impl Session {
                     ],
                 )
             });
+            if best_chunk {
+                // The column's source text, qualified as the column is.
+                let Some(mut source) = generated.iter().find(|(n, _)| Some(n) == col.as_ref()).and_then(|(_, g)| crate::sql::ddl::embed_text_source(g)) else {
+                    return ControlFlow::Continue(());
+                };
+                if let Expr::CompoundIdentifier(ids) = &args[0] {
+                    let qualifier = ids[..ids.len() - 1].to_vec();
+                    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut source, |x| {
+                        if let Expr::Identifier(i) = x {
+                            *x = Expr::CompoundIdentifier(qualifier.iter().cloned().chain(std::iter::once(i.clone())).collect());
+                        }
+                        ControlFlow::<()>::Continue(())
+                    });
+                }
+                if !*is_chunked {
+                    *e = source; // one vector for the whole text: the text is its only chunk
+                    return ControlFlow::Continue(());
+                }
+                let text = |s: &str| Expr::value(Value::SingleQuotedString(s.to_string()));
+                *e = rewrite::call("embed_best_chunk", vec![source, args[0].clone(), q, text(model), text(opts)]);
+                return ControlFlow::Continue(());
+            }
             let func = if *is_chunked { plain.chunks_name().unwrap_or(plain.name()) } else { plain.name() };
             *e = rewrite::call(func, vec![args[0].clone(), q]);
             ControlFlow::Continue(())
