@@ -39,6 +39,9 @@ use crate::error::{Result, SqlError};
 pub const PENDING: &[u8] = b"x_backlog/p/";
 /// Failed entries (kept for `EMBEDDING_RETRY` and `information_schema`).
 pub const FAILED: &[u8] = b"x_backlog/f/";
+/// Vectors made for a model change's shadow column, waiting for the switch (`model_change`):
+/// little-endian float32s.
+pub const READY: &[u8] = b"x_backlog/v/";
 
 /// One row's wait for its vector.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -107,6 +110,7 @@ pub fn decode_key(k: &[u8]) -> Option<(i64, u32, i64)> {
 /// replacing whatever was queued or failed for it before.
 pub fn enqueue(txn: &Txn, table_id: i64, column_id: u32, handle: i64, text: Option<String>) {
     txn.delete(key(FAILED, table_id, column_id, handle));
+    txn.delete(key(READY, table_id, column_id, handle));
     let k = key(PENDING, table_id, column_id, handle);
     match text {
         Some(t) => txn.put(k, Entry::new(t).encode()),
@@ -117,8 +121,9 @@ pub fn enqueue(txn: &Txn, table_id: i64, column_id: u32, handle: i64, text: Opti
 /// A row is deleted: its entries go with it.
 pub fn forget_row(txn: &Txn, table_id: i64, column_ids: &[u32], handle: i64) {
     for &c in column_ids {
-        txn.delete(key(PENDING, table_id, c, handle));
-        txn.delete(key(FAILED, table_id, c, handle));
+        for list in [PENDING, FAILED, READY] {
+            txn.delete(key(list, table_id, c, handle));
+        }
     }
 }
 
@@ -126,7 +131,7 @@ pub fn forget_row(txn: &Txn, table_id: i64, column_ids: &[u32], handle: i64) {
 /// follow it.
 pub fn move_row(txn: &Txn, table_id: i64, column_ids: &[u32], from: i64, to: i64) -> Result<()> {
     for &c in column_ids {
-        for list in [PENDING, FAILED] {
+        for list in [PENDING, FAILED, READY] {
             if let Some(v) = txn.get(&key(list, table_id, c, from))? {
                 txn.delete(key(list, table_id, c, from));
                 txn.put(key(list, table_id, c, to), v);
@@ -138,8 +143,31 @@ pub fn move_row(txn: &Txn, table_id: i64, column_ids: &[u32], from: i64, to: i64
 
 /// Every entry of a table (DROP, TRUNCATE).
 pub fn forget_table(txn: &Txn, table_id: i64) -> Result<()> {
-    for list in [PENDING, FAILED] {
-        let start = table_prefix(list, table_id);
+    forget_range(txn, &[PENDING, FAILED, READY], |list| table_prefix(list, table_id))
+}
+
+/// Every entry of one column (a model change cancelled or switched).
+pub fn forget_column(txn: &Txn, table_id: i64, column_id: u32) -> Result<()> {
+    forget_range(txn, &[PENDING, FAILED, READY], |list| column_prefix(list, table_id, column_id))
+}
+
+/// A vector made for a model change's shadow column, kept until the switch.
+pub fn store_ready(txn: &Txn, table_id: i64, column_id: u32, handle: i64, vector: &[f32]) {
+    txn.delete(key(PENDING, table_id, column_id, handle));
+    txn.put(key(READY, table_id, column_id, handle), embedb_vector::vector_to_bytes(vector));
+}
+
+/// The vector made for a row of a model change's shadow column, if any.
+pub fn ready(txn: &Txn, table_id: i64, column_id: u32, handle: i64) -> Result<Option<Vec<f32>>> {
+    match txn.get(&key(READY, table_id, column_id, handle))? {
+        Some(b) => embedb_vector::vector_from_bytes(&b).map(Some).map_err(|e| SqlError::other(format!("corrupt embedding backlog vector: {e}"))),
+        None => Ok(None),
+    }
+}
+
+fn forget_range(txn: &Txn, lists: &[&[u8]], prefix: impl Fn(&[u8]) -> Vec<u8>) -> Result<()> {
+    for &list in lists {
+        let start = prefix(list);
         let end = prefix_end(&start);
         let mut keys = Vec::new();
         txn.scan_visit(&start, &end, &mut |k, _| {
@@ -178,6 +206,8 @@ pub fn retry_failed(txn: &Txn, table_id: i64, column_id: u32) -> Result<u64> {
 pub struct Counts {
     pub pending: u64,
     pub failed: u64,
+    /// Vectors made and waiting for a model change's switch.
+    pub ready: u64,
     /// When the oldest pending row was queued (ms since the epoch).
     pub oldest_pending_ms: Option<u64>,
 }
@@ -201,6 +231,11 @@ pub fn counts(txn: &Txn, table_id: i64, column_id: u32) -> Result<Counts> {
     let start = column_prefix(FAILED, table_id, column_id);
     txn.scan_visit(&start, &prefix_end(&start), &mut |_, _| {
         c.failed += 1;
+        true
+    })?;
+    let start = column_prefix(READY, table_id, column_id);
+    txn.scan_visit(&start, &prefix_end(&start), &mut |_, _| {
+        c.ready += 1;
         true
     })?;
     Ok(c)

@@ -28,6 +28,7 @@ pub mod http;
 pub mod huggingface;
 pub mod jina;
 pub mod local;
+pub mod model_change;
 pub mod nvidia_nim;
 pub mod openai;
 pub mod provider;
@@ -417,6 +418,11 @@ impl Embedder {
     /// succeeds or fails as one.
     pub fn batch_size(&self, spec: &str) -> usize {
         parse_model(spec).ok().and_then(|(p, _)| self.providers.get(&p).map(|p| p.batch_size())).unwrap_or(usize::MAX)
+    }
+
+    /// A model name that embeds here (its provider exists), with the error an EMBED_TEXT would give.
+    pub fn check_model(&self, spec: &str) -> Result<()> {
+        self.resolve(spec, "embedding").map(|_| ())
     }
 
     /// `provider/model` → (provider, model, the provider); `what` names the use in the error.

@@ -912,13 +912,17 @@ impl SearchIndexes {
                         let Some(pos) = info.columns.iter().position(|c| c.key() == column) else { continue };
                         // Reused only while the column keeps its place: rows are decoded with
                         // the new definition (a dropped column before it shifts it: rebuild).
+                        // (A model change may give the column another dimension or chunking.)
+                        let SqlType::Vector(Some(dims)) = info.columns[pos].ty else { continue };
+                        let chunked = info.columns[pos].is_chunked();
                         if let Some(e) = old.as_ref().and_then(|o| {
-                            o.vector.iter().find(|v| v.index_id == ix.id && v.column == column && v.column_pos == pos)
+                            o.vector.iter().find(|v| {
+                                v.index_id == ix.id && v.column == column && v.column_pos == pos && v.index.dims() == dims as usize && v.chunked == chunked
+                            })
                         }) {
                             vector.push(e.clone());
                             continue;
                         }
-                        let SqlType::Vector(Some(dims)) = info.columns[pos].ty else { continue };
                         let metric = metric_of(metric);
                         let params = super::ann_params(metric, dims as usize, &ix.comment)?;
                         // `loaded`: exact, ready now; `stale`: a checkpoint, reconciled below.
@@ -945,7 +949,7 @@ impl SearchIndexes {
                             base_version: AtomicU64::new(0),
                             selectivity: Mutex::new(HashMap::new()),
                             saves: segments::SaveClock::new(),
-                            chunked: info.columns[pos].is_chunked(),
+                            chunked,
                         });
                         let (e2, info2, store2) = (e.clone(), info.clone(), store.clone());
                         if stale {

@@ -40,6 +40,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often changed usage counters are stored (a crash loses at most this much counting; each
 /// save is a commit, a network write in a cluster).
 const USAGE_SAVE_INTERVAL: Duration = Duration::from_secs(2);
+/// How often an idle worker looks for model changes whose new vectors are all made (a round
+/// that embedded something looks at once).
+const SWITCH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long an idle worker sleeps before looking again (queuing wakes it sooner).
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -49,6 +52,7 @@ pub fn start(engine: &Arc<Engine>) {
     let spawned = std::thread::Builder::new().name("embed-backlog".into()).spawn(move || {
         let mut state = State::default();
         let mut last_usage_save = std::time::Instant::now();
+        let mut last_switch_check = std::time::Instant::now();
         while !progress.stopped() {
             let Some(engine) = weak.upgrade() else { return };
             let writer = engine.cluster.as_ref().is_none_or(|c| c.is_writer());
@@ -57,6 +61,10 @@ pub fn start(engine: &Arc<Engine>) {
                     tracing::warn!("embedding backlog: {}", e.message);
                     false
                 });
+            if writer && (worked || last_switch_check.elapsed() >= SWITCH_CHECK_INTERVAL) {
+                switch_model_changes(&engine);
+                last_switch_check = std::time::Instant::now();
+            }
             if writer && last_usage_save.elapsed() >= USAGE_SAVE_INTERVAL {
                 engine.embedder.save_usage();
                 last_usage_save = std::time::Instant::now();
@@ -91,7 +99,11 @@ struct ProviderState {
 /// One round's work: a column and its entries.
 struct Work {
     table: TableInfo,
-    position: usize,
+    /// The column's place in the row; None for a model change's shadow, whose vectors wait in
+    /// the backlog for the switch (`embed::model_change`).
+    position: Option<usize>,
+    /// The column the vectors are for (a shadow's: the column as it will be).
+    column: crate::sql::catalog::ColumnInfo,
     column_id: u32,
     /// `provider/model` as the column names it, and the provider (whose backoff applies).
     spec: String,
@@ -130,7 +142,7 @@ impl State {
         tracing::debug!(
             "backlog round of {}.{}: {} texts, {} stored; picked in {picked:?}, embedded by {embedded:?}, stored by {:?}",
             work.table.name,
-            work.table.columns[work.position].name,
+            work.column.name,
             work.entries.len(),
             stored,
             started.elapsed()
@@ -144,7 +156,7 @@ impl State {
             progress.error(col.0, col.1, &e.message);
             p.backoff = if p.backoff.is_zero() { Duration::from_millis(500) } else { (p.backoff * 2).min(MAX_BACKOFF) };
             p.blocked_until = Some(now + p.backoff);
-            tracing::warn!("embedding backlog of {}.{}: {} (provider retried in {:?})", work.table.name, work.table.columns[work.position].name, e.message, p.backoff);
+            tracing::warn!("embedding backlog of {}.{}: {} (provider retried in {:?})", work.table.name, work.column.name, e.message, p.backoff);
         } else {
             *p = ProviderState::default();
         }
@@ -240,6 +252,29 @@ impl State {
     }
 }
 
+/// Switch every model change whose shadow has nothing pending or failed (`embed::model_change`).
+fn switch_model_changes(engine: &Engine) {
+    let result = (|| -> Result<()> {
+        let txn = engine.store.begin()?;
+        let changing: Vec<(String, String)> = Catalog::new(&txn).every_table()?.into_iter().filter(|t| t.model_change.is_some()).map(|t| (t.db, t.name)).collect();
+        txn.rollback();
+        for (db, name) in changing {
+            let txn = engine.store.begin()?;
+            if crate::embed::model_change::switch(&txn, &db, &name)? {
+                txn.commit()?;
+                engine.search.sync(&engine.store)?;
+                tracing::info!("model change of {db}.{name}: switched to the new vectors");
+            } else {
+                txn.rollback();
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tracing::warn!("model change switch: {}", e.message);
+    }
+}
+
 fn all_tables(txn: &embedb_storage::Txn) -> Result<HashMap<i64, TableInfo>> {
     Ok(Catalog::new(txn).every_table()?.into_iter().map(|t| (t.id, t)).collect())
 }
@@ -248,14 +283,20 @@ fn all_tables(txn: &embedb_storage::Txn) -> Result<HashMap<i64, TableInfo>> {
 /// the column is no longer async.
 fn column_work(table: Option<&TableInfo>, column_id: u32) -> Option<Work> {
     let table = table?;
-    let (position, _) = table.async_embed_columns().into_iter().find(|(_, id)| *id == column_id)?;
-    let expr = &table.columns[position].generated.as_ref()?.expr;
+    let (position, column) = match table.model_change.as_ref().filter(|m| m.shadow_id == column_id) {
+        Some(m) => (None, m.column.clone()),
+        None => {
+            let (position, _) = table.async_embed_columns().into_iter().find(|(_, id)| *id == column_id)?;
+            (Some(position), table.columns[position].clone())
+        }
+    };
+    let expr = &column.generated.as_ref()?.expr;
     let (spec, options) = crate::sql::ddl::embed_text_call(expr)?;
     let (provider, _) = crate::embed::parse_model(&spec).ok()?;
     let all = crate::embed::parse_options(options.as_deref()).ok()?;
     let long_text = crate::embed::own_options(&all).ok()?.long_text;
     let options = crate::embed::options_for_storage(&all);
-    Some(Work { table: table.clone(), position, column_id, spec, provider, options, long_text, entries: Vec::new() })
+    Some(Work { table: table.clone(), position, column, column_id, spec, provider, options, long_text, entries: Vec::new() })
 }
 
 /// Embed a round's texts one provider request's worth per call (so that a request that
@@ -292,7 +333,7 @@ fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Re
     if done.is_empty() {
         return Ok(0);
     }
-    let column = &work.table.columns[work.position];
+    let column = &work.column;
     let mut last = None;
     for _ in 0..5 {
         let txn = engine.store.begin()?;
@@ -304,7 +345,8 @@ fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Re
             if Entry::decode(&current)?.text != entry.text {
                 continue; // a newer text: the next round embeds it
             }
-            if !engine.locks.try_lock(owner, &codec::row_key(work.table.id, *handle)) {
+            // A shadow's vector waits beside the row, which stays as it is: no lock needed.
+            if work.position.is_some() && !engine.locks.try_lock(owner, &codec::row_key(work.table.id, *handle)) {
                 continue; // a pessimistic transaction holds the row: a later round
             }
             let Some(mut row) = table::get_row(&txn, &work.table, *handle)? else {
@@ -322,9 +364,14 @@ fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Re
                     continue;
                 }
             }
-            row.values[work.position] = Datum::Vector(v.clone());
-            table::put_row(&txn, &work.table, &row)?;
-            txn.delete(k.clone());
+            match work.position {
+                Some(position) => {
+                    row.values[position] = Datum::Vector(v.clone());
+                    table::put_row(&txn, &work.table, &row)?;
+                    txn.delete(k.clone());
+                }
+                None => backlog::store_ready(&txn, work.table.id, work.column_id, *handle, v),
+            }
             stored += 1;
         }
         let committed = txn.commit();

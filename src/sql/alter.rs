@@ -21,6 +21,28 @@ use crate::sql::types::{self, Target};
 use crate::storage::table;
 
 impl Session {
+    /// `MODIFY COLUMN` of an `EMBED_TEXT` column to another model, options or dimension: a
+    /// background job (`embed::model_change`); the column is unchanged until its switch.
+    async fn start_model_change(&mut self, txn: &embedb_storage::Txn, info: &mut TableInfo, col: crate::sql::catalog::ColumnInfo) -> Result<()> {
+        let crate::sql::types::SqlType::Vector(Some(dims)) = col.ty else {
+            return Err(SqlError::new(8200, "HY000", "Unsupported modify column: an EMBED_TEXT column changing its model needs a fixed dimension, VECTOR(D)"));
+        };
+        for ix in info.indexes.iter().filter(|i| i.columns == [col.key()]) {
+            if let IndexKind::Vector { metric } = &ix.kind {
+                crate::index::ann_params(crate::index::search::metric_of(metric), dims as usize, &ix.comment)?;
+            }
+        }
+        let generated = col.generated.as_ref().map(|g| g.expr.clone()).unwrap_or_default();
+        let (spec, _) = crate::sql::ddl::embed_text_call(&generated).ok_or_else(|| SqlError::other("not an EMBED_TEXT column"))?;
+        self.engine.embedder.check_model(&spec)?;
+        let rows = table::scan_rows(txn, info, usize::MAX)?;
+        let texts = self.embed_texts_of(info, &rows, &generated).await?;
+        let job = self.engine.store.alloc_ids(crate::embed::model_change::JOB_COUNTER, 1)? as i64;
+        crate::embed::model_change::start(txn, info, col, job, rows.iter().map(|r| r.handle).zip(texts).collect())?;
+        self.queued_embeddings = true;
+        Ok(())
+    }
+
     /// `CHANGE old new_def`, `MODIFY def` (old = def's name) and `RENAME COLUMN` (a CHANGE that keeps
     /// the definition, see [`rename_column`]).
     pub(crate) async fn change_column(
@@ -49,6 +71,9 @@ impl Session {
         }
         if in_primary {
             col.nullable = false;
+        }
+        if crate::embed::model_change::is_model_change(&before, &col) && position.is_none() {
+            return self.start_model_change(txn, info, col).await;
         }
         if col.generated != before.generated {
             return Err(SqlError::new(

@@ -138,10 +138,30 @@ pub struct TableInfo {
     /// Foreign keys of this (child) table.
     #[serde(default)]
     pub foreign_keys: Vec<crate::sql::foreign_key::ForeignKeyInfo>,
+    /// An `EMBED_TEXT` column changing its model in the background (`embed::model_change`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_change: Option<ModelChange>,
     /// `arrow_schema`, made once per decoded catalog entry and shared by its clones (see
     /// `catalog_arrow_schema`).
     #[serde(skip)]
     pub(crate) arrow: Arc<std::sync::OnceLock<SchemaRef>>,
+}
+
+/// An online change of an `EMBED_TEXT` column's model, options or dimension
+/// (`ALTER TABLE … MODIFY COLUMN`): the new vectors are embedded in the background under a
+/// shadow column id (the backlog's, never a column of the row) until the switch.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelChange {
+    /// The job's number (`ADMIN SHOW DDL JOBS`, `ADMIN CANCEL DDL JOBS`).
+    pub job: i64,
+    /// The column as it will be after the switch (same id, name and place; new type and
+    /// expression).
+    pub column: ColumnInfo,
+    /// The backlog's id for the new vectors while they are made.
+    pub shadow_id: u32,
+    /// When the change began (ms since the epoch) and how many rows it had to embed then.
+    pub started_ms: u64,
+    pub rows: u64,
 }
 
 impl TableInfo {
@@ -172,6 +192,14 @@ impl TableInfo {
             .filter(|(_, c)| c.generated.as_ref().is_some_and(|g| crate::sql::ddl::embed_mode(&g.expr) == crate::embed::Mode::Async))
             .map(|(i, c)| (i, c.id))
             .collect()
+    }
+
+    /// The column ids the backlog may hold entries of for this table's rows: its async columns,
+    /// and the shadow of a model change.
+    pub fn queued_column_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.async_embed_columns().into_iter().map(|(_, id)| id).collect();
+        ids.extend(self.model_change.as_ref().map(|m| m.shadow_id));
+        ids
     }
 
     /// Positions of the `EMBED_TEXT` columns that chunk long texts (one vector per chunk).

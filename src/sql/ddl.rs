@@ -218,6 +218,7 @@ impl Session {
             create_time: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
             collation: String::new(),
             foreign_keys: vec![],
+            model_change: None,
             arrow: Default::default(),
         };
         // Text columns' collation: the table's COLLATE/CHARSET, else the database's.

@@ -392,7 +392,7 @@ impl Session {
         }
         table::put_row(txn, info, &updated)?;
         if updated.handle != old.handle {
-            let queued: Vec<u32> = info.async_embed_columns().into_iter().map(|(_, id)| id).collect();
+            let queued: Vec<u32> = info.queued_column_ids();
             crate::embed::backlog::move_row(txn, info.id, &queued, old.handle, updated.handle)?;
         }
         texts.queue(txn, info, 0, updated.handle);
@@ -500,14 +500,34 @@ impl Session {
             gen_cols.push((ci, queued));
             exprs.push(e);
         }
+        // A model change under way: the new expression's text goes to the backlog under the
+        // shadow id (the column itself keeps its old model's vectors until the switch).
+        let mut shadow = None;
+        if let Some(m) = &info.model_change {
+            if let Some(text) = m.column.generated.as_ref().map(|g| parse_expr(&g.expr)).transpose()?.as_ref().and_then(embed_text_argument) {
+                let depends = changed.is_none_or(|changed| {
+                    let refs = referenced_columns(&text);
+                    info.columns.iter().enumerate().any(|(i, col)| changed.contains(&i) && refs.contains(&col.key()))
+                });
+                if depends {
+                    shadow = Some((m.shadow_id, exprs.len()));
+                    exprs.push(text);
+                }
+            }
+        }
         if exprs.is_empty() {
             return Ok(QueuedTexts::default());
         }
         let images: Vec<Vec<Datum>> = rows.iter().map(|r| r.values.clone()).collect();
         let vals = eval_over_rows(info, &images, None, exprs, self).await?;
         let mut texts = QueuedTexts::default();
-        if gen_cols.iter().any(|(_, queued)| *queued) {
+        if shadow.is_some() || gen_cols.iter().any(|(_, queued)| *queued) {
             texts.0.resize_with(rows.len(), Vec::new);
+        }
+        if let Some((shadow_id, k)) = shadow {
+            for ri in 0..rows.len() {
+                texts.0[ri].push((shadow_id, text_argument(&vals[k][ri])?));
+            }
         }
         for (k, &(ci, queued)) in gen_cols.iter().enumerate() {
             let c = &info.columns[ci];
@@ -524,6 +544,18 @@ impl Session {
             }
         }
         Ok(texts)
+    }
+
+    /// The text argument of the `EMBED_TEXT` call `generated` for each of `rows` (a model
+    /// change's backfill, `embed::model_change`).
+    pub(crate) async fn embed_texts_of(&mut self, info: &TableInfo, rows: &[Row], generated: &str) -> Result<Vec<Option<String>>> {
+        let text = embed_text_argument(&parse_expr(generated)?).ok_or_else(|| SqlError::other("not an EMBED_TEXT column"))?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let images: Vec<Vec<Datum>> = rows.iter().map(|r| r.values.clone()).collect();
+        let vals = eval_over_rows(info, &images, None, vec![text], self).await?;
+        vals[0].iter().map(text_argument).collect()
     }
 
     /// Whether `sql_mode` is strict (STRICT_TRANS_TABLES, STRICT_ALL_TABLES or TRADITIONAL), as it
@@ -851,6 +883,14 @@ impl QueuedTexts {
         for (column_id, text) in self.0.get(row).into_iter().flatten() {
             crate::embed::backlog::enqueue(txn, info.id, *column_id, handle, text.clone());
         }
+    }
+}
+
+/// The text argument of an `EMBED_TEXT(model, text, …)` call.
+pub(crate) fn embed_text_argument(e: &Expr) -> Option<Expr> {
+    match e {
+        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("embed_text") => rewrite::plain_args(f).get(1).map(|t| (*t).clone()),
+        _ => None,
     }
 }
 

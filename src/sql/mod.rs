@@ -16,6 +16,7 @@
 //! search with another vector skips all of that: `plan_cache` re-binds the plan the first run left.
 //! A read of rows by key (`SELECT … WHERE id = 42`) skips DataFusion altogether: `point_get`.
 
+pub mod admin;
 pub mod alter;
 pub mod catalog;
 pub mod collation;

@@ -226,6 +226,11 @@ impl Session {
             return Ok(Some(Output::ok()));
         }
         let toks: Vec<String> = tokens(lower);
+        if toks.first().map(String::as_str) == Some("admin") {
+            if let Some(out) = self.admin_statement(&toks).await? {
+                return Ok(Some(out));
+            }
+        }
         if toks.first().map(String::as_str) == Some("backup") {
             return self.backup_statement(sql, &toks).await.map(Some);
         }
@@ -1083,6 +1088,7 @@ impl Session {
                 create_time: String::new(),
                 collation: String::new(),
                 foreign_keys: vec![],
+                model_change: None,
                 arrow: Default::default(),
             };
             for c in &ct.columns {

@@ -73,6 +73,7 @@ impl ViewInfo {
             create_time: self.create_time.clone(),
             collation: String::new(),
             foreign_keys: vec![],
+            model_change: None,
             arrow: Default::default(),
         }
     }

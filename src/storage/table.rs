@@ -161,7 +161,7 @@ pub fn insert_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
 /// delete-then-put of the same row uses the uncounted pair.
 pub fn remove_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
     delete_row(txn, table, row)?;
-    let queued: Vec<u32> = table.async_embed_columns().into_iter().map(|(_, id)| id).collect();
+    let queued: Vec<u32> = table.queued_column_ids();
     crate::embed::backlog::forget_row(txn, table.id, &queued, row.handle);
     txn.count_rows(table.id, -1);
     Ok(())
