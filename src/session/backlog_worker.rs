@@ -337,6 +337,16 @@ fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Re
     let mut last = None;
     for _ in 0..5 {
         let txn = engine.store.begin()?;
+        // The table as this transaction sees it: a DDL since the round was picked (a new
+        // column, a model switch) must not be written over with the old definition.
+        let Some(fresh) = Catalog::new(&txn).table(&work.table.db, &work.table.name)?.filter(|t| t.id == work.table.id) else { return Ok(0) };
+        let same_column = match work.position {
+            Some(p) => fresh.columns.get(p).is_some_and(|c| c.id == work.column_id && c.generated == column.generated && c.ty == column.ty),
+            None => fresh.model_change.as_ref().is_some_and(|m| m.shadow_id == work.column_id && m.column.generated == column.generated),
+        };
+        if !same_column {
+            return Ok(0); // the next round reads the column again
+        }
         let owner = engine.locks.new_owner();
         let mut stored = 0u64;
         for (i, v) in done {
@@ -349,7 +359,7 @@ fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Re
             if work.position.is_some() && !engine.locks.try_lock(owner, &codec::row_key(work.table.id, *handle)) {
                 continue; // a pessimistic transaction holds the row: a later round
             }
-            let Some(mut row) = table::get_row(&txn, &work.table, *handle)? else {
+            let Some(mut row) = table::get_row(&txn, &fresh, *handle)? else {
                 txn.delete(k.clone());
                 continue;
             };
@@ -367,7 +377,7 @@ fn store_vectors(engine: &Engine, work: &Work, done: &[(usize, Vec<f32>)]) -> Re
             match work.position {
                 Some(position) => {
                     row.values[position] = Datum::Vector(v.clone());
-                    table::put_row(&txn, &work.table, &row)?;
+                    table::put_row(&txn, &fresh, &row)?;
                     txn.delete(k.clone());
                 }
                 None => backlog::store_ready(&txn, work.table.id, work.column_id, *handle, v),

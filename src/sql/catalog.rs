@@ -246,6 +246,11 @@ impl TableInfo {
             .filter(move |i| i.kind == IndexKind::Btree && !(i.primary && self.pk_handle.is_some()))
     }
     /// Counter name for this table's row ids / auto-increment values.
+    /// The catalog key of this table's definition (a row write guards it: `Txn::guard`).
+    pub fn def_key(&self) -> Vec<u8> {
+        table_key(&self.db, &self.name)
+    }
+
     pub fn id_counter(&self) -> Vec<u8> {
         format!("autoid:{}", self.id).into_bytes()
     }

@@ -142,6 +142,9 @@ pub fn put_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
         .filter(|(_, d)| !matches!(d, Datum::Null))
         .map(|(c, d)| (c.id, d.clone()))
         .collect();
+    // The row was made for this definition of the table: a DDL committed meanwhile (a model
+    // switch, a new column) makes the commit fail instead of writing an old-shaped row.
+    txn.guard(&table.def_key());
     txn.put(codec::row_key(table.id, row.handle), codec::encode_row(&cols));
     for index in table.kv_indexes() {
         let (k, v, _) = index_entry(table, index, row);
@@ -223,6 +226,7 @@ pub fn table_sizes(txn: &Txn, table: &TableInfo) -> Result<TableSizes> {
 
 /// Delete a row and its index entries.
 pub fn delete_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
+    txn.guard(&table.def_key());
     txn.delete(codec::row_key(table.id, row.handle));
     for index in table.kv_indexes() {
         let (k, _, _) = index_entry(table, index, row);

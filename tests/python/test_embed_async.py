@@ -380,3 +380,163 @@ def test_plain_vector_searches_skip_pending_rows_but_distances_stay(conn: pymysq
             assert any("1 row(s) of `docs`.`embedding` have no embedding yet" in w[2] for w in cur.fetchall())
         cur.execute("SELECT id, VEC_COSINE_DISTANCE(embedding, %s) FROM docs WHERE id = 4", (q,))
         assert cur.fetchall() == ((4, None),)
+
+
+# -- changing the model online (ALTER TABLE … MODIFY COLUMN) -----------------------------------
+
+NEW_DIMS = 32
+NEW_COLUMN = (f"embedding VECTOR({NEW_DIMS}) GENERATED ALWAYS AS "
+              f"(EMBED_TEXT('{MODEL}', content, '{{\"dimensions\": {NEW_DIMS}}}')) STORED")
+
+
+def create_sync_docs(cur, n: int, tag: str) -> None:
+    cur.execute(f"""CREATE TABLE docs (id INT PRIMARY KEY, content TEXT,
+        embedding VECTOR({DIMS}) GENERATED ALWAYS AS (EMBED_TEXT('{MODEL}', content)) STORED,
+        VECTOR INDEX ((VEC_COSINE_DISTANCE(embedding))))""")
+    for s in range(0, n, 500):
+        cur.execute("INSERT INTO docs (id, content) VALUES " + ",".join(f"({i}, '{text_of(i, tag)}')" for i in range(s, min(n, s + 500))))
+
+
+def jobs(cur) -> list[tuple]:
+    cur.execute("SELECT DATABASE()")
+    db = cur.fetchone()[0]
+    cur.execute("ADMIN SHOW DDL JOBS")
+    return [r for r in cur.fetchall() if r[1] == db]
+
+
+def current_db(c: pymysql.Connection) -> str:
+    with c.cursor() as cur:
+        cur.execute("SELECT DATABASE()")
+        return cur.fetchone()[0]
+
+
+def test_model_change_under_a_write_load_switches_once(server: EmbedbServer, conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    """The column keeps its old model's vectors, and every query its old model, until all rows
+    have the new one; then both switch in one step. Writes during the change reach both."""
+    tag, n = "mc: ", 1500
+    with conn.cursor() as cur:
+        create_sync_docs(cur, n, tag)
+        double.delay = 0.15  # a backfill of a few seconds
+        cur.execute(f"ALTER TABLE docs MODIFY COLUMN {NEW_COLUMN}")
+        (job,) = jobs(cur)
+        assert job[3] == "modify column" and job[11] == "running" and "0 of 1500" in job[12], job
+        cur.execute("SHOW CREATE TABLE docs")
+        assert f"vector({DIMS})" in cur.fetchone()[1]  # unchanged until the switch
+
+    db = current_db(conn)
+    stop = threading.Event()
+    seen: list[int] = []
+    errors: list[str] = []
+    final_text: dict[int, str] = {i: text_of(i, tag) for i in range(n)}
+
+    def read() -> None:
+        c = connect(*server.address, database=db, autocommit=True)
+        with c.cursor() as cur:
+            while not stop.is_set():
+                try:
+                    # One snapshot sees one model: every row's dimension is the same, and the
+                    # query text is embedded with the model the vectors came from.
+                    cur.execute("BEGIN")
+                    cur.execute("SELECT MIN(VEC_DIMS(embedding)), MAX(VEC_DIMS(embedding)) FROM docs")
+                    lo, hi = cur.fetchone()
+                    if lo != hi:
+                        errors.append(f"mixed dimensions {lo}/{hi}")
+                    cur.execute("SELECT id, VEC_DIMS(embedding) FROM docs ORDER BY VEC_EMBED_COSINE_DISTANCE(embedding, 'subject 5') LIMIT 5")
+                    dims = {r[1] for r in cur.fetchall()}
+                    if dims != {lo}:
+                        errors.append(f"search saw {dims} while the table had {lo}")
+                    cur.execute("COMMIT")
+                    seen.append(lo)
+                except pymysql.MySQLError as e:
+                    errors.append(str(e))
+        c.close()
+
+    def write() -> None:
+        c = connect(*server.address, database=db, autocommit=True)
+        k = 0
+        with c.cursor() as cur:
+            while not stop.is_set():
+                i = (k * 37) % n
+                text = f"{tag}rewritten {k} of row {i}"
+                cur.execute("UPDATE docs SET content = %s WHERE id = %s", (text, i))
+                final_text[i] = text
+                cur.execute("INSERT INTO docs (id, content) VALUES (%s, %s)", (n + k, text_of(n + k, tag)))
+                final_text[n + k] = text_of(n + k, tag)
+                k += 1
+                time.sleep(0.02)
+        c.close()
+
+    threads = [threading.Thread(target=read), threading.Thread(target=write)]
+    for t in threads:
+        t.start()
+    with conn.cursor() as cur:
+        wait_for(lambda: not jobs(cur), 120, "the model change to finish")
+    time.sleep(1)  # reads and writes go on after the switch
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:5]
+    switches = sum(1 for a, b in zip(seen, seen[1:]) if a != b)
+    assert seen[0] == DIMS and seen[-1] == NEW_DIMS and switches == 1, (seen[:3], seen[-3:], switches)
+    with conn.cursor() as cur:
+        cur.execute("SHOW CREATE TABLE docs")
+        assert f"vector({NEW_DIMS})" in cur.fetchone()[1]
+        cur.execute("SELECT id, content, VEC_AS_TEXT(embedding) FROM docs ORDER BY id")
+        rows = cur.fetchall()
+        assert len(rows) == len(final_text)
+        for i, content, v in rows:
+            assert content == final_text[i]
+            got, want = json.loads(v), vector_for(content, NEW_DIMS)
+            assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got, want)), i
+        cur.execute("EXPLAIN SELECT id FROM docs ORDER BY VEC_EMBED_COSINE_DISTANCE(embedding, 'subject 5') LIMIT 5")
+        assert "annIndex:COSINE" in str(cur.fetchall())
+
+
+def test_model_change_survives_kill_and_cancel_leaves_the_column(server: EmbedbServer, conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    tag, n = "mcc: ", 300
+    db = current_db(conn)
+    with conn.cursor() as cur:
+        create_sync_docs(cur, n, tag)
+        cur.execute("UPDATE docs SET content = 'changed before the job' WHERE id = 1")
+        before = vectors(cur)
+        double.gate = threading.Event()  # the backfill's requests hang
+        cur.execute(f"ALTER TABLE docs MODIFY COLUMN {NEW_COLUMN}")
+        (job,) = jobs(cur)
+    conn.close()
+    server.restart(hard=True)
+    double.gate.set()
+    double.gate = None
+    double.persistent = DOWN  # the job waits, durable, across the restart
+    c = connect(*server.address, database=db, autocommit=True)
+    try:
+        with c.cursor() as cur:
+            assert [j[0] for j in jobs(cur)] == [job[0]]
+            with pytest.raises(pymysql.MySQLError) as e:
+                cur.execute(f"ALTER TABLE docs MODIFY COLUMN {NEW_COLUMN.replace(str(NEW_DIMS), '16')}")
+            assert e.value.args[0] == 8200 and f"job {job[0]}" in e.value.args[1]
+            cur.execute(f"ADMIN CANCEL DDL JOBS {job[0]}, 999999")
+            assert cur.fetchall() == ((job[0], "successful"), (999999, "error: [admin:8131]DDL Job:999999 not found"))
+            assert jobs(cur) == []
+            double.persistent = None
+            time.sleep(1.5)
+            assert vectors(cur) == before  # the old column, untouched
+            cur.execute("SHOW CREATE TABLE docs")
+            ddl = cur.fetchone()[1]
+            assert f"vector({DIMS})" in ddl and "dimensions" not in ddl, ddl
+            # A new change after a kill in the middle still finishes.
+            double.delay = 0.5
+            double.requests.clear()
+            cur.execute(f"ALTER TABLE docs MODIFY COLUMN {NEW_COLUMN}")
+            wait_for(lambda: any(r.body.get("dimensions") == NEW_DIMS for r in list(double.requests)), 30, "the backfill's first request")
+            assert jobs(cur), "finished before the kill: make the backfill slower"
+        c.close()
+        server.restart(hard=True)
+        double.delay = 0.0
+        c = connect(*server.address, database=db, autocommit=True)
+        with c.cursor() as cur:
+            wait_for(lambda: not jobs(cur), 60, "the resumed model change to finish")
+            got = vectors(cur)
+            assert len(got) == n and all(len(v) == NEW_DIMS for v in got.values())
+            assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got[1], vector_for("changed before the job", NEW_DIMS)))
+    finally:
+        c.close()

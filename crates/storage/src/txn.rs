@@ -146,6 +146,8 @@ impl Shared {
 struct Queued {
     start: u64,
     batch: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Keys read, not written, that no newer commit may have written ([`Txn::guard`]).
+    guards: Vec<Vec<u8>>,
     rows: RowDeltas,
     outcome: Arc<std::sync::OnceLock<Result<()>>>,
 }
@@ -174,7 +176,9 @@ impl Shared {
         for q in &group {
             let verdict = if closed {
                 Some(Error::Storage("the server is shutting down: commit refused".into()))
-            } else if commits.conflicts(q.start, q.batch.iter().map(|(k, _)| k)) || q.batch.iter().any(|(k, _)| taken.contains(k.as_slice())) {
+            } else if commits.conflicts(q.start, q.batch.iter().map(|(k, _)| k).chain(&q.guards))
+                || q.batch.iter().map(|(k, _)| k).chain(&q.guards).any(|k| taken.contains(k.as_slice()))
+            {
                 Some(Error::WriteConflict)
             } else {
                 taken.extend(q.batch.iter().map(|(k, _)| k.as_slice()));
@@ -486,6 +490,8 @@ struct TxnState {
     savepoints: bool,
     finished: bool,
     rows: RowDeltas,
+    /// See [`Txn::guard`].
+    guards: std::collections::BTreeSet<Vec<u8>>,
     /// `rows` as each savepoint found it, by the undo log's length then.
     row_marks: Vec<(usize, RowDeltas)>,
 }
@@ -559,6 +565,16 @@ impl Txn {
     }
 
     /// Buffers a write of `value` to `key`.
+    /// Commit only if no commit newer than this transaction's snapshot wrote `key`, which this
+    /// transaction read but does not write (a write conflict otherwise): what its writes were
+    /// made from — a table's definition, for its rows — must not have changed under it.
+    pub fn guard(&self, key: &[u8]) {
+        let mut state = self.state.lock();
+        if !state.guards.contains(key) {
+            state.guards.insert(key.to_vec());
+        }
+    }
+
     pub fn put(&self, key: Vec<u8>, value: Vec<u8>) {
         self.state.lock().write(key, Some(value));
     }
@@ -642,14 +658,14 @@ impl Txn {
     /// The transaction is finished afterwards whatever the outcome; on error
     /// none of its writes are applied.
     pub fn commit(&self) -> Result<()> {
-        let (writes, rows) = {
+        let (writes, rows, guards) = {
             let mut state = self.state.lock();
             if state.finished {
                 return Err(Error::Storage("transaction already finished".into()));
             }
             state.finished = true;
             state.undo = Vec::new();
-            (std::mem::take(&mut state.writes), std::mem::take(&mut state.rows))
+            (std::mem::take(&mut state.writes), std::mem::take(&mut state.rows), std::mem::take(&mut state.guards))
         };
         if writes.is_empty() {
             self.shared.lock_commits().unregister(self.start());
@@ -658,6 +674,7 @@ impl Txn {
         let outcome = Arc::new(std::sync::OnceLock::new());
         self.shared.queued.lock().push(Queued {
             start: self.start(),
+            guards: guards.into_iter().collect(),
             batch: writes.into_iter().collect(),
             rows,
             outcome: outcome.clone(),
@@ -712,7 +729,7 @@ impl Txn {
         }
         let mut commits = self.shared.lock_commits();
         let old = self.start();
-        if commits.conflicts(old, state.writes.keys()) {
+        if commits.conflicts(old, state.writes.keys().chain(&state.guards)) {
             return Err(Error::WriteConflict);
         }
         let snapshot = self.shared.kv.snapshot()?;
