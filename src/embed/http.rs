@@ -317,7 +317,13 @@ pub fn embed_remote(
     options: &serde_json::Map<String, Value>,
     call: &Call,
 ) -> Result<Vec<Vec<f32>>, SqlError> {
-    let shape = shape(model, options);
+    let mut shape = shape(model, options);
+    if options.get("late_chunking").and_then(Value::as_bool) == Some(true) {
+        // Jina's late chunking reads one request's texts as chunks of one document: this call's
+        // texts share a request with no other call's (a `shape` of their own).
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        shape.push_str(&format!("\u{0}late#{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    }
     let (model, options) = (model.to_string(), options.clone());
     embed_remote_custom(
         http,

@@ -690,7 +690,21 @@ impl Embedder {
                 None => counts.push(None),
             }
         }
-        let mut vectors = self.embed_long(spec, &pieces, options, interrupt, LongText::Truncate, None)?.into_iter();
+        // Jina's late chunking embeds the texts of one request as chunks of one document: each
+        // document's chunks then go in a request of their own.
+        let late = options.get("late_chunking").and_then(Value::as_bool) == Some(true);
+        let mut vectors = if late {
+            let mut all = Vec::with_capacity(pieces.len());
+            let mut at = 0;
+            for n in counts.iter().flatten() {
+                all.extend(self.embed_long(spec, &pieces[at..at + n], options, interrupt, LongText::Truncate, None)?);
+                at += n;
+            }
+            all
+        } else {
+            self.embed_long(spec, &pieces, options, interrupt, LongText::Truncate, None)?
+        }
+        .into_iter();
         let mut out = Vec::with_capacity(texts.len());
         for c in counts {
             out.push(match c {

@@ -14,8 +14,10 @@
 //! 3. Writes meanwhile go to both: `fill_generated` computes the old column as before and queues
 //!    the new expression's text under the shadow id (a new text drops the row's READY vector);
 //!    DELETE, REPLACE and primary-key moves carry the shadow's entries like an async column's.
-//! 4. Once nothing of the shadow is pending or failed, the worker switches ([`switch`]) in one
-//!    transaction: every row gets its READY vector (NULL where the text is NULL), the column
+//! 4. Once nothing of the shadow is pending or failed, the worker marks the table as switching
+//!    ([`set_switching`]: row writes wait from then on, so no row made for the old definition
+//!    can commit beside the switch) and switches ([`switch`]) in one transaction: every row
+//!    gets its READY vector (NULL where the text is NULL), the column
 //!    takes its new definition (same id, name and place), the job is cleared and the READY list
 //!    dropped. Commits apply it to the vector index at once (same dimension) or the index is
 //!    rebuilt for the new dimension; a query sees the old model or the new, never both.
@@ -55,7 +57,7 @@ pub fn start(txn: &Txn, info: &mut TableInfo, column: ColumnInfo, job: i64, text
     for (handle, text) in texts {
         backlog::enqueue(txn, info.id, shadow_id, handle, text);
     }
-    info.model_change = Some(ModelChange { job, column, shadow_id, started_ms: backlog::now_ms(), rows });
+    info.model_change = Some(ModelChange { job, column, shadow_id, started_ms: backlog::now_ms(), rows, switching: false });
     Ok(())
 }
 
@@ -67,14 +69,36 @@ pub fn cancel(txn: &Txn, info: &mut TableInfo) -> Result<Option<ModelChange>> {
     Ok(Some(m))
 }
 
-/// The switch (module doc, step 4), when the shadow's backlog is empty. Returns whether the
-/// table switched; false when rows are still waiting (or the job is gone).
+/// The words of the write conflict a row write gets while its table switches.
+pub const SWITCHING: &str = "the table is switching to its new embedding model";
+
+/// Whether every row's new vector is made (nothing of the shadow pending or failed).
+pub fn all_made(txn: &Txn, info: &TableInfo) -> Result<bool> {
+    let Some(m) = &info.model_change else { return Ok(false) };
+    let c = backlog::counts(txn, info.id, m.shadow_id)?;
+    Ok(c.pending == 0 && c.failed == 0)
+}
+
+/// Mark (or unmark) the table as switching: from this commit on, row writes of transactions
+/// that read the table before it, or that begin after it, fail until the switch commits —
+/// so the switch sees the final set of rows. Returns false when there is no job (any more).
+pub fn set_switching(txn: &Txn, db: &str, table_name: &str, on: bool) -> Result<bool> {
+    let cat = Catalog::new(txn);
+    let Some(mut info) = cat.table(db, table_name)? else { return Ok(false) };
+    let Some(m) = info.model_change.as_mut() else { return Ok(false) };
+    m.switching = on;
+    cat.put_table(&info)?;
+    Ok(true)
+}
+
+/// The switch (module doc, step 4), in a transaction that began after [`set_switching`]
+/// committed. Returns whether the table switched; false when rows are still waiting (the
+/// caller then unmarks it) or the job is gone.
 pub fn switch(txn: &Txn, db: &str, table_name: &str) -> Result<bool> {
     let cat = Catalog::new(txn);
     let Some(mut info) = cat.table(db, table_name)? else { return Ok(false) };
     let Some(m) = info.model_change.clone() else { return Ok(false) };
-    let c = backlog::counts(txn, info.id, m.shadow_id)?;
-    if c.pending > 0 || c.failed > 0 {
+    if !all_made(txn, &info)? {
         return Ok(false);
     }
     let Some(pos) = info.columns.iter().position(|c| c.id == m.column.id) else {

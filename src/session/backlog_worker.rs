@@ -258,15 +258,45 @@ fn switch_model_changes(engine: &Engine) {
         let txn = engine.store.begin()?;
         let changing: Vec<(String, String)> = Catalog::new(&txn).every_table()?.into_iter().filter(|t| t.model_change.is_some()).map(|t| (t.db, t.name)).collect();
         txn.rollback();
+        use crate::embed::model_change as mc;
         for (db, name) in changing {
+            // Ready (as far as this snapshot sees)? Then stop row writes, and switch.
             let txn = engine.store.begin()?;
-            if crate::embed::model_change::switch(&txn, &db, &name)? {
-                txn.commit()?;
-                engine.search.sync(&engine.store)?;
-                tracing::info!("model change of {db}.{name}: switched to the new vectors");
-            } else {
-                txn.rollback();
+            let ready = match Catalog::new(&txn).table(&db, &name)? {
+                Some(t) => t.model_change.as_ref().is_some_and(|m| m.switching) || mc::all_made(&txn, &t)?,
+                None => false,
+            };
+            txn.rollback();
+            if !ready {
+                continue;
             }
+            let txn = engine.store.begin()?;
+            if !mc::set_switching(&txn, &db, &name, true)? {
+                continue;
+            }
+            txn.commit()?;
+            let txn = engine.store.begin()?;
+            let switched = match mc::switch(&txn, &db, &name) {
+                Ok(true) => txn.commit().map(|_| true).map_err(SqlError::from),
+                Ok(false) => {
+                    txn.rollback();
+                    Ok(false)
+                }
+                Err(e) => {
+                    txn.rollback();
+                    Err(e)
+                }
+            };
+            if !matches!(switched, Ok(true)) {
+                // Rows came in before writes stopped (or the switch failed): writes resume.
+                let txn = engine.store.begin()?;
+                mc::set_switching(&txn, &db, &name, false)?;
+                txn.commit()?;
+                switched?;
+                continue;
+            }
+            engine.search.sync(&engine.store)?;
+            tracing::info!("model change of {db}.{name}: switched to the new vectors");
         }
         Ok(())
     })();

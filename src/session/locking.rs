@@ -78,6 +78,7 @@ impl Session {
         let explicit = self.in_txn || !self.autocommit();
         let on_locked = OnLocked::Wait(self.lock_wait());
         let mut tries = 0;
+        let switch_wait = std::time::Instant::now();
         loop {
             // An autocommit statement is a transaction of its own: its locks go with its commit.
             let owner = if explicit { self.txn_lock_owner() } else { self.engine.locks.new_owner() };
@@ -106,6 +107,12 @@ impl Session {
                 .await;
             if !explicit {
                 self.engine.locks.release_all(owner);
+                // A table switching to a new embedding model: wait for the switch, then run on
+                // the new definition.
+                if r.as_ref().is_err_and(|e| e.code == WRITE_CONFLICT && e.message.contains(crate::embed::model_change::SWITCHING)) && switch_wait.elapsed() < super::SWITCH_WAIT {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
             }
             if let Some(done) = self.after_try(r, &mut tries) {
                 return done;

@@ -38,6 +38,8 @@ pub use engine::{server_version, Engine};
 /// How often an autocommit write that hit a write conflict is run again before 9007 reaches the
 /// client.
 const AUTOCOMMIT_RETRIES: u32 = 10;
+/// How long an autocommit write waits for a table's switch to a new embedding model.
+pub(crate) const SWITCH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The result of one statement.
 #[derive(Debug)]
@@ -464,9 +466,15 @@ impl Session {
                 // snapshot, as TiDB retries it: the client never sees 9007 for a statement it
                 // could not have retried better itself.
                 let mut tries = 0;
+                let switch_wait = std::time::Instant::now();
                 loop {
                     let one = stmt.clone();
                     match self.in_statement(|s, txn| Box::pin(s.dml(one, txn))).await {
+                        // A table switching to a new embedding model: wait for the switch
+                        // (a minute at most), then run on the new definition.
+                        Err(e) if e.code == crate::error::WRITE_CONFLICT && e.message.contains(crate::embed::model_change::SWITCHING) && switch_wait.elapsed() < SWITCH_WAIT => {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
                         Err(e) if e.code == crate::error::WRITE_CONFLICT && tries < AUTOCOMMIT_RETRIES => {
                             tries += 1;
                             tokio::time::sleep(std::time::Duration::from_millis(1 << tries.min(6))).await;

@@ -107,7 +107,7 @@ impl SessionValues for Session {
                     loop {
                         let txn = self.engine.store.begin()?;
                         let mut pending = 0;
-                        for (_, column_id) in info.async_embed_columns() {
+                        for column_id in info.queued_column_ids() {
                             pending += crate::embed::backlog::counts(&txn, info.id, column_id)?.pending;
                         }
                         txn.rollback();
@@ -123,7 +123,7 @@ impl SessionValues for Session {
                 let info = self.embedding_table(text(0).flatten(), crate::privileges::UPDATE)?;
                 let txn = self.engine.store.begin()?;
                 let mut moved = 0;
-                for (_, column_id) in info.async_embed_columns() {
+                for column_id in info.queued_column_ids() {
                     moved += crate::embed::backlog::retry_failed(&txn, info.id, column_id)?;
                 }
                 txn.commit()?;

@@ -162,6 +162,10 @@ pub struct ModelChange {
     /// When the change began (ms since the epoch) and how many rows it had to embed then.
     pub started_ms: u64,
     pub rows: u64,
+    /// Every new vector is made and the switch is under way: row writes wait (they fail with a
+    /// write conflict that autocommit statements retry once the switch is done).
+    #[serde(default)]
+    pub switching: bool,
 }
 
 impl TableInfo {

@@ -910,6 +910,24 @@ fn embedding_backlog(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Result<Me
                 p.last_error.map(s).unwrap_or_else(null),
             ]);
         }
+        // A model change's new vectors (`embed::model_change`), under the column's name.
+        if let Some(m) = &t.model_change {
+            let c = backlog::counts(txn, t.id, m.shadow_id)?;
+            let p = e.map(|e| e.backlog.column(t.id, m.shadow_id)).unwrap_or_default();
+            let model = m.column.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)).map(|(m, _)| m);
+            rows.push(vec![
+                s(&t.db),
+                s(&t.name),
+                s(&m.column.name),
+                model.map(s).unwrap_or_else(null),
+                s(&format!("model change (job {})", m.job)),
+                i(c.pending as i64),
+                i(c.failed as i64),
+                i(p.embedded as i64),
+                c.oldest_pending_ms.map(|o| ScalarValue::Float64(Some(now.saturating_sub(o) as f64 / 1000.0))).unwrap_or(ScalarValue::Float64(None)),
+                p.last_error.map(s).unwrap_or_else(null),
+            ]);
+        }
     }
     mem(
         &[S("TABLE_SCHEMA"), S("TABLE_NAME"), S("COLUMN_NAME"), S("MODEL"), S("MODE"), I("PENDING"), I("FAILED"), I("EMBEDDED"), F("OLDEST_PENDING_SECONDS"), S("LAST_ERROR")],
@@ -927,7 +945,8 @@ fn embedding_backlog_rows(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Resu
     for (list, state) in [(PENDING, "pending"), (FAILED, "failed")] {
         for ((tid, cid, handle), entry) in backlog::entries(txn, list)? {
             let Some(t) = tables.get(&tid) else { continue };
-            let Some(c) = t.columns.iter().find(|c| c.id == cid) else { continue };
+            let shadow = t.model_change.as_ref().filter(|m| m.shadow_id == cid).map(|m| &m.column);
+            let Some(c) = t.columns.iter().find(|c| c.id == cid).or(shadow) else { continue };
             // A pending row's error is the column's last one while it has none of its own.
             let error = entry.error.or_else(|| (state == "pending").then(|| e.and_then(|e| e.backlog.column(tid, cid).last_error)).flatten());
             let queued = chrono::DateTime::from_timestamp_millis(entry.queued_ms as i64).map(|d| d.format("%Y-%m-%d %H:%M:%S%.3f").to_string());

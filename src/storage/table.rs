@@ -142,9 +142,7 @@ pub fn put_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
         .filter(|(_, d)| !matches!(d, Datum::Null))
         .map(|(c, d)| (c.id, d.clone()))
         .collect();
-    // The row was made for this definition of the table: a DDL committed meanwhile (a model
-    // switch, a new column) makes the commit fail instead of writing an old-shaped row.
-    txn.guard(&table.def_key());
+    guard_definition(txn, table)?;
     txn.put(codec::row_key(table.id, row.handle), codec::encode_row(&cols));
     for index in table.kv_indexes() {
         let (k, v, _) = index_entry(table, index, row);
@@ -225,8 +223,18 @@ pub fn table_sizes(txn: &Txn, table: &TableInfo) -> Result<TableSizes> {
 }
 
 /// Delete a row and its index entries.
-pub fn delete_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
+/// A row write is made for this definition of its table: the commit fails if a DDL changed it
+/// meanwhile (`Txn::guard`), and writes wait while the table switches to a new embedding model.
+fn guard_definition(txn: &Txn, table: &TableInfo) -> Result<()> {
+    if table.model_change.as_ref().is_some_and(|m| m.switching) {
+        return Err(SqlError::new(crate::error::WRITE_CONFLICT, "HY000", format!("Write conflict: {}, try again", crate::embed::model_change::SWITCHING)));
+    }
     txn.guard(&table.def_key());
+    Ok(())
+}
+
+pub fn delete_row(txn: &Txn, table: &TableInfo, row: &Row) -> Result<()> {
+    guard_definition(txn, table)?;
     txn.delete(codec::row_key(table.id, row.handle));
     for index in table.kv_indexes() {
         let (k, _, _) = index_entry(table, index, row);
