@@ -338,7 +338,7 @@ mod tests {
         e.error = Some("bad text".into());
         txn.delete(k);
         txn.put(key(FAILED, 7, 3, 2), e.encode());
-        assert_eq!(counts(&txn, 7, 3).unwrap(), Counts { pending: 0, failed: 1, oldest_pending_ms: None });
+        assert_eq!(counts(&txn, 7, 3).unwrap(), Counts { pending: 0, failed: 1, ready: 0, oldest_pending_ms: None });
         assert_eq!(retry_failed(&txn, 7, 3).unwrap(), 1);
         let back = Entry::decode(&txn.get(&key(PENDING, 7, 3, 2)).unwrap().unwrap()).unwrap();
         assert_eq!((back.attempts, back.error), (0, None));

@@ -939,6 +939,38 @@ mod tests {
     }
 
     #[test]
+    fn a_guarded_key_written_meanwhile_aborts_the_commit() {
+        each_store(|store| {
+            commit_puts(store, &[("def", "v1")]);
+            // A row made from the definition it read; the definition changes before its commit.
+            let writer = store.begin().unwrap();
+            writer.guard(b"def");
+            writer.put(b("row"), b("made for v1"));
+            let ddl = store.begin().unwrap();
+            ddl.put(b("def"), b("v2"));
+            ddl.commit().unwrap();
+            assert_eq!(writer.commit(), Err(Error::WriteConflict));
+            assert_eq!(store.begin().unwrap().get(b"row").unwrap(), None);
+            // Unchanged, the guarded key costs nothing; guards alone (no writes) commit nothing.
+            let writer = store.begin().unwrap();
+            writer.guard(b"def");
+            writer.put(b("row"), b("made for v2"));
+            writer.commit().unwrap();
+            let reader = store.begin().unwrap();
+            reader.guard(b"def");
+            reader.commit().unwrap();
+            // Two writers guarding the same key do not conflict with each other.
+            let (a, c) = (store.begin().unwrap(), store.begin().unwrap());
+            a.guard(b"def");
+            c.guard(b"def");
+            a.put(b("ra"), b("a"));
+            c.put(b("rc"), b("c"));
+            a.commit().unwrap();
+            c.commit().unwrap();
+        });
+    }
+
+    #[test]
     fn no_false_conflicts() {
         each_store(|store| {
             let t1 = store.begin().unwrap();
