@@ -27,22 +27,7 @@ pub struct EmbeddingEstimate {
     signature: Signature,
 }
 
-impl std::fmt::Debug for EmbeddingEstimate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EmbeddingEstimate")
-    }
-}
-impl PartialEq for EmbeddingEstimate {
-    fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.embedder, &o.embedder)
-    }
-}
-impl Eq for EmbeddingEstimate {}
-impl std::hash::Hash for EmbeddingEstimate {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        "embedding_estimate".hash(h)
-    }
-}
+udf_identity!(EmbeddingEstimate, embedder, "embedding_estimate");
 
 pub fn embedding_estimate_udaf(embedder: Arc<Embedder>) -> AggregateUDF {
     AggregateUDF::from(EmbeddingEstimate { embedder, signature: Signature::variadic_any(Volatility::Volatile) })

@@ -22,22 +22,7 @@ pub struct EmbedText {
     signature: Signature,
 }
 
-impl std::fmt::Debug for EmbedText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EmbedText")
-    }
-}
-impl PartialEq for EmbedText {
-    fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.embedder, &o.embedder)
-    }
-}
-impl Eq for EmbedText {}
-impl std::hash::Hash for EmbedText {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        "embed_text".hash(h)
-    }
-}
+udf_identity!(EmbedText, embedder, "embed_text");
 
 pub fn embed_text_udf(embedder: Arc<Embedder>, interrupt: Arc<Interrupt>, notes: Arc<Notes>) -> ScalarUDF {
     // Volatile: never constant-folded (TiDB's rule); the query side embeds once per statement itself.
@@ -121,22 +106,7 @@ pub struct RerankScore {
     signature: Signature,
 }
 
-impl std::fmt::Debug for RerankScore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RerankScore")
-    }
-}
-impl PartialEq for RerankScore {
-    fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.embedder, &o.embedder)
-    }
-}
-impl Eq for RerankScore {}
-impl std::hash::Hash for RerankScore {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        "rerank_score".hash(h)
-    }
-}
+udf_identity!(RerankScore, embedder, "rerank_score");
 
 pub fn rerank_score_udf(embedder: Arc<Embedder>, interrupt: Arc<Interrupt>) -> ScalarUDF {
     ScalarUDF::from(RerankScore { embedder, interrupt, signature: Signature::variadic_any(Volatility::Volatile) })
@@ -189,22 +159,7 @@ pub struct BestChunk {
     signature: Signature,
 }
 
-impl std::fmt::Debug for BestChunk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BestChunk")
-    }
-}
-impl PartialEq for BestChunk {
-    fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.embedder, &o.embedder)
-    }
-}
-impl Eq for BestChunk {}
-impl std::hash::Hash for BestChunk {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        "embed_best_chunk".hash(h)
-    }
-}
+udf_identity!(BestChunk, embedder, "embed_best_chunk");
 
 pub fn best_chunk_udf(embedder: Arc<Embedder>) -> ScalarUDF {
     ScalarUDF::from(BestChunk { embedder, signature: Signature::variadic_any(Volatility::Immutable) })

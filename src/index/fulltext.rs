@@ -335,22 +335,7 @@ pub struct FtsMatchWord {
     signature: Signature,
 }
 
-impl std::fmt::Debug for FtsMatchWord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FtsMatchWord")
-    }
-}
-impl PartialEq for FtsMatchWord {
-    fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.search, &o.search)
-    }
-}
-impl Eq for FtsMatchWord {}
-impl std::hash::Hash for FtsMatchWord {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        "fts_match_word".hash(h)
-    }
-}
+udf_identity!(FtsMatchWord, search, "fts_match_word");
 
 pub fn fts_match_word_udf(search: Arc<SearchIndexes>) -> ScalarUDF {
     // Volatile: the index changes between statements, so calls are never folded into constants.
