@@ -441,6 +441,12 @@ def test_a_joining_node_starts_from_the_writers_index_checkpoints(cluster: list[
         joiner.cleanup()
 
 
+def uploaded_after(node: Node, marker: str) -> bool:
+    """Whether `node` logged `marker` and then uploaded its index checkpoints."""
+    log = node.log_text(max_lines=2000)
+    return marker in log and "uploaded" in log.rsplit(marker, 1)[1]
+
+
 def test_checkpoint_backup_under_load_then_restore_into_a_new_prefix(cluster: list[Node], infra, embedb_binary: Path,
                                                                       tmp_path: Path) -> None:
     """`BACKUP DATABASE * TO 's3://…'` sent to a reader during a write load: the writer takes a
@@ -453,6 +459,8 @@ def test_checkpoint_backup_under_load_then_restore_into_a_new_prefix(cluster: li
         cur.execute("CREATE DATABASE bk")
         create_search_tables(cur, "bk")
     caught_up(cluster)
+    # The backup takes the writer's index checkpoints along once they are in the bucket.
+    wait_until("the writer to upload bk.docs' index checkpoint", lambda: uploaded_after(w, "bk.docs.iv checkpointed"), timeout=60)
     # Client 0 writes through the writer, client 1 through a reader (forwarded).
     with NumberedLoad("bk.load", [w.connect, readers(cluster)[0].connect]) as load:
         time.sleep(1.0)
@@ -485,6 +493,10 @@ def test_checkpoint_backup_under_load_then_restore_into_a_new_prefix(cluster: li
     try:
         n = nodes[0]
         rc = n.connect()
+        # Its indexes came from the backup's checkpoints, reconciled, not built from the tables.
+        wait_until("the restored node's index", lambda: "bk.docs.iv ready from its checkpoint" in n.log_text(max_lines=2000), timeout=60)
+        log = n.log_text(max_lines=2000)
+        assert "index checkpoint file(s) from the bucket" in log and "bk.docs.iv built" not in log
         restored = dump(rc, "bk")
         assert restored["docs"] == original["docs"]
         for client in (0, 1):

@@ -423,8 +423,10 @@ impl Connection {
         if let Some(e) = interrupted {
             return Err(e);
         }
-        // A Ctrl-C that stopped a blocked statement: Python's KeyboardInterrupt, not error 1317.
-        if matches!(&out, Err(e) if e.code == 1317) {
+        // A Ctrl-C that stopped a blocked statement: Python's KeyboardInterrupt, not error 1317
+        // nor the value of a SLEEP cut short (Python would raise it only at its next check,
+        // after the statement's result was taken).
+        if interrupt.is_set() || matches!(&out, Err(e) if e.code == 1317) {
             py.check_signals()?;
         }
         let out = out.map_err(|e| sql_error(py, e))?;

@@ -39,6 +39,9 @@ const SOURCE_CHECKPOINT_LIFETIME: Duration = Duration::from_secs(600);
 pub struct Copied {
     /// The newest log entry the copy holds (its commits are exactly the log up to here).
     pub head: u64,
+    /// Index checkpoint files copied with it (`{path}/indexes/`): a node of the restored
+    /// cluster loads and reconciles them instead of building its indexes from the tables.
+    pub index_files: usize,
 }
 
 impl ReplicaKv {
@@ -65,8 +68,31 @@ impl ReplicaKv {
             admin.create_clone_builder_from_source(CloneSourceSpec::with_checkpoint(from, checkpoint.id)).build().await
         })
         .map_err(err)?;
-        Ok(Copied { head: read_head(&self.runtime, objects, &to)? })
+        // The index checkpoints as the cluster has them now: a restore reconciles them with the
+        // tables (rows committed after the checkpoint are taken out again).
+        let index_files = copy_index_files(&self.runtime, &objects, self.path.trim_matches('/'), &to)?;
+        Ok(Copied { head: read_head(&self.runtime, objects, &to)?, index_files })
     }
+}
+
+/// Copies the index checkpoint files under `{from}/indexes/` to `{to}/indexes/` (in the same
+/// store, server-side), manifests last as uploads do. Returns how many.
+fn copy_index_files(runtime: &Runtime, objects: &Arc<dyn ObjectStore>, from: &str, to: &str) -> Result<usize> {
+    use futures::TryStreamExt;
+    use slatedb::object_store::path::Path;
+    use slatedb::object_store::ObjectStoreExt;
+    let (objects, from, to) = (objects.clone(), from.to_string(), to.to_string());
+    run(runtime, async move {
+        let prefix = Path::from(format!("{from}/indexes"));
+        let mut files: Vec<String> = objects.list(Some(&prefix)).map_ok(|m| m.location.to_string()).try_collect().await?;
+        files.sort_by_key(|f| f.ends_with(".ann") || f.ends_with("meta.json"));
+        for f in &files {
+            let rel = f.strip_prefix(&format!("{from}/indexes/")).unwrap_or(f);
+            objects.copy(&Path::from(f.as_str()), &Path::from(format!("{to}/indexes/{rel}"))).await?;
+        }
+        Ok::<_, slatedb::object_store::Error>(files.len())
+    })
+    .map_err(|e| Error::Storage(format!("copying index checkpoints: {e}")))
 }
 
 /// Clones the database at `from` (a backup) into `to`, a new path in the same object store
@@ -86,11 +112,12 @@ pub fn restore_clone(objects: Arc<dyn ObjectStore>, from: &str, to: &str) -> Res
         admin.create_clone_builder_from_source(CloneSourceSpec::new(clone_from)).build().await
     })
     .map_err(err)?;
+    let index_files = copy_index_files(&runtime, &objects, &from, &to)?;
     let head = read_head(&runtime, objects, &to)?;
     if head != found {
         return Err(Error::Storage(format!("the restored database ends at log entry {head}, the backup at {found}")));
     }
-    Ok(Copied { head })
+    Ok(Copied { head, index_files })
 }
 
 fn clean(path: &str) -> Result<String> {
