@@ -179,9 +179,12 @@ impl Http {
                     client.post(url).header(*name, v)
                 }
             };
-            while let Some(wait) = self.limits.wait(provider, tokens) {
-                tokio::time::sleep(wait).await;
-            }
+            let started = loop {
+                match self.limits.admit(provider, tokens) {
+                    Ok(at) => break at,
+                    Err(wait) => tokio::time::sleep(wait).await,
+                }
+            };
             let sent = req.json(body).send().await;
             let wait = match sent {
                 Ok(resp) => {
@@ -199,7 +202,12 @@ impl Http {
                         wait
                     } else {
                         match read_body(resp).await {
-                            Ok(body) => return Ok(Reply { status, body }),
+                            Ok(body) => {
+                                if let Some(actual) = reported_tokens(&body) {
+                                    self.limits.settle(provider, started, tokens, actual);
+                                }
+                                return Ok(Reply { status, body });
+                            }
                             Err(e) if attempt < max && e.retryable() => {
                                 let wait = backoff(attempt);
                                 tracing::warn!("{provider}: reading the response from {url} failed ({}), retry {}/{max} in {wait:?}", e.describe(), attempt + 1);

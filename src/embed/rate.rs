@@ -12,7 +12,9 @@
 //! number of requests it answered (other than with 429) in the minute before the refusal — so
 //! after its first 429 a provider is never sent more than it just took. A learnt limit only goes
 //! down, until a restart.
-//! Starts count for a minute and a second (the provider sees them a little later).
+//! Starts count for a minute and a second (the provider sees them a little later). Where the
+//! provider's reply says what a request cost (`usage.total_tokens` and the like), that count
+//! replaces the estimate ([`RateLimits::settle`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -136,15 +138,34 @@ impl RateLimits {
     /// None: a request to `provider` of about `tokens` may start now (and is counted); Some: ask
     /// again after that long.
     pub fn wait(&self, provider: &str, tokens: u64) -> Option<Duration> {
+        self.admit(provider, tokens).err()
+    }
+
+    /// [`RateLimits::wait`] that also says when an admitted request started (for [`settle`]).
+    ///
+    /// [`settle`]: RateLimits::settle
+    pub fn admit(&self, provider: &str, tokens: u64) -> Result<Instant, Duration> {
         let now = Instant::now();
         let mut windows = self.windows.lock();
         let w = windows.entry(key(provider)).or_default();
         w.forget_old(now);
-        let wait = w.wait_for(now, tokens);
-        if wait.is_none() {
-            w.starts.push_back((now, tokens));
+        match w.wait_for(now, tokens) {
+            Some(wait) => Err(wait),
+            None => {
+                w.starts.push_back((now, tokens));
+                Ok(now)
+            }
         }
-        wait
+    }
+
+    /// The provider reported what an admitted request (started at `started` with `estimated`
+    /// tokens) really cost: the budget counts that instead of the estimate.
+    pub fn settle(&self, provider: &str, started: Instant, estimated: u64, actual: u64) {
+        let mut windows = self.windows.lock();
+        let Some(w) = windows.get_mut(&key(provider)) else { return };
+        if let Some(start) = w.starts.iter_mut().find(|(t, n)| *t == started && *n == estimated) {
+            start.1 = actual;
+        }
     }
 
     /// `provider` answered a request (not with 429).
@@ -239,6 +260,19 @@ mod tests {
         assert!(r.wait("Cohere", 1).is_none());
         r.refused("Cohere", Some(3), None);
         assert_eq!(r.limit("cohere").requests, Some(3));
+    }
+
+    #[test]
+    fn reported_tokens_replace_the_estimate() {
+        let limits = RateLimits::new(&parse_limits("jina_ai=100:1000").unwrap());
+        let started = limits.admit("jina_ai", 100).unwrap();
+        // The provider counted 950 tokens: a request of 100 more no longer fits the minute.
+        limits.settle("JinaAI", started, 100, 950);
+        assert!(limits.wait("jina_ai", 100).is_some());
+        let limits = RateLimits::new(&parse_limits("jina_ai=100:1000").unwrap());
+        let started = limits.admit("jina_ai", 900).unwrap();
+        limits.settle("jina_ai", started, 900, 50);
+        assert!(limits.wait("jina_ai", 900).is_none());
     }
 
     #[test]

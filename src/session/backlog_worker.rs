@@ -43,6 +43,10 @@ const USAGE_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How often an idle worker looks for model changes whose new vectors are all made (a round
 /// that embedded something looks at once).
 const SWITCH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// The per-row retry delays kept in memory are pruned above this many, of those whose delay
+/// ended this long ago.
+const FORGET_DELAYS_ABOVE: usize = 4096;
+const FORGET_DELAYS_AFTER: Duration = Duration::from_secs(600);
 /// How long an idle worker sleeps before looking again (queuing wakes it sooner).
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -117,6 +121,10 @@ impl State {
     /// Take and run one round. Returns whether there was work.
     fn round(&mut self, engine: &Engine) -> Result<bool> {
         let started = Instant::now();
+        // Retry delays of rows long past theirs (most were stored, deleted or changed since).
+        if self.entries.len() > FORGET_DELAYS_ABOVE {
+            self.entries.retain(|_, (_, at)| started.saturating_duration_since(*at) < FORGET_DELAYS_AFTER);
+        }
         let Some(work) = self.next_work(engine)? else { return Ok(false) };
         let picked = started.elapsed();
         let results = embed_in_requests(engine, &work);
