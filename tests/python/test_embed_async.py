@@ -540,3 +540,38 @@ def test_model_change_survives_kill_and_cancel_leaves_the_column(server: EmbedbS
             assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got[1], vector_for("changed before the job", NEW_DIMS)))
     finally:
         c.close()
+
+
+# -- chunking with a remote provider --------------------------------------------------------------
+
+def test_remote_chunks_and_jina_late_chunking_keep_one_document_per_request(conn: pymysql.Connection, double: EmbeddingDouble) -> None:
+    """A remote model chunks by estimated tokens (4 bytes each, 512 per chunk); with Jina's
+    `late_chunking` each document's chunks travel in a request of their own, as Jina reads a
+    request's texts as one document's chunks."""
+    docs = {i: " ".join(f"Doc{i} sentence {k} says something rather long about topic {k % 7}." for k in range(300)) for i in (1, 2)}
+    with conn.cursor() as cur:
+        for table, opts in (("plain", '{"embedb.long_text": "chunk"}'), ("late", '{"embedb.long_text": "chunk", "late_chunking": true}')):
+            cur.execute(f"""CREATE TABLE {table} (id INT PRIMARY KEY, content TEXT,
+                embedding VECTOR({DIMS}) GENERATED ALWAYS AS (EMBED_TEXT('{MODEL}', content, '{opts}')) STORED)""")
+            double.requests.clear()
+            cur.execute(f"INSERT INTO {table} (id, content) VALUES (1, %s), (2, %s)", (docs[1], docs[2]))
+            sent = [r.body for r in list(double.requests) if isinstance(r.body, dict) and "input" in r.body]
+            texts = [t for b in sent for t in b["input"]]
+            assert all(len(t) <= 512 * 4 + 64 for t in texts), max(len(t) for t in texts)
+            cur.execute(f"SELECT id, VEC_DIMS(embedding) FROM {table} ORDER BY id")
+            chunks = {i: d // DIMS for i, d in cur.fetchall()}
+            assert chunks[1] >= 5 and chunks[2] >= 5 and sum(chunks.values()) == len(texts), (chunks, len(texts))
+            # Every chunk is a piece of its document, and together they cover it.
+            for i in (1, 2):
+                mine = [t for t in texts if t.startswith(f"Doc{i} ") or f" Doc{i} " in t]
+                assert len(mine) == chunks[i] and all(t in docs[i] for t in mine)
+            if table == "late":
+                assert all(b.get("late_chunking") is True for b in sent)
+                for b in sent:
+                    owners = {i for i in (1, 2) for t in b["input"] if t in docs[i]}
+                    assert len(owners) == 1, "a late-chunking request mixed two documents"
+            # A search for one of document 2's chunks finds document 2 (its best chunk is that one).
+            q = next(t for t in texts if t in docs[2])
+            cur.execute(f"SELECT id, VEC_EMBED_COSINE_DISTANCE(embedding, %s) AS d FROM {table} ORDER BY d LIMIT 1", (q,))
+            row = cur.fetchone()
+            assert row[0] == 2 and row[1] < 1e-6, row

@@ -13,11 +13,16 @@ Usage: checks.py MODE [ARGS]
 
 import datetime
 import decimal
+import signal
 import subprocess
 import sys
 import threading
 
-import embedb
+# Python leaves SIGINT ignored when it starts ignored (a test run launched in the background
+# with `&`); the Ctrl-C check needs what an interactive user has: Ctrl-C raises KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+import embedb  # noqa: E402
 
 
 def check(name, cond, detail=""):
