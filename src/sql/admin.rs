@@ -62,7 +62,7 @@ impl Session {
                     .collect::<Result<_>>()?;
                 self.cancel_ddl_jobs(&ids).map(Some)
             }
-            ["admin", ..] => Err(SqlError::unsupported(format!("{} (ADMIN SHOW DDL JOBS and ADMIN CANCEL DDL JOBS are)", toks.join(" ").to_uppercase()))),
+            ["admin", what, ..] => Err(SqlError::unsupported(format!("ADMIN {} (ADMIN SHOW DDL JOBS and ADMIN CANCEL DDL JOBS are)", what.to_uppercase()))),
             _ => Ok(None),
         }
     }
