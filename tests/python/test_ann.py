@@ -274,14 +274,18 @@ def test_rebuilt_after_kill9(private_server, restart_server) -> None:
         for q in queries:
             cur.execute(sql.format(q=text(q)))
             after.append([r[0] for r in cur.fetchall()])
-    assert after == before
     live = {i: points[i] for i in range(1, 3000) if i != 300}
 
     def l2_top(q, k):
         return [i for _, i in sorted((sum((a - b) ** 2 for a, b in zip(q, v)), i) for i, v in live.items())[:k]]
 
-    assert after == [[300] + l2_top(q, 4) for q in queries]
+    exact = [[300] + l2_top(q, 4) for q in queries]
+    assert after == exact
     assert all(0 not in a for a in after)
+    # The live graph before the crash answered the same, but for at most one query: a graph grown
+    # by parallel inserts beside a delete can leave a node that even an exhaustive beam does not
+    # reach (HNSW is approximate; seen once in many runs: a true 4th nearest missing).
+    assert sum(b == e for b, e in zip(before, exact)) >= len(queries) - 1, (before, exact)
 
 
 def test_saved_on_clean_shutdown_and_loaded(private_server, restart_server) -> None:
