@@ -3,10 +3,11 @@
 //! (EMBED_TEXT('jina_ai/jina-embeddings-v3', content)) STORED`.
 //!
 //! The way through:
-//! 1. The ALTER ([`start`]) changes no row. It records a [`ModelChange`] in the table's catalog
-//!    entry — the new column definition and a *shadow id*, a column id no row ever holds — and
-//!    queues every row's text in the backlog under the shadow id. It returns at once; the job is
-//!    listed by `ADMIN SHOW DDL JOBS` with its progress.
+//! 1. The ALTER changes no row. It commits a [`ModelChange`] in the table's catalog entry
+//!    ([`start`]: the new column definition and a *shadow id*, a column id no row ever holds) —
+//!    from then on every write queues the new text too — and then, in a second transaction,
+//!    queues the text of every row already there ([`queue_rows`]). It returns once both are
+//!    committed; the job is listed by `ADMIN SHOW DDL JOBS` with its progress.
 //! 2. The backlog worker embeds the shadow's texts like an async column's (rounds, the cache,
 //!    the provider's backoff and rate limits) but keeps each vector in the backlog's READY list
 //!    instead of the row. Until the switch the column, its index and every query use the old
@@ -41,9 +42,9 @@ pub fn is_model_change(before: &ColumnInfo, after: &ColumnInfo) -> bool {
     call(before).is_some() && call(after).is_some() && before.key() == after.key() && (before.generated != after.generated || before.ty != after.ty)
 }
 
-/// Record the change and queue every row's new text (see the module doc, step 1). `texts` are
-/// the rows' text arguments of the new expression, by handle.
-pub fn start(txn: &Txn, info: &mut TableInfo, column: ColumnInfo, job: i64, texts: Vec<(i64, Option<String>)>) -> Result<()> {
+/// Record the change (the module doc, step 1, first half): from its commit on, every write
+/// queues the new text too. The rows already there are queued by [`queue_rows`] after it.
+pub fn start(info: &mut TableInfo, column: ColumnInfo, job: i64) -> Result<()> {
     if let Some(m) = &info.model_change {
         return Err(SqlError::new(
             8200,
@@ -53,11 +54,31 @@ pub fn start(txn: &Txn, info: &mut TableInfo, column: ColumnInfo, job: i64, text
     }
     let shadow_id = info.next_column_id;
     info.next_column_id += 1;
-    let rows = texts.iter().filter(|(_, t)| t.is_some()).count() as u64;
+    info.model_change = Some(ModelChange { job, column, shadow_id, started_ms: backlog::now_ms(), rows: 0, switching: false, queued: false });
+    Ok(())
+}
+
+/// The second half of step 1, in a transaction that began after [`start`] committed: queue the
+/// new text of every row (`texts`, by handle, as this snapshot has them) that has no entry yet —
+/// rows written since the start queued theirs. A write to one of these rows meanwhile writes the
+/// same backlog key, so one of the two transactions fails and is run again: no row is missed and
+/// none keeps an old text. Marks the job queued (it may switch from then on).
+pub fn queue_rows(txn: &Txn, db: &str, table_name: &str, job: i64, texts: Vec<(i64, Option<String>)>) -> Result<()> {
+    let cat = Catalog::new(txn);
+    let Some(mut info) = cat.table(db, table_name)? else { return Ok(()) };
+    let Some(m) = info.model_change.as_mut().filter(|m| m.job == job) else { return Ok(()) };
+    let mut rows = 0;
     for (handle, text) in texts {
-        backlog::enqueue(txn, info.id, shadow_id, handle, text);
+        let queued = [backlog::PENDING, backlog::FAILED, backlog::READY].iter().map(|l| backlog::key(l, info.id, m.shadow_id, handle)).try_fold(false, |found, k| Ok::<_, crate::error::SqlError>(found || txn.get(&k)?.is_some()))?;
+        rows += text.is_some() as u64;
+        if !queued {
+            // (A NULL text queues nothing, but the delete still meets a concurrent write.)
+            backlog::enqueue(txn, info.id, m.shadow_id, handle, text);
+        }
     }
-    info.model_change = Some(ModelChange { job, column, shadow_id, started_ms: backlog::now_ms(), rows, switching: false });
+    m.rows = rows;
+    m.queued = true;
+    cat.put_table(&info)?;
     Ok(())
 }
 
@@ -74,7 +95,7 @@ pub const SWITCHING: &str = "the table is switching to its new embedding model";
 
 /// Whether every row's new vector is made (nothing of the shadow pending or failed).
 pub fn all_made(txn: &Txn, info: &TableInfo) -> Result<bool> {
-    let Some(m) = &info.model_change else { return Ok(false) };
+    let Some(m) = info.model_change.as_ref().filter(|m| m.queued) else { return Ok(false) };
     let c = backlog::counts(txn, info.id, m.shadow_id)?;
     Ok(c.pending == 0 && c.failed == 0)
 }

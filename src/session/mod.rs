@@ -110,6 +110,8 @@ pub struct Session {
     /// The open transaction queued rows for async embedding: the backlog worker is woken when
     /// it commits.
     pub(crate) queued_embeddings: bool,
+    /// A model change the running ALTER started: (db, table, job), queued after its commit.
+    pub(crate) model_change_started: Option<(String, String, i64)>,
     /// The statement searches an async embedding column (its plan is not cached: see
     /// `sql::query`'s `guard_async_searches`).
     pub(crate) searched_async: bool,
@@ -204,6 +206,7 @@ impl Session {
             plan_cache: Default::default(),
             point_get: true,
             queued_embeddings: false,
+            model_change_started: None,
             searched_async: false,
             embed_notes,
             savepoints: Vec::new(),

@@ -83,7 +83,7 @@ impl Session {
                 Cell::Text(Some(t.db.clone())),
                 Cell::Text(Some(t.name.clone())),
                 Cell::Text(Some("modify column".into())),
-                Cell::Text(Some("write reorganization".into())),
+                Cell::Text(Some(if m.queued { "write reorganization" } else { "queueing" }.into())),
                 Cell::Int(0),
                 Cell::Int(t.id),
                 Cell::Int(done as i64),

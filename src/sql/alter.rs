@@ -23,7 +23,7 @@ use crate::storage::table;
 impl Session {
     /// `MODIFY COLUMN` of an `EMBED_TEXT` column to another model, options or dimension: a
     /// background job (`embed::model_change`); the column is unchanged until its switch.
-    async fn start_model_change(&mut self, txn: &embedb_storage::Txn, info: &mut TableInfo, col: crate::sql::catalog::ColumnInfo) -> Result<()> {
+    async fn start_model_change(&mut self, info: &mut TableInfo, col: crate::sql::catalog::ColumnInfo) -> Result<()> {
         let crate::sql::types::SqlType::Vector(Some(dims)) = col.ty else {
             return Err(SqlError::new(8200, "HY000", "Unsupported modify column: an EMBED_TEXT column changing its model needs a fixed dimension, VECTOR(D)"));
         };
@@ -35,12 +35,52 @@ impl Session {
         let generated = col.generated.as_ref().map(|g| g.expr.clone()).unwrap_or_default();
         let (spec, _) = crate::sql::ddl::embed_text_call(&generated).ok_or_else(|| SqlError::other("not an EMBED_TEXT column"))?;
         self.engine.embedder.check_model(&spec)?;
-        let rows = table::scan_rows(txn, info, usize::MAX)?;
-        let texts = self.embed_texts_of(info, &rows, &generated).await?;
         let job = self.engine.store.alloc_ids(crate::embed::model_change::JOB_COUNTER, 1)? as i64;
-        crate::embed::model_change::start(txn, info, col, job, rows.iter().map(|r| r.handle).zip(texts).collect())?;
-        self.queued_embeddings = true;
+        crate::embed::model_change::start(info, col, job)?;
+        // The rows already there are queued once this DDL has committed (`queue_model_change`).
+        self.model_change_started = Some((info.db.clone(), info.name.clone(), job));
         Ok(())
+    }
+
+    /// The second step of a model change the committed ALTER started: queue every row's new text
+    /// (`model_change::queue_rows`), run again when a concurrent write to one of its rows wins.
+    /// If it cannot, the job is cancelled and the ALTER fails: the column stays as it was.
+    pub(crate) async fn queue_model_change(&mut self, db: &str, name: &str, job: i64) -> Result<()> {
+        let mut last = None;
+        for attempt in 0..20u32 {
+            let txn = self.engine.store.begin()?;
+            let r = async {
+                let info = crate::sql::catalog::Catalog::new(&txn).must_table(db, name)?;
+                let Some(m) = info.model_change.clone().filter(|m| m.job == job) else { return Ok(()) };
+                let generated = m.column.generated.as_ref().map(|g| g.expr.clone()).unwrap_or_default();
+                let rows = table::scan_rows(&txn, &info, usize::MAX)?;
+                let texts = self.embed_texts_of(&info, &rows, &generated).await?;
+                crate::embed::model_change::queue_rows(&txn, db, name, job, rows.iter().map(|r| r.handle).zip(texts).collect())
+            }
+            .await;
+            match r.and_then(|()| txn.commit().map_err(SqlError::from)) {
+                Ok(()) => {
+                    self.engine.embedder.backlog.notify();
+                    return Ok(());
+                }
+                Err(e) if e.code == crate::error::WRITE_CONFLICT => {
+                    last = Some(e);
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt.min(6))).await;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+        let txn = self.engine.store.begin()?;
+        if let Some(mut info) = crate::sql::catalog::Catalog::new(&txn).table(db, name)? {
+            if info.model_change.as_ref().is_some_and(|m| m.job == job) {
+                crate::embed::model_change::cancel(&txn, &mut info)?;
+                txn.commit()?;
+            }
+        }
+        Err(last.unwrap_or_else(|| SqlError::other("the model change could not queue its rows")))
     }
 
     /// `CHANGE old new_def`, `MODIFY def` (old = def's name) and `RENAME COLUMN` (a CHANGE that keeps
@@ -73,7 +113,7 @@ impl Session {
             col.nullable = false;
         }
         if crate::embed::model_change::is_model_change(&before, &col) && position.is_none() {
-            return self.start_model_change(txn, info, col).await;
+            return self.start_model_change(info, col).await;
         }
         if col.generated != before.generated {
             return Err(SqlError::new(

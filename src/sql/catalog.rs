@@ -166,6 +166,13 @@ pub struct ModelChange {
     /// write conflict that autocommit statements retry once the switch is done).
     #[serde(default)]
     pub switching: bool,
+    /// Every row's text is queued (the ALTER's second step); until then the job cannot switch.
+    #[serde(default = "yes")]
+    pub queued: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl TableInfo {

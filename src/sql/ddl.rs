@@ -17,12 +17,16 @@ use crate::storage::table;
 impl Session {
     pub async fn ddl(&mut self, stmt: Statement) -> Result<Output> {
         let txn = self.engine.store.begin()?;
+        self.model_change_started = None;
         let r = self.ddl_in(stmt, &txn).await;
         match r {
             Ok(out) => {
                 txn.commit()?;
                 // New, dropped or truncated tables and indexes: the search indexes follow.
                 self.engine.search.sync(&self.engine.store)?;
+                if let Some((db, name, job)) = self.model_change_started.take() {
+                    self.queue_model_change(&db, &name, job).await?;
+                }
                 Ok(out)
             }
             Err(e) => {

@@ -416,13 +416,6 @@ def test_model_change_under_a_write_load_switches_once(server: EmbedbServer, con
     tag, n = "mc: ", 1500
     with conn.cursor() as cur:
         create_sync_docs(cur, n, tag)
-        double.delay = 0.15  # a backfill of a few seconds
-        cur.execute(f"ALTER TABLE docs MODIFY COLUMN {NEW_COLUMN}")
-        (job,) = jobs(cur)
-        assert job[3] == "modify column" and job[11] == "running" and "0 of 1500" in job[12], job
-        cur.execute("SHOW CREATE TABLE docs")
-        assert f"vector({DIMS})" in cur.fetchone()[1]  # unchanged until the switch
-
     db = current_db(conn)
     stop = threading.Event()
     seen: list[int] = []
@@ -469,7 +462,16 @@ def test_model_change_under_a_write_load_switches_once(server: EmbedbServer, con
     threads = [threading.Thread(target=read), threading.Thread(target=write)]
     for t in threads:
         t.start()
+    time.sleep(0.5)
     with conn.cursor() as cur:
+        # The ALTER itself runs beside the writes: a row written while it queues the table's rows
+        # is queued once, by one side or the other.
+        double.delay = 0.15  # a backfill of a few seconds
+        cur.execute(f"ALTER TABLE docs MODIFY COLUMN {NEW_COLUMN}")
+        (job,) = jobs(cur)
+        assert job[3] == "modify column" and job[11] == "running" and " rows embedded" in job[12], job
+        cur.execute("SHOW CREATE TABLE docs")
+        assert f"vector({DIMS})" in cur.fetchone()[1]  # unchanged until the switch
         wait_for(lambda: not jobs(cur), 120, "the model change to finish")
     time.sleep(1)  # reads and writes go on after the switch
     stop.set()
