@@ -151,6 +151,16 @@ pub fn forget_column(txn: &Txn, table_id: i64, column_id: u32) -> Result<()> {
     forget_range(txn, &[PENDING, FAILED, READY], |list| column_prefix(list, table_id, column_id))
 }
 
+/// Whether a row has an entry of `column_id` in any list (pending, failed or ready).
+pub fn has_entry(txn: &Txn, table_id: i64, column_id: u32, handle: i64) -> Result<bool> {
+    for list in [PENDING, FAILED, READY] {
+        if txn.get(&key(list, table_id, column_id, handle))?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// A vector made for a model change's shadow column, kept until the switch.
 pub fn store_ready(txn: &Txn, table_id: i64, column_id: u32, handle: i64, vector: &[f32]) {
     txn.delete(key(PENDING, table_id, column_id, handle));

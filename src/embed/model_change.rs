@@ -54,7 +54,7 @@ pub fn start(info: &mut TableInfo, column: ColumnInfo, job: i64) -> Result<()> {
     }
     let shadow_id = info.next_column_id;
     info.next_column_id += 1;
-    info.model_change = Some(ModelChange { job, column, shadow_id, started_ms: backlog::now_ms(), rows: 0, switching: false, queued: false });
+    info.model_change = Some(ModelChange { job, column, shadow_id, started_ms: backlog::now_ms(), switching: false, queued: false });
     Ok(())
 }
 
@@ -67,16 +67,12 @@ pub fn queue_rows(txn: &Txn, db: &str, table_name: &str, job: i64, texts: Vec<(i
     let cat = Catalog::new(txn);
     let Some(mut info) = cat.table(db, table_name)? else { return Ok(()) };
     let Some(m) = info.model_change.as_mut().filter(|m| m.job == job) else { return Ok(()) };
-    let mut rows = 0;
     for (handle, text) in texts {
-        let queued = [backlog::PENDING, backlog::FAILED, backlog::READY].iter().map(|l| backlog::key(l, info.id, m.shadow_id, handle)).try_fold(false, |found, k| Ok::<_, crate::error::SqlError>(found || txn.get(&k)?.is_some()))?;
-        rows += text.is_some() as u64;
-        if !queued {
+        if !backlog::has_entry(txn, info.id, m.shadow_id, handle)? {
             // (A NULL text queues nothing, but the delete still meets a concurrent write.)
             backlog::enqueue(txn, info.id, m.shadow_id, handle, text);
         }
     }
-    m.rows = rows;
     m.queued = true;
     cat.put_table(&info)?;
     Ok(())
@@ -142,9 +138,10 @@ pub fn switch(txn: &Txn, db: &str, table_name: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// What `ADMIN SHOW DDL JOBS` shows of a running change: (table, job, rows to embed, rows done).
-pub fn progress(txn: &Txn, info: &TableInfo) -> Result<Option<(ModelChange, u64, u64)>> {
+/// What `ADMIN SHOW DDL JOBS` shows of a running change: the job and its backlog (rows to
+/// embed: pending + failed + ready; done: ready).
+pub fn progress(txn: &Txn, info: &TableInfo) -> Result<Option<(ModelChange, backlog::Counts)>> {
     let Some(m) = info.model_change.clone() else { return Ok(None) };
     let c = backlog::counts(txn, info.id, m.shadow_id)?;
-    Ok(Some((m, c.pending + c.failed + c.ready, c.ready)))
+    Ok(Some((m, c)))
 }

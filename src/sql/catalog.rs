@@ -159,9 +159,8 @@ pub struct ModelChange {
     pub column: ColumnInfo,
     /// The backlog's id for the new vectors while they are made.
     pub shadow_id: u32,
-    /// When the change began (ms since the epoch) and how many rows it had to embed then.
+    /// When the change began (ms since the epoch).
     pub started_ms: u64,
-    pub rows: u64,
     /// Every new vector is made and the switch is under way: row writes wait (they fail with a
     /// write conflict that autocommit statements retry once the switch is done).
     #[serde(default)]

@@ -971,7 +971,7 @@ pub fn show_create_table(info: &TableInfo) -> String {
 }
 
 /// Turn a `ShowTable` into output, applying LIKE (first column) or WHERE (any expression).
-async fn finish(t: ShowTable, like_pat: Option<String>, where_expr: Option<String>, session: &Session) -> Result<Output> {
+pub(crate) async fn finish(t: ShowTable, like_pat: Option<String>, where_expr: Option<String>, session: &Session) -> Result<Output> {
     let mut rows = t.rows;
     if let Some(p) = &like_pat {
         rows.retain(|r| match &r[0] {
