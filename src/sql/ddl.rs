@@ -616,23 +616,55 @@ fn check_embed_text(e: &Expr) -> Result<()> {
     Ok(())
 }
 
+/// A generated column's direct `EMBED_TEXT(model, text [, options])` call, in parts.
+pub struct EmbedCall {
+    pub model: String,
+    pub options: Option<String>,
+    /// The text argument, as written.
+    pub text: Expr,
+}
+
+impl EmbedCall {
+    /// The parts of a parsed `EMBED_TEXT` call whose model (and options, if given) are string
+    /// literals.
+    pub fn of(e: &Expr) -> Option<EmbedCall> {
+        let Expr::Function(f) = e else { return None };
+        if !f.name.to_string().eq_ignore_ascii_case("embed_text") {
+            return None;
+        }
+        let args = crate::sql::rewrite::plain_args(f);
+        let literal = |i: usize| match args.get(i) {
+            Some(Expr::Value(v)) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => Some(s.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        Some(EmbedCall { model: literal(0)?, options: literal(2), text: (*args.get(1)?).clone() })
+    }
+
+    /// [`EmbedCall::of`] a generated column's expression text.
+    pub fn parse(expr: &str) -> Option<EmbedCall> {
+        let dialect = crate::sql::dialect::TidbDialect::default();
+        let e = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(expr).ok()?.parse_expr().ok()?;
+        EmbedCall::of(&e)
+    }
+
+    /// Whether its options chunk long texts (`"embedb.long_text": "chunk"`).
+    pub fn chunked(&self) -> bool {
+        chunked_options(self.options.as_deref())
+    }
+}
+
 /// The model and options of a generated column defined as a direct `EMBED_TEXT` call.
 pub fn embed_text_call(expr: &str) -> Option<(String, Option<String>)> {
-    let dialect = crate::sql::dialect::TidbDialect::default();
-    let e = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(expr).ok()?.parse_expr().ok()?;
-    let Expr::Function(f) = e else { return None };
-    if !f.name.to_string().eq_ignore_ascii_case("embed_text") {
-        return None;
-    }
-    let ast::FunctionArguments::List(l) = &f.args else { return None };
-    let s = |i: usize| match l.args.get(i) {
-        Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::Value(v)))) => match &v.value {
-            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => Some(s.clone()),
-            _ => None,
-        },
-        _ => None,
-    };
-    Some((s(0)?, s(2)))
+    EmbedCall::parse(expr).map(|c| (c.model, c.options))
+}
+
+/// Whether `EMBED_TEXT` options chunk long texts.
+fn chunked_options(options: Option<&str>) -> bool {
+    use crate::embed::{own_options, parse_options};
+    parse_options(options).ok().and_then(|m| own_options(&m).ok()).is_some_and(|o| o.long_text.is_chunk())
 }
 
 /// The embedding mode of a generated column's expression: `Async` only for an `EMBED_TEXT` call
@@ -648,28 +680,10 @@ pub fn embed_mode(expr: &str) -> crate::embed::Mode {
         .unwrap_or(Mode::Sync)
 }
 
-/// The text argument of a generated column's `EMBED_TEXT(model, text, …)` call.
-pub fn embed_text_source(expr: &str) -> Option<Expr> {
-    let dialect = crate::sql::dialect::TidbDialect::default();
-    let e = datafusion::sql::sqlparser::parser::Parser::new(&dialect).try_with_sql(expr).ok()?.parse_expr().ok()?;
-    let Expr::Function(f) = e else { return None };
-    if !f.name.to_string().eq_ignore_ascii_case("embed_text") {
-        return None;
-    }
-    crate::sql::rewrite::plain_args(&f).get(1).map(|e| (*e).clone())
-}
-
 /// Whether a generated column's expression is an `EMBED_TEXT` call whose options chunk long
 /// texts (`"embedb.long_text": "chunk"`): its values hold one vector per chunk.
 pub fn embed_chunked(expr: &str) -> bool {
-    use crate::embed::{own_options, parse_options};
-    if !expr.contains("chunk") {
-        return false;
-    }
-    embed_text_call(expr)
-        .and_then(|(_, o)| parse_options(o.as_deref()).ok())
-        .and_then(|m| own_options(&m).ok())
-        .is_some_and(|o| o.long_text.is_chunk())
+    expr.contains("chunk") && EmbedCall::parse(expr).is_some_and(|c| c.chunked())
 }
 
 fn index_comment(opts: &[ast::IndexOption]) -> Option<String> {

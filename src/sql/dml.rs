@@ -33,6 +33,7 @@ use crate::error::{Result, SqlError};
 use crate::session::{Output, Session};
 use crate::sql::catalog::{Catalog, ColumnInfo, TableInfo};
 use crate::sql::context::PlanScope;
+use crate::sql::ddl::EmbedCall;
 use crate::sql::types::{self, coerce, coerce_chunks, Target};
 use crate::sql::{foreign_key, parser, rewrite};
 use crate::storage::table::{self, Row, HANDLE_COLUMN};
@@ -491,10 +492,8 @@ impl Session {
             // Async: evaluate the text argument, not the call.
             let queued = crate::sql::ddl::embed_mode(&g.expr) == crate::embed::Mode::Async;
             if queued {
-                if let Expr::Function(f) = &e {
-                    if let Some(text) = rewrite::plain_args(f).get(1) {
-                        e = (*text).clone();
-                    }
+                if let Some(call) = EmbedCall::of(&e) {
+                    e = call.text;
                 }
             }
             gen_cols.push((ci, queued));
@@ -504,7 +503,7 @@ impl Session {
         // shadow id (the column itself keeps its old model's vectors until the switch).
         let mut shadow = None;
         if let Some(m) = &info.model_change {
-            if let Some(text) = m.column.generated.as_ref().map(|g| parse_expr(&g.expr)).transpose()?.as_ref().and_then(embed_text_argument) {
+            if let Some(text) = m.column.generated.as_ref().map(|g| parse_expr(&g.expr)).transpose()?.as_ref().and_then(EmbedCall::of).map(|c| c.text) {
                 let depends = changed.is_none_or(|changed| {
                     let refs = referenced_columns(&text);
                     info.columns.iter().enumerate().any(|(i, col)| changed.contains(&i) && refs.contains(&col.key()))
@@ -549,7 +548,7 @@ impl Session {
     /// The text argument of the `EMBED_TEXT` call `generated` for each of `rows` (a model
     /// change's backfill, `embed::model_change`).
     pub(crate) async fn embed_texts_of(&mut self, info: &TableInfo, rows: &[Row], generated: &str) -> Result<Vec<Option<String>>> {
-        let text = embed_text_argument(&parse_expr(generated)?).ok_or_else(|| SqlError::other("not an EMBED_TEXT column"))?;
+        let text = EmbedCall::of(&parse_expr(generated)?).ok_or_else(|| SqlError::other("not an EMBED_TEXT column"))?.text;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -883,14 +882,6 @@ impl QueuedTexts {
         for (column_id, text) in self.0.get(row).into_iter().flatten() {
             crate::embed::backlog::enqueue(txn, info.id, *column_id, handle, text.clone());
         }
-    }
-}
-
-/// The text argument of an `EMBED_TEXT(model, text, …)` call.
-pub(crate) fn embed_text_argument(e: &Expr) -> Option<Expr> {
-    match e {
-        Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("embed_text") => rewrite::plain_args(f).get(1).map(|t| (*t).clone()),
-        _ => None,
     }
 }
 
