@@ -1033,8 +1033,9 @@ impl AnnTable {
             Metric::L2 => VectorFunction::L2Distance,
             Metric::InnerProduct => VectorFunction::NegativeInnerProduct,
         };
-        let chunked = self.kv().info.columns[i].is_chunked();
-        let d = embedb_vector::distances_to(function, batch.column(i), &self.spec.query, chunked)?;
+        // The ORDER BY's own function: a `VEC_CHUNKS_*` distance takes each row's best chunk.
+        let chunks = matches!(&self.spec.order, Expr::ScalarFunction(f) if f.func.inner().downcast_ref::<VectorUdf>().is_some_and(VectorUdf::is_chunks));
+        let d = embedb_vector::distances_to(function, batch.column(i), &self.spec.query, chunks)?;
         let d = d.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
         // NULL first (as MySQL sorts ascending), then by value; a stable sort keeps handle order.

@@ -342,11 +342,11 @@ impl VectorEntry {
     }
 
     /// The graph keys of a row's vector (one per chunk of a chunked column's value).
-    fn keys_for(&self, handle: i64, vector: &[f32]) -> Vec<u64> {
-        if !self.chunked {
-            return vec![ann_key(handle)];
-        }
-        (0..vector.len() / self.index.dims()).filter_map(|i| chunk_key(handle, i)).collect()
+    fn keys_for(&self, handle: i64, vector: &[f32]) -> impl Iterator<Item = u64> {
+        // (No allocation: this runs for every row of every commit, under the commit lock.)
+        let chunks = if self.chunked { vector.len() / self.index.dims() } else { 0 };
+        let whole = (!self.chunked).then(|| ann_key(handle));
+        whole.into_iter().chain((0..chunks).filter_map(move |i| chunk_key(handle, i)))
     }
 
     /// Take a row out of the graph: its key, or all its chunks' keys.

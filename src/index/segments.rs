@@ -176,8 +176,7 @@ pub(super) fn reconcile_vector(e: &VectorEntry, info: &TableInfo, store: &Store)
                         continue;
                     }
                     if let Slot::Graph(v) = e.slot(r.handle, r) {
-                        let keys = e.keys_for(r.handle, &v);
-                        seen.extend(&keys);
+                        seen.extend(e.keys_for(r.handle, &v));
                         if e.graph_vector(r.handle).as_deref() == Some(v.as_slice()) {
                             continue;
                         }
