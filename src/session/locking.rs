@@ -107,10 +107,7 @@ impl Session {
                 .await;
             if !explicit {
                 self.engine.locks.release_all(owner);
-                // A table switching to a new embedding model: wait for the switch, then run on
-                // the new definition.
-                if r.as_ref().is_err_and(|e| e.code == WRITE_CONFLICT && e.message.contains(crate::embed::model_change::SWITCHING)) && switch_wait.elapsed() < super::SWITCH_WAIT {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                if super::waited_for_switch(&r, switch_wait).await {
                     continue;
                 }
             }

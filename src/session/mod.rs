@@ -39,7 +39,19 @@ pub use engine::{server_version, Engine};
 /// client.
 const AUTOCOMMIT_RETRIES: u32 = 10;
 /// How long an autocommit write waits for a table's switch to a new embedding model.
-pub(crate) const SWITCH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+const SWITCH_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether an autocommit write (tried first at `since`) failed on a table switching to a new
+/// embedding model and may wait for the switch (a minute at most): then it has waited a moment
+/// and runs again, on the new definition.
+pub(crate) async fn waited_for_switch(r: &Result<Output>, since: std::time::Instant) -> bool {
+    let switching = r.as_ref().is_err_and(|e| e.code == crate::error::WRITE_CONFLICT && e.message.contains(crate::embed::model_change::SWITCHING));
+    if switching && since.elapsed() < SWITCH_WAIT {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        return true;
+    }
+    false
+}
 
 /// The result of one statement.
 #[derive(Debug)]
@@ -472,12 +484,11 @@ impl Session {
                 let switch_wait = std::time::Instant::now();
                 loop {
                     let one = stmt.clone();
-                    match self.in_statement(|s, txn| Box::pin(s.dml(one, txn))).await {
-                        // A table switching to a new embedding model: wait for the switch
-                        // (a minute at most), then run on the new definition.
-                        Err(e) if e.code == crate::error::WRITE_CONFLICT && e.message.contains(crate::embed::model_change::SWITCHING) && switch_wait.elapsed() < SWITCH_WAIT => {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                        }
+                    let r = self.in_statement(|s, txn| Box::pin(s.dml(one, txn))).await;
+                    if waited_for_switch(&r, switch_wait).await {
+                        continue;
+                    }
+                    match r {
                         Err(e) if e.code == crate::error::WRITE_CONFLICT && tries < AUTOCOMMIT_RETRIES => {
                             tries += 1;
                             tokio::time::sleep(std::time::Duration::from_millis(1 << tries.min(6))).await;
