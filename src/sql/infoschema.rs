@@ -893,34 +893,20 @@ fn embedding_backlog(txn: &Txn, e: Option<&crate::embed::Embedder>) -> Result<Me
     let now = backlog::now_ms();
     let mut rows = Vec::new();
     for t in Catalog::new(txn).every_table()? {
-        for (pos, id) in t.async_embed_columns() {
+        // Async columns, and a model change's new vectors (`embed::model_change`) under the
+        // column's name: (column as it embeds, backlog id, mode).
+        let mut queued: Vec<(&crate::sql::catalog::ColumnInfo, u32, String)> = t.async_embed_columns().into_iter().map(|(pos, id)| (&t.columns[pos], id, "async".to_string())).collect();
+        queued.extend(t.model_change.as_ref().map(|m| (&m.column, m.shadow_id, format!("model change (job {})", m.job))));
+        for (column, id, mode) in queued {
             let c = backlog::counts(txn, t.id, id)?;
             let p = e.map(|e| e.backlog.column(t.id, id)).unwrap_or_default();
-            let model = t.columns[pos].generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)).map(|(m, _)| m);
+            let model = column.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)).map(|(m, _)| m);
             rows.push(vec![
                 s(&t.db),
                 s(&t.name),
-                s(&t.columns[pos].name),
+                s(&column.name),
                 model.map(s).unwrap_or_else(null),
-                s("async"),
-                i(c.pending as i64),
-                i(c.failed as i64),
-                i(p.embedded as i64),
-                c.oldest_pending_ms.map(|o| ScalarValue::Float64(Some(now.saturating_sub(o) as f64 / 1000.0))).unwrap_or(ScalarValue::Float64(None)),
-                p.last_error.map(s).unwrap_or_else(null),
-            ]);
-        }
-        // A model change's new vectors (`embed::model_change`), under the column's name.
-        if let Some(m) = &t.model_change {
-            let c = backlog::counts(txn, t.id, m.shadow_id)?;
-            let p = e.map(|e| e.backlog.column(t.id, m.shadow_id)).unwrap_or_default();
-            let model = m.column.generated.as_ref().and_then(|g| crate::sql::ddl::embed_text_call(&g.expr)).map(|(m, _)| m);
-            rows.push(vec![
-                s(&t.db),
-                s(&t.name),
-                s(&m.column.name),
-                model.map(s).unwrap_or_else(null),
-                s(&format!("model change (job {})", m.job)),
+                s(&mode),
                 i(c.pending as i64),
                 i(c.failed as i64),
                 i(p.embedded as i64),
